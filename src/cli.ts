@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+import { InputError } from './engine/errors';
+import { formatInspect } from './engine/report/inspect-text';
+import { inspectFile } from './node/inspect-file';
+
+const USAGE = `usage: layerplan <command> [options]
+
+commands:
+  inspect <model> [--json] [--dim name=value ...]   graph summary: ops, parameters, dtypes, layers
+                                                     (--dim binds a symbolic dim, e.g. --dim batch=8)
+options:
+  --json      print one JSON document on stdout
+  --help      this text`;
+
+interface Args {
+  command: string;
+  positional: string[];
+  json: boolean;
+  dims: Record<string, number>;
+}
+
+class UsageError extends Error {}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { command: argv[0] ?? '', positional: [], json: false, dims: {} };
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--json') args.json = true;
+    else if (a === '--dim') {
+      const spec = argv[++i] ?? '';
+      const m = /^([^=]+)=(\d+)$/.exec(spec);
+      if (!m) throw new UsageError(`--dim expects name=value, got '${spec}'`);
+      args.dims[m[1]] = Number(m[2]);
+    } else if (a.startsWith('--')) throw new UsageError(`unknown option ${a}`);
+    else args.positional.push(a);
+  }
+  return args;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let args: Args;
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    process.stderr.write(`layerplan: ${(e as Error).message}\n`);
+    return 2;
+  }
+  if (!args.command || args.command === '--help' || args.command === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return args.command ? 0 : 2;
+  }
+  const file = args.positional[0];
+  try {
+    switch (args.command) {
+      case 'inspect': {
+        if (!file) throw new UsageError('inspect needs a model file');
+        const report = await inspectFile(file, args.dims);
+        if (args.json) process.stdout.write(JSON.stringify(report) + '\n');
+        else process.stdout.write(formatInspect(file, report));
+        return 0;
+      }
+      case 'quant': case 'estimate': case 'check': case 'verify':
+        throw new UsageError(`'${args.command}' is not available in this version yet`);
+      default:
+        throw new UsageError(`unknown command '${args.command}' (try --help)`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) process.stderr.write(`layerplan: ${e.message}\n`);
+    else if (e instanceof InputError) process.stderr.write(`${e.message.split('\n')[0]}\n`);
+    else if (e instanceof RangeError) process.stderr.write(`${file}: too large or malformed to read (${e.message})\n`);
+    else process.stderr.write(`${file ?? 'layerplan'}: ${(e as Error).message ?? String(e)}\n`);
+    return 2;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`layerplan: ${String(e)}\n`);
+      process.exitCode = 2;
+    },
+  );
+}

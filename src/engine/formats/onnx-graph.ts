@@ -1,0 +1,183 @@
+import type { ByteSource } from '../bytes';
+import { symbol, type Dim } from '../graph/dims';
+import { groupLayers } from '../graph/layers';
+import type { AttrValue, GraphNode, GraphTensor, ModelGraph } from '../graph/model-graph';
+import { inferShapes } from '../graph/shapes';
+import { dtypeBits, onnxDtypeName, rawToNumbers } from './dtypes';
+import { subgraphsOf, type OnnxAttribute, type OnnxGraph, type OnnxModel, type OnnxTensor, type OnnxValueInfo } from './onnx';
+import { AttributeType, DataType } from './onnx-schema.generated';
+import { loadTensorBytes } from './onnx-data';
+
+const utf8 = new TextDecoder();
+/** Integer tensors up to this many elements are read at build time so shape inference can use them. */
+const SMALL_VALUE_ELEMENTS = 64;
+
+/** The handle a weight's GraphTensor.ref holds for ONNX: load its bytes with loadTensorBytes. */
+export interface OnnxTensorRef {
+  format: 'onnx';
+  tensor: OnnxTensor;
+}
+
+export interface OnnxGraphOptions {
+  /** Values for symbolic dims (batch, sequence, …) when counting FLOPs; unbound symbols count as 1. */
+  bindings?: Record<string, number>;
+  /** Ignore value_info shapes for intermediate tensors (tests compare our inference with them). */
+  ignoreValueInfo?: boolean;
+}
+
+/** Builds the format-neutral ModelGraph from a parsed ONNX model. */
+export async function onnxToGraph(model: OnnxModel, source: ByteSource, options: OnnxGraphOptions = {}): Promise<ModelGraph> {
+  const opsets: Record<string, number> = {};
+  for (const o of model.opsetImport) opsets[o.domain === '' ? 'ai.onnx' : o.domain] = o.version;
+  const graph: ModelGraph = {
+    format: 'onnx',
+    producer: model.producerName,
+    producerVersion: model.producerVersion,
+    opsets,
+    nodes: [],
+    tensors: new Map(),
+    layers: [],
+    inputs: model.graph.inputs.map((i) => i.name),
+    outputs: model.graph.outputs.map((o) => o.name),
+    bindings: { ...(options.bindings ?? {}) },
+    metadata: model.metadata,
+  };
+  const pending: Promise<void>[] = [];
+  addGraph(graph, model.graph, -1, 0, source, pending, options.ignoreValueInfo ?? false);
+  await Promise.all(pending);
+  inferShapes(graph);
+  groupLayers(graph);
+  return graph;
+}
+
+function valueInfoTensor(v: OnnxValueInfo): GraphTensor {
+  const t: GraphTensor = { name: v.name, dtype: 'unknown', isWeight: false, elements: 0, bytes: 0, consumers: [] };
+  if (v.type && (v.type.kind === 'tensor' || v.type.kind === 'sparse_tensor')) {
+    t.dtype = onnxDtypeName(v.type.elemType);
+    if (v.type.shape) t.shape = v.type.shape.map((d): Dim => (typeof d === 'string' ? symbol(d) : d));
+  }
+  return t;
+}
+
+function weightTensor(name: string, tensor: OnnxTensor): GraphTensor {
+  const bits = dtypeBits(tensor.dataType) ?? 8;
+  return {
+    name,
+    dtype: onnxDtypeName(tensor.dataType),
+    shape: [...tensor.dims],
+    isWeight: true,
+    elements: tensor.elements,
+    bytes: Math.ceil((tensor.elements * bits) / 8),
+    consumers: [],
+    ref: { format: 'onnx', tensor } satisfies OnnxTensorRef,
+  };
+}
+
+function isSmallInt(t: OnnxTensor): boolean {
+  return (t.dataType === DataType.INT64 || t.dataType === DataType.INT32) && t.elements <= SMALL_VALUE_ELEMENTS && t.dims.length <= 1;
+}
+
+function loadSmallValue(gt: GraphTensor, t: OnnxTensor, source: ByteSource, pending: Promise<void>[]): void {
+  if (!isSmallInt(t) || t.data.kind === 'external') return;
+  pending.push(
+    loadTensorBytes(t, source).then((bytes) => {
+      gt.value = Array.from(rawToNumbers(bytes, t.dataType, t.elements));
+    }),
+  );
+}
+
+function attrValue(a: OnnxAttribute, graph: ModelGraph): AttrValue {
+  switch (a.type) {
+    case AttributeType.INT: return a.i ?? 0;
+    case AttributeType.FLOAT: return a.f ?? 0;
+    case AttributeType.STRING: return a.s ? utf8.decode(a.s) : '';
+    case AttributeType.INTS: return a.ints;
+    case AttributeType.FLOATS: return a.floats;
+    case AttributeType.STRINGS: return a.strings.map((s) => utf8.decode(s));
+    case AttributeType.TENSOR: return { tensor: a.t?.name ?? '' };
+    case AttributeType.GRAPH: return { graph: graph.nodes.length };
+    default: return null;
+  }
+}
+
+/** Element count of a Constant node's value, whichever attribute holds it. */
+function constantTensor(node: { attributes: OnnxAttribute[] }): { tensor?: OnnxTensor; elements: number; dtype: string; dims: number[] } | undefined {
+  for (const a of node.attributes) {
+    switch (a.name) {
+      case 'value': if (a.t) return { tensor: a.t, elements: a.t.elements, dtype: onnxDtypeName(a.t.dataType), dims: a.t.dims }; break;
+      case 'sparse_value': if (a.sparseTensor) {
+        const dims = a.sparseTensor.dims;
+        return { elements: dims.reduce((p, d) => p * d, 1), dtype: onnxDtypeName(a.sparseTensor.values?.dataType ?? 0), dims };
+      } break;
+      case 'value_float': return { elements: 1, dtype: 'float', dims: [] };
+      case 'value_int': return { elements: 1, dtype: 'int64', dims: [] };
+      case 'value_string': return { elements: 1, dtype: 'string', dims: [] };
+      case 'value_floats': return { elements: a.floats.length, dtype: 'float', dims: [a.floats.length] };
+      case 'value_ints': return { elements: a.ints.length, dtype: 'int64', dims: [a.ints.length] };
+      case 'value_strings': return { elements: a.strings.length, dtype: 'string', dims: [a.strings.length] };
+    }
+  }
+  return undefined;
+}
+
+function addGraph(graph: ModelGraph, g: OnnxGraph, parent: number, depth: number, source: ByteSource, pending: Promise<void>[], ignoreValueInfo: boolean): void {
+  const tensors = graph.tensors;
+  const ensure = (name: string): GraphTensor => {
+    let t = tensors.get(name);
+    if (!t) {
+      t = { name, dtype: 'unknown', isWeight: false, elements: 0, bytes: 0, consumers: [] };
+      tensors.set(name, t);
+    }
+    return t;
+  };
+  for (const v of [...g.inputs, ...(ignoreValueInfo ? [] : [...g.valueInfo, ...g.outputs])]) {
+    if (!v.name) continue;
+    const existing = tensors.get(v.name);
+    if (!existing) tensors.set(v.name, valueInfoTensor(v));
+    else if (!existing.shape && !existing.isWeight) Object.assign(existing, { ...valueInfoTensor(v), consumers: existing.consumers, producer: existing.producer });
+  }
+  for (const init of g.initializers) {
+    const t = weightTensor(init.name, init);
+    tensors.set(init.name, t);
+    loadSmallValue(t, init, source, pending);
+  }
+  for (const sp of g.sparseInitializers) {
+    const name = sp.values?.name ?? '';
+    const elements = sp.dims.reduce((p, d) => p * d, 1);
+    const t: GraphTensor = {
+      name, dtype: onnxDtypeName(sp.values?.dataType ?? 0), shape: [...sp.dims], isWeight: true, elements,
+      bytes: Math.ceil(((sp.values?.elements ?? 0) * (dtypeBits(sp.values?.dataType ?? 0) ?? 8)) / 8) + Math.ceil(((sp.indices?.elements ?? 0) * (dtypeBits(sp.indices?.dataType ?? 0) ?? 64)) / 8),
+      consumers: [], ref: sp.values ? { format: 'onnx', tensor: sp.values } : undefined,
+    };
+    tensors.set(name, t);
+  }
+  for (const n of g.nodes) {
+    const node: GraphNode = {
+      index: graph.nodes.length, name: n.name, opType: n.opType, domain: n.domain, inputs: n.inputs, outputs: n.outputs,
+      attributes: {}, parent, depth, layer: 0, known: false, flops: 0, bytesMoved: 0,
+    };
+    graph.nodes.push(node);
+    for (const a of n.attributes) node.attributes[a.name] = attrValue(a, graph);
+    for (const i of n.inputs) if (i) ensure(i).consumers.push(node.index);
+    for (const o of n.outputs) {
+      if (!o) continue;
+      const t = ensure(o);
+      t.producer = node.index;
+    }
+    if (n.opType === 'Constant' && (n.domain === '' || n.domain === 'ai.onnx') && n.outputs[0]) {
+      const c = constantTensor(n);
+      if (c) {
+        const out = tensors.get(n.outputs[0])!;
+        const bits = c.tensor ? dtypeBits(c.tensor.dataType) ?? 8 : c.dtype === 'string' ? 8 : 32;
+        Object.assign(out, {
+          dtype: c.dtype, shape: [...c.dims], isWeight: true, elements: c.elements,
+          bytes: Math.ceil((c.elements * bits) / 8), ref: c.tensor ? { format: 'onnx', tensor: c.tensor } : undefined,
+        });
+        if (c.tensor) loadSmallValue(out, c.tensor, source, pending);
+        const a = n.attributes.find((x) => x.name === 'value_ints' || x.name === 'value_int');
+        if (a) out.value = a.name === 'value_int' ? [a.i ?? 0] : [...a.ints];
+      }
+    }
+    for (const sub of subgraphsOf(n)) addGraph(graph, sub, node.index, depth + 1, source, pending, ignoreValueInfo);
+  }
+}

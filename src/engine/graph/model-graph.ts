@@ -1,0 +1,76 @@
+import type { Dim, Shape } from './dims';
+
+/** An attribute value in a format-neutral form (subgraphs are expanded into the node list). */
+export type AttrValue = number | string | number[] | string[] | { tensor: string } | { graph: number } | null;
+
+/** A tensor of the graph: a weight (initializer / Constant), a graph input, or an intermediate value. */
+export interface GraphTensor {
+  name: string;
+  /** Element type name: float, float16, bfloat16, int8, … */
+  dtype: string;
+  shape?: Shape;
+  /** A stored weight (initializer, Constant-node value, checkpoint tensor). */
+  isWeight: boolean;
+  /** Stored element count and bytes (weights only). */
+  elements: number;
+  bytes: number;
+  /** Small integer tensors known at plan time (Constant shapes), as dims. */
+  value?: Dim[];
+  producer?: number;
+  consumers: number[];
+  /** Layer that owns this weight. */
+  layer?: number;
+  /** Format-specific handle used to load the values on demand. */
+  ref?: unknown;
+}
+
+export interface GraphNode {
+  index: number;
+  name: string;
+  opType: string;
+  domain: string;
+  inputs: string[];
+  outputs: string[];
+  attributes: Record<string, AttrValue>;
+  /** Index of the node whose subgraph holds this one, or -1 at top level. */
+  parent: number;
+  /** Subgraph nesting depth (0 at top level). */
+  depth: number;
+  layer: number;
+  /** False when shape inference does not know this op: it is kept, with unknown output shapes. */
+  known: boolean;
+  /** FLOPs of one execution (symbolic dims bound as the graph's bindings say). */
+  flops: number;
+  /** Bytes read and written (inputs + outputs) of one execution. */
+  bytesMoved: number;
+}
+
+export interface Layer {
+  index: number;
+  name: string;
+  nodes: number[];
+  weights: string[];
+  parameters: number;
+  flops: number;
+}
+
+export interface ModelGraph {
+  /** File format: onnx, safetensors, gguf, hf-config, arch. */
+  format: string;
+  producer: string;
+  producerVersion: string;
+  /** Opset per domain ("ai.onnx" for the default domain). */
+  opsets: Record<string, number>;
+  nodes: GraphNode[];
+  tensors: Map<string, GraphTensor>;
+  layers: Layer[];
+  inputs: string[];
+  outputs: string[];
+  /** Values bound to symbolic dims when counting FLOPs and bytes. */
+  bindings: Record<string, number>;
+  metadata: Record<string, string>;
+}
+
+export function layerOf(graph: ModelGraph, name: string): Layer | undefined {
+  return graph.layers.find((l) => l.name === name);
+}

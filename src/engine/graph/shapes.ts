@@ -1,0 +1,570 @@
+import { onnxDtypeName } from '../formats/dtypes';
+import { addDims, broadcast, divDims, evalShape, mulDims, productOf, type Dim, type Shape } from './dims';
+import type { AttrValue, GraphNode, GraphTensor, ModelGraph } from './model-graph';
+
+/**
+ * Shape inference with symbolic dims, and FLOPs / bytes per node.
+ *
+ * FLOP conventions (documented so the cost engine and users can check them): a multiply-add is 2
+ * FLOPs (MatMul, Gemm, Conv, attention's two matmuls, RNN gates); elementwise ops count 1 per
+ * output element; Softmax counts 5 per element (max, sub, exp, sum, div); normalizations count 8
+ * per element (mean, variance, normalize, scale, shift); pooling counts one per window element.
+ * Data-movement ops (Reshape, Transpose, Gather, Concat, …) count 0 FLOPs but move bytes.
+ */
+
+interface Out {
+  shape?: Shape;
+  dtype?: string;
+  value?: Dim[];
+}
+
+interface Ctx {
+  node: GraphNode;
+  ins: (GraphTensor | undefined)[];
+  attr: (name: string) => AttrValue | undefined;
+  int: (name: string, dflt: number) => number;
+  ints: (name: string) => number[] | undefined;
+  bind: (s: Shape | undefined) => number;
+  flops: number;
+}
+
+type Handler = (c: Ctx) => Out[];
+
+const norm = (axis: number, r: number) => (axis < 0 ? axis + r : axis);
+const shapeOf = (c: Ctx, i: number) => c.ins[i]?.shape;
+const dtypeOf = (c: Ctx, i: number) => c.ins[i]?.dtype ?? 'float';
+
+/** Unary / same-shape ops: output = input 0, `perElement` FLOPs per element. */
+function same(perElement: number, dtype?: string): Handler {
+  return (c) => {
+    const s = shapeOf(c, 0);
+    c.flops = perElement * c.bind(s);
+    return [{ shape: s, dtype: dtype ?? dtypeOf(c, 0) }];
+  };
+}
+
+/** Broadcasting elementwise ops over all inputs. */
+function elementwise(dtype?: string): Handler {
+  return (c) => {
+    let s: Shape | undefined = shapeOf(c, 0);
+    for (let i = 1; i < c.ins.length; i++) {
+      const t = shapeOf(c, i);
+      s = s && t ? broadcast(s, t) : undefined;
+    }
+    c.flops = c.bind(s);
+    const value = foldArithmetic(c);
+    return [{ shape: s, dtype: dtype ?? (c.node.opType === 'Where' ? dtypeOf(c, 1) : dtypeOf(c, 0)), value }];
+  };
+}
+
+/** Constant folding of small shape arithmetic (Add/Sub/Mul/Div on shape values). */
+function foldArithmetic(c: Ctx): Dim[] | undefined {
+  const a = c.ins[0]?.value;
+  const b = c.ins[1]?.value;
+  if (!a || !b || c.ins.length !== 2) return undefined;
+  const n = Math.max(a.length, b.length);
+  if ((a.length !== n && a.length !== 1) || (b.length !== n && b.length !== 1)) return undefined;
+  const out: Dim[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = a[a.length === 1 ? 0 : i];
+    const y = b[b.length === 1 ? 0 : i];
+    switch (c.node.opType) {
+      case 'Add': out.push(addDims(x, y)); break;
+      case 'Sub': out.push(typeof x === 'number' && typeof y === 'number' ? x - y : null); break;
+      case 'Mul': out.push(mulDims(x, y)); break;
+      case 'Div': out.push(typeof x === 'number' && typeof y === 'number' ? Math.trunc(x / y) : divDims(x, y)); break;
+      default: return undefined;
+    }
+  }
+  return out;
+}
+
+function matmulShape(a: Shape, b: Shape): Shape | undefined {
+  if (!a.length || !b.length) return undefined;
+  const a2 = a.length === 1 ? [1, a[0]] : a;
+  const b2 = b.length === 1 ? [b[0], 1] : b;
+  const batch = broadcast(a2.slice(0, -2), b2.slice(0, -2));
+  const out: Shape = [...batch];
+  if (a.length > 1) out.push(a2[a2.length - 2]);
+  if (b.length > 1) out.push(b2[b2.length - 1]);
+  return out;
+}
+
+const matmul: Handler = (c) => {
+  const a = shapeOf(c, 0);
+  const b = shapeOf(c, c.node.opType === 'QLinearMatMul' ? 3 : 1);
+  const s = a && b ? matmulShape(a, b) : undefined;
+  if (s && a) c.flops = 2 * c.bind(s) * c.bind([a[a.length - 1]]);
+  const dtype = c.node.opType === 'MatMulInteger' ? 'int32' : c.node.opType === 'QLinearMatMul' ? dtypeOf(c, 7) : dtypeOf(c, 0);
+  return [{ shape: s, dtype }];
+};
+
+const gemm: Handler = (c) => {
+  const a = shapeOf(c, 0);
+  const b = shapeOf(c, 1);
+  if (!a || !b || a.length !== 2 || b.length !== 2) return [{ dtype: dtypeOf(c, 0) }];
+  const m = c.int('transA', 0) ? a[1] : a[0];
+  const k = c.int('transA', 0) ? a[0] : a[1];
+  const n = c.int('transB', 0) ? b[0] : b[1];
+  c.flops = 2 * c.bind([m, n, k]) + (c.ins[2] ? c.bind([m, n]) : 0);
+  return [{ shape: [m, n], dtype: dtypeOf(c, 0) }];
+};
+
+/** com.microsoft MatMulNBits: A [..., K] × B packed [N, K/blk, blk*bits/8] → [..., N]. */
+const matmulNBits: Handler = (c) => {
+  const a = shapeOf(c, 0);
+  const n = c.int('N', 0);
+  const k = c.int('K', 0);
+  if (!a || !n) return [{ dtype: dtypeOf(c, 0) }];
+  const s = [...a.slice(0, -1), n];
+  c.flops = 2 * c.bind(s) * k;
+  return [{ shape: s, dtype: dtypeOf(c, 0) }];
+};
+
+function spatialOut(inDim: Dim, k: number, stride: number, dil: number, padBegin: number, padEnd: number, autoPad: string, ceil: boolean): Dim {
+  if (typeof inDim !== 'number') return autoPad.startsWith('SAME') && stride === 1 ? inDim : null;
+  if (autoPad.startsWith('SAME')) return Math.ceil(inDim / stride);
+  const eff = dil * (k - 1) + 1;
+  const v = (inDim + padBegin + padEnd - eff) / stride + 1;
+  return ceil ? Math.ceil(v) : Math.floor(v);
+}
+
+function windowed(c: Ctx, x: Shape, kernel: number[], outChannels: Dim, ceil = false): Shape {
+  const nsp = kernel.length;
+  const strides = c.ints('strides') ?? kernel.map(() => 1);
+  const dil = c.ints('dilations') ?? kernel.map(() => 1);
+  const pads = c.ints('pads') ?? kernel.map(() => 0).concat(kernel.map(() => 0));
+  const autoPad = String(c.attr('auto_pad') ?? 'NOTSET');
+  const out: Shape = [x[0], outChannels];
+  for (let i = 0; i < nsp; i++) out.push(spatialOut(x[2 + i], kernel[i], strides[i] ?? 1, dil[i] ?? 1, pads[i] ?? 0, pads[i + nsp] ?? 0, autoPad, ceil));
+  return out;
+}
+
+const conv: Handler = (c) => {
+  const integer = c.node.opType === 'ConvInteger';
+  const qlinear = c.node.opType === 'QLinearConv';
+  const x = shapeOf(c, 0);
+  const w = shapeOf(c, qlinear ? 3 : 1);
+  const dtype = integer ? 'int32' : qlinear ? dtypeOf(c, 7) : dtypeOf(c, 0);
+  if (!x || !w || w.length < 3) return [{ dtype }];
+  const kernel = c.ints('kernel_shape') ?? w.slice(2).map((d) => (typeof d === 'number' ? d : 1));
+  const s = windowed(c, x, kernel, w[0]);
+  const perOutput = c.bind([w[1]]) * kernel.reduce((p, k) => p * k, 1);
+  c.flops = 2 * c.bind(s) * perOutput;
+  return [{ shape: s, dtype }];
+};
+
+const convTranspose: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  const w = shapeOf(c, 1);
+  if (!x || !w || w.length < 3) return [{ dtype: dtypeOf(c, 0) }];
+  const group = c.int('group', 1);
+  const kernel = c.ints('kernel_shape') ?? w.slice(2).map((d) => (typeof d === 'number' ? d : 1));
+  const nsp = kernel.length;
+  const strides = c.ints('strides') ?? kernel.map(() => 1);
+  const dil = c.ints('dilations') ?? kernel.map(() => 1);
+  const pads = c.ints('pads') ?? kernel.map(() => 0).concat(kernel.map(() => 0));
+  const outPad = c.ints('output_padding') ?? kernel.map(() => 0);
+  const explicit = c.ints('output_shape');
+  const s: Shape = [x[0], mulDims(w[1], group)];
+  for (let i = 0; i < nsp; i++) {
+    const d = x[2 + i];
+    if (explicit) s.push(explicit[explicit.length - nsp + i]);
+    else if (typeof d !== 'number') s.push(null);
+    else s.push(strides[i] * (d - 1) + outPad[i] + ((kernel[i] - 1) * dil[i] + 1) - pads[i] - pads[i + nsp]);
+  }
+  // Each input element scatters into C_out/group × kernel outputs.
+  c.flops = 2 * c.bind(x) * c.bind([w[1]]) * kernel.reduce((p, k) => p * k, 1);
+  return [{ shape: s, dtype: dtypeOf(c, 0) }];
+};
+
+const pool: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  if (!x) return [{ dtype: dtypeOf(c, 0) }];
+  const kernel = c.ints('kernel_shape') ?? [];
+  const s = windowed(c, x, kernel, x[1], c.int('ceil_mode', 0) === 1);
+  c.flops = c.bind(s) * kernel.reduce((p, k) => p * k, 1);
+  return c.node.opType === 'MaxPool' && c.node.outputs.length > 1 ? [{ shape: s, dtype: dtypeOf(c, 0) }, { shape: s, dtype: 'int64' }] : [{ shape: s, dtype: dtypeOf(c, 0) }];
+};
+
+const globalPool: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  c.flops = c.bind(x);
+  return [{ shape: x ? [x[0], x[1], ...x.slice(2).map(() => 1)] : undefined, dtype: dtypeOf(c, 0) }];
+};
+
+function normalization(perElement: number): Handler {
+  return (c) => {
+    const s = shapeOf(c, 0);
+    c.flops = perElement * c.bind(s);
+    const outs: Out[] = [{ shape: s, dtype: dtypeOf(c, 0) }];
+    for (let i = 1; i < c.node.outputs.length; i++) outs.push({ dtype: 'float' });
+    return outs;
+  };
+}
+
+const reshape: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  const target = c.ins[1]?.value ?? c.ints('shape');
+  if (!target) return [{ dtype: dtypeOf(c, 0) }];
+  const allowZero = c.int('allowzero', 0) === 1;
+  const out: Shape = target.map((d, i) => (d === 0 && !allowZero && x ? x[i] ?? null : d));
+  const neg = out.findIndex((d) => d === -1);
+  if (neg >= 0) {
+    const known = productOf(out.filter((_, i) => i !== neg));
+    out[neg] = x ? divDims(productOf(x), known) : null;
+  }
+  return [{ shape: out, dtype: dtypeOf(c, 0), value: c.ins[0]?.value }];
+};
+
+const transpose: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  if (!x) return [{ dtype: dtypeOf(c, 0) }];
+  const perm = c.ints('perm') ?? x.map((_, i) => x.length - 1 - i);
+  return [{ shape: perm.map((p) => x[p] ?? null), dtype: dtypeOf(c, 0) }];
+};
+
+const gather: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  const idx = shapeOf(c, 1);
+  if (!x || !idx) return [{ dtype: dtypeOf(c, 0) }];
+  const axis = norm(c.int('axis', 0), x.length);
+  const s = [...x.slice(0, axis), ...idx, ...x.slice(axis + 1)];
+  let value: Dim[] | undefined;
+  const data = c.ins[0]?.value;
+  const indices = c.ins[1]?.value;
+  if (data && indices && x.length === 1) {
+    value = indices.map((i) => (typeof i === 'number' ? data[i < 0 ? i + data.length : i] ?? null : null));
+  }
+  return [{ shape: s, dtype: dtypeOf(c, 0), value }];
+};
+
+const concat: Handler = (c) => {
+  const shapes = c.ins.map((t) => t?.shape);
+  if (shapes.some((s) => !s) || !shapes.length) return [{ dtype: dtypeOf(c, 0) }];
+  const r = shapes[0]!.length;
+  const axis = norm(c.int('axis', 0), r);
+  const s = [...shapes[0]!];
+  for (let i = 1; i < shapes.length; i++) s[axis] = addDims(s[axis], shapes[i]![axis] ?? null);
+  let value: Dim[] | undefined;
+  if (r === 1 && c.ins.every((t) => t?.value)) value = c.ins.flatMap((t) => t!.value!);
+  return [{ shape: s, dtype: dtypeOf(c, 0), value }];
+};
+
+const shapeOp: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  if (!x) return [{ dtype: 'int64' }];
+  let start = c.int('start', 0);
+  let end = c.int('end', x.length);
+  start = Math.max(0, Math.min(x.length, norm(start, x.length)));
+  end = Math.max(0, Math.min(x.length, norm(end, x.length)));
+  const value = x.slice(start, end);
+  return [{ shape: [value.length], dtype: 'int64', value }];
+};
+
+const unsqueeze: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  const axes = (c.ins[1]?.value as number[] | undefined) ?? c.ints('axes');
+  if (!x || !axes || axes.some((a) => typeof a !== 'number')) return [{ dtype: dtypeOf(c, 0) }];
+  const r = x.length + axes.length;
+  const set = new Set(axes.map((a) => norm(a, r)));
+  const s: Shape = [];
+  let j = 0;
+  for (let i = 0; i < r; i++) s.push(set.has(i) ? 1 : x[j++]);
+  return [{ shape: s, dtype: dtypeOf(c, 0), value: c.ins[0]?.value }];
+};
+
+const squeeze: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  const axes = (c.ins[1]?.value as number[] | undefined) ?? c.ints('axes');
+  if (!x) return [{ dtype: dtypeOf(c, 0) }];
+  const set = new Set((axes ?? x.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0)).map((a) => norm(a as number, x.length)));
+  return [{ shape: x.filter((_, i) => !set.has(i)), dtype: dtypeOf(c, 0), value: c.ins[0]?.value }];
+};
+
+const slice: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  if (!x) return [{ dtype: dtypeOf(c, 0) }];
+  const starts = (c.ins[1]?.value as number[] | undefined) ?? c.ints('starts');
+  const ends = (c.ins[2]?.value as number[] | undefined) ?? c.ints('ends');
+  const axes = (c.ins[3]?.value as number[] | undefined) ?? c.ints('axes') ?? starts?.map((_, i) => i);
+  const steps = (c.ins[4]?.value as number[] | undefined) ?? starts?.map(() => 1);
+  if (!starts || !ends || !axes || !steps) return [{ shape: x.map(() => null), dtype: dtypeOf(c, 0) }];
+  const s = [...x];
+  for (let i = 0; i < axes.length; i++) {
+    const ax = norm(axes[i], x.length);
+    const d = x[ax];
+    const st = starts[i], en = ends[i], step = steps[i] ?? 1;
+    if (typeof d !== 'number' || typeof st !== 'number' || typeof en !== 'number' || typeof step !== 'number') {
+      s[ax] = typeof st === 'number' && st === 0 && typeof en === 'number' && en >= 2 ** 31 - 1 ? d : null;
+      continue;
+    }
+    const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v));
+    const b = step > 0 ? clamp(st < 0 ? st + d : st, 0, d) : clamp(st < 0 ? st + d : st, -1, d - 1);
+    const e = step > 0 ? clamp(en < 0 ? en + d : en, 0, d) : clamp(en < 0 ? en + d : en, -1, d - 1);
+    s[ax] = Math.max(0, Math.ceil((e - b) / step));
+  }
+  let value: Dim[] | undefined;
+  const v = c.ins[0]?.value;
+  if (v && x.length === 1 && typeof s[0] === 'number' && typeof starts[0] === 'number' && steps[0] === 1) {
+    const b = starts[0] < 0 ? Math.max(0, starts[0] + v.length) : Math.min(starts[0], v.length);
+    value = v.slice(b, b + s[0]);
+  }
+  return [{ shape: s, dtype: dtypeOf(c, 0), value }];
+};
+
+const split: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  const n = c.node.outputs.length;
+  if (!x) return c.node.outputs.map(() => ({ dtype: dtypeOf(c, 0) }));
+  const axis = norm(c.int('axis', 0), x.length);
+  const sizes = (c.ins[1]?.value as number[] | undefined) ?? c.ints('split');
+  return c.node.outputs.map((_, i) => {
+    const s = [...x];
+    s[axis] = sizes ? sizes[i] ?? null : typeof x[axis] === 'number' ? Math.ceil((x[axis] as number) / n) : divDims(x[axis], n);
+    return { shape: s, dtype: dtypeOf(c, 0) };
+  });
+};
+
+const expand: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  const target = c.ins[1]?.value;
+  return [{ shape: x && target ? broadcast(x, target) : undefined, dtype: dtypeOf(c, 0) }];
+};
+
+const flatten: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  if (!x) return [{ dtype: dtypeOf(c, 0) }];
+  const axis = norm(c.int('axis', 1), x.length);
+  return [{ shape: [productOf(x.slice(0, axis)), productOf(x.slice(axis))], dtype: dtypeOf(c, 0) }];
+};
+
+function reduce(c: Ctx): Out[] {
+  const x = shapeOf(c, 0);
+  if (!x) return [{ dtype: dtypeOf(c, 0) }];
+  const keep = c.int('keepdims', 1);
+  let axes = (c.ins[1]?.value as number[] | undefined) ?? c.ints('axes');
+  if (!axes || !axes.length) axes = c.int('noop_with_empty_axes', 0) ? [] : x.map((_, i) => i);
+  const set = new Set(axes.map((a) => norm(a, x.length)));
+  c.flops = c.bind(x);
+  const s = keep ? x.map((d, i) => (set.has(i) ? 1 : d)) : x.filter((_, i) => !set.has(i));
+  return [{ shape: s, dtype: c.node.opType.startsWith('Arg') ? 'int64' : dtypeOf(c, 0) }];
+}
+
+function argReduce(c: Ctx): Out[] {
+  const x = shapeOf(c, 0);
+  if (!x) return [{ dtype: 'int64' }];
+  const axis = norm(c.int('axis', 0), x.length);
+  c.flops = c.bind(x);
+  const s = c.int('keepdims', 1) ? x.map((d, i) => (i === axis ? 1 : d)) : x.filter((_, i) => i !== axis);
+  return [{ shape: s, dtype: 'int64' }];
+}
+
+/** ONNX Attention (opset 23) and com.microsoft MultiHeadAttention / Attention. */
+const attention: Handler = (c) => {
+  const q = shapeOf(c, 0);
+  const k = shapeOf(c, 1);
+  const v = shapeOf(c, 2);
+  if (!q) return c.node.outputs.map(() => ({ dtype: dtypeOf(c, 0) }));
+  let out: Shape | undefined;
+  if (c.node.domain === 'com.microsoft' && c.node.opType === 'Attention') {
+    // input [B, S, hidden_in], weights [hidden_in, 3*hidden]
+    const w = shapeOf(c, 1);
+    const hidden = w ? divDims(w[1], 3) : null;
+    out = [q[0], q[1], hidden];
+    if (w) c.flops = 2 * c.bind([q[0], q[1], w[0], w[1]]) + 4 * c.bind([q[0], q[1], q[1], hidden]);
+    return [{ shape: out, dtype: dtypeOf(c, 0) }, ...c.node.outputs.slice(1).map(() => ({ dtype: dtypeOf(c, 0) }))];
+  }
+  if (q.length === 4 && k && v) {
+    // [B, H, Sq, D] · [B, Hkv, Skv, D]
+    out = [q[0], q[1], q[2], v[3]];
+    c.flops = 2 * c.bind([q[0], q[1], q[2], k[2], q[3]]) + 2 * c.bind([q[0], q[1], q[2], k[2], v[3]]) + 5 * c.bind([q[0], q[1], q[2], k[2]]);
+  } else if (q.length === 3 && k && v) {
+    const qHeads = c.int('q_num_heads', c.int('num_heads', 1));
+    const kvHeads = c.int('kv_num_heads', qHeads);
+    const vHidden = kvHeads ? divDims(v[2], kvHeads) : null;
+    out = [q[0], q[1], qHeads && vHidden !== null ? mulDims(vHidden, qHeads) : v[2]];
+    c.flops = 2 * c.bind([q[0], q[1], k[1], q[2]]) + 2 * c.bind([q[0], q[1], k[1], out[2]]) + 5 * c.bind([q[0], q[1], k[1]]) * qHeads;
+  }
+  return [{ shape: out, dtype: dtypeOf(c, 0) }, ...c.node.outputs.slice(1).map(() => ({ dtype: dtypeOf(c, 0) }))];
+};
+
+/** LSTM / GRU / RNN: X [S, B, I] (layout 0), W [dirs, gates*H, I]. */
+const recurrent: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  const w = shapeOf(c, 1);
+  const hidden = c.int('hidden_size', 0) || (w && typeof w[1] === 'number' ? (w[1] as number) : 0);
+  const gates = c.node.opType === 'LSTM' ? 4 : c.node.opType === 'GRU' ? 3 : 1;
+  const dirs = String(c.attr('direction') ?? 'forward') === 'bidirectional' ? 2 : 1;
+  const layout = c.int('layout', 0);
+  if (!x) return c.node.outputs.map(() => ({ dtype: dtypeOf(c, 0) }));
+  const [seq, batch] = layout ? [x[1], x[0]] : [x[0], x[1]];
+  const h = hidden / (w && typeof w[1] === 'number' && !c.int('hidden_size', 0) ? gates : 1);
+  const input = x[2];
+  c.flops = 2 * dirs * gates * h * c.bind([seq, batch]) * (c.bind([input]) + h);
+  const y: Shape = layout ? [batch, seq, dirs, h] : [seq, dirs, batch, h];
+  const state: Shape = layout ? [batch, dirs, h] : [dirs, batch, h];
+  return [{ shape: y, dtype: dtypeOf(c, 0) }, { shape: state, dtype: dtypeOf(c, 0) }, { shape: state, dtype: dtypeOf(c, 0) }];
+};
+
+const quantizeLinear: Handler = (c) => {
+  const s = shapeOf(c, 0);
+  const zp = c.ins[2];
+  const outType = c.int('output_dtype', 0);
+  c.flops = 2 * c.bind(s);
+  return [{ shape: s, dtype: zp?.dtype ?? (outType ? onnxDtypeName(outType) : 'uint8') }];
+};
+
+const dequantizeLinear: Handler = (c) => {
+  const s = shapeOf(c, 0);
+  c.flops = 2 * c.bind(s);
+  return [{ shape: s, dtype: c.ins[1]?.dtype ?? 'float' }];
+};
+
+const dynamicQuantizeLinear: Handler = (c) => {
+  const s = shapeOf(c, 0);
+  c.flops = 4 * c.bind(s);
+  return [{ shape: s, dtype: 'uint8' }, { shape: [], dtype: 'float' }, { shape: [], dtype: 'uint8' }];
+};
+
+const constantOfShape: Handler = (c) => {
+  const v = c.ins[0]?.value;
+  return [{ shape: v, dtype: 'float' }];
+};
+
+const range: Handler = (c) => {
+  const [a, b, d] = [c.ins[0]?.value?.[0], c.ins[1]?.value?.[0], c.ins[2]?.value?.[0]];
+  const n = typeof a === 'number' && typeof b === 'number' && typeof d === 'number' && d !== 0 ? Math.max(0, Math.ceil((b - a) / d)) : a === 0 && d === 1 ? b ?? null : null;
+  return [{ shape: [n], dtype: dtypeOf(c, 0) }];
+};
+
+const cast: Handler = (c) => {
+  const s = shapeOf(c, 0);
+  return [{ shape: s, dtype: onnxDtypeName(c.int('to', 1)), value: c.ins[0]?.value }];
+};
+
+const identity: Handler = (c) => [{ shape: shapeOf(c, 0), dtype: dtypeOf(c, 0), value: c.ins[0]?.value }];
+
+const pad: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  const pads = (c.ins[1]?.value as number[] | undefined) ?? c.ints('pads');
+  if (!x || !pads || pads.some((p) => typeof p !== 'number')) return [{ shape: x?.map(() => null), dtype: dtypeOf(c, 0) }];
+  const axes = (c.ins[3]?.value as number[] | undefined) ?? x.map((_, i) => i);
+  const s = [...x];
+  axes.forEach((a, i) => {
+    const ax = norm(a, x.length);
+    s[ax] = addDims(addDims(s[ax], pads[i]), pads[i + axes.length]);
+  });
+  return [{ shape: s, dtype: dtypeOf(c, 0) }];
+};
+
+const tile: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  const reps = c.ins[1]?.value;
+  return [{ shape: x && reps ? x.map((d, i) => mulDims(d, reps[i] ?? null)) : undefined, dtype: dtypeOf(c, 0) }];
+};
+
+const einsum: Handler = (c) => [{ dtype: dtypeOf(c, 0) }];
+
+
+const handlers: Record<string, Handler> = {
+  MatMul: matmul, MatMulInteger: matmul, QLinearMatMul: matmul, FusedMatMul: matmul,
+  Gemm: gemm, MatMulNBits: matmulNBits,
+  Conv: conv, ConvInteger: conv, QLinearConv: conv, ConvTranspose: convTranspose,
+  MaxPool: pool, AveragePool: pool, LpPool: pool,
+  GlobalAveragePool: globalPool, GlobalMaxPool: globalPool, GlobalLpPool: globalPool,
+  BatchNormalization: normalization(4), InstanceNormalization: normalization(8), LayerNormalization: normalization(8),
+  GroupNormalization: normalization(8), RMSNormalization: normalization(4), SimplifiedLayerNormalization: normalization(4),
+  SkipLayerNormalization: normalization(9), SkipSimplifiedLayerNormalization: normalization(5), LRN: normalization(8),
+  MeanVarianceNormalization: normalization(8),
+  Softmax: same(5), LogSoftmax: same(6), Hardmax: same(2),
+  Relu: same(1), LeakyRelu: same(2), PRelu: elementwise(), Elu: same(3), Selu: same(3), Celu: same(3),
+  Sigmoid: same(4), HardSigmoid: same(3), HardSwish: same(4), Tanh: same(5), Softplus: same(3), Softsign: same(3),
+  Gelu: same(8), FastGelu: same(8), BiasGelu: elementwise(), QuickGelu: same(5), Mish: same(6), Swish: same(5),
+  Erf: same(6), Exp: same(1), Log: same(1), Sqrt: same(1), Reciprocal: same(1), Neg: same(1), Abs: same(1),
+  Floor: same(1), Ceil: same(1), Round: same(1), Sign: same(1), Sin: same(1), Cos: same(1), Tan: same(1),
+  Not: same(1, 'bool'), IsNaN: same(1, 'bool'), IsInf: same(1, 'bool'), Clip: same(2), Dropout: same(0),
+  Identity: identity, Cast: cast, CastLike: (c) => [{ shape: shapeOf(c, 0), dtype: dtypeOf(c, 1) }],
+  Add: elementwise(), Sub: elementwise(), Mul: elementwise(), Div: elementwise(), Pow: elementwise(), Mod: elementwise(),
+  Max: elementwise(), Min: elementwise(), Sum: elementwise(), Mean: elementwise(), Where: elementwise(), BitShift: elementwise(),
+  Equal: elementwise('bool'), Less: elementwise('bool'), Greater: elementwise('bool'), LessOrEqual: elementwise('bool'),
+  GreaterOrEqual: elementwise('bool'), And: elementwise('bool'), Or: elementwise('bool'), Xor: elementwise('bool'),
+  Reshape: reshape, Transpose: transpose, Gather: gather, Concat: concat, Split: split, Slice: slice,
+  Squeeze: squeeze, Unsqueeze: unsqueeze, Expand: expand, Flatten: flatten, Shape: shapeOp,
+  Size: () => [{ shape: [], dtype: 'int64' }], ConstantOfShape: constantOfShape, Range: range, Pad: pad, Tile: tile,
+  ReduceMean: reduce, ReduceSum: reduce, ReduceMax: reduce, ReduceMin: reduce, ReduceProd: reduce, ReduceL2: reduce,
+  ReduceL1: reduce, ReduceLogSumExp: reduce, ReduceSumSquare: reduce, ArgMax: argReduce, ArgMin: argReduce,
+  Attention: attention, MultiHeadAttention: attention, GroupQueryAttention: attention,
+  LSTM: recurrent, GRU: recurrent, RNN: recurrent,
+  QuantizeLinear: quantizeLinear, DequantizeLinear: dequantizeLinear, DynamicQuantizeLinear: dynamicQuantizeLinear,
+  Trilu: same(1), CumSum: same(1), Einsum: einsum,
+};
+
+export function isKnownOp(opType: string): boolean {
+  return opType in handlers || opType === 'Constant';
+}
+
+/**
+ * Runs shape inference over the graph's nodes in order (ONNX nodes are topologically sorted),
+ * filling output tensors' shapes, dtypes and known small values, and each node's FLOPs and bytes.
+ */
+export function inferShapes(graph: ModelGraph): void {
+  const bindings = graph.bindings;
+  const bind = (s: Shape | undefined) => evalShape(s, bindings);
+  for (const node of graph.nodes) {
+    const ins = node.inputs.map((n) => (n ? graph.tensors.get(n) : undefined));
+    const handler = handlers[node.opType];
+    const ctx: Ctx = {
+      node, ins, flops: 0, bind,
+      attr: (name) => node.attributes[name],
+      int: (name, dflt) => {
+        const v = node.attributes[name];
+        return typeof v === 'number' ? v : dflt;
+      },
+      ints: (name) => {
+        const v = node.attributes[name];
+        return Array.isArray(v) && v.every((x) => typeof x === 'number') ? (v as number[]) : undefined;
+      },
+    };
+    let outs: Out[] = [];
+    if (node.opType === 'Constant') {
+      node.known = true;
+    } else if (handler) {
+      try {
+        outs = handler(ctx);
+        node.known = true;
+      } catch {
+        outs = [];
+        node.known = true;
+      }
+    } else node.known = false;
+    node.flops = Number.isFinite(ctx.flops) ? ctx.flops : 0;
+    let moved = 0;
+    for (const t of ins) if (t?.shape) moved += bind(t.shape) * bytesPerElement(t.dtype);
+    node.outputs.forEach((name, i) => {
+      if (!name) return;
+      const t = graph.tensors.get(name);
+      if (!t) return;
+      const o = outs[i];
+      if (o && !t.isWeight) {
+        if (o.shape && !t.shape) t.shape = o.shape;
+        if (o.dtype && (t.dtype === 'unknown' || !t.dtype)) t.dtype = o.dtype;
+        if (o.value && !t.value && o.value.length <= 64) t.value = o.value;
+      }
+      if (t.shape) moved += bind(t.shape) * bytesPerElement(t.dtype);
+    });
+    node.bytesMoved = moved;
+  }
+}
+
+export function bytesPerElement(dtype: string): number {
+  switch (dtype) {
+    case 'double': case 'int64': case 'uint64': case 'complex64': return 8;
+    case 'complex128': return 16;
+    case 'float': case 'int32': case 'uint32': return 4;
+    case 'float16': case 'bfloat16': case 'int16': case 'uint16': return 2;
+    case 'int4': case 'uint4': case 'float4e2m1': return 0.5;
+    case 'int2': case 'uint2': return 0.25;
+    default: return 1;
+  }
+}

@@ -1,0 +1,44 @@
+import * as vscode from 'vscode';
+import { InputError } from './engine/errors';
+import { formatInspect } from './engine/report/inspect-text';
+import { inspectFile } from './node/inspect-file';
+
+/** Everything the commands share; built once in activate(). */
+interface Ctx {
+  output: vscode.OutputChannel;
+}
+
+const MODEL_FILTERS = { 'Model files': ['onnx'] };
+
+function inspectModel(ctx: Ctx) {
+  return async (uri?: vscode.Uri) => {
+    let target = uri ?? vscode.window.activeTextEditor?.document.uri;
+    if (!target || !/\.onnx$/i.test(target.fsPath)) {
+      const picked = await vscode.window.showOpenDialog({ canSelectMany: false, filters: MODEL_FILTERS, title: 'Inspect model' });
+      target = picked?.[0];
+    }
+    if (!target) return;
+    const file = target.fsPath;
+    try {
+      const report = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `Layerplan: reading ${vscode.workspace.asRelativePath(target)}` },
+        () => inspectFile(file),
+      );
+      ctx.output.clear();
+      ctx.output.append(formatInspect(file, report));
+      ctx.output.show(true);
+      return report;
+    } catch (e) {
+      const message = e instanceof InputError ? e.message : `${file}: ${(e as Error).message}`;
+      void vscode.window.showErrorMessage(`Layerplan: ${message}`);
+      return undefined;
+    }
+  };
+}
+
+export function activate(context: vscode.ExtensionContext): void {
+  const ctx: Ctx = { output: vscode.window.createOutputChannel('Layerplan') };
+  context.subscriptions.push(ctx.output, vscode.commands.registerCommand('layerplan.inspectModel', inspectModel(ctx)));
+}
+
+export function deactivate(): void {}

@@ -1,0 +1,70 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { MemoryByteSource } from '../src/engine/bytes';
+
+export const REPO = path.resolve(__dirname, '..', '..');
+export const SHARED_FIXTURES = path.resolve(REPO, '..', 'shared', 'fixtures');
+export const OUR_MODELS = path.join(REPO, 'test', 'fixtures', 'models');
+
+/** Every file under `dir` whose name ends with `suffix`. */
+export function walk(dir: string, suffix: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...walk(p, suffix));
+    else if (entry.name.endsWith(suffix)) out.push(p);
+  }
+  return out.sort();
+}
+
+export function memorySource(file: string): MemoryByteSource {
+  return new MemoryByteSource(file, new Uint8Array(fs.readFileSync(file)));
+}
+
+/** A deterministic PRNG (mulberry32) for fuzzing. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A minimal protobuf writer for crafting malformed and huge test files by hand. */
+export class PbWriter {
+  private parts: number[] = [];
+  varint(v: number): this {
+    let n = BigInt.asUintN(64, BigInt(v));
+    do {
+      let b = Number(n & 0x7fn);
+      n >>= 7n;
+      if (n) b |= 0x80;
+      this.parts.push(b);
+    } while (n);
+    return this;
+  }
+  tag(field: number, wire: number): this {
+    return this.varint(field * 8 + wire);
+  }
+  int(field: number, v: number): this {
+    return this.tag(field, 0).varint(v);
+  }
+  bytes(field: number, data: Uint8Array | number[]): this {
+    this.tag(field, 2).varint(data.length);
+    this.parts.push(...data);
+    return this;
+  }
+  string(field: number, s: string): this {
+    return this.bytes(field, Array.from(Buffer.from(s, 'utf8')));
+  }
+  message(field: number, m: PbWriter): this {
+    return this.bytes(field, m.finish());
+  }
+  finish(): Uint8Array {
+    return Uint8Array.from(this.parts);
+  }
+}
