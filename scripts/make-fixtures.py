@@ -101,6 +101,12 @@ class TinyCNN(nn.Module):
 
 def export(model, args, name, inputs, outputs, dynamic):
     model.eval()
+    # Trained-looking norms: torch's exporter merges identical initializers (fresh LayerNorms are all ones).
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, (nn.LayerNorm, nn.BatchNorm2d)):
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.1, 0.1)
     path = os.path.join(OUT, name)
     torch.onnx.export(model, args, path, input_names=inputs, output_names=outputs, dynamic_axes=dynamic, opset_version=14)
     print('wrote', path, os.path.getsize(path))

@@ -6,6 +6,11 @@ export interface ByteSource {
   readonly size: number;
   /** Reads exactly `length` bytes at `offset` (the caller keeps ranges inside `size`). */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Optional synchronous read (local files): fills `into` when it is given and large enough, so a
+   * streaming reader can reuse one window buffer. Readers fall back to `read` without it.
+   */
+  readSync?(offset: number, length: number, into?: Uint8Array): Uint8Array;
 }
 
 /** Opens files that a model refers to (ONNX external data, safetensors shards), relative to the model's folder. */
@@ -21,5 +26,8 @@ export class MemoryByteSource implements ByteSource {
   }
   read(offset: number, length: number): Promise<Uint8Array> {
     return Promise.resolve(this.bytes.subarray(offset, offset + length));
+  }
+  readSync(offset: number, length: number): Uint8Array {
+    return this.bytes.subarray(offset, offset + length);
   }
 }

@@ -1,4 +1,4 @@
-import { promises as fsp, realpathSync, statSync } from 'fs';
+import { promises as fsp, readSync, realpathSync, statSync } from 'fs';
 import * as path from 'path';
 import type { ByteSource, SiblingResolver } from '../engine/bytes';
 import { InputError } from '../engine/errors';
@@ -36,6 +36,18 @@ export class FileByteSource implements ByteSource {
       const { bytesRead } = await this.handle.read(out, done, n, offset + done);
       if (bytesRead === 0) throw new InputError(this.name, `file shrank while reading at offset ${offset + done}`);
       done += bytesRead;
+    }
+    return out;
+  }
+
+  readSync(offset: number, length: number, into?: Uint8Array): Uint8Array {
+    if (offset < 0 || length < 0 || offset + length > this.size) throw new InputError(this.name, `read [${offset}, ${offset + length}) outside the file (${this.size} bytes)`);
+    const out = into && into.length >= length ? into.subarray(0, length) : new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(this.handle.fd, out, done, Math.min(MAX_CHUNK, length - done), offset + done);
+      if (n === 0) throw new InputError(this.name, `file shrank while reading at offset ${offset + done}`);
+      done += n;
     }
     return out;
   }

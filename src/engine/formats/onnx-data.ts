@@ -1,7 +1,7 @@
 import type { ByteSource, SiblingResolver } from '../bytes';
 import { InputError } from '../errors';
 import { dtypeBits, onnxDtypeName } from './dtypes';
-import type { OnnxTensor } from './onnx';
+import { subgraphsOf, type OnnxGraph, type OnnxModel, type OnnxTensor } from './onnx';
 import { DataType } from './onnx-schema.generated';
 import { ProtoReader, Wire } from './protobuf';
 
@@ -139,4 +139,41 @@ async function fieldsToRaw(tensor: OnnxTensor, source: ByteSource, byteLength: n
     }
   }
   return out;
+}
+
+/** Every tensor a model stores, subgraphs and Constant-node values included. */
+export function* allTensors(graph: OnnxGraph): Generator<OnnxTensor> {
+  yield* graph.initializers;
+  for (const s of graph.sparseInitializers) {
+    if (s.values) yield s.values;
+    if (s.indices) yield s.indices;
+  }
+  for (const n of graph.nodes) {
+    for (const a of n.attributes) {
+      if (a.t) yield a.t;
+      yield* a.tensors;
+    }
+    for (const g of subgraphsOf(n)) yield* allTensors(g);
+  }
+}
+
+/**
+ * Checks every external-data reference when the model is opened: the location stays inside the
+ * model's folder, and (when a folder resolver is given) the file exists and holds the range.
+ */
+export async function checkExternalData(model: OnnxModel, source: ByteSource, siblings?: SiblingResolver): Promise<void> {
+  const graphs = [model.graph, ...model.functions.flatMap((f) => f.nodes.flatMap(subgraphsOf)), ...model.trainingGraphs];
+  for (const g of graphs) {
+    for (const t of allTensors(g)) {
+      if (t.data.kind !== 'external') continue;
+      const rel = checkExternalLocation(source.name, t.data.location);
+      if (!siblings) continue;
+      const file = await siblings.open(rel);
+      const bits = dtypeBits(t.dataType) ?? 8;
+      const length = t.data.length ?? Math.ceil((t.elements * bits) / 8);
+      if (t.data.offset + length > file.size) {
+        throw new InputError(source.name, `tensor '${t.name}': external data [${t.data.offset}, ${t.data.offset + length}) lies outside '${rel}' (${file.size} bytes)`);
+      }
+    }
+  }
 }

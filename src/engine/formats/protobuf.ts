@@ -9,7 +9,7 @@ export const enum Wire {
   Fixed32 = 5,
 }
 
-const DEFAULT_WINDOW = 1 << 20;
+const DEFAULT_WINDOW = 64 << 10;
 /** The largest single field the reader ever holds in memory at once (strings, small arrays). */
 export const MAX_FIELD_BYTES = 256 * 1024 * 1024;
 const utf8 = new TextDecoder('utf-8', { fatal: false });
@@ -23,6 +23,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: false });
 export class ProtoReader {
   private buf: Uint8Array = new Uint8Array(0);
   private bufStart = 0;
+  /** Reused window storage for sources with readSync. */
+  private spare: Uint8Array | undefined;
   /** Absolute offset of the next byte to decode. */
   pos = 0;
 
@@ -40,14 +42,24 @@ export class ProtoReader {
   }
 
   /** Ensures bytes [pos, pos + n) are in the window; `n` is clamped to `end`. */
-  async need(n: number, end: number): Promise<void> {
+  need(n: number, end: number): Promise<void> | void {
     const want = Math.min(n, end - this.pos);
     if (this.pos + want <= this.bufStart + this.buf.length && this.pos >= this.bufStart) return;
     if (want > MAX_FIELD_BYTES) this.fail(`a field of ${want} bytes at offset ${this.pos} is larger than the reader allows`);
     if (this.pos + want > this.source.size) this.fail(`truncated: needs ${want} bytes at offset ${this.pos}, file has ${this.source.size}`);
     const len = Math.min(Math.max(want, this.windowSize), this.source.size - this.pos);
-    this.buf = await this.source.read(this.pos, len);
-    if (this.buf.length < want) this.fail(`short read at offset ${this.pos}`);
+    if (this.source.readSync) {
+      // The window is only referenced until the next refill (strings and bytes are copied out).
+      if (!this.spare || this.spare.length < len) this.spare = new Uint8Array(Math.max(len, this.windowSize));
+      this.setWindow(this.source.readSync(this.pos, len, this.spare), want);
+      return;
+    }
+    return this.source.read(this.pos, len).then((b) => this.setWindow(b, want));
+  }
+
+  private setWindow(b: Uint8Array, want: number): void {
+    if (b.length < want) this.fail(`short read at offset ${this.pos}`);
+    this.buf = b;
     this.bufStart = this.pos;
   }
 

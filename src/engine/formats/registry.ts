@@ -2,6 +2,7 @@ import type { ByteSource, SiblingResolver } from '../bytes';
 import { InputError } from '../errors';
 import type { ModelGraph } from '../graph/model-graph';
 import { looksLikeOnnx, readOnnxModel } from './onnx';
+import { checkExternalData } from './onnx-data';
 import { onnxToGraph } from './onnx-graph';
 
 export interface OpenOptions {
@@ -23,7 +24,11 @@ export const onnxFormat: ModelFormat = {
   id: 'onnx',
   extensions: ['.onnx', '.onnx.data', '.ort'],
   match: (name, head) => name.toLowerCase().endsWith('.onnx') || looksLikeOnnx(head),
-  open: async (source, options) => onnxToGraph(await readOnnxModel(source), source, options),
+  open: async (source, options) => {
+    const model = await readOnnxModel(source);
+    await checkExternalData(model, source, options.siblings);
+    return onnxToGraph(model, source, options);
+  },
 };
 
 export const formats: ModelFormat[] = [onnxFormat];

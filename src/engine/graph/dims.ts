@@ -11,9 +11,20 @@ interface Mono {
   syms: string[];
 }
 
+const parsed = new Map<string, Mono>();
+
 function parse(d: Dim): Mono | null {
   if (d === null) return null;
   if (typeof d === 'number') return { coef: d, syms: [] };
+  let m = parsed.get(d);
+  if (!m) {
+    m = parseProduct(d);
+    if (parsed.size < 10000) parsed.set(d, m);
+  }
+  return { coef: m.coef, syms: [...m.syms] };
+}
+
+function parseProduct(d: string): Mono {
   let coef = 1;
   const syms: string[] = [];
   for (const part of d.split('*')) {
@@ -71,6 +82,7 @@ export function productOf(dims: Shape): Dim {
 
 /** Evaluates a dim with symbol bindings (unbound symbols count as 1, unknown dims as 1). */
 export function evalDim(d: Dim, bindings: Record<string, number>): number {
+  if (typeof d === 'number') return d;
   const m = parse(d);
   if (!m) return 1;
   let v = m.coef;

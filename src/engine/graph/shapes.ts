@@ -169,7 +169,9 @@ const convTranspose: Handler = (c) => {
   const s: Shape = [x[0], mulDims(w[1], group)];
   for (let i = 0; i < nsp; i++) {
     const d = x[2 + i];
+    const autoPad = String(c.attr('auto_pad') ?? 'NOTSET');
     if (explicit) s.push(explicit[explicit.length - nsp + i]);
+    else if (autoPad.startsWith('SAME')) s.push(mulDims(d, strides[i]));
     else if (typeof d !== 'number') s.push(null);
     else s.push(strides[i] * (d - 1) + outPad[i] + ((kernel[i] - 1) * dil[i] + 1) - pads[i] - pads[i + nsp]);
   }
@@ -360,33 +362,63 @@ function argReduce(c: Ctx): Out[] {
   return [{ shape: s, dtype: 'int64' }];
 }
 
-/** ONNX Attention (opset 23) and com.microsoft MultiHeadAttention / Attention. */
+/** ONNX Attention (opset 23/24) and com.microsoft Attention / MultiHeadAttention / GroupQueryAttention. */
 const attention: Handler = (c) => {
   const q = shapeOf(c, 0);
-  const k = shapeOf(c, 1);
-  const v = shapeOf(c, 2);
-  if (!q) return c.node.outputs.map(() => ({ dtype: dtypeOf(c, 0) }));
-  let out: Shape | undefined;
+  const dtype = dtypeOf(c, 0);
+  const rest = (outs: Out[]) => [...outs, ...c.node.outputs.slice(outs.length).map(() => ({ dtype }))];
+  if (!q) return rest([]);
   if (c.node.domain === 'com.microsoft' && c.node.opType === 'Attention') {
-    // input [B, S, hidden_in], weights [hidden_in, 3*hidden]
+    // input [B, S, hidden_in], packed QKV weights [hidden_in, 3*hidden]
     const w = shapeOf(c, 1);
     const hidden = w ? divDims(w[1], 3) : null;
-    out = [q[0], q[1], hidden];
     if (w) c.flops = 2 * c.bind([q[0], q[1], w[0], w[1]]) + 4 * c.bind([q[0], q[1], q[1], hidden]);
-    return [{ shape: out, dtype: dtypeOf(c, 0) }, ...c.node.outputs.slice(1).map(() => ({ dtype: dtypeOf(c, 0) }))];
+    return rest([{ shape: [q[0], q[1], hidden], dtype }]);
   }
-  if (q.length === 4 && k && v) {
-    // [B, H, Sq, D] · [B, Hkv, Skv, D]
-    out = [q[0], q[1], q[2], v[3]];
-    c.flops = 2 * c.bind([q[0], q[1], q[2], k[2], q[3]]) + 2 * c.bind([q[0], q[1], q[2], k[2], v[3]]) + 5 * c.bind([q[0], q[1], q[2], k[2]]);
-  } else if (q.length === 3 && k && v) {
-    const qHeads = c.int('q_num_heads', c.int('num_heads', 1));
-    const kvHeads = c.int('kv_num_heads', qHeads);
-    const vHidden = kvHeads ? divDims(v[2], kvHeads) : null;
-    out = [q[0], q[1], qHeads && vHidden !== null ? mulDims(vHidden, qHeads) : v[2]];
-    c.flops = 2 * c.bind([q[0], q[1], k[1], q[2]]) + 2 * c.bind([q[0], q[1], k[1], out[2]]) + 5 * c.bind([q[0], q[1], k[1]]) * qHeads;
-  }
-  return [{ shape: out, dtype: dtypeOf(c, 0) }, ...c.node.outputs.slice(1).map(() => ({ dtype: dtypeOf(c, 0) }))];
+  const k = shapeOf(c, 1);
+  const v = shapeOf(c, 2);
+  if (!k || !v) return rest([]);
+  // Bring Q, K, V to [B, heads, S, head_dim].
+  const qHeads = c.int('q_num_heads', c.int('num_heads', 0));
+  const kvHeads = c.int('kv_num_heads', qHeads);
+  const to4d = (s: Shape, heads: number): Shape | undefined =>
+    s.length === 4 ? s : s.length === 3 && heads ? [s[0], heads, s[1], divDims(s[2], heads)] : undefined;
+  const q4 = to4d(q, qHeads);
+  const k4 = to4d(k, kvHeads);
+  const v4 = to4d(v, kvHeads);
+  if (!q4 || !k4 || !v4) return rest([]);
+  const pastKey = c.node.domain === '' ? shapeOf(c, 4) : undefined;
+  const total = pastKey && pastKey.length === 4 ? addDims(pastKey[2], k4[2]) : k4[2];
+  const [b, h, sq, d] = q4;
+  c.flops = 2 * c.bind([b, h, sq, total, d]) + 2 * c.bind([b, h, sq, total, v4[3]]) + 5 * c.bind([b, h, sq, total]);
+  const y: Shape = q.length === 4 ? [b, h, sq, v4[3]] : [q[0], q[1], mulDims(v4[3], h)];
+  return rest([
+    { shape: y, dtype },
+    { shape: [k4[0], k4[1], total, k4[3]], dtype },
+    { shape: [v4[0], v4[1], total, v4[3]], dtype },
+    { shape: [b, h, sq, total], dtype },
+  ]);
+};
+
+/** Einsum with explicit letters (no ellipsis): FLOPs are 2 × the product of every index's extent. */
+const einsum: Handler = (c) => {
+  const eq = String(c.attr('equation') ?? '').replace(/\s/g, '');
+  if (!eq || eq.includes('...')) return [{ dtype: dtypeOf(c, 0) }];
+  const [lhs, rhs] = eq.split('->');
+  const terms = lhs.split(',');
+  const extent = new Map<string, Dim>();
+  const counts = new Map<string, number>();
+  terms.forEach((term, i) => {
+    const s = shapeOf(c, i);
+    [...term].forEach((ch, j) => {
+      counts.set(ch, (counts.get(ch) ?? 0) + 1);
+      const d = s?.[j] ?? null;
+      if (!extent.has(ch) || extent.get(ch) === 1 || extent.get(ch) === null) extent.set(ch, d);
+    });
+  });
+  const outLetters = rhs !== undefined ? [...rhs] : [...counts.keys()].filter((ch) => counts.get(ch) === 1).sort();
+  c.flops = 2 * c.bind([...extent.values()]);
+  return [{ shape: outLetters.map((ch) => extent.get(ch) ?? null), dtype: dtypeOf(c, 0) }];
 };
 
 /** LSTM / GRU / RNN: X [S, B, I] (layout 0), W [dirs, gates*H, I]. */
@@ -464,7 +496,6 @@ const tile: Handler = (c) => {
   return [{ shape: x && reps ? x.map((d, i) => mulDims(d, reps[i] ?? null)) : undefined, dtype: dtypeOf(c, 0) }];
 };
 
-const einsum: Handler = (c) => [{ dtype: dtypeOf(c, 0) }];
 
 
 const handlers: Record<string, Handler> = {
