@@ -68,7 +68,7 @@ export function groupLayers(graph: ModelGraph): void {
     let layer: Layer;
     if (nodeScope) layer = get(nodeScope);
     else if (ownsParameters(node)) layer = get(node.name || weightsOf(node)[0].name || `${node.opType}_${node.index}`);
-    else layer = current ?? get(node.name || `${node.opType}_${node.index}`);
+    else layer = current ?? get('(input)');
     node.layer = layer.index;
     layer.nodes.push(node.index);
     current = layer;

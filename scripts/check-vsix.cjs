@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// Opens the packaged VSIX, checks that it holds exactly the runtime files (the .vscodeignore
+// allow-list), extracts it, and runs the bundled CLI from the extracted copy on the example model.
+'use strict';
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { spawnSync } = require('child_process');
+const yauzl = require('yauzl');
+
+const vsix = process.argv[2];
+const required = ['extension/package.json', 'extension/dist/extension.js', 'extension/dist/cli.js', 'extension/readme.md', 'extension/LICENSE.txt'];
+const forbidden = /^extension\/(src|test|node_modules|out|scripts|bench|examples)\//;
+
+yauzl.open(vsix, { lazyEntries: true }, (err, zip) => {
+  if (err) throw err;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-vsix-'));
+  const names = [];
+  zip.readEntry();
+  zip.on('entry', (entry) => {
+    names.push(entry.fileName);
+    if (/\/$/.test(entry.fileName)) return zip.readEntry();
+    zip.openReadStream(entry, (e, stream) => {
+      if (e) throw e;
+      const out = path.join(dir, entry.fileName);
+      fs.mkdirSync(path.dirname(out), { recursive: true });
+      stream.pipe(fs.createWriteStream(out)).on('finish', () => zip.readEntry());
+    });
+  });
+  zip.on('end', () => {
+    const lower = names.map((n) => n.toLowerCase());
+    const missing = required.filter((r) => !lower.includes(r.toLowerCase()));
+    const extra = names.filter((n) => forbidden.test(n));
+    if (missing.length || extra.length) {
+      console.error(`VSIX ${vsix}: missing ${JSON.stringify(missing)}, should not contain ${JSON.stringify(extra)}`);
+      process.exit(1);
+    }
+    const model = path.join(__dirname, '..', 'examples', 'gpt2-tiny.onnx');
+    const r = spawnSync(process.execPath, [path.join(dir, 'extension', 'dist', 'cli.js'), 'inspect', model, '--json'], { encoding: 'utf8' });
+    fs.rmSync(dir, { recursive: true, force: true });
+    if (r.status !== 0) {
+      console.error(`the CLI inside the VSIX failed: ${r.stderr}`);
+      process.exit(1);
+    }
+    const doc = JSON.parse(r.stdout);
+    console.log(`VSIX ok: ${names.length} entries; its CLI read ${path.basename(model)}: ${doc.nodes} nodes, ${doc.parameters} parameters`);
+  });
+});
