@@ -113,11 +113,27 @@ def export(model, args, name, inputs, outputs, dynamic):
     return path
 
 
+class TinyRNN(nn.Module):
+    """An LSTM encoder and a bidirectional GRU: ONNX LSTM / GRU ops."""
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(16, 32, batch_first=True)
+        self.gru = nn.GRU(32, 24, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(48, 4)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        z, _ = self.gru(y)
+        return self.head(z[:, -1])
+
+
 gpt = TinyGPT()
 ids = torch.randint(0, 256, (1, 16))
 export(gpt, (ids,), 'gpt2-tiny.onnx', ['input_ids'], ['logits'], {'input_ids': {0: 'batch', 1: 'sequence'}, 'logits': {0: 'batch', 1: 'sequence'}})
 export(TinyBERT(), (torch.randint(0, 200, (1, 12)),), 'bert-tiny.onnx', ['input_ids'], ['pooled'], {'input_ids': {0: 'batch', 1: 'sequence'}, 'pooled': {0: 'batch'}})
 export(TinyCNN(), (torch.randn(1, 3, 32, 32),), 'cnn-tiny.onnx', ['image'], ['logits'], {'image': {0: 'batch'}, 'logits': {0: 'batch'}})
+
+export(TinyRNN(), (torch.randn(2, 10, 16),), 'rnn-tiny.onnx', ['x'], ['y'], {'x': {0: 'batch', 1: 'sequence'}, 'y': {0: 'batch'}})
 
 # The same GPT with its weights in an external data file beside the model.
 m = onnx.load(os.path.join(OUT, 'gpt2-tiny.onnx'))

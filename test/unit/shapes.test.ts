@@ -30,7 +30,7 @@ async function compare(file: string): Promise<{ same: number; differ: string[] }
 }
 
 describe('shape inference', () => {
-  for (const name of ['gpt2-tiny.onnx', 'bert-tiny.onnx', 'cnn-tiny.onnx', 'qdq-mlp.onnx', 'matmulnbits.onnx']) {
+  for (const name of ['gpt2-tiny.onnx', 'bert-tiny.onnx', 'cnn-tiny.onnx', 'rnn-tiny.onnx', 'qdq-mlp.onnx', 'matmulnbits.onnx']) {
     it(`reproduces the exporter's value_info on ${name}`, async () => {
       const { same, differ } = await compare(path.join(OUR_MODELS, name));
       assert.deepStrictEqual(differ, []);
