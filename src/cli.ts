@@ -2,12 +2,15 @@
 import { InputError } from './engine/errors';
 import { formatInspect } from './engine/report/inspect-text';
 import { inspectFile } from './node/inspect-file';
+import { estimatePlanFile } from './node/plan-file';
+import { formatEstimate } from './engine/report/estimate-text';
 
 const USAGE = `usage: layerplan <command> [options]
 
 commands:
   inspect <model> [--json] [--dim name=value ...]   graph summary: ops, parameters, dtypes, layers
                                                      (--dim binds a symbolic dim, e.g. --dim batch=8)
+  estimate <plan.json> [--json]                      memory per GPU, step time, communication, pipeline bubble
 options:
   --json      print one JSON document on stdout
   --help      this text`;
@@ -59,7 +62,16 @@ export async function main(argv: string[]): Promise<number> {
         else process.stdout.write(formatInspect(file, report));
         return 0;
       }
-      case 'quant': case 'estimate': case 'check': case 'verify':
+      case 'estimate': {
+        if (!file) throw new UsageError('estimate needs a plan file');
+        const report = await estimatePlanFile(file);
+        if (args.json) {
+          const { timeline, ...rest } = report;
+          process.stdout.write(JSON.stringify({ ...rest, timeline: timeline.map((e) => [e.stage, e.microBatch, e.chunk, e.pass === 'forward' ? 'F' : 'B', e.start, e.end]) }) + '\n');
+        } else process.stdout.write(formatEstimate(file, report));
+        return 0;
+      }
+      case 'quant': case 'check': case 'verify':
         throw new UsageError(`'${args.command}' is not available in this version yet`);
       default:
         throw new UsageError(`unknown command '${args.command}' (try --help)`);

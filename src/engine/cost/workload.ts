@@ -1,0 +1,242 @@
+import { evalShape } from '../graph/dims';
+import type { ModelGraph } from '../graph/model-graph';
+import { bytesPerElement } from '../graph/shapes';
+import type { ArchSpec } from '../plan/plan';
+import type { Gemm } from './compute';
+
+/** What one layer costs for one micro-batch, per GPU, with tensor parallelism applied. */
+export interface LayerWork {
+  /** Forward GEMMs; the backward runs two GEMMs of the same size for each (data and weight gradients). */
+  gemms: Gemm[];
+  /** GEMMs that selective recomputation runs again (attention core). */
+  selectiveGemms: Gemm[];
+  /** Bytes moved by memory-bound kernels in the forward, and their launch count. */
+  memoryBytes: number;
+  memoryKernels: number;
+  /** Memory-bound bytes of the attention core (re-run by selective recomputation). */
+  selectiveMemoryBytes: number;
+  /** Tensor-parallel collectives in the forward: bytes of each all-reduce (or RS+AG pair with SP). */
+  tpAllReduceBytes: number[];
+  /** Extra all-gathers in the backward (sequence parallelism re-gathers the sharded GEMM inputs). */
+  tpBackwardAllGatherBytes: number[];
+  /** Activation bytes this layer keeps for its backward, per recompute mode. */
+  activations: { none: number; selective: number; full: number };
+  /** Model FLOPs of the forward (matmuls only, as Megatron-LM counts them). */
+  flops: number;
+  selectiveFlops: number;
+  /** Matmul FLOPs known only as a total (graphs from model files), per GPU: timed at the GEMM roofline. */
+  bulkMatmulFlops: number;
+}
+
+export interface WorkContext {
+  microBatch: number;
+  seqLen: number;
+  tensor: number;
+  sequenceParallel: boolean;
+  /** Bytes per activation element (2 for fp16/bf16). */
+  actBytes: number;
+  /** Bytes per weight element as the GEMM reads it (precision rules). */
+  weightBytes: (layer: CostLayer) => number;
+  dropout: boolean;
+}
+
+export interface CostLayer {
+  name: string;
+  kind: 'embedding' | 'block' | 'head' | 'norm' | 'generic';
+  /** Weight elements (full, before tensor parallelism). */
+  parameters: number;
+  /** Tensor names owned by this layer, for precision rules (graph models). */
+  tensors: string[];
+  /** Weight elements that tensor parallelism splits; the rest (norms, position embeddings) replicate. */
+  shardedParameters: number;
+  work(ctx: WorkContext): LayerWork;
+}
+
+export interface Workload {
+  layers: CostLayer[];
+  /** Transformer facts when known (blocks of an arch object or a recognized graph). */
+  arch?: Required<Pick<ArchSpec, 'layers' | 'hidden' | 'heads' | 'vocab'>> & { kvHeads: number; ffn: number; gated: boolean; tied: boolean };
+  /** Indices of the repeated blocks (what stages split). */
+  blockIndices: number[];
+}
+
+const emptyWork = (): LayerWork => ({
+  gemms: [], selectiveGemms: [], memoryBytes: 0, memoryKernels: 0, selectiveMemoryBytes: 0, tpAllReduceBytes: [], tpBackwardAllGatherBytes: [],
+  activations: { none: 0, selective: 0, full: 0 }, flops: 0, selectiveFlops: 0, bulkMatmulFlops: 0,
+});
+
+const gflops = (g: Gemm) => 2 * g.batch * g.m * g.n * g.k;
+
+/** A transformer block (GPT: LayerNorm, biases, GELU MLP, dropout; llama: RMSNorm, GQA, SwiGLU). */
+function block(name: string, a: NonNullable<Workload['arch']>, gpt: boolean): CostLayer {
+  const h = a.hidden;
+  const kvr = a.kvHeads / a.heads;
+  const F = a.ffn;
+  const attnParams = h * h * (2 + 2 * kvr) + (gpt ? h * (1 + 2 * kvr) + h : 0);
+  const mlpParams = h * F * (a.gated ? 3 : 2) + (gpt ? F + h : 0);
+  const normParams = gpt ? 4 * h : 2 * h;
+  return {
+    name, kind: 'block', tensors: [], parameters: attnParams + mlpParams + normParams, shardedParameters: attnParams + mlpParams - (gpt ? h : 0),
+    work(ctx) {
+      const { microBatch: b, seqLen: s, tensor: t, actBytes: e } = ctx;
+      const T = b * s;
+      const r = ctx.sequenceParallel ? 1 / t : 1;
+      const w = ctx.weightBytes(this);
+      const hd = h / a.heads;
+      const headsPerGpu = a.heads / t;
+      const gemms: Gemm[] = [
+        { m: T, n: (h * (1 + 2 * kvr)) / t, k: h, batch: 1, bytesA: e, bytesB: w },
+        { m: T, n: h, k: h / t, batch: 1, bytesA: e, bytesB: w },
+        { m: T, n: (F * (a.gated ? 2 : 1)) / t, k: h, batch: 1, bytesA: e, bytesB: w },
+        { m: T, n: h, k: F / t, batch: 1, bytesA: e, bytesB: w },
+      ];
+      const core: Gemm[] = [
+        { m: s, n: s, k: hd, batch: b * headsPerGpu, bytesA: e, bytesB: e },
+        { m: s, n: hd, k: s, batch: b * headsPerGpu, bytesA: e, bytesB: e },
+      ];
+      const scores = b * headsPerGpu * s * s;
+      const dropout = ctx.dropout;
+      // Memory-bound kernels (fused as Megatron-LM fuses them): 2 norms, 2 bias-dropout-adds, the MLP activation, softmax (+ dropout), rotary for llama.
+      const norms = 2 * (2 * T * h * e) * r;
+      const residual = 2 * (3 * T * h * e + (dropout ? T * h : 0)) * r;
+      const act = a.gated ? 3 * (T * F * e) / t : 2 * (T * F * e) / t;
+      const softmax = 2 * scores * e + (dropout ? 2 * scores * e + scores : 0);
+      const rotary = gpt ? 0 : 2 * (2 * T * h * (1 + kvr) * e) / t;
+      // Activations kept for the backward (Korthikanti et al. 2022, generalized to GQA, SwiGLU and no-dropout).
+      const replicated = (2 /* LN1 in */ + 2 /* QKV in */ + 2 /* LN2 in */ + 2 /* MLP in */) * T * h * r + (dropout ? 2 * T * h * r : 0);
+      const sharded = (2 /* Q */ + 2 * kvr /* K */ + 2 * kvr /* V */ + 2 /* proj in */) * T * h / t + (a.gated ? 6 : 4) * T * F / t;
+      const attnCore = (2 + (dropout ? 3 : 0)) * scores;
+      const full = 2 * T * h * r;
+      const allReduce = T * h * e;
+      return {
+        gemms: [...gemms, ...core], selectiveGemms: core,
+        memoryBytes: norms + residual + act + softmax + rotary, memoryKernels: 8, selectiveMemoryBytes: softmax,
+        tpAllReduceBytes: t > 1 ? [allReduce, allReduce] : [],
+        // Korthikanti et al. §4.2.2: with SP the column-parallel GEMMs' inputs are stored sharded and all-gathered again in the backward.
+        tpBackwardAllGatherBytes: t > 1 && ctx.sequenceParallel ? [allReduce, allReduce] : [],
+        activations: { none: replicated + sharded + attnCore, selective: replicated + sharded, full },
+        flops: [...gemms, ...core].reduce((x, g) => x + gflops(g) * t, 0),
+        selectiveFlops: core.reduce((x, g) => x + gflops(g) * t, 0),
+        bulkMatmulFlops: 0,
+      };
+    },
+  };
+}
+
+/** Synthesizes the layers of an architecture object (DESIGN.md's `{"arch": "gpt", …}`). */
+export function archWorkload(spec: ArchSpec): Workload {
+  const gpt = spec.arch === 'gpt';
+  const arch = {
+    layers: spec.layers, hidden: spec.hidden, heads: spec.heads, vocab: spec.vocab, kvHeads: spec.kvHeads ?? spec.heads,
+    ffn: spec.ffn ?? (gpt ? 4 * spec.hidden : Math.round((8 * spec.hidden) / 3 / 256) * 256), gated: !gpt, tied: spec.tiedEmbeddings ?? gpt,
+  };
+  const h = arch.hidden;
+  const positions = gpt ? (spec.seqLen ?? 2048) * h : 0;
+  const layers: CostLayer[] = [];
+  layers.push({
+    name: 'embedding', kind: 'embedding', tensors: [], parameters: arch.vocab * h + positions, shardedParameters: arch.vocab * h,
+    work(ctx) {
+      const T = ctx.microBatch * ctx.seqLen;
+      const w = emptyWork();
+      w.memoryBytes = 3 * T * h * ctx.actBytes;
+      w.memoryKernels = 3;
+      w.tpAllReduceBytes = ctx.tensor > 1 ? [T * h * ctx.actBytes] : [];
+      const dropoutMask = ctx.dropout ? T * h : 0;
+      w.activations = { none: dropoutMask, selective: dropoutMask, full: dropoutMask };
+      return w;
+    },
+  });
+  const blockIndices: number[] = [];
+  for (let i = 0; i < arch.layers; i++) {
+    blockIndices.push(layers.length);
+    layers.push(block(`layers.${i}`, arch, gpt));
+  }
+  layers.push({
+    name: 'final_norm', kind: 'norm', tensors: [], parameters: gpt ? 2 * h : h, shardedParameters: 0,
+    work(ctx) {
+      const T = ctx.microBatch * ctx.seqLen;
+      const r = ctx.sequenceParallel ? 1 / ctx.tensor : 1;
+      const w = emptyWork();
+      w.memoryBytes = 4 * T * h * ctx.actBytes * r;
+      w.memoryKernels = 1;
+      w.activations = { none: 2 * T * h * r, selective: 2 * T * h * r, full: 2 * T * h * r };
+      return w;
+    },
+  });
+  layers.push({
+    // The output layer; with tied embeddings it holds a copy of the word embeddings (Megatron-LM
+    // keeps one on the last stage and all-reduces its gradient with the first stage).
+    name: 'lm_head', kind: 'head', tensors: [], parameters: arch.vocab * h, shardedParameters: arch.vocab * h,
+    work(ctx) {
+      const { microBatch: b, seqLen: s, tensor: t, actBytes: e } = ctx;
+      const T = b * s;
+      const w = emptyWork();
+      const g: Gemm = { m: T, n: arch.vocab / t, k: h, batch: 1, bytesA: e, bytesB: ctx.weightBytes(this) };
+      w.gemms = [g];
+      w.flops = gflops(g) * t;
+      // fp32 softmax cross-entropy over vocab-parallel logits: write logits, read for max/sum/loss.
+      w.memoryBytes = (3 * T * arch.vocab * 4) / t;
+      w.memoryKernels = 4;
+      const logits = (4 * T * arch.vocab) / t + 2 * T * h * (ctx.sequenceParallel ? 1 : t) / t;
+      w.activations = { none: logits, selective: logits, full: logits };
+      return w;
+    },
+  });
+  return { layers, arch, blockIndices };
+}
+
+const MATMUL_OPS = new Set(['MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'MatMulInteger', 'QLinearMatMul', 'QLinearConv', 'ConvInteger', 'MatMulNBits', 'Attention', 'MultiHeadAttention', 'GroupQueryAttention', 'LSTM', 'GRU', 'RNN', 'Einsum']);
+
+/**
+ * Layers of a model file: each graph layer's FLOPs and bytes come from shape inference with the
+ * graph's bindings (batch = micro-batch, sequence = seqLen). Tensor parallelism divides its work
+ * and adds one all-reduce of the layer's output per pass, as a column+row split would.
+ */
+export function graphWorkload(graph: ModelGraph): Workload {
+  const layers: CostLayer[] = graph.layers.map((l) => {
+    const nodes = l.nodes.map((i) => graph.nodes[i]);
+    let matmulFlops = 0;
+    let matmulBytes = 0;
+    let otherBytes = 0;
+    let kernels = 0;
+    let activations = 0;
+    let outputBytes = 0;
+    const produced = new Set<string>();
+    for (const n of nodes) {
+      if (n.opType === 'Constant') continue;
+      kernels++;
+      if (MATMUL_OPS.has(n.opType)) {
+        matmulFlops += n.flops;
+        matmulBytes += n.bytesMoved;
+      } else otherBytes += n.bytesMoved;
+      for (const o of n.outputs) {
+        const t = graph.tensors.get(o);
+        if (!t || t.isWeight || !t.shape) continue;
+        produced.add(o);
+        activations += evalShape(t.shape, graph.bindings) * bytesPerElement(t.dtype);
+      }
+    }
+    // The layer's output: tensors it produces that another layer consumes.
+    for (const o of produced) {
+      const t = graph.tensors.get(o)!;
+      if (t.consumers.some((c) => graph.nodes[c].layer !== l.index) || graph.outputs.includes(o)) outputBytes += evalShape(t.shape, graph.bindings) * bytesPerElement(t.dtype);
+    }
+    const input = outputBytes;
+    const cost: CostLayer = {
+      name: l.name, kind: 'generic', parameters: l.parameters, shardedParameters: l.parameters, tensors: l.weights,
+      work(ctx) {
+        const t = ctx.tensor;
+        const w = emptyWork();
+        w.flops = matmulFlops;
+        w.bulkMatmulFlops = matmulFlops / t;
+        w.memoryBytes = (otherBytes + matmulBytes) / t;
+        w.memoryKernels = kernels;
+        w.tpAllReduceBytes = t > 1 && outputBytes > 0 ? [outputBytes] : [];
+        w.activations = { none: activations / t, selective: activations / t, full: input };
+        return w;
+      },
+    };
+    return cost;
+  });
+  return { layers, blockIndices: layers.map((_, i) => i) };
+}

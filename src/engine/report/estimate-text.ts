@@ -1,0 +1,55 @@
+import type { CostReport } from '../cost/estimate';
+import { human } from './inspect-text';
+
+const GiB = 2 ** 30;
+
+function seconds(s: number): string {
+  if (s >= 1) return `${s.toFixed(2)} s`;
+  if (s >= 1e-3) return `${(s * 1e3).toFixed(1)} ms`;
+  return `${(s * 1e6).toFixed(0)} µs`;
+}
+
+/** A stacked bar: weights █, gradients ▓, optimizer ▒, activations ░, free ·, over capacity ! */
+function memoryBar(r: CostReport['stages'][number], width: number): string {
+  const scale = width / Math.max(r.capacity, r.memory.total);
+  const seg = (bytes: number, ch: string) => ch.repeat(Math.round(bytes * scale));
+  let bar = seg(r.memory.weights, '█') + seg(r.memory.gradients, '▓') + seg(r.memory.optimizer, '▒') + seg(r.memory.activations, '░');
+  const cap = Math.round(r.capacity * scale);
+  if (bar.length < cap) bar += '·'.repeat(cap - bar.length);
+  else if (bar.length > cap) bar = bar.slice(0, cap) + '!'.repeat(bar.length - cap);
+  return bar;
+}
+
+/** The terminal report of `layerplan estimate`. */
+export function formatEstimate(file: string, r: CostReport): string {
+  const lines: string[] = [];
+  lines.push(`${file}: ${r.mode} on ${r.gpus} × ${r.gpu}, ${human(r.parameters)} parameters`);
+  if (r.mode === 'training') {
+    lines.push(`  iteration ${seconds(r.iterationSeconds)}   ${r.tflopsPerGpu.toFixed(1)} TFLOP/s per GPU   MFU ${(r.mfu * 100).toFixed(1)}%   pipeline bubble ${(r.bubbleFraction * 100).toFixed(1)}%   ${r.microBatches} micro-batches per pipeline`);
+  } else if (r.inference) {
+    const i = r.inference;
+    lines.push(`  request batch ${seconds(r.iterationSeconds)}: prefill ${seconds(i.prefillSeconds)}, decode ${seconds(i.decodeSecondsPerToken)} per token, ${i.tokensPerSecond.toFixed(0)} tokens/s, KV cache ${(i.kvCacheBytes / GiB).toFixed(2)} GiB`);
+  }
+  lines.push('', 'Memory per GPU   (█ weights ▓ gradients ▒ optimizer ░ activations · free)');
+  const width = 40;
+  for (const s of r.stages) {
+    const m = s.memory;
+    const fits = m.total <= s.capacity ? '' : `  OVER by ${((m.total - s.capacity) / GiB).toFixed(1)} GiB`;
+    lines.push(
+      `  stage ${String(s.index).padStart(2)} ${`layers ${s.layers || '-'}`.padEnd(16)} ${memoryBar(s, width)} ${(m.total / GiB).toFixed(1).padStart(6)} / ${(s.capacity / GiB).toFixed(1)} GiB` +
+        `  (w ${(m.weights / GiB).toFixed(1)}, g ${(m.gradients / GiB).toFixed(1)}, o ${(m.optimizer / GiB).toFixed(1)}, a ${(m.activations / GiB).toFixed(1)})${fits}`,
+    );
+  }
+  if (r.mode === 'training') {
+    lines.push('', 'Time per stage (one iteration)');
+    lines.push('  stage   compute      comm         idle');
+    for (const s of r.stages) lines.push(`  ${String(s.index).padStart(5)}   ${seconds(s.computeSeconds).padEnd(11)}  ${seconds(s.commSeconds).padEnd(11)}  ${seconds(s.idleSeconds)}`);
+  }
+  const c = r.communication;
+  lines.push('', 'Communication per iteration (per GPU)');
+  lines.push(`  tensor parallel  ${human(c.tensor.bytes, 'B').padStart(8)}  ${seconds(c.tensor.seconds)}`);
+  lines.push(`  pipeline         ${human(c.pipeline.bytes, 'B').padStart(8)}  ${seconds(c.pipeline.seconds)}`);
+  lines.push(`  data parallel    ${human(c.data.bytes, 'B').padStart(8)}  ${seconds(c.data.seconds)} exposed`);
+  for (const w of r.warnings) lines.push(`warning: ${w}`);
+  return lines.join('\n') + '\n';
+}

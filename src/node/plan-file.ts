@@ -1,0 +1,64 @@
+import { promises as fsp } from 'fs';
+import * as path from 'path';
+import { estimate, modelChecks, type CostReport } from '../engine/cost/estimate';
+import { archWorkload, graphWorkload, type Workload } from '../engine/cost/workload';
+import { InputError } from '../engine/errors';
+import { openModel } from '../engine/formats/registry';
+import { IssueCollector, validatePlan, type Issue, type Plan } from '../engine/plan/plan';
+import { FileByteSource, FolderResolver } from './file-source';
+
+/** Plans are small JSON files; anything bigger is not a plan. */
+const MAX_PLAN_BYTES = 8 * 1024 * 1024;
+
+export async function readTextFile(file: string, what: string): Promise<string> {
+  let stat;
+  try {
+    stat = await fsp.stat(file);
+  } catch {
+    throw new InputError(file, 'no such file');
+  }
+  if (!stat.isFile()) throw new InputError(file, 'is not a file');
+  if (stat.size > MAX_PLAN_BYTES) throw new InputError(file, `${stat.size} bytes is too large for a ${what}`);
+  return fsp.readFile(file, 'utf8');
+}
+
+/** Builds the workload a plan names: a model file beside the plan, or an architecture object. */
+export async function planWorkload(plan: Plan, planFile: string): Promise<Workload> {
+  if (typeof plan.model !== 'string') return archWorkload(plan.model);
+  const modelFile = path.resolve(path.dirname(planFile), plan.model);
+  const source = await FileByteSource.open(modelFile);
+  const siblings = new FolderResolver(modelFile);
+  try {
+    const bindings = plan.training
+      ? { batch: plan.training.microBatch, sequence: plan.training.seqLen ?? 2048 }
+      : { batch: plan.inference?.batch ?? 1, sequence: plan.inference?.promptLen ?? 1 };
+    return graphWorkload(await openModel(source, { siblings, bindings }));
+  } finally {
+    await source.close();
+    await siblings.close();
+  }
+}
+
+/** Validates a plan file completely: structure, then the checks that need its model. */
+export async function checkPlanFile(file: string): Promise<{ plan?: Plan; workload?: Workload; issues: Issue[]; text: string }> {
+  const text = await readTextFile(file, 'plan');
+  const { plan, issues, root } = validatePlan(text);
+  if (!plan) return { issues, text };
+  const workload = await planWorkload(plan, file);
+  const c = new IssueCollector(text, root);
+  for (const [p, message] of modelChecks(plan, workload)) c.error(p, message);
+  return { plan, workload, issues: [...issues, ...c.issues], text };
+}
+
+function firstError(file: string, issues: Issue[]): InputError | undefined {
+  const e = issues.find((i) => i.severity === 'error');
+  return e ? new InputError(`${file}:${e.range.start.line + 1}:${e.range.start.character + 1}`, e.message) : undefined;
+}
+
+/** `layerplan estimate`: validates, then estimates; the first error is thrown as an InputError naming the field. */
+export async function estimatePlanFile(file: string): Promise<CostReport> {
+  const { plan, workload, issues } = await checkPlanFile(file);
+  const err = firstError(file, issues);
+  if (err || !plan || !workload) throw err ?? new InputError(file, 'invalid plan');
+  return estimate(plan, workload, file);
+}
