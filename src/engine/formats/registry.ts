@@ -4,6 +4,7 @@ import type { ModelGraph } from '../graph/model-graph';
 import { looksLikeOnnx, readOnnxModel } from './onnx';
 import { checkExternalData } from './onnx-data';
 import { onnxToGraph } from './onnx-graph';
+import { openGguf, openHfConfig, openSafetensors, openSafetensorsIndex } from './checkpoint';
 
 export interface OpenOptions {
   /** Values for symbolic dims (batch, sequence) when counting FLOPs. */
@@ -31,13 +32,46 @@ export const onnxFormat: ModelFormat = {
   },
 };
 
-export const formats: ModelFormat[] = [onnxFormat];
+const lower = (name: string) => name.toLowerCase();
+
+export const safetensorsIndexFormat: ModelFormat = {
+  id: 'safetensors-index',
+  extensions: ['.safetensors.index.json'],
+  match: (name) => lower(name).endsWith('.safetensors.index.json'),
+  open: (source, o) => openSafetensorsIndex(source, o.siblings, o.bindings ?? {}),
+};
+
+export const safetensorsFormat: ModelFormat = {
+  id: 'safetensors',
+  extensions: ['.safetensors'],
+  // 8-byte little-endian header length, then '{'.
+  match: (name, head) => lower(name).endsWith('.safetensors') || (head.length > 9 && head[8] === 0x7b && head[6] === 0 && head[7] === 0),
+  open: (source, o) => openSafetensors(source, o.siblings, o.bindings ?? {}),
+};
+
+export const ggufFormat: ModelFormat = {
+  id: 'gguf',
+  extensions: ['.gguf'],
+  match: (name, head) => lower(name).endsWith('.gguf') || (head[0] === 0x47 && head[1] === 0x47 && head[2] === 0x55 && head[3] === 0x46),
+  open: (source, o) => openGguf(source, o.bindings ?? {}),
+};
+
+export const hfConfigFormat: ModelFormat = {
+  id: 'hf-config',
+  extensions: ['config.json'],
+  match: (name, head) => lower(name).endsWith('.json') && head[0] === 0x7b,
+  open: (source, o) => openHfConfig(source, o.siblings, o.bindings ?? {}),
+};
+
+/** Order matters: the index before generic JSON, extensions before magic bytes. */
+export const formats: ModelFormat[] = [safetensorsIndexFormat, onnxFormat, safetensorsFormat, ggufFormat, hfConfigFormat];
 
 /** Opens any supported model file as a ModelGraph. */
 export async function openModel(source: ByteSource, options: OpenOptions = {}): Promise<ModelGraph> {
+  if (source.size === 0) throw new InputError(source.name, 'empty file, not a model');
   const head = await source.read(0, Math.min(64, source.size));
   const byName = formats.find((f) => f.extensions.some((e) => source.name.toLowerCase().endsWith(e)));
   const format = byName ?? formats.find((f) => f.match(source.name, head));
-  if (!format) throw new InputError(source.name, 'not a model file Layerplan can read (expected .onnx)');
+  if (!format) throw new InputError(source.name, 'not a model file Layerplan can read (expected .onnx, .safetensors, a safetensors index, .gguf or a Hugging Face config.json)');
   return format.open(source, options);
 }

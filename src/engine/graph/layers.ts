@@ -80,7 +80,7 @@ export function groupLayers(graph: ModelGraph): void {
     if (weightScope && byName.has(weightScope)) layer = byName.get(weightScope);
     else if (t.consumers.length) layer = layers[graph.nodes[t.consumers[0]].layer];
     else if (t.producer !== undefined) layer = layers[graph.nodes[t.producer].layer];
-    else layer = get(weightScope ?? '(unused weights)');
+    else layer = get(weightScope ?? (graph.nodes.length ? '(unused weights)' : t.name.replace(/\.(weight|bias)$/, '')));
     t.layer = layer!.index;
     layer!.weights.push(t.name);
     layer!.parameters += t.elements;

@@ -18,6 +18,7 @@ export function bytesHuman(n: number): string {
 }
 
 function table(rows: string[][], align: ('l' | 'r')[]): string {
+  if (!rows.length) return '  (none)';
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   return rows.map((r) => r.map((cell, c) => (align[c] === 'r' ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd()).join('\n');
 }
