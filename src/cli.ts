@@ -2,7 +2,7 @@
 import { InputError } from './engine/errors';
 import { formatInspect } from './engine/report/inspect-text';
 import { inspectFile } from './node/inspect-file';
-import { estimatePlanFile } from './node/plan-file';
+import { checkFile, estimatePlanFile } from './node/plan-file';
 import { formatEstimate } from './engine/report/estimate-text';
 
 const USAGE = `usage: layerplan <command> [options]
@@ -11,6 +11,8 @@ commands:
   inspect <model> [--json] [--dim name=value ...]   graph summary: ops, parameters, dtypes, layers
                                                      (--dim binds a symbolic dim, e.g. --dim batch=8)
   estimate <plan.json> [--json]                      memory per GPU, step time, communication, pipeline bubble
+  check <file> [--json] [--world-size N]             diagnostics for a plan, a Hugging Face config.json or a
+                                                     DeepSpeed config (exit 1 when there are errors)
 options:
   --json      print one JSON document on stdout
   --help      this text`;
@@ -20,6 +22,7 @@ interface Args {
   positional: string[];
   json: boolean;
   dims: Record<string, number>;
+  worldSize?: number;
 }
 
 class UsageError extends Error {}
@@ -71,7 +74,16 @@ export async function main(argv: string[]): Promise<number> {
         } else process.stdout.write(formatEstimate(file, report));
         return 0;
       }
-      case 'quant': case 'check': case 'verify':
+      case 'check': {
+        if (!file) throw new UsageError('check needs a file');
+        const { diagnostics } = await checkFile(file, { worldSize: args.worldSize });
+        const out = diagnostics.map(({ severity, message, range }) => ({ severity, message, range }));
+        if (args.json) process.stdout.write(JSON.stringify({ diagnostics: out }) + '\n');
+        else if (!out.length) process.stdout.write(`${file}: no problems found\n`);
+        else for (const d of out) process.stdout.write(`${file}:${d.range.start.line + 1}:${d.range.start.character + 1}: ${d.severity}: ${d.message}\n`);
+        return out.some((d) => d.severity === 'error') ? 1 : 0;
+      }
+      case 'quant': case 'verify':
         throw new UsageError(`'${args.command}' is not available in this version yet`);
       default:
         throw new UsageError(`unknown command '${args.command}' (try --help)`);

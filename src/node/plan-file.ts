@@ -1,10 +1,11 @@
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { estimate, modelChecks, type CostReport } from '../engine/cost/estimate';
-import { archWorkload, graphWorkload, type Workload } from '../engine/cost/workload';
+import { archWorkload, graphWorkload, transformerWorkload, type Workload } from '../engine/cost/workload';
 import { InputError } from '../engine/errors';
 import { openModel } from '../engine/formats/registry';
-import { IssueCollector, validatePlan, type Issue, type Plan } from '../engine/plan/plan';
+import { IssueCollector, parseJsonWithTree, validatePlan, type Issue, type Plan } from '../engine/plan/plan';
+import { checkDeepSpeed, checkHfConfig, detectKind, type CheckedKind } from '../engine/plan/check';
 import { FileByteSource, FolderResolver } from './file-source';
 
 /** Plans are small JSON files; anything bigger is not a plan. */
@@ -32,7 +33,9 @@ export async function planWorkload(plan: Plan, planFile: string): Promise<Worklo
     const bindings = plan.training
       ? { batch: plan.training.microBatch, sequence: plan.training.seqLen ?? 2048 }
       : { batch: plan.inference?.batch ?? 1, sequence: plan.inference?.promptLen ?? 1 };
-    return graphWorkload(await openModel(source, { siblings, bindings }));
+    const graph = await openModel(source, { siblings, bindings });
+    // Transformers (configs, checkpoints with their config) get the per-block model; other graphs the generic one.
+    return graph.transformer ? transformerWorkload(graph.transformer) : graphWorkload(graph);
   } finally {
     await source.close();
     await siblings.close();
@@ -44,10 +47,50 @@ export async function checkPlanFile(file: string): Promise<{ plan?: Plan; worklo
   const text = await readTextFile(file, 'plan');
   const { plan, issues, root } = validatePlan(text);
   if (!plan) return { issues, text };
-  const workload = await planWorkload(plan, file);
   const c = new IssueCollector(text, root);
+  let workload: Workload;
+  try {
+    workload = await planWorkload(plan, file);
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    c.error(['model'], `model: ${e.message}`);
+    return { plan, issues: [...issues, ...c.issues], text };
+  }
   for (const [p, message] of modelChecks(plan, workload)) c.error(p, message);
   return { plan, workload, issues: [...issues, ...c.issues], text };
+}
+
+/** Diagnostics for any JSON file Layerplan understands: a plan, a Hugging Face config, a DeepSpeed config. */
+export async function checkFile(file: string, options: { worldSize?: number } = {}): Promise<{ kind: CheckedKind; diagnostics: Issue[] }> {
+  const text = await readTextFile(file, 'JSON file');
+  const { value, syntax } = parseJsonWithTree(text);
+  const kind = detectKind(file, value);
+  if (syntax.length) return { kind, diagnostics: syntax };
+  switch (kind) {
+    case 'plan': {
+      const r = await checkPlanFile(file);
+      const diagnostics = [...r.issues];
+      if (r.plan && r.workload && !diagnostics.some((d) => d.severity === 'error')) {
+        // Memory per stage against the GPU's capacity, located at the stage (or the GPU when stages are implicit).
+        const report = estimate(r.plan, r.workload, file);
+        const c = new IssueCollector(r.text, parseJsonWithTree(r.text).root);
+        for (const st of report.stages) {
+          if (st.memory.total <= st.capacity) continue;
+          const over = (st.memory.total - st.capacity) / 2 ** 30;
+          const where = r.plan.stages ? ['stages', st.index] : ['cluster', 'gpu'];
+          c.error(where, `stage ${st.index} needs ${(st.memory.total / 2 ** 30).toFixed(1)} GiB per GPU, ${over.toFixed(1)} GiB over the ${(st.capacity / 2 ** 30).toFixed(1)} GiB of ${report.gpu}`);
+        }
+        diagnostics.push(...c.issues);
+      }
+      return { kind, diagnostics };
+    }
+    case 'hf-config':
+      return { kind, diagnostics: checkHfConfig(text) };
+    case 'deepspeed':
+      return { kind, diagnostics: checkDeepSpeed(text, options.worldSize) };
+    default:
+      throw new InputError(file, 'not a plan, a Hugging Face config.json or a DeepSpeed config');
+  }
 }
 
 function firstError(file: string, issues: Issue[]): InputError | undefined {

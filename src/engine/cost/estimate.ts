@@ -479,7 +479,7 @@ function estimateInference(
       modelFlops += w.flops;
       if (l.kind === 'block' && a) {
         const ctxLen = inf.promptLen + inf.genLen;
-        const kvBytes = (2 * batch * ctxLen * a.kvHeads * (a.hidden / a.heads) * actBytes) / Math.min(tp, a.kvHeads);
+        const kvBytes = (2 * batch * ctxLen * a.kvHeads * a.headDim * actBytes) / Math.min(tp, a.kvHeads);
         kv += kvBytes;
         const avgKv = (kvBytes * (inf.promptLen + inf.genLen / 2)) / ctxLen;
         const decodeAr = tp > 1 ? 2 * allReduceSeconds(batch * a.hidden * actBytes, tpGroup) : 0;

@@ -2,6 +2,7 @@ import { evalShape } from '../graph/dims';
 import type { ModelGraph } from '../graph/model-graph';
 import { bytesPerElement } from '../graph/shapes';
 import type { ArchSpec } from '../plan/plan';
+import type { TransformerSpec } from '../graph/transformer';
 import type { Gemm } from './compute';
 
 /** What one layer costs for one micro-batch, per GPU, with tensor parallelism applied. */
@@ -54,8 +55,8 @@ export interface CostLayer {
 
 export interface Workload {
   layers: CostLayer[];
-  /** Transformer facts when known (blocks of an arch object or a recognized graph). */
-  arch?: Required<Pick<ArchSpec, 'layers' | 'hidden' | 'heads' | 'vocab'>> & { kvHeads: number; ffn: number; gated: boolean; tied: boolean };
+  /** The transformer, when the model is one (an architecture object, a config or a checkpoint with its config). */
+  arch?: TransformerSpec;
   /** Indices of the repeated blocks (what stages split). */
   blockIndices: number[];
 }
@@ -67,44 +68,51 @@ const emptyWork = (): LayerWork => ({
 
 const gflops = (g: Gemm) => 2 * g.batch * g.m * g.n * g.k;
 
-/** A transformer block (GPT: LayerNorm, biases, GELU MLP, dropout; llama: RMSNorm, GQA, SwiGLU). */
-function block(name: string, a: NonNullable<Workload['arch']>, gpt: boolean): CostLayer {
+/** A transformer block: attention (MHA / GQA, any head size) and a plain or gated MLP, or a mixture of experts. */
+function block(name: string, a: TransformerSpec): CostLayer {
   const h = a.hidden;
-  const kvr = a.kvHeads / a.heads;
+  const Q = a.heads * a.headDim;
+  const KV = a.kvHeads * a.headDim;
   const F = a.ffn;
-  const attnParams = h * h * (2 + 2 * kvr) + (gpt ? h * (1 + 2 * kvr) + h : 0);
-  const mlpParams = h * F * (a.gated ? 3 : 2) + (gpt ? F + h : 0);
-  const normParams = gpt ? 4 * h : 2 * h;
+  const E = Math.max(1, a.experts);
+  const K = a.experts > 1 ? a.topK : 1;
+  const attnParams = h * Q + 2 * h * KV + Q * h + (a.qkvBias ? Q + 2 * KV : 0) + (a.denseBias ? h : 0);
+  const expertParams = h * F * (a.gated ? 3 : 2) + (a.denseBias ? F + h : 0);
+  const mlpParams = E * expertParams + (a.experts > 1 ? h * E : 0);
+  const normParams = a.norm === 'layernorm' ? 4 * h : 2 * h;
+  const replicatedBiases = a.denseBias ? 2 * h : 0;
   return {
-    name, kind: 'block', tensors: [], parameters: attnParams + mlpParams + normParams, shardedParameters: attnParams + mlpParams - (gpt ? h : 0),
+    name, kind: 'block', tensors: [], parameters: attnParams + mlpParams + normParams, shardedParameters: attnParams + mlpParams - replicatedBiases,
     work(ctx) {
       const { microBatch: b, seqLen: s, tensor: t, actBytes: e } = ctx;
       const T = b * s;
       const r = ctx.sequenceParallel ? 1 / t : 1;
       const w = ctx.weightBytes(this);
-      const hd = h / a.heads;
       const headsPerGpu = a.heads / t;
+      // Tokens each expert's MLP sees (balanced routing); a dense MLP is one expert that sees every token.
+      const expertTokens = (T * K) / E;
       const gemms: Gemm[] = [
-        { m: T, n: (h * (1 + 2 * kvr)) / t, k: h, batch: 1, bytesA: e, bytesB: w },
-        { m: T, n: h, k: h / t, batch: 1, bytesA: e, bytesB: w },
-        { m: T, n: (F * (a.gated ? 2 : 1)) / t, k: h, batch: 1, bytesA: e, bytesB: w },
-        { m: T, n: h, k: F / t, batch: 1, bytesA: e, bytesB: w },
+        { m: T, n: (Q + 2 * KV) / t, k: h, batch: 1, bytesA: e, bytesB: w },
+        { m: T, n: h, k: Q / t, batch: 1, bytesA: e, bytesB: w },
+        { m: expertTokens, n: (F * (a.gated ? 2 : 1)) / t, k: h, batch: E, bytesA: e, bytesB: w },
+        { m: expertTokens, n: h, k: F / t, batch: E, bytesA: e, bytesB: w },
       ];
+      if (a.experts > 1) gemms.push({ m: T, n: E, k: h, batch: 1, bytesA: e, bytesB: w });
       const core: Gemm[] = [
-        { m: s, n: s, k: hd, batch: b * headsPerGpu, bytesA: e, bytesB: e },
-        { m: s, n: hd, k: s, batch: b * headsPerGpu, bytesA: e, bytesB: e },
+        { m: s, n: s, k: a.headDim, batch: b * headsPerGpu, bytesA: e, bytesB: e },
+        { m: s, n: a.headDim, k: s, batch: b * headsPerGpu, bytesA: e, bytesB: e },
       ];
       const scores = b * headsPerGpu * s * s;
       const dropout = ctx.dropout;
-      // Memory-bound kernels (fused as Megatron-LM fuses them): 2 norms, 2 bias-dropout-adds, the MLP activation, softmax (+ dropout), rotary for llama.
+      // Memory-bound kernels (fused as Megatron-LM fuses them): 2 norms, 2 bias-dropout-adds, the MLP activation, softmax (+ dropout), rotary embeddings.
       const norms = 2 * (2 * T * h * e) * r;
       const residual = 2 * (3 * T * h * e + (dropout ? T * h : 0)) * r;
-      const act = a.gated ? 3 * (T * F * e) / t : 2 * (T * F * e) / t;
+      const act = ((a.gated ? 3 : 2) * (T * K * F * e)) / t;
       const softmax = 2 * scores * e + (dropout ? 2 * scores * e + scores : 0);
-      const rotary = gpt ? 0 : 2 * (2 * T * h * (1 + kvr) * e) / t;
-      // Activations kept for the backward (Korthikanti et al. 2022, generalized to GQA, SwiGLU and no-dropout).
+      const rotary = a.positions ? 0 : (2 * (2 * T * (Q + KV) * e)) / t;
+      // Activations kept for the backward (Korthikanti et al. 2022, generalized to GQA, head size, SwiGLU, MoE and no-dropout).
       const replicated = (2 /* LN1 in */ + 2 /* QKV in */ + 2 /* LN2 in */ + 2 /* MLP in */) * T * h * r + (dropout ? 2 * T * h * r : 0);
-      const sharded = (2 /* Q */ + 2 * kvr /* K */ + 2 * kvr /* V */ + 2 /* proj in */) * T * h / t + (a.gated ? 6 : 4) * T * F / t;
+      const sharded = ((2 * Q /* Q */ + 2 * KV /* K */ + 2 * KV /* V */ + 2 * Q) /* proj in */ * T) / t + ((a.gated ? 6 : 4) * T * K * F) / t;
       const attnCore = (2 + (dropout ? 3 : 0)) * scores;
       const full = 2 * T * h * r;
       const allReduce = T * h * e;
@@ -123,18 +131,28 @@ function block(name: string, a: NonNullable<Workload['arch']>, gpt: boolean): Co
   };
 }
 
+/** DESIGN.md's architecture object as a TransformerSpec: gpt is GPT-2/3 (LayerNorm, biases, GELU, learned positions, dropout); llama adds GQA, SwiGLU and RMSNorm. */
+export function archToSpec(spec: ArchSpec): TransformerSpec {
+  const gpt = spec.arch === 'gpt';
+  return {
+    family: gpt ? 'gpt2' : 'llama', layers: spec.layers, hidden: spec.hidden, heads: spec.heads, kvHeads: spec.kvHeads ?? spec.heads,
+    headDim: spec.hidden / spec.heads, ffn: spec.ffn ?? (gpt ? 4 * spec.hidden : Math.round((8 * spec.hidden) / 3 / 256) * 256), vocab: spec.vocab,
+    positions: gpt ? spec.seqLen ?? 2048 : 0, gated: !gpt, tied: spec.tiedEmbeddings ?? gpt, norm: gpt ? 'layernorm' : 'rmsnorm',
+    qkvBias: gpt, denseBias: gpt, experts: 1, topK: 1, dropout: gpt, encoder: false, tokenTypes: 0, maxSeqLen: spec.seqLen,
+  };
+}
+
 /** Synthesizes the layers of an architecture object (DESIGN.md's `{"arch": "gpt", …}`). */
 export function archWorkload(spec: ArchSpec): Workload {
-  const gpt = spec.arch === 'gpt';
-  const arch = {
-    layers: spec.layers, hidden: spec.hidden, heads: spec.heads, vocab: spec.vocab, kvHeads: spec.kvHeads ?? spec.heads,
-    ffn: spec.ffn ?? (gpt ? 4 * spec.hidden : Math.round((8 * spec.hidden) / 3 / 256) * 256), gated: !gpt, tied: spec.tiedEmbeddings ?? gpt,
-  };
+  return transformerWorkload(archToSpec(spec));
+}
+
+/** The cost layers of a transformer: embedding on the first stage, blocks, final norm and output layer on the last. */
+export function transformerWorkload(arch: TransformerSpec): Workload {
   const h = arch.hidden;
-  const positions = gpt ? (spec.seqLen ?? 2048) * h : 0;
   const layers: CostLayer[] = [];
   layers.push({
-    name: 'embedding', kind: 'embedding', tensors: [], parameters: arch.vocab * h + positions, shardedParameters: arch.vocab * h,
+    name: 'embedding', kind: 'embedding', tensors: [], parameters: arch.vocab * h + (arch.positions + arch.tokenTypes) * h, shardedParameters: arch.vocab * h,
     work(ctx) {
       const T = ctx.microBatch * ctx.seqLen;
       const w = emptyWork();
@@ -149,10 +167,10 @@ export function archWorkload(spec: ArchSpec): Workload {
   const blockIndices: number[] = [];
   for (let i = 0; i < arch.layers; i++) {
     blockIndices.push(layers.length);
-    layers.push(block(`layers.${i}`, arch, gpt));
+    layers.push(block(`layers.${i}`, arch));
   }
   layers.push({
-    name: 'final_norm', kind: 'norm', tensors: [], parameters: gpt ? 2 * h : h, shardedParameters: 0,
+    name: 'final_norm', kind: 'norm', tensors: [], parameters: arch.norm === 'layernorm' ? 2 * h : h, shardedParameters: 0,
     work(ctx) {
       const T = ctx.microBatch * ctx.seqLen;
       const r = ctx.sequenceParallel ? 1 / ctx.tensor : 1;
@@ -177,7 +195,7 @@ export function archWorkload(spec: ArchSpec): Workload {
       // fp32 softmax cross-entropy over vocab-parallel logits: write logits, read for max/sum/loss.
       w.memoryBytes = (3 * T * arch.vocab * 4) / t;
       w.memoryKernels = 4;
-      const logits = (4 * T * arch.vocab) / t + 2 * T * h * (ctx.sequenceParallel ? 1 : t) / t;
+      const logits = (4 * T * arch.vocab) / t + (2 * T * h * (ctx.sequenceParallel ? 1 : t)) / t;
       w.activations = { none: logits, selective: logits, full: logits };
       return w;
     },

@@ -1,4 +1,5 @@
 import type { Dim, Shape } from './dims';
+import type { TransformerSpec } from './transformer';
 
 /** An attribute value in a format-neutral form (subgraphs are expanded into the node list). */
 export type AttrValue = number | string | number[] | string[] | { tensor: string } | { graph: number } | null;
@@ -69,6 +70,8 @@ export interface ModelGraph {
   /** Values bound to symbolic dims when counting FLOPs and bytes. */
   bindings: Record<string, number>;
   metadata: Record<string, string>;
+  /** Set when the graph was synthesized from (or joined with) a transformer description. */
+  transformer?: TransformerSpec;
 }
 
 export function layerOf(graph: ModelGraph, name: string): Layer | undefined {

@@ -157,7 +157,7 @@ export function synthesizeTransformer(t: TransformerSpec, format: string, bindin
   if (t.layers > 100000 || t.hidden > 1e6 || t.vocab > 1e8) throw new InputError(format, 'architecture sizes are out of range');
   const g: ModelGraph = {
     format, producer: t.family, producerVersion: '', opsets: {}, nodes: [], tensors: new Map(), layers: [],
-    inputs: ['input_ids'], outputs: [t.encoder ? 'last_hidden_state' : 'logits'], bindings: { ...bindings }, metadata: {},
+    inputs: ['input_ids'], outputs: [t.encoder ? 'last_hidden_state' : 'logits'], bindings: { ...bindings }, metadata: {}, transformer: t,
   };
   const tensor = (name: string, dtype: string, shape?: (number | string)[], weight = false): GraphTensor => {
     const elements = weight && shape ? shape.reduce<number>((a, b) => a * (b as number), 1) : 0;
