@@ -3,6 +3,8 @@ import { InputError } from './engine/errors';
 import { formatInspect } from './engine/report/inspect-text';
 import { inspectFile } from './node/inspect-file';
 import { checkFile, estimatePlanFile } from './node/plan-file';
+import { quantFile } from './node/quant-file';
+import { formatQuant } from './engine/report/quant-text';
 import { formatEstimate } from './engine/report/estimate-text';
 
 const USAGE = `usage: layerplan <command> [options]
@@ -11,6 +13,8 @@ commands:
   inspect <model> [--json] [--dim name=value ...]   graph summary: ops, parameters, dtypes, layers
                                                      (--dim binds a symbolic dim, e.g. --dim batch=8)
   estimate <plan.json> [--json]                      memory per GPU, step time, communication, pipeline bubble
+  quant <model> [--json] [--formats a,b] [--tensors glob] [--clip]
+                                                     quantization error of the real weights per format
   check <file> [--json] [--world-size N]             diagnostics for a plan, a Hugging Face config.json or a
                                                      DeepSpeed config (exit 1 when there are errors)
 options:
@@ -23,12 +27,15 @@ interface Args {
   json: boolean;
   dims: Record<string, number>;
   worldSize?: number;
+  formats?: string[];
+  tensors?: string;
+  clip: boolean;
 }
 
 class UsageError extends Error {}
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { command: argv[0] ?? '', positional: [], json: false, dims: {} };
+  const args: Args = { command: argv[0] ?? '', positional: [], json: false, dims: {}, clip: false };
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') args.json = true;
@@ -37,6 +44,13 @@ function parseArgs(argv: string[]): Args {
       const m = /^([^=]+)=(\d+)$/.exec(spec);
       if (!m) throw new UsageError(`--dim expects name=value, got '${spec}'`);
       args.dims[m[1]] = Number(m[2]);
+    } else if (a === '--formats') args.formats = (argv[++i] ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+    else if (a === '--tensors') args.tensors = argv[++i] ?? '';
+    else if (a === '--clip') args.clip = true;
+    else if (a === '--world-size') {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v <= 0) throw new UsageError('--world-size expects a positive integer');
+      args.worldSize = v;
     } else if (a.startsWith('--')) throw new UsageError(`unknown option ${a}`);
     else args.positional.push(a);
   }
@@ -83,7 +97,19 @@ export async function main(argv: string[]): Promise<number> {
         else for (const d of out) process.stdout.write(`${file}:${d.range.start.line + 1}:${d.range.start.character + 1}: ${d.severity}: ${d.message}\n`);
         return out.some((d) => d.severity === 'error') ? 1 : 0;
       }
-      case 'quant': case 'verify':
+      case 'quant': {
+        if (!file) throw new UsageError('quant needs a model file');
+        const progress = !args.json && process.stderr.isTTY;
+        const report = await quantFile(file, {
+          formats: args.formats, tensors: args.tensors, clip: args.clip,
+          onProgress: progress ? (d, n, name) => process.stderr.write(`\r\x1b[Kquantizing ${d}/${n} ${name}`) : undefined,
+        });
+        if (progress) process.stderr.write('\r\x1b[K');
+        if (args.json) process.stdout.write(JSON.stringify(report) + '\n');
+        else process.stdout.write(formatQuant(file, report));
+        return 0;
+      }
+      case 'verify':
         throw new UsageError(`'${args.command}' is not available in this version yet`);
       default:
         throw new UsageError(`unknown command '${args.command}' (try --help)`);

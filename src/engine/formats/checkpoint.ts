@@ -16,6 +16,8 @@ export interface CheckpointTensorRef {
   /** safetensors dtype code or ggml type name. */
   storage: string;
   shape: number[];
+  /** For shards of an index: the shard's name relative to the model folder. */
+  shard?: string;
 }
 
 interface StoredTensor {
@@ -98,7 +100,9 @@ export async function openSafetensorsIndex(source: ByteSource, siblings: Sibling
     for (const n of names) {
       const t = byName.get(n);
       if (!t) throw new InputError(source.name, `weight_map says '${n}' is in '${shard}', which does not hold it`);
-      stored.push(safetensorsStored(t));
+      const st2 = safetensorsStored(t);
+      (st2.ref as CheckpointTensorRef).shard = shard;
+      stored.push(st2);
     }
   }
   const cfg = await siblingConfig(siblings);

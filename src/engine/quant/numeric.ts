@@ -31,7 +31,7 @@ export function floatToHalfBits(x: number): number {
   const exp = (b >>> 23) & 0xff;
   let man = b & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (man ? 0x200 : 0);
-  let e = exp - 127 + 15;
+  const e = exp - 127 + 15;
   if (e >= 31) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign;
@@ -47,7 +47,6 @@ export function floatToHalfBits(x: number): number {
   let h = (e << 10) | (man >>> 13);
   if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++;
   if (h >= 0x7c00) return sign | 0x7c00;
-  void e;
   return sign | h;
 }
 

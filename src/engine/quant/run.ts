@@ -1,0 +1,108 @@
+import type { ByteSource, SiblingResolver } from '../bytes';
+import { InputError } from '../errors';
+import { closest } from '../hardware/catalog';
+import type { GraphTensor, ModelGraph } from '../graph/model-graph';
+import { globMatch } from '../plan/plan';
+import { FORMAT_NAMES, parseFormat, type NumberFormat } from './formats';
+import { errorMetrics, quantizeDequantize } from './quantize';
+import { FLOAT_DTYPES, loadWeightFloat32, transpose2d, weightLayout } from './weights';
+
+/** The default sweep: 16 formats across the families DESIGN.md names. */
+export const DEFAULT_FORMATS = [
+  'bf16', 'fp16', 'fp8-e4m3', 'fp8-e5m2', 'int8-channel', 'int4-channel', 'int4-g128', 'int4-g128-asym', 'int4-g16-2l',
+  'mxfp8-e4m3', 'mxfp6-e2m3', 'mxfp4', 'nvfp4', 'nf4-g64', 'q4_0', 'q4_k',
+];
+
+export interface FormatResult {
+  format: string;
+  bitsPerWeight: number;
+  mse: number;
+  sqnrDb: number | null;
+  maxAbsError: number;
+  cosine: number;
+  relFrobenius: number;
+  /** With MSE-optimal clipping (--clip), for integer formats: what clipping buys. */
+  clipped?: { mse: number; sqnrDb: number | null };
+}
+
+export interface QuantReport {
+  tensors: { name: string; shape: number[]; layer: string; results: FormatResult[] }[];
+  summary: { format: string; bitsPerWeight: number; bytes: number; sqnrDb: number | null; parameters: number }[];
+  skipped: { name: string; reason: string }[];
+}
+
+export interface QuantOptions {
+  formats?: string[];
+  /** Glob on tensor names; default: floating-point weights of rank ≥ 2 with at least 1,024 elements. */
+  tensors?: string;
+  clip?: boolean;
+  onProgress?: (done: number, total: number, name: string) => void;
+}
+
+const db = (signal: number, noise: number) => (noise === 0 ? null : 10 * Math.log10(signal / noise));
+
+export function resolveFormats(names: string[], file: string): NumberFormat[] {
+  return names.map((n) => {
+    const f = parseFormat(n);
+    if (!f) {
+      const hint = closest(n, FORMAT_NAMES);
+      throw new InputError(file, `unknown number format '${n}'${hint ? ` (did you mean '${hint}'?)` : ''}`);
+    }
+    return f;
+  });
+}
+
+/** Quantizes the model's weights, tensor by tensor (memory bounded by the largest tensor), in every format. */
+export async function quantModel(graph: ModelGraph, source: ByteSource, siblings: SiblingResolver | undefined, options: QuantOptions = {}): Promise<QuantReport> {
+  const formats = resolveFormats(options.formats ?? DEFAULT_FORMATS, source.name);
+  const chosen: GraphTensor[] = [];
+  const skipped: QuantReport['skipped'] = [];
+  for (const t of graph.tensors.values()) {
+    if (!t.isWeight || !t.ref) continue;
+    if (options.tensors) {
+      if (!globMatch(options.tensors, t.name)) continue;
+      if (!FLOAT_DTYPES.has(t.dtype)) throw new InputError(source.name, `tensor '${t.name}' is ${t.dtype}, not floating point: nothing to quantize`);
+      if (t.elements === 0) throw new InputError(source.name, `tensor '${t.name}' is empty`);
+    } else if (!FLOAT_DTYPES.has(t.dtype) || (t.shape?.length ?? 0) < 2 || t.elements < 1024) continue;
+    chosen.push(t);
+  }
+  if (!chosen.length) throw new InputError(source.name, options.tensors ? `no stored floating-point tensor matches '${options.tensors}'` : 'no floating-point weight tensors to quantize');
+  const totals = formats.map(() => ({ signal: 0, noise: 0, parameters: 0 }));
+  const report: QuantReport = { tensors: [], summary: [], skipped };
+  for (let i = 0; i < chosen.length; i++) {
+    const t = chosen[i];
+    options.onProgress?.(i, chosen.length, t.name);
+    let values: Float32Array;
+    try {
+      values = await loadWeightFloat32(t, source, siblings);
+    } catch (e) {
+      if (!(e instanceof InputError) || options.tensors) throw e;
+      skipped.push({ name: t.name, reason: e.problem });
+      continue;
+    }
+    const layout = weightLayout(graph, t);
+    if (layout.transpose) values = transpose2d(values, layout.cols, layout.rows);
+    const results: FormatResult[] = formats.map((f, k) => {
+      const m = errorMetrics(values, quantizeDequantize(values, layout.rows, layout.cols, f));
+      totals[k].signal += m.signal;
+      totals[k].noise += m.noise;
+      totals[k].parameters += t.elements;
+      const r: FormatResult = {
+        format: f.name, bitsPerWeight: f.bitsPerWeight, mse: m.mse, sqnrDb: Number.isFinite(m.sqnrDb) ? m.sqnrDb : null,
+        maxAbsError: m.maxAbsError, cosine: m.cosine, relFrobenius: m.relFrobenius,
+      };
+      if (options.clip && f.element.kind === 'int' && f.levels.length === 1) {
+        const c = errorMetrics(values, quantizeDequantize(values, layout.rows, layout.cols, f, { clip: true }));
+        r.clipped = { mse: c.mse, sqnrDb: Number.isFinite(c.sqnrDb) ? c.sqnrDb : null };
+      }
+      return r;
+    });
+    report.tensors.push({ name: t.name, shape: (t.shape ?? []).map((d) => (typeof d === 'number' ? d : 0)), layer: t.layer !== undefined ? graph.layers[t.layer]?.name ?? '' : '', results });
+  }
+  options.onProgress?.(chosen.length, chosen.length, '');
+  report.summary = formats.map((f, k) => ({
+    format: f.name, bitsPerWeight: f.bitsPerWeight, bytes: Math.ceil((totals[k].parameters * f.bitsPerWeight) / 8),
+    sqnrDb: db(totals[k].signal, totals[k].noise), parameters: totals[k].parameters,
+  }));
+  return report;
+}

@@ -1,0 +1,111 @@
+import type { ByteSource, SiblingResolver } from '../bytes';
+import { InputError } from '../errors';
+import type { CheckpointTensorRef } from '../formats/checkpoint';
+import { halfToFloat, bf16ToFloat, rawToNumbers } from '../formats/dtypes';
+import type { OnnxTensorRef } from '../formats/onnx-graph';
+import { loadTensorBytes } from '../formats/onnx-data';
+import { DataType } from '../formats/onnx-schema.generated';
+import type { GraphTensor, ModelGraph } from '../graph/model-graph';
+
+const ST_TO_ONNX: Record<string, number> = {
+  F64: DataType.DOUBLE, F32: DataType.FLOAT, F16: DataType.FLOAT16, BF16: DataType.BFLOAT16, F8_E4M3: DataType.FLOAT8E4M3FN,
+  F8_E5M2: DataType.FLOAT8E5M2, I64: DataType.INT64, I32: DataType.INT32, I16: DataType.INT16, I8: DataType.INT8, U8: DataType.UINT8,
+  U16: DataType.UINT16, U32: DataType.UINT32, U64: DataType.UINT64, BOOL: DataType.BOOL,
+};
+
+export const FLOAT_DTYPES = new Set(['float', 'float16', 'bfloat16', 'double', 'float8e4m3fn', 'float8e5m2', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0']);
+
+/** Decodes ggml's legacy 32-element blocks (ggml-common.h layouts) to floats. */
+export function dequantizeGgml(type: string, raw: Uint8Array, count: number): Float32Array {
+  const out = new Float32Array(count);
+  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const sizes: Record<string, number> = { Q4_0: 18, Q4_1: 20, Q5_0: 22, Q5_1: 24, Q8_0: 34 };
+  const bs = sizes[type];
+  if (!bs) throw new Error(`decoding ${type} blocks is not implemented`);
+  for (let b = 0; b < count / 32; b++) {
+    const o = b * bs;
+    const d = halfToFloat(dv.getUint16(o, true));
+    if (type === 'Q8_0') {
+      for (let j = 0; j < 32; j++) out[b * 32 + j] = dv.getInt8(o + 2 + j) * d;
+      continue;
+    }
+    const hasMin = type === 'Q4_1' || type === 'Q5_1';
+    const m = hasMin ? halfToFloat(dv.getUint16(o + 2, true)) : 0;
+    const five = type === 'Q5_0' || type === 'Q5_1';
+    const qh = five ? dv.getUint32(o + (hasMin ? 4 : 2), true) : 0;
+    const qs = o + (hasMin ? 4 : 2) + (five ? 4 : 0);
+    for (let j = 0; j < 16; j++) {
+      let lo = raw[qs + j] & 0x0f;
+      let hi = raw[qs + j] >> 4;
+      if (five) {
+        lo |= ((qh >> j) & 1) << 4;
+        hi |= ((qh >> (j + 16)) & 1) << 4;
+      }
+      const off = hasMin ? 0 : five ? 16 : 8;
+      out[b * 32 + j] = hasMin ? lo * d + m : (lo - off) * d;
+      out[b * 32 + j + 16] = hasMin ? hi * d + m : (hi - off) * d;
+    }
+  }
+  return out;
+}
+
+/** Opens the file a checkpoint tensor lives in (the model itself, or a shard beside it). */
+async function fileOf(ref: CheckpointTensorRef, source: ByteSource, siblings?: SiblingResolver): Promise<ByteSource> {
+  if (ref.file === source.name) return source;
+  if (!siblings || !ref.shard) throw new InputError(source.name, `cannot open '${ref.file}'`);
+  return siblings.open(ref.shard);
+}
+
+/** A weight's values as float32 (stored fp16 / bf16 / int8 / ggml blocks are decoded first). */
+export async function loadWeightFloat32(t: GraphTensor, source: ByteSource, siblings?: SiblingResolver): Promise<Float32Array> {
+  const ref = t.ref as OnnxTensorRef | CheckpointTensorRef | undefined;
+  if (!ref) throw new InputError(source.name, `tensor '${t.name}' has no stored values`);
+  if (ref.format === 'onnx') {
+    const bytes = await loadTensorBytes(ref.tensor, source, siblings);
+    return Float32Array.from(rawToNumbers(bytes, ref.tensor.dataType, ref.tensor.elements));
+  }
+  const file = await fileOf(ref, source, siblings);
+  const raw = await file.read(ref.offset, ref.length);
+  if (ref.format === 'safetensors') {
+    const code = ST_TO_ONNX[ref.storage];
+    return Float32Array.from(rawToNumbers(raw, code, t.elements));
+  }
+  switch (ref.storage) {
+    case 'F32': return new Float32Array(raw.slice().buffer, 0, t.elements);
+    case 'F16': {
+      const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+      return Float32Array.from({ length: t.elements }, (_, i) => halfToFloat(dv.getUint16(i * 2, true)));
+    }
+    case 'BF16': {
+      const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+      return Float32Array.from({ length: t.elements }, (_, i) => bf16ToFloat(dv.getUint16(i * 2, true)));
+    }
+    default:
+      try {
+        return dequantizeGgml(ref.storage, raw, t.elements);
+      } catch (e) {
+        throw new InputError(source.name, `tensor '${t.name}': ${(e as Error).message}`);
+      }
+  }
+}
+
+/**
+ * How a weight's values are laid out for quantization: [rows = output channels, cols = reduction axis].
+ * A weight that feeds MatMul's B input directly is [K, N] and gets transposed; one that feeds a
+ * Transpose (Linear weights [out, in]), Gemm with transB, Conv, or nothing known keeps its first axis as rows.
+ */
+export function weightLayout(graph: ModelGraph, t: GraphTensor): { rows: number; cols: number; transpose: boolean } {
+  const shape = (t.shape ?? []).map((d) => (typeof d === 'number' ? d : 1));
+  if (shape.length < 2) return { rows: 1, cols: t.elements, transpose: false };
+  const consumer = t.consumers.map((c) => graph.nodes[c]).find((n) => n.opType !== 'Identity');
+  const asB = consumer && (consumer.opType === 'MatMul' || (consumer.opType === 'Gemm' && !consumer.attributes.transB)) && consumer.inputs[1] === t.name;
+  if (asB && shape.length === 2) return { rows: shape[1], cols: shape[0], transpose: true };
+  return { rows: shape[0], cols: t.elements / shape[0], transpose: false };
+}
+
+/** Copies [K, N] into [N, K]. */
+export function transpose2d(x: Float32Array, rows: number, cols: number): Float32Array {
+  const y = new Float32Array(x.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) y[c * rows + r] = x[r * cols + c];
+  return y;
+}

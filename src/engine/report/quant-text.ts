@@ -1,0 +1,25 @@
+import type { QuantReport } from '../quant/run';
+import { bytesHuman } from './inspect-text';
+
+const db = (v: number | null) => (v === null ? 'exact' : `${v.toFixed(1)} dB`);
+
+/** The terminal report of `layerplan quant`: the per-format summary, then the worst tensors per format. */
+export function formatQuant(file: string, r: QuantReport): string {
+  const lines = [`${file}: ${r.tensors.length} weight tensors, ${r.summary[0]?.parameters ?? 0} parameters`, '', 'format            bits/weight   size        SQNR (parameter-weighted)'];
+  for (const s of [...r.summary].sort((a, b) => a.bitsPerWeight - b.bitsPerWeight)) {
+    lines.push(`  ${s.format.padEnd(16)} ${s.bitsPerWeight.toFixed(3).padStart(8)}   ${bytesHuman(s.bytes).padStart(10)}   ${db(s.sqnrDb).padStart(9)}`);
+  }
+  if (r.tensors.length) {
+    lines.push('', 'Lowest SQNR per format');
+    for (const s of r.summary) {
+      let worst: { name: string; v: number } | undefined;
+      for (const t of r.tensors) {
+        const v = t.results.find((x) => x.format === s.format)?.sqnrDb;
+        if (v !== null && v !== undefined && (!worst || v < worst.v)) worst = { name: t.name, v };
+      }
+      if (worst) lines.push(`  ${s.format.padEnd(16)} ${worst.v.toFixed(1).padStart(6)} dB  ${worst.name}`);
+    }
+  }
+  for (const s of r.skipped) lines.push(`skipped ${s.name}: ${s.reason}`);
+  return lines.join('\n') + '\n';
+}

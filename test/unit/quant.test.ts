@@ -1,0 +1,163 @@
+import * as assert from 'assert';
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+import { parseFormat } from '../../src/engine/quant/formats';
+import { E2M1, floatToHalfBits, halfBitsToFloat, roundToMiniFloat } from '../../src/engine/quant/numeric';
+import { NF4_LEVELS, errorMetrics, quantizeDequantize } from '../../src/engine/quant/quantize';
+import { dequantizeGgml } from '../../src/engine/quant/weights';
+import { REPO, rng } from '../helpers';
+
+function gaussian(n: number, seed = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(r() || 1e-12)) * Math.cos(2 * Math.PI * r()) * 0.02;
+  return out;
+}
+
+const sqnr = (x: Float32Array, f: string, rows = 64) => errorMetrics(x, quantizeDequantize(x, rows, x.length / rows, f)).sqnrDb;
+
+describe('quantization formats', () => {
+  it('know their exact bits per weight, scales included', () => {
+    const expected: Record<string, number> = {
+      fp32: 32, bf16: 16, fp16: 16, 'fp8-e4m3': 8, 'fp8-e5m2': 8, 'int8-channel': 8, 'int8-tensor': 8, 'int4-g128': 4 + 16 / 128,
+      'int4-g128-asym': 4 + 20 / 128, 'int2-g64': 2 + 16 / 64, 'int4-g16-2l': 4 + 8 / 16, 'mxfp8-e4m3': 8.25, 'mxfp8-e5m2': 8.25,
+      'mxfp6-e2m3': 6.25, 'mxfp6-e3m2': 6.25, mxfp4: 4.25, mxint8: 8.25, nvfp4: 4.5, 'nf4-g64': 4.25,
+      // llama.cpp block sizes (ggml-common.h): bytes × 8 / elements
+      q4_0: 4.5, q4_1: 5, q5_0: 5.5, q5_1: 6, q8_0: 8.5, q2_k: 2.625, q3_k: 3.4375, q4_k: 4.5, q5_k: 5.5, q6_k: 6.5625,
+    };
+    for (const [name, bits] of Object.entries(expected)) assert.strictEqual(parseFormat(name)?.bitsPerWeight, bits, name);
+    assert.strictEqual(parseFormat('int3'), undefined);
+  });
+
+  it('lose about 6 dB per bit on Gaussian weights (int8 vs int4, per channel)', () => {
+    const x = gaussian(64 * 512);
+    const d = sqnr(x, 'int8-channel') - sqnr(x, 'int4-channel');
+    assert.ok(Math.abs(d - 4 * 6.02) < 2, `${d.toFixed(2)} dB`);
+  });
+
+  it('order as their resolution says: smaller groups, more bits and a second scale level help', () => {
+    const x = gaussian(64 * 1024, 7);
+    assert.ok(sqnr(x, 'int4-g32') > sqnr(x, 'int4-g128'));
+    assert.ok(sqnr(x, 'int4-g128') > sqnr(x, 'int4-channel'));
+    assert.ok(sqnr(x, 'int4-g16-2l') > sqnr(x, 'int4-g128'));
+    assert.ok(sqnr(x, 'q6_k') > sqnr(x, 'q5_k'));
+    assert.ok(sqnr(x, 'q5_k') > sqnr(x, 'q4_k'));
+    assert.ok(sqnr(x, 'q4_k') > sqnr(x, 'q3_k'));
+    assert.ok(sqnr(x, 'q3_k') > sqnr(x, 'q2_k'));
+    assert.ok(sqnr(x, 'q8_0') > sqnr(x, 'q5_1'));
+    assert.ok(sqnr(x, 'fp16') > sqnr(x, 'bf16'));
+    // NF4's levels are normal quantiles: on Gaussian data they beat uniform int4 at the same block size.
+    assert.ok(sqnr(x, 'nf4-g64') > sqnr(x, 'int4-g64'));
+  });
+
+  it('keep values that are already on their grid', () => {
+    const grid = Float32Array.from([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.5, -1, -1.5, -2, -3, -4, -6, 6]);
+    assert.deepStrictEqual(Array.from(quantizeDequantize(grid, 1, 16, 'bf16')), Array.from(grid));
+    // int8 per channel with absmax 127: integers stay integers.
+    const ints = Float32Array.from({ length: 128 }, (_, i) => i - 64).map((v, i) => (i === 0 ? -127 : v));
+    assert.deepStrictEqual(Array.from(quantizeDequantize(ints, 1, 128, 'int8-channel')), Array.from(ints));
+  });
+
+  it('MX formats share a power-of-two scale per 32 and put every element on the E2M1 grid (mxfp4)', () => {
+    const x = gaussian(32 * 8, 3);
+    const y = quantizeDequantize(x, 8, 32, 'mxfp4');
+    for (let b = 0; b < 8; b++) {
+      let amax = 0;
+      for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[b * 32 + i]));
+      const X = 2 ** (Math.floor(Math.log2(amax)) - 2);
+      for (let i = 0; i < 32; i++) {
+        const e = y[b * 32 + i] / X;
+        assert.ok(e === roundToMiniFloat(e, E2M1), `block ${b}: ${e}`);
+      }
+    }
+  });
+
+  it('NF4 uses the 16 normal-float levels, with 0 and ±1', () => {
+    assert.strictEqual(NF4_LEVELS.length, 16);
+    assert.ok(NF4_LEVELS.includes(0) && NF4_LEVELS.includes(1) && NF4_LEVELS.includes(-1));
+    const x = gaussian(64, 5);
+    const y = quantizeDequantize(x, 1, 64, 'nf4-g64');
+    assert.ok(new Set(Array.from(y)).size <= 16);
+  });
+
+  describe('GGUF blocks', () => {
+    const half = (v: number) => {
+      const b = floatToHalfBits(v);
+      return [b & 0xff, b >> 8];
+    };
+    it('decode hand-built q8_0, q4_0, q4_1, q5_0 and q5_1 blocks (ggml-common.h layouts)', () => {
+      const q8 = Uint8Array.from([...half(0.5), ...Array.from({ length: 32 }, (_, i) => (i - 16) & 0xff)]);
+      assert.deepStrictEqual(Array.from(dequantizeGgml('Q8_0', q8, 32)), Array.from({ length: 32 }, (_, i) => (i - 16) * 0.5));
+      // q4_0: element j in the low nibble of byte j, element j+16 in the high nibble; value (q − 8)·d.
+      const q4 = Uint8Array.from([...half(2), ...Array.from({ length: 16 }, (_, j) => (j & 0xf) | ((15 - j) << 4))]);
+      const want4 = [...Array.from({ length: 16 }, (_, j) => (j - 8) * 2), ...Array.from({ length: 16 }, (_, j) => (15 - j - 8) * 2)];
+      assert.deepStrictEqual(Array.from(dequantizeGgml('Q4_0', q4, 32)), want4);
+      const q41 = Uint8Array.from([...half(0.25), ...half(-1), ...Array.from({ length: 16 }, (_, j) => j | (j << 4))]);
+      assert.deepStrictEqual(Array.from(dequantizeGgml('Q4_1', q41, 32)), [...Array.from({ length: 16 }, (_, j) => j * 0.25 - 1), ...Array.from({ length: 16 }, (_, j) => j * 0.25 - 1)]);
+      // q5_0: the fifth bits of all 32 elements in a uint32 (bit j for element j, bit j+16 for element j+16).
+      const qh = 0xffff0000;
+      const q50 = Uint8Array.from([...half(1), qh & 0xff, (qh >> 8) & 0xff, (qh >>> 16) & 0xff, qh >>> 24, ...Array.from({ length: 16 }, () => 0x00)]);
+      assert.deepStrictEqual(Array.from(dequantizeGgml('Q5_0', q50, 32)), [...new Array(16).fill(-16), ...new Array(16).fill(0)]);
+      const q51 = Uint8Array.from([...half(1), ...half(0), 0xff, 0xff, 0xff, 0xff, ...Array.from({ length: 16 }, () => 0xff)]);
+      assert.deepStrictEqual(Array.from(dequantizeGgml('Q5_1', q51, 32)), new Array(32).fill(31));
+    });
+    it("q4_0 and q8_0 quantize as llama.cpp's reference quantizer does: the block's values round-trip through its bytes", () => {
+      const x = gaussian(32, 11);
+      let amax = 0;
+      let max = 0;
+      for (const v of x) if (Math.abs(v) > amax) [amax, max] = [Math.abs(v), v];
+      // q4_0: d = max / −8 stored as fp16, elements (q − 8)·d with q in 0…15
+      const d4 = halfBitsToFloat(floatToHalfBits(max / -8));
+      const y4 = quantizeDequantize(x, 1, 32, 'q4_0');
+      const q4 = Array.from(y4, (v) => v / d4 + 8);
+      assert.ok(q4.every((q) => Number.isInteger(q) && q >= 0 && q <= 15), `${q4}`);
+      const b4 = Uint8Array.from([...half(max / -8), ...Array.from({ length: 16 }, (_, j) => q4[j] | (q4[j + 16] << 4))]);
+      assert.deepStrictEqual(Array.from(dequantizeGgml('Q4_0', b4, 32)), Array.from(y4));
+      // q8_0: d = amax / 127, elements q·d with q in −127…127
+      const d8 = halfBitsToFloat(floatToHalfBits(amax / 127));
+      const y8 = quantizeDequantize(x, 1, 32, 'q8_0');
+      const q8 = Array.from(y8, (v) => v / d8);
+      assert.ok(q8.every((q) => Number.isInteger(q) && Math.abs(q) <= 127), `${q8}`);
+      const b8 = Uint8Array.from([...half(amax / 127), ...q8.map((q) => q & 0xff)]);
+      assert.deepStrictEqual(Array.from(dequantizeGgml('Q8_0', b8, 32)), Array.from(y8));
+    });
+  });
+});
+
+describe('layerplan quant', () => {
+  const CLI = path.join(REPO, 'out', 'src', 'cli.js');
+  it('gives per-tensor results for every format on a real exported transformer, and a parameter-weighted summary', () => {
+    const r = spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'examples', 'gpt2-tiny.onnx'), '--json'], { encoding: 'utf8' });
+    assert.strictEqual(r.status, 0, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    assert.strictEqual(doc.summary.length, 16);
+    assert.ok(doc.tensors.length >= 10);
+    for (const t of doc.tensors) {
+      assert.strictEqual(t.results.length, 16, t.name);
+      for (const x of t.results) for (const k of ['format', 'bitsPerWeight', 'mse', 'sqnrDb', 'maxAbsError', 'cosine']) assert.ok(k in x, k);
+    }
+    for (const s of doc.summary) {
+      let signal = 0;
+      let noise = 0;
+      let params = 0;
+      for (const t of doc.tensors) {
+        const x = t.results.find((y: { format: string }) => y.format === s.format);
+        const n = t.shape.reduce((a: number, b: number) => a * b, 1);
+        params += n;
+        noise += x.mse * n;
+        signal += (x.mse * n) * 10 ** (x.sqnrDb / 10);
+      }
+      assert.strictEqual(s.parameters, params);
+      assert.strictEqual(s.bytes, Math.ceil((params * s.bitsPerWeight) / 8));
+      assert.ok(Math.abs(s.sqnrDb - 10 * Math.log10(signal / noise)) < 1e-6, s.format);
+    }
+  });
+  it('refuses an unknown format with a suggestion, and a non-float tensor', () => {
+    const bad = spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'examples', 'gpt2-tiny.onnx'), '--formats', 'int4-g12B'], { encoding: 'utf8' });
+    assert.strictEqual(bad.status, 2);
+    assert.match(bad.stderr, /unknown number format 'int4-g12B' \(did you mean 'int4-g128'\?\)/);
+    const ints = spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'test', 'fixtures', 'models', 'qdq-mlp.onnx'), '--tensors', 'fc1.weight_quantized'], { encoding: 'utf8' });
+    assert.strictEqual(ints.status, 2);
+    assert.match(ints.stderr, /is int8, not floating point/);
+  });
+});
