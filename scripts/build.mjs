@@ -3,11 +3,13 @@ import * as esbuild from 'esbuild';
 
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
-const common = { bundle: true, sourcemap: !production, minify: production, logLevel: 'warning', target: 'es2022' };
+// mainFields: prefer ESM builds (jsonc-parser's UMD build hides its requires from the bundler).
+const common = { bundle: true, sourcemap: !production, minify: production, logLevel: 'warning', target: 'es2022', mainFields: ['module', 'main'] };
 
 const builds = [
   { ...common, entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', external: ['vscode'] },
-  { ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', platform: 'node', format: 'cjs' },
+  { ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', platform: 'node', format: 'cjs', external: ['onnxruntime-node'] },
+  { ...common, entryPoints: ['src/node/quant-worker.ts'], outfile: 'dist/quant-worker.js', platform: 'node', format: 'cjs' },
 ];
 
 if (watch) {

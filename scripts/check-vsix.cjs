@@ -9,7 +9,7 @@ const { spawnSync } = require('child_process');
 const yauzl = require('yauzl');
 
 const vsix = process.argv[2];
-const required = ['extension/package.json', 'extension/dist/extension.js', 'extension/dist/cli.js', 'extension/readme.md', 'extension/LICENSE.txt'];
+const required = ['extension/package.json', 'extension/dist/extension.js', 'extension/dist/cli.js', 'extension/dist/quant-worker.js', 'extension/readme.md', 'extension/LICENSE.txt'];
 const forbidden = /^extension\/(src|test|node_modules|out|scripts|bench|examples)\//;
 
 yauzl.open(vsix, { lazyEntries: true }, (err, zip) => {
@@ -35,14 +35,23 @@ yauzl.open(vsix, { lazyEntries: true }, (err, zip) => {
       console.error(`VSIX ${vsix}: missing ${JSON.stringify(missing)}, should not contain ${JSON.stringify(extra)}`);
       process.exit(1);
     }
-    const model = path.join(__dirname, '..', 'examples', 'gpt2-tiny.onnx');
-    const r = spawnSync(process.execPath, [path.join(dir, 'extension', 'dist', 'cli.js'), 'inspect', model, '--json'], { encoding: 'utf8' });
+    const examples = path.join(__dirname, '..', 'examples');
+    const cli = path.join(dir, 'extension', 'dist', 'cli.js');
+    const run = (...args) => {
+      const r = spawnSync(process.execPath, [cli, ...args, '--json'], { encoding: 'utf8' });
+      if (r.status !== 0) {
+        console.error(`the CLI inside the VSIX failed on '${args.join(' ')}': ${r.stderr}`);
+        process.exit(1);
+      }
+      return JSON.parse(r.stdout);
+    };
+    const inspect = run('inspect', path.join(examples, 'gpt2-tiny.onnx'));
+    const estimate = run('estimate', path.join(examples, 'gpt3-175b.plan.json'));
+    const quant = run('quant', path.join(examples, 'gpt2-tiny.onnx'), '--formats', 'int4-g128,q4_0');
+    const check = run('check', path.join(examples, 'llama-2-7b.plan.json'));
     fs.rmSync(dir, { recursive: true, force: true });
-    if (r.status !== 0) {
-      console.error(`the CLI inside the VSIX failed: ${r.stderr}`);
-      process.exit(1);
-    }
-    const doc = JSON.parse(r.stdout);
-    console.log(`VSIX ok: ${names.length} entries; its CLI read ${path.basename(model)}: ${doc.nodes} nodes, ${doc.parameters} parameters`);
+    console.log(`VSIX ok: ${names.length} entries; its CLI inspected gpt2-tiny.onnx (${inspect.nodes} nodes, ${inspect.parameters} parameters), ` +
+      `estimated gpt3-175b (${estimate.iterationSeconds.toFixed(2)} s/iteration), quantized ${quant.tensors.length} tensors on worker threads, ` +
+      `checked llama-2-7b.plan.json (${check.diagnostics.length} diagnostics)`);
   });
 });

@@ -1,5 +1,5 @@
 import { parseFormat, type NumberFormat } from './formats';
-import { E2M1, E2M3, E3M2, E4M3FN, E5M2, roundHalfEven, roundToMiniFloat, toBf16, toHalf, type MiniFloat } from './numeric';
+import { E2M1, E2M3, E3M2, E4M3FN, E5M2, roundHalfEven, roundToMiniFloat, toHalf, type MiniFloat } from './numeric';
 
 /**
  * Quantize → dequantize of a weight matrix laid out [rows, cols] with `cols` the reduction axis
@@ -11,6 +11,41 @@ import { E2M1, E2M3, E3M2, E4M3FN, E5M2, roundHalfEven, roundToMiniFloat, toBf16
  * scale choice; llama.cpp refines its scales with a search, so its error is a little lower.
  */
 const MINI: Record<string, MiniFloat> = { e4m3: E4M3FN, e5m2: E5M2, e2m3: E2M3, e3m2: E3M2, e2m1: E2M1 };
+const FP16: MiniFloat = { exp: 5, man: 10, bias: 15, maxFinite: 65504, ieee: true };
+
+// Powers of two by exponent (−300 … 300): exact, and much faster than Math.pow in hot loops.
+const POW2 = new Float64Array(601).map((_, i) => 2 ** (i - 300));
+const F32 = new Float32Array(1);
+const U32 = new Uint32Array(F32.buffer);
+
+/**
+ * roundToMiniFloat for hot loops: the exponent comes from the float32 bits instead of Math.log2.
+ * Saturates to ±maxFinite (the quantizers never produce infinities).
+ */
+function roundMini(x: number, man: number, minExp: number, maxFinite: number): number {
+  const a = x < 0 ? -x : x;
+  if (!(a <= maxFinite)) return Number.isNaN(x) ? NaN : x < 0 ? -maxFinite : maxFinite;
+  F32[0] = a;
+  let e = ((U32[0] >>> 23) & 0xff) - 127;
+  if (e < minExp) e = minExp;
+  const q = a * POW2[300 + man - e];
+  let r = Math.round(q);
+  if (r - q === 0.5 && r % 2 === 1) r--;
+  let v = r * POW2[300 + e - man];
+  if (v > maxFinite) v = maxFinite;
+  return x < 0 ? -v : v;
+}
+
+/** fp16 rounding of a (finite, in-range) scale, on the fast path. */
+const half = (v: number) => roundMini(v, 10, -14, 65504);
+
+/** Rounds every element of x·inv to the minifloat grid, times s, into y[lo, hi). */
+function miniRange(x: Float32Array, y: Float32Array, lo: number, hi: number, f: MiniFloat, inv: number, s: number): void {
+  const man = f.man;
+  const minExp = 1 - f.bias;
+  const max = f.maxFinite;
+  for (let k = lo; k < hi; k++) y[k] = roundMini(x[k] * inv, man, minExp, max) * s;
+}
 
 /** NF4 levels (Dettmers et al. 2023, QLoRA, Appendix E): quantiles of N(0, 1) normalized to [-1, 1]. */
 export const NF4_LEVELS = [
@@ -25,19 +60,19 @@ export interface QuantOptions {
 
 const CLIP_RATIOS = [1, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5];
 
-/** y = quantize-dequantize(x) for one format. */
-export function quantizeDequantize(x: Float32Array, rows: number, cols: number, format: NumberFormat | string, options: QuantOptions = {}): Float32Array {
+/** y = quantize-dequantize(x) for one format (into `out` when given, to reuse one buffer across formats). */
+export function quantizeDequantize(x: Float32Array, rows: number, cols: number, format: NumberFormat | string, options: QuantOptions = {}, out?: Float32Array): Float32Array {
   const f = typeof format === 'string' ? parseFormat(format) : format;
   if (!f) throw new Error(`unknown format ${String(format)}`);
-  const y = new Float32Array(x.length);
+  const y = out && out.length === x.length ? out : new Float32Array(x.length);
   const name = f.name;
   if (name === 'fp32') y.set(x);
-  else if (name === 'bf16') for (let i = 0; i < x.length; i++) y[i] = toBf16(x[i]);
-  else if (name === 'fp16') for (let i = 0; i < x.length; i++) y[i] = toHalf(x[i]);
+  else if (name === 'bf16') bf16(x, y);
+  else if (name === 'fp16') for (let i = 0; i < x.length; i++) y[i] = Math.abs(x[i]) > 65519.99 ? toHalf(x[i]) : roundMini(x[i], FP16.man, 1 - FP16.bias, FP16.maxFinite);
   else if (name === 'fp8-e4m3' || name === 'fp8-e5m2') {
     const mf = name === 'fp8-e4m3' ? E4M3FN : E5M2;
     const s = absmax(x, 0, x.length) / mf.maxFinite || 1;
-    for (let i = 0; i < x.length; i++) y[i] = roundToMiniFloat(x[i] / s, mf) * s;
+    miniRange(x, y, 0, x.length, mf, 1 / s, s);
   } else if (name.startsWith('mx')) mx(x, y, f);
   else if (name === 'nvfp4') nvfp4(x, y);
   else if (name.startsWith('nf4')) blocks(x, y, rows, cols, f.levels[0].block, (lo, hi) => nf4Block(x, y, lo, hi));
@@ -46,6 +81,17 @@ export function quantizeDequantize(x: Float32Array, rows: number, cols: number, 
   else if (f.element.kind === 'int') intFormat(x, y, rows, cols, f, options);
   else throw new Error(`no quantizer for ${name}`);
   return y;
+}
+
+/** bf16 round-to-nearest-even on the float32 bits, a whole array at a time. */
+function bf16(x: Float32Array, y: Float32Array): void {
+  const xb = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  const yb = new Uint32Array(y.buffer, y.byteOffset, y.length);
+  for (let i = 0; i < x.length; i++) {
+    const b = xb[i];
+    if ((b & 0x7f800000) === 0x7f800000) yb[i] = b;
+    else yb[i] = ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16;
+  }
 }
 
 function absmax(x: Float32Array, lo: number, hi: number): number {
@@ -70,57 +116,88 @@ function intFormat(x: Float32Array, y: Float32Array, rows: number, cols: number,
   const qmax = asym ? 2 ** el.bits - 1 : 2 ** (el.bits - 1) - 1;
   const qmin = asym ? 0 : -(2 ** (el.bits - 1));
   const twoLevel = f.levels.length > 1 && f.levels[1].block === 0;
-  const ranges: [number, number][] = [];
-  if (level.block === -1) ranges.push([0, x.length]);
-  else if (level.block === 0) for (let r = 0; r < rows; r++) ranges.push([r * cols, (r + 1) * cols]);
-  else blocks(x, y, rows, cols, level.block, (lo, hi) => ranges.push([lo, hi]));
-  const scales = new Float64Array(ranges.length);
-  const mins = new Float64Array(ranges.length);
-  ranges.forEach(([lo, hi], i) => {
-    if (asym) {
-      let mn = Infinity;
-      let mx = -Infinity;
-      for (let k = lo; k < hi; k++) {
-        mn = Math.min(mn, x[k]);
-        mx = Math.max(mx, x[k]);
-      }
-      scales[i] = (mx - mn) / qmax || 1;
-      mins[i] = mn;
-    } else scales[i] = absmax(x, lo, hi) / qmax || 1;
-  });
-  if (twoLevel) {
-    // VS-Quant: an unsigned int8 scale per group under an fp16 scale per row: r = γ · S_q · q.
-    const perRow = Math.ceil(cols / level.block);
-    for (let r = 0; r < rows; r++) {
+  const block = level.block === -1 ? x.length : level.block === 0 ? cols : Math.min(level.block, cols);
+  const rowsOf = level.block === -1 ? 1 : rows;
+  const colsOf = level.block === -1 ? x.length : cols;
+  const perRow = Math.ceil(colsOf / block);
+  const scales = new Float64Array(rowsOf * perRow);
+  const mins = new Float64Array(rowsOf * perRow);
+  for (let r = 0; r < rowsOf; r++) {
+    for (let g = 0; g < perRow; g++) {
+      const lo = r * colsOf + g * block;
+      const hi = Math.min(r * colsOf + colsOf, lo + block);
+      if (asym) {
+        let mn = Infinity;
+        let mx = -Infinity;
+        for (let k = lo; k < hi; k++) {
+          const v = x[k];
+          if (v < mn) mn = v;
+          if (v > mx) mx = v;
+        }
+        scales[r * perRow + g] = (mx - mn) / qmax || 1;
+        mins[r * perRow + g] = mn;
+      } else scales[r * perRow + g] = absmax(x, lo, hi) / qmax || 1;
+    }
+    if (twoLevel) {
+      // VS-Quant: an unsigned int8 scale per group under an fp16 scale per row: r = γ · S_q · q.
       let m = 0;
       for (let g = 0; g < perRow; g++) m = Math.max(m, scales[r * perRow + g]);
       const gamma = toHalf(m / 255) || 1;
       for (let g = 0; g < perRow; g++) scales[r * perRow + g] = gamma * Math.min(255, Math.max(1, Math.round(scales[r * perRow + g] / gamma)));
-    }
-  } else for (let i = 0; i < scales.length; i++) scales[i] = toHalf(scales[i]) || 1;
-  ranges.forEach(([lo, hi], i) => {
-    const apply = (s: number, out: Float32Array | undefined): number => {
-      const z = asym ? Math.min(qmax, Math.max(0, roundHalfEven(-mins[i] / s))) : 0;
-      let err = 0;
-      for (let k = lo; k < hi; k++) {
-        const q = Math.min(qmax, Math.max(qmin, roundHalfEven(x[k] / s) + z));
-        const v = (q - z) * s;
-        if (out) out[k] = v;
-        else err += (v - x[k]) ** 2;
+    } else for (let g = 0; g < perRow; g++) scales[r * perRow + g] = half(scales[r * perRow + g]) || 1;
+  }
+  for (let r = 0; r < rowsOf; r++) {
+    for (let g = 0; g < perRow; g++) {
+      const i = r * perRow + g;
+      const lo = r * colsOf + g * block;
+      const hi = Math.min(r * colsOf + colsOf, lo + block);
+      let s = scales[i];
+      if (options.clip && !twoLevel) {
+        let best = Infinity;
+        const base = s;
+        for (const ratio of CLIP_RATIOS) {
+          const cand = toHalf(base * ratio) || base;
+          const e = intRange(x, undefined, lo, hi, cand, asym ? mins[i] : 0, asym, qmin, qmax);
+          if (e < best) [best, s] = [e, cand];
+        }
       }
-      return err;
-    };
-    let s = scales[i];
-    if (options.clip && !twoLevel) {
-      let best = Infinity;
-      for (const ratio of CLIP_RATIOS) {
-        const cand = toHalf(scales[i] * ratio) || scales[i];
-        const e = apply(cand, undefined);
-        if (e < best) [best, s] = [e, cand];
-      }
+      intRange(x, y, lo, hi, s, asym ? mins[i] : 0, asym, qmin, qmax);
     }
-    apply(s, y);
-  });
+  }
+}
+
+/** Quantizes x[lo, hi) with scale s (and zero point from `min`); writes y when given, returns the squared error. */
+function intRange(x: Float32Array, y: Float32Array | undefined, lo: number, hi: number, s: number, min: number, asym: boolean, qmin: number, qmax: number): number {
+  let z = 0;
+  if (asym) {
+    const q0 = -min / s;
+    z = Math.round(q0);
+    if (z - q0 === 0.5 && (z & 1) !== 0) z--;
+    z = z < 0 ? 0 : z > qmax ? qmax : z;
+  }
+  const inv = 1 / s;
+  if (y) {
+    for (let k = lo; k < hi; k++) {
+      const t = x[k] * inv;
+      let q = Math.round(t);
+      if (q - t === 0.5 && (q & 1) !== 0) q--;
+      q += z;
+      q = q < qmin ? qmin : q > qmax ? qmax : q;
+      y[k] = (q - z) * s;
+    }
+    return 0;
+  }
+  let err = 0;
+  for (let k = lo; k < hi; k++) {
+    const t = x[k] * inv;
+    let q = Math.round(t);
+    if (q - t === 0.5 && (q & 1) !== 0) q--;
+    q += z;
+    q = q < qmin ? qmin : q > qmax ? qmax : q;
+    const e = (q - z) * s - x[k];
+    err += e * e;
+  }
+  return err;
 }
 
 /** llama.cpp's reference quantizers (ggml-quants.c quantize_row_q*_ref) for the 32-element legacy blocks. */
@@ -213,12 +290,12 @@ function mx(x: Float32Array, y: Float32Array, f: NumberFormat): void {
       for (let k = lo; k < hi; k++) y[k] = 0;
       continue;
     }
-    const X = 2 ** Math.max(-127, Math.floor(Math.log2(a)) - emax);
-    for (let k = lo; k < hi; k++) {
-      const v = x[k] / X;
+    F32[0] = a;
+    const X = POW2[300 + Math.max(-127, ((U32[0] >>> 23) & 0xff) - 127 - emax)];
+    if (isInt) {
       // MXINT8: two's complement with an implicit 2^-6, i.e. values q/64 in [-2, 2 - 1/64].
-      y[k] = (isInt ? Math.min(127, Math.max(-128, roundHalfEven(v * 64))) / 64 : roundToMiniFloat(v, mf!)) * X;
-    }
+      for (let k = lo; k < hi; k++) y[k] = (Math.min(127, Math.max(-128, roundHalfEven((x[k] / X) * 64))) / 64) * X;
+    } else miniRange(x, y, lo, hi, mf!, 1 / X, X);
   }
 }
 
@@ -229,21 +306,22 @@ function nvfp4(x: Float32Array, y: Float32Array): void {
     const hi = Math.min(x.length, lo + 16);
     const sb = roundToMiniFloat(absmax(x, lo, hi) / 6 / st, E4M3FN);
     const s = sb * st;
-    for (let k = lo; k < hi; k++) y[k] = s ? roundToMiniFloat(x[k] / s, E2M1) * s : 0;
+    if (s) miniRange(x, y, lo, hi, E2M1, 1 / s, s);
+    else for (let k = lo; k < hi; k++) y[k] = 0;
   }
 }
 
+const NF4_MIDPOINTS = NF4_LEVELS.slice(1).map((v, i) => (v + NF4_LEVELS[i]) / 2);
+
 function nf4Block(x: Float32Array, y: Float32Array, lo: number, hi: number): void {
   const a = toHalf(absmax(x, lo, hi)) || 1;
+  const inv = 1 / a;
   for (let k = lo; k < hi; k++) {
-    const v = x[k] / a;
-    let best = 0;
-    let bestD = Infinity;
-    for (let i = 0; i < 16; i++) {
-      const d = Math.abs(v - NF4_LEVELS[i]);
-      if (d < bestD) [best, bestD] = [i, d];
-    }
-    y[k] = NF4_LEVELS[best] * a;
+    const v = x[k] * inv;
+    // Binary search over the 15 midpoints between levels: the nearest level in four comparisons.
+    let i = 0;
+    for (let step = 8; step >= 1; step >>= 1) if (i + step <= 15 && v > NF4_MIDPOINTS[i + step - 1]) i += step;
+    y[k] = NF4_LEVELS[i] * a;
   }
 }
 
@@ -284,4 +362,9 @@ export function errorMetrics(x: Float32Array, y: Float32Array): ErrorMetrics {
     noise,
     count: x.length,
   };
+}
+
+/** The error of quantizing x in one format; `scratch` (x.length floats) avoids an allocation per call. */
+export function quantizationError(x: Float32Array, rows: number, cols: number, format: NumberFormat, options: QuantOptions = {}, scratch?: Float32Array): ErrorMetrics {
+  return errorMetrics(x, quantizeDequantize(x, rows, cols, format, options, scratch));
 }

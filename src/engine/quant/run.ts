@@ -4,7 +4,7 @@ import { closest } from '../hardware/catalog';
 import type { GraphTensor, ModelGraph } from '../graph/model-graph';
 import { globMatch } from '../plan/plan';
 import { FORMAT_NAMES, parseFormat, type NumberFormat } from './formats';
-import { errorMetrics, quantizeDequantize } from './quantize';
+import { quantizationError } from './quantize';
 import { FLOAT_DTYPES, loadWeightFloat32, transpose2d, weightLayout } from './weights';
 
 /** The default sweep: 16 formats across the families DESIGN.md names. */
@@ -23,6 +23,9 @@ export interface FormatResult {
   relFrobenius: number;
   /** With MSE-optimal clipping (--clip), for integer formats: what clipping buys. */
   clipped?: { mse: number; sqnrDb: number | null };
+  /** Σx² and Σ(x − x̂)² (for the summary; not printed). */
+  signal?: number;
+  noise?: number;
 }
 
 export interface QuantReport {
@@ -31,7 +34,31 @@ export interface QuantReport {
   skipped: { name: string; reason: string }[];
 }
 
+/** Measures every format on one tensor laid out [rows, cols]; injected so Node can run it on worker threads. */
+export type MeasureFn = (values: Float32Array, rows: number, cols: number, formats: string[], clip: boolean) => Promise<FormatResult[]>;
+
+/** The per-tensor work: quantize → dequantize → metrics for each format, reusing one scratch buffer. */
+export function measureFormats(values: Float32Array, rows: number, cols: number, formats: string[], clip: boolean): FormatResult[] {
+  const scratch = new Float32Array(values.length);
+  return formats.map((name) => {
+    const f = parseFormat(name)!;
+    const m = quantizationError(values, rows, cols, f, {}, scratch);
+    const r: FormatResult = {
+      format: f.name, bitsPerWeight: f.bitsPerWeight, mse: m.mse, sqnrDb: Number.isFinite(m.sqnrDb) ? m.sqnrDb : null,
+      maxAbsError: m.maxAbsError, cosine: m.cosine, relFrobenius: m.relFrobenius, signal: m.signal, noise: m.noise,
+    };
+    if (clip && f.element.kind === 'int' && f.levels.length === 1) {
+      const c = quantizationError(values, rows, cols, f, { clip: true }, scratch);
+      r.clipped = { mse: c.mse, sqnrDb: Number.isFinite(c.sqnrDb) ? c.sqnrDb : null };
+    }
+    return r;
+  });
+}
+
 export interface QuantOptions {
+  /** Tensors measured at once (memory: this many of the largest tensor); Node passes its worker count. */
+  concurrency?: number;
+  measure?: MeasureFn;
   formats?: string[];
   /** Glob on tensor names; default: floating-point weights of rank ≥ 2 with at least 1,024 elements. */
   tensors?: string;
@@ -69,36 +96,43 @@ export async function quantModel(graph: ModelGraph, source: ByteSource, siblings
   if (!chosen.length) throw new InputError(source.name, options.tensors ? `no stored floating-point tensor matches '${options.tensors}'` : 'no floating-point weight tensors to quantize');
   const totals = formats.map(() => ({ signal: 0, noise: 0, parameters: 0 }));
   const report: QuantReport = { tensors: [], summary: [], skipped };
-  for (let i = 0; i < chosen.length; i++) {
-    const t = chosen[i];
-    options.onProgress?.(i, chosen.length, t.name);
-    let values: Float32Array;
-    try {
-      values = await loadWeightFloat32(t, source, siblings);
-    } catch (e) {
-      if (!(e instanceof InputError) || options.tensors) throw e;
-      skipped.push({ name: t.name, reason: e.problem });
-      continue;
-    }
-    const layout = weightLayout(graph, t);
-    if (layout.transpose) values = transpose2d(values, layout.cols, layout.rows);
-    const results: FormatResult[] = formats.map((f, k) => {
-      const m = errorMetrics(values, quantizeDequantize(values, layout.rows, layout.cols, f));
-      totals[k].signal += m.signal;
-      totals[k].noise += m.noise;
-      totals[k].parameters += t.elements;
-      const r: FormatResult = {
-        format: f.name, bitsPerWeight: f.bitsPerWeight, mse: m.mse, sqnrDb: Number.isFinite(m.sqnrDb) ? m.sqnrDb : null,
-        maxAbsError: m.maxAbsError, cosine: m.cosine, relFrobenius: m.relFrobenius,
-      };
-      if (options.clip && f.element.kind === 'int' && f.levels.length === 1) {
-        const c = errorMetrics(values, quantizeDequantize(values, layout.rows, layout.cols, f, { clip: true }));
-        r.clipped = { mse: c.mse, sqnrDb: Number.isFinite(c.sqnrDb) ? c.sqnrDb : null };
+  const names = formats.map((f) => f.name);
+  const measure: MeasureFn = options.measure ?? (async (v, r, c, f, clip) => measureFormats(v, r, c, f, clip));
+  const results: (FormatResult[] | undefined)[] = new Array(chosen.length);
+  let next = 0;
+  let done = 0;
+  // A few tensors in flight at once: loading the next overlaps measuring the previous (workers in Node).
+  const worker = async () => {
+    while (next < chosen.length) {
+      const i = next++;
+      const t = chosen[i];
+      let values: Float32Array;
+      try {
+        values = await loadWeightFloat32(t, source, siblings);
+      } catch (e) {
+        if (!(e instanceof InputError) || options.tensors) throw e;
+        skipped.push({ name: t.name, reason: e.problem });
+        continue;
       }
-      return r;
+      const layout = weightLayout(graph, t);
+      if (layout.transpose) values = transpose2d(values, layout.cols, layout.rows);
+      results[i] = await measure(values, layout.rows, layout.cols, names, !!options.clip);
+      options.onProgress?.(++done, chosen.length, t.name);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 1) }, worker));
+  chosen.forEach((t, i) => {
+    const res = results[i];
+    if (!res) return;
+    res.forEach((r, k) => {
+      totals[k].signal += r.signal ?? 0;
+      totals[k].noise += r.noise ?? 0;
+      totals[k].parameters += t.elements;
+      delete r.signal;
+      delete r.noise;
     });
-    report.tensors.push({ name: t.name, shape: (t.shape ?? []).map((d) => (typeof d === 'number' ? d : 0)), layer: t.layer !== undefined ? graph.layers[t.layer]?.name ?? '' : '', results });
-  }
+    report.tensors.push({ name: t.name, shape: (t.shape ?? []).map((d) => (typeof d === 'number' ? d : 0)), layer: t.layer !== undefined ? graph.layers[t.layer]?.name ?? '' : '', results: res });
+  });
   options.onProgress?.(chosen.length, chosen.length, '');
   report.summary = formats.map((f, k) => ({
     format: f.name, bitsPerWeight: f.bitsPerWeight, bytes: Math.ceil((totals[k].parameters * f.bitsPerWeight) / 8),
