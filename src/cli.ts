@@ -4,7 +4,8 @@ import { formatInspect } from './engine/report/inspect-text';
 import { inspectFile } from './node/inspect-file';
 import { checkFile, estimatePlanFile } from './node/plan-file';
 import { quantFile } from './node/quant-file';
-import { formatQuant } from './engine/report/quant-text';
+import { formatActivations, formatQuant } from './engine/report/quant-text';
+import { calibrateFile } from './node/calibrate';
 import { formatEstimate } from './engine/report/estimate-text';
 
 const USAGE = `usage: layerplan <command> [options]
@@ -13,8 +14,9 @@ commands:
   inspect <model> [--json] [--dim name=value ...]   graph summary: ops, parameters, dtypes, layers
                                                      (--dim binds a symbolic dim, e.g. --dim batch=8)
   estimate <plan.json> [--json]                      memory per GPU, step time, communication, pipeline bubble
-  quant <model> [--json] [--formats a,b] [--tensors glob] [--clip]
-                                                     quantization error of the real weights per format
+  quant <model> [--json] [--formats a,b] [--tensors glob] [--clip] [--activations [--batches N] [--dim k=v]]
+                                                     quantization error of the real weights per format;
+                                                     --activations calibrates activations with onnxruntime
   check <file> [--json] [--world-size N]             diagnostics for a plan, a Hugging Face config.json or a
                                                      DeepSpeed config (exit 1 when there are errors)
 options:
@@ -30,12 +32,14 @@ interface Args {
   formats?: string[];
   tensors?: string;
   clip: boolean;
+  activations: boolean;
+  batches?: number;
 }
 
 class UsageError extends Error {}
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { command: argv[0] ?? '', positional: [], json: false, dims: {}, clip: false };
+  const args: Args = { command: argv[0] ?? '', positional: [], json: false, dims: {}, clip: false, activations: false };
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') args.json = true;
@@ -47,6 +51,12 @@ function parseArgs(argv: string[]): Args {
     } else if (a === '--formats') args.formats = (argv[++i] ?? '').split(',').map((x) => x.trim()).filter(Boolean);
     else if (a === '--tensors') args.tensors = argv[++i] ?? '';
     else if (a === '--clip') args.clip = true;
+    else if (a === '--activations') args.activations = true;
+    else if (a === '--batches') {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v <= 0 || v > 10000) throw new UsageError('--batches expects a positive integer');
+      args.batches = v;
+    }
     else if (a === '--world-size') {
       const v = Number(argv[++i]);
       if (!Number.isInteger(v) || v <= 0) throw new UsageError('--world-size expects a positive integer');
@@ -105,8 +115,9 @@ export async function main(argv: string[]): Promise<number> {
           onProgress: progress ? (d, n, name) => process.stderr.write(`\r\x1b[Kquantizing ${d}/${n} ${name}`) : undefined,
         });
         if (progress) process.stderr.write('\r\x1b[K');
-        if (args.json) process.stdout.write(JSON.stringify(report) + '\n');
-        else process.stdout.write(formatQuant(file, report));
+        const activations = args.activations ? await calibrateFile(file, { batches: args.batches, bindings: args.dims }) : undefined;
+        if (args.json) process.stdout.write(JSON.stringify(activations ? { ...report, activations } : report) + '\n');
+        else process.stdout.write(formatQuant(file, report) + (activations ? formatActivations(activations) : ''));
         return 0;
       }
       case 'verify':

@@ -5,7 +5,7 @@ import type { GraphTensor, ModelGraph } from '../graph/model-graph';
 import { globMatch } from '../plan/plan';
 import { FORMAT_NAMES, parseFormat, type NumberFormat } from './formats';
 import { quantizationError } from './quantize';
-import { FLOAT_DTYPES, loadWeightFloat32, transpose2d, weightLayout } from './weights';
+import { FLOAT_DTYPES, loadWeightFloat32, matMulNBitsOf, transpose2d, weightLayout } from './weights';
 
 /** The default sweep: 16 formats across the families DESIGN.md names. */
 export const DEFAULT_FORMATS = [
@@ -86,11 +86,12 @@ export async function quantModel(graph: ModelGraph, source: ByteSource, siblings
   const skipped: QuantReport['skipped'] = [];
   for (const t of graph.tensors.values()) {
     if (!t.isWeight || !t.ref) continue;
+    const packed = !!matMulNBitsOf(graph, t);
     if (options.tensors) {
       if (!globMatch(options.tensors, t.name)) continue;
-      if (!FLOAT_DTYPES.has(t.dtype)) throw new InputError(source.name, `tensor '${t.name}' is ${t.dtype}, not floating point: nothing to quantize`);
+      if (!FLOAT_DTYPES.has(t.dtype) && !packed) throw new InputError(source.name, `tensor '${t.name}' is ${t.dtype}, not floating point: nothing to quantize`);
       if (t.elements === 0) throw new InputError(source.name, `tensor '${t.name}' is empty`);
-    } else if (!FLOAT_DTYPES.has(t.dtype) || (t.shape?.length ?? 0) < 2 || t.elements < 1024) continue;
+    } else if (!packed && (!FLOAT_DTYPES.has(t.dtype) || (t.shape?.length ?? 0) < 2 || t.elements < 1024)) continue;
     chosen.push(t);
   }
   if (!chosen.length) throw new InputError(source.name, options.tensors ? `no stored floating-point tensor matches '${options.tensors}'` : 'no floating-point weight tensors to quantize');
@@ -108,7 +109,7 @@ export async function quantModel(graph: ModelGraph, source: ByteSource, siblings
       const t = chosen[i];
       let values: Float32Array;
       try {
-        values = await loadWeightFloat32(t, source, siblings);
+        values = await loadWeightFloat32(t, source, siblings, graph);
       } catch (e) {
         if (!(e instanceof InputError) || options.tensors) throw e;
         skipped.push({ name: t.name, reason: e.problem });

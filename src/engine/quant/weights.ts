@@ -56,8 +56,30 @@ async function fileOf(ref: CheckpointTensorRef, source: ByteSource, siblings?: S
   return siblings.open(ref.shard);
 }
 
-/** A weight's values as float32 (stored fp16 / bf16 / int8 / ggml blocks are decoded first). */
-export async function loadWeightFloat32(t: GraphTensor, source: ByteSource, siblings?: SiblingResolver): Promise<Float32Array> {
+/** The MatMulNBits node whose packed weight input is `t`, if any. */
+export function matMulNBitsOf(graph: ModelGraph, t: GraphTensor) {
+  return t.consumers.map((c) => graph.nodes[c]).find((n) => n.opType === 'MatMulNBits' && n.inputs[1] === t.name);
+}
+
+/** A weight's values as float32 (stored fp16 / bf16 / int8 / ggml blocks / MatMulNBits blocks are decoded first). */
+export async function loadWeightFloat32(t: GraphTensor, source: ByteSource, siblings?: SiblingResolver, graph?: ModelGraph): Promise<Float32Array> {
+  const nbits = graph && matMulNBitsOf(graph, t);
+  if (graph && nbits) {
+    const num = (n: string, d: number) => (typeof nbits.attributes[n] === 'number' ? (nbits.attributes[n] as number) : d);
+    const [N, K, bits, block] = [num('N', 0), num('K', 0), num('bits', 4), num('block_size', 32)];
+    const onnxBytes = async (name: string | undefined) => {
+      const x = name ? graph.tensors.get(name) : undefined;
+      const r = x?.ref as OnnxTensorRef | undefined;
+      return r ? { bytes: await loadTensorBytes(r.tensor, source, siblings), t: r.tensor } : undefined;
+    };
+    const b = await onnxBytes(t.name);
+    const sc = await onnxBytes(nbits.inputs[2]);
+    if (!b || !sc) throw new InputError(source.name, `MatMulNBits '${nbits.name}': its weights or scales are not stored in the model`);
+    const zp = await onnxBytes(nbits.inputs[3]);
+    const scales = Float32Array.from(rawToNumbers(sc.bytes, sc.t.dataType, sc.t.elements));
+    const zeros = zp ? (zp.t.dataType === DataType.UINT8 ? zp.bytes : Float32Array.from(rawToNumbers(zp.bytes, zp.t.dataType, zp.t.elements))) : undefined;
+    return dequantizeMatMulNBits(b.bytes, scales, zeros, N, K, bits, block);
+  }
   const ref = t.ref as OnnxTensorRef | CheckpointTensorRef | undefined;
   if (!ref) throw new InputError(source.name, `tensor '${t.name}' has no stored values`);
   if (ref.format === 'onnx') {
@@ -95,6 +117,12 @@ export async function loadWeightFloat32(t: GraphTensor, source: ByteSource, sibl
  * Transpose (Linear weights [out, in]), Gemm with transB, Conv, or nothing known keeps its first axis as rows.
  */
 export function weightLayout(graph: ModelGraph, t: GraphTensor): { rows: number; cols: number; transpose: boolean } {
+  const nbits = matMulNBitsOf(graph, t);
+  if (nbits) {
+    const N = nbits.attributes.N as number;
+    const K = nbits.attributes.K as number;
+    return { rows: N, cols: K, transpose: false };
+  }
   const shape = (t.shape ?? []).map((d) => (typeof d === 'number' ? d : 1));
   if (shape.length < 2) return { rows: 1, cols: t.elements, transpose: false };
   const consumer = t.consumers.map((c) => graph.nodes[c]).find((n) => n.opType !== 'Identity');
@@ -108,4 +136,35 @@ export function transpose2d(x: Float32Array, rows: number, cols: number): Float3
   const y = new Float32Array(x.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) y[c * rows + r] = x[r * cols + c];
   return y;
+}
+
+/**
+ * com.microsoft MatMulNBits weights: B is [N, K/block, block·bits/8] packed uint8 (low bits first),
+ * scales [N · K/block], optional zero points (packed like B, default 2^(bits−1)).
+ * Returns W as [N, K] floats: W[n, k] = (q − zp) · scale, computed in float32 as onnxruntime does.
+ */
+export function dequantizeMatMulNBits(b: Uint8Array, scales: Float32Array, zeroPoints: Uint8Array | Float32Array | undefined, N: number, K: number, bits: number, block: number): Float32Array {
+  const blocks = Math.ceil(K / block);
+  const bytesPerBlock = (block * bits) / 8;
+  const mask = (1 << bits) - 1;
+  const w = new Float32Array(N * K);
+  const zpBytesPerRow = Math.ceil((blocks * bits) / 8);
+  for (let n = 0; n < N; n++) {
+    for (let blk = 0; blk < blocks; blk++) {
+      const scale = scales[n * blocks + blk];
+      let zp = 2 ** (bits - 1);
+      if (zeroPoints instanceof Float32Array) zp = zeroPoints[n * blocks + blk];
+      else if (zeroPoints) {
+        const bitPos = blk * bits;
+        zp = (zeroPoints[n * zpBytesPerRow + (bitPos >> 3)] >> (bitPos & 7)) & mask;
+      }
+      const base = (n * blocks + blk) * bytesPerBlock;
+      for (let j = 0; j < block && blk * block + j < K; j++) {
+        const bitPos = j * bits;
+        const q = (b[base + (bitPos >> 3)] >> (bitPos & 7)) & mask;
+        w[n * K + blk * block + j] = Math.fround((q - zp) * scale);
+      }
+    }
+  }
+  return w;
 }

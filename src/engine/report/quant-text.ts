@@ -1,4 +1,5 @@
 import type { QuantReport } from '../quant/run';
+import type { ObserverName } from '../quant/observers';
 import { bytesHuman } from './inspect-text';
 
 const db = (v: number | null) => (v === null ? 'exact' : `${v.toFixed(1)} dB`);
@@ -21,5 +22,14 @@ export function formatQuant(file: string, r: QuantReport): string {
     }
   }
   for (const s of r.skipped) lines.push(`skipped ${s.name}: ${s.reason}`);
+  return lines.join('\n') + '\n';
+}
+
+/** Activation calibration: 8-bit SQNR per layer and observer. */
+export function formatActivations(a: { generatedInputs: boolean; batches: number; bindings: Record<string, number>; layers: { name: string; sqnrDb: Record<ObserverName, number | null> }[] }): string {
+  const observers = Object.keys(a.layers[0]?.sqnrDb ?? {}) as ObserverName[];
+  const lines = ['', `Activations, 8-bit, SQNR per layer (${a.batches} batches of ${a.generatedInputs ? 'inputs generated from the declared shapes' : 'your inputs'}, ${Object.entries(a.bindings).map(([k, v]) => `${k}=${v}`).join(', ')})`];
+  lines.push('  ' + 'layer'.padEnd(24) + observers.map((o) => o.padStart(11)).join(''));
+  for (const l of a.layers) lines.push('  ' + l.name.padEnd(24) + observers.map((o) => db(l.sqnrDb[o]).padStart(11)).join(''));
   return lines.join('\n') + '\n';
 }

@@ -1,0 +1,190 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { InputError } from '../engine/errors';
+import { readOnnxModel } from '../engine/formats/onnx';
+import { allTensors } from '../engine/formats/onnx-data';
+import { DataType, F } from '../engine/formats/onnx-schema.generated';
+import { onnxDtypeName } from '../engine/formats/dtypes';
+import { onnxToGraph } from '../engine/formats/onnx-graph';
+import { evalShape } from '../engine/graph/dims';
+import type { ModelGraph } from '../engine/graph/model-graph';
+import { OBSERVERS, TensorObserver, activationError, type ObserverName } from '../engine/quant/observers';
+import { FileByteSource } from './file-source';
+
+export interface ActivationReport {
+  /** True when the inputs were generated from the model's declared shapes (no user data given). */
+  generatedInputs: boolean;
+  batches: number;
+  bindings: Record<string, number>;
+  tensors: { name: string; layer: string; consumer: string; observers: Record<ObserverName, { min: number; max: number; sqnrDb: number | null }> }[];
+  layers: { name: string; sqnrDb: Record<ObserverName, number | null> }[];
+}
+
+const CALIBRATED_OPS = new Set(['MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'Attention', 'LSTM', 'GRU', 'RNN']);
+const FLOATS = new Set(['float', 'float16', 'double']);
+
+/** Minimal protobuf writing for the appended GraphProto fragment. */
+function varint(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n = Math.floor(n / 128);
+    if (n) b |= 0x80;
+    out.push(b);
+  } while (n);
+  return out;
+}
+function field(num: number, bytes: number[]): number[] {
+  return [...varint(num * 8 + 2), ...varint(bytes.length), ...bytes];
+}
+
+/**
+ * The model's bytes plus one more `graph` field listing extra outputs: protobuf merges repeated
+ * occurrences of a singular message field, so onnxruntime sees the original graph with the
+ * intermediate tensors added to its outputs — no re-serialization of the model needed.
+ */
+function outputsAppendix(names: { name: string; elemType: number }[]): Buffer {
+  const graph: number[] = [];
+  for (const { name, elemType } of names) {
+    const tensorType = [...varint(F.TypeProtoTensor.elemType * 8), ...varint(elemType)];
+    const type = field(F.TypeProto.tensorType, tensorType);
+    const vi = [...field(F.ValueInfoProto.name, Array.from(Buffer.from(name, 'utf8'))), ...field(F.ValueInfoProto.type, type)];
+    graph.push(...field(F.GraphProto.output, vi));
+  }
+  return Buffer.from(field(F.ModelProto.graph, graph));
+}
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** onnxruntime-node, loaded only when calibration runs (it is large and native). */
+function loadOrt(file: string): typeof import('onnxruntime-node') {
+  try {
+    return require('onnxruntime-node');
+  } catch {
+    throw new InputError(file, 'activation calibration needs onnxruntime-node (npm install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=skip)');
+  }
+}
+
+/**
+ * Calibrates the activations that feed the model's compute ops (MatMul, Gemm, Conv, …): runs the
+ * model with onnxruntime-node on generated inputs, observes each activation with every observer,
+ * and reports the 8-bit quantization error each observer's range gives, per tensor and per layer.
+ */
+export async function calibrateFile(file: string, options: { batches?: number; bindings?: Record<string, number>; maxTensors?: number } = {}): Promise<ActivationReport> {
+  const ort = loadOrt(file);
+  const batches = options.batches ?? 8;
+  const bindings = { batch: 1, sequence: 16, ...(options.bindings ?? {}) };
+  const source = await FileByteSource.open(file);
+  let graph: ModelGraph;
+  let externalFiles: string[];
+  try {
+    const model = await readOnnxModel(source);
+    graph = await onnxToGraph(model, source, { bindings });
+    externalFiles = [...new Set([...allTensors(model.graph)].flatMap((t) => (t.data.kind === 'external' ? [t.data.location] : [])))];
+  } finally {
+    await source.close();
+  }
+  const chosen = new Map<string, { consumer: string; layer: string }>();
+  for (const n of graph.nodes) {
+    if (n.parent >= 0 || !CALIBRATED_OPS.has(n.opType)) continue;
+    const t = graph.tensors.get(n.inputs[0]);
+    if (!t || t.isWeight || !FLOATS.has(t.dtype) || chosen.has(t.name)) continue;
+    chosen.set(t.name, { consumer: `${n.opType} ${n.name}`, layer: graph.layers[n.layer]?.name ?? '' });
+    if (chosen.size >= (options.maxTensors ?? 512)) break;
+  }
+  if (!chosen.size) throw new InputError(file, 'no floating-point activations feed a MatMul, Gemm or Conv: nothing to calibrate');
+  const codeOf = (dtype: string) => Number(Object.entries(DataType).find(([, v]) => onnxDtypeName(v) === dtype)?.[1] ?? DataType.FLOAT);
+  const extra = [...chosen.keys()].filter((n) => !graph.outputs.includes(n)).map((name) => ({ name, elemType: codeOf(graph.tensors.get(name)!.dtype) }));
+
+  // The modified model lives in a temp folder (never beside the user's model), with its external data linked in.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-calib-'));
+  try {
+    const tmpModel = path.join(dir, 'model.onnx');
+    fs.copyFileSync(file, tmpModel);
+    fs.appendFileSync(tmpModel, outputsAppendix(extra));
+    for (const loc of externalFiles) {
+      const target = path.join(dir, loc);
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      // onnxruntime refuses symlinks that leave the model's folder: hard-link (same file system) or copy.
+      const original = path.resolve(path.dirname(file), loc);
+      try {
+        fs.linkSync(original, target);
+      } catch {
+        fs.copyFileSync(original, target);
+      }
+    }
+    const session = await ort.InferenceSession.create(tmpModel, { graphOptimizationLevel: 'disabled' });
+    const feedsFor = (b: number) => {
+      const rand = rng(1000 + b);
+      const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
+      for (const name of session.inputNames) {
+        const t = graph.tensors.get(name);
+        const dims = (t?.shape ?? []).map((d) => Math.max(1, evalShape([d], bindings)));
+        const n = dims.reduce((a, c) => a * c, 1);
+        const dtype = t?.dtype ?? 'float';
+        if (dtype === 'int64' || dtype === 'int32') {
+          // Token ids: stay below the vocabulary of the embedding that reads them.
+          const gather = t?.consumers.map((c) => graph.nodes[c]).find((x) => x.opType === 'Gather' && x.inputs[1] === name);
+          const rows = gather ? graph.tensors.get(gather.inputs[0])?.shape?.[0] : undefined;
+          const hi = typeof rows === 'number' ? rows : 100;
+          const v = Array.from({ length: n }, () => Math.floor(rand() * hi));
+          feeds[name] = dtype === 'int64' ? new ort.Tensor('int64', BigInt64Array.from(v.map(BigInt)), dims) : new ort.Tensor('int32', Int32Array.from(v), dims);
+        } else if (dtype === 'bool') feeds[name] = new ort.Tensor('bool', new Uint8Array(n).fill(1), dims);
+        else {
+          const v = new Float32Array(n);
+          for (let i = 0; i < n; i++) v[i] = Math.sqrt(-2 * Math.log(rand() || 1e-12)) * Math.cos(2 * Math.PI * rand());
+          feeds[name] = new ort.Tensor('float32', v, dims);
+        }
+      }
+      return feeds;
+    };
+    const names = [...chosen.keys()];
+    const observers = new Map(names.map((n) => [n, new TensorObserver()]));
+    const run = async (visit: (name: string, data: Float32Array) => void) => {
+      for (let b = 0; b < batches; b++) {
+        const out = await session.run(feedsFor(b), names);
+        for (const n of names) visit(n, out[n].data as Float32Array);
+      }
+    };
+    await run((n, d) => observers.get(n)!.observeRange(d));
+    await run((n, d) => observers.get(n)!.observeHistogram(d));
+    const ranges = new Map(names.map((n) => [n, Object.fromEntries(OBSERVERS.map((o) => [o, observers.get(n)!.range(o)]))]));
+    const sums = new Map(names.map((n) => [n, Object.fromEntries(OBSERVERS.map((o) => [o, { signal: 0, noise: 0 }]))]));
+    await run((n, d) => {
+      for (const o of OBSERVERS) {
+        const e = activationError(d, ranges.get(n)![o]);
+        sums.get(n)![o].signal += e.signal;
+        sums.get(n)![o].noise += e.noise;
+      }
+    });
+    await session.release();
+    const db = (s: { signal: number; noise: number }) => (s.noise === 0 ? null : 10 * Math.log10(s.signal / s.noise));
+    const layerSums = new Map<string, Record<string, { signal: number; noise: number }>>();
+    const tensors = names.map((n) => {
+      const info = chosen.get(n)!;
+      const per = layerSums.get(info.layer) ?? Object.fromEntries(OBSERVERS.map((o) => [o, { signal: 0, noise: 0 }]));
+      layerSums.set(info.layer, per);
+      for (const o of OBSERVERS) {
+        per[o].signal += sums.get(n)![o].signal;
+        per[o].noise += sums.get(n)![o].noise;
+      }
+      return {
+        name: n, layer: info.layer, consumer: info.consumer,
+        observers: Object.fromEntries(OBSERVERS.map((o) => [o, { ...ranges.get(n)![o], sqnrDb: db(sums.get(n)![o]) }])) as ActivationReport['tensors'][number]['observers'],
+      };
+    });
+    const layers = [...layerSums].map(([name, per]) => ({ name, sqnrDb: Object.fromEntries(OBSERVERS.map((o) => [o, db(per[o])])) as Record<ObserverName, number | null> }));
+    return { generatedInputs: true, batches, bindings, tensors, layers };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
