@@ -4,7 +4,10 @@ import { formatInspect } from './engine/report/inspect-text';
 import { inspectFile } from './node/inspect-file';
 import { checkFile, estimatePlanFile } from './node/plan-file';
 import { quantFile } from './node/quant-file';
-import { formatActivations, formatQuant } from './engine/report/quant-text';
+import { formatActivations, formatAssignment, formatQuant } from './engine/report/quant-text';
+import { assignmentReport } from './engine/quant/run';
+import { validatePlan, type Plan } from './engine/plan/plan';
+import { readTextFile } from './node/plan-file';
 import { calibrateFile } from './node/calibrate';
 import { formatEstimate } from './engine/report/estimate-text';
 
@@ -15,8 +18,9 @@ commands:
                                                      (--dim binds a symbolic dim, e.g. --dim batch=8)
   estimate <plan.json> [--json]                      memory per GPU, step time, communication, pipeline bubble
   quant <model> [--json] [--formats a,b] [--tensors glob] [--clip] [--activations [--batches N] [--dim k=v]]
-                                                     quantization error of the real weights per format;
-                                                     --activations calibrates activations with onnxruntime
+        [--plan plan.json]                           quantization error of the real weights per format;
+                                                     --activations calibrates activations with onnxruntime;
+                                                     --plan reports the plan's mixed-precision assignment
   check <file> [--json] [--world-size N]             diagnostics for a plan, a Hugging Face config.json or a
                                                      DeepSpeed config (exit 1 when there are errors)
 options:
@@ -34,6 +38,7 @@ interface Args {
   clip: boolean;
   activations: boolean;
   batches?: number;
+  plan?: string;
 }
 
 class UsageError extends Error {}
@@ -52,6 +57,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--tensors') args.tensors = argv[++i] ?? '';
     else if (a === '--clip') args.clip = true;
     else if (a === '--activations') args.activations = true;
+    else if (a === '--plan') args.plan = argv[++i];
     else if (a === '--batches') {
       const v = Number(argv[++i]);
       if (!Number.isInteger(v) || v <= 0 || v > 10000) throw new UsageError('--batches expects a positive integer');
@@ -110,14 +116,24 @@ export async function main(argv: string[]): Promise<number> {
       case 'quant': {
         if (!file) throw new UsageError('quant needs a model file');
         const progress = !args.json && process.stderr.isTTY;
+        let precision: Plan['precision'];
+        let formats = args.formats;
+        if (args.plan) {
+          const { plan, issues } = validatePlan(await readTextFile(args.plan, 'plan'));
+          const bad = issues.find((x) => x.severity === 'error');
+          if (bad || !plan) throw new InputError(`${args.plan}:${(bad?.range.start.line ?? 0) + 1}:${(bad?.range.start.character ?? 0) + 1}`, bad?.message ?? 'invalid plan');
+          precision = plan.precision;
+          formats = [...new Set([precision?.default ?? 'bf16', ...(precision?.rules ?? []).map((r) => r.format), ...(formats ?? [])])];
+        }
         const report = await quantFile(file, {
-          formats: args.formats, tensors: args.tensors, clip: args.clip,
+          formats, tensors: args.tensors, clip: args.clip,
           onProgress: progress ? (d, n, name) => process.stderr.write(`\r\x1b[Kquantizing ${d}/${n} ${name}`) : undefined,
         });
         if (progress) process.stderr.write('\r\x1b[K');
         const activations = args.activations ? await calibrateFile(file, { batches: args.batches, bindings: args.dims }) : undefined;
-        if (args.json) process.stdout.write(JSON.stringify(activations ? { ...report, activations } : report) + '\n');
-        else process.stdout.write(formatQuant(file, report) + (activations ? formatActivations(activations) : ''));
+        const assignment = args.plan ? assignmentReport(report, precision) : undefined;
+        if (args.json) process.stdout.write(JSON.stringify({ ...report, ...(activations ? { activations } : {}), ...(assignment ? { assignment } : {}) }) + '\n');
+        else process.stdout.write(formatQuant(file, report) + (activations ? formatActivations(activations) : '') + (assignment ? formatAssignment(args.plan!, assignment) : ''));
         return 0;
       }
       case 'verify':

@@ -125,6 +125,18 @@ describe('quantization formats', () => {
 });
 
 describe('layerplan quant', () => {
+  it('measures QDQ int8 weights as the floats DequantizeLinear makes of them', () => {
+    // qdq-mlp.onnx stores int8 per-channel weights: re-quantizing them to int8 per channel is (nearly) exact.
+    const r = spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'test', 'fixtures', 'models', 'qdq-mlp.onnx'), '--formats', 'int8-channel,int4-channel', '--json'], { encoding: 'utf8' });
+    assert.strictEqual(r.status, 0, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    assert.deepStrictEqual(doc.tensors.map((t: { name: string }) => t.name).sort(), ['fc1.weight_quantized', 'fc2.weight_quantized']);
+    for (const t of doc.tensors) {
+      const [i8, i4] = t.results;
+      assert.ok(i8.sqnrDb > 60, `${t.name}: int8 ${i8.sqnrDb} dB (only fp16 scale rounding)`);
+      assert.ok(i4.sqnrDb < 30);
+    }
+  });
   const CLI = path.join(REPO, 'out', 'src', 'cli.js');
   it('gives per-tensor results for every format on a real exported transformer, and a parameter-weighted summary', () => {
     const r = spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'examples', 'gpt2-tiny.onnx'), '--json'], { encoding: 'utf8' });
@@ -152,11 +164,27 @@ describe('layerplan quant', () => {
       assert.ok(Math.abs(s.sqnrDb - 10 * Math.log10(signal / noise)) < 1e-6, s.format);
     }
   });
+  it("reports a plan's mixed-precision assignment: bytes per the rules, output SQNR from the layers' relative noise", () => {
+    const r = spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'examples', 'gpt2-tiny.onnx'), '--plan', path.join(REPO, 'examples', 'gpt2-tiny.plan.json'), '--json'], { encoding: 'utf8' });
+    assert.strictEqual(r.status, 0, r.stderr);
+    const { assignment, tensors } = JSON.parse(r.stdout);
+    let bytes = 0;
+    for (const t of tensors) {
+      const n = t.shape.reduce((a: number, b: number) => a * b, 1);
+      bytes += (n * (/^h\./.test(t.layer) ? 4.125 : 16)) / 8;
+    }
+    assert.strictEqual(assignment.weightBytes, Math.ceil(bytes));
+    const blocks = assignment.layers.filter((l: { name: string }) => /^h\./.test(l.name));
+    assert.ok(blocks.length === 2 && blocks.every((l: { format: string }) => l.format === 'int4-g128'));
+    const expected = -10 * Math.log10(assignment.layers.reduce((a: number, l: { sqnrDb: number }) => a + 10 ** (-l.sqnrDb / 10), 0));
+    assert.ok(Math.abs(assignment.outputSqnrDb - expected) < 1e-9);
+    assert.ok(assignment.outputSqnrDb < Math.min(...assignment.layers.map((l: { sqnrDb: number }) => l.sqnrDb)));
+  });
   it('refuses an unknown format with a suggestion, and a non-float tensor', () => {
     const bad = spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'examples', 'gpt2-tiny.onnx'), '--formats', 'int4-g12B'], { encoding: 'utf8' });
     assert.strictEqual(bad.status, 2);
     assert.match(bad.stderr, /unknown number format 'int4-g12B' \(did you mean 'int4-g128'\?\)/);
-    const ints = spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'test', 'fixtures', 'models', 'qdq-mlp.onnx'), '--tensors', 'fc1.weight_quantized'], { encoding: 'utf8' });
+    const ints = spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'test', 'fixtures', 'models', 'qdq-mlp.onnx'), '--tensors', 'fc1.weight_zero_point'], { encoding: 'utf8' });
     assert.strictEqual(ints.status, 2);
     assert.match(ints.stderr, /is int8, not floating point/);
   });

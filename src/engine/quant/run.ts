@@ -5,7 +5,7 @@ import type { GraphTensor, ModelGraph } from '../graph/model-graph';
 import { globMatch } from '../plan/plan';
 import { FORMAT_NAMES, parseFormat, type NumberFormat } from './formats';
 import { quantizationError } from './quantize';
-import { FLOAT_DTYPES, loadWeightFloat32, matMulNBitsOf, transpose2d, weightLayout } from './weights';
+import { FLOAT_DTYPES, dequantizeLinearOf, loadWeightFloat32, matMulNBitsOf, transpose2d, weightLayout } from './weights';
 
 /** The default sweep: 16 formats across the families DESIGN.md names. */
 export const DEFAULT_FORMATS = [
@@ -86,7 +86,8 @@ export async function quantModel(graph: ModelGraph, source: ByteSource, siblings
   const skipped: QuantReport['skipped'] = [];
   for (const t of graph.tensors.values()) {
     if (!t.isWeight || !t.ref) continue;
-    const packed = !!matMulNBitsOf(graph, t);
+    // Stored integer weights the model dequantizes (MatMulNBits blocks, QDQ) count: they are measured as the floats they stand for.
+    const packed = !!matMulNBitsOf(graph, t) || (!FLOAT_DTYPES.has(t.dtype) && !!dequantizeLinearOf(graph, t) && (t.shape?.length ?? 0) >= 2);
     if (options.tensors) {
       if (!globMatch(options.tensors, t.name)) continue;
       if (!FLOAT_DTYPES.has(t.dtype) && !packed) throw new InputError(source.name, `tensor '${t.name}' is ${t.dtype}, not floating point: nothing to quantize`);
@@ -140,4 +141,55 @@ export async function quantModel(graph: ModelGraph, source: ByteSource, siblings
     sqnrDb: db(totals[k].signal, totals[k].noise), parameters: totals[k].parameters,
   }));
   return report;
+}
+
+export interface AssignmentReport {
+  /** Bytes of the measured weights under the assignment, and under the plan's default (bf16 when none). */
+  weightBytes: number;
+  defaultBytes: number;
+  /**
+   * Estimated SQNR at the model's output: each layer's weight-quantization noise, relative to its
+   * signal, is taken as independent and carried to the output with unit gain, so the relative noise
+   * powers add: 1/SQNR_out = Σ 1/SQNR_layer (a first-order estimate; calibrate against a real run).
+   */
+  outputSqnrDb: number | null;
+  layers: { name: string; format: string; bitsPerWeight: number; parameters: number; sqnrDb: number | null }[];
+}
+
+/** The precision a plan gives each tensor: its last matching rule (by tensor or layer name), else the default. */
+export function formatFor(precision: { default?: string; rules?: { match: string; format: string }[] } | undefined, tensor: string, layer: string): string {
+  let f = precision?.default ?? 'bf16';
+  for (const r of precision?.rules ?? []) if (globMatch(r.match, tensor) || globMatch(r.match, layer)) f = r.format;
+  return f;
+}
+
+/** Combines a quant report (which measured every format the plan uses) into the plan's mixed-precision assignment. */
+export function assignmentReport(report: QuantReport, precision: { default?: string; rules?: { match: string; format: string }[] } | undefined): AssignmentReport {
+  const perLayer = new Map<string, { format: string; bits: number; params: number; signal: number; noise: number }>();
+  let weightBytes = 0;
+  let defaultBytes = 0;
+  const def = parseFormat(precision?.default ?? 'bf16')!;
+  for (const t of report.tensors) {
+    const name = formatFor(precision, t.name, t.layer);
+    const r = t.results.find((x) => x.format === parseFormat(name)?.name);
+    if (!r) throw new Error(`the quant report has no '${name}' result for ${t.name}`);
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    weightBytes += (n * r.bitsPerWeight) / 8;
+    defaultBytes += (n * def.bitsPerWeight) / 8;
+    const key = `${t.layer}|${r.format}`;
+    const l = perLayer.get(key) ?? { format: r.format, bits: r.bitsPerWeight, params: 0, signal: 0, noise: 0 };
+    // Recover Σx² and Σe² from mse and SQNR (exact formats contribute no noise).
+    const noise = r.mse * n;
+    l.noise += noise;
+    l.signal += r.sqnrDb === null ? 0 : noise * 10 ** (r.sqnrDb / 10);
+    l.params += n;
+    perLayer.set(key, l);
+  }
+  let relative = 0;
+  const layers = [...perLayer].map(([key, l]) => {
+    const sq = l.noise === 0 || l.signal === 0 ? null : 10 * Math.log10(l.signal / l.noise);
+    if (sq !== null) relative += 10 ** (-sq / 10);
+    return { name: key.split('|')[0], format: l.format, bitsPerWeight: l.bits, parameters: l.params, sqnrDb: sq };
+  });
+  return { weightBytes: Math.ceil(weightBytes), defaultBytes: Math.ceil(defaultBytes), outputSqnrDb: relative ? -10 * Math.log10(relative) : null, layers };
 }

@@ -5,6 +5,7 @@ import { halfToFloat, bf16ToFloat, rawToNumbers } from '../formats/dtypes';
 import type { OnnxTensorRef } from '../formats/onnx-graph';
 import { loadTensorBytes } from '../formats/onnx-data';
 import { DataType } from '../formats/onnx-schema.generated';
+import { dequantizeLinear, type QdqTensor } from './onnx-qdq';
 import type { GraphTensor, ModelGraph } from '../graph/model-graph';
 
 const ST_TO_ONNX: Record<string, number> = {
@@ -61,6 +62,11 @@ export function matMulNBitsOf(graph: ModelGraph, t: GraphTensor) {
   return t.consumers.map((c) => graph.nodes[c]).find((n) => n.opType === 'MatMulNBits' && n.inputs[1] === t.name);
 }
 
+/** The DequantizeLinear node that turns stored integer weight `t` into floats (QDQ models), if any. */
+export function dequantizeLinearOf(graph: ModelGraph, t: GraphTensor) {
+  return t.consumers.map((c) => graph.nodes[c]).find((n) => n.opType === 'DequantizeLinear' && n.inputs[0] === t.name);
+}
+
 /** A weight's values as float32 (stored fp16 / bf16 / int8 / ggml blocks / MatMulNBits blocks are decoded first). */
 export async function loadWeightFloat32(t: GraphTensor, source: ByteSource, siblings?: SiblingResolver, graph?: ModelGraph): Promise<Float32Array> {
   const nbits = graph && matMulNBitsOf(graph, t);
@@ -79,6 +85,22 @@ export async function loadWeightFloat32(t: GraphTensor, source: ByteSource, sibl
     const scales = Float32Array.from(rawToNumbers(sc.bytes, sc.t.dataType, sc.t.elements));
     const zeros = zp ? (zp.t.dataType === DataType.UINT8 ? zp.bytes : Float32Array.from(rawToNumbers(zp.bytes, zp.t.dataType, zp.t.elements))) : undefined;
     return dequantizeMatMulNBits(b.bytes, scales, zeros, N, K, bits, block);
+  }
+  const dq = graph && dequantizeLinearOf(graph, t);
+  if (graph && dq && !FLOAT_DTYPES.has(t.dtype)) {
+    // QDQ: the weight as the model computes with it, through the conformance-tested DequantizeLinear reference.
+    const load = async (name: string | undefined): Promise<QdqTensor | undefined> => {
+      const x = name ? graph.tensors.get(name) : undefined;
+      const r = x?.ref as OnnxTensorRef | undefined;
+      if (!r) return undefined;
+      const bytes = await loadTensorBytes(r.tensor, source, siblings);
+      return { values: rawToNumbers(bytes, r.tensor.dataType, r.tensor.elements), dtype: r.tensor.dataType, shape: r.tensor.dims };
+    };
+    const [x, scale, zp] = [await load(t.name), await load(dq.inputs[1]), await load(dq.inputs[2])];
+    if (!x || !scale) throw new InputError(source.name, `DequantizeLinear '${dq.name}': its weight or scale is not stored in the model`);
+    const num = (n: string) => (typeof dq.attributes[n] === 'number' ? (dq.attributes[n] as number) : undefined);
+    const out = dequantizeLinear(x, scale, zp, { axis: num('axis'), blockSize: num('block_size'), outputDtype: DataType.FLOAT });
+    return new Float32Array(out.bytes.buffer, out.bytes.byteOffset, x.values.length);
   }
   const ref = t.ref as OnnxTensorRef | CheckpointTensorRef | undefined;
   if (!ref) throw new InputError(source.name, `tensor '${t.name}' has no stored values`);
@@ -117,6 +139,9 @@ export async function loadWeightFloat32(t: GraphTensor, source: ByteSource, sibl
  * Transpose (Linear weights [out, in]), Gemm with transB, Conv, or nothing known keeps its first axis as rows.
  */
 export function weightLayout(graph: ModelGraph, t: GraphTensor): { rows: number; cols: number; transpose: boolean } {
+  const dq = dequantizeLinearOf(graph, t);
+  const dqOut = dq && graph.tensors.get(dq.outputs[0]);
+  if (dqOut && dqOut !== t) return weightLayout(graph, { ...dqOut, shape: t.shape, elements: t.elements });
   const nbits = matMulNBitsOf(graph, t);
   if (nbits) {
     const N = nbits.attributes.N as number;

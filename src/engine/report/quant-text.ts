@@ -1,4 +1,4 @@
-import type { QuantReport } from '../quant/run';
+import type { AssignmentReport, QuantReport } from '../quant/run';
 import type { ObserverName } from '../quant/observers';
 import { bytesHuman } from './inspect-text';
 
@@ -31,5 +31,12 @@ export function formatActivations(a: { generatedInputs: boolean; batches: number
   const lines = ['', `Activations, 8-bit, SQNR per layer (${a.batches} batches of ${a.generatedInputs ? 'inputs generated from the declared shapes' : 'your inputs'}, ${Object.entries(a.bindings).map(([k, v]) => `${k}=${v}`).join(', ')})`];
   lines.push('  ' + 'layer'.padEnd(24) + observers.map((o) => o.padStart(11)).join(''));
   for (const l of a.layers) lines.push('  ' + l.name.padEnd(24) + observers.map((o) => db(l.sqnrDb[o]).padStart(11)).join(''));
+  return lines.join('\n') + '\n';
+}
+
+/** A plan's mixed-precision assignment: bytes and the estimated output error. */
+export function formatAssignment(plan: string, a: AssignmentReport): string {
+  const lines = ['', `Assignment from ${plan}: ${bytesHuman(a.weightBytes)} of weights (${bytesHuman(a.defaultBytes)} at the default precision), estimated output SQNR ${db(a.outputSqnrDb)}`];
+  for (const l of a.layers) lines.push(`  ${l.name.padEnd(24)} ${l.format.padEnd(14)} ${db(l.sqnrDb).padStart(9)}`);
   return lines.join('\n') + '\n';
 }
