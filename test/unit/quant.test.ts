@@ -2,7 +2,7 @@ import * as assert from 'assert';
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { parseFormat } from '../../src/engine/quant/formats';
-import { E2M1, floatToHalfBits, halfBitsToFloat, roundToMiniFloat } from '../../src/engine/quant/numeric';
+import { E2M1, E4M3FN, floatToHalfBits, halfBitsToFloat, roundToMiniFloat, toBf16, toHalf } from '../../src/engine/quant/numeric';
 import { NF4_LEVELS, errorMetrics, quantizeDequantize } from '../../src/engine/quant/quantize';
 import { dequantizeGgml } from '../../src/engine/quant/weights';
 import { REPO, rng } from '../helpers';
@@ -27,6 +27,24 @@ describe('quantization formats', () => {
     };
     for (const [name, bits] of Object.entries(expected)) assert.strictEqual(parseFormat(name)?.bitsPerWeight, bits, name);
     assert.strictEqual(parseFormat('int3'), undefined);
+  });
+
+  it('fp16, bf16 and fp8 rounding on the float32 bits agree with the scalar references (round to nearest even)', () => {
+    const r = rng(21);
+    const x = Float32Array.from({ length: 200000 }, () => (r() - 0.5) * 2 ** (Math.floor(r() * 60) - 30));
+    const h = quantizeDequantize(x, 1, x.length, 'fp16');
+    const b = quantizeDequantize(x, 1, x.length, 'bf16');
+    for (let i = 0; i < x.length; i++) {
+      assert.ok(h[i] === toHalf(x[i]), `fp16 of ${x[i]}: ${h[i]} vs ${toHalf(x[i])}`);
+      assert.ok(b[i] === toBf16(x[i]), `bf16 of ${x[i]}: ${b[i]} vs ${toBf16(x[i])}`);
+    }
+    assert.deepStrictEqual(Array.from(quantizeDequantize(Float32Array.from([65519, 65520, -1e6]), 1, 3, 'fp16')), [65504, Infinity, -Infinity]);
+    const g = gaussian(4096, 2);
+    const e4 = quantizeDequantize(g, 1, g.length, 'fp8-e4m3');
+    let amax = 0;
+    for (const v of g) amax = Math.max(amax, Math.abs(v));
+    const sc = amax / 448;
+    for (let i = 0; i < g.length; i++) assert.ok(e4[i] === Math.fround(roundToMiniFloat(Math.fround(g[i] * (1 / sc)), E4M3FN) * sc), `e4m3 of ${g[i]}`);
   });
 
   it('lose about 6 dB per bit on Gaussian weights (int8 vs int4, per channel)', () => {

@@ -1,4 +1,5 @@
 import { parseFormat, type NumberFormat } from './formats';
+import { ensureMemory, intKernels } from './wasm/int-kernel';
 import { E2M1, E2M3, E3M2, E4M3FN, E5M2, roundHalfEven, roundToMiniFloat, toHalf, type MiniFloat } from './numeric';
 
 /**
@@ -11,7 +12,6 @@ import { E2M1, E2M3, E3M2, E4M3FN, E5M2, roundHalfEven, roundToMiniFloat, toHalf
  * scale choice; llama.cpp refines its scales with a search, so its error is a little lower.
  */
 const MINI: Record<string, MiniFloat> = { e4m3: E4M3FN, e5m2: E5M2, e2m3: E2M3, e3m2: E3M2, e2m1: E2M1 };
-const FP16: MiniFloat = { exp: 5, man: 10, bias: 15, maxFinite: 65504, ieee: true };
 
 // Powers of two by exponent (−300 … 300): exact, and much faster than Math.pow in hot loops.
 const POW2 = new Float64Array(601).map((_, i) => 2 ** (i - 300));
@@ -39,14 +39,34 @@ function roundMini(x: number, man: number, minExp: number, maxFinite: number): n
 /** fp16 rounding of a (finite, in-range) scale, on the fast path. */
 const half = (v: number) => roundMini(v, 10, -14, 65504);
 
-/** Rounds every element of x·inv to the minifloat grid, times s, into y[lo, hi). */
+/**
+ * Rounds every element of t = fround(x·inv) to the minifloat grid (ties to even, saturating), times
+ * s, into y[lo, hi). Normal values round on their float32 bits (drop 23 − man mantissa bits); the
+ * few below the format's smallest normal take roundMini.
+ */
 function miniRange(x: Float32Array, y: Float32Array, lo: number, hi: number, f: MiniFloat, inv: number, s: number): void {
   const man = f.man;
   const minExp = 1 - f.bias;
   const max = f.maxFinite;
-  for (let k = lo; k < hi; k++) y[k] = roundMini(x[k] * inv, man, minExp, max) * s;
+  const drop = 23 - man;
+  const half = (1 << (drop - 1)) - 1;
+  const mask = ~((1 << drop) - 1);
+  const minBiased = minExp + 127;
+  for (let k = lo; k < hi; k++) {
+    F32[0] = x[k] * inv;
+    const b = U32[0];
+    const e = (b >>> 23) & 0xff;
+    let v: number;
+    if (e < minBiased) v = roundMini(F32[0], man, minExp, max);
+    else {
+      U32[0] = (b + half + ((b >>> drop) & 1)) & mask;
+      v = F32[0];
+      if (v > max) v = max;
+      else if (v < -max) v = -max;
+    }
+    y[k] = v * s;
+  }
 }
-
 /** NF4 levels (Dettmers et al. 2023, QLoRA, Appendix E): quantiles of N(0, 1) normalized to [-1, 1]. */
 export const NF4_LEVELS = [
   -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
@@ -68,7 +88,7 @@ export function quantizeDequantize(x: Float32Array, rows: number, cols: number, 
   const name = f.name;
   if (name === 'fp32') y.set(x);
   else if (name === 'bf16') bf16(x, y);
-  else if (name === 'fp16') for (let i = 0; i < x.length; i++) y[i] = Math.abs(x[i]) > 65519.99 ? toHalf(x[i]) : roundMini(x[i], FP16.man, 1 - FP16.bias, FP16.maxFinite);
+  else if (name === 'fp16') fp16(x, y);
   else if (name === 'fp8-e4m3' || name === 'fp8-e5m2') {
     const mf = name === 'fp8-e4m3' ? E4M3FN : E5M2;
     const s = absmax(x, 0, x.length) / mf.maxFinite || 1;
@@ -91,6 +111,26 @@ function bf16(x: Float32Array, y: Float32Array): void {
     const b = xb[i];
     if ((b & 0x7f800000) === 0x7f800000) yb[i] = b;
     else yb[i] = ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16;
+  }
+}
+
+/**
+ * fp16 round-to-nearest-even on the float32 bits: normal halves keep 10 of the 23 mantissa bits;
+ * values below the smallest normal half (2^-14) take roundMini; overflow goes to ±infinity as IEEE does.
+ */
+function fp16(x: Float32Array, y: Float32Array): void {
+  const xb = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  const yb = new Uint32Array(y.buffer, y.byteOffset, y.length);
+  for (let i = 0; i < x.length; i++) {
+    const b = xb[i];
+    const e = (b >>> 23) & 0xff;
+    if (e === 0xff) yb[i] = b;
+    else if (e < 113) y[i] = roundMini(x[i], 10, -14, 65504);
+    else {
+      const r = (b + 0xfff + ((b >>> 13) & 1)) & 0xffffe000;
+      // 65520 and above round past the largest half (65504): infinity.
+      yb[i] = ((r >>> 23) & 0xff) > 142 ? (b & 0x80000000) | 0x7f800000 : r;
+    }
   }
 }
 
@@ -167,18 +207,20 @@ function intFormat(x: Float32Array, y: Float32Array, rows: number, cols: number,
 }
 
 /** Quantizes x[lo, hi) with scale s (and zero point from `min`); writes y when given, returns the squared error. */
+function zeroPoint(min: number, s: number, qmax: number): number {
+  const q0 = -min / s;
+  let z = Math.round(q0);
+  if (z - q0 === 0.5 && (z & 1) !== 0) z--;
+  return z < 0 ? 0 : z > qmax ? qmax : z;
+}
+
 function intRange(x: Float32Array, y: Float32Array | undefined, lo: number, hi: number, s: number, min: number, asym: boolean, qmin: number, qmax: number): number {
-  let z = 0;
-  if (asym) {
-    const q0 = -min / s;
-    z = Math.round(q0);
-    if (z - q0 === 0.5 && (z & 1) !== 0) z--;
-    z = z < 0 ? 0 : z > qmax ? qmax : z;
-  }
-  const inv = 1 / s;
+  const z = asym ? zeroPoint(min, s, qmax) : 0;
+  // float32 arithmetic, as the WebAssembly kernel computes: identical results on both paths.
+  const inv = Math.fround(1 / s);
   if (y) {
     for (let k = lo; k < hi; k++) {
-      const t = x[k] * inv;
+      const t = Math.fround(x[k] * inv);
       let q = Math.round(t);
       if (q - t === 0.5 && (q & 1) !== 0) q--;
       q += z;
@@ -189,7 +231,7 @@ function intRange(x: Float32Array, y: Float32Array | undefined, lo: number, hi: 
   }
   let err = 0;
   for (let k = lo; k < hi; k++) {
-    const t = x[k] * inv;
+    const t = Math.fround(x[k] * inv);
     let q = Math.round(t);
     if (q - t === 0.5 && (q & 1) !== 0) q--;
     q += z;
@@ -241,39 +283,63 @@ function ggufLegacy(x: Float32Array, y: Float32Array, lo: number, hi: number, na
   }
 }
 
+const KQ: Record<string, { bits: number; sub: number; scaleBits: number; asym: boolean }> = {
+  q2_k: { bits: 2, sub: 16, scaleBits: 4, asym: true }, q3_k: { bits: 3, sub: 16, scaleBits: 6, asym: false },
+  q4_k: { bits: 4, sub: 32, scaleBits: 6, asym: true }, q5_k: { bits: 5, sub: 32, scaleBits: 6, asym: true },
+  q6_k: { bits: 6, sub: 16, scaleBits: 8, asym: false },
+};
+
 /** k-quants: super-blocks of 256 with integer sub-block scales (and minimums) under fp16 super-block scales. */
 function kQuant(x: Float32Array, y: Float32Array, rows: number, cols: number, name: string): void {
-  const spec: Record<string, { bits: number; sub: number; scaleBits: number; asym: boolean }> = {
-    q2_k: { bits: 2, sub: 16, scaleBits: 4, asym: true }, q3_k: { bits: 3, sub: 16, scaleBits: 6, asym: false },
-    q4_k: { bits: 4, sub: 32, scaleBits: 6, asym: true }, q5_k: { bits: 5, sub: 32, scaleBits: 6, asym: true },
-    q6_k: { bits: 6, sub: 16, scaleBits: 8, asym: false },
-  };
-  const s = spec[name];
+  const s = KQ[name];
   const qmax = s.asym ? 2 ** s.bits - 1 : 2 ** (s.bits - 1) - 1;
+  const qmin = s.asym ? 0 : -qmax - 1;
   const smax = s.asym || name === 'q3_k' ? 2 ** s.scaleBits - 1 : 2 ** (s.scaleBits - 1) - 1;
+  const scales = new Float64Array(256 / s.sub);
+  const mins = new Float64Array(256 / s.sub);
   blocks(x, y, rows, cols, 256, (lo, hi) => {
-    const subs: [number, number][] = [];
-    for (let k = lo; k < hi; k += s.sub) subs.push([k, Math.min(hi, k + s.sub)]);
-    const sc = subs.map(([a, b]) => {
-      if (!s.asym) return { scale: absmax(x, a, b) / qmax, min: 0 };
-      let mn = 0;
-      let mx = 0;
-      for (let k = a; k < b; k++) {
-        mn = Math.min(mn, x[k]);
-        mx = Math.max(mx, x[k]);
+    const nsub = Math.ceil((hi - lo) / s.sub);
+    let maxScale = 0;
+    let maxMin = 0;
+    for (let j = 0; j < nsub; j++) {
+      const a = lo + j * s.sub;
+      const b = Math.min(hi, a + s.sub);
+      if (s.asym) {
+        let mn = 0;
+        let mx = 0;
+        for (let k = a; k < b; k++) {
+          const v = x[k];
+          if (v < mn) mn = v;
+          if (v > mx) mx = v;
+        }
+        scales[j] = (mx - mn) / qmax;
+        mins[j] = -mn;
+      } else {
+        scales[j] = absmax(x, a, b) / qmax;
+        mins[j] = 0;
       }
-      return { scale: (mx - mn) / qmax, min: -mn };
-    });
-    const d = toHalf(Math.max(...sc.map((v) => v.scale)) / smax) || 1;
-    const dmin = toHalf(Math.max(...sc.map((v) => v.min)) / smax) || 1;
-    subs.forEach(([a, b], i) => {
-      const scale = d * Math.min(smax, Math.max(s.asym ? 0 : 1, Math.round(sc[i].scale / d)));
-      const min = s.asym ? dmin * Math.min(smax, Math.round(sc[i].min / dmin)) : 0;
-      for (let k = a; k < b; k++) {
-        const q = scale ? Math.min(qmax, Math.max(s.asym ? 0 : -qmax - 1, Math.round((x[k] + min) / scale))) : 0;
-        y[k] = q * scale - min;
+      if (scales[j] > maxScale) maxScale = scales[j];
+      if (mins[j] > maxMin) maxMin = mins[j];
+    }
+    const d = half(maxScale / smax) || 1;
+    const dmin = half(maxMin / smax) || 1;
+    for (let j = 0; j < nsub; j++) {
+      const a = lo + j * s.sub;
+      const b = Math.min(hi, a + s.sub);
+      const q = Math.round(scales[j] / d);
+      const scale = d * Math.min(smax, Math.max(s.asym ? 0 : 1, q));
+      const min = s.asym ? dmin * Math.min(smax, Math.round(mins[j] / dmin)) : 0;
+      if (!scale) {
+        for (let k = a; k < b; k++) y[k] = -min;
+        continue;
       }
-    });
+      const inv = 1 / scale;
+      for (let k = a; k < b; k++) {
+        let v = Math.round((x[k] + min) * inv);
+        v = v < qmin ? qmin : v > qmax ? qmax : v;
+        y[k] = v * scale - min;
+      }
+    }
   });
 }
 
@@ -304,7 +370,7 @@ function nvfp4(x: Float32Array, y: Float32Array): void {
   const st = absmax(x, 0, x.length) / (448 * 6) || 1;
   for (let lo = 0; lo < x.length; lo += 16) {
     const hi = Math.min(x.length, lo + 16);
-    const sb = roundToMiniFloat(absmax(x, lo, hi) / 6 / st, E4M3FN);
+    const sb = roundMini(absmax(x, lo, hi) / 6 / st, E4M3FN.man, 1 - E4M3FN.bias, E4M3FN.maxFinite);
     const s = sb * st;
     if (s) miniRange(x, y, lo, hi, E2M1, 1 / s, s);
     else for (let k = lo; k < hi; k++) y[k] = 0;
@@ -366,5 +432,67 @@ export function errorMetrics(x: Float32Array, y: Float32Array): ErrorMetrics {
 
 /** The error of quantizing x in one format; `scratch` (x.length floats) avoids an allocation per call. */
 export function quantizationError(x: Float32Array, rows: number, cols: number, format: NumberFormat, options: QuantOptions = {}, scratch?: Float32Array): ErrorMetrics {
-  return errorMetrics(x, quantizeDequantize(x, rows, cols, format, options, scratch));
+  return intErrorSimd(x, rows, cols, format, options) ?? errorMetrics(x, quantizeDequantize(x, rows, cols, format, options, scratch));
+}
+
+/**
+ * Single-level integer formats on the WebAssembly SIMD kernel (same float32 arithmetic as
+ * intRange, so the same quantized values): group ranges, then quantize + metrics in one pass.
+ * Returns undefined where the kernel does not apply (odd group sizes, clipping search, no SIMD).
+ */
+function intErrorSimd(x: Float32Array, rows: number, cols: number, f: NumberFormat, options: QuantOptions): ErrorMetrics | undefined {
+  if (f.element.kind !== 'int' || f.levels.length !== 1 || options.clip || f.name.startsWith('q') || f.name.startsWith('mx')) return undefined;
+  const level = f.levels[0];
+  const n = x.length;
+  const block = level.block === -1 ? n : level.block === 0 ? cols : level.block;
+  if (block % 4 !== 0 || n % block !== 0 || (level.block > 0 && cols % block !== 0)) return undefined;
+  const k = intKernels();
+  if (!k) return undefined;
+  const asym = level.zeroBits !== undefined;
+  const bits = f.element.bits;
+  const qmax = asym ? 2 ** bits - 1 : 2 ** (bits - 1) - 1;
+  const qmin = asym ? 0 : -(2 ** (bits - 1));
+  // The kernel sums each group in float32 lanes: split groups into sub-blocks of at most 1,024 (same scale) so the sums stay exact enough.
+  let sub = block;
+  for (let d = Math.floor(block / 4); d >= 1 && sub > 1024; d--) if (block % (4 * d) === 0 && 4 * d <= 1024) sub = 4 * d;
+  const subs = block / sub;
+  const groups = n / sub;
+  const xOff = 0;
+  const aOff = n * 4;
+  const bOff = aOff + groups * 4;
+  const sOff = bOff + groups * 4;
+  const iOff = sOff + groups * 4;
+  const zOff = iOff + groups * 4;
+  const outOff = Math.ceil((zOff + groups * 4) / 8) * 8;
+  const mem = ensureMemory(k, outOff + 40);
+  new Float32Array(mem, xOff, n).set(x);
+  k.group_range(xOff, n, sub, aOff, bOff, asym ? 1 : 0);
+  const A = new Float32Array(mem, aOff, groups);
+  const B = new Float32Array(mem, bOff, groups);
+  const S = new Float32Array(mem, sOff, groups);
+  const I = new Float32Array(mem, iOff, groups);
+  const Z = new Float32Array(mem, zOff, groups);
+  for (let g = 0; g < groups; g += subs) {
+    // The group's range over its sub-blocks.
+    let lo = A[g];
+    let hi = B[g];
+    for (let j = 1; j < subs; j++) {
+      lo = Math.min(lo, A[g + j]);
+      hi = Math.max(hi, B[g + j]);
+    }
+    const s = half(asym ? (hi - lo) / qmax || 1 : hi / qmax || 1) || 1;
+    const z = asym ? zeroPoint(lo, s, qmax) : 0;
+    for (let j = 0; j < subs; j++) {
+      S[g + j] = s;
+      I[g + j] = Math.fround(1 / s);
+      Z[g + j] = z;
+    }
+  }
+  k.quant_error(xOff, 0, n, sub, sOff, iOff, zOff, qmin, qmax, outOff);
+  const [signal, noise, dot, yy, maxAbs] = new Float64Array(k.memory.buffer, outOff, 5);
+  return {
+    mse: noise / n, sqnrDb: noise === 0 ? Infinity : 10 * Math.log10(signal / noise), maxAbsError: maxAbs,
+    cosine: signal && yy ? dot / Math.sqrt(signal * yy) : signal === yy ? 1 : 0, relFrobenius: signal ? Math.sqrt(noise / signal) : 0,
+    signal, noise, count: n,
+  };
 }
