@@ -1,6 +1,6 @@
 import { parseFormat, type NumberFormat } from './formats';
 import { ensureMemory, intKernels } from './wasm/int-kernel';
-import { E2M1, E2M3, E3M2, E4M3FN, E5M2, roundHalfEven, roundToMiniFloat, toHalf, type MiniFloat } from './numeric';
+import { E2M1, E2M3, E3M2, E4M3FN, E5M2, roundHalfEven, toHalf, type MiniFloat } from './numeric';
 
 /**
  * Quantize → dequantize of a weight matrix laid out [rows, cols] with `cols` the reduction axis
