@@ -38,3 +38,20 @@ console.log(`  int4-g128 error            ${(gb / int4).toFixed(3)} GB/s   ratio
 console.log(`  int4-g128, plain JS path   ${(gb / int4js).toFixed(3)} GB/s   ratio to copy ${(copy / int4js).toFixed(4)}x   (the reference the kernel matches)`);
 const sweep = best(() => measureFormats(x, rows, cols, DEFAULT_FORMATS, false), 1);
 console.log(`  16-format sweep            ${sweep.toFixed(2)} s for ${(gb * 1000).toFixed(0)} MB → ${(sweep / gb).toFixed(1)} s per GB on one core (goal: 1 GB in < 20 s on 2 cores)`);
+
+// Whole process, both cores: `layerplan quant` (worker threads) on the parse benchmark's 1.35 GB GPT model.
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+const big = path.join(os.tmpdir(), 'layerplan-bench', 'gpt-big.onnx');
+const cli = path.resolve(__dirname, '..', '..', 'dist', 'cli.js');
+if (fs.existsSync(big) && fs.existsSync(cli) && !process.env.LAYERPLAN_BENCH_SKIP_SWEEP) {
+  const t = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, [cli, 'quant', big, '--json'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const s = Number(process.hrtime.bigint() - t) / 1e9;
+  if (r.status !== 0) throw new Error(r.stderr);
+  const gbModel = fs.statSync(big).size / 1e9;
+  console.log(`  16-format sweep, whole process on ${os.cpus().length} cores: ${s.toFixed(1)} s for ${gbModel.toFixed(2)} GB → ${(s / gbModel).toFixed(1)} s per GB (goal < 20 s per GB)`);
+} else console.log('  (run the parse benchmark first for the whole-model sweep: it writes gpt-big.onnx)');

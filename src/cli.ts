@@ -18,7 +18,7 @@ commands:
                                                      (--dim binds a symbolic dim, e.g. --dim batch=8)
   estimate <plan.json> [--json]                      memory per GPU, step time, communication, pipeline bubble
   quant <model> [--json] [--formats a,b] [--tensors glob] [--clip] [--activations [--batches N] [--dim k=v]]
-        [--plan plan.json]                           quantization error of the real weights per format;
+        [--plan plan.json] [--sample fraction]       quantization error of the real weights per format;
                                                      --activations calibrates activations with onnxruntime;
                                                      --plan reports the plan's mixed-precision assignment
   check <file> [--json] [--world-size N]             diagnostics for a plan, a Hugging Face config.json or a
@@ -39,6 +39,7 @@ interface Args {
   activations: boolean;
   batches?: number;
   plan?: string;
+  sample?: number;
 }
 
 class UsageError extends Error {}
@@ -58,6 +59,11 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--clip') args.clip = true;
     else if (a === '--activations') args.activations = true;
     else if (a === '--plan') args.plan = argv[++i];
+    else if (a === '--sample') {
+      const v = Number(argv[++i]);
+      if (!(v > 0 && v <= 1)) throw new UsageError('--sample expects a fraction of rows in (0, 1]');
+      args.sample = v;
+    }
     else if (a === '--batches') {
       const v = Number(argv[++i]);
       if (!Number.isInteger(v) || v <= 0 || v > 10000) throw new UsageError('--batches expects a positive integer');
@@ -126,7 +132,7 @@ export async function main(argv: string[]): Promise<number> {
           formats = [...new Set([precision?.default ?? 'bf16', ...(precision?.rules ?? []).map((r) => r.format), ...(formats ?? [])])];
         }
         const report = await quantFile(file, {
-          formats, tensors: args.tensors, clip: args.clip,
+          formats, tensors: args.tensors, clip: args.clip, sample: args.sample,
           onProgress: progress ? (d, n, name) => process.stderr.write(`\r\x1b[Kquantizing ${d}/${n} ${name}`) : undefined,
         });
         if (progress) process.stderr.write('\r\x1b[K');

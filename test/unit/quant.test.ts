@@ -198,6 +198,18 @@ describe('layerplan quant', () => {
     assert.ok(Math.abs(assignment.outputSqnrDb - expected) < 1e-9);
     assert.ok(assignment.outputSqnrDb < Math.min(...assignment.layers.map((l: { sqnrDb: number }) => l.sqnrDb)));
   });
+  it('--sample measures a fraction of the rows and gives a 95% interval on SQNR', () => {
+    const run = (...extra: string[]) => JSON.parse(spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'examples', 'gpt2-tiny.onnx'), '--formats', 'int4-g32', '--json', ...extra], { encoding: 'utf8' }).stdout);
+    const full = run();
+    const sampled = run('--sample', '0.5');
+    for (const t of sampled.tensors) {
+      const r = t.results[0];
+      const [lo, hi] = r.sqnrDbCi;
+      assert.ok(lo <= r.sqnrDb && r.sqnrDb <= hi + 1e-9 && hi - lo < 3, `${t.name}: ${lo} ≤ ${r.sqnrDb} ≤ ${hi}`);
+      const whole = full.tensors.find((x: { name: string }) => x.name === t.name).results[0].sqnrDb;
+      assert.ok(Math.abs(whole - r.sqnrDb) < 1.5, `${t.name}: sampled ${r.sqnrDb} vs all rows ${whole}`);
+    }
+  });
   it('refuses an unknown format with a suggestion, and a non-float tensor', () => {
     const bad = spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'examples', 'gpt2-tiny.onnx'), '--formats', 'int4-g12B'], { encoding: 'utf8' });
     assert.strictEqual(bad.status, 2);

@@ -4,7 +4,7 @@ import { closest } from '../hardware/catalog';
 import type { GraphTensor, ModelGraph } from '../graph/model-graph';
 import { globMatch } from '../plan/plan';
 import { FORMAT_NAMES, parseFormat, type NumberFormat } from './formats';
-import { quantizationError } from './quantize';
+import { errorMetrics, quantizationError, quantizeDequantize } from './quantize';
 import { FLOAT_DTYPES, dequantizeLinearOf, loadWeightFloat32, matMulNBitsOf, transpose2d, weightLayout } from './weights';
 
 /** The default sweep: 16 formats across the families DESIGN.md names. */
@@ -26,6 +26,8 @@ export interface FormatResult {
   /** Σx² and Σ(x − x̂)² (for the summary; not printed). */
   signal?: number;
   noise?: number;
+  /** With --sample: the 95% bootstrap interval of the SQNR over the sampled rows. */
+  sqnrDbCi?: [number, number];
 }
 
 export interface QuantReport {
@@ -55,7 +57,55 @@ export function measureFormats(values: Float32Array, rows: number, cols: number,
   });
 }
 
+/**
+ * The SQNR's 95% interval when only some rows were measured: a bootstrap over the rows' own
+ * signal and noise sums (200 resamples, fixed seed), so it reflects how much the rows differ.
+ */
+export function sqnrInterval(signal: Float64Array, noise: Float64Array): [number, number] {
+  const n = signal.length;
+  let seed = 12345;
+  const next = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+  const samples: number[] = [];
+  for (let b = 0; b < 200; b++) {
+    let s = 0;
+    let e = 0;
+    for (let i = 0; i < n; i++) {
+      const k = Math.floor(next() * n);
+      s += signal[k];
+      e += noise[k];
+    }
+    samples.push(e > 0 ? 10 * Math.log10(s / e) : Infinity);
+  }
+  samples.sort((a, b) => a - b);
+  return [samples[4], samples[195]];
+}
+
+/** Measures formats on sampled rows, with each format's SQNR interval. */
+export function measureSampled(values: Float32Array, rows: number, cols: number, formats: string[]): FormatResult[] {
+  const y = new Float32Array(values.length);
+  return formats.map((name) => {
+    const f = parseFormat(name)!;
+    quantizeDequantize(values, rows, cols, f, {}, y);
+    const sig = new Float64Array(rows);
+    const noi = new Float64Array(rows);
+    for (let r = 0; r < rows; r++) {
+      for (let c = r * cols; c < (r + 1) * cols; c++) {
+        sig[r] += values[c] * values[c];
+        noi[r] += (y[c] - values[c]) ** 2;
+      }
+    }
+    const m = errorMetrics(values, y);
+    return {
+      format: f.name, bitsPerWeight: f.bitsPerWeight, mse: m.mse, sqnrDb: Number.isFinite(m.sqnrDb) ? m.sqnrDb : null,
+      maxAbsError: m.maxAbsError, cosine: m.cosine, relFrobenius: m.relFrobenius, signal: m.signal, noise: m.noise,
+      sqnrDbCi: rows > 1 ? sqnrInterval(sig, noi) : undefined,
+    };
+  });
+}
+
 export interface QuantOptions {
+  /** Measure this fraction of each tensor's rows (output channels), with a confidence interval on SQNR: for very large models. */
+  sample?: number;
   /** Tensors measured at once (memory: this many of the largest tensor); Node passes its worker count. */
   concurrency?: number;
   measure?: MeasureFn;
@@ -118,7 +168,15 @@ export async function quantModel(graph: ModelGraph, source: ByteSource, siblings
       }
       const layout = weightLayout(graph, t);
       if (layout.transpose) values = transpose2d(values, layout.cols, layout.rows);
-      results[i] = await measure(values, layout.rows, layout.cols, names, !!options.clip);
+      const fraction = options.sample;
+      if (fraction !== undefined && fraction < 1 && layout.rows > 1) {
+        // Every k-th row (output channel): groups stay whole; per-tensor scales come from the sample.
+        const stride = Math.max(1, Math.round(1 / fraction));
+        const picked = Math.ceil(layout.rows / stride);
+        const sub = new Float32Array(picked * layout.cols);
+        for (let r = 0, j = 0; r < layout.rows; r += stride, j++) sub.set(values.subarray(r * layout.cols, (r + 1) * layout.cols), j * layout.cols);
+        results[i] = measureSampled(sub, picked, layout.cols, names);
+      } else results[i] = await measure(values, layout.rows, layout.cols, names, !!options.clip);
       options.onProgress?.(++done, chosen.length, t.name);
     }
   };
