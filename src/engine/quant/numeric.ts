@@ -1,4 +1,7 @@
 /** Scalar rounding and minifloat encodings shared by the quantizers and the ONNX QDQ reference. */
+import { bf16ToFloat as bf16BitsToFloat, halfToFloat as halfBitsToFloat } from '../formats/dtypes';
+
+export { bf16BitsToFloat, halfBitsToFloat };
 
 /** Round half to even (numpy / torch / ONNX rounding). */
 export function roundHalfEven(x: number): number {
@@ -18,10 +21,6 @@ export function floatToBf16Bits(x: number): number {
   return ((b + 0x7fff + lsb) >>> 16) & 0xffff;
 }
 
-export function bf16BitsToFloat(b: number): number {
-  u32[0] = b << 16;
-  return f32[0];
-}
 
 /** float → IEEE half bits, round to nearest even, overflow to infinity. */
 export function floatToHalfBits(x: number): number {
@@ -48,15 +47,6 @@ export function floatToHalfBits(x: number): number {
   if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++;
   if (h >= 0x7c00) return sign | 0x7c00;
   return sign | h;
-}
-
-export function halfBitsToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
 export const toHalf = (x: number) => halfBitsToFloat(floatToHalfBits(x));
