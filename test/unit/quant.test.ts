@@ -119,6 +119,41 @@ describe('quantization formats', () => {
       const q51 = Uint8Array.from([...half(1), ...half(0), 0xff, 0xff, 0xff, 0xff, ...Array.from({ length: 16 }, () => 0xff)]);
       assert.deepStrictEqual(Array.from(dequantizeGgml('Q5_1', q51, 32)), new Array(32).fill(31));
     });
+    it('decode hand-built k-quant super-blocks: Q4_K, Q5_K, Q6_K, Q2_K (block_q*_K layouts)', () => {
+      // Q4_K: d, dmin, 12 bytes of 6-bit scales/mins (all sub-blocks scale 2, min 1), 128 bytes of nibbles.
+      const sc = [2, 2, 2, 2, 1, 1, 1, 1, 0x12, 0x12, 0x12, 0x12];
+      const qs = Array.from({ length: 128 }, (_, l) => (l % 16) | ((15 - (l % 16)) << 4));
+      const q4k = Uint8Array.from([...half(1), ...half(0.5), ...sc, ...qs]);
+      const want4: number[] = [];
+      for (let j = 0; j < 4; j++) {
+        for (let l = 0; l < 32; l++) want4.push(2 * (l % 16) - 0.5);
+        for (let l = 0; l < 32; l++) want4.push(2 * (15 - (l % 16)) - 0.5);
+      }
+      assert.deepStrictEqual(Array.from(dequantizeGgml('Q4_K', q4k, 256)), want4);
+      // Q5_K: the same plus qh: bit 2j of qh[l] adds 16 to the low nibbles of pair j, bit 2j+1 to the high ones; set all.
+      const q5k = Uint8Array.from([...half(1), ...half(0.5), ...sc, ...new Array(32).fill(0xff), ...qs]);
+      assert.deepStrictEqual(Array.from(dequantizeGgml('Q5_K', q5k, 256)), want4.map((v) => v + 32));
+      // Q6_K: ql (low 4 bits), qh (2 high bits each), 16 int8 scales, d last; value d·scale·(q − 32).
+      const ql = Array.from({ length: 128 }, (_, l) => (l & 0xf) | ((l & 0xf) << 4));
+      const qh = new Array(64).fill(0xaa); // high bits = 2 for all four quarters → +32
+      const scales = Array.from({ length: 16 }, (_, i) => i + 1);
+      const q6k = Uint8Array.from([...ql, ...qh, ...scales, ...half(0.5)]);
+      const got6 = dequantizeGgml('Q6_K', q6k, 256);
+      for (let n = 0; n < 2; n++) {
+        for (let l = 0; l < 32; l++) {
+          const is = 8 * n + (l >> 4);
+          const q = (l & 0xf) + 32 - 32; // low nibble (ql[l] or ql[l+32] share it here) with high bits 2
+          for (let k = 0; k < 4; k++) assert.strictEqual(got6[128 * n + 32 * k + l], 0.5 * scales[is + 2 * k] * q, `Q6_K [${128 * n + 32 * k + l}]`);
+        }
+      }
+      // Q2_K: 16 scale bytes (low nibble scale, high nibble min), 64 bytes of 2-bit values, then d and dmin.
+      const q2k = Uint8Array.from([...new Array(16).fill(0x21), ...new Array(64).fill(0b11100100), ...half(1), ...half(0.25)]);
+      const got2 = dequantizeGgml('Q2_K', q2k, 256);
+      for (let i = 0; i < 256; i++) {
+        const shift = 2 * (Math.floor(i / 32) % 4);
+        assert.strictEqual(got2[i], ((0b11100100 >> shift) & 3) - 0.5, `Q2_K [${i}]`);
+      }
+    });
     it("q4_0 and q8_0 quantize as llama.cpp's reference quantizer does: the block's values round-trip through its bytes", () => {
       const x = gaussian(32, 11);
       let amax = 0;

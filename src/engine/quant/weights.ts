@@ -14,15 +14,111 @@ const ST_TO_ONNX: Record<string, number> = {
   U16: DataType.UINT16, U32: DataType.UINT32, U64: DataType.UINT64, BOOL: DataType.BOOL,
 };
 
-export const FLOAT_DTYPES = new Set(['float', 'float16', 'bfloat16', 'double', 'float8e4m3fn', 'float8e5m2', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0']);
+export const FLOAT_DTYPES = new Set(['float', 'float16', 'bfloat16', 'double', 'float8e4m3fn', 'float8e5m2', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q2_k', 'q4_k', 'q5_k', 'q6_k']);
 
-/** Decodes ggml's legacy 32-element blocks (ggml-common.h layouts) to floats. */
+/**
+ * The 6-bit scale and min of sub-block j of a Q4_K / Q5_K super-block (ggml-quants.c get_scale_min_k4):
+ * 12 bytes pack 8 scales and 8 mins.
+ */
+function scaleMinK4(j: number, q: Uint8Array, o: number): [number, number] {
+  if (j < 4) return [q[o + j] & 63, q[o + j + 4] & 63];
+  return [(q[o + j + 4] & 0xf) | ((q[o + j - 4] >> 6) << 4), (q[o + j + 4] >> 4) | ((q[o + j] >> 6) << 4)];
+}
+
+/** Decodes ggml's k-quant super-blocks of 256 (ggml-common.h block_q2_K … block_q6_K, dequantize_row_q*_K). */
+function dequantizeK(type: string, raw: Uint8Array, count: number, out: Float32Array): boolean {
+  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const h = (o: number) => halfToFloat(dv.getUint16(o, true));
+  const nb = count / 256;
+  switch (type) {
+    case 'Q4_K': case 'Q5_K': {
+      const five = type === 'Q5_K';
+      const bs = five ? 176 : 144;
+      for (let b = 0; b < nb; b++) {
+        const o = b * bs;
+        const d = h(o);
+        const dmin = h(o + 2);
+        const sc = o + 4;
+        const qh = o + 16;
+        let ql = five ? o + 48 : o + 16;
+        let y = b * 256;
+        let u1 = 1;
+        let u2 = 2;
+        for (let j = 0, is = 0; j < 256; j += 64, is += 2) {
+          const [s1, m1] = scaleMinK4(is, raw, sc);
+          const [s2, m2] = scaleMinK4(is + 1, raw, sc);
+          for (let l = 0; l < 32; l++) out[y + l] = d * s1 * ((raw[ql + l] & 0xf) + (five && raw[qh + l] & u1 ? 16 : 0)) - dmin * m1;
+          for (let l = 0; l < 32; l++) out[y + 32 + l] = d * s2 * ((raw[ql + l] >> 4) + (five && raw[qh + l] & u2 ? 16 : 0)) - dmin * m2;
+          ql += 32;
+          y += 64;
+          u1 <<= 2;
+          u2 <<= 2;
+        }
+      }
+      return true;
+    }
+    case 'Q6_K': {
+      for (let b = 0; b < nb; b++) {
+        const o = b * 210;
+        const d = h(o + 208);
+        let ql = o;
+        let qh = o + 128;
+        let sc = o + 192;
+        for (let n = 0; n < 256; n += 128) {
+          const y = b * 256 + n;
+          for (let l = 0; l < 32; l++) {
+            const is = l >> 4;
+            const q1 = ((raw[ql + l] & 0xf) | (((raw[qh + l] >> 0) & 3) << 4)) - 32;
+            const q2 = ((raw[ql + l + 32] & 0xf) | (((raw[qh + l] >> 2) & 3) << 4)) - 32;
+            const q3 = ((raw[ql + l] >> 4) | (((raw[qh + l] >> 4) & 3) << 4)) - 32;
+            const q4 = ((raw[ql + l + 32] >> 4) | (((raw[qh + l] >> 6) & 3) << 4)) - 32;
+            out[y + l] = d * dv.getInt8(sc + is) * q1;
+            out[y + l + 32] = d * dv.getInt8(sc + is + 2) * q2;
+            out[y + l + 64] = d * dv.getInt8(sc + is + 4) * q3;
+            out[y + l + 96] = d * dv.getInt8(sc + is + 6) * q4;
+          }
+          ql += 64;
+          qh += 32;
+          sc += 8;
+        }
+      }
+      return true;
+    }
+    case 'Q2_K': {
+      for (let b = 0; b < nb; b++) {
+        const o = b * 84;
+        const d = h(o + 80);
+        const dmin = h(o + 82);
+        let q = o + 16;
+        let is = 0;
+        let y = b * 256;
+        for (let n = 0; n < 256; n += 128) {
+          for (let shift = 0; shift < 8; shift += 2) {
+            for (const half of [0, 16]) {
+              const s = raw[o + is++];
+              const dl = d * (s & 0xf);
+              const ml = dmin * (s >> 4);
+              for (let l = 0; l < 16; l++) out[y++] = dl * ((raw[q + half + l] >> shift) & 3) - ml;
+            }
+          }
+          q += 32;
+        }
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** Decodes ggml blocks (ggml-common.h layouts) to floats: the legacy 32-element blocks and the k-quants Q2_K, Q4_K, Q5_K, Q6_K. */
 export function dequantizeGgml(type: string, raw: Uint8Array, count: number): Float32Array {
   const out = new Float32Array(count);
+  if (dequantizeK(type, raw, count, out)) return out;
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const sizes: Record<string, number> = { Q4_0: 18, Q4_1: 20, Q5_0: 22, Q5_1: 24, Q8_0: 34 };
   const bs = sizes[type];
-  if (!bs) throw new Error(`decoding ${type} blocks is not implemented`);
+  if (!bs) throw new Error(`decoding ${type} blocks is not implemented (Q3_K, Q8_K and the IQ types are read by size only)`);
   for (let b = 0; b < count / 32; b++) {
     const o = b * bs;
     const d = halfToFloat(dv.getUint16(o, true));
