@@ -11,7 +11,12 @@ npm run --silent lint
 step "bundle (esbuild)"
 node scripts/build.mjs --production
 step "unit tests (mocha)"
+rm -f test-results/counts-*.json
 npx mocha --config .mocharc.json
 step "package the VSIX and run the CLI from inside it"
 npm run --silent package
 node scripts/check-vsix.cjs out/layerplan.vsix
+step "integration tests in a real VS Code (code-server + headless Chromium)"
+bash scripts/setup-integration.sh
+node out/test/integration/run.js
+node scripts/test-summary.cjs

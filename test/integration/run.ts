@@ -1,0 +1,122 @@
+/**
+ * Runs the integration suites inside a real VS Code: code-server (served on 127.0.0.1) driven by
+ * Debian's Chromium through playwright-core. The suites run in the extension host; their exit
+ * code comes back through codeAutomationExit and their output through the page console.
+ * Every wait is bounded; failures leave a screenshot and logs under test-results/.
+ */
+import { spawn, type ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import { chromium } from 'playwright-core';
+
+const REPO = path.resolve(__dirname, '..', '..', '..');
+const CODE_SERVER = process.env.LAYERPLAN_CODE_SERVER ?? path.join(os.homedir(), '.cache', 'layerplan', 'code-server-4.100.3', 'node_modules', '.bin', 'code-server');
+const CHROMIUM = process.env.LAYERPLAN_CHROMIUM ?? '/usr/bin/chromium';
+const RESULTS = path.join(REPO, 'test-results');
+const TIMEOUT_MS = Number(process.env.LAYERPLAN_INTEGRATION_TIMEOUT ?? 240000);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+async function waitForHttp(url: string, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    try {
+      const r = await fetch(url);
+      if (r.status < 500) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`code-server did not answer at ${url} within ${ms} ms`);
+}
+
+function killGroup(p: ChildProcess | undefined): void {
+  if (!p?.pid) return;
+  try {
+    process.kill(-p.pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+async function main(): Promise<number> {
+  if (!fs.existsSync(CODE_SERVER)) throw new Error(`code-server not found at ${CODE_SERVER}: run scripts/setup-integration.sh`);
+  fs.mkdirSync(RESULTS, { recursive: true });
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-vscode-'));
+  const port = await freePort();
+  const workspace = path.join(REPO, 'examples');
+  const env = { ...process.env, XDG_CONFIG_HOME: path.join(tmp, 'config'), XDG_DATA_HOME: path.join(tmp, 'data'), XDG_CACHE_HOME: path.join(tmp, 'cache') };
+  const log = fs.createWriteStream(path.join(RESULTS, 'code-server.log'));
+  // A process group of its own (setsid), so its watchers die with it.
+  const server = spawn(CODE_SERVER, [
+    '--auth', 'none', '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--bind-addr', `127.0.0.1:${port}`,
+    '--user-data-dir', path.join(tmp, 'user-data'), '--extensions-dir', path.join(tmp, 'extensions'), workspace,
+  ], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  server.stdout!.pipe(log);
+  server.stderr!.pipe(log);
+  let browser: Awaited<ReturnType<typeof chromium.launch>> | undefined;
+  try {
+    await waitForHttp(`http://127.0.0.1:${port}/healthz`, 60000);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM, headless: true,
+      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic', '--enable-unsafe-webgpu'],
+    });
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const output: string[] = [];
+    // The extension host's console reaches the page as '%c INFO color: … text': keep the text of the test run.
+    let inRun = false;
+    page.on('console', (m) => {
+      const text = m.text().replace(/^%c\s+\w+\s+color:\s*#\w+\s?/, '');
+      output.push(text);
+      if (/^\s*Layerplan in a real VS Code|^\s{2}\S/.test(text)) inRun = true;
+      if (inRun && !/^Error: \d+ integration tests failed|^\s+at /.test(text)) process.stdout.write(text + '\n');
+    });
+    const exit = new Promise<number>((resolve) => void page.exposeFunction('codeAutomationExit', (code: number) => resolve(code)));
+    const remote = (p: string) => `vscode-remote://127.0.0.1:${port}${p}`;
+    const payload = JSON.stringify([
+      ['extensionDevelopmentPath', remote(REPO)],
+      ['extensionTestsPath', remote(path.join(REPO, 'out', 'test', 'integration', 'suite', 'index.js'))],
+    ]);
+    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}&payload=${encodeURIComponent(payload)}`);
+    const started = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<number>((_, reject) => (timer = setTimeout(() => reject(new Error(`no exit code within ${TIMEOUT_MS} ms`)), TIMEOUT_MS)));
+    const code = await Promise.race([exit, timeout]).finally(() => clearTimeout(timer)).catch(async (e) => {
+      await page.screenshot({ path: path.join(RESULTS, 'integration-timeout.png') }).catch(() => undefined);
+      fs.writeFileSync(path.join(RESULTS, 'integration-console.log'), output.join('\n'));
+      throw e;
+    });
+    process.stdout.write(`integration: exit code ${code} after ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    await page.screenshot({ path: path.join(RESULTS, code === 0 ? 'workbench.png' : 'integration-failure.png') }).catch(() => undefined);
+    fs.writeFileSync(path.join(RESULTS, 'integration-console.log'), output.join('\n'));
+    const counts = /integration: (\d+) passed, (\d+) failed/.exec(output.join('\n'));
+    fs.writeFileSync(path.join(RESULTS, 'counts-integration.json'), JSON.stringify({ passed: Number(counts?.[1] ?? 0), failed: Number(counts?.[2] ?? (code ? 1 : 0)) }));
+    return code;
+  } finally {
+    await browser?.close().catch(() => undefined);
+    killGroup(server);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => {
+    console.error(`integration: ${(e as Error).message}`);
+    process.exitCode = 1;
+  },
+);
