@@ -9,7 +9,7 @@ const { spawnSync } = require('child_process');
 const yauzl = require('yauzl');
 
 const vsix = process.argv[2];
-const required = ['extension/package.json', 'extension/dist/extension.js', 'extension/dist/cli.js', 'extension/dist/quant-worker.js', 'extension/readme.md', 'extension/LICENSE.txt'];
+const required = ['extension/package.json', 'extension/dist/extension.js', 'extension/dist/cli.js', 'extension/dist/quant-worker.js', 'extension/dist/webview.js', 'extension/dist/layout-worker.js', 'extension/readme.md', 'extension/LICENSE.txt'];
 const forbidden = /^extension\/(src|test|node_modules|out|scripts|bench|examples)\//;
 
 yauzl.open(vsix, { lazyEntries: true }, (err, zip) => {

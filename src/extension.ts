@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import { InputError } from './engine/errors';
 import { formatInspect } from './engine/report/inspect-text';
+import { ModelGraphEditor } from './host/model-editor';
 import { inspectFile } from './node/inspect-file';
 
 /** Everything the commands share; built once in activate(). */
@@ -8,7 +9,7 @@ interface Ctx {
   output: vscode.OutputChannel;
 }
 
-const MODEL_FILTERS = { 'Model files': ['onnx'] };
+const MODEL_FILTERS = { 'Model files': ['onnx', 'gguf', 'safetensors', 'json'] };
 
 function inspectModel(ctx: Ctx) {
   return async (uri?: vscode.Uri) => {
@@ -36,9 +37,21 @@ function inspectModel(ctx: Ctx) {
   };
 }
 
+function openGraph() {
+  return async (uri?: vscode.Uri) => {
+    const target = uri ?? vscode.window.activeTextEditor?.document.uri ?? (await vscode.window.showOpenDialog({ canSelectMany: false, filters: MODEL_FILTERS, title: 'Open model graph' }))?.[0];
+    if (target) await vscode.commands.executeCommand('vscode.openWith', target, ModelGraphEditor.viewType);
+  };
+}
+
 export function activate(context: vscode.ExtensionContext): void {
   const ctx: Ctx = { output: vscode.window.createOutputChannel('Layerplan') };
-  context.subscriptions.push(ctx.output, vscode.commands.registerCommand('layerplan.inspectModel', inspectModel(ctx)));
+  context.subscriptions.push(
+    ctx.output,
+    vscode.commands.registerCommand('layerplan.inspectModel', inspectModel(ctx)),
+    vscode.commands.registerCommand('layerplan.openGraph', openGraph()),
+    ModelGraphEditor.register(context),
+  );
 }
 
 export function deactivate(): void {}

@@ -58,6 +58,9 @@ async function main(): Promise<number> {
   const port = await freePort();
   const workspace = path.join(REPO, 'examples');
   const env = { ...process.env, XDG_CONFIG_HOME: path.join(tmp, 'config'), XDG_DATA_HOME: path.join(tmp, 'data'), XDG_CACHE_HOME: path.join(tmp, 'cache') };
+  // Quiet, deterministic workbench: no startup walkthrough, no git prompt for the parent repository.
+  fs.mkdirSync(path.join(tmp, 'user-data', 'User'), { recursive: true });
+  fs.writeFileSync(path.join(tmp, 'user-data', 'User', 'settings.json'), JSON.stringify({ 'workbench.startupEditor': 'none', 'git.openRepositoryInParentFolders': 'never', 'telemetry.telemetryLevel': 'off' }));
   const log = fs.createWriteStream(path.join(RESULTS, 'code-server.log'));
   // A process group of its own (setsid), so its watchers die with it.
   const server = spawn(CODE_SERVER, [

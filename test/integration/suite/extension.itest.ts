@@ -1,4 +1,7 @@
 import * as assert from 'assert';
+import * as fs from 'fs';
+import { onnx } from 'onnx-proto';
+import * as os from 'os';
 import * as path from 'path';
 import * as vscode from 'vscode';
 
@@ -19,5 +22,46 @@ describe('Layerplan in a real VS Code', () => {
     assert.ok(report, 'the command returns its report');
     assert.strictEqual(report.nodes, 249);
     assert.strictEqual(report.parameters, 137033);
+  });
+});
+
+async function renderedFor(uri: vscode.Uri, timeoutMs = 45000): Promise<{ boxes: number; layers: number; nodes: number; textNames: string[] }> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const r = await vscode.commands.executeCommand<{ boxes: number; layers: number; nodes: number; textNames: string[] } | undefined>('layerplan.renderedBoxes', uri);
+    if (r) return r;
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  throw new Error(`the graph view of ${uri.fsPath} reported nothing within ${timeoutMs} ms`);
+}
+
+describe('the model graph editor', () => {
+  it('shows node names as text: a node named <img src=x onerror=…> runs nothing', async () => {
+    const evil = '<img src=x onerror=alert(1)>';
+    const bytes = onnx.ModelProto.encode({
+      irVersion: 8, producerName: 'xss-test', opsetImport: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'g', node: [{ opType: 'MatMul', input: ['x', 'w'], output: ['y'], name: evil }],
+        initializer: [{ name: 'w', dims: [2, 2], dataType: 1, floatData: [1, 2, 3, 4] }],
+        input: [{ name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }, { dimValue: 2 }] } } } }],
+        output: [{ name: 'y', type: { tensorType: { elemType: 1 } } }],
+      },
+    }).finish();
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-xss-')), 'evil.onnx');
+    fs.writeFileSync(file, bytes);
+    const uri = vscode.Uri.file(file);
+    await vscode.commands.executeCommand('vscode.openWith', uri, 'layerplan.modelGraph');
+    const r = await renderedFor(uri);
+    assert.ok(r.textNames.includes(evil), `the name is drawn as text: ${JSON.stringify(r.textNames)}`);
+    await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+  });
+
+  it('opens a real exported transformer as a graph of collapsed layers', async () => {
+    const folder = vscode.workspace.workspaceFolders![0];
+    const uri = vscode.Uri.file(path.join(folder.uri.fsPath, 'gpt2-tiny.onnx'));
+    await vscode.commands.executeCommand('vscode.openWith', uri, 'layerplan.modelGraph');
+    const r = await renderedFor(uri);
+    assert.strictEqual(r.layers, 7, `layers drawn: ${JSON.stringify(r)}`);
+    for (const name of ['h.0', 'h.1', 'lm_head', 'wte']) assert.ok(r.textNames.includes(name), name);
   });
 });

@@ -1,0 +1,96 @@
+import * as vscode from 'vscode';
+import { InputError } from '../engine/errors';
+import { openModel } from '../engine/formats/registry';
+import type { ModelGraph } from '../engine/graph/model-graph';
+import { FileByteSource, FolderResolver } from '../node/file-source';
+import type { HostToWebview, WebviewToHost } from '../protocol';
+import { layerNodes, modelSummary, nodeDetails } from './graph-summary';
+
+/** A model file opened read-only: its graph, parsed once, with positioned reads (no whole-file buffer). */
+class ModelDocument implements vscode.CustomDocument {
+  constructor(readonly uri: vscode.Uri, readonly graph: ModelGraph | undefined, readonly error: string | undefined) {}
+  dispose(): void {}
+}
+
+function nonce(): string {
+  const chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  return Array.from({ length: 32 }, () => chars[Math.floor(Math.random() * chars.length)]).join('');
+}
+
+/** The custom read-only editor that shows a model as a layered graph. */
+export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<ModelDocument> {
+  static readonly viewType = 'layerplan.modelGraph';
+  /** What each open view last reported drawing (for tests and the status of the view). */
+  static readonly rendered = new Map<string, { boxes: number; layers: number; nodes: number; textNames: string[] }>();
+
+  static register(context: vscode.ExtensionContext): vscode.Disposable {
+    const provider = new ModelGraphEditor(context);
+    return vscode.Disposable.from(
+      vscode.window.registerCustomEditorProvider(ModelGraphEditor.viewType, provider, { webviewOptions: { retainContextWhenHidden: false }, supportsMultipleEditorsPerDocument: true }),
+      vscode.commands.registerCommand('layerplan.renderedBoxes', (uri?: vscode.Uri) => (uri ? ModelGraphEditor.rendered.get(uri.toString()) : [...ModelGraphEditor.rendered.values()].pop())),
+    );
+  }
+
+  constructor(private readonly context: vscode.ExtensionContext) {}
+
+  async openCustomDocument(uri: vscode.Uri): Promise<ModelDocument> {
+    const file = uri.fsPath;
+    try {
+      const source = await FileByteSource.open(file);
+      const siblings = new FolderResolver(file);
+      try {
+        return new ModelDocument(uri, await openModel(source, { siblings }), undefined);
+      } finally {
+        await source.close();
+        await siblings.close();
+      }
+    } catch (e) {
+      return new ModelDocument(uri, undefined, e instanceof InputError ? e.message : `${file}: ${(e as Error).message}`);
+    }
+  }
+
+  async resolveCustomEditor(doc: ModelDocument, panel: vscode.WebviewPanel): Promise<void> {
+    const dist = vscode.Uri.joinPath(this.context.extensionUri, 'dist');
+    panel.webview.options = { enableScripts: true, localResourceRoots: [dist] };
+    const n = nonce();
+    const script = panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js'));
+    const worker = panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'layout-worker.js'));
+    const csp = [
+      "default-src 'none'",
+      `style-src ${panel.webview.cspSource} 'unsafe-inline'`,
+      `script-src 'nonce-${n}'`,
+      `connect-src ${panel.webview.cspSource}`,
+      'worker-src blob:',
+      `font-src ${panel.webview.cspSource}`,
+    ].join('; ');
+    panel.webview.html = `<!DOCTYPE html>
+<html lang="en"><head><meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<title>Layerplan graph</title></head>
+<body data-worker="${worker}"><div id="app" role="application" aria-label="Model graph"></div>
+<script nonce="${n}" src="${script}"></script></body></html>`;
+    const post = (m: HostToWebview) => void panel.webview.postMessage(m);
+    const key = doc.uri.toString();
+    panel.webview.onDidReceiveMessage((m: WebviewToHost) => {
+      switch (m.type) {
+        case 'ready':
+          if (doc.graph) post({ type: 'summary', summary: modelSummary(vscode.workspace.asRelativePath(doc.uri), doc.graph) });
+          else post({ type: 'error', message: doc.error ?? 'cannot read this model' });
+          break;
+        case 'expandLayer':
+          if (doc.graph) post({ type: 'layer', layer: m.layer, ...layerNodes(doc.graph, m.layer) });
+          break;
+        case 'select': {
+          const details = doc.graph && nodeDetails(doc.graph, m.node);
+          if (details) post({ type: 'details', details });
+          break;
+        }
+        case 'rendered':
+          ModelGraphEditor.rendered.set(key, { boxes: m.boxes, layers: m.layers, nodes: m.nodes, textNames: m.textNames });
+          break;
+      }
+    });
+    panel.onDidDispose(() => ModelGraphEditor.rendered.delete(key));
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * Every message between the extension host and the model-graph webview, typed in one place:
+ * one union per direction, each message tagged by `type`.
+ */
+
+/** A layer as the collapsed graph shows it. */
+export interface LayerBox {
+  index: number;
+  name: string;
+  nodes: number;
+  parameters: number;
+  flops: number;
+  /** The most common ops inside, for the box's subtitle. */
+  ops: string;
+}
+
+export interface NodeBox {
+  index: number;
+  name: string;
+  opType: string;
+  /** Output shape as text (symbolic dims kept). */
+  shape: string;
+  flops: number;
+  known: boolean;
+}
+
+export interface Edge {
+  from: number;
+  to: number;
+  label?: string;
+}
+
+export interface ModelSummary {
+  file: string;
+  format: string;
+  producer: string;
+  nodes: number;
+  parameters: number;
+  bytes: number;
+  layers: LayerBox[];
+  /** Edges between layers (a tensor produced in one and consumed in another). */
+  edges: Edge[];
+}
+
+export interface NodeDetails {
+  index: number;
+  name: string;
+  opType: string;
+  domain: string;
+  layer: string;
+  attributes: [string, string][];
+  inputs: { name: string; shape: string; dtype: string; weight: boolean }[];
+  outputs: { name: string; shape: string; dtype: string; weight: boolean }[];
+  flops: number;
+  parameters: number;
+}
+
+export type HostToWebview =
+  | { type: 'summary'; summary: ModelSummary }
+  | { type: 'layer'; layer: number; nodes: NodeBox[]; edges: Edge[] }
+  | { type: 'details'; details: NodeDetails }
+  | { type: 'error'; message: string };
+
+export type WebviewToHost =
+  | { type: 'ready' }
+  | { type: 'expandLayer'; layer: number }
+  | { type: 'select'; node: number }
+  /** How many boxes (layers and nodes) the view drew, reported after every render. */
+  | { type: 'rendered'; boxes: number; layers: number; nodes: number; textNames: string[] };

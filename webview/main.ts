@@ -1,0 +1,335 @@
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-textfield/index.js';
+import type { Edge, HostToWebview, LayerBox, ModelSummary, NodeBox, NodeDetails, WebviewToHost } from '../src/protocol';
+
+/**
+ * The model-graph webview: layers start collapsed and expand on click (the host sends a layer's
+ * nodes when asked), dagre lays the boxes out in a web worker, the SVG pans (drag), zooms (wheel,
+ * +/−), fits (F), and a search box highlights matching layers and nodes. Every name is set as text,
+ * never as markup. Colours come from VS Code's theme variables.
+ */
+declare function acquireVsCodeApi(): { postMessage(m: WebviewToHost): void; getState(): unknown; setState(s: unknown): void };
+const vscode = acquireVsCodeApi();
+const post = (m: WebviewToHost) => vscode.postMessage(m);
+const SVG = 'http://www.w3.org/2000/svg';
+
+interface State {
+  expanded: number[];
+  view?: { x: number; y: number; scale: number };
+  search?: string;
+}
+const state: State = (vscode.getState() as State) ?? { expanded: [] };
+const save = () => vscode.setState(state);
+
+let summary: ModelSummary | undefined;
+const layerNodes = new Map<number, { nodes: NodeBox[]; edges: Edge[] }>();
+
+const style = document.createElement('style');
+style.textContent = `
+  body { margin: 0; padding: 0; color: var(--vscode-foreground); background: var(--vscode-editor-background); font-family: var(--vscode-font-family); font-size: var(--vscode-font-size); overflow: hidden; }
+  #app { display: grid; grid-template-rows: auto 1fr; grid-template-columns: 1fr 320px; height: 100vh; }
+  header { grid-column: 1 / 3; display: flex; gap: 8px; align-items: center; padding: 6px 10px; border-bottom: 1px solid var(--vscode-panel-border); }
+  header .title { font-weight: 600; margin-right: auto; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+  #canvas { position: relative; overflow: hidden; cursor: grab; }
+  #canvas:active { cursor: grabbing; }
+  svg { width: 100%; height: 100%; }
+  .box rect { fill: var(--vscode-editorWidget-background); stroke: var(--vscode-editorWidget-border, var(--vscode-panel-border)); rx: 4; }
+  .box.layer rect { fill: var(--vscode-sideBar-background, var(--vscode-editorWidget-background)); }
+  .box.unknown rect { stroke-dasharray: 4 2; }
+  .box:focus rect, .box.selected rect { stroke: var(--vscode-focusBorder); stroke-width: 2; }
+  .box.match rect { stroke: var(--vscode-editorWarning-foreground); stroke-width: 2; }
+  .box text { fill: var(--vscode-foreground); font-size: 12px; }
+  .box text.sub { fill: var(--vscode-descriptionForeground); font-size: 10px; }
+  .edge { fill: none; stroke: var(--vscode-editorLineNumber-foreground); stroke-width: 1.2; }
+  aside { border-left: 1px solid var(--vscode-panel-border); padding: 8px 10px; overflow: auto; }
+  aside h3 { margin: 4px 0 8px; font-size: 13px; }
+  aside table { border-collapse: collapse; width: 100%; font-size: 12px; }
+  aside td { padding: 2px 4px; vertical-align: top; word-break: break-all; }
+  aside td:first-child { color: var(--vscode-descriptionForeground); white-space: nowrap; }
+  .error { padding: 16px; color: var(--vscode-errorForeground); }
+`;
+document.head.appendChild(style);
+
+const app = document.getElementById('app')!;
+const header = document.createElement('header');
+const title = document.createElement('span');
+title.className = 'title';
+const search = document.createElement('vscode-textfield') as HTMLElement & { value: string; placeholder: string };
+search.setAttribute('placeholder', 'Search nodes and layers');
+search.setAttribute('aria-label', 'Search nodes and layers');
+const fitButton = document.createElement('vscode-button');
+fitButton.textContent = 'Fit';
+const collapseButton = document.createElement('vscode-button');
+collapseButton.textContent = 'Collapse all';
+collapseButton.setAttribute('secondary', '');
+header.append(title, search, fitButton, collapseButton);
+const canvas = document.createElement('div');
+canvas.id = 'canvas';
+canvas.tabIndex = -1;
+const svg = document.createElementNS(SVG, 'svg');
+const viewport = document.createElementNS(SVG, 'g');
+svg.appendChild(viewport);
+canvas.appendChild(svg);
+const aside = document.createElement('aside');
+aside.setAttribute('aria-label', 'Details');
+app.append(header, canvas, aside);
+
+const fmt = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(Math.round(n)));
+
+function showDetails(rows: [string, string][], heading: string): void {
+  aside.replaceChildren();
+  const h = document.createElement('h3');
+  h.textContent = heading;
+  const table = document.createElement('table');
+  for (const [k, v] of rows) {
+    const tr = table.insertRow();
+    tr.insertCell().textContent = k;
+    tr.insertCell().textContent = v;
+  }
+  aside.append(h, table);
+}
+
+function showSummary(): void {
+  if (!summary) return;
+  showDetails([
+    ['format', summary.format], ['producer', summary.producer || '—'], ['nodes', String(summary.nodes)], ['parameters', fmt(summary.parameters)],
+    ['weights', `${(summary.bytes / 2 ** 20).toFixed(2)} MiB`], ['layers', String(summary.layers.length)],
+  ], summary.file);
+}
+
+function showNode(d: NodeDetails): void {
+  const rows: [string, string][] = [['op', d.domain ? `${d.domain}.${d.opType}` : d.opType], ['layer', d.layer], ['FLOPs', fmt(d.flops)], ['parameters', fmt(d.parameters)]];
+  for (const i of d.inputs) rows.push([i.weight ? 'weight' : 'input', `${i.name}: ${i.dtype}${i.shape}`]);
+  for (const o of d.outputs) rows.push(['output', `${o.name}: ${o.dtype}${o.shape}`]);
+  for (const [k, v] of d.attributes) rows.push([`@${k}`, v]);
+  showDetails(rows, d.name || d.opType);
+}
+
+// Layout in a worker, built from the bundled worker script (CSP: worker-src blob:).
+let worker: Worker | undefined;
+let nextId = 0;
+const pending = new Map<number, (r: LayoutResult) => void>();
+interface LayoutResult {
+  positions: { id: string; x: number; y: number }[];
+  paths: { from: string; to: string; points: { x: number; y: number }[] }[];
+  width: number;
+  height: number;
+}
+async function layoutWorker(): Promise<Worker> {
+  if (worker) return worker;
+  const src = await (await fetch(document.body.dataset.worker!)).text();
+  worker = new Worker(URL.createObjectURL(new Blob([src], { type: 'text/javascript' })));
+  worker.onmessage = (e) => {
+    pending.get(e.data.id)?.(e.data);
+    pending.delete(e.data.id);
+  };
+  return worker;
+}
+async function layout(boxes: { id: string; width: number; height: number }[], edges: { from: string; to: string }[]): Promise<LayoutResult> {
+  const w = await layoutWorker();
+  const id = nextId++;
+  return new Promise((resolve) => {
+    pending.set(id, resolve);
+    w.postMessage({ id, boxes, edges });
+  });
+}
+
+interface Drawn {
+  id: string;
+  kind: 'layer' | 'node';
+  label: string;
+  sub: string;
+  index: number;
+  unknown?: boolean;
+}
+
+let renderSeq = 0;
+async function render(): Promise<void> {
+  if (!summary) return;
+  const seq = ++renderSeq;
+  const boxes: Drawn[] = [];
+  const edges: { from: string; to: string }[] = [];
+  const entry = new Map<number, string>();
+  const exit = new Map<number, string>();
+  for (const l of summary.layers) {
+    const expanded = state.expanded.includes(l.index) && layerNodes.has(l.index);
+    if (!expanded) {
+      const id = `L${l.index}`;
+      boxes.push({ id, kind: 'layer', label: l.name, sub: `${l.nodes} nodes · ${fmt(l.parameters)} params · ${l.ops}`, index: l.index });
+      entry.set(l.index, id);
+      exit.set(l.index, id);
+      continue;
+    }
+    const { nodes, edges: inner } = layerNodes.get(l.index)!;
+    for (const n of nodes) boxes.push({ id: `N${n.index}`, kind: 'node', label: n.opType, sub: `${n.name} ${n.shape}`, index: n.index, unknown: !n.known });
+    for (const e of inner) edges.push({ from: `N${e.from}`, to: `N${e.to}` });
+    if (nodes.length) {
+      entry.set(l.index, `N${nodes[0].index}`);
+      exit.set(l.index, `N${nodes[nodes.length - 1].index}`);
+    }
+  }
+  for (const e of summary.edges) {
+    const from = exit.get(e.from);
+    const to = entry.get(e.to);
+    if (from && to) edges.push({ from, to });
+  }
+  const sized = boxes.map((b) => ({ id: b.id, width: Math.min(360, 24 + Math.max(b.label.length * 7.4, Math.min(b.sub.length, 60) * 6.1)), height: 40 }));
+  const result = await layout(sized, edges);
+  if (seq !== renderSeq) return;
+  const pos = new Map(result.positions.map((p) => [p.id, p]));
+  viewport.replaceChildren();
+  for (const p of result.paths) {
+    const path = document.createElementNS(SVG, 'polyline');
+    path.setAttribute('class', 'edge');
+    path.setAttribute('points', p.points.map((q) => `${q.x},${q.y}`).join(' '));
+    viewport.appendChild(path);
+  }
+  const term = (state.search ?? '').toLowerCase();
+  const names: string[] = [];
+  boxes.forEach((b, i) => {
+    const p = pos.get(b.id)!;
+    const { width, height } = sized[i];
+    const g = document.createElementNS(SVG, 'g');
+    g.setAttribute('class', `box ${b.kind}${b.unknown ? ' unknown' : ''}${term && (b.label + ' ' + b.sub).toLowerCase().includes(term) ? ' match' : ''}`);
+    g.setAttribute('transform', `translate(${p.x - width / 2},${p.y - height / 2})`);
+    g.setAttribute('tabindex', '0');
+    g.setAttribute('role', 'button');
+    g.setAttribute('aria-label', `${b.kind === 'layer' ? 'Layer' : 'Node'} ${b.label}`);
+    g.dataset.kind = b.kind;
+    g.dataset.index = String(b.index);
+    const rect = document.createElementNS(SVG, 'rect');
+    rect.setAttribute('width', String(width));
+    rect.setAttribute('height', String(height));
+    const t1 = document.createElementNS(SVG, 'text');
+    t1.setAttribute('x', '8');
+    t1.setAttribute('y', '16');
+    t1.textContent = b.label;
+    const t2 = document.createElementNS(SVG, 'text');
+    t2.setAttribute('class', 'sub');
+    t2.setAttribute('x', '8');
+    t2.setAttribute('y', '31');
+    t2.textContent = b.sub.length > 60 ? b.sub.slice(0, 59) + '…' : b.sub;
+    const tip = document.createElementNS(SVG, 'title');
+    tip.textContent = `${b.label}\n${b.sub}`;
+    g.append(rect, t1, t2, tip);
+    viewport.appendChild(g);
+    if (names.length < 200) names.push(t1.textContent ?? '');
+  });
+  bounds = { width: result.width, height: result.height };
+  if (!state.view) fit();
+  else applyView();
+  post({ type: 'rendered', boxes: boxes.length, layers: boxes.filter((b) => b.kind === 'layer').length, nodes: boxes.filter((b) => b.kind === 'node').length, textNames: names });
+}
+
+// Pan and zoom.
+let bounds = { width: 1, height: 1 };
+function applyView(): void {
+  const v = state.view!;
+  viewport.setAttribute('transform', `translate(${v.x},${v.y}) scale(${v.scale})`);
+  save();
+}
+function fit(): void {
+  const r = canvas.getBoundingClientRect();
+  const scale = Math.min(2, Math.max(0.02, Math.min(r.width / (bounds.width + 20), r.height / (bounds.height + 20))));
+  state.view = { x: (r.width - bounds.width * scale) / 2, y: 10, scale };
+  applyView();
+}
+function zoom(factor: number, cx: number, cy: number): void {
+  const v = state.view ?? { x: 0, y: 0, scale: 1 };
+  const scale = Math.min(4, Math.max(0.02, v.scale * factor));
+  state.view = { x: cx - ((cx - v.x) * scale) / v.scale, y: cy - ((cy - v.y) * scale) / v.scale, scale };
+  applyView();
+}
+canvas.addEventListener('wheel', (e) => {
+  e.preventDefault();
+  const r = canvas.getBoundingClientRect();
+  zoom(e.deltaY < 0 ? 1.15 : 1 / 1.15, e.clientX - r.left, e.clientY - r.top);
+}, { passive: false });
+let drag: { x: number; y: number; vx: number; vy: number } | undefined;
+canvas.addEventListener('pointerdown', (e) => {
+  if ((e.target as Element).closest('.box')) return;
+  const v = state.view ?? { x: 0, y: 0, scale: 1 };
+  drag = { x: e.clientX, y: e.clientY, vx: v.x, vy: v.y };
+  canvas.setPointerCapture(e.pointerId);
+});
+canvas.addEventListener('pointermove', (e) => {
+  if (!drag || !state.view) return;
+  state.view = { ...state.view, x: drag.vx + e.clientX - drag.x, y: drag.vy + e.clientY - drag.y };
+  applyView();
+});
+canvas.addEventListener('pointerup', () => (drag = undefined));
+
+function activate(box: SVGGElement): void {
+  const index = Number(box.dataset.index);
+  viewport.querySelectorAll('.selected').forEach((x) => x.classList.remove('selected'));
+  box.classList.add('selected');
+  if (box.dataset.kind === 'layer') {
+    if (!state.expanded.includes(index)) state.expanded.push(index);
+    save();
+    if (layerNodes.has(index)) void render();
+    else post({ type: 'expandLayer', layer: index });
+    const l = summary?.layers[index];
+    if (l) showDetails([['nodes', String(l.nodes)], ['parameters', fmt(l.parameters)], ['FLOPs', fmt(l.flops)], ['ops', l.ops]], l.name);
+  } else post({ type: 'select', node: index });
+}
+viewport.addEventListener('click', (e) => {
+  const box = (e.target as Element).closest('.box') as SVGGElement | null;
+  if (box) activate(box);
+});
+viewport.addEventListener('keydown', (e) => {
+  const box = (e.target as Element).closest('.box') as SVGGElement | null;
+  if (box && (e.key === 'Enter' || e.key === ' ')) {
+    e.preventDefault();
+    activate(box);
+  }
+});
+document.addEventListener('keydown', (e) => {
+  if ((e.target as HTMLElement).tagName === 'VSCODE-TEXTFIELD') return;
+  if (e.key === 'f' || e.key === 'F') fit();
+  else if (e.key === '+' || e.key === '=') zoom(1.2, canvas.clientWidth / 2, canvas.clientHeight / 2);
+  else if (e.key === '-') zoom(1 / 1.2, canvas.clientWidth / 2, canvas.clientHeight / 2);
+});
+fitButton.addEventListener('click', fit);
+collapseButton.addEventListener('click', () => {
+  state.expanded = [];
+  save();
+  void render();
+});
+search.addEventListener('input', () => {
+  state.search = search.value;
+  save();
+  void render();
+});
+
+window.addEventListener('message', (e: MessageEvent<HostToWebview>) => {
+  const m = e.data;
+  switch (m.type) {
+    case 'summary':
+      summary = m.summary;
+      title.textContent = `${m.summary.file} — ${m.summary.format}, ${m.summary.nodes} nodes, ${fmt(m.summary.parameters)} parameters`;
+      showSummary();
+      // Layers the user had open before the view was hidden: ask for them again.
+      for (const l of state.expanded) post({ type: 'expandLayer', layer: l });
+      void render();
+      break;
+    case 'layer':
+      layerNodes.set(m.layer, { nodes: m.nodes, edges: m.edges });
+      void render();
+      break;
+    case 'details':
+      showNode(m.details);
+      break;
+    case 'error': {
+      const div = document.createElement('div');
+      div.className = 'error';
+      div.textContent = m.message;
+      app.replaceChildren(div);
+      break;
+    }
+  }
+});
+
+if (state.search) search.value = state.search;
+post({ type: 'ready' });
+
+export type { LayerBox };
