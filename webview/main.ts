@@ -305,6 +305,8 @@ window.addEventListener('message', (e: MessageEvent<HostToWebview>) => {
   const m = e.data;
   switch (m.type) {
     case 'summary':
+      // A new summary (first load, or the file changed on disk): forget the layers fetched so far.
+      layerNodes.clear();
       summary = m.summary;
       title.textContent = `${m.summary.file} — ${m.summary.format}, ${m.summary.nodes} nodes, ${fmt(m.summary.parameters)} parameters`;
       showSummary();

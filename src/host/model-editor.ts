@@ -8,8 +8,25 @@ import { layerNodes, modelSummary, nodeDetails } from './graph-summary';
 
 /** A model file opened read-only: its graph, parsed once, with positioned reads (no whole-file buffer). */
 class ModelDocument implements vscode.CustomDocument {
-  constructor(readonly uri: vscode.Uri, readonly graph: ModelGraph | undefined, readonly error: string | undefined) {}
+  constructor(readonly uri: vscode.Uri, public graph: ModelGraph | undefined, public error: string | undefined) {}
   dispose(): void {}
+}
+
+/** Parses a model file from disk into a graph, or an error line naming the file. */
+async function loadGraph(uri: vscode.Uri): Promise<{ graph?: ModelGraph; error?: string }> {
+  const file = uri.fsPath;
+  try {
+    const source = await FileByteSource.open(file);
+    const siblings = new FolderResolver(file);
+    try {
+      return { graph: await openModel(source, { siblings }) };
+    } finally {
+      await source.close();
+      await siblings.close();
+    }
+  } catch (e) {
+    return { error: e instanceof InputError ? e.message : `${file}: ${(e as Error).message}` };
+  }
 }
 
 function nonce(): string {
@@ -34,19 +51,8 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
   constructor(private readonly context: vscode.ExtensionContext) {}
 
   async openCustomDocument(uri: vscode.Uri): Promise<ModelDocument> {
-    const file = uri.fsPath;
-    try {
-      const source = await FileByteSource.open(file);
-      const siblings = new FolderResolver(file);
-      try {
-        return new ModelDocument(uri, await openModel(source, { siblings }), undefined);
-      } finally {
-        await source.close();
-        await siblings.close();
-      }
-    } catch (e) {
-      return new ModelDocument(uri, undefined, e instanceof InputError ? e.message : `${file}: ${(e as Error).message}`);
-    }
+    const { graph, error } = await loadGraph(uri);
+    return new ModelDocument(uri, graph, error);
   }
 
   async resolveCustomEditor(doc: ModelDocument, panel: vscode.WebviewPanel): Promise<void> {
@@ -91,6 +97,21 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
           break;
       }
     });
-    panel.onDidDispose(() => ModelGraphEditor.rendered.delete(key));
+    // A model that changes on disk reloads the view; one that is deleted closes it.
+    const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.joinPath(doc.uri, '..'), doc.uri.path.split('/').pop()!));
+    const reload = async () => {
+      const { graph, error } = await loadGraph(doc.uri);
+      doc.graph = graph;
+      doc.error = error;
+      if (graph) post({ type: 'summary', summary: modelSummary(vscode.workspace.asRelativePath(doc.uri), graph) });
+      else post({ type: 'error', message: error ?? 'cannot read this model' });
+    };
+    watcher.onDidChange(() => void reload());
+    watcher.onDidCreate(() => void reload());
+    watcher.onDidDelete(() => panel.dispose());
+    panel.onDidDispose(() => {
+      ModelGraphEditor.rendered.delete(key);
+      watcher.dispose();
+    });
   }
 }

@@ -65,3 +65,28 @@ describe('the model graph editor', () => {
     for (const name of ['h.0', 'h.1', 'lm_head', 'wte']) assert.ok(r.textNames.includes(name), name);
   });
 });
+
+describe('the graph view follows its file', () => {
+  it('reloads when the model changes on disk and closes when it is deleted', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-watch-'));
+    const folder = vscode.workspace.workspaceFolders![0];
+    const file = path.join(dir, 'model.onnx');
+    fs.copyFileSync(path.join(folder.uri.fsPath, 'gpt2-tiny.onnx'), file);
+    const uri = vscode.Uri.file(file);
+    await vscode.commands.executeCommand('vscode.openWith', uri, 'layerplan.modelGraph');
+    assert.strictEqual((await renderedFor(uri)).layers, 7);
+    // Replace it with the CNN: the view redraws with the CNN's layers.
+    fs.copyFileSync(path.join(folder.uri.fsPath, '..', 'test', 'fixtures', 'models', 'cnn-tiny.onnx'), file);
+    const until = Date.now() + 30000;
+    let layers = 7;
+    while (Date.now() < until && layers === 7) {
+      await new Promise((r) => setTimeout(r, 300));
+      layers = (await renderedFor(uri)).layers;
+    }
+    assert.notStrictEqual(layers, 7, 'the view reloaded the changed file');
+    fs.rmSync(file);
+    const closeBy = Date.now() + 30000;
+    while (Date.now() < closeBy && (await vscode.commands.executeCommand('layerplan.renderedBoxes', uri))) await new Promise((r) => setTimeout(r, 300));
+    assert.strictEqual(await vscode.commands.executeCommand('layerplan.renderedBoxes', uri), undefined, 'the view closed when its file was deleted');
+  });
+});
