@@ -2,6 +2,7 @@ import * as vscode from 'vscode';
 import { InputError } from './engine/errors';
 import { formatInspect } from './engine/report/inspect-text';
 import { ModelGraphEditor } from './host/model-editor';
+import { ModelSummaryView } from './host/summary-view';
 import { inspectFile } from './node/inspect-file';
 
 /** Everything the commands share; built once in activate(). */
@@ -51,6 +52,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('layerplan.inspectModel', inspectModel(ctx)),
     vscode.commands.registerCommand('layerplan.openGraph', openGraph()),
     ModelGraphEditor.register(context),
+    ModelSummaryView.register(context),
   );
 }
 

@@ -81,6 +81,8 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
     panel.webview.onDidReceiveMessage((m: WebviewToHost) => {
       switch (m.type) {
         case 'ready':
+          // A fresh webview (first show, or shown again after being hidden): it has drawn nothing yet.
+          ModelGraphEditor.rendered.delete(key);
           if (doc.graph) post({ type: 'summary', summary: modelSummary(vscode.workspace.asRelativePath(doc.uri), doc.graph) });
           else post({ type: 'error', message: doc.error ?? 'cannot read this model' });
           break;

@@ -80,9 +80,13 @@ async function main(): Promise<number> {
     const output: string[] = [];
     // The extension host's console reaches the page as '%c INFO color: … text': keep the text of the test run.
     let inRun = false;
+    const shots: Promise<unknown>[] = [];
     page.on('console', (m) => {
       const text = m.text().replace(/^%c\s+\w+\s+color:\s*#\w+\s?/, '');
       output.push(text);
+      // A suite asks for a screenshot while the extension host is alive: '[layerplan-screenshot] name'.
+      const shot = /\[layerplan-screenshot\] ([\w-]+)/.exec(text);
+      if (shot) shots.push(page.screenshot({ path: path.join(RESULTS, `${shot[1]}.png`) }).catch(() => undefined));
       if (/^\s*Layerplan in a real VS Code|^\s{2}\S/.test(text)) inRun = true;
       if (inRun && !/^Error: \d+ integration tests failed|^\s+at /.test(text)) process.stdout.write(text + '\n');
     });
@@ -102,6 +106,8 @@ async function main(): Promise<number> {
       throw e;
     });
     process.stdout.write(`integration: exit code ${code} after ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    await Promise.all(shots);
+    await page.waitForTimeout(Number(process.env.LAYERPLAN_SHOT_DELAY ?? 2000)); // let the webviews paint before the screenshot
     await page.screenshot({ path: path.join(RESULTS, code === 0 ? 'workbench.png' : 'integration-failure.png') }).catch(() => undefined);
     fs.writeFileSync(path.join(RESULTS, 'integration-console.log'), output.join('\n'));
     const counts = /integration: (\d+) passed, (\d+) failed/.exec(output.join('\n'));

@@ -63,6 +63,10 @@ describe('the model graph editor', () => {
     const r = await renderedFor(uri);
     assert.strictEqual(r.layers, 7, `layers drawn: ${JSON.stringify(r)}`);
     for (const name of ['h.0', 'h.1', 'lm_head', 'wte']) assert.ok(r.textNames.includes(name), name);
+    // The harness saves test-results/graph-view.png while the extension host is still alive.
+    await new Promise((res) => setTimeout(res, 1000));
+    console.log('[layerplan-screenshot] graph-view');
+    await new Promise((res) => setTimeout(res, 2000));
   });
 });
 
@@ -88,5 +92,26 @@ describe('the graph view follows its file', () => {
     const closeBy = Date.now() + 30000;
     while (Date.now() < closeBy && (await vscode.commands.executeCommand('layerplan.renderedBoxes', uri))) await new Promise((r) => setTimeout(r, 300));
     assert.strictEqual(await vscode.commands.executeCommand('layerplan.renderedBoxes', uri), undefined, 'the view closed when its file was deleted');
+  });
+});
+
+describe('the side panel', () => {
+  it('summarizes the active model', async () => {
+    const folder = vscode.workspace.workspaceFolders![0];
+    const uri = vscode.Uri.file(path.join(folder.uri.fsPath, 'gpt2-tiny.onnx'));
+    await vscode.commands.executeCommand('vscode.openWith', uri, 'layerplan.modelGraph');
+    await vscode.commands.executeCommand('layerplan.showSummary');
+    const until = Date.now() + 30000;
+    let state: { file: string; parameters: number } | undefined;
+    while (Date.now() < until && state?.file !== uri.fsPath) {
+      await new Promise((r) => setTimeout(r, 300));
+      state = await vscode.commands.executeCommand('layerplan.summaryState');
+    }
+    assert.deepStrictEqual(state, { file: uri.fsPath, parameters: 137033 });
+    // Hidden behind another editor and shown again, the graph draws itself anew (and stays for the closing screenshot).
+    await vscode.window.showTextDocument(vscode.Uri.file(path.join(folder.uri.fsPath, 'gpt2-tiny.plan.json')));
+    await new Promise((r) => setTimeout(r, 500));
+    await vscode.commands.executeCommand('vscode.openWith', uri, 'layerplan.modelGraph');
+    assert.strictEqual((await renderedFor(uri)).layers, 7);
   });
 });
