@@ -52,7 +52,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('layerplan.inspectModel', inspectModel(ctx)),
     vscode.commands.registerCommand('layerplan.openGraph', openGraph()),
     ModelGraphEditor.register(context),
-    ModelSummaryView.register(context),
+    ModelSummaryView.register(),
   );
 }
 

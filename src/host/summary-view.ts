@@ -16,7 +16,7 @@ export class ModelSummaryView implements vscode.WebviewViewProvider {
   private view?: vscode.WebviewView;
   private shown?: string;
 
-  static register(context: vscode.ExtensionContext): vscode.Disposable {
+  static register(): vscode.Disposable {
     const provider = new ModelSummaryView();
     return vscode.Disposable.from(
       vscode.window.registerWebviewViewProvider(ModelSummaryView.viewType, provider),
