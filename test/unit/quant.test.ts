@@ -4,6 +4,7 @@ import * as path from 'path';
 import { parseFormat } from '../../src/engine/quant/formats';
 import { E2M1, E4M3FN, floatToHalfBits, halfBitsToFloat, roundToMiniFloat, toBf16, toHalf } from '../../src/engine/quant/numeric';
 import { NF4_LEVELS, errorMetrics, quantizeDequantize } from '../../src/engine/quant/quantize';
+import { measureFormats } from '../../src/engine/quant/run';
 import { dequantizeGgml } from '../../src/engine/quant/weights';
 import { REPO, rng } from '../helpers';
 
@@ -45,6 +46,18 @@ describe('quantization formats', () => {
     for (const v of g) amax = Math.max(amax, Math.abs(v));
     const sc = amax / 448;
     for (let i = 0; i < g.length; i++) assert.ok(e4[i] === Math.fround(roundToMiniFloat(Math.fround(g[i] * (1 / sc)), E4M3FN) * sc), `e4m3 of ${g[i]}`);
+  });
+
+  it('the WebAssembly SIMD paths (integer kernel, in-place metrics) agree with the plain-JS reference', () => {
+    const x = gaussian(64 * 512, 17);
+    const names = ['int4-g128', 'int8-channel', 'int4-g32-asym', 'int8-tensor', 'mxfp4', 'nf4-g64', 'q4_0', 'fp8-e4m3'];
+    const fast = measureFormats(x, 64, 512, names, false);
+    names.forEach((name, i) => {
+      const ref = errorMetrics(x, quantizeDequantize(x, 64, 512, name));
+      assert.ok(Math.abs(fast[i].sqnrDb! - ref.sqnrDb) < 1e-3, `${name}: ${fast[i].sqnrDb} vs ${ref.sqnrDb}`);
+      assert.ok(Math.abs(fast[i].maxAbsError - ref.maxAbsError) <= 1e-7 * Math.max(1, ref.maxAbsError), `${name} max error`);
+      assert.ok(Math.abs(fast[i].cosine - ref.cosine) < 1e-6, `${name} cosine`);
+    });
   });
 
   it('lose about 6 dB per bit on Gaussian weights (int8 vs int4, per channel)', () => {

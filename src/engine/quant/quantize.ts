@@ -1,5 +1,5 @@
 import { parseFormat, type NumberFormat } from './formats';
-import { ensureMemory, intKernels } from './wasm/int-kernel';
+import { ensureMemory, intKernels, kernelLayout } from './wasm/int-kernel';
 import { E2M1, E2M3, E3M2, E4M3FN, E5M2, roundHalfEven, toHalf, type MiniFloat } from './numeric';
 
 /**
@@ -432,7 +432,44 @@ export function errorMetrics(x: Float32Array, y: Float32Array): ErrorMetrics {
 
 /** The error of quantizing x in one format; `scratch` (x.length floats) avoids an allocation per call. */
 export function quantizationError(x: Float32Array, rows: number, cols: number, format: NumberFormat, options: QuantOptions = {}, scratch?: Float32Array): ErrorMetrics {
-  return intErrorSimd(x, rows, cols, format, options) ?? errorMetrics(x, quantizeDequantize(x, rows, cols, format, options, scratch));
+  const simd = intErrorSimd(x, rows, cols, format, options);
+  if (simd) return simd;
+  const y = quantizeDequantize(x, rows, cols, format, options, scratch);
+  return metricsSimd(x, y) ?? errorMetrics(x, y);
+}
+
+/**
+ * A y buffer inside the kernel's memory (for a pinned tensor x), so the quantizers write where the
+ * SIMD metrics read; undefined without the kernel.
+ */
+export function kernelScratch(x: Float32Array): Float32Array | undefined {
+  const k = intKernels();
+  if (!k || x.length % 4 !== 0) return undefined;
+  const L = kernelLayout(x.length);
+  const mem = ensureMemory(k, L.bytes);
+  return new Float32Array(mem, L.yOff, x.length);
+}
+
+/** errorMetrics on the SIMD kernel when y is the kernel scratch buffer and x is pinned there. */
+function metricsSimd(x: Float32Array, y: Float32Array): ErrorMetrics | undefined {
+  const k = intKernels();
+  const n = x.length;
+  if (!k || n % 4 !== 0 || y.buffer !== k.memory.buffer) return undefined;
+  const L = kernelLayout(n);
+  if (y.byteOffset !== L.yOff) return undefined;
+  const mem = k.memory.buffer;
+  if (pinned !== x || lastCopied !== x || lastBuffer !== mem) {
+    new Float32Array(mem, L.xOff, n).set(x);
+    lastCopied = x;
+    lastBuffer = mem;
+  }
+  k.metrics(L.xOff, L.yOff, n, L.outOff);
+  const [signal, noise, dot, yy, maxAbs] = new Float64Array(mem, L.outOff, 5);
+  return {
+    mse: noise / n, sqnrDb: noise === 0 ? Infinity : 10 * Math.log10(signal / noise), maxAbsError: maxAbs,
+    cosine: signal && yy ? dot / Math.sqrt(signal * yy) : signal === yy ? 1 : 0, relFrobenius: signal ? Math.sqrt(noise / signal) : 0,
+    signal, noise, count: n,
+  };
 }
 
 /**
@@ -440,6 +477,16 @@ export function quantizationError(x: Float32Array, rows: number, cols: number, f
  * intRange, so the same quantized values): group ranges, then quantize + metrics in one pass.
  * Returns undefined where the kernel does not apply (odd group sizes, clipping search, no SIMD).
  */
+let lastCopied: Float32Array | undefined;
+let lastBuffer: ArrayBuffer | undefined;
+let pinned: Float32Array | undefined;
+
+/** Declares that `x` will not change until unpinned, so the SIMD kernel may keep its copy between calls. */
+export function pinTensor(x: Float32Array | undefined): void {
+  pinned = x;
+  if (!x) lastCopied = undefined;
+}
+
 function intErrorSimd(x: Float32Array, rows: number, cols: number, f: NumberFormat, options: QuantOptions): ErrorMetrics | undefined {
   if (f.element.kind !== 'int' || f.levels.length !== 1 || options.clip || f.name.startsWith('q') || f.name.startsWith('mx')) return undefined;
   const level = f.levels[0];
@@ -457,15 +504,21 @@ function intErrorSimd(x: Float32Array, rows: number, cols: number, f: NumberForm
   for (let d = Math.floor(block / 4); d >= 1 && sub > 1024; d--) if (block % (4 * d) === 0 && 4 * d <= 1024) sub = 4 * d;
   const subs = block / sub;
   const groups = n / sub;
-  const xOff = 0;
-  const aOff = n * 4;
+  const L = kernelLayout(n);
+  const xOff = L.xOff;
+  const aOff = L.groupsOff;
   const bOff = aOff + groups * 4;
   const sOff = bOff + groups * 4;
   const iOff = sOff + groups * 4;
   const zOff = iOff + groups * 4;
-  const outOff = Math.ceil((zOff + groups * 4) / 8) * 8;
-  const mem = ensureMemory(k, outOff + 40);
-  new Float32Array(mem, xOff, n).set(x);
+  const outOff = L.outOff;
+  const mem = ensureMemory(k, L.bytes);
+  // A sweep pins its tensor (pinTensor): then it is copied into the kernel's memory once for all formats.
+  if (pinned !== x || lastCopied !== x || lastBuffer !== mem) {
+    new Float32Array(mem, xOff, n).set(x);
+    lastCopied = x;
+    lastBuffer = mem;
+  }
   k.group_range(xOff, n, sub, aOff, bOff, asym ? 1 : 0);
   const A = new Float32Array(mem, aOff, groups);
   const B = new Float32Array(mem, bOff, groups);

@@ -4,7 +4,7 @@ import { closest } from '../hardware/catalog';
 import type { GraphTensor, ModelGraph } from '../graph/model-graph';
 import { globMatch } from '../plan/plan';
 import { FORMAT_NAMES, parseFormat, type NumberFormat } from './formats';
-import { errorMetrics, quantizationError, quantizeDequantize } from './quantize';
+import { errorMetrics, kernelScratch, pinTensor, quantizationError, quantizeDequantize } from './quantize';
 import { FLOAT_DTYPES, dequantizeLinearOf, loadWeightFloat32, matMulNBitsOf, transpose2d, weightLayout } from './weights';
 
 /** The default sweep: 16 formats across the families DESIGN.md names. */
@@ -41,7 +41,17 @@ export type MeasureFn = (values: Float32Array, rows: number, cols: number, forma
 
 /** The per-tensor work: quantize → dequantize → metrics for each format, reusing one scratch buffer. */
 export function measureFormats(values: Float32Array, rows: number, cols: number, formats: string[], clip: boolean): FormatResult[] {
-  const scratch = new Float32Array(values.length);
+  // The quantizers write into the SIMD kernel's memory when it is there, so metrics run in place.
+  const scratch = kernelScratch(values) ?? new Float32Array(values.length);
+  pinTensor(values);
+  try {
+    return measureEach(values, rows, cols, formats, clip, scratch);
+  } finally {
+    pinTensor(undefined);
+  }
+}
+
+function measureEach(values: Float32Array, rows: number, cols: number, formats: string[], clip: boolean, scratch: Float32Array): FormatResult[] {
   return formats.map((name) => {
     const f = parseFormat(name)!;
     const m = quantizationError(values, rows, cols, f, {}, scratch);

@@ -252,10 +252,20 @@ export function weightLayout(graph: ModelGraph, t: GraphTensor): { rows: number;
   return { rows: shape[0], cols: t.elements / shape[0], transpose: false };
 }
 
-/** Copies [K, N] into [N, K]. */
+/** Copies [K, N] into [N, K], in 64×64 tiles so both sides stay in cache. */
 export function transpose2d(x: Float32Array, rows: number, cols: number): Float32Array {
   const y = new Float32Array(x.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) y[c * rows + r] = x[r * cols + c];
+  const T = 64;
+  for (let r0 = 0; r0 < rows; r0 += T) {
+    const r1 = Math.min(rows, r0 + T);
+    for (let c0 = 0; c0 < cols; c0 += T) {
+      const c1 = Math.min(cols, c0 + T);
+      for (let r = r0; r < r1; r++) {
+        const row = r * cols;
+        for (let c = c0; c < c1; c++) y[c * rows + r] = x[row + c];
+      }
+    }
+  }
   return y;
 }
 
