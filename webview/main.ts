@@ -47,6 +47,8 @@ style.textContent = `
   aside td { padding: 2px 4px; vertical-align: top; word-break: break-all; }
   aside td:first-child { color: var(--vscode-descriptionForeground); white-space: nowrap; }
   .error { padding: 16px; color: var(--vscode-errorForeground); }
+  #overview { position: absolute; right: 8px; bottom: 8px; width: 180px; height: 120px; background: var(--vscode-editorWidget-background); border: 1px solid var(--vscode-panel-border); opacity: 0.92; cursor: pointer; }
+  #overview .frame { fill: var(--vscode-focusBorder); fill-opacity: 0.15; stroke: var(--vscode-focusBorder); stroke-width: 1; vector-effect: non-scaling-stroke; }
 `;
 document.head.appendChild(style);
 
@@ -67,9 +69,22 @@ const canvas = document.createElement('div');
 canvas.id = 'canvas';
 canvas.tabIndex = -1;
 const svg = document.createElementNS(SVG, 'svg');
+const transformGroup = document.createElementNS(SVG, 'g');
 const viewport = document.createElementNS(SVG, 'g');
-svg.appendChild(viewport);
+viewport.setAttribute('id', 'graph-content');
+transformGroup.appendChild(viewport);
+svg.appendChild(transformGroup);
 canvas.appendChild(svg);
+// The overview: the whole graph drawn small (a <use> of the main drawing), with the visible area as a frame; click to go there.
+const overview = document.createElementNS(SVG, 'svg');
+overview.id = 'overview';
+overview.setAttribute('aria-label', 'Overview: click to move the view');
+const overviewUse = document.createElementNS(SVG, 'use');
+overviewUse.setAttribute('href', '#graph-content');
+const overviewFrame = document.createElementNS(SVG, 'rect');
+overviewFrame.setAttribute('class', 'frame');
+overview.append(overviewUse, overviewFrame);
+canvas.appendChild(overview);
 const aside = document.createElement('aside');
 aside.setAttribute('aria-label', 'Details');
 app.append(header, canvas, aside);
@@ -225,7 +240,14 @@ async function render(): Promise<void> {
 let bounds = { width: 1, height: 1 };
 function applyView(): void {
   const v = state.view!;
-  viewport.setAttribute('transform', `translate(${v.x},${v.y}) scale(${v.scale})`);
+  transformGroup.setAttribute('transform', `translate(${v.x},${v.y}) scale(${v.scale})`);
+  // Overview: the whole drawing scaled into the corner box, the frame shows what the canvas shows.
+  overview.setAttribute('viewBox', `0 0 ${Math.max(1, bounds.width)} ${Math.max(1, bounds.height)}`);
+  const r = canvas.getBoundingClientRect();
+  overviewFrame.setAttribute('x', String(-v.x / v.scale));
+  overviewFrame.setAttribute('y', String(-v.y / v.scale));
+  overviewFrame.setAttribute('width', String(r.width / v.scale));
+  overviewFrame.setAttribute('height', String(r.height / v.scale));
   save();
 }
 function fit(): void {
@@ -290,6 +312,17 @@ document.addEventListener('keydown', (e) => {
   else if (e.key === '-') zoom(1 / 1.2, canvas.clientWidth / 2, canvas.clientHeight / 2);
 });
 fitButton.addEventListener('click', fit);
+overview.addEventListener('pointerdown', (e) => {
+  e.stopPropagation();
+  const o = overview.getBoundingClientRect();
+  const s = Math.min(o.width / Math.max(1, bounds.width), o.height / Math.max(1, bounds.height));
+  const gx = (e.clientX - o.left - (o.width - bounds.width * s) / 2) / s;
+  const gy = (e.clientY - o.top - (o.height - bounds.height * s) / 2) / s;
+  const v = state.view ?? { x: 0, y: 0, scale: 1 };
+  const r = canvas.getBoundingClientRect();
+  state.view = { ...v, x: r.width / 2 - gx * v.scale, y: r.height / 2 - gy * v.scale };
+  applyView();
+});
 collapseButton.addEventListener('click', () => {
   state.expanded = [];
   save();
