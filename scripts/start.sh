@@ -17,11 +17,12 @@ CACHE="${LAYERPLAN_CACHE:-$HOME/.cache/layerplan}"
 CS="$CACHE/code-server-4.100.3/node_modules/.bin/code-server"
 STATE="$CACHE/start"
 mkdir -p "$STATE/user-data/User"
-[ -f "$STATE/user-data/User/settings.json" ] || echo '{"workbench.startupEditor": "none", "git.openRepositoryInParentFolders": "never"}' > "$STATE/user-data/User/settings.json"
+# Open the bundled example in the graph view when the workbench starts.
+echo "{\"workbench.startupEditor\": \"none\", \"git.openRepositoryInParentFolders\": \"never\", \"layerplan.openOnStartup\": \"$(pwd)/examples/gpt2-tiny.onnx\"}" > "$STATE/user-data/User/settings.json"
 "$CS" --user-data-dir "$STATE/user-data" --extensions-dir "$STATE/extensions" --install-extension out/layerplan.vsix --force >/dev/null
 PORT="${PORT:-8080}"
 echo
 echo "Layerplan is running in VS Code: open http://127.0.0.1:$PORT/?folder=$(pwd)/examples"
-echo "(open gpt2-tiny.onnx for the graph view; the command palette has the Layerplan commands; Ctrl+C stops)"
+echo "(it opens examples/gpt2-tiny.onnx in the graph view; the command palette has the Layerplan commands; Ctrl+C stops)"
 exec "$CS" --auth none --disable-telemetry --disable-update-check --disable-workspace-trust --bind-addr "127.0.0.1:$PORT" \
   --user-data-dir "$STATE/user-data" --extensions-dir "$STATE/extensions" "$(pwd)/examples"

@@ -54,6 +54,8 @@ export function activate(context: vscode.ExtensionContext): void {
     ModelGraphEditor.register(context),
     ModelSummaryView.register(),
   );
+  const startup = vscode.workspace.getConfiguration('layerplan').get<string>('openOnStartup');
+  if (startup) void vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(startup), ModelGraphEditor.viewType);
 }
 
 export function deactivate(): void {}

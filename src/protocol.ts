@@ -59,11 +59,14 @@ export type HostToWebview =
   | { type: 'summary'; summary: ModelSummary }
   | { type: 'layer'; layer: number; nodes: NodeBox[]; edges: Edge[] }
   | { type: 'details'; details: NodeDetails }
+  /** Layers holding a node or tensor whose name matches the query (case-insensitive substring). */
+  | { type: 'searchResult'; query: string; layers: number[]; nodes: number[] }
   | { type: 'error'; message: string };
 
 export type WebviewToHost =
   | { type: 'ready' }
   | { type: 'expandLayer'; layer: number }
   | { type: 'select'; node: number }
+  | { type: 'search'; query: string }
   /** How many boxes (layers and nodes) the view drew, reported after every render. */
   | { type: 'rendered'; boxes: number; layers: number; nodes: number; textNames: string[] };

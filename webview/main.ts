@@ -22,6 +22,8 @@ const state: State = (vscode.getState() as State) ?? { expanded: [] };
 const save = () => vscode.setState(state);
 
 let summary: ModelSummary | undefined;
+/** The host's answer to the current search: layers and nodes holding a matching node or tensor name. */
+let matches: { layers: Set<number>; nodes: Set<number> } = { layers: new Set(), nodes: new Set() };
 const layerNodes = new Map<number, { nodes: NodeBox[]; edges: Edge[] }>();
 
 const style = document.createElement('style');
@@ -205,7 +207,8 @@ async function render(): Promise<void> {
     const p = pos.get(b.id)!;
     const { width, height } = sized[i];
     const g = document.createElementNS(SVG, 'g');
-    g.setAttribute('class', `box ${b.kind}${b.unknown ? ' unknown' : ''}${term && (b.label + ' ' + b.sub).toLowerCase().includes(term) ? ' match' : ''}`);
+    const hit = term && ((b.kind === 'layer' ? matches.layers : matches.nodes).has(b.index) || (b.label + ' ' + b.sub).toLowerCase().includes(term));
+    g.setAttribute('class', `box ${b.kind}${b.unknown ? ' unknown' : ''}${hit ? ' match' : ''}`);
     g.setAttribute('transform', `translate(${p.x - width / 2},${p.y - height / 2})`);
     g.setAttribute('tabindex', '0');
     g.setAttribute('role', 'button');
@@ -331,6 +334,8 @@ collapseButton.addEventListener('click', () => {
 search.addEventListener('input', () => {
   state.search = search.value;
   save();
+  // Tensor and node names inside collapsed layers are known to the host: ask it.
+  post({ type: 'search', query: search.value });
   void render();
 });
 
@@ -354,6 +359,11 @@ window.addEventListener('message', (e: MessageEvent<HostToWebview>) => {
     case 'details':
       showNode(m.details);
       break;
+    case 'searchResult':
+      if (m.query !== (state.search ?? '')) break;
+      matches = { layers: new Set(m.layers), nodes: new Set(m.nodes) };
+      void render();
+      break;
     case 'error': {
       const div = document.createElement('div');
       div.className = 'error';
@@ -364,7 +374,10 @@ window.addEventListener('message', (e: MessageEvent<HostToWebview>) => {
   }
 });
 
-if (state.search) search.value = state.search;
+if (state.search) {
+  search.value = state.search;
+  post({ type: 'search', query: state.search });
+}
 post({ type: 'ready' });
 
 export type { LayerBox };

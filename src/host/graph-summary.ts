@@ -68,3 +68,20 @@ export function nodeDetails(graph: ModelGraph, index: number): NodeDetails | und
     inputs: n.inputs.filter(Boolean).map(io), outputs: n.outputs.filter(Boolean).map(io), flops: n.flops, parameters,
   };
 }
+
+/** Layers and nodes whose node name, op or any input/output tensor name contains the query. */
+export function searchGraph(graph: ModelGraph, query: string): { layers: number[]; nodes: number[] } {
+  const q = query.trim().toLowerCase();
+  if (!q) return { layers: [], nodes: [] };
+  const layers = new Set<number>();
+  const nodes: number[] = [];
+  for (const n of graph.nodes) {
+    const hit = n.name.toLowerCase().includes(q) || n.opType.toLowerCase().includes(q) || [...n.inputs, ...n.outputs].some((t) => t.toLowerCase().includes(q));
+    if (hit) {
+      layers.add(n.layer);
+      if (nodes.length < 5000) nodes.push(n.index);
+    }
+  }
+  for (const l of graph.layers) if (l.name.toLowerCase().includes(q)) layers.add(l.index);
+  return { layers: [...layers].sort((a, b) => a - b), nodes };
+}

@@ -4,7 +4,7 @@ import { openModel } from '../engine/formats/registry';
 import type { ModelGraph } from '../engine/graph/model-graph';
 import { FileByteSource, FolderResolver } from '../node/file-source';
 import type { HostToWebview, WebviewToHost } from '../protocol';
-import { layerNodes, modelSummary, nodeDetails } from './graph-summary';
+import { layerNodes, modelSummary, nodeDetails, searchGraph } from './graph-summary';
 
 /** A model file opened read-only: its graph, parsed once, with positioned reads (no whole-file buffer). */
 class ModelDocument implements vscode.CustomDocument {
@@ -94,6 +94,9 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
           if (details) post({ type: 'details', details });
           break;
         }
+        case 'search':
+          if (doc.graph) post({ type: 'searchResult', query: m.query, ...searchGraph(doc.graph, m.query) });
+          break;
         case 'rendered':
           ModelGraphEditor.rendered.set(key, { boxes: m.boxes, layers: m.layers, nodes: m.nodes, textNames: m.textNames });
           break;
