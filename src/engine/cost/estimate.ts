@@ -208,6 +208,16 @@ function assignLayers(plan: Plan, w: Workload, pp: number, v: number, cost?: (la
   return chunks;
 }
 
+/** A layer's weight elements on one GPU: tensor parallelism splits the sharded ones, the rest replicate. */
+function parametersPerGpu(l: CostLayer, tp: number): number {
+  return l.shardedParameters / tp + (l.parameters - l.shardedParameters);
+}
+
+function overCapacity(stage: number, total: number, capacity: number, gpu: GpuSpec): string {
+  const gib = (b: number) => (b / 2 ** 30).toFixed(1);
+  return `stage ${stage} needs ${gib(total)} GiB per GPU, over the ${gpu.name}'s ${gib(capacity)} GiB by ${gib(total - capacity)} GiB`;
+}
+
 function bytesOfDtype(dtype: string): number {
   return dtype === 'fp32' ? 4 : dtype === 'fp8' ? 1 : 2;
 }
@@ -341,7 +351,7 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostRep
     let worstLayer = 0;
     for (const i of idx) {
       const l = workload.layers[i];
-      const perGpu = l.shardedParameters / tp + (l.parameters - l.shardedParameters);
+      const perGpu = parametersPerGpu(l, tp);
       params += perGpu;
       weightMem += perGpu * weightBytes(l);
       const a = workOf(i).activations;
@@ -362,7 +372,7 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostRep
     };
     memory.total = memory.weights + memory.gradients + memory.optimizer + memory.activations;
     const capacity = gpu.memoryGB * 1e9;
-    if (memory.total > capacity) warnings.push(`stage ${s} needs ${(memory.total / 2 ** 30).toFixed(1)} GiB per GPU, over the ${gpu.name}'s ${(capacity / 2 ** 30).toFixed(1)} GiB by ${((memory.total - capacity) / 2 ** 30).toFixed(1)} GiB`);
+    if (memory.total > capacity) warnings.push(overCapacity(s, memory.total, capacity, gpu));
     // Data-parallel gradient reduction (all-reduce, or reduce-scatter + all-gather under ZeRO: the same volume).
     const gradVolume = params * gradBytes;
     let dpSec = allReduceSeconds(gradVolume, dpGroup);
@@ -467,7 +477,7 @@ function estimateInference(
     let act = 0;
     for (const i of idx) {
       const l = workload.layers[i];
-      const perGpu = l.shardedParameters / tp + (l.parameters - l.shardedParameters);
+      const perGpu = parametersPerGpu(l, tp);
       params += perGpu;
       const wb = perGpu * weightBytes(l);
       weightMem += wb;
@@ -491,7 +501,7 @@ function estimateInference(
     }
     const memory: MemoryBreakdown = { weights: weightMem, gradients: 0, optimizer: 0, activations: kv + act, total: weightMem + kv + act };
     const capacity = gpu.memoryGB * 1e9;
-    if (memory.total > capacity) warnings.push(`stage ${s} needs ${(memory.total / 2 ** 30).toFixed(1)} GiB per GPU, over the ${gpu.name}'s ${(capacity / 2 ** 30).toFixed(1)} GiB by ${((memory.total - capacity) / 2 ** 30).toFixed(1)} GiB`);
+    if (memory.total > capacity) warnings.push(overCapacity(s, memory.total, capacity, gpu));
     const send = s < pp - 1 ? p2pSeconds(batch * (a?.hidden ?? 1) * actBytes, R.intra) : 0;
     prefill += stagePrefill + (s < pp - 1 ? p2pSeconds(batch * inf.promptLen * (a?.hidden ?? 1) * actBytes, R.intra) : 0);
     decode += stageDecode + send;
