@@ -3,6 +3,7 @@ import { InputError } from './engine/errors';
 import { formatInspect } from './engine/report/inspect-text';
 import { ModelGraphEditor } from './host/model-editor';
 import { ModelSummaryView } from './host/summary-view';
+import { JsonDiagnostics } from './host/diagnostics';
 import { inspectFile } from './node/inspect-file';
 
 /** Everything the commands share; built once in activate(). */
@@ -53,6 +54,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('layerplan.openGraph', openGraph()),
     ModelGraphEditor.register(context),
     ModelSummaryView.register(),
+    JsonDiagnostics.register(),
   );
   const startup = vscode.workspace.getConfiguration('layerplan').get<string>('openOnStartup');
   if (startup) void vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(startup), ModelGraphEditor.viewType);

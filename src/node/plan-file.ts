@@ -43,8 +43,8 @@ export async function planWorkload(plan: Plan, planFile: string): Promise<Worklo
 }
 
 /** Validates a plan file completely: structure, then the checks that need its model. */
-export async function checkPlanFile(file: string): Promise<{ plan?: Plan; workload?: Workload; issues: Issue[]; text: string }> {
-  const text = await readTextFile(file, 'plan');
+export async function checkPlanFile(file: string, buffer?: string): Promise<{ plan?: Plan; workload?: Workload; issues: Issue[]; text: string }> {
+  const text = buffer ?? (await readTextFile(file, 'plan'));
   const { plan, issues, root } = validatePlan(text);
   if (!plan) return { issues, text };
   const c = new IssueCollector(text, root);
@@ -61,14 +61,15 @@ export async function checkPlanFile(file: string): Promise<{ plan?: Plan; worklo
 }
 
 /** Diagnostics for any JSON file Layerplan understands: a plan, a Hugging Face config, a DeepSpeed config. */
-export async function checkFile(file: string, options: { worldSize?: number } = {}): Promise<{ kind: CheckedKind; diagnostics: Issue[] }> {
-  const text = await readTextFile(file, 'JSON file');
+export async function checkFile(file: string, options: { worldSize?: number; text?: string } = {}): Promise<{ kind: CheckedKind; diagnostics: Issue[] }> {
+  // `text`: an editor's unsaved buffer; otherwise the file on disk.
+  const text = options.text ?? (await readTextFile(file, 'JSON file'));
   const { value, syntax } = parseJsonWithTree(text);
   const kind = detectKind(file, value);
   if (syntax.length) return { kind, diagnostics: syntax };
   switch (kind) {
     case 'plan': {
-      const r = await checkPlanFile(file);
+      const r = await checkPlanFile(file, text);
       const diagnostics = [...r.issues];
       if (r.plan && r.workload && !diagnostics.some((d) => d.severity === 'error')) {
         // Memory per stage against the GPU's capacity, located at the stage (or the GPU when stages are implicit).

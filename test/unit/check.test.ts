@@ -79,3 +79,23 @@ describe('layerplan check', () => {
     assert.deepStrictEqual(diagnostics[0].range, rangeOf(text, '"gpu": "b300"'));
   });
 });
+
+describe('the plan JSON Schema (contributed to VS Code for completion and hover)', () => {
+  const schema = JSON.parse(fs.readFileSync(path.join(REPO, 'schemas', 'plan.schema.json'), 'utf8'));
+  it('lists exactly the catalog GPUs', async () => {
+    const { GPUS } = await import('../../src/engine/hardware/catalog.js');
+    assert.deepStrictEqual([...schema.properties.cluster.properties.gpu.enum].sort(), GPUS.map((g) => g.id).sort());
+  });
+  it('names only formats the engine parses, and describes every example plan field', async () => {
+    const { parseFormat } = await import('../../src/engine/quant/formats.js');
+    for (const f of schema.properties.precision.properties.default.examples) assert.ok(parseFormat(f), f);
+    const { parseJsonWithTree } = await import('../../src/engine/plan/plan.js');
+    for (const ex of fs.readdirSync(path.join(REPO, 'examples')).filter((f) => f.endsWith('.plan.json'))) {
+      const plan = parseJsonWithTree(fs.readFileSync(path.join(REPO, 'examples', ex), 'utf8')).value as Record<string, Record<string, unknown>>;
+      for (const [k, v] of Object.entries(plan)) {
+        assert.ok(k in schema.properties, `${ex}: ${k}`);
+        if (v && typeof v === 'object' && schema.properties[k].properties) for (const kk of Object.keys(v)) assert.ok(kk in schema.properties[k].properties, `${ex}: ${k}.${kk}`);
+      }
+    }
+  });
+});

@@ -115,3 +115,27 @@ describe('the side panel', () => {
     assert.strictEqual((await renderedFor(uri)).layers, 7);
   });
 });
+
+describe('inline diagnostics', () => {
+  it('marks an unknown GPU in a plan file at its exact range, as layerplan check does', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-diag-'));
+    const text = '{\n  "model": {"arch": "gpt", "layers": 2, "hidden": 64, "heads": 4, "vocab": 100},\n  "cluster": {"gpu": "b300", "gpusPerNode": 1},\n  "training": {"globalBatch": 1, "microBatch": 1}\n}\n';
+    const file = path.join(dir, 'x.plan.json');
+    fs.writeFileSync(file, text);
+    const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(file));
+    await vscode.window.showTextDocument(doc);
+    const until = Date.now() + 20000;
+    let diags: vscode.Diagnostic[] = [];
+    while (Date.now() < until && !diags.some((d) => d.source === 'layerplan')) {
+      await new Promise((r) => setTimeout(r, 200));
+      diags = vscode.languages.getDiagnostics(doc.uri);
+    }
+    const d = diags.find((x) => x.source === 'layerplan');
+    assert.ok(d, `diagnostics: ${JSON.stringify(diags)}`);
+    assert.match(d.message, /unknown GPU 'b300' \(did you mean 'b200'\?\)/);
+    assert.strictEqual(d.severity, vscode.DiagnosticSeverity.Error);
+    const at = text.indexOf('"gpu": "b300"');
+    assert.deepStrictEqual([d.range.start.line, d.range.start.character], [2, at - text.lastIndexOf('\n', at) - 1]);
+    await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+  });
+});
