@@ -17,7 +17,7 @@ commands:
   inspect <model> [--json] [--dim name=value ...]   graph summary: ops, parameters, dtypes, layers
                                                      (--dim binds a symbolic dim, e.g. --dim batch=8)
   estimate <plan.json> [--json]                      memory per GPU, step time, communication, pipeline bubble
-  quant <model> [--json] [--formats a,b] [--tensors glob] [--clip] [--activations [--batches N] [--dim k=v]]
+  quant <model> [--json] [--formats a,b] [--tensors glob] [--clip] [--activations [--inputs dir | --batches N] [--dim k=v]]
         [--plan plan.json] [--sample fraction]       quantization error of the real weights per format;
                                                      --activations calibrates activations with onnxruntime;
                                                      --plan reports the plan's mixed-precision assignment
@@ -40,6 +40,7 @@ interface Args {
   batches?: number;
   plan?: string;
   sample?: number;
+  inputs?: string;
 }
 
 class UsageError extends Error {}
@@ -59,6 +60,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--clip') args.clip = true;
     else if (a === '--activations') args.activations = true;
     else if (a === '--plan') args.plan = argv[++i];
+    else if (a === '--inputs') args.inputs = argv[++i];
     else if (a === '--sample') {
       const v = Number(argv[++i]);
       if (!(v > 0 && v <= 1)) throw new UsageError('--sample expects a fraction of rows in (0, 1]');
@@ -136,7 +138,7 @@ export async function main(argv: string[]): Promise<number> {
           onProgress: progress ? (d, n, name) => process.stderr.write(`\r\x1b[Kquantizing ${d}/${n} ${name}`) : undefined,
         });
         if (progress) process.stderr.write('\r\x1b[K');
-        const activations = args.activations ? await calibrateFile(file, { batches: args.batches, bindings: args.dims }) : undefined;
+        const activations = args.activations ? await calibrateFile(file, { batches: args.batches, bindings: args.dims, inputs: args.inputs }) : undefined;
         const assignment = args.plan ? assignmentReport(report, precision) : undefined;
         if (args.json) process.stdout.write(JSON.stringify({ ...report, ...(activations ? { activations } : {}), ...(assignment ? { assignment } : {}) }) + '\n');
         else process.stdout.write(formatQuant(file, report) + (activations ? formatActivations(activations) : '') + (assignment ? formatAssignment(args.plan!, assignment) : ''));

@@ -2,8 +2,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { InputError } from '../engine/errors';
-import { readOnnxModel } from '../engine/formats/onnx';
-import { allTensors } from '../engine/formats/onnx-data';
+import { readOnnxModel, readOnnxTensor } from '../engine/formats/onnx';
+import { allTensors, loadTensorBytes } from '../engine/formats/onnx-data';
 import { DataType, F } from '../engine/formats/onnx-schema.generated';
 import { onnxDtypeName } from '../engine/formats/dtypes';
 import { onnxToGraph } from '../engine/formats/onnx-graph';
@@ -79,9 +79,43 @@ function loadOrt(file: string): typeof import('onnxruntime-node') {
  * model with onnxruntime-node on generated inputs, observes each activation with every observer,
  * and reports the 8-bit quantization error each observer's range gives, per tensor and per layer.
  */
-export async function calibrateFile(file: string, options: { batches?: number; bindings?: Record<string, number>; maxTensors?: number } = {}): Promise<ActivationReport> {
+/**
+ * Calibration samples from a folder, in the ONNX test-data layout: each `test_data_set_*` subfolder
+ * (or the folder itself) holds `input_<i>.pb` TensorProto files, one per model input in order.
+ */
+async function readSampleSets(dir: string): Promise<{ name: string; sets: { dtype: number; dims: number[]; bytes: Uint8Array }[][] }> {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new InputError(dir, 'is not a folder of calibration inputs');
+  const subdirs = fs.readdirSync(dir).filter((d) => d.startsWith('test_data_set') && fs.statSync(path.join(dir, d)).isDirectory()).sort();
+  const folders = subdirs.length ? subdirs.map((d) => path.join(dir, d)) : [dir];
+  const sets: { dtype: number; dims: number[]; bytes: Uint8Array }[][] = [];
+  for (const folder of folders) {
+    const files = fs.readdirSync(folder).filter((f) => /^input_\d+\.pb$/.test(f)).sort((a, b) => Number(a.match(/\d+/)![0]) - Number(b.match(/\d+/)![0]));
+    if (!files.length) continue;
+    const set = [];
+    for (const f of files) {
+      const src = await FileByteSource.open(path.join(folder, f));
+      try {
+        const t = await readOnnxTensor(src);
+        set.push({ dtype: t.dataType, dims: t.dims, bytes: await loadTensorBytes(t, src) });
+      } finally {
+        await src.close();
+      }
+    }
+    sets.push(set);
+  }
+  if (!sets.length) throw new InputError(dir, 'holds no input_<i>.pb files (ONNX test-data layout: test_data_set_*/input_0.pb …)');
+  return { name: dir, sets };
+}
+
+const ORT_TYPES: Record<number, string> = {
+  [DataType.FLOAT]: 'float32', [DataType.FLOAT16]: 'float16', [DataType.DOUBLE]: 'float64', [DataType.INT64]: 'int64', [DataType.INT32]: 'int32',
+  [DataType.INT8]: 'int8', [DataType.UINT8]: 'uint8', [DataType.BOOL]: 'bool',
+};
+
+export async function calibrateFile(file: string, options: { batches?: number; bindings?: Record<string, number>; maxTensors?: number; inputs?: string } = {}): Promise<ActivationReport> {
   const ort = loadOrt(file);
-  const batches = options.batches ?? 8;
+  const samples = options.inputs ? await readSampleSets(options.inputs) : undefined;
+  const batches = samples ? samples.sets.length : options.batches ?? 8;
   const bindings = { batch: 1, sequence: 16, ...(options.bindings ?? {}) };
   const source = await FileByteSource.open(file);
   let graph: ModelGraph;
@@ -124,6 +158,22 @@ export async function calibrateFile(file: string, options: { batches?: number; b
     }
     const session = await ort.InferenceSession.create(tmpModel, { graphOptimizationLevel: 'disabled' });
     const feedsFor = (b: number) => {
+      if (samples) {
+        // The user's samples, fed to the inputs in order.
+        const set = samples.sets[b];
+        if (set.length !== session.inputNames.length) throw new InputError(samples.name, `sample set ${b} has ${set.length} inputs, the model takes ${session.inputNames.length}`);
+        const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
+        session.inputNames.forEach((name, i) => {
+          const x = set[i];
+          const type = ORT_TYPES[x.dtype];
+          if (!type) throw new InputError(samples.name, `input ${i} has a data type onnxruntime-node cannot take here (${x.dtype})`);
+          const buf = x.bytes.slice().buffer;
+          const data = type === 'float32' ? new Float32Array(buf) : type === 'float64' ? new Float64Array(buf) : type === 'int64' ? new BigInt64Array(buf) : type === 'int32' ? new Int32Array(buf)
+            : type === 'int8' ? new Int8Array(buf) : type === 'float16' ? new Uint16Array(buf) : new Uint8Array(buf);
+          feeds[name] = new ort.Tensor(type as 'float32', data as Float32Array, x.dims);
+        });
+        return feeds;
+      }
       const rand = rng(1000 + b);
       const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
       for (const name of session.inputNames) {
@@ -183,7 +233,7 @@ export async function calibrateFile(file: string, options: { batches?: number; b
       };
     });
     const layers = [...layerSums].map(([name, per]) => ({ name, sqnrDb: Object.fromEntries(OBSERVERS.map((o) => [o, db(per[o])])) as Record<ObserverName, number | null> }));
-    return { generatedInputs: true, batches, bindings, tensors, layers };
+    return { generatedInputs: !samples, batches, bindings, tensors, layers };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -1,5 +1,6 @@
 import * as assert from 'assert';
 import * as path from 'path';
+import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { openModel } from '../../src/engine/formats/registry';
 import { loadWeightFloat32 } from '../../src/engine/quant/weights';
@@ -57,5 +58,25 @@ describe('activation calibration (onnxruntime-node)', function () {
     const r = await calibrateFile(path.join(OUR_MODELS, 'gpt2-tiny-external.onnx'), { batches: 2 });
     assert.ok(r.tensors.length >= 12);
     assert.deepStrictEqual(fs.readdirSync(OUR_MODELS).sort(), before);
+  });
+});
+
+describe("activation calibration on the user's samples", function () {
+  this.timeout(60000);
+  it('reads input_<i>.pb sets (ONNX test-data layout) and says the inputs were not generated', async () => {
+    const fs = await import('fs');
+    const os = await import('os');
+    const { calibrateFile } = await import('../../src/node/calibrate.js');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-samples-'));
+    for (let s = 0; s < 2; s++) {
+      fs.mkdirSync(path.join(dir, `test_data_set_${s}`));
+      const ids = Array.from({ length: 8 }, (_, i) => (i * 37 + s * 11) % 256);
+      fs.writeFileSync(path.join(dir, `test_data_set_${s}`, 'input_0.pb'), onnx.TensorProto.encode({ name: 'input_ids', dims: [1, 8], dataType: 7, int64Data: ids }).finish());
+    }
+    const r = await calibrateFile(path.join(OUR_MODELS, 'gpt2-tiny.onnx'), { inputs: dir });
+    assert.strictEqual(r.generatedInputs, false);
+    assert.strictEqual(r.batches, 2);
+    assert.ok(r.tensors.length >= 12);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
