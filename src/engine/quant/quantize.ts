@@ -206,7 +206,7 @@ function intFormat(x: Float32Array, y: Float32Array, rows: number, cols: number,
   }
 }
 
-/** Quantizes x[lo, hi) with scale s (and zero point from `min`); writes y when given, returns the squared error. */
+/** The integer zero point that puts `min` at the bottom of [0, qmax] (round half to even). */
 function zeroPoint(min: number, s: number, qmax: number): number {
   const q0 = -min / s;
   let z = Math.round(q0);
@@ -214,6 +214,7 @@ function zeroPoint(min: number, s: number, qmax: number): number {
   return z < 0 ? 0 : z > qmax ? qmax : z;
 }
 
+/** Quantizes x[lo, hi) with scale s (and zero point from `min`); writes y when given, returns the squared error. */
 function intRange(x: Float32Array, y: Float32Array | undefined, lo: number, hi: number, s: number, min: number, asym: boolean, qmin: number, qmax: number): number {
   const z = asym ? zeroPoint(min, s, qmax) : 0;
   // float32 arithmetic, as the WebAssembly kernel computes: identical results on both paths.
@@ -418,15 +419,20 @@ export function errorMetrics(x: Float32Array, y: Float32Array): ErrorMetrics {
     const a = Math.abs(e);
     if (a > maxAbs) maxAbs = a;
   }
+  return metricsFromSums(signal, noise, dot, yy, maxAbs, x.length);
+}
+
+/** ErrorMetrics from Σx², Σ(y − x)², Σx·y, Σy² and max|y − x| over n elements (JS loop or SIMD kernel alike). */
+function metricsFromSums(signal: number, noise: number, dot: number, yy: number, maxAbs: number, n: number): ErrorMetrics {
   return {
-    mse: noise / x.length,
+    mse: noise / n,
     sqnrDb: noise === 0 ? Infinity : 10 * Math.log10(signal / noise),
     maxAbsError: maxAbs,
     cosine: signal && yy ? dot / Math.sqrt(signal * yy) : signal === yy ? 1 : 0,
     relFrobenius: signal ? Math.sqrt(noise / signal) : 0,
     signal,
     noise,
-    count: x.length,
+    count: n,
   };
 }
 
@@ -465,11 +471,7 @@ function metricsSimd(x: Float32Array, y: Float32Array): ErrorMetrics | undefined
   }
   k.metrics(L.xOff, L.yOff, n, L.outOff);
   const [signal, noise, dot, yy, maxAbs] = new Float64Array(mem, L.outOff, 5);
-  return {
-    mse: noise / n, sqnrDb: noise === 0 ? Infinity : 10 * Math.log10(signal / noise), maxAbsError: maxAbs,
-    cosine: signal && yy ? dot / Math.sqrt(signal * yy) : signal === yy ? 1 : 0, relFrobenius: signal ? Math.sqrt(noise / signal) : 0,
-    signal, noise, count: n,
-  };
+  return metricsFromSums(signal, noise, dot, yy, maxAbs, n);
 }
 
 /**
@@ -543,9 +545,5 @@ function intErrorSimd(x: Float32Array, rows: number, cols: number, f: NumberForm
   }
   k.quant_error(xOff, 0, n, sub, sOff, iOff, zOff, qmin, qmax, outOff);
   const [signal, noise, dot, yy, maxAbs] = new Float64Array(k.memory.buffer, outOff, 5);
-  return {
-    mse: noise / n, sqnrDb: noise === 0 ? Infinity : 10 * Math.log10(signal / noise), maxAbsError: maxAbs,
-    cosine: signal && yy ? dot / Math.sqrt(signal * yy) : signal === yy ? 1 : 0, relFrobenius: signal ? Math.sqrt(noise / signal) : 0,
-    signal, noise, count: n,
-  };
+  return metricsFromSums(signal, noise, dot, yy, maxAbs, n);
 }

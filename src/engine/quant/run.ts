@@ -4,7 +4,7 @@ import { closest } from '../hardware/catalog';
 import type { GraphTensor, ModelGraph } from '../graph/model-graph';
 import { globMatch } from '../plan/plan';
 import { FORMAT_NAMES, parseFormat, type NumberFormat } from './formats';
-import { errorMetrics, kernelScratch, pinTensor, quantizationError, quantizeDequantize } from './quantize';
+import { errorMetrics, kernelScratch, pinTensor, quantizationError, quantizeDequantize, type ErrorMetrics } from './quantize';
 import { FLOAT_DTYPES, dequantizeLinearOf, loadWeightFloat32, matMulNBitsOf, transpose2d, weightLayout } from './weights';
 
 /** The default sweep: 16 formats across the families DESIGN.md names. */
@@ -39,6 +39,14 @@ export interface QuantReport {
 /** Measures every format on one tensor laid out [rows, cols]; injected so Node can run it on worker threads. */
 export type MeasureFn = (values: Float32Array, rows: number, cols: number, formats: string[], clip: boolean) => Promise<FormatResult[]>;
 
+/** One format's result row from its metrics (exact results have no SQNR: null). */
+function formatResult(f: NumberFormat, m: ErrorMetrics): FormatResult {
+  return {
+    format: f.name, bitsPerWeight: f.bitsPerWeight, mse: m.mse, sqnrDb: Number.isFinite(m.sqnrDb) ? m.sqnrDb : null,
+    maxAbsError: m.maxAbsError, cosine: m.cosine, relFrobenius: m.relFrobenius, signal: m.signal, noise: m.noise,
+  };
+}
+
 /** The per-tensor work: quantize → dequantize → metrics for each format, reusing one scratch buffer. */
 export function measureFormats(values: Float32Array, rows: number, cols: number, formats: string[], clip: boolean): FormatResult[] {
   // The quantizers write into the SIMD kernel's memory when it is there, so metrics run in place.
@@ -55,10 +63,7 @@ function measureEach(values: Float32Array, rows: number, cols: number, formats: 
   return formats.map((name) => {
     const f = parseFormat(name)!;
     const m = quantizationError(values, rows, cols, f, {}, scratch);
-    const r: FormatResult = {
-      format: f.name, bitsPerWeight: f.bitsPerWeight, mse: m.mse, sqnrDb: Number.isFinite(m.sqnrDb) ? m.sqnrDb : null,
-      maxAbsError: m.maxAbsError, cosine: m.cosine, relFrobenius: m.relFrobenius, signal: m.signal, noise: m.noise,
-    };
+    const r = formatResult(f, m);
     if (clip && f.element.kind === 'int' && f.levels.length === 1) {
       const c = quantizationError(values, rows, cols, f, { clip: true }, scratch);
       r.clipped = { mse: c.mse, sqnrDb: Number.isFinite(c.sqnrDb) ? c.sqnrDb : null };
@@ -105,11 +110,7 @@ export function measureSampled(values: Float32Array, rows: number, cols: number,
       }
     }
     const m = errorMetrics(values, y);
-    return {
-      format: f.name, bitsPerWeight: f.bitsPerWeight, mse: m.mse, sqnrDb: Number.isFinite(m.sqnrDb) ? m.sqnrDb : null,
-      maxAbsError: m.maxAbsError, cosine: m.cosine, relFrobenius: m.relFrobenius, signal: m.signal, noise: m.noise,
-      sqnrDbCi: rows > 1 ? sqnrInterval(sig, noi) : undefined,
-    };
+    return { ...formatResult(f, m), sqnrDbCi: rows > 1 ? sqnrInterval(sig, noi) : undefined };
   });
 }
 

@@ -153,6 +153,12 @@ async function fileOf(ref: CheckpointTensorRef, source: ByteSource, siblings?: S
   return siblings.open(ref.shard);
 }
 
+/** The bytes of an ONNX-stored tensor of the graph (a MatMulNBits or DequantizeLinear operand), if it is stored. */
+async function storedOnnxTensor(graph: ModelGraph, name: string | undefined, source: ByteSource, siblings?: SiblingResolver) {
+  const r = (name ? graph.tensors.get(name)?.ref : undefined) as OnnxTensorRef | undefined;
+  return r ? { bytes: await loadTensorBytes(r.tensor, source, siblings), t: r.tensor } : undefined;
+}
+
 /** The MatMulNBits node whose packed weight input is `t`, if any. */
 export function matMulNBitsOf(graph: ModelGraph, t: GraphTensor) {
   return t.consumers.map((c) => graph.nodes[c]).find((n) => n.opType === 'MatMulNBits' && n.inputs[1] === t.name);
@@ -169,11 +175,7 @@ export async function loadWeightFloat32(t: GraphTensor, source: ByteSource, sibl
   if (graph && nbits) {
     const num = (n: string, d: number) => (typeof nbits.attributes[n] === 'number' ? (nbits.attributes[n] as number) : d);
     const [N, K, bits, block] = [num('N', 0), num('K', 0), num('bits', 4), num('block_size', 32)];
-    const onnxBytes = async (name: string | undefined) => {
-      const x = name ? graph.tensors.get(name) : undefined;
-      const r = x?.ref as OnnxTensorRef | undefined;
-      return r ? { bytes: await loadTensorBytes(r.tensor, source, siblings), t: r.tensor } : undefined;
-    };
+    const onnxBytes = (name: string | undefined) => storedOnnxTensor(graph, name, source, siblings);
     const b = await onnxBytes(t.name);
     const sc = await onnxBytes(nbits.inputs[2]);
     if (!b || !sc) throw new InputError(source.name, `MatMulNBits '${nbits.name}': its weights or scales are not stored in the model`);
@@ -186,11 +188,8 @@ export async function loadWeightFloat32(t: GraphTensor, source: ByteSource, sibl
   if (graph && dq && !FLOAT_DTYPES.has(t.dtype)) {
     // QDQ: the weight as the model computes with it, through the conformance-tested DequantizeLinear reference.
     const load = async (name: string | undefined): Promise<QdqTensor | undefined> => {
-      const x = name ? graph.tensors.get(name) : undefined;
-      const r = x?.ref as OnnxTensorRef | undefined;
-      if (!r) return undefined;
-      const bytes = await loadTensorBytes(r.tensor, source, siblings);
-      return { values: rawToNumbers(bytes, r.tensor.dataType, r.tensor.elements), dtype: r.tensor.dataType, shape: r.tensor.dims };
+      const s = await storedOnnxTensor(graph, name, source, siblings);
+      return s && { values: rawToNumbers(s.bytes, s.t.dataType, s.t.elements), dtype: s.t.dataType, shape: s.t.dims };
     };
     const [x, scale, zp] = [await load(t.name), await load(dq.inputs[1]), await load(dq.inputs[2])];
     if (!x || !scale) throw new InputError(source.name, `DequantizeLinear '${dq.name}': its weight or scale is not stored in the model`);
