@@ -78,10 +78,20 @@ export interface QuantOptions {
   clip?: boolean;
 }
 
+/**
+ * What a quantizer chose, for packing the real bits (pack.ts): per scale level (innermost first),
+ * the stored scale values and the minimums or zero points beside them, indexed block by block in
+ * row-major order (row r, block g of a row: r·⌈cols/block⌉ + g; per-row levels by r; per-tensor 0).
+ */
+export interface ScaleSink {
+  scales: number[][];
+  mins: number[][];
+}
+
 const CLIP_RATIOS = [1, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5];
 
 /** y = quantize-dequantize(x) for one format (into `out` when given, to reuse one buffer across formats). */
-export function quantizeDequantize(x: Float32Array, rows: number, cols: number, format: NumberFormat | string, options: QuantOptions = {}, out?: Float32Array): Float32Array {
+export function quantizeDequantize(x: Float32Array, rows: number, cols: number, format: NumberFormat | string, options: QuantOptions = {}, out?: Float32Array, sink?: ScaleSink): Float32Array {
   const f = typeof format === 'string' ? parseFormat(format) : format;
   if (!f) throw new Error(`unknown format ${String(format)}`);
   const y = out && out.length === x.length ? out : new Float32Array(x.length);
@@ -91,14 +101,16 @@ export function quantizeDequantize(x: Float32Array, rows: number, cols: number, 
   else if (name === 'fp16') fp16(x, y);
   else if (name === 'fp8-e4m3' || name === 'fp8-e5m2') {
     const mf = name === 'fp8-e4m3' ? E4M3FN : E5M2;
-    const s = absmax(x, 0, x.length) / mf.maxFinite || 1;
+    // The per-tensor scale is stored in fp32: round it there so that the kernel reads what y used.
+    const s = Math.fround(absmax(x, 0, x.length) / mf.maxFinite) || 1;
+    if (sink) sink.scales[0][0] = s;
     miniRange(x, y, 0, x.length, mf, 1 / s, s);
-  } else if (name.startsWith('mx')) mx(x, y, f);
-  else if (name === 'nvfp4') nvfp4(x, y);
-  else if (name.startsWith('nf4')) blocks(x, y, rows, cols, f.levels[0].block, (lo, hi) => nf4Block(x, y, lo, hi));
-  else if (/^q[458]_[01]$/.test(name)) blocks(x, y, rows, cols, 32, (lo, hi) => ggufLegacy(x, y, lo, hi, name));
-  else if (/^q[2-6]_k$/.test(name)) kQuant(x, y, rows, cols, name);
-  else if (f.element.kind === 'int') intFormat(x, y, rows, cols, f, options);
+  } else if (name.startsWith('mx')) mx(x, y, rows, cols, f, sink);
+  else if (name === 'nvfp4') nvfp4(x, y, rows, cols, sink);
+  else if (name.startsWith('nf4')) blocks(x, y, rows, cols, f.levels[0].block, (lo, hi, i) => nf4Block(x, y, lo, hi, i, sink));
+  else if (/^q[458]_[01]$/.test(name)) blocks(x, y, rows, cols, 32, (lo, hi, i) => ggufLegacy(x, y, lo, hi, name, i, sink));
+  else if (/^q[2-6]_k$/.test(name)) kQuant(x, y, rows, cols, name, sink);
+  else if (f.element.kind === 'int') intFormat(x, y, rows, cols, f, options, sink);
   else throw new Error(`no quantizer for ${name}`);
   return y;
 }
@@ -143,13 +155,14 @@ function absmax(x: Float32Array, lo: number, hi: number): number {
   return m;
 }
 
-/** Calls fn(lo, hi) for each block of `block` elements along each row (a block never spans rows). */
-function blocks(x: Float32Array, y: Float32Array, rows: number, cols: number, block: number, fn: (lo: number, hi: number) => void): void {
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c += block) fn(r * cols + c, r * cols + Math.min(cols, c + block));
+/** Calls fn(lo, hi, index) for each block of `block` elements along each row (a block never spans rows), in row-major order. */
+function blocks(x: Float32Array, y: Float32Array, rows: number, cols: number, block: number, fn: (lo: number, hi: number, index: number) => void): void {
+  let i = 0;
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c += block) fn(r * cols + c, r * cols + Math.min(cols, c + block), i++);
 }
 
 /** Symmetric or asymmetric integers with a per-tensor / per-row / per-group fp16 scale; optionally a second (int8) level. */
-function intFormat(x: Float32Array, y: Float32Array, rows: number, cols: number, f: NumberFormat, options: QuantOptions): void {
+function intFormat(x: Float32Array, y: Float32Array, rows: number, cols: number, f: NumberFormat, options: QuantOptions, sink?: ScaleSink): void {
   const el = f.element as { bits: number; signed: boolean };
   const level = f.levels[0];
   const asym = level.zeroBits !== undefined;
@@ -162,6 +175,7 @@ function intFormat(x: Float32Array, y: Float32Array, rows: number, cols: number,
   const perRow = Math.ceil(colsOf / block);
   const scales = new Float64Array(rowsOf * perRow);
   const mins = new Float64Array(rowsOf * perRow);
+  const multipliers = new Float64Array(twoLevel ? rowsOf * perRow : 0);
   for (let r = 0; r < rowsOf; r++) {
     for (let g = 0; g < perRow; g++) {
       const lo = r * colsOf + g * block;
@@ -183,7 +197,11 @@ function intFormat(x: Float32Array, y: Float32Array, rows: number, cols: number,
       let m = 0;
       for (let g = 0; g < perRow; g++) m = Math.max(m, scales[r * perRow + g]);
       const gamma = toHalf(m / 255) || 1;
-      for (let g = 0; g < perRow; g++) scales[r * perRow + g] = gamma * Math.min(255, Math.max(1, Math.round(scales[r * perRow + g] / gamma)));
+      if (sink) sink.scales[1][r] = gamma;
+      for (let g = 0; g < perRow; g++) {
+        multipliers[r * perRow + g] = Math.min(255, Math.max(1, Math.round(scales[r * perRow + g] / gamma)));
+        scales[r * perRow + g] = gamma * multipliers[r * perRow + g];
+      }
     } else for (let g = 0; g < perRow; g++) scales[r * perRow + g] = half(scales[r * perRow + g]) || 1;
   }
   for (let r = 0; r < rowsOf; r++) {
@@ -200,6 +218,10 @@ function intFormat(x: Float32Array, y: Float32Array, rows: number, cols: number,
           const e = intRange(x, undefined, lo, hi, cand, asym ? mins[i] : 0, asym, qmin, qmax);
           if (e < best) [best, s] = [e, cand];
         }
+      }
+      if (sink) {
+        sink.scales[0][i] = twoLevel ? multipliers[i] : s;
+        if (asym) sink.mins[0][i] = zeroPoint(mins[i], s, qmax);
       }
       intRange(x, y, lo, hi, s, asym ? mins[i] : 0, asym, qmin, qmax);
     }
@@ -244,11 +266,12 @@ function intRange(x: Float32Array, y: Float32Array | undefined, lo: number, hi: 
 }
 
 /** llama.cpp's reference quantizers (ggml-quants.c quantize_row_q*_ref) for the 32-element legacy blocks. */
-function ggufLegacy(x: Float32Array, y: Float32Array, lo: number, hi: number, name: string): void {
+function ggufLegacy(x: Float32Array, y: Float32Array, lo: number, hi: number, name: string, index: number, sink?: ScaleSink): void {
   if (name === 'q8_0') {
     const d = absmax(x, lo, hi) / 127;
     const id = d ? 1 / d : 0;
     const dh = toHalf(d);
+    if (sink) sink.scales[0][index] = dh;
     for (let k = lo; k < hi; k++) y[k] = Math.round(Math.abs(x[k] * id)) * Math.sign(x[k] * id) * dh;
     return;
   }
@@ -260,6 +283,7 @@ function ggufLegacy(x: Float32Array, y: Float32Array, lo: number, hi: number, na
     const d = max / -half;
     const id = d ? 1 / d : 0;
     const dh = toHalf(d);
+    if (sink) sink.scales[0][index] = dh;
     for (let k = lo; k < hi; k++) {
       const q = Math.min(2 * half - 1, Math.trunc(Math.fround(x[k] * id) + half + 0.5));
       y[k] = (q - half) * dh;
@@ -278,6 +302,7 @@ function ggufLegacy(x: Float32Array, y: Float32Array, lo: number, hi: number, na
   const id = d ? 1 / d : 0;
   const dh = toHalf(d);
   const mh = toHalf(mn);
+  if (sink) [sink.scales[0][index], sink.mins[0][index]] = [dh, mh];
   for (let k = lo; k < hi; k++) {
     const q = Math.min(levels, Math.trunc((x[k] - mn) * id + 0.5));
     y[k] = q * dh + mh;
@@ -291,14 +316,15 @@ const KQ: Record<string, { bits: number; sub: number; scaleBits: number; asym: b
 };
 
 /** k-quants: super-blocks of 256 with integer sub-block scales (and minimums) under fp16 super-block scales. */
-function kQuant(x: Float32Array, y: Float32Array, rows: number, cols: number, name: string): void {
+function kQuant(x: Float32Array, y: Float32Array, rows: number, cols: number, name: string, sink?: ScaleSink): void {
   const s = KQ[name];
   const qmax = s.asym ? 2 ** s.bits - 1 : 2 ** (s.bits - 1) - 1;
   const qmin = s.asym ? 0 : -qmax - 1;
   const smax = s.asym || name === 'q3_k' ? 2 ** s.scaleBits - 1 : 2 ** (s.scaleBits - 1) - 1;
   const scales = new Float64Array(256 / s.sub);
   const mins = new Float64Array(256 / s.sub);
-  blocks(x, y, rows, cols, 256, (lo, hi) => {
+  let subIndex = 0;
+  blocks(x, y, rows, cols, 256, (lo, hi, index) => {
     const nsub = Math.ceil((hi - lo) / s.sub);
     let maxScale = 0;
     let maxMin = 0;
@@ -324,12 +350,22 @@ function kQuant(x: Float32Array, y: Float32Array, rows: number, cols: number, na
     }
     const d = half(maxScale / smax) || 1;
     const dmin = half(maxMin / smax) || 1;
+    if (sink) {
+      sink.scales[1][index] = d;
+      if (s.asym) sink.mins[1][index] = dmin;
+    }
     for (let j = 0; j < nsub; j++) {
       const a = lo + j * s.sub;
       const b = Math.min(hi, a + s.sub);
-      const q = Math.round(scales[j] / d);
-      const scale = d * Math.min(smax, Math.max(s.asym ? 0 : 1, q));
-      const min = s.asym ? dmin * Math.min(smax, Math.round(mins[j] / dmin)) : 0;
+      const sc = Math.min(smax, Math.max(s.asym ? 0 : 1, Math.round(scales[j] / d)));
+      const m = s.asym ? Math.min(smax, Math.round(mins[j] / dmin)) : 0;
+      if (sink) {
+        sink.scales[0][subIndex] = sc;
+        if (s.asym) sink.mins[0][subIndex] = m;
+      }
+      subIndex++;
+      const scale = d * sc;
+      const min = dmin * m;
       if (!scale) {
         for (let k = a; k < b; k++) y[k] = -min;
         continue;
@@ -345,43 +381,47 @@ function kQuant(x: Float32Array, y: Float32Array, rows: number, cols: number, na
 }
 
 /** OCP Microscaling v1.0: blocks of 32 along a row share an E8M0 scale 2^(floor(log2(absmax)) − emax). */
-function mx(x: Float32Array, y: Float32Array, f: NumberFormat): void {
+function mx(x: Float32Array, y: Float32Array, rows: number, cols: number, f: NumberFormat, sink?: ScaleSink): void {
   const el = f.element;
   const isInt = el.kind === 'int';
   const mf = el.kind === 'float' ? MINI[el.name] : undefined;
   const emax = isInt ? 0 : Math.floor(Math.log2(mf!.maxFinite));
-  for (let lo = 0; lo < x.length; lo += 32) {
-    const hi = Math.min(x.length, lo + 32);
+  blocks(x, y, rows, cols, 32, (lo, hi, index) => {
     const a = absmax(x, lo, hi);
     if (a === 0) {
+      if (sink) sink.scales[0][index] = 1;
       for (let k = lo; k < hi; k++) y[k] = 0;
-      continue;
+      return;
     }
     F32[0] = a;
     const X = POW2[300 + Math.max(-127, ((U32[0] >>> 23) & 0xff) - 127 - emax)];
+    if (sink) sink.scales[0][index] = X;
     if (isInt) {
       // MXINT8: two's complement with an implicit 2^-6, i.e. values q/64 in [-2, 2 - 1/64].
       for (let k = lo; k < hi; k++) y[k] = (Math.min(127, Math.max(-128, roundHalfEven((x[k] / X) * 64))) / 64) * X;
     } else miniRange(x, y, lo, hi, mf!, 1 / X, X);
-  }
+  });
 }
 
 /** NVFP4: E2M1 elements, an E4M3 scale per 16, an fp32 scale per tensor (absmax / (448·6)). */
-function nvfp4(x: Float32Array, y: Float32Array): void {
-  const st = absmax(x, 0, x.length) / (448 * 6) || 1;
-  for (let lo = 0; lo < x.length; lo += 16) {
-    const hi = Math.min(x.length, lo + 16);
+function nvfp4(x: Float32Array, y: Float32Array, rows: number, cols: number, sink?: ScaleSink): void {
+  // The tensor scale is stored in fp32: round it there so that what the kernel reads is what y used.
+  const st = Math.fround(absmax(x, 0, x.length) / (448 * 6)) || 1;
+  if (sink) sink.scales[1][0] = st;
+  blocks(x, y, rows, cols, 16, (lo, hi, index) => {
     const sb = roundMini(absmax(x, lo, hi) / 6 / st, E4M3FN.man, 1 - E4M3FN.bias, E4M3FN.maxFinite);
+    if (sink) sink.scales[0][index] = sb;
     const s = sb * st;
     if (s) miniRange(x, y, lo, hi, E2M1, 1 / s, s);
     else for (let k = lo; k < hi; k++) y[k] = 0;
-  }
+  });
 }
 
 const NF4_MIDPOINTS = NF4_LEVELS.slice(1).map((v, i) => (v + NF4_LEVELS[i]) / 2);
 
-function nf4Block(x: Float32Array, y: Float32Array, lo: number, hi: number): void {
+function nf4Block(x: Float32Array, y: Float32Array, lo: number, hi: number, index: number, sink?: ScaleSink): void {
   const a = toHalf(absmax(x, lo, hi)) || 1;
+  if (sink) sink.scales[0][index] = a;
   const inv = 1 / a;
   for (let k = lo; k < hi; k++) {
     const v = x[k] * inv;

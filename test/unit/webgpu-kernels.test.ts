@@ -1,0 +1,64 @@
+import * as assert from 'assert';
+import { runPackedKernel } from '../../src/gpu/runner';
+import { finishVerify, generatedInputs, prepareVerify } from '../../src/engine/quant/verify';
+import { nodeGpu, type NodeGpu } from '../../src/node/webgpu';
+import { ALL_FORMATS } from './pack.test';
+
+function gaussian(n: number, seed: number): Float32Array {
+  return generatedInputs(1, n, seed);
+}
+
+/**
+ * Every format's kernel on a real WebGPU device: Dawn in Node, on SwiftShader here. The test
+ * command installs the driver (scripts/setup-debian.sh) and sets LAYERPLAN_REQUIRE_WEBGPU=1, so
+ * a missing adapter fails the suite instead of skipping it.
+ */
+describe('WebGPU kernels on packed weights (Dawn in Node)', function () {
+  this.timeout(120000);
+  let gpu: NodeGpu;
+  before(async function () {
+    gpu = await nodeGpu();
+    if (!gpu.device) {
+      if (process.env.LAYERPLAN_REQUIRE_WEBGPU === '1') throw new Error(`LAYERPLAN_REQUIRE_WEBGPU=1 but ${gpu.reason}`);
+      console.log(`      (skipped: ${gpu.reason})`);
+      this.skip();
+    }
+  });
+  after(() => gpu?.device && gpu.close());
+
+  for (const name of ALL_FORMATS) {
+    it(`${name}: the kernel reproduces the CPU reference to float32 rounding and the output error matches the prediction`, async () => {
+      const rows = 256;
+      const cols = 320; // not a multiple of 256: k-quant super-blocks and 128-groups end early
+      const w = gaussian(rows * cols, 11);
+      const batch = 4;
+      const job = prepareVerify('random', w, rows, cols, name, generatedInputs(batch, cols, 5), batch, 'generated');
+      const run = await runPackedKernel(gpu.device!, job.packed, job.x, batch);
+      const r = finishVerify(job, { y: run.y, device: 'test' });
+      assert.ok(r.kernelVsReference.pass, `${name}: kernel vs reference ${r.kernelVsReference.maxAbsError} (${r.kernelVsReference.maxRelativeToBound}× the rounding bound)`);
+      assert.ok(r.pass, `${name}: measured ${r.outputError.sqnrDb} dB vs predicted ${r.predicted.sqnrDb} dB`);
+    });
+  }
+});
+
+describe('verification catches a wrong kernel input', function () {
+  this.timeout(60000);
+  it('one flipped code bit after packing shows as kernel ≠ reference', async function () {
+    const gpu = await nodeGpu();
+    if (!gpu.device) {
+      if (process.env.LAYERPLAN_REQUIRE_WEBGPU === '1') throw new Error(gpu.reason);
+      this.skip();
+    }
+    try {
+      const job = prepareVerify('random', gaussian(64 * 256, 2), 64, 256, 'q4_0', generatedInputs(2, 256, 3), 2, 'generated');
+      job.packed.codes[17] ^= 1 << 5;
+      const run = await runPackedKernel(gpu.device, job.packed, job.x, 2);
+      const r = finishVerify(job, { y: run.y, device: 'test' });
+      assert.strictEqual(r.kernelVsReference.pass, false);
+      assert.strictEqual(r.pass, false);
+      assert.ok(r.kernelVsReference.maxRelativeToBound > 10, String(r.kernelVsReference.maxRelativeToBound));
+    } finally {
+      gpu.close();
+    }
+  });
+});
