@@ -8,7 +8,7 @@ const common = { bundle: true, sourcemap: !production, minify: production, logLe
 
 const builds = [
   { ...common, entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', external: ['vscode'] },
-  { ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', platform: 'node', format: 'cjs', external: ['onnxruntime-node'] },
+  { ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', platform: 'node', format: 'cjs', external: ['onnxruntime-node', 'webgpu'] },
   { ...common, entryPoints: ['src/node/quant-worker.ts'], outfile: 'dist/quant-worker.js', platform: 'node', format: 'cjs' },
   { ...common, entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', platform: 'browser', format: 'iife' },
   { ...common, entryPoints: ['webview/layout-worker.ts'], outfile: 'dist/layout-worker.js', platform: 'browser', format: 'iife' },

