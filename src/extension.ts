@@ -5,6 +5,7 @@ import { ModelGraphEditor } from './host/model-editor';
 import { ModelSummaryView } from './host/summary-view';
 import { JsonDiagnostics } from './host/diagnostics';
 import { inspectFile } from './node/inspect-file';
+import { verifyCommand } from './host/verify';
 
 /** Everything the commands share; built once in activate(). */
 interface Ctx {
@@ -53,6 +54,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('layerplan.inspectModel', inspectModel(ctx)),
     vscode.commands.registerCommand('layerplan.openGraph', openGraph()),
     ModelGraphEditor.register(context),
+    vscode.commands.registerCommand('layerplan.verifyLayer', verifyCommand(ModelGraphEditor, ctx.output)),
     ModelSummaryView.register(),
     JsonDiagnostics.register(),
   );

@@ -1,3 +1,6 @@
+import type { PackedWeight } from './engine/quant/pack';
+import type { VerifyReport } from './engine/quant/verify';
+
 /**
  * Every message between the extension host and the model-graph webview, typed in one place:
  * one union per direction, each message tagged by `type`.
@@ -61,7 +64,11 @@ export type HostToWebview =
   | { type: 'details'; details: NodeDetails }
   /** Layers holding a node or tensor whose name matches the query (case-insensitive substring). */
   | { type: 'searchResult'; query: string; layers: number[]; nodes: number[] }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  /** Run the packed kernel on navigator.gpu: y = x · Wᵀ for x [batch, cols]; answered by verifyResult with the same id. */
+  | { type: 'verifyRun'; id: number; packed: PackedWeight; x: Float32Array; batch: number; repeats: number }
+  /** A verification finished (or is under way, with `progress`): show it. */
+  | { type: 'verifyReport'; report?: VerifyReport; progress?: string; error?: string };
 
 export type WebviewToHost =
   | { type: 'ready' }
@@ -69,4 +76,10 @@ export type WebviewToHost =
   | { type: 'select'; node: number }
   | { type: 'search'; query: string }
   /** How many boxes (layers and nodes) the view drew, reported after every render. */
-  | { type: 'rendered'; boxes: number; layers: number; nodes: number; textNames: string[] };
+  | { type: 'rendered'; boxes: number; layers: number; nodes: number; textNames: string[] }
+  /** The kernel's output, or why no kernel ran (`fallback`: no adapter; `error`: it failed). */
+  | { type: 'verifyResult'; id: number; y?: Float32Array; device?: string; seconds?: number; fallback?: string; error?: string }
+  /** The user asked to verify a weight from the details pane. */
+  | { type: 'verifyRequest'; tensor: string }
+  /** What the view shows of a verification report (for tests and screen readers alike). */
+  | { type: 'verifyShown'; text: string };

@@ -1,6 +1,8 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import type { Edge, HostToWebview, LayerBox, ModelSummary, NodeBox, NodeDetails, WebviewToHost } from '../src/protocol';
+import { adapterName, runPackedKernel } from '../src/gpu/runner';
+import type { VerifyReport } from '../src/engine/quant/verify';
 
 /**
  * The model-graph webview: layers start collapsed and expand on click (the host sends a layer's
@@ -49,6 +51,10 @@ style.textContent = `
   aside td { padding: 2px 4px; vertical-align: top; word-break: break-all; }
   aside td:first-child { color: var(--vscode-descriptionForeground); white-space: nowrap; }
   .error { padding: 16px; color: var(--vscode-errorForeground); }
+  .verify { border: 1px solid var(--vscode-panel-border); padding: 4px 8px 8px; margin-bottom: 10px; }
+  .verify h3.pass { color: var(--vscode-testing-iconPassed, var(--vscode-foreground)); }
+  .verify h3.fail { color: var(--vscode-errorForeground); }
+  aside vscode-button { margin-top: 8px; display: block; }
   #overview { position: absolute; right: 8px; bottom: 8px; width: 180px; height: 120px; background: var(--vscode-editorWidget-background); border: 1px solid var(--vscode-panel-border); opacity: 0.92; cursor: pointer; }
   #overview .frame { fill: var(--vscode-focusBorder); fill-opacity: 0.15; stroke: var(--vscode-focusBorder); stroke-width: 1; vector-effect: non-scaling-stroke; }
 `;
@@ -120,6 +126,85 @@ function showNode(d: NodeDetails): void {
   for (const o of d.outputs) rows.push(['output', `${o.name}: ${o.dtype}${o.shape}`]);
   for (const [k, v] of d.attributes) rows.push([`@${k}`, v]);
   showDetails(rows, d.name || d.opType);
+  // A weight matrix can be run quantized on WebGPU: one button per weight.
+  for (const i of d.inputs.filter((x) => x.weight && x.shape.includes(','))) {
+    const b = document.createElement('vscode-button');
+    b.textContent = `Verify ${i.name} quantized…`;
+    b.setAttribute('title', 'Run this weight through the quantized WebGPU kernel and compare with the error estimate');
+    b.addEventListener('click', () => post({ type: 'verifyRequest', tensor: i.name }));
+    aside.append(b);
+  }
+}
+
+// Verification: the kernel runs here, on navigator.gpu; the host packs the weight and judges the result.
+let gpuDevice: Promise<{ device: GPUDevice; name: string } | { reason: string }> | undefined;
+function webgpu(): Promise<{ device: GPUDevice; name: string } | { reason: string }> {
+  gpuDevice ??= (async () => {
+    const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+    if (!gpu) return { reason: 'navigator.gpu is not available in this webview (WebGPU disabled or unsupported)' };
+    const adapter = await gpu.requestAdapter();
+    if (!adapter) return { reason: 'navigator.gpu found no adapter' };
+    const device = await adapter.requestDevice({
+      requiredLimits: { maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize, maxBufferSize: adapter.limits.maxBufferSize },
+    });
+    device.lost.then(() => (gpuDevice = undefined));
+    return { device, name: `${adapterName(adapter.info)} (webview)` };
+  })().catch((e: Error) => ({ reason: `WebGPU failed: ${e.message}` }));
+  return gpuDevice;
+}
+
+async function runKernel(m: Extract<HostToWebview, { type: 'verifyRun' }>): Promise<void> {
+  const g = await webgpu();
+  if (!('device' in g)) return post({ type: 'verifyResult', id: m.id, fallback: g.reason });
+  try {
+    const r = await runPackedKernel(g.device, m.packed, m.x, m.batch, m.repeats);
+    post({ type: 'verifyResult', id: m.id, y: r.y, device: g.name, seconds: r.seconds });
+  } catch (e) {
+    post({ type: 'verifyResult', id: m.id, error: (e as Error).message });
+  }
+}
+
+const db = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)} dB` : 'lossless');
+function showVerify(m: Extract<HostToWebview, { type: 'verifyReport' }>): void {
+  let box = aside.querySelector('.verify') as HTMLElement | null;
+  if (!box) {
+    box = document.createElement('section');
+    box.className = 'verify';
+    box.setAttribute('role', 'status');
+    box.setAttribute('aria-live', 'polite');
+    aside.prepend(box);
+  }
+  box.replaceChildren();
+  const h = document.createElement('h3');
+  if (m.progress || m.error || !m.report) {
+    h.textContent = m.error ? 'Verification failed' : 'Verifying…';
+    const p = document.createElement('p');
+    p.textContent = m.error ?? m.progress ?? '';
+    box.append(h, p);
+    return;
+  }
+  const r: VerifyReport = m.report;
+  h.textContent = `${r.pass ? '✓ PASS' : '✗ FAIL'} — ${r.tensor} in ${r.format}`;
+  h.className = r.pass ? 'pass' : 'fail';
+  const k = r.kernelVsReference;
+  const rows: [string, string][] = [
+    ['device', r.device],
+    ...(r.fallback ? ([['FALLBACK', `no kernel ran: ${r.fallback}`]] as [string, string][]) : []),
+    ['shape', `${r.shape.join(' × ')}, batch ${r.batch}`],
+    ['bits/weight', r.bitsPerWeight.toFixed(3)],
+    ['kernel vs CPU', k.ran ? `max |Δ| ${k.maxAbsError.toExponential(2)} (${k.maxRelativeToBound.toFixed(3)} of the rounding bound) ${k.pass ? 'agrees' : 'DISAGREES'}` : 'not run'],
+    ['output SQNR', db(r.outputError.sqnrDb)],
+    ['predicted', `${db(r.predicted.sqnrDb)} (Δ ${r.differenceDb.toFixed(2)} dB, tolerance ±${r.toleranceDb.toFixed(2)})`],
+    ...(r.gbPerSecond !== undefined ? ([['kernel', `${(r.kernelSeconds! * 1e3).toFixed(2)} ms, ${r.gbPerSecond.toPrecision(3)} GB/s`]] as [string, string][]) : []),
+  ];
+  const table = document.createElement('table');
+  for (const [a, b] of rows) {
+    const tr = table.insertRow();
+    tr.insertCell().textContent = a;
+    tr.insertCell().textContent = b;
+  }
+  box.append(h, table);
+  post({ type: 'verifyShown', text: box.innerText || box.textContent || '' });
 }
 
 // Layout in a worker, built from the bundled worker script (CSP: worker-src blob:).
@@ -363,6 +448,12 @@ window.addEventListener('message', (e: MessageEvent<HostToWebview>) => {
       if (m.query !== (state.search ?? '')) break;
       matches = { layers: new Set(m.layers), nodes: new Set(m.nodes) };
       void render();
+      break;
+    case 'verifyRun':
+      void runKernel(m);
+      break;
+    case 'verifyReport':
+      showVerify(m);
       break;
     case 'error': {
       const div = document.createElement('div');

@@ -3,6 +3,7 @@ import { InputError } from '../engine/errors';
 import { openModel } from '../engine/formats/registry';
 import type { ModelGraph } from '../engine/graph/model-graph';
 import { FileByteSource, FolderResolver } from '../node/file-source';
+import type { PackedWeight } from '../engine/quant/pack';
 import type { HostToWebview, WebviewToHost } from '../protocol';
 import { layerNodes, modelSummary, nodeDetails, searchGraph } from './graph-summary';
 
@@ -34,17 +35,55 @@ function nonce(): string {
   return Array.from({ length: 32 }, () => chars[Math.floor(Math.random() * chars.length)]).join('');
 }
 
+type KernelAnswer = Extract<WebviewToHost, { type: 'verifyResult' }>;
+
+/** One open graph view: what the host can ask of it. */
+export interface GraphView {
+  uri: vscode.Uri;
+  graph(): ModelGraph | undefined;
+  post(m: HostToWebview): void;
+  /** Runs the packed kernel in the webview (navigator.gpu). */
+  runKernel(packed: PackedWeight, x: Float32Array, batch: number, repeats: number): Promise<KernelAnswer>;
+}
+
 /** The custom read-only editor that shows a model as a layered graph. */
 export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<ModelDocument> {
   static readonly viewType = 'layerplan.modelGraph';
   /** What each open view last reported drawing (for tests and the status of the view). */
   static readonly rendered = new Map<string, { boxes: number; layers: number; nodes: number; textNames: string[] }>();
+  /** What each view last showed of a verification. */
+  static readonly verifyShown = new Map<string, string>();
+  /** Open views by document, ready ones only; the last focused first. */
+  private static readonly views = new Map<string, GraphView>();
+  private static readonly waiting = new Map<string, ((v: GraphView) => void)[]>();
+  private static lastActive: vscode.Uri | undefined;
+
+  /** The model of the graph view that was focused last. */
+  static activeModel(): vscode.Uri | undefined {
+    return ModelGraphEditor.lastActive && ModelGraphEditor.views.has(ModelGraphEditor.lastActive.toString()) ? ModelGraphEditor.lastActive : undefined;
+  }
+
+  /** The graph view of a model, opening it when needed and waiting (bounded) until its webview is ready. */
+  static async viewFor(uri: vscode.Uri): Promise<GraphView> {
+    const key = uri.toString();
+    const open = ModelGraphEditor.views.get(key);
+    if (open) return open;
+    const ready = new Promise<GraphView>((resolve, reject) => {
+      const list = ModelGraphEditor.waiting.get(key) ?? [];
+      list.push(resolve);
+      ModelGraphEditor.waiting.set(key, list);
+      setTimeout(() => reject(new Error('the graph view did not start within 60 s')), 60000);
+    });
+    await vscode.commands.executeCommand('vscode.openWith', uri, ModelGraphEditor.viewType);
+    return ready;
+  }
 
   static register(context: vscode.ExtensionContext): vscode.Disposable {
     const provider = new ModelGraphEditor(context);
     return vscode.Disposable.from(
       vscode.window.registerCustomEditorProvider(ModelGraphEditor.viewType, provider, { webviewOptions: { retainContextWhenHidden: false }, supportsMultipleEditorsPerDocument: true }),
       vscode.commands.registerCommand('layerplan.renderedBoxes', (uri?: vscode.Uri) => (uri ? ModelGraphEditor.rendered.get(uri.toString()) : [...ModelGraphEditor.rendered.values()].pop())),
+      vscode.commands.registerCommand('layerplan.verifyShown', (uri: vscode.Uri) => ModelGraphEditor.verifyShown.get(uri.toString())),
     );
   }
 
@@ -78,13 +117,52 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
 <script nonce="${n}" src="${script}"></script></body></html>`;
     const post = (m: HostToWebview) => void panel.webview.postMessage(m);
     const key = doc.uri.toString();
+    const kernels = new Map<number, (a: KernelAnswer) => void>();
+    let nextKernel = 0;
+    const view: GraphView = {
+      uri: doc.uri,
+      graph: () => doc.graph,
+      post,
+      runKernel: (packed, x, batch, repeats) =>
+        new Promise<KernelAnswer>((resolve) => {
+          const id = nextKernel++;
+          const timer = setTimeout(() => {
+            kernels.delete(id);
+            resolve({ type: 'verifyResult', id, error: 'the webview did not answer within 120 s' });
+          }, 120000);
+          kernels.set(id, (a) => {
+            clearTimeout(timer);
+            resolve(a);
+          });
+          post({ type: 'verifyRun', id, packed, x, batch, repeats });
+        }),
+    };
+    if (panel.active) ModelGraphEditor.lastActive = doc.uri;
+    panel.onDidChangeViewState((e) => {
+      if (e.webviewPanel.active) ModelGraphEditor.lastActive = doc.uri;
+    });
     panel.webview.onDidReceiveMessage((m: WebviewToHost) => {
       switch (m.type) {
-        case 'ready':
+        case 'ready': {
           // A fresh webview (first show, or shown again after being hidden): it has drawn nothing yet.
           ModelGraphEditor.rendered.delete(key);
+          ModelGraphEditor.views.set(key, view);
+          const waiters = ModelGraphEditor.waiting.get(key) ?? [];
+          ModelGraphEditor.waiting.delete(key);
+          for (const w of waiters) w(view);
           if (doc.graph) post({ type: 'summary', summary: modelSummary(vscode.workspace.asRelativePath(doc.uri), doc.graph) });
           else post({ type: 'error', message: doc.error ?? 'cannot read this model' });
+          break;
+        }
+        case 'verifyResult':
+          kernels.get(m.id)?.(m);
+          kernels.delete(m.id);
+          break;
+        case 'verifyRequest':
+          void vscode.commands.executeCommand('layerplan.verifyLayer', doc.uri, m.tensor);
+          break;
+        case 'verifyShown':
+          ModelGraphEditor.verifyShown.set(key, m.text);
           break;
         case 'expandLayer':
           if (doc.graph) post({ type: 'layer', layer: m.layer, ...layerNodes(doc.graph, m.layer) });
@@ -116,6 +194,8 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
     watcher.onDidDelete(() => panel.dispose());
     panel.onDidDispose(() => {
       ModelGraphEditor.rendered.delete(key);
+      if (ModelGraphEditor.views.get(key) === view) ModelGraphEditor.views.delete(key);
+      for (const resolve of kernels.values()) resolve({ type: 'verifyResult', id: -1, error: 'the graph view was closed' });
       watcher.dispose();
     });
   }

@@ -4,6 +4,7 @@ import { onnx } from 'onnx-proto';
 import * as os from 'os';
 import * as path from 'path';
 import * as vscode from 'vscode';
+import { spawnSync } from 'child_process';
 
 describe('Layerplan in a real VS Code', () => {
   it('activates and registers its commands', async () => {
@@ -137,5 +138,43 @@ describe('inline diagnostics', () => {
     const at = text.indexOf('"gpu": "b300"');
     assert.deepStrictEqual([d.range.start.line, d.range.start.character], [2, at - text.lastIndexOf('\n', at) - 1]);
     await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+  });
+});
+
+describe('verifying a quantized layer in the webview (WebGPU in Chromium)', () => {
+  it('runs the q4_k kernel on a real weight in the graph view, shows the report there, and agrees with layerplan verify', async function () {
+    this.timeout(120000);
+    const folder = vscode.workspace.workspaceFolders![0];
+    const uri = vscode.Uri.file(path.join(folder.uri.fsPath, 'gpt2-tiny.onnx'));
+    const tensor = 'onnx::MatMul_304';
+    const report = await vscode.commands.executeCommand<{
+      device: string; fallback?: string; pass: boolean; format: string;
+      kernelVsReference: { ran: boolean; pass: boolean; maxAbsError: number };
+      outputError: { sqnrDb: number }; predicted: { sqnrDb: number };
+    }>('layerplan.verifyLayer', uri, tensor, 'q4_k');
+    assert.ok(report, 'the command returns its report');
+    assert.strictEqual(report.fallback, undefined, `a WebGPU adapter in the webview: ${report.device} ${report.fallback ?? ''}`);
+    assert.match(report.device, /\(webview\)$/);
+    assert.ok(report.kernelVsReference.ran && report.kernelVsReference.pass, JSON.stringify(report.kernelVsReference));
+    assert.ok(report.pass, JSON.stringify(report));
+    // The same verification from the command line (Dawn in Node): same inputs, same packed bits.
+    const root = path.join(folder.uri.fsPath, '..');
+    const cli = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'verify', uri.fsPath, '--tensor', tensor, '--format', 'q4_k', '--json'], { encoding: 'utf8', env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
+    assert.strictEqual(cli.status, 0, cli.stderr);
+    const j = JSON.parse(cli.stdout);
+    assert.strictEqual(j.predicted.sqnrDb, report.predicted.sqnrDb);
+    assert.ok(Math.abs(j.outputError.sqnrDb - report.outputError.sqnrDb) < 0.01, `webview ${report.outputError.sqnrDb} dB vs CLI ${j.outputError.sqnrDb} dB`);
+    // What the graph view shows.
+    const until = Date.now() + 20000;
+    let shown: string | undefined;
+    while (Date.now() < until && !/PASS/.test(shown ?? '')) {
+      await new Promise((r) => setTimeout(r, 200));
+      shown = await vscode.commands.executeCommand<string>('layerplan.verifyShown', uri);
+    }
+    assert.match(shown ?? '', /PASS/);
+    assert.ok((shown ?? '').includes(`${report.outputError.sqnrDb.toFixed(2)} dB`), shown);
+    await new Promise((res) => setTimeout(res, 500));
+    console.log('[layerplan-screenshot] verify-layer');
+    await new Promise((res) => setTimeout(res, 1500));
   });
 });

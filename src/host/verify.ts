@@ -1,0 +1,64 @@
+import * as vscode from 'vscode';
+import { InputError } from '../engine/errors';
+import { FORMAT_NAMES, parseFormat } from '../engine/quant/formats';
+import { finishVerify, type VerifyReport } from '../engine/quant/verify';
+import { formatVerify } from '../engine/report/verify-text';
+import { loadLayerWeight, verifiableTensors, verifyJob } from '../node/verify-file';
+import type { ModelGraphEditor } from './model-editor';
+
+/** Every format the verify picker offers (DESIGN.md names, plus the common granularities). */
+export const VERIFY_FORMATS = [...new Set([...FORMAT_NAMES, 'int8-g32-asym', 'int4-tensor'])];
+
+/**
+ * "Layerplan: Verify Quantized Layer": packs a real weight of the model in a format (engine, in the
+ * extension host), runs the kernel in the model's graph view on navigator.gpu (the same WGSL as
+ * `layerplan verify` runs through Dawn), and shows the report there and in the output channel.
+ * Without a WebGPU adapter in the webview it falls back to the CPU reference and says so.
+ */
+export function verifyCommand(editors: typeof ModelGraphEditor, output: vscode.OutputChannel) {
+  return async (uriArg?: vscode.Uri, tensorArg?: string, formatArg?: string): Promise<VerifyReport | undefined> => {
+    const uri = uriArg ?? editors.activeModel() ?? (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Model files': ['onnx', 'gguf', 'safetensors'] }, title: 'Verify a quantized layer of…' }))?.[0];
+    if (!uri) return undefined;
+    try {
+      const view = await editors.viewFor(uri);
+      const graph = view.graph();
+      if (!graph) throw new InputError(uri.fsPath, 'the model could not be read');
+      let tensor = tensorArg;
+      if (!tensor) {
+        const items = verifiableTensors(graph).map((name) => {
+          const t = graph.tensors.get(name)!;
+          return { label: name, description: `[${(t.shape ?? []).join(', ')}] ${t.dtype}`, detail: t.layer !== undefined ? `layer ${graph.layers[t.layer]?.name}` : undefined };
+        });
+        tensor = (await vscode.window.showQuickPick(items, { title: 'Verify: which weight?', matchOnDescription: true, matchOnDetail: true }))?.label;
+      }
+      if (!tensor) return undefined;
+      let format = formatArg;
+      if (!format) {
+        const items = VERIFY_FORMATS.map((f) => ({ label: f, description: `${parseFormat(f)!.bitsPerWeight.toFixed(3)} bits/weight` }));
+        format = (await vscode.window.showQuickPick(items, { title: `Verify ${tensor} in which format?` }))?.label;
+      }
+      if (!format) return undefined;
+      if (!parseFormat(format)) throw new InputError(format, 'unknown format');
+      const chosen = format;
+      const name = tensor;
+      return await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Layerplan: verifying ${name} in ${chosen}` }, async (progress) => {
+        view.post({ type: 'verifyReport', progress: `Packing ${name} in ${chosen}…` });
+        progress.report({ message: 'packing the weight' });
+        const layer = await loadLayerWeight(uri.fsPath, name);
+        const job = verifyJob(layer, chosen, 8, 1);
+        progress.report({ message: 'running the kernel in the graph view (WebGPU)' });
+        view.post({ type: 'verifyReport', progress: `Running the ${chosen} kernel on WebGPU…` });
+        const res = await view.runKernel(job.packed, job.x, job.batch, 3);
+        const report = res.y ? finishVerify(job, { y: res.y, device: res.device ?? 'WebGPU', seconds: res.seconds }) : finishVerify(job, { fallback: res.fallback ?? res.error ?? 'no WebGPU in the webview' });
+        view.post({ type: 'verifyReport', report });
+        output.appendLine(formatVerify(vscode.workspace.asRelativePath(uri), report));
+        if (!report.pass) void vscode.window.showWarningMessage(`Layerplan: ${name} in ${chosen} failed verification (see the graph view).`);
+        return report;
+      });
+    } catch (e) {
+      const message = e instanceof InputError ? e.message : `${uri.fsPath}: ${(e as Error).message}`;
+      void vscode.window.showErrorMessage(`Layerplan: ${message}`);
+      return undefined;
+    }
+  };
+}
