@@ -1,7 +1,7 @@
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { estimate, modelChecks, type CostReport } from '../engine/cost/estimate';
-import { archWorkload, graphWorkload, transformerWorkload, type Workload } from '../engine/cost/workload';
+import { archToSpec, graphLayerData, workloadFrom, type Workload, type WorkloadSource } from '../engine/cost/workload';
 import { InputError } from '../engine/errors';
 import { openModel } from '../engine/formats/registry';
 import { IssueCollector, parseJsonWithTree, validatePlan, type Issue, type Plan } from '../engine/plan/plan';
@@ -23,9 +23,9 @@ export async function readTextFile(file: string, what: string): Promise<string> 
   return fsp.readFile(file, 'utf8');
 }
 
-/** Builds the workload a plan names: a model file beside the plan, or an architecture object. */
-export async function planWorkload(plan: Plan, planFile: string): Promise<Workload> {
-  if (typeof plan.model !== 'string') return archWorkload(plan.model);
+/** The workload a plan names, as plain data: a model file beside the plan, or an architecture object. */
+export async function planWorkloadSource(plan: Plan, planFile: string): Promise<WorkloadSource> {
+  if (typeof plan.model !== 'string') return { kind: 'arch', arch: archToSpec(plan.model) };
   const modelFile = path.resolve(path.dirname(planFile), plan.model);
   const source = await FileByteSource.open(modelFile);
   const siblings = new FolderResolver(modelFile);
@@ -35,11 +35,16 @@ export async function planWorkload(plan: Plan, planFile: string): Promise<Worklo
       : { batch: plan.inference?.batch ?? 1, sequence: plan.inference?.promptLen ?? 1 };
     const graph = await openModel(source, { siblings, bindings });
     // Transformers (configs, checkpoints with their config) get the per-block model; other graphs the generic one.
-    return graph.transformer ? transformerWorkload(graph.transformer) : graphWorkload(graph);
+    return graph.transformer ? { kind: 'arch', arch: graph.transformer } : { kind: 'graph', layers: graphLayerData(graph) };
   } finally {
     await source.close();
     await siblings.close();
   }
+}
+
+/** Builds the workload a plan names. */
+export async function planWorkload(plan: Plan, planFile: string): Promise<Workload> {
+  return workloadFrom(await planWorkloadSource(plan, planFile));
 }
 
 /** Validates a plan file completely: structure, then the checks that need its model. */

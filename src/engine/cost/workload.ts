@@ -205,13 +205,32 @@ export function transformerWorkload(arch: TransformerSpec): Workload {
 
 const MATMUL_OPS = new Set(['MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'MatMulInteger', 'QLinearMatMul', 'QLinearConv', 'ConvInteger', 'MatMulNBits', 'Attention', 'MultiHeadAttention', 'GroupQueryAttention', 'LSTM', 'GRU', 'RNN', 'Einsum']);
 
+/** What a model file's layer costs, as plain data (the planner's web worker rebuilds the workload from it). */
+export interface GraphLayerData {
+  name: string;
+  parameters: number;
+  tensors: string[];
+  matmulFlops: number;
+  matmulBytes: number;
+  otherBytes: number;
+  kernels: number;
+  activations: number;
+  outputBytes: number;
+}
+
+/** A workload as plain data: a transformer's architecture, or a model file's measured layers. */
+export type WorkloadSource = { kind: 'arch'; arch: TransformerSpec } | { kind: 'graph'; layers: GraphLayerData[] };
+
+export function workloadFrom(source: WorkloadSource): Workload {
+  return source.kind === 'arch' ? transformerWorkload(source.arch) : graphLayersWorkload(source.layers);
+}
+
 /**
  * Layers of a model file: each graph layer's FLOPs and bytes come from shape inference with the
- * graph's bindings (batch = micro-batch, sequence = seqLen). Tensor parallelism divides its work
- * and adds one all-reduce of the layer's output per pass, as a column+row split would.
+ * graph's bindings (batch = micro-batch, sequence = seqLen).
  */
-export function graphWorkload(graph: ModelGraph): Workload {
-  const layers: CostLayer[] = graph.layers.map((l) => {
+export function graphLayerData(graph: ModelGraph): GraphLayerData[] {
+  return graph.layers.map((l) => {
     const nodes = l.nodes.map((i) => graph.nodes[i]);
     let matmulFlops = 0;
     let matmulBytes = 0;
@@ -239,22 +258,32 @@ export function graphWorkload(graph: ModelGraph): Workload {
       const t = graph.tensors.get(o)!;
       if (t.consumers.some((c) => graph.nodes[c].layer !== l.index) || graph.outputs.includes(o)) outputBytes += evalShape(t.shape, graph.bindings) * bytesPerElement(t.dtype);
     }
-    const input = outputBytes;
-    const cost: CostLayer = {
-      name: l.name, kind: 'generic', parameters: l.parameters, shardedParameters: l.parameters, tensors: l.weights,
-      work(ctx) {
-        const t = ctx.tensor;
-        const w = emptyWork();
-        w.flops = matmulFlops;
-        w.bulkMatmulFlops = matmulFlops / t;
-        w.memoryBytes = (otherBytes + matmulBytes) / t;
-        w.memoryKernels = kernels;
-        w.tpAllReduceBytes = t > 1 && outputBytes > 0 ? [outputBytes] : [];
-        w.activations = { none: activations / t, selective: activations / t, full: input };
-        return w;
-      },
-    };
-    return cost;
+    return { name: l.name, parameters: l.parameters, tensors: l.weights, matmulFlops, matmulBytes, otherBytes, kernels, activations, outputBytes };
   });
+}
+
+/**
+ * Tensor parallelism divides a graph layer's work and adds one all-reduce of the layer's output per
+ * pass, as a column+row split would.
+ */
+export function graphLayersWorkload(data: GraphLayerData[]): Workload {
+  const layers: CostLayer[] = data.map((d) => ({
+    name: d.name, kind: 'generic', parameters: d.parameters, shardedParameters: d.parameters, tensors: d.tensors,
+    work(ctx) {
+      const t = ctx.tensor;
+      const w = emptyWork();
+      w.flops = d.matmulFlops;
+      w.bulkMatmulFlops = d.matmulFlops / t;
+      w.memoryBytes = (d.otherBytes + d.matmulBytes) / t;
+      w.memoryKernels = d.kernels;
+      w.tpAllReduceBytes = t > 1 && d.outputBytes > 0 ? [d.outputBytes] : [];
+      w.activations = { none: d.activations / t, selective: d.activations / t, full: d.outputBytes };
+      return w;
+    },
+  }));
   return { layers, blockIndices: layers.map((_, i) => i) };
+}
+
+export function graphWorkload(graph: ModelGraph): Workload {
+  return graphLayersWorkload(graphLayerData(graph));
 }
