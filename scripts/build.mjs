@@ -12,6 +12,7 @@ const builds = [
   { ...common, entryPoints: ['src/node/quant-worker.ts'], outfile: 'dist/quant-worker.js', platform: 'node', format: 'cjs' },
   { ...common, entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', platform: 'browser', format: 'iife' },
   { ...common, entryPoints: ['webview/layout-worker.ts'], outfile: 'dist/layout-worker.js', platform: 'browser', format: 'iife' },
+  { ...common, entryPoints: ['webview/estimate-worker.ts'], outfile: 'dist/estimate-worker.js', platform: 'browser', format: 'iife' },
 ];
 
 if (watch) {

@@ -6,6 +6,7 @@ import { ModelSummaryView } from './host/summary-view';
 import { JsonDiagnostics } from './host/diagnostics';
 import { inspectFile } from './node/inspect-file';
 import { verifyCommand } from './host/verify';
+import { registerPlanCommands } from './host/plan-commands';
 
 /** Everything the commands share; built once in activate(). */
 interface Ctx {
@@ -56,6 +57,7 @@ export function activate(context: vscode.ExtensionContext): void {
     ModelGraphEditor.register(context),
     vscode.commands.registerCommand('layerplan.verifyLayer', verifyCommand(ModelGraphEditor, ctx.output)),
     ModelSummaryView.register(),
+    registerPlanCommands(ctx.output),
     JsonDiagnostics.register(),
   );
   const startup = vscode.workspace.getConfiguration('layerplan').get<string>('openOnStartup');

@@ -1,5 +1,28 @@
 import type { PackedWeight } from './engine/quant/pack';
 import type { VerifyReport } from './engine/quant/verify';
+import type { WorkloadSource } from './engine/cost/workload';
+import type { Plan } from './engine/plan/plan';
+
+/** The plan beside a model, as the planner shows it. */
+export interface PlanState {
+  /** Workspace-relative path of the plan file. */
+  file: string;
+  exists: boolean;
+  plan?: Plan;
+  /** Diagnostics of the plan file (what the Problems panel shows), as text. */
+  issues: { severity: string; message: string }[];
+  /** The workload, when the model or its bindings changed (the worker keeps the last one). */
+  source?: WorkloadSource;
+  catalog: { id: string; name: string; memoryGB: number }[];
+  formats: { name: string; bitsPerWeight: number }[];
+}
+
+/** Per-layer quantization error of the plan's precision assignment, measured on the real weights. */
+export interface LayerErrors {
+  budgetDb?: number;
+  outputSqnrDb: number | null;
+  layers: { name: string; format: string; sqnrDb: number | null }[];
+}
 
 /**
  * Every message between the extension host and the model-graph webview, typed in one place:
@@ -68,7 +91,11 @@ export type HostToWebview =
   /** Run the packed kernel on navigator.gpu: y = x · Wᵀ for x [batch, cols]; answered by verifyResult with the same id. */
   | { type: 'verifyRun'; id: number; packed: PackedWeight; x: Float32Array; batch: number; repeats: number }
   /** A verification finished (or is under way, with `progress`): show it. */
-  | { type: 'verifyReport'; report?: VerifyReport; progress?: string; error?: string };
+  | { type: 'verifyReport'; report?: VerifyReport; progress?: string; error?: string }
+  | { type: 'plan'; state: PlanState }
+  | { type: 'layerErrors'; errors: LayerErrors }
+  /** Open the planner (from the "New plan" / "Estimate plan" commands). */
+  | { type: 'showPlanner' };
 
 export type WebviewToHost =
   | { type: 'ready' }
@@ -82,4 +109,11 @@ export type WebviewToHost =
   /** The user asked to verify a weight from the details pane. */
   | { type: 'verifyRequest'; tensor: string }
   /** What the view shows of a verification report (for tests and screen readers alike). */
-  | { type: 'verifyShown'; text: string };
+  | { type: 'verifyShown'; text: string }
+  /** The planner opened: send the plan. */
+  | { type: 'plannerOpen' }
+  /** Set these JSON paths of the plan file (the host edits the file through a WorkspaceEdit). */
+  | { type: 'planEdit'; edits: { path: (string | number)[]; value: unknown }[] }
+  | { type: 'newPlan' }
+  /** What the planner shows after an estimate (for tests): the summary line and the stage assignment. */
+  | { type: 'plannerShown'; summary: string; stages: string[]; ms: number };

@@ -3,6 +3,7 @@ import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import type { Edge, HostToWebview, LayerBox, ModelSummary, NodeBox, NodeDetails, WebviewToHost } from '../src/protocol';
 import { adapterName, runPackedKernel } from '../src/gpu/runner';
 import type { VerifyReport } from '../src/engine/quant/verify';
+import { Planner } from './planner';
 
 /**
  * The model-graph webview: layers start collapsed and expand on click (the host sends a layer's
@@ -31,7 +32,39 @@ const layerNodes = new Map<number, { nodes: NodeBox[]; edges: Edge[] }>();
 const style = document.createElement('style');
 style.textContent = `
   body { margin: 0; padding: 0; color: var(--vscode-foreground); background: var(--vscode-editor-background); font-family: var(--vscode-font-family); font-size: var(--vscode-font-size); overflow: hidden; }
-  #app { display: grid; grid-template-rows: auto 1fr; grid-template-columns: 1fr 320px; height: 100vh; }
+  #app { display: grid; grid-template-rows: auto 1fr auto; grid-template-columns: 1fr 320px; height: 100vh; }
+  #app.planning { grid-template-rows: auto minmax(140px, 34vh) 1fr; }
+  .planner { grid-column: 1 / 3; border-top: 1px solid var(--vscode-panel-border); overflow: auto; padding: 6px 10px; font-size: 12px; min-height: 0; }
+  .planner .pbar { display: flex; gap: 8px; align-items: center; margin-bottom: 6px; }
+  .planner .ptitle { font-weight: 600; margin-right: auto; }
+  .planner .pgrid { display: grid; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr)); gap: 14px; }
+  .planner .row { display: flex; gap: 6px; align-items: center; margin: 4px 0; flex-wrap: wrap; }
+  .planner .lbl { color: var(--vscode-descriptionForeground); }
+  .planner .layers { max-height: 30vh; overflow: auto; border: 1px solid var(--vscode-panel-border); }
+  .planner table { border-collapse: collapse; width: 100%; }
+  .planner th { text-align: left; color: var(--vscode-descriptionForeground); font-weight: normal; position: sticky; top: 0; background: var(--vscode-editor-background); }
+  .planner td, .planner th { padding: 1px 6px; white-space: nowrap; }
+  .planner tbody tr { cursor: pointer; }
+  .planner tbody tr:focus { outline: 1px solid var(--vscode-focusBorder); outline-offset: -1px; }
+  .planner tbody tr.sel { background: var(--vscode-list-activeSelectionBackground); color: var(--vscode-list-activeSelectionForeground); }
+  .planner .field { display: grid; grid-template-columns: 1fr 130px; align-items: center; gap: 4px; margin: 2px 0; }
+  .planner h4 { margin: 8px 0 4px; font-size: 12px; }
+  .planner .psummary { font-weight: 600; }
+  .planner .problems { color: var(--vscode-errorForeground); margin: 4px 0; padding-left: 18px; }
+  .planner .chart { width: 100%; max-width: 520px; display: block; }
+  .planner .chart text { fill: var(--vscode-foreground); font-size: 10px; }
+  .m-weights { fill: var(--vscode-charts-blue, #3794ff); } .m-gradients { fill: var(--vscode-charts-purple, #b180d7); }
+  .m-optimizer { fill: var(--vscode-charts-orange, #d18616); } .m-activations { fill: var(--vscode-charts-green, #89d185); }
+  .cap { stroke: var(--vscode-foreground); stroke-width: 1.5; } .cap.over { stroke: var(--vscode-errorForeground); stroke-width: 2.5; }
+  .gantt .fwd { fill: var(--vscode-charts-blue, #3794ff); } .gantt .bwd { fill: var(--vscode-charts-green, #89d185); }
+  .gantt .idle { fill: var(--vscode-editorWidget-background); stroke: var(--vscode-panel-border); stroke-dasharray: 2 2; }
+  td.stage { font-weight: 600; }
+  .s0 { color: var(--vscode-charts-blue, #3794ff); } .s1 { color: var(--vscode-charts-orange, #d18616); } .s2 { color: var(--vscode-charts-green, #89d185); } .s3 { color: var(--vscode-charts-purple, #b180d7); }
+  .s4 { color: var(--vscode-charts-red, #f14c4c); } .s5 { color: var(--vscode-charts-yellow, #cca700); } .s6, .s7 { color: var(--vscode-descriptionForeground); }
+  td.heat-ok { color: var(--vscode-testing-iconPassed, #73c991); } td.heat-warn { color: var(--vscode-editorWarning-foreground); } td.heat-bad { color: var(--vscode-errorForeground); font-weight: 600; }
+  .box.heat-ok rect { stroke: var(--vscode-testing-iconPassed, #73c991); stroke-width: 2; }
+  .box.heat-warn rect { stroke: var(--vscode-editorWarning-foreground); stroke-width: 2.5; }
+  .box.heat-bad rect { stroke: var(--vscode-errorForeground); stroke-width: 3; fill: color-mix(in srgb, var(--vscode-errorForeground) 15%, var(--vscode-editorWidget-background)); }
   header { grid-column: 1 / 3; display: flex; gap: 8px; align-items: center; padding: 6px 10px; border-bottom: 1px solid var(--vscode-panel-border); }
   header .title { font-weight: 600; margin-right: auto; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
   #canvas { position: relative; overflow: hidden; cursor: grab; }
@@ -72,7 +105,11 @@ fitButton.textContent = 'Fit';
 const collapseButton = document.createElement('vscode-button');
 collapseButton.textContent = 'Collapse all';
 collapseButton.setAttribute('secondary', '');
-header.append(title, search, fitButton, collapseButton);
+const plannerButton = document.createElement('vscode-button');
+plannerButton.textContent = 'Planner';
+plannerButton.id = 'toggle-planner';
+plannerButton.setAttribute('title', 'Assign layers to stages and precisions, and see the costs (P)');
+header.append(title, search, fitButton, collapseButton, plannerButton);
 const canvas = document.createElement('div');
 canvas.id = 'canvas';
 canvas.tabIndex = -1;
@@ -95,7 +132,9 @@ overview.append(overviewUse, overviewFrame);
 canvas.appendChild(overview);
 const aside = document.createElement('aside');
 aside.setAttribute('aria-label', 'Details');
-app.append(header, canvas, aside);
+const planner = new Planner({ post, workerUrl: document.body.dataset.estimateWorker!, onErrors: () => void render() });
+app.append(header, canvas, aside, planner.root);
+plannerButton.addEventListener('click', () => planner.toggle());
 
 const fmt = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(Math.round(n)));
 
@@ -293,7 +332,8 @@ async function render(): Promise<void> {
     const { width, height } = sized[i];
     const g = document.createElementNS(SVG, 'g');
     const hit = term && ((b.kind === 'layer' ? matches.layers : matches.nodes).has(b.index) || (b.label + ' ' + b.sub).toLowerCase().includes(term));
-    g.setAttribute('class', `box ${b.kind}${b.unknown ? ' unknown' : ''}${hit ? ' match' : ''}`);
+    const heat = b.kind === 'layer' ? planner.heat(b.label) : undefined;
+    g.setAttribute('class', `box ${b.kind}${b.unknown ? ' unknown' : ''}${hit ? ' match' : ''}${heat ? ` ${heat}` : ''}`);
     g.setAttribute('transform', `translate(${p.x - width / 2},${p.y - height / 2})`);
     g.setAttribute('tabindex', '0');
     g.setAttribute('role', 'button');
@@ -395,7 +435,9 @@ viewport.addEventListener('keydown', (e) => {
 });
 document.addEventListener('keydown', (e) => {
   if ((e.target as HTMLElement).tagName === 'VSCODE-TEXTFIELD') return;
+  if ((e.target as HTMLElement).closest?.('.planner') && e.key !== 'Escape') return;
   if (e.key === 'f' || e.key === 'F') fit();
+  else if (e.key === 'p' || e.key === 'P') planner.toggle();
   else if (e.key === '+' || e.key === '=') zoom(1.2, canvas.clientWidth / 2, canvas.clientHeight / 2);
   else if (e.key === '-') zoom(1 / 1.2, canvas.clientWidth / 2, canvas.clientHeight / 2);
 });
@@ -448,6 +490,15 @@ window.addEventListener('message', (e: MessageEvent<HostToWebview>) => {
       if (m.query !== (state.search ?? '')) break;
       matches = { layers: new Set(m.layers), nodes: new Set(m.nodes) };
       void render();
+      break;
+    case 'plan':
+      planner.setState(m.state);
+      break;
+    case 'layerErrors':
+      planner.setErrors(m.errors);
+      break;
+    case 'showPlanner':
+      planner.toggle(true);
       break;
     case 'verifyRun':
       void runKernel(m);

@@ -5,6 +5,7 @@ import type { ModelGraph } from '../engine/graph/model-graph';
 import { FileByteSource, FolderResolver } from '../node/file-source';
 import type { PackedWeight } from '../engine/quant/pack';
 import type { HostToWebview, WebviewToHost } from '../protocol';
+import { PlanSession } from './planner';
 import { layerNodes, modelSummary, nodeDetails, searchGraph } from './graph-summary';
 
 /** A model file opened read-only: its graph, parsed once, with positioned reads (no whole-file buffer). */
@@ -51,6 +52,8 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
   static readonly viewType = 'layerplan.modelGraph';
   /** What each open view last reported drawing (for tests and the status of the view). */
   static readonly rendered = new Map<string, { boxes: number; layers: number; nodes: number; textNames: string[] }>();
+  /** What each view's planner last showed (summary line, stages, estimate time). */
+  static readonly plannerShown = new Map<string, { summary: string; stages: string[]; ms: number }>();
   /** What each view last showed of a verification. */
   static readonly verifyShown = new Map<string, string>();
   /** Open views by document, ready ones only; the last focused first. */
@@ -83,6 +86,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
     return vscode.Disposable.from(
       vscode.window.registerCustomEditorProvider(ModelGraphEditor.viewType, provider, { webviewOptions: { retainContextWhenHidden: false }, supportsMultipleEditorsPerDocument: true }),
       vscode.commands.registerCommand('layerplan.renderedBoxes', (uri?: vscode.Uri) => (uri ? ModelGraphEditor.rendered.get(uri.toString()) : [...ModelGraphEditor.rendered.values()].pop())),
+      vscode.commands.registerCommand('layerplan.plannerShown', (uri: vscode.Uri) => ModelGraphEditor.plannerShown.get(uri.toString())),
       vscode.commands.registerCommand('layerplan.verifyShown', (uri: vscode.Uri) => ModelGraphEditor.verifyShown.get(uri.toString())),
     );
   }
@@ -100,6 +104,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
     const n = nonce();
     const script = panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js'));
     const worker = panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'layout-worker.js'));
+    const estimateWorker = panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'estimate-worker.js'));
     const csp = [
       "default-src 'none'",
       `style-src ${panel.webview.cspSource} 'unsafe-inline'`,
@@ -113,11 +118,13 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <title>Layerplan graph</title></head>
-<body data-worker="${worker}"><div id="app" role="application" aria-label="Model graph"></div>
+<body data-worker="${worker}" data-estimate-worker="${estimateWorker}"><div id="app" role="application" aria-label="Model graph"></div>
 <script nonce="${n}" src="${script}"></script></body></html>`;
     const post = (m: HostToWebview) => void panel.webview.postMessage(m);
     const key = doc.uri.toString();
     const kernels = new Map<number, (a: KernelAnswer) => void>();
+    let planner: PlanSession | undefined;
+    const plannerSession = () => (planner ??= new PlanSession(doc.uri, post));
     let nextKernel = 0;
     const view: GraphView = {
       uri: doc.uri,
@@ -161,6 +168,18 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
         case 'verifyRequest':
           void vscode.commands.executeCommand('layerplan.verifyLayer', doc.uri, m.tensor);
           break;
+        case 'plannerOpen':
+          void plannerSession().opened();
+          break;
+        case 'planEdit':
+          void plannerSession().edit(m.edits);
+          break;
+        case 'newPlan':
+          void plannerSession().create();
+          break;
+        case 'plannerShown':
+          ModelGraphEditor.plannerShown.set(key, { summary: m.summary, stages: m.stages, ms: m.ms });
+          break;
         case 'verifyShown':
           ModelGraphEditor.verifyShown.set(key, m.text);
           break;
@@ -195,6 +214,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
     panel.onDidDispose(() => {
       ModelGraphEditor.rendered.delete(key);
       if (ModelGraphEditor.views.get(key) === view) ModelGraphEditor.views.delete(key);
+      planner?.dispose();
       for (const resolve of kernels.values()) resolve({ type: 'verifyResult', id: -1, error: 'the graph view was closed' });
       watcher.dispose();
     });

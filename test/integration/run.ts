@@ -49,6 +49,28 @@ async function waitForHttp(url: string, ms: number): Promise<void> {
   throw new Error(`code-server did not answer at ${url} within ${ms} ms`);
 }
 
+/**
+ * Real input inside a webview: finds the frame that holds the first action's selector (webviews are
+ * nested iframes), then clicks (with modifiers), fills or presses there, one action after another.
+ */
+type UiAction = { click?: string; modifiers?: ('Shift' | 'Control')[]; fill?: [string, string]; press?: [string, string] };
+async function uiActions(page: import('playwright-core').Page, actions: UiAction[]): Promise<void> {
+  const first = actions[0].click ?? actions[0].fill?.[0] ?? actions[0].press?.[0] ?? 'body';
+  const until = Date.now() + 20000;
+  let frame: import('playwright-core').Frame | undefined;
+  while (!frame && Date.now() < until) {
+    for (const f of page.frames()) if (await f.locator(first).count().catch(() => 0)) frame = f;
+    if (!frame) await page.waitForTimeout(200);
+  }
+  if (!frame) throw new Error(`no webview frame holds ${first}`);
+  for (const a of actions) {
+    if (a.click) await frame.locator(a.click).first().click({ modifiers: a.modifiers, timeout: 10000 });
+    else if (a.fill) await frame.locator(a.fill[0]).first().fill(a.fill[1], { timeout: 10000 });
+    else if (a.press) await frame.locator(a.press[0]).first().press(a.press[1], { timeout: 10000 });
+    await page.waitForTimeout(150);
+  }
+}
+
 function killGroup(p: ChildProcess | undefined): void {
   if (!p?.pid) return;
   try {
@@ -64,7 +86,10 @@ async function main(): Promise<number> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-vscode-'));
   const port = await freePort();
   const workspace = path.join(REPO, 'examples');
-  const env = { ...process.env, PATH: process.env.LAYERPLAN_NODE_DIR ? `${process.env.LAYERPLAN_NODE_DIR}:${process.env.PATH}` : process.env.PATH, XDG_CONFIG_HOME: path.join(tmp, 'config'), XDG_DATA_HOME: path.join(tmp, 'data'), XDG_CACHE_HOME: path.join(tmp, 'cache') };
+  // Suites ask the harness to click inside webviews ('[layerplan-ui] id {json}'); it answers with a file in this folder.
+  const uiDir = path.join(tmp, 'ui');
+  fs.mkdirSync(uiDir, { recursive: true });
+  const env = { ...process.env, LAYERPLAN_UI_DIR: uiDir, PATH: process.env.LAYERPLAN_NODE_DIR ? `${process.env.LAYERPLAN_NODE_DIR}:${process.env.PATH}` : process.env.PATH, XDG_CONFIG_HOME: path.join(tmp, 'config'), XDG_DATA_HOME: path.join(tmp, 'data'), XDG_CACHE_HOME: path.join(tmp, 'cache') };
   // Quiet, deterministic workbench: no startup walkthrough, no git prompt for the parent repository.
   fs.mkdirSync(path.join(tmp, 'user-data', 'User'), { recursive: true });
   fs.writeFileSync(path.join(tmp, 'user-data', 'User', 'settings.json'), JSON.stringify({ 'workbench.startupEditor': 'none', 'git.openRepositoryInParentFolders': 'never', 'telemetry.telemetryLevel': 'off' }));
@@ -113,6 +138,11 @@ async function main(): Promise<number> {
       // A suite asks for a screenshot while the extension host is alive: '[layerplan-screenshot] name'.
       const shot = /\[layerplan-screenshot\] ([\w-]+)/.exec(text);
       if (shot) shots.push(page.screenshot({ path: path.join(RESULTS, `${LABEL}-${shot[1]}.png`) }).catch(() => undefined));
+      const ui = /\[layerplan-ui\] (\w+) (.*)$/.exec(text);
+      if (ui) void uiActions(page, JSON.parse(ui[2])).then(
+        () => fs.writeFileSync(path.join(uiDir, `${ui[1]}.done`), 'ok'),
+        (e: Error) => fs.writeFileSync(path.join(uiDir, `${ui[1]}.done`), `error: ${e.message}`),
+      );
       if (/^\s*Layerplan in a real VS Code|^\s{2}\S/.test(text)) inRun = true;
       if (inRun && !/^Error: \d+ integration tests failed|^\s+at /.test(text)) process.stdout.write(text + '\n');
     });

@@ -178,3 +178,112 @@ describe('verifying a quantized layer in the webview (WebGPU in Chromium)', () =
     await new Promise((res) => setTimeout(res, 1500));
   });
 });
+
+/** Real clicks inside a webview, performed by the harness (playwright); resolves when they are done. */
+let uiSeq = 0;
+async function ui(actions: { click?: string; modifiers?: ('Shift' | 'Control')[]; fill?: [string, string]; press?: [string, string] }[]): Promise<void> {
+  const dir = process.env.LAYERPLAN_UI_DIR;
+  assert.ok(dir, 'the harness passes LAYERPLAN_UI_DIR');
+  const id = `ui${++uiSeq}`;
+  console.log(`[layerplan-ui] ${id} ${JSON.stringify(actions)}`);
+  const done = path.join(dir, `${id}.done`);
+  const until = Date.now() + 40000;
+  while (!fs.existsSync(done) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(fs.existsSync(done), `the harness did ${JSON.stringify(actions)} within 40 s`);
+  assert.strictEqual(fs.readFileSync(done, 'utf8'), 'ok');
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 30000): Promise<T> {
+  const end = Date.now() + ms;
+  let last: T | undefined;
+  while (Date.now() < end) {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${what}: not within ${ms} ms`);
+}
+
+describe('the planner', () => {
+  it('assigns two stages and int4 to a group of layers by clicking in the webview; the plan file and its diagnostics follow', async function () {
+    this.timeout(180000);
+    const folder = vscode.workspace.workspaceFolders![0];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-planner-'));
+    const model = path.join(dir, 'tiny.onnx');
+    fs.copyFileSync(path.join(folder.uri.fsPath, 'gpt2-tiny.onnx'), model);
+    const modelUri = vscode.Uri.file(model);
+    const planUri = (await vscode.commands.executeCommand<vscode.Uri>('layerplan.newPlan', modelUri))!;
+    assert.strictEqual(planUri.fsPath, path.join(dir, 'tiny.plan.json'));
+    const first = await until('the planner shows an estimate', async () => {
+      const s = await vscode.commands.executeCommand<{ summary: string; stages: string[]; ms: number }>('layerplan.plannerShown', modelUri);
+      return s && /GiB per GPU/.test(s.summary) ? s : undefined;
+    });
+    assert.deepStrictEqual(first.stages, ['0-6'], 'one stage holds the 7 layers at first');
+    assert.ok(first.ms < 50, `estimated in ${first.ms} ms in the web worker`);
+    // Layers 0-3 stay on stage 0; 4-6 (h.1, ln_f, lm_head) go to a new stage 1: click, shift-click, then the stage button.
+    await ui([
+      { click: '.planner tr[data-i="4"]' },
+      { click: '.planner tr[data-i="6"]', modifiers: ['Shift'] },
+      { click: '.planner vscode-button[data-stage="1"]' },
+    ]);
+    const read = () => fs.readFileSync(planUri.fsPath, 'utf8');
+    await until('the stages reach the plan file', () => /"4-6"/.test(read()));
+    // int4-g128 (the precision picker's default) to every block, selected by name pattern.
+    await ui([{ fill: ['#layer-pattern input', 'h.*'] }, { click: '#select-pattern' }, { click: '#apply-precision' }]);
+    await until('the precision rule reaches the plan file', () => /"h\.\*"/.test(read()));
+    const { parse } = await import('jsonc-parser');
+    const plan = parse(read());
+    assert.deepStrictEqual(plan.stages, [{ layers: '0-3' }, { layers: '4-6' }]);
+    assert.strictEqual(plan.parallel.pipeline, 2);
+    assert.deepStrictEqual(plan.precision.rules, [{ match: 'h.*', format: 'int4-g128' }]);
+    // 8 GPUs but data 8 × tensor 1 × pipeline 2 = 16: the Problems panel says so, as layerplan check does.
+    const diags = await until('diagnostics on the plan', () => {
+      const d = vscode.languages.getDiagnostics(planUri).filter((x) => x.severity === vscode.DiagnosticSeverity.Error);
+      return d.length ? d : undefined;
+    });
+    const cli = spawnSync(process.execPath, [path.join(folder.uri.fsPath, '..', 'dist', 'cli.js'), 'check', planUri.fsPath, '--json'], { encoding: 'utf8', env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
+    const checked = JSON.parse(cli.stdout).diagnostics as { message: string; range: { start: { line: number; character: number } } }[];
+    assert.ok(checked.length > 0);
+    for (const c of checked.filter((x) => (x as unknown as { severity: string }).severity === 'error')) {
+      assert.ok(diags.some((d) => d.message === c.message && d.range.start.line === c.range.start.line && d.range.start.character === c.range.start.character), `editor shows '${c.message}'`);
+    }
+    assert.ok(diags.some((d) => /GPU|product|16/.test(d.message)), diags.map((d) => d.message).join(' | '));
+    // A hand edit (two nodes → 16 GPUs) updates the planner: the error goes, the estimate follows.
+    const doc = await vscode.workspace.openTextDocument(planUri);
+    const text = doc.getText();
+    const at = text.indexOf('"nodes": 1');
+    const edit = new vscode.WorkspaceEdit();
+    edit.replace(planUri, new vscode.Range(doc.positionAt(at), doc.positionAt(at + '"nodes": 1'.length)), '"nodes": 2');
+    await vscode.workspace.applyEdit(edit);
+    await doc.save();
+    const after = await until('the planner follows the hand edit', async () => {
+      const s = await vscode.commands.executeCommand<{ summary: string; stages: string[] }>('layerplan.plannerShown', modelUri);
+      return s && /16 ×/.test(s.summary) ? s : undefined;
+    });
+    assert.deepStrictEqual(after.stages, ['0-3', '4-6']);
+    await until('the degree error clears', () => !vscode.languages.getDiagnostics(planUri).some((d) => /16/.test(d.message) && d.severity === vscode.DiagnosticSeverity.Error) || undefined);
+    // Undo in the plan's editor takes the hand edit back.
+    await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false });
+    await vscode.commands.executeCommand('undo');
+    assert.match(doc.getText(), /"nodes": 1/);
+    await vscode.commands.executeCommand('redo');
+    assert.match(doc.getText(), /"nodes": 2/);
+    await doc.save();
+    // The status bar shows the plan's fit; the report exports with its charts.
+    await vscode.commands.executeCommand('vscode.openWith', modelUri, 'layerplan.modelGraph');
+    const status = await until('the status bar item', async () => {
+      const t = await vscode.commands.executeCommand<string>('layerplan.planStatus');
+      return t && /GiB · .*\/step/.test(t) ? t : undefined;
+    });
+    assert.match(status, /\d+\.\d \/ \d+\.\d GiB/);
+    const report = await vscode.commands.executeCommand<vscode.Uri>('layerplan.exportReport', planUri, 'html');
+    const html = fs.readFileSync(report!.fsPath, 'utf8');
+    assert.match(html, /<svg[^>]*class="chart memory"/);
+    assert.match(html, /<svg[^>]*class="chart gantt"/);
+    const memory = await vscode.commands.executeCommand<{ index: number; layers: string }[]>('layerplan.showMemoryBreakdown', planUri);
+    assert.deepStrictEqual(memory?.map((s) => s.layers), ['0-3', '4-6']);
+    await new Promise((res) => setTimeout(res, 1500));
+    console.log('[layerplan-screenshot] planner');
+    await new Promise((res) => setTimeout(res, 1500));
+  });
+});

@@ -1,0 +1,76 @@
+import type { CostReport } from '../cost/estimate';
+import { CHART_CSS, MEMORY_PARTS, ganttSvg, memorySvg } from './charts';
+
+/**
+ * "Export report": a plan's costs as a self-contained HTML page (charts inline) or as Markdown
+ * (charts as SVG files beside it). Pure: the caller writes the files.
+ */
+const GiB = 2 ** 30;
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const gib = (b: number) => (b / GiB).toFixed(2);
+const secs = (s: number) => (s >= 1 ? `${s.toFixed(3)} s` : `${(s * 1e3).toFixed(3)} ms`);
+
+function rows(r: CostReport): { summary: [string, string][]; stages: string[][]; comm: string[][] } {
+  const peak = Math.max(...r.stages.map((s) => s.memory.total));
+  const summary: [string, string][] = [
+    ['GPUs', `${r.gpus} × ${r.gpu}`],
+    ['mode', r.mode],
+    ['time per iteration', secs(r.iterationSeconds)],
+    ['TFLOP/s per GPU', r.tflopsPerGpu.toFixed(1)],
+    ['MFU', `${(r.mfu * 100).toFixed(1)}%`],
+    ['pipeline bubble', `${(r.bubbleFraction * 100).toFixed(1)}%`],
+    ['micro-batches', String(r.microBatches)],
+    ['peak memory per GPU', `${gib(peak)} GiB of ${gib(r.stages[0]?.capacity ?? 0)} GiB`],
+    ['parameters', r.parameters.toLocaleString('en-US')],
+  ];
+  const stages = r.stages.map((s) => [String(s.index), s.layers, ...MEMORY_PARTS.map((p) => gib(s.memory[p])), gib(s.memory.total), gib(s.capacity), secs(s.computeSeconds), secs(s.commSeconds), secs(s.idleSeconds)]);
+  const comm = (['data', 'tensor', 'pipeline'] as const).map((k) => [k, `${gib(r.communication[k].bytes)} GiB`, secs(r.communication[k].seconds)]);
+  return { summary, stages, comm };
+}
+
+const STAGE_HEAD = ['stage', 'layers', 'weights GiB', 'gradients GiB', 'optimizer GiB', 'activations GiB', 'total GiB', 'capacity GiB', 'compute', 'communication', 'idle'];
+
+export function planReportHtml(title: string, r: CostReport): string {
+  const { summary, stages, comm } = rows(r);
+  const table = (head: string[], body: string[][]) => `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${body.map((row) => `<tr>${row.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="UTF-8"><title>${esc(title)} — Layerplan report</title>
+<style>body { font: 14px system-ui, sans-serif; margin: 24px; color: #222; } table { border-collapse: collapse; margin: 8px 0 16px; } td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; } th { background: #f3f3f3; } .chart { max-width: 640px; display: block; }${CHART_CSS}</style></head>
+<body><h1>${esc(title)}</h1>
+${table(['', ''], summary)}
+<h2>Memory per GPU, by stage</h2>${memorySvg(r)}
+<h2>Pipeline schedule</h2>${ganttSvg(r)}
+<h2>Stages</h2>${table(STAGE_HEAD, stages)}
+<h2>Communication</h2>${table(['kind', 'bytes per GPU', 'time'], comm)}
+${r.warnings.length ? `<h2>Warnings</h2><ul>${r.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>` : ''}
+<p>Estimated by Layerplan.</p></body></html>
+`;
+}
+
+/** Markdown with the two charts as image links (the caller writes `<base>-memory.svg` and `<base>-schedule.svg`). */
+export function planReportMarkdown(title: string, r: CostReport, base: string): { markdown: string; files: Record<string, string> } {
+  const { summary, stages, comm } = rows(r);
+  const table = (head: string[], body: string[][]) => [`| ${head.join(' | ')} |`, `|${head.map(() => ' --- ').join('|')}|`, ...body.map((row) => `| ${row.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`)].join('\n');
+  const style = (svg: string) => svg.replace('>', `><style>${CHART_CSS}</style>`);
+  const markdown = `# ${title}
+
+${table(['', ''], summary)}
+
+## Memory per GPU, by stage
+
+![memory per GPU](${base}-memory.svg)
+
+## Pipeline schedule
+
+![pipeline schedule](${base}-schedule.svg)
+
+## Stages
+
+${table(STAGE_HEAD, stages)}
+
+## Communication
+
+${table(['kind', 'bytes per GPU', 'time'], comm)}
+${r.warnings.length ? `\n## Warnings\n\n${r.warnings.map((w) => `- ${w}`).join('\n')}\n` : ''}`;
+  return { markdown, files: { [`${base}-memory.svg`]: style(memorySvg(r)), [`${base}-schedule.svg`]: style(ganttSvg(r)) } };
+}

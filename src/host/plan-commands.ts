@@ -1,0 +1,164 @@
+import * as path from 'path';
+import * as vscode from 'vscode';
+import { formatEstimate } from '../engine/report/estimate-text';
+import { planReportHtml, planReportMarkdown } from '../engine/report/plan-report';
+import { ModelGraphEditor } from './model-editor';
+import { createPlan, estimateUri, planFileFor } from './planner';
+
+const MODEL_RE = /\.(onnx|gguf|safetensors)$/i;
+const GiB = 2 ** 30;
+
+/** The plan a command acts on: an argument (a plan, or a model whose plan is beside it), the active plan editor, or the focused graph view's model. */
+function planTarget(arg?: vscode.Uri): vscode.Uri | undefined {
+  if (arg) return /\.plan\.json$/i.test(arg.fsPath) ? arg : planFileFor(arg);
+  const active = vscode.window.activeTextEditor?.document.uri;
+  if (active && /\.plan\.json$/i.test(active.fsPath)) return active;
+  const model = ModelGraphEditor.activeModel();
+  return model ? planFileFor(model) : undefined;
+}
+
+async function pickPlan(arg?: vscode.Uri): Promise<vscode.Uri | undefined> {
+  return planTarget(arg) ?? (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Layerplan plans': ['json'] }, title: 'Which plan?' }))?.[0];
+}
+
+export function registerPlanCommands(output: vscode.OutputChannel): vscode.Disposable {
+  const status = new PlanStatus();
+  return vscode.Disposable.from(
+    status,
+    vscode.commands.registerCommand('layerplan.newPlan', async (arg?: vscode.Uri) => {
+      const model = arg ?? ModelGraphEditor.activeModel() ?? (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Model files': ['onnx', 'gguf', 'safetensors', 'json'] }, title: 'New plan for which model?' }))?.[0];
+      if (!model) return undefined;
+      const uri = await createPlan(model);
+      await vscode.window.showTextDocument(uri, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true });
+      if (MODEL_RE.test(model.fsPath)) (await ModelGraphEditor.viewFor(model)).post({ type: 'showPlanner' });
+      status.refresh();
+      return uri;
+    }),
+    vscode.commands.registerCommand('layerplan.estimatePlan', async (arg?: vscode.Uri) => {
+      const uri = await pickPlan(arg);
+      if (!uri) return undefined;
+      const r = await estimateUri(uri);
+      if (!r.report) {
+        void vscode.window.showErrorMessage(`Layerplan: ${vscode.workspace.asRelativePath(uri)}: ${r.error}`);
+        return undefined;
+      }
+      output.clear();
+      output.append(formatEstimate(vscode.workspace.asRelativePath(uri), r.report));
+      output.show(true);
+      return r.report;
+    }),
+    vscode.commands.registerCommand('layerplan.showMemoryBreakdown', async (arg?: vscode.Uri) => {
+      const uri = await pickPlan(arg);
+      if (!uri) return undefined;
+      const r = await estimateUri(uri);
+      if (!r.report) {
+        void vscode.window.showErrorMessage(`Layerplan: ${vscode.workspace.asRelativePath(uri)}: ${r.error}`);
+        return undefined;
+      }
+      const g = (b: number) => (b / GiB).toFixed(2).padStart(9);
+      output.clear();
+      output.appendLine(`${vscode.workspace.asRelativePath(uri)}: memory per GPU (GiB) on ${r.report.gpu}`);
+      output.appendLine(`stage  layers          weights  gradients  optimizer  activations      total   capacity`);
+      for (const s of r.report.stages) {
+        output.appendLine(`${String(s.index).padEnd(6)} ${s.layers.padEnd(14)} ${g(s.memory.weights)}  ${g(s.memory.gradients)}  ${g(s.memory.optimizer)}  ${g(s.memory.activations)}  ${g(s.memory.total)}  ${g(s.capacity)}${s.memory.total > s.capacity ? '  OVER' : ''}`);
+      }
+      output.show(true);
+      return r.report.stages.map((s) => ({ index: s.index, layers: s.layers, memory: s.memory, capacity: s.capacity }));
+    }),
+    vscode.commands.registerCommand('layerplan.exportReport', async (arg?: vscode.Uri, kind?: 'html' | 'markdown') => {
+      const uri = await pickPlan(arg);
+      if (!uri) return undefined;
+      const r = await estimateUri(uri);
+      if (!r.report) {
+        void vscode.window.showErrorMessage(`Layerplan: ${vscode.workspace.asRelativePath(uri)}: ${r.error}`);
+        return undefined;
+      }
+      const format = kind ?? ((await vscode.window.showQuickPick(['HTML (charts inline)', 'Markdown (charts as SVG files beside it)'], { title: 'Export report as' }))?.startsWith('HTML') ? 'html' : 'markdown');
+      const base = path.basename(uri.fsPath).replace(/\.plan\.json$/i, '');
+      const dir = path.dirname(uri.fsPath);
+      const title = `${vscode.workspace.asRelativePath(uri)}`;
+      const write = (name: string, text: string) => vscode.workspace.fs.writeFile(vscode.Uri.file(path.join(dir, name)), new TextEncoder().encode(text));
+      let target: vscode.Uri;
+      if (format === 'html') {
+        target = vscode.Uri.file(path.join(dir, `${base}.report.html`));
+        await write(`${base}.report.html`, planReportHtml(title, r.report));
+      } else {
+        const md = planReportMarkdown(title, r.report, `${base}.report`);
+        for (const [name, text] of Object.entries(md.files)) await write(name, text);
+        target = vscode.Uri.file(path.join(dir, `${base}.report.md`));
+        await write(`${base}.report.md`, md.markdown);
+      }
+      void vscode.window.showInformationMessage(`Layerplan: report written to ${vscode.workspace.asRelativePath(target)}`);
+      return target;
+    }),
+    vscode.commands.registerCommand('layerplan.planStatus', () => status.text()),
+  );
+}
+
+/** The status bar item: the active plan's fit, e.g. "72.4 / 80.0 GiB · 1.31 s/step". */
+class PlanStatus implements vscode.Disposable {
+  private readonly item = vscode.window.createStatusBarItem('layerplan.plan', vscode.StatusBarAlignment.Left, 50);
+  private readonly subs: vscode.Disposable[] = [];
+  private timer?: ReturnType<typeof setTimeout>;
+  private seq = 0;
+
+  constructor() {
+    this.item.name = 'Layerplan plan';
+    this.item.command = 'layerplan.estimatePlan';
+    const soon = () => {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => void this.update(), 300);
+    };
+    this.subs.push(
+      vscode.window.onDidChangeActiveTextEditor(soon),
+      vscode.window.tabGroups.onDidChangeTabs(soon),
+      vscode.workspace.onDidChangeTextDocument((e) => /\.plan\.json$/i.test(e.document.uri.fsPath) && soon()),
+      vscode.workspace.onDidSaveTextDocument(soon),
+    );
+    soon();
+  }
+
+  refresh(): void {
+    void this.update();
+  }
+
+  text(): string | undefined {
+    return this.item.text || undefined;
+  }
+
+  private async update(): Promise<void> {
+    const seq = ++this.seq;
+    // The active tab: a plan file, or a model in the graph view (its plan beside it).
+    const tab = vscode.window.tabGroups.activeTabGroup.activeTab?.input as { uri?: vscode.Uri } | undefined;
+    const uri = planTarget(tab?.uri && (MODEL_RE.test(tab.uri.fsPath) || /\.plan\.json$/i.test(tab.uri.fsPath)) ? tab.uri : undefined);
+    if (!uri) {
+      this.item.hide();
+      return;
+    }
+    const r = await estimateUri(uri);
+    if (seq !== this.seq) return;
+    if (!r.plan) {
+      this.item.hide();
+      return;
+    }
+    if (!r.report) {
+      this.item.text = '$(error) plan invalid';
+      this.item.tooltip = `${vscode.workspace.asRelativePath(uri)}: ${r.error}`;
+      this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
+    } else {
+      const peak = Math.max(...r.report.stages.map((s) => s.memory.total));
+      const cap = r.report.stages[0].capacity;
+      const step = r.report.iterationSeconds;
+      this.item.text = `${peak > cap ? '$(warning)' : '$(server)'} ${(peak / GiB).toFixed(1)} / ${(cap / GiB).toFixed(1)} GiB · ${step >= 1 ? step.toFixed(2) + ' s' : (step * 1e3).toFixed(1) + ' ms'}/step`;
+      this.item.tooltip = `${vscode.workspace.asRelativePath(uri)}: peak memory per GPU ${(peak / GiB).toFixed(2)} of ${(cap / GiB).toFixed(2)} GiB on ${r.report.gpu}; ${step.toFixed(4)} s per iteration, MFU ${(r.report.mfu * 100).toFixed(1)}%. Click for the estimate.`;
+      this.item.backgroundColor = peak > cap ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
+    }
+    this.item.show();
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+    this.item.dispose();
+    for (const s of this.subs) s.dispose();
+  }
+}

@@ -1,0 +1,207 @@
+import * as path from 'path';
+import { applyEdits, modify } from 'jsonc-parser';
+import * as vscode from 'vscode';
+import { estimate, type CostReport } from '../engine/cost/estimate';
+import { workloadFrom, type WorkloadSource } from '../engine/cost/workload';
+import { InputError } from '../engine/errors';
+import { GPUS } from '../engine/hardware/catalog';
+import { parseJsonWithTree, validatePlan, type Plan } from '../engine/plan/plan';
+import { parseFormat } from '../engine/quant/formats';
+import { assignmentReport, type QuantReport } from '../engine/quant/run';
+import { checkFile, planWorkloadSource } from '../node/plan-file';
+import { quantFile } from '../node/quant-file';
+import type { HostToWebview, LayerErrors, PlanState } from '../protocol';
+import { VERIFY_FORMATS } from './verify';
+
+/** The plan file of a model: `<name>.plan.json` beside it. */
+export function planFileFor(model: vscode.Uri): vscode.Uri {
+  const base = path.basename(model.fsPath).replace(/\.(onnx|gguf|safetensors|json)$/i, '');
+  return vscode.Uri.file(path.join(path.dirname(model.fsPath), `${base}.plan.json`));
+}
+
+/** A sensible first plan: one node of eight A100-80GB GPUs, data parallel, bf16 with a 20 dB error budget. */
+export function defaultPlanText(model: vscode.Uri): string {
+  return `{
+  // Created by Layerplan for ${path.basename(model.fsPath)}. Edit here or in the planner (Layerplan graph view → Planner).
+  "model": ${JSON.stringify(path.basename(model.fsPath))},
+  "cluster": {"gpu": "a100-80gb", "gpusPerNode": 8, "nodes": 1},
+  "training": {"globalBatch": 64, "microBatch": 1, "seqLen": 512, "dtype": "bf16", "recompute": "selective"},
+  "parallel": {"data": 8, "tensor": 1, "pipeline": 1, "schedule": "1f1b", "zero": 1},
+  "precision": {"default": "bf16", "rules": [], "errorBudgetDb": 20}
+}
+`;
+}
+
+/** The text of a document as VS Code holds it (unsaved edits included), or of the file on disk. */
+async function planText(uri: vscode.Uri): Promise<string | undefined> {
+  const open = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
+  if (open) return open.getText();
+  try {
+    return new TextDecoder().decode(await vscode.workspace.fs.readFile(uri));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Replaces the smallest differing middle of `before` with that of `after`: one small edit, one undo step. */
+export function minimalEdit(doc: vscode.TextDocument, after: string): vscode.WorkspaceEdit {
+  const before = doc.getText();
+  let a = 0;
+  while (a < before.length && a < after.length && before[a] === after[a]) a++;
+  let b = 0;
+  while (b < before.length - a && b < after.length - a && before[before.length - 1 - b] === after[after.length - 1 - b]) b++;
+  const edit = new vscode.WorkspaceEdit();
+  edit.replace(doc.uri, new vscode.Range(doc.positionAt(a), doc.positionAt(before.length - b)), after.slice(a, after.length - b));
+  return edit;
+}
+
+/** Sets JSON paths in a plan file through a WorkspaceEdit (undo works in its editor) and saves it. */
+export async function editPlan(uri: vscode.Uri, edits: { path: (string | number)[]; value: unknown }[]): Promise<void> {
+  const doc = await vscode.workspace.openTextDocument(uri);
+  let text = doc.getText();
+  for (const e of edits) text = applyEdits(text, modify(text, e.path, e.value, { formattingOptions: { insertSpaces: true, tabSize: 2 } }));
+  if (text === doc.getText()) return;
+  if (!(await vscode.workspace.applyEdit(minimalEdit(doc, text)))) throw new Error(`could not edit ${uri.fsPath}`);
+  await doc.save();
+}
+
+/** Creates the plan file of a model when missing; returns its URI. */
+export async function createPlan(model: vscode.Uri): Promise<vscode.Uri> {
+  const uri = planFileFor(model);
+  if ((await planText(uri)) !== undefined) return uri;
+  const edit = new vscode.WorkspaceEdit();
+  edit.createFile(uri, { ignoreIfExists: true, contents: new TextEncoder().encode(defaultPlanText(model)) });
+  await vscode.workspace.applyEdit(edit);
+  const doc = await vscode.workspace.openTextDocument(uri);
+  if (doc.isDirty) await doc.save();
+  return uri;
+}
+
+/** A plan's estimate from its file (or unsaved buffer): the plan, its workload and the report, or the first error. */
+export async function estimateUri(uri: vscode.Uri): Promise<{ plan?: Plan; report?: CostReport; error?: string }> {
+  const text = await planText(uri);
+  if (text === undefined) return { error: `${uri.fsPath}: no such file` };
+  const { plan, issues } = validatePlan(text);
+  const bad = issues.find((i) => i.severity === 'error');
+  if (!plan || bad) return { plan, error: bad?.message ?? 'invalid plan' };
+  try {
+    const source = await planWorkloadSource(plan, uri.fsPath);
+    return { plan, report: estimate(plan, workloadFrom(source), uri.fsPath) };
+  } catch (e) {
+    return { plan, error: e instanceof InputError ? e.message : (e as Error).message };
+  }
+}
+
+/**
+ * The planner's host side for one graph view: sends the plan beside the model (with its
+ * diagnostics and, when the model or its bindings changed, the workload for the web worker),
+ * applies the planner's edits, follows hand edits, and measures the per-layer error of the plan's
+ * precision assignment on the real weights in the background.
+ */
+export class PlanSession implements vscode.Disposable {
+  readonly planUri: vscode.Uri;
+  private sourceKey = '';
+  private quantKey = '';
+  private quant?: QuantReport;
+  private timer?: ReturnType<typeof setTimeout>;
+  private readonly subs: vscode.Disposable[] = [];
+  private open = false;
+
+  constructor(private readonly model: vscode.Uri, private readonly post: (m: HostToWebview) => void) {
+    this.planUri = planFileFor(model);
+    const follow = (uri: vscode.Uri) => {
+      if (!this.open || uri.toString() !== this.planUri.toString()) return;
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => void this.send(), 150);
+    };
+    this.subs.push(vscode.workspace.onDidChangeTextDocument((e) => follow(e.document.uri)));
+    const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(path.dirname(this.planUri.fsPath)), path.basename(this.planUri.fsPath)));
+    watcher.onDidCreate(follow);
+    watcher.onDidChange(follow);
+    watcher.onDidDelete(follow);
+    this.subs.push(watcher);
+  }
+
+  async opened(): Promise<void> {
+    this.open = true;
+    this.sourceKey = '';
+    await this.send();
+  }
+
+  async edit(edits: { path: (string | number)[]; value: unknown }[]): Promise<void> {
+    try {
+      await editPlan(this.planUri, edits);
+    } catch (e) {
+      void vscode.window.showErrorMessage(`Layerplan: ${(e as Error).message}`);
+    }
+  }
+
+  async create(): Promise<void> {
+    await createPlan(this.model);
+    await this.send();
+  }
+
+  private async send(): Promise<void> {
+    const text = await planText(this.planUri);
+    const state: PlanState = {
+      file: vscode.workspace.asRelativePath(this.planUri),
+      exists: text !== undefined,
+      issues: [],
+      catalog: GPUS.map((g) => ({ id: g.id, name: g.name, memoryGB: g.memoryGB })),
+      formats: VERIFY_FORMATS.map((name) => ({ name, bitsPerWeight: parseFormat(name)!.bitsPerWeight })),
+    };
+    if (text !== undefined) {
+      // An invalid plan (degrees that do not multiply to the GPU count…) still shows: the planner is how it gets fixed.
+      const valid = validatePlan(text).plan;
+      const raw = parseJsonWithTree(text).value as Plan | undefined;
+      const plan = valid ?? (raw && typeof raw === 'object' && raw.cluster && typeof raw.cluster === 'object' ? raw : undefined);
+      try {
+        state.issues = (await checkFile(this.planUri.fsPath, { text })).diagnostics.map((d) => ({ severity: d.severity, message: d.message }));
+      } catch (e) {
+        state.issues = [{ severity: 'error', message: (e as Error).message }];
+      }
+      if (plan) {
+        state.plan = plan;
+        const key = JSON.stringify([plan.model, plan.training?.microBatch, plan.training?.seqLen, plan.inference?.batch, plan.inference?.promptLen]);
+        if (key !== this.sourceKey) {
+          try {
+            state.source = await planWorkloadSource(plan, this.planUri.fsPath);
+            this.sourceKey = key;
+          } catch (e) {
+            state.issues.push({ severity: 'error', message: e instanceof InputError ? e.message : (e as Error).message });
+          }
+        }
+        void this.measure(plan);
+      }
+    }
+    this.post({ type: 'plan', state });
+  }
+
+  /** Quantization error per layer for the formats the plan uses, on the real weights (cached per format set). */
+  private async measure(plan: Plan): Promise<void> {
+    if (typeof plan.model !== 'string' || !/\.(onnx|safetensors|gguf)$/i.test(plan.model)) return;
+    const formats = [...new Set([plan.precision?.default ?? 'bf16', ...(plan.precision?.rules ?? []).map((r) => r.format)])].filter((f) => parseFormat(f));
+    const key = JSON.stringify([plan.model, [...formats].sort()]);
+    try {
+      if (key !== this.quantKey || !this.quant) {
+        const file = path.resolve(path.dirname(this.planUri.fsPath), plan.model);
+        const stat = await vscode.workspace.fs.stat(vscode.Uri.file(file));
+        // Big models: sample every 16th row (the report's interval stays honest about it).
+        this.quant = await quantFile(file, { formats, sample: stat.size > 512 * 2 ** 20 ? 1 / 16 : undefined });
+        this.quantKey = key;
+      }
+      const a = assignmentReport(this.quant, plan.precision);
+      const errors: LayerErrors = { budgetDb: plan.precision?.errorBudgetDb, outputSqnrDb: a.outputSqnrDb, layers: a.layers.map((l) => ({ name: l.name, format: l.format, sqnrDb: l.sqnrDb })) };
+      this.post({ type: 'layerErrors', errors });
+    } catch {
+      // The model cannot be measured (missing, unsupported weights): the planner shows no heatmap.
+    }
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+    for (const s of this.subs) s.dispose();
+  }
+}
+
+export type { WorkloadSource };

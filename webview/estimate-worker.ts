@@ -1,0 +1,43 @@
+import { estimate, modelChecks, type CostReport } from '../src/engine/cost/estimate';
+import { workloadFrom, type Workload, type WorkloadSource } from '../src/engine/cost/workload';
+import type { Plan } from '../src/engine/plan/plan';
+
+/**
+ * The planner's cost engine in a web worker: every edit re-estimates here, off the UI thread.
+ * The workload is rebuilt only when the host sends a new source (a model or its bindings changed).
+ */
+export interface EstimateRequest {
+  id: number;
+  plan: Plan;
+  source?: WorkloadSource;
+}
+export interface EstimateAnswer {
+  id: number;
+  report?: CostReport;
+  problems: string[];
+  error?: string;
+  ms: number;
+  /** Parameters per block (what stages split), for rebalancing. */
+  blockParameters: number[];
+  layerNames: string[];
+}
+
+let workload: Workload | undefined;
+
+self.onmessage = (e: MessageEvent<EstimateRequest>) => {
+  const t0 = performance.now();
+  const { id, plan, source } = e.data;
+  if (source) workload = workloadFrom(source);
+  const answer: EstimateAnswer = { id, problems: [], ms: 0, blockParameters: [], layerNames: [] };
+  try {
+    if (!workload) throw new Error('no model yet');
+    answer.blockParameters = workload.blockIndices.map((i) => workload!.layers[i].parameters);
+    answer.layerNames = workload.layers.map((l) => l.name);
+    answer.problems = modelChecks(plan, workload).map(([, m]) => m);
+    if (!answer.problems.length) answer.report = estimate(plan, workload, 'plan');
+  } catch (err) {
+    answer.error = (err as Error).message;
+  }
+  answer.ms = performance.now() - t0;
+  (self as unknown as Worker).postMessage(answer);
+};

@@ -1,0 +1,417 @@
+import '@vscode-elements/elements/dist/vscode-single-select/index.js';
+import '@vscode-elements/elements/dist/vscode-option/index.js';
+import '@vscode-elements/elements/dist/vscode-textfield/index.js';
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-label/index.js';
+import { balancedSplit, rangeText, type CostReport } from '../src/engine/cost/estimate';
+import { ganttSvg, memorySvg } from '../src/engine/report/charts';
+import { globMatch, parseLayerRange, type Plan } from '../src/engine/plan/plan';
+import type { LayerErrors, PlanState, WebviewToHost } from '../src/protocol';
+import type { EstimateAnswer, EstimateRequest } from './estimate-worker';
+
+/**
+ * The planner: the model's layers with their pipeline stage and precision, a form for the cluster,
+ * batch and parallelism, and the costs of the plan, re-estimated in a web worker on every edit.
+ * Edits go to the host as JSON path/value pairs; the host writes the plan file through a
+ * WorkspaceEdit (so undo works there) and sends the file back, so hand edits show here too.
+ */
+const GiB = 2 ** 30;
+type Select = HTMLElement & { value: string };
+type Field = HTMLElement & { value: string };
+
+export interface PlannerHost {
+  post(m: WebviewToHost): void;
+  workerUrl: string;
+  /** The per-layer error changed: recolour the graph. */
+  onErrors(): void;
+}
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function custom(tag: string, attrs: Record<string, string> = {}, text?: string): HTMLElement {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+const fmtBytes = (b: number) => `${(b / GiB).toFixed(b < 10 * GiB ? 2 : 1)} GiB`;
+const fmtS = (s: number) => (s >= 1 ? `${s.toFixed(2)} s` : `${(s * 1e3).toFixed(2)} ms`);
+const fmtN = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n));
+
+function setPath(obj: Record<string, unknown>, path: (string | number)[], value: unknown): void {
+  let o = obj as Record<string | number, unknown>;
+  for (let i = 0; i < path.length - 1; i++) {
+    const k = path[i];
+    if (typeof o[k] !== 'object' || o[k] === null) o[k] = {};
+    o = o[k] as Record<string | number, unknown>;
+  }
+  const last = path[path.length - 1];
+  if (value === undefined) delete o[last];
+  else o[last] = value;
+}
+
+export class Planner {
+  readonly root = el('section', 'planner');
+  private state?: PlanState;
+  private plan?: Plan;
+  private report?: CostReport;
+  private answer?: EstimateAnswer;
+  errors?: LayerErrors;
+  private selected = new Set<number>();
+  private anchor = -1;
+  private worker?: Worker;
+  private seq = 0;
+  private sentSource = false;
+  private readonly list = el('div', 'layers');
+  private readonly form = el('div', 'form');
+  private readonly results = el('div', 'results');
+  private readonly title = el('span', 'ptitle');
+  private readonly pattern = custom('vscode-textfield', { placeholder: 'Select layers by name, e.g. h.*', 'aria-label': 'Select layers by name pattern', id: 'layer-pattern' }) as Field;
+  private readonly stageButtons = el('span', 'stage-buttons');
+  private readonly formatSelect = custom('vscode-single-select', { 'aria-label': 'Precision for the selected layers', id: 'precision-select', combobox: '' }) as Select;
+  private fields = new Map<string, Field | Select>();
+  /** The precision picker's choice (the element's own value is empty until its options upgrade). */
+  private format = 'int4-g128';
+
+  constructor(private readonly host: PlannerHost) {
+    this.root.setAttribute('aria-label', 'Planner');
+    this.root.hidden = true;
+    const bar = el('div', 'pbar');
+    const newPlan = custom('vscode-button', { id: 'new-plan' }, 'New plan');
+    newPlan.addEventListener('click', () => host.post({ type: 'newPlan' }));
+    const rebalance = custom('vscode-button', { id: 'rebalance', secondary: '' }, 'Rebalance stages');
+    rebalance.addEventListener('click', () => this.rebalance());
+    bar.append(this.title, newPlan, rebalance);
+    const left = el('div', 'pcol');
+    const selectRow = el('div', 'row');
+    const selectBtn = custom('vscode-button', { id: 'select-pattern', secondary: '' }, 'Select');
+    selectBtn.addEventListener('click', () => this.selectPattern());
+    this.pattern.addEventListener('keydown', (e) => {
+      if ((e as KeyboardEvent).key === 'Enter') this.selectPattern();
+    });
+    selectRow.append(this.pattern, selectBtn);
+    const stageRow = el('div', 'row');
+    stageRow.append(el('span', 'lbl', 'Stage:'), this.stageButtons);
+    const precRow = el('div', 'row');
+    const apply = custom('vscode-button', { id: 'apply-precision' }, 'Apply precision');
+    apply.addEventListener('click', () => this.applyPrecision());
+    this.formatSelect.addEventListener('change', () => (this.format = this.formatSelect.value || this.format));
+    precRow.append(this.formatSelect, apply);
+    left.append(selectRow, this.list, stageRow, precRow);
+    this.root.append(bar, el('div', 'pgrid'));
+    (this.root.lastChild as HTMLElement).append(left, this.form, this.results);
+    this.list.addEventListener('keydown', (e) => this.keys(e));
+  }
+
+  toggle(show: boolean = !!this.root.hidden): void {
+    this.root.hidden = !show;
+    document.getElementById('app')?.classList.toggle('planning', show);
+    if (show) this.host.post({ type: 'plannerOpen' });
+  }
+
+  get visible(): boolean {
+    return !this.root.hidden;
+  }
+
+  /** A new plan file state from the host (after our edit, a hand edit, or first open). */
+  setState(s: PlanState): void {
+    const first = !this.state;
+    this.state = s;
+    this.plan = s.plan ? structuredClone(s.plan) : undefined;
+    if (s.source) this.sentSource = false;
+    this.title.textContent = s.exists ? `Plan: ${s.file}${s.issues.some((i) => i.severity === 'error') ? ` — ${s.issues.filter((i) => i.severity === 'error').length} error(s)` : ''}` : `No plan yet (${s.file})`;
+    (this.root.querySelector('#new-plan') as HTMLElement).hidden = s.exists;
+    if (first || this.formatSelect.childElementCount === 0) {
+      for (const f of s.formats) this.formatSelect.append(custom('vscode-option', { value: f.name, description: `${f.bitsPerWeight.toFixed(2)} bits/weight` }, f.name));
+      this.formatSelect.value = this.format;
+    }
+    this.buildForm();
+    this.estimate();
+  }
+
+  setErrors(e: LayerErrors): void {
+    this.errors = e;
+    this.renderList();
+    this.host.onErrors();
+  }
+
+  /** The heat class of a layer for the graph: its precision's measured SQNR against the plan's budget. */
+  heat(layer: string): string | undefined {
+    const rows = this.errors?.layers.filter((l) => l.name === layer && l.sqnrDb !== null);
+    if (!rows?.length || !this.visible) return undefined;
+    const worst = Math.min(...rows.map((r) => r.sqnrDb!));
+    const budget = this.errors?.budgetDb ?? 20;
+    return worst < budget ? 'heat-bad' : worst < budget + 6 ? 'heat-warn' : 'heat-ok';
+  }
+
+  private edit(edits: { path: (string | number)[]; value: unknown }[]): void {
+    if (!this.plan) return;
+    for (const e of edits) setPath(this.plan as unknown as Record<string, unknown>, e.path, e.value);
+    this.estimate();
+    this.host.post({ type: 'planEdit', edits });
+  }
+
+  private async ensureWorker(): Promise<Worker> {
+    if (this.worker) return this.worker;
+    const src = await (await fetch(this.host.workerUrl)).text();
+    this.worker = new Worker(URL.createObjectURL(new Blob([src], { type: 'text/javascript' })));
+    this.worker.onmessage = (e: MessageEvent<EstimateAnswer>) => {
+      if (e.data.id !== this.seq) return;
+      this.answer = e.data;
+      this.report = e.data.report;
+      this.renderList();
+      this.renderResults();
+    };
+    return this.worker;
+  }
+
+  private estimate(): void {
+    if (!this.plan || !this.state) {
+      this.renderList();
+      this.renderResults();
+      return;
+    }
+    const req: EstimateRequest = { id: ++this.seq, plan: this.plan, source: this.sentSource ? undefined : this.state.source };
+    this.sentSource = true;
+    void this.ensureWorker().then((w) => w.postMessage(req));
+  }
+
+  /** Stage of each block index: the plan's explicit stages, else the engine's split. */
+  private stageOf(): number[] {
+    const n = this.answer?.blockParameters.length ?? 0;
+    const out = new Array<number>(n).fill(-1);
+    const stages = this.plan?.stages ?? this.report?.stages.map((s) => ({ layers: s.layers }));
+    stages?.forEach((s, i) => parseLayerRange(s.layers)?.forEach((b) => b < n && (out[b] = i)));
+    return out;
+  }
+
+  private stageCount(): number {
+    return Math.max(this.plan?.stages?.length ?? 0, this.plan?.parallel?.pipeline ?? 1, this.report?.stages.length ?? 1);
+  }
+
+  private assignStage(stage: number): void {
+    if (!this.selected.size) return;
+    const of = this.stageOf();
+    for (const i of this.selected) if (i < of.length) of[i] = stage;
+    const count = Math.max(stage + 1, ...of.map((s) => s + 1));
+    const stages: { layers: string }[] = [];
+    for (let s = 0; s < count; s++) {
+      const ix = of.map((v, i) => (v === s ? i : -1)).filter((i) => i >= 0);
+      if (ix.length) stages.push({ layers: rangeText(ix) });
+    }
+    this.edit([{ path: ['stages'], value: stages }, { path: ['parallel', 'pipeline'], value: stages.length }]);
+  }
+
+  private rebalance(): void {
+    const w = this.answer?.blockParameters;
+    if (!w?.length) return;
+    const parts = Math.min(w.length, this.plan?.parallel?.pipeline ?? this.stageCount());
+    const stages = balancedSplit(w.map((x) => Math.max(1, x)), parts).map(([a, b]) => ({ layers: rangeText(Array.from({ length: b - a }, (_, i) => a + i)) }));
+    this.edit([{ path: ['stages'], value: stages }]);
+  }
+
+  private applyPrecision(): void {
+    const names = this.answer?.layerNames ?? [];
+    const format = this.formatSelect.value || this.format;
+    if (!this.selected.size || !format || !this.plan) return;
+    const pat = this.pattern.value.trim();
+    const chosen = [...this.selected].map((i) => names[i]).filter(Boolean);
+    const byPattern = pat && names.filter((n) => globMatch(pat, n)).length === chosen.length && chosen.every((n) => globMatch(pat, n));
+    const matches = byPattern ? [pat] : chosen;
+    const rules = (this.plan.precision?.rules ?? []).filter((r) => !matches.includes(r.match));
+    rules.push(...matches.map((match) => ({ match, format })));
+    this.edit([{ path: ['precision', 'rules'], value: rules }]);
+  }
+
+  private selectPattern(): void {
+    const pat = this.pattern.value.trim();
+    if (!pat) return;
+    this.selected = new Set((this.answer?.layerNames ?? []).map((n, i) => (globMatch(pat, n) ? i : -1)).filter((i) => i >= 0));
+    this.renderList();
+  }
+
+  private click(i: number, e: MouseEvent | KeyboardEvent): void {
+    if (e.shiftKey && this.anchor >= 0) {
+      const [a, b] = [Math.min(this.anchor, i), Math.max(this.anchor, i)];
+      if (!(e.ctrlKey || e.metaKey)) this.selected.clear();
+      for (let k = a; k <= b; k++) this.selected.add(k);
+    } else if (e.ctrlKey || e.metaKey || e instanceof KeyboardEvent) {
+      if (this.selected.has(i)) this.selected.delete(i);
+      else this.selected.add(i);
+      this.anchor = i;
+    } else {
+      this.selected = new Set([i]);
+      this.anchor = i;
+    }
+    this.renderList();
+    (this.list.querySelector(`[data-i="${i}"]`) as HTMLElement | null)?.focus();
+  }
+
+  private keys(e: KeyboardEvent): void {
+    const row = (e.target as HTMLElement).closest('tr') as HTMLElement | null;
+    if (!row?.dataset.i) return;
+    const i = Number(row.dataset.i);
+    const move = (j: number) => {
+      const next = this.list.querySelector(`[data-i="${j}"]`) as HTMLElement | null;
+      if (!next) return;
+      next.focus();
+      if (e.shiftKey) this.click(j, e);
+    };
+    if (e.key === 'ArrowDown') move(i + 1);
+    else if (e.key === 'ArrowUp') move(i - 1);
+    else if (e.key === ' ' || e.key === 'Enter') this.click(i, e);
+    else if (/^[0-9]$/.test(e.key) && this.selected.size) this.assignStage(Number(e.key));
+    else return;
+    e.preventDefault();
+  }
+
+  private renderList(): void {
+    const names = this.answer?.layerNames ?? [];
+    const of = this.stageOf();
+    const table = el('table');
+    table.setAttribute('role', 'grid');
+    table.setAttribute('aria-multiselectable', 'true');
+    const head = table.createTHead().insertRow();
+    for (const h of ['#', 'layer', 'params', 'stage', 'precision', 'SQNR']) head.append(el('th', undefined, h));
+    const body = table.createTBody();
+    names.forEach((name, i) => {
+      const tr = body.insertRow();
+      tr.dataset.i = String(i);
+      tr.tabIndex = 0;
+      tr.setAttribute('aria-selected', String(this.selected.has(i)));
+      tr.className = this.selected.has(i) ? 'sel' : '';
+      const stage = of[i] ?? -1;
+      const rows = this.errors?.layers.filter((l) => l.name === name) ?? [];
+      const fmt = rows.map((r) => r.format).join(', ') || this.formatOf(name);
+      const sq = rows.filter((r) => r.sqnrDb !== null).map((r) => r.sqnrDb!);
+      const cells = [String(i), name, fmtN(this.answer?.blockParameters[i] ?? 0), stage >= 0 ? String(stage) : '—', fmt, sq.length ? `${Math.min(...sq).toFixed(1)} dB` : '—'];
+      cells.forEach((c, k) => {
+        const td = tr.insertCell();
+        td.textContent = c;
+        if (k === 3 && stage >= 0) td.className = `stage s${stage % 8}`;
+        if (k === 5 && sq.length) td.className = this.heat(name) ?? '';
+      });
+      tr.addEventListener('click', (e) => this.click(i, e));
+    });
+    this.list.replaceChildren(table);
+    // One button per stage (and one more): assign the selection there.
+    this.stageButtons.replaceChildren();
+    const n = this.stageCount();
+    for (let s = 0; s <= n; s++) {
+      const b = custom('vscode-button', { 'data-stage': String(s), secondary: '', title: s < n ? `Assign the selected layers to stage ${s} (key ${s})` : 'Assign the selected layers to a new stage' }, s < n ? String(s) : `+ ${s}`);
+      b.addEventListener('click', () => this.assignStage(s));
+      this.stageButtons.append(b);
+    }
+  }
+
+  private formatOf(layer: string): string {
+    let f = this.plan?.precision?.default ?? 'bf16';
+    for (const r of this.plan?.precision?.rules ?? []) if (globMatch(r.match, layer)) f = r.format;
+    return f;
+  }
+
+  private buildForm(): void {
+    const p = this.plan;
+    this.form.replaceChildren();
+    this.fields.clear();
+    if (!p) return;
+    const cat = this.state?.catalog ?? [];
+    const add = (label: string, path: (string | number)[], value: unknown, options?: string[], numeric = true) => {
+      const id = `f-${path.join('-')}`;
+      const wrap = el('div', 'field');
+      const lab = custom('vscode-label', { for: id }, label);
+      let input: Field | Select;
+      if (options) {
+        input = custom('vscode-single-select', { id, 'aria-label': label }) as Select;
+        for (const o of options) input.append(custom('vscode-option', { value: o }, cat.find((g) => g.id === o)?.name ?? o));
+        input.value = String(value ?? options[0]);
+      } else {
+        input = custom('vscode-textfield', { id, 'aria-label': label, type: numeric ? 'number' : 'text' }) as Field;
+        input.value = value === undefined ? '' : String(value);
+      }
+      input.addEventListener('change', () => {
+        const raw = input.value;
+        const v = numeric && !options ? (raw === '' ? undefined : Number(raw)) : options && numeric ? Number(raw) : raw;
+        if (typeof v === 'number' && !Number.isFinite(v)) return;
+        this.edit([{ path, value: v }]);
+      });
+      wrap.append(lab, input);
+      this.fields.set(id, input);
+      this.form.append(wrap);
+    };
+    this.form.append(el('h4', undefined, 'Cluster'));
+    add('GPU', ['cluster', 'gpu'], p.cluster.gpu, cat.map((g) => g.id), false);
+    add('Nodes', ['cluster', 'nodes'], p.cluster.nodes ?? 1);
+    add('GPUs per node', ['cluster', 'gpusPerNode'], p.cluster.gpusPerNode);
+    if (p.training) {
+      this.form.append(el('h4', undefined, 'Training'));
+      add('Global batch', ['training', 'globalBatch'], p.training.globalBatch);
+      add('Micro-batch', ['training', 'microBatch'], p.training.microBatch);
+      add('Sequence length', ['training', 'seqLen'], p.training.seqLen);
+      add('Recompute', ['training', 'recompute'], p.training.recompute ?? 'none', ['none', 'selective', 'full'], false);
+    } else if (p.inference) {
+      this.form.append(el('h4', undefined, 'Inference'));
+      add('Batch', ['inference', 'batch'], p.inference.batch);
+      add('Prompt length', ['inference', 'promptLen'], p.inference.promptLen);
+      add('Generated tokens', ['inference', 'genLen'], p.inference.genLen);
+    }
+    this.form.append(el('h4', undefined, 'Parallelism'));
+    add('Data parallel', ['parallel', 'data'], p.parallel?.data ?? 1);
+    add('Tensor parallel', ['parallel', 'tensor'], p.parallel?.tensor ?? 1);
+    add('Pipeline stages', ['parallel', 'pipeline'], p.parallel?.pipeline ?? 1);
+    add('Schedule', ['parallel', 'schedule'], p.parallel?.schedule ?? '1f1b', ['1f1b', 'gpipe', 'interleaved'], false);
+    add('ZeRO stage', ['parallel', 'zero'], String(p.parallel?.zero ?? 0), ['0', '1', '2', '3'], true);
+    this.form.append(el('h4', undefined, 'Precision'));
+    add('Error budget (min SQNR, dB)', ['precision', 'errorBudgetDb'], p.precision?.errorBudgetDb);
+  }
+
+  private renderResults(): void {
+    this.results.replaceChildren();
+    const problems = [...(this.state?.issues ?? []).map((i) => `${i.severity}: ${i.message}`), ...(this.answer?.problems ?? []), ...(this.answer?.error ? [this.answer.error] : [])];
+    const r = this.report;
+    const summary = el('div', 'psummary');
+    summary.id = 'plan-summary';
+    if (!this.plan) summary.textContent = this.state?.exists === false ? 'No plan file beside this model: "New plan" creates one.' : 'Loading…';
+    else if (!r) summary.textContent = 'The plan cannot be estimated yet (see the problems below).';
+    else {
+      const peak = Math.max(...r.stages.map((s) => s.memory.total));
+      const cap = r.stages[0]?.capacity ?? 1;
+      summary.textContent = `${fmtBytes(peak)} / ${fmtBytes(cap)} per GPU · ${fmtS(r.iterationSeconds)}/step · MFU ${(r.mfu * 100).toFixed(1)}% · bubble ${(r.bubbleFraction * 100).toFixed(1)}% · ${r.gpus} × ${r.gpu}` +
+        (this.errors?.outputSqnrDb != null ? ` · output SQNR ≈ ${this.errors.outputSqnrDb.toFixed(1)} dB` : '') + ` (estimated in ${this.answer!.ms.toFixed(1)} ms)`;
+    }
+    this.results.append(summary);
+    if (problems.length) {
+      const ul = el('ul', 'problems');
+      ul.setAttribute('aria-label', 'Problems');
+      for (const p of problems) ul.append(el('li', undefined, p));
+      this.results.append(ul);
+    }
+    if (r) {
+      this.results.append(el('h4', undefined, 'Memory per GPU, by stage'), this.chart(memorySvg(r)), el('h4', undefined, 'Pipeline schedule (one iteration)'), this.chart(ganttSvg(r)), el('h4', undefined, 'Communication'), this.commTable(r));
+    }
+    this.host.post({ type: 'plannerShown', summary: summary.textContent ?? '', stages: r?.stages.map((s) => s.layers) ?? [], ms: this.answer?.ms ?? 0 });
+  }
+
+  /** A chart from the engine's SVG text (the same the exported report embeds); it holds no user-supplied names. */
+  private chart(svg: string): Element {
+    return document.importNode(new DOMParser().parseFromString(svg, 'image/svg+xml').documentElement, true);
+  }
+
+  private commTable(r: CostReport): HTMLTableElement {
+    const t = el('table', 'comm');
+    const h = t.createTHead().insertRow();
+    for (const x of ['kind', 'link', 'bytes per GPU', 'time']) h.append(el('th', undefined, x));
+    const links: Record<string, string> = { data: 'all-reduce (network across nodes)', tensor: 'all-reduce / all-gather (NVLink)', pipeline: 'point-to-point between stages' };
+    for (const k of ['data', 'tensor', 'pipeline'] as const) {
+      const row = t.insertRow();
+      for (const v of [k, links[k], fmtBytes(r.communication[k].bytes), fmtS(r.communication[k].seconds)]) row.insertCell().textContent = v;
+    }
+    return t;
+  }
+}
