@@ -135,10 +135,10 @@ export async function main(argv: string[]): Promise<number> {
       case 'check': {
         if (!file) throw new UsageError('check needs a file');
         const { diagnostics } = await checkFile(file, { worldSize: args.worldSize });
-        const out = diagnostics.map(({ severity, message, range }) => ({ severity, message, range }));
+        const out = diagnostics.map(({ severity, message, range, fix }) => ({ severity, message, range, ...(fix ? { fix } : {}) }));
         if (args.json) process.stdout.write(JSON.stringify({ diagnostics: out }) + '\n');
         else if (!out.length) process.stdout.write(`${file}: no problems found\n`);
-        else for (const d of out) process.stdout.write(`${file}:${d.range.start.line + 1}:${d.range.start.character + 1}: ${d.severity}: ${d.message}\n`);
+        else for (const d of out) process.stdout.write(`${file}:${d.range.start.line + 1}:${d.range.start.character + 1}: ${d.severity}: ${d.message}${d.fix ? `\n  fix: ${d.fix.title}` : ''}\n`);
         return out.some((d) => d.severity === 'error') ? 1 : 0;
       }
       case 'quant': {

@@ -1,6 +1,9 @@
 import * as vscode from 'vscode';
 import { InputError } from '../engine/errors';
+import { applyEdits, modify } from 'jsonc-parser';
+import type { Issue } from '../engine/plan/plan';
 import { checkFile } from '../node/plan-file';
+import { minimalEdit } from './planner';
 
 const CHECKED = /\.plan\.json$|(^|[\\/])config\.json$|(ds_config|deepspeed)[^\\/]*\.json$/i;
 
@@ -9,7 +12,7 @@ const CHECKED = /\.plan\.json$|(^|[\\/])config\.json$|(ds_config|deepspeed)[^\\/
  * and DeepSpeed configs: the same engine and ranges as `layerplan check`, on the editor's buffer,
  * re-run as the user types (debounced).
  */
-export class JsonDiagnostics {
+export class JsonDiagnostics implements vscode.CodeActionProvider {
   static register(): vscode.Disposable {
     const d = new JsonDiagnostics();
     for (const doc of vscode.workspace.textDocuments) d.schedule(doc);
@@ -17,9 +20,35 @@ export class JsonDiagnostics {
       d.collection,
       vscode.workspace.onDidOpenTextDocument((doc) => d.schedule(doc)),
       vscode.workspace.onDidChangeTextDocument((e) => d.schedule(e.document)),
-      vscode.workspace.onDidCloseTextDocument((doc) => d.collection.delete(doc.uri)),
+      vscode.workspace.onDidCloseTextDocument((doc) => {
+        d.collection.delete(doc.uri);
+        d.issues.delete(doc.uri.toString());
+      }),
       new vscode.Disposable(() => d.timers.forEach(clearTimeout)),
+      vscode.languages.registerCodeActionsProvider([{ scheme: 'file', language: 'json' }, { scheme: 'file', language: 'jsonc' }], d, { providedCodeActionKinds: [vscode.CodeActionKind.QuickFix] }),
     );
+  }
+
+  /** The engine's issues behind the diagnostics, per document, for their quick fixes. */
+  private readonly issues = new Map<string, Issue[]>();
+
+  /** Quick fixes where the engine knows the fix (rebalance stages, a consistent batch size, parallel.data for the GPU count…). */
+  provideCodeActions(doc: vscode.TextDocument, _range: vscode.Range, context: vscode.CodeActionContext): vscode.CodeAction[] {
+    const issues = this.issues.get(doc.uri.toString()) ?? [];
+    const out: vscode.CodeAction[] = [];
+    for (const d of context.diagnostics) {
+      if (d.source !== 'layerplan') continue;
+      const issue = issues.find((i) => i.fix && i.message === d.message && i.range.start.line === d.range.start.line && i.range.start.character === d.range.start.character);
+      if (!issue?.fix) continue;
+      let text = doc.getText();
+      for (const e of issue.fix.edits) text = applyEdits(text, modify(text, e.path, e.value, { formattingOptions: { insertSpaces: true, tabSize: 2 } }));
+      const action = new vscode.CodeAction(issue.fix.title, vscode.CodeActionKind.QuickFix);
+      action.edit = minimalEdit(doc, text);
+      action.diagnostics = [d];
+      action.isPreferred = true;
+      out.push(action);
+    }
+    return out;
   }
 
   readonly collection = vscode.languages.createDiagnosticCollection('layerplan');
@@ -37,6 +66,7 @@ export class JsonDiagnostics {
     let diagnostics: vscode.Diagnostic[];
     try {
       const r = await checkFile(doc.uri.fsPath, { text: doc.getText() });
+      if (doc.version === version) this.issues.set(doc.uri.toString(), r.diagnostics);
       diagnostics = r.diagnostics.map((i) => {
         const range = new vscode.Range(i.range.start.line, i.range.start.character, i.range.end.line, i.range.end.character);
         const severity = i.severity === 'error' ? vscode.DiagnosticSeverity.Error : i.severity === 'warning' ? vscode.DiagnosticSeverity.Warning : vscode.DiagnosticSeverity.Information;

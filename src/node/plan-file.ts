@@ -1,6 +1,9 @@
 import { promises as fsp } from 'fs';
 import * as path from 'path';
-import { estimate, modelChecks, type CostReport } from '../engine/cost/estimate';
+import { estimate, modelChecks, rebalanceFix, type CostReport } from '../engine/cost/estimate';
+import { parseFormat } from '../engine/quant/formats';
+import { assignmentReport, budgetIssues, type QuantReport } from '../engine/quant/run';
+import { quantFile } from './quant-file';
 import { archToSpec, graphLayerData, workloadFrom, type Workload, type WorkloadSource } from '../engine/cost/workload';
 import { InputError } from '../engine/errors';
 import { openModel } from '../engine/formats/registry';
@@ -61,7 +64,10 @@ export async function checkPlanFile(file: string, buffer?: string): Promise<{ pl
     c.error(['model'], `model: ${e.message}`);
     return { plan, issues: [...issues, ...c.issues], text };
   }
-  for (const [p, message] of modelChecks(plan, workload)) c.error(p, message);
+  const rebalance = rebalanceFix(plan, workload);
+  for (const [p, message] of modelChecks(plan, workload)) c.error(p, message, p[0] === 'stages' ? rebalance : undefined);
+  // Structural stage problems (a stage count that is not parallel.pipeline) have the same fix.
+  for (const i of issues) if (i.path[0] === 'stages' && !i.fix && rebalance) i.fix = rebalance;
   return { plan, workload, issues: [...issues, ...c.issues], text };
 }
 
@@ -84,8 +90,9 @@ export async function checkFile(file: string, options: { worldSize?: number; tex
           if (st.memory.total <= st.capacity) continue;
           const over = (st.memory.total - st.capacity) / 2 ** 30;
           const where = r.plan.stages ? ['stages', st.index] : ['cluster', 'gpu'];
-          c.error(where, `stage ${st.index} needs ${(st.memory.total / 2 ** 30).toFixed(1)} GiB per GPU, ${over.toFixed(1)} GiB over the ${(st.capacity / 2 ** 30).toFixed(1)} GiB of ${report.gpu}`);
+          c.error(where, `stage ${st.index} needs ${(st.memory.total / 2 ** 30).toFixed(1)} GiB per GPU, ${over.toFixed(1)} GiB over the ${(st.capacity / 2 ** 30).toFixed(1)} GiB of ${report.gpu}`, r.plan.stages ? rebalanceFix(r.plan, r.workload) : undefined);
         }
+        for (const b of await budgetChecks(r.plan, file)) c.warn(b.path, b.message);
         diagnostics.push(...c.issues);
       }
       return { kind, diagnostics };
@@ -97,6 +104,31 @@ export async function checkFile(file: string, options: { worldSize?: number; tex
     default:
       throw new InputError(file, 'not a plan, a Hugging Face config.json or a DeepSpeed config');
   }
+}
+
+const measured = new Map<string, QuantReport>();
+
+/** The plan's precision against its error budget, measured on the model's weights (cached per model file, its mtime and the formats). */
+async function budgetChecks(plan: Plan, file: string): Promise<{ path: (string | number)[]; message: string }[]> {
+  if (plan.precision?.errorBudgetDb === undefined || typeof plan.model !== 'string' || !/\.(onnx|safetensors|gguf)$/i.test(plan.model)) return [];
+  const model = path.resolve(path.dirname(file), plan.model);
+  const formats = [...new Set([plan.precision.default ?? 'bf16', ...(plan.precision.rules ?? []).map((r) => r.format)])];
+  if (formats.some((f) => !parseFormat(f))) return [];
+  let stat;
+  try {
+    stat = await fsp.stat(model);
+  } catch {
+    return [];
+  }
+  const key = JSON.stringify([model, stat.mtimeMs, stat.size, [...formats].sort()]);
+  let report = measured.get(key);
+  if (!report) {
+    // Large models: every 16th row (the sampled estimate is within a fraction of a dB).
+    report = await quantFile(model, { formats, sample: stat.size > 512 * 2 ** 20 ? 1 / 16 : undefined });
+    if (measured.size > 16) measured.clear();
+    measured.set(key, report);
+  }
+  return budgetIssues(plan.precision, assignmentReport(report, plan.precision));
 }
 
 function firstError(file: string, issues: Issue[]): InputError | undefined {

@@ -6,6 +6,8 @@ import * as path from 'path';
 import { checkDeepSpeed, checkHfConfig } from '../../src/engine/plan/check';
 import type { Issue } from '../../src/engine/plan/plan';
 import { REPO } from '../helpers';
+import { applyEdits, modify } from 'jsonc-parser';
+import { checkFile } from '../../src/node/plan-file';
 
 const CLI = path.join(REPO, 'out', 'src', 'cli.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-check-'));
@@ -66,7 +68,9 @@ describe('layerplan check', () => {
     assert.ok(d, JSON.stringify(diagnostics));
     const stage0 = text.indexOf('{', text.indexOf('"stages"'));
     assert.strictEqual(d.range.start.line, text.slice(0, stage0).split('\n').length - 1);
-    for (const x of diagnostics) assert.deepStrictEqual(Object.keys(x).sort(), ['message', 'range', 'severity']);
+    for (const x of diagnostics) assert.deepStrictEqual(Object.keys(x).filter((k) => k !== 'fix').sort(), ['message', 'range', 'severity']);
+    // Explicit stages over memory: the quick fix rebalances them.
+    assert.match(d.fix.title, /^Rebalance stages evenly/);
   });
   it('plan: errors at the exact field (unknown GPU)', () => {
     const text = '{\n  "model": {"arch": "gpt", "layers": 2, "hidden": 64, "heads": 4, "vocab": 100},\n  "cluster": {"gpu": "b300", "gpusPerNode": 1},\n  "training": {"globalBatch": 1, "microBatch": 1}\n}\n';
@@ -97,5 +101,60 @@ describe('the plan JSON Schema (contributed to VS Code for completion and hover)
         if (v && typeof v === 'object' && schema.properties[k].properties) for (const kk of Object.keys(v)) assert.ok(kk in schema.properties[k].properties, `${ex}: ${k}.${kk}`);
       }
     }
+  });
+});
+
+/** Applies an issue's fix (JSON path edits) to the text, as the editor's quick fix does. */
+function applyFix(text: string, issue: Issue): string {
+  assert.ok(issue.fix, `a fix for '${issue.message}'`);
+  for (const e of issue.fix.edits) text = applyEdits(text, modify(text, e.path, e.value, { formattingOptions: { insertSpaces: true, tabSize: 2 } }));
+  return text;
+}
+
+describe('quick fixes and the error budget', () => {
+  const model = path.join(REPO, 'examples', 'gpt2-tiny.onnx');
+  const planText = (over: Record<string, unknown>) => JSON.stringify({
+    model, cluster: { gpu: 'l4', gpusPerNode: 2, nodes: 1 }, training: { globalBatch: 32, microBatch: 4, seqLen: 64 },
+    parallel: { data: 1, tensor: 1, pipeline: 2 }, ...over,
+  }, null, 2);
+  const check = async (text: string) => (await checkFile(path.join(tmp, 'fix.plan.json'), { text })).diagnostics;
+
+  it('DeepSpeed: the batch-size fix makes the identity hold; fp16 + bf16 keeps bf16', () => {
+    const text = JSON.stringify({ train_batch_size: 100, train_micro_batch_size_per_gpu: 4, gradient_accumulation_steps: 8, fp16: { enabled: true }, bf16: { enabled: true } }, null, 2);
+    const fixed = applyFix(text, only(checkDeepSpeed(text), /train_batch_size: 100/));
+    assert.strictEqual(JSON.parse(fixed).train_batch_size, 96);
+    assert.deepStrictEqual(checkDeepSpeed(fixed).filter((i) => /train_batch_size/.test(i.message)), []);
+    const one = applyFix(fixed, only(checkDeepSpeed(fixed), /both enabled/));
+    assert.deepStrictEqual(checkDeepSpeed(one), []);
+    assert.deepStrictEqual(checkDeepSpeed(fixed, 4).find((i) => /≠/.test(i.message))?.fix?.edits, [{ path: ['train_batch_size'], value: 128 }]);
+  });
+
+  it('plan: overlapping / missing stages get "Rebalance stages evenly", which leaves no stage problem', async () => {
+    const text = planText({ stages: [{ layers: '0-2' }, { layers: '2-5' }] });
+    const issues = await check(text);
+    const twice = only(issues, /layer 2 is already assigned to stage 0/);
+    only(issues, /layers 6 are not assigned/);
+    const fixed = applyFix(text, twice);
+    assert.deepStrictEqual(JSON.parse(fixed).stages, [{ layers: '0-3' }, { layers: '4-6' }]);
+    assert.deepStrictEqual((await check(fixed)).filter((i) => i.severity === 'error'), []);
+  });
+
+  it('plan: degrees that do not multiply to the GPU count get parallel.data; an uneven global batch gets the nearest multiple', async () => {
+    const text = planText({ cluster: { gpu: 'l4', gpusPerNode: 8, nodes: 1 } });
+    const fixed = applyFix(text, only(await check(text), /data × tensor × pipeline = 1 × 1 × 2 = 2, but the cluster has 1 × 8 = 8 GPUs/));
+    assert.strictEqual(JSON.parse(fixed).parallel.data, 4);
+    const batch = planText({ training: { globalBatch: 30, microBatch: 4, seqLen: 64 } });
+    assert.strictEqual(JSON.parse(applyFix(batch, only(await check(batch), /globalBatch 30 is not a multiple/))).training.globalBatch, 32);
+  });
+
+  it('plan: a precision whose measured error is under the budget is flagged at its rule; a safe one is not', async function () {
+    this.timeout(60000);
+    const text = planText({ precision: { default: 'bf16', rules: [{ match: 'h.*', format: 'int2-g64' }, { match: 'lm_head', format: 'int8-channel' }], errorBudgetDb: 20 } });
+    const w = only(await check(text), /precision\.rules\[0\]: int2-g64 is estimated under the 20 dB error budget on 2 layer\(s\): h\.0 \d+\.\d dB, h\.1/);
+    assert.strictEqual(w.severity, 'warning');
+    assert.deepStrictEqual(w.range, rangeOf(text, '"format": "int2-g64"'));
+    assert.ok(!(await check(text)).some((i) => /rules\[1\]/.test(i.message)), 'int8 per channel stays above 20 dB');
+    const safe = planText({ precision: { default: 'bf16', rules: [{ match: 'h.*', format: 'int8-channel' }], errorBudgetDb: 20 } });
+    assert.deepStrictEqual((await check(safe)).filter((i) => /budget/.test(i.message)), []);
   });
 });

@@ -1,6 +1,6 @@
 import { InputError } from '../errors';
 import { findGpu, type ComputeDtype, type GpuSpec, type Link } from '../hardware/catalog';
-import { globMatch, parseLayerRange, type Plan } from '../plan/plan';
+import { globMatch, parseLayerRange, type Fix, type Plan } from '../plan/plan';
 import { parseFormat } from '../quant/formats';
 import { allGatherSeconds, allReduceSeconds, p2pSeconds, type GroupTopology } from './comm';
 import { gemmFlops, gemmSeconds, memorySeconds, peakFlops } from './compute';
@@ -128,6 +128,15 @@ export function rangeText(ix: number[]): string {
     i = j + 1;
   }
   return parts.join(',');
+}
+
+/** The quick fix for stage problems: the blocks split into `parallel.pipeline` contiguous stages of even parameter counts. */
+export function rebalanceFix(plan: Plan, workload: Workload): Fix | undefined {
+  const parts = plan.parallel?.pipeline ?? 1;
+  const weights = workload.blockIndices.map((i) => Math.max(1, workload.layers[i].parameters));
+  if (parts < 1 || parts > weights.length) return undefined;
+  const stages = balancedSplit(weights, parts).map(([a, b]) => ({ layers: rangeText(Array.from({ length: b - a }, (_, i) => a + i)) }));
+  return { title: `Rebalance stages evenly (${stages.map((s) => s.layers).join(' | ')})`, edits: [{ path: ['stages'], value: stages }] };
 }
 
 /**

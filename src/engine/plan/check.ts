@@ -61,16 +61,17 @@ export function checkDeepSpeed(text: string, worldSize?: number): Issue[] {
   if (posInt(tbs) && posInt(mbs) && posInt(gas)) {
     const per = mbs * gas;
     if (worldSize !== undefined) {
-      if (tbs !== per * worldSize) c.error(['train_batch_size'], `train_batch_size: ${tbs} ≠ train_micro_batch_size_per_gpu × gradient_accumulation_steps × data-parallel size = ${mbs} × ${gas} × ${worldSize} = ${per * worldSize}`);
+      if (tbs !== per * worldSize) c.error(['train_batch_size'], `train_batch_size: ${tbs} ≠ train_micro_batch_size_per_gpu × gradient_accumulation_steps × data-parallel size = ${mbs} × ${gas} × ${worldSize} = ${per * worldSize}`, { title: `Set train_batch_size to ${per * worldSize}`, edits: [{ path: ['train_batch_size'], value: per * worldSize }] });
     } else if (tbs % per !== 0) {
-      c.error(['train_batch_size'], `train_batch_size: ${tbs} is not train_micro_batch_size_per_gpu × gradient_accumulation_steps × data-parallel size for any data-parallel size (${mbs} × ${gas} = ${per} does not divide ${tbs}); use ${Math.max(per, Math.round(tbs / per) * per)}`);
+      const use = Math.max(per, Math.round(tbs / per) * per);
+      c.error(['train_batch_size'], `train_batch_size: ${tbs} is not train_micro_batch_size_per_gpu × gradient_accumulation_steps × data-parallel size for any data-parallel size (${mbs} × ${gas} = ${per} does not divide ${tbs}); use ${use}`, { title: `Set train_batch_size to ${use}`, edits: [{ path: ['train_batch_size'], value: use }] });
     }
   }
   const enabled = (k: string) => {
     const v = j[k] as Record<string, unknown> | undefined;
     return !!v && typeof v === 'object' && (v.enabled === true || v.enabled === 'auto');
   };
-  if (enabled('fp16') && enabled('bf16')) c.error(['bf16', 'enabled'], 'bf16 and fp16 are both enabled; DeepSpeed accepts one mixed-precision mode');
+  if (enabled('fp16') && enabled('bf16')) c.error(['bf16', 'enabled'], 'bf16 and fp16 are both enabled; DeepSpeed accepts one mixed-precision mode', { title: 'Disable fp16 (keep bf16)', edits: [{ path: ['fp16', 'enabled'], value: false }] });
   const zero = j.zero_optimization as Record<string, unknown> | undefined;
   if (zero && typeof zero === 'object') {
     if (zero.stage !== undefined && ![0, 1, 2, 3].includes(zero.stage as number)) c.error(['zero_optimization', 'stage'], `zero_optimization.stage: ${JSON.stringify(zero.stage)} is not 0, 1, 2 or 3`);

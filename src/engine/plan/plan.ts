@@ -49,6 +49,13 @@ export interface Issue {
   message: string;
   path: (string | number)[];
   range: { start: Position; end: Position };
+  /** A fix where it is clear: JSON paths to set (the editor offers it as a quick fix). */
+  fix?: Fix;
+}
+
+export interface Fix {
+  title: string;
+  edits: { path: (string | number)[]; value: unknown }[];
 }
 
 /** Converts offsets in `text` to line/character positions. */
@@ -76,20 +83,20 @@ export class IssueCollector {
   constructor(readonly text: string, readonly root: JsonNode | undefined) {
     this.lines = new LineIndex(text);
   }
-  at(path: (string | number)[], severity: Severity, message: string): void {
+  at(path: (string | number)[], severity: Severity, message: string, fix?: Fix): void {
     let node: JsonNode | undefined;
     for (let n = path.length; n >= 0 && !node; n--) node = this.root && findNodeAtLocation(this.root, path.slice(0, n));
     // Point at the property name/value pair for object members, like VS Code's JSON diagnostics.
     const target = node?.parent?.type === 'property' ? node.parent : node;
     const start = target?.offset ?? 0;
     const end = target ? target.offset + target.length : Math.min(this.text.length, 1);
-    this.issues.push({ severity, message, path, range: { start: this.lines.position(start), end: this.lines.position(end) } });
+    this.issues.push({ severity, message, path, range: { start: this.lines.position(start), end: this.lines.position(end) }, ...(fix ? { fix } : {}) });
   }
-  error(path: (string | number)[], message: string): void {
-    this.at(path, 'error', message);
+  error(path: (string | number)[], message: string, fix?: Fix): void {
+    this.at(path, 'error', message, fix);
   }
-  warn(path: (string | number)[], message: string): void {
-    this.at(path, 'warning', message);
+  warn(path: (string | number)[], message: string, fix?: Fix): void {
+    this.at(path, 'warning', message, fix);
   }
 }
 
@@ -200,12 +207,17 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
     const gpn = (cl.gpusPerNode as number) ?? findGpu(String(cl.gpu))?.gpusPerNode ?? 8;
     const nodes = (cl.nodes as number) ?? 1;
     if (dp * tp * pp !== gpn * nodes) {
-      c.error(['parallel'], `parallel: data × tensor × pipeline = ${dp} × ${tp} × ${pp} = ${dp * tp * pp}, but the cluster has ${nodes} × ${gpn} = ${gpn * nodes} GPUs`);
+      const gpus = gpn * nodes;
+      const data = gpus / (tp * pp);
+      const fix = Number.isInteger(data) && data >= 1 ? { title: `Set parallel.data to ${data} (${data} × ${tp} × ${pp} = ${gpus} GPUs)`, edits: [{ path: ['parallel', 'data'], value: data }] } : undefined;
+      c.error(['parallel'], `parallel: data × tensor × pipeline = ${dp} × ${tp} × ${pp} = ${dp * tp * pp}, but the cluster has ${nodes} × ${gpn} = ${gpus} GPUs`, fix);
     }
   }
   if (tr && isPosInt(tr.globalBatch) && isPosInt(tr.microBatch) && isPosInt(dp)) {
     if (tr.globalBatch % (tr.microBatch * dp) !== 0) {
-      c.error(['training', 'microBatch'], `training.microBatch: globalBatch ${tr.globalBatch} is not a multiple of microBatch × data = ${tr.microBatch} × ${dp}`);
+      const per = tr.microBatch * dp;
+      const batch = Math.max(per, Math.round(tr.globalBatch / per) * per);
+      c.error(['training', 'microBatch'], `training.microBatch: globalBatch ${tr.globalBatch} is not a multiple of microBatch × data = ${tr.microBatch} × ${dp}`, { title: `Set training.globalBatch to ${batch}`, edits: [{ path: ['training', 'globalBatch'], value: batch }] });
     }
   }
   if (par.schedule === 'interleaved' && isPosInt(pp) && pp > 1 && tr && isPosInt(tr.globalBatch) && isPosInt(tr.microBatch) && isPosInt(dp)) {

@@ -262,3 +262,29 @@ export function assignmentReport(report: QuantReport, precision: { default?: str
   });
   return { weightBytes: Math.ceil(weightBytes), defaultBytes: Math.ceil(defaultBytes), outputSqnrDb: relative ? -10 * Math.log10(relative) : null, layers };
 }
+
+/**
+ * Warnings for a plan whose precision gives a layer an estimated SQNR under the plan's error budget
+ * (precision.errorBudgetDb), located at the rule (or the default) that chose the format.
+ */
+export function budgetIssues(precision: { default?: string; rules?: { match: string; format: string }[]; errorBudgetDb?: number } | undefined, a: AssignmentReport): { path: (string | number)[]; message: string }[] {
+  const budget = precision?.errorBudgetDb;
+  if (budget === undefined) return [];
+  const byRule = new Map<number, { format: string; layers: string[]; worst: number }>();
+  for (const l of a.layers) {
+    if (l.sqnrDb === null || l.sqnrDb >= budget) continue;
+    // The rule that chose this layer's format: the last one matching the layer, else the default (-1).
+    let rule = -1;
+    (precision?.rules ?? []).forEach((r, i) => {
+      if (globMatch(r.match, l.name) && parseFormat(r.format)?.name === l.format) rule = i;
+    });
+    const e = byRule.get(rule) ?? { format: l.format, layers: [], worst: Infinity };
+    e.layers.push(`${l.name} ${l.sqnrDb.toFixed(1)} dB`);
+    e.worst = Math.min(e.worst, l.sqnrDb);
+    byRule.set(rule, e);
+  }
+  return [...byRule].map(([rule, e]) => ({
+    path: rule >= 0 ? ['precision', 'rules', rule, 'format'] : ['precision', 'default'],
+    message: `${rule >= 0 ? `precision.rules[${rule}]` : 'precision.default'}: ${e.format} is estimated under the ${budget} dB error budget on ${e.layers.length} layer(s): ${e.layers.slice(0, 4).join(', ')}${e.layers.length > 4 ? ', …' : ''} (weight SQNR, measured on the model's weights)`,
+  }));
+}

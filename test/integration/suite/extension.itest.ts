@@ -287,3 +287,28 @@ describe('the planner', () => {
     await new Promise((res) => setTimeout(res, 1500));
   });
 });
+
+describe('quick fixes', () => {
+  it('offers "Rebalance stages evenly" on overlapping stages, and applying it clears the problem', async function () {
+    this.timeout(60000);
+    const folder = vscode.workspace.workspaceFolders![0];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-fix-'));
+    fs.copyFileSync(path.join(folder.uri.fsPath, 'gpt2-tiny.onnx'), path.join(dir, 'm.onnx'));
+    const file = path.join(dir, 'm.plan.json');
+    fs.writeFileSync(file, JSON.stringify({
+      model: 'm.onnx', cluster: { gpu: 'l4', gpusPerNode: 2, nodes: 1 }, training: { globalBatch: 32, microBatch: 4, seqLen: 64 },
+      parallel: { data: 1, tensor: 1, pipeline: 2 }, stages: [{ layers: '0-2' }, { layers: '2-5' }],
+    }, null, 2));
+    const uri = vscode.Uri.file(file);
+    const doc = await vscode.workspace.openTextDocument(uri);
+    await vscode.window.showTextDocument(doc);
+    const diag = await until('the stage diagnostic', () => vscode.languages.getDiagnostics(uri).find((d) => /already assigned/.test(d.message)));
+    const actions = await vscode.commands.executeCommand<vscode.CodeAction[]>('vscode.executeCodeActionProvider', uri, diag.range, vscode.CodeActionKind.QuickFix.value);
+    const fix = actions.find((a) => /^Rebalance stages evenly/.test(a.title));
+    assert.ok(fix?.edit, `quick fixes: ${actions.map((a) => a.title).join(', ')}`);
+    assert.ok(await vscode.workspace.applyEdit(fix.edit));
+    assert.match(doc.getText(), /"0-3"[\s\S]*"4-6"/);
+    await until('the stage problems clear', () => !vscode.languages.getDiagnostics(uri).some((d) => /stage|assigned/.test(d.message)) || undefined);
+    await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
+  });
+});
