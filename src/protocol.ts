@@ -107,7 +107,7 @@ export type WebviewToHost =
   /** The kernel's output, or why no kernel ran (`fallback`: no adapter; `error`: it failed). */
   | { type: 'verifyResult'; id: number; y?: Float32Array; device?: string; seconds?: number; fallback?: string; error?: string }
   /** The user asked to verify a weight from the details pane. */
-  | { type: 'verifyRequest'; tensor: string }
+  | { type: 'verifyRequest'; tensor?: string; layer?: number }
   /** What the view shows of a verification report (for tests and screen readers alike). */
   | { type: 'verifyShown'; text: string }
   /** The planner opened: send the plan. */

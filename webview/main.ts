@@ -59,6 +59,9 @@ style.textContent = `
   .gantt .fwd { fill: var(--vscode-charts-blue, #3794ff); } .gantt .bwd { fill: var(--vscode-charts-green, #89d185); }
   .gantt .idle { fill: var(--vscode-editorWidget-background); stroke: var(--vscode-panel-border); stroke-dasharray: 2 2; }
   td.stage { font-weight: 600; }
+  .planner .handle { cursor: ns-resize; margin-left: 6px; padding: 0 4px; border: 1px solid var(--vscode-panel-border); border-radius: 3px; touch-action: none; }
+  .planner .handle:focus { outline: 1px solid var(--vscode-focusBorder); }
+  .planner tr.drop td { border-top: 2px solid var(--vscode-focusBorder); }
   .s0 { color: var(--vscode-charts-blue, #3794ff); } .s1 { color: var(--vscode-charts-orange, #d18616); } .s2 { color: var(--vscode-charts-green, #89d185); } .s3 { color: var(--vscode-charts-purple, #b180d7); }
   .s4 { color: var(--vscode-charts-red, #f14c4c); } .s5 { color: var(--vscode-charts-yellow, #cca700); } .s6, .s7 { color: var(--vscode-descriptionForeground); }
   td.heat-ok { color: var(--vscode-testing-iconPassed, #73c991); } td.heat-warn { color: var(--vscode-editorWarning-foreground); } td.heat-bad { color: var(--vscode-errorForeground); font-weight: 600; }
@@ -419,7 +422,17 @@ function activate(box: SVGGElement): void {
     if (layerNodes.has(index)) void render();
     else post({ type: 'expandLayer', layer: index });
     const l = summary?.layers[index];
-    if (l) showDetails([['nodes', String(l.nodes)], ['parameters', fmt(l.parameters)], ['FLOPs', fmt(l.flops)], ['ops', l.ops]], l.name);
+    if (l) {
+      showDetails([['nodes', String(l.nodes)], ['parameters', fmt(l.parameters)], ['FLOPs', fmt(l.flops)], ['ops', l.ops]], l.name);
+      if (l.parameters > 0) {
+        const b = document.createElement('vscode-button');
+        b.textContent = 'Verify a weight quantized…';
+        b.id = 'verify-layer';
+        b.setAttribute('title', "Run one of this layer's weights through the quantized WebGPU kernel");
+        b.addEventListener('click', () => post({ type: 'verifyRequest', layer: index }));
+        aside.append(b);
+      }
+    }
   } else post({ type: 'select', node: index });
 }
 viewport.addEventListener('click', (e) => {

@@ -199,7 +199,28 @@ export class Planner {
     if (!this.selected.size) return;
     const of = this.stageOf();
     for (const i of this.selected) if (i < of.length) of[i] = stage;
-    const count = Math.max(stage + 1, ...of.map((s) => s + 1));
+    this.writeStages(of, stage + 1);
+  }
+
+  /**
+   * Moves the boundary where `stage` begins to row `start` (drag, or arrow keys on the handle):
+   * rows between change sides; each of the two stages keeps at least one layer.
+   */
+  private moveBoundary(stage: number, start: number): void {
+    const of = this.stageOf();
+    const first = of.indexOf(stage);
+    const prevFirst = of.indexOf(stage - 1);
+    const last = of.lastIndexOf(stage);
+    if (first < 0 || prevFirst < 0) return;
+    start = Math.max(prevFirst + 1, Math.min(last, start));
+    if (start === first) return;
+    if (start < first) for (let i = start; i < first; i++) of[i] = of[i] === stage - 1 ? stage : of[i];
+    else for (let i = first; i < start; i++) of[i] = of[i] === stage ? stage - 1 : of[i];
+    this.writeStages(of, 0);
+  }
+
+  private writeStages(of: number[], atLeast: number): void {
+    const count = Math.max(atLeast, ...of.map((s) => s + 1));
     const stages: { layers: string }[] = [];
     for (let s = 0; s < count; s++) {
       const ix = of.map((v, i) => (v === s ? i : -1)).filter((i) => i >= 0);
@@ -295,6 +316,8 @@ export class Planner {
         const td = tr.insertCell();
         td.textContent = c;
         if (k === 3 && stage >= 0) td.className = `stage s${stage % 8}`;
+        // The first row of every stage after the first carries the boundary handle: drag it along the list.
+        if (k === 3 && stage > 0 && of[i - 1] === stage - 1) td.append(this.handle(stage, i));
         if (k === 5 && sq.length) td.className = this.heat(name) ?? '';
       });
       tr.addEventListener('click', (e) => this.click(i, e));
@@ -308,6 +331,46 @@ export class Planner {
       b.addEventListener('click', () => this.assignStage(s));
       this.stageButtons.append(b);
     }
+  }
+
+  private handle(stage: number, row: number): HTMLElement {
+    const h = el('span', 'handle', '⇕');
+    h.tabIndex = 0;
+    h.dataset.boundary = String(stage);
+    h.setAttribute('role', 'slider');
+    h.setAttribute('aria-label', `Boundary between stage ${stage - 1} and stage ${stage}: drag, or Up / Down to move it`);
+    h.setAttribute('aria-valuenow', String(row));
+    h.title = 'Drag to move the stage boundary (or focus and press Up / Down)';
+    h.addEventListener('click', (e) => e.stopPropagation());
+    h.addEventListener('keydown', (e) => {
+      if (e.key !== 'ArrowUp' && e.key !== 'ArrowDown') return;
+      e.preventDefault();
+      e.stopPropagation();
+      this.moveBoundary(stage, row + (e.key === 'ArrowUp' ? -1 : 1));
+      requestAnimationFrame(() => (this.list.querySelector(`[data-boundary="${stage}"]`) as HTMLElement | null)?.focus());
+    });
+    h.addEventListener('pointerdown', (e) => {
+      e.preventDefault();
+      e.stopPropagation();
+      h.setPointerCapture(e.pointerId);
+      let target = row;
+      const over = (ev: PointerEvent) => {
+        const tr = document.elementFromPoint(ev.clientX, ev.clientY)?.closest('tr[data-i]') as HTMLElement | null;
+        if (!tr) return;
+        target = Number(tr.dataset.i);
+        this.list.querySelectorAll('.drop').forEach((x) => x.classList.remove('drop'));
+        tr.classList.add('drop');
+      };
+      const up = () => {
+        h.removeEventListener('pointermove', over);
+        h.removeEventListener('pointerup', up);
+        this.list.querySelectorAll('.drop').forEach((x) => x.classList.remove('drop'));
+        this.moveBoundary(stage, target);
+      };
+      h.addEventListener('pointermove', over);
+      h.addEventListener('pointerup', up);
+    });
+    return h;
   }
 
   private formatOf(layer: string): string {

@@ -166,7 +166,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
           kernels.delete(m.id);
           break;
         case 'verifyRequest':
-          void vscode.commands.executeCommand('layerplan.verifyLayer', doc.uri, m.tensor);
+          void vscode.commands.executeCommand('layerplan.verifyLayer', doc.uri, m.tensor, undefined, m.layer);
           break;
         case 'plannerOpen':
           void plannerSession().opened();

@@ -16,7 +16,7 @@ export const VERIFY_FORMATS = [...new Set([...FORMAT_NAMES, 'int8-g32-asym', 'in
  * Without a WebGPU adapter in the webview it falls back to the CPU reference and says so.
  */
 export function verifyCommand(editors: typeof ModelGraphEditor, output: vscode.OutputChannel) {
-  return async (uriArg?: vscode.Uri, tensorArg?: string, formatArg?: string): Promise<VerifyReport | undefined> => {
+  return async (uriArg?: vscode.Uri, tensorArg?: string, formatArg?: string, layerArg?: number): Promise<VerifyReport | undefined> => {
     const uri = uriArg ?? editors.activeModel() ?? (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Model files': ['onnx', 'gguf', 'safetensors'] }, title: 'Verify a quantized layer of…' }))?.[0];
     if (!uri) return undefined;
     try {
@@ -25,7 +25,10 @@ export function verifyCommand(editors: typeof ModelGraphEditor, output: vscode.O
       if (!graph) throw new InputError(uri.fsPath, 'the model could not be read');
       let tensor = tensorArg;
       if (!tensor) {
-        const items = verifiableTensors(graph).map((name) => {
+        // From a layer's details: that layer's weights only.
+        const names = verifiableTensors(graph).filter((n) => layerArg === undefined || graph.tensors.get(n)!.layer === layerArg);
+        if (!names.length) throw new InputError(uri.fsPath, `layer ${graph.layers[layerArg!]?.name ?? layerArg} holds no weight matrix to verify`);
+        const items = names.map((name) => {
           const t = graph.tensors.get(name)!;
           return { label: name, description: `[${(t.shape ?? []).join(', ')}] ${t.dtype}`, detail: t.layer !== undefined ? `layer ${graph.layers[t.layer]?.name}` : undefined };
         });
