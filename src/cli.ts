@@ -25,10 +25,12 @@ commands:
                                                      --plan reports the plan's mixed-precision assignment
   check <file> [--json] [--world-size N]             diagnostics for a plan, a Hugging Face config.json or a
                                                      DeepSpeed config (exit 1 when there are errors)
-  verify <model> --tensor <name> --format <f> [--json] [--batch N] [--seed N] [--repeats N]
+  verify <model> --tensor <name> --format <f> [--json] [--batch N] [--seed N] [--repeats N] [--inputs dir]
                                                      run the quantized layer's WebGPU kernel on the real
                                                      weight (Dawn; SwiftShader where no GPU is): kernel vs
-                                                     CPU reference, output error vs the prediction
+                                                     CPU reference, output error vs the prediction;
+                                                     --inputs runs it on the activations your samples
+                                                     (input_<i>.pb sets) produce, via onnxruntime
                                                      (exit 1 when it fails; a CPU fallback says so)
 options:
   --json      print one JSON document on stdout
@@ -167,7 +169,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'verify': {
         if (!file) throw new UsageError('verify needs a model file');
         if (!args.tensor || !args.format) throw new UsageError('verify needs --tensor <name> and --format <format>');
-        const report = await verifyFile(file, { tensor: args.tensor, format: args.format, batch: args.batch, seed: args.seed, repeats: args.repeats });
+        const report = await verifyFile(file, { tensor: args.tensor, format: args.format, batch: args.batch, seed: args.seed, repeats: args.repeats, inputs: args.inputs });
         if (args.json) process.stdout.write(JSON.stringify(report) + '\n');
         else process.stdout.write(formatVerify(file, report));
         return report.pass ? 0 : 1;

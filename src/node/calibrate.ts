@@ -112,7 +112,26 @@ const ORT_TYPES: Record<number, string> = {
   [DataType.INT8]: 'int8', [DataType.UINT8]: 'uint8', [DataType.BOOL]: 'bool',
 };
 
-export async function calibrateFile(file: string, options: { batches?: number; bindings?: Record<string, number>; maxTensors?: number; inputs?: string } = {}): Promise<ActivationReport> {
+/**
+ * A model ready to run with onnxruntime-node with some intermediate tensors added to its outputs:
+ * run(visit) feeds every batch (the user's samples or generated inputs) and hands each chosen
+ * tensor to visit. The modified model lives in a temp folder, removed by close().
+ */
+export interface ActivationSession {
+  graph: ModelGraph;
+  names: string[];
+  batches: number;
+  generated: boolean;
+  bindings: Record<string, number>;
+  run(visit: (name: string, data: Float32Array, dims: number[]) => void): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function activationSession(
+  file: string,
+  pick: (graph: ModelGraph) => string[],
+  options: { batches?: number; bindings?: Record<string, number>; inputs?: string } = {},
+): Promise<ActivationSession> {
   const ort = loadOrt(file);
   const samples = options.inputs ? await readSampleSets(options.inputs) : undefined;
   const batches = samples ? samples.sets.length : options.batches ?? 8;
@@ -127,17 +146,9 @@ export async function calibrateFile(file: string, options: { batches?: number; b
   } finally {
     await source.close();
   }
-  const chosen = new Map<string, { consumer: string; layer: string }>();
-  for (const n of graph.nodes) {
-    if (n.parent >= 0 || !CALIBRATED_OPS.has(n.opType)) continue;
-    const t = graph.tensors.get(n.inputs[0]);
-    if (!t || t.isWeight || !FLOATS.has(t.dtype) || chosen.has(t.name)) continue;
-    chosen.set(t.name, { consumer: `${n.opType} ${n.name}`, layer: graph.layers[n.layer]?.name ?? '' });
-    if (chosen.size >= (options.maxTensors ?? 512)) break;
-  }
-  if (!chosen.size) throw new InputError(file, 'no floating-point activations feed a MatMul, Gemm or Conv: nothing to calibrate');
+  const names = pick(graph);
   const codeOf = (dtype: string) => Number(Object.entries(DataType).find(([, v]) => onnxDtypeName(v) === dtype)?.[1] ?? DataType.FLOAT);
-  const extra = [...chosen.keys()].filter((n) => !graph.outputs.includes(n)).map((name) => ({ name, elemType: codeOf(graph.tensors.get(name)!.dtype) }));
+  const extra = names.filter((n) => !graph.outputs.includes(n)).map((name) => ({ name, elemType: codeOf(graph.tensors.get(name)!.dtype) }));
 
   // The modified model lives in a temp folder (never beside the user's model), with its external data linked in.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-calib-'));
@@ -197,14 +208,43 @@ export async function calibrateFile(file: string, options: { batches?: number; b
       }
       return feeds;
     };
-    const names = [...chosen.keys()];
-    const observers = new Map(names.map((n) => [n, new TensorObserver()]));
-    const run = async (visit: (name: string, data: Float32Array) => void) => {
-      for (let b = 0; b < batches; b++) {
-        const out = await session.run(feedsFor(b), names);
-        for (const n of names) visit(n, out[n].data as Float32Array);
-      }
+    return {
+      graph, names, batches, generated: !samples, bindings,
+      run: async (visit) => {
+        for (let b = 0; b < batches; b++) {
+          const out = await session.run(feedsFor(b), names);
+          for (const n of names) visit(n, out[n].data as Float32Array, out[n].dims.map(Number));
+        }
+      },
+      close: async () => {
+        await session.release();
+        fs.rmSync(dir, { recursive: true, force: true });
+      },
     };
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+export async function calibrateFile(file: string, options: { batches?: number; bindings?: Record<string, number>; maxTensors?: number; inputs?: string } = {}): Promise<ActivationReport> {
+  const chosen = new Map<string, { consumer: string; layer: string }>();
+  const pick = (graph: ModelGraph) => {
+    for (const n of graph.nodes) {
+      if (n.parent >= 0 || !CALIBRATED_OPS.has(n.opType)) continue;
+      const t = graph.tensors.get(n.inputs[0]);
+      if (!t || t.isWeight || !FLOATS.has(t.dtype) || chosen.has(t.name)) continue;
+      chosen.set(t.name, { consumer: `${n.opType} ${n.name}`, layer: graph.layers[n.layer]?.name ?? '' });
+      if (chosen.size >= (options.maxTensors ?? 512)) break;
+    }
+    if (!chosen.size) throw new InputError(file, 'no floating-point activations feed a MatMul, Gemm or Conv: nothing to calibrate');
+    return [...chosen.keys()];
+  };
+  const act = await activationSession(file, pick, options);
+  const { names, batches, bindings } = act;
+  try {
+    const observers = new Map(names.map((n) => [n, new TensorObserver()]));
+    const run = act.run;
     await run((n, d) => observers.get(n)!.observeRange(d));
     await run((n, d) => observers.get(n)!.observeHistogram(d));
     const ranges = new Map(names.map((n) => [n, Object.fromEntries(OBSERVERS.map((o) => [o, observers.get(n)!.range(o)]))]));
@@ -216,7 +256,6 @@ export async function calibrateFile(file: string, options: { batches?: number; b
         sums.get(n)![o].noise += e.noise;
       }
     });
-    await session.release();
     const db = (s: { signal: number; noise: number }) => (s.noise === 0 ? null : 10 * Math.log10(s.signal / s.noise));
     const layerSums = new Map<string, Record<string, { signal: number; noise: number }>>();
     const tensors = names.map((n) => {
@@ -233,8 +272,8 @@ export async function calibrateFile(file: string, options: { batches?: number; b
       };
     });
     const layers = [...layerSums].map(([name, per]) => ({ name, sqnrDb: Object.fromEntries(OBSERVERS.map((o) => [o, db(per[o])])) as Record<ObserverName, number | null> }));
-    return { generatedInputs: !samples, batches, bindings, tensors, layers };
+    return { generatedInputs: act.generated, batches, bindings, tensors, layers };
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    await act.close();
   }
 }

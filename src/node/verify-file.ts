@@ -7,6 +7,7 @@ import { FLOAT_DTYPES, dequantizeLinearOf, loadWeightFloat32, matMulNBitsOf, tra
 import { runPackedKernel } from '../gpu/runner';
 import { FileByteSource, FolderResolver } from './file-source';
 import { nodeGpu, type NodeGpu } from './webgpu';
+import { activationSession } from './calibrate';
 
 export interface LayerWeight {
   tensor: string;
@@ -56,6 +57,8 @@ export interface VerifyOptions {
   seed?: number;
   /** Timed kernel runs after the checked one (for GB/s); 0 skips timing. */
   repeats?: number;
+  /** A folder of calibration samples (input_<i>.pb sets): the layer runs on the activations that reach it. */
+  inputs?: string;
   /** An already-open device (tests, several formats in a row); otherwise one is opened and closed. */
   gpu?: NodeGpu;
 }
@@ -66,11 +69,42 @@ export function verifyJob(layer: LayerWeight, format: string, batch: number, see
   return prepareVerify(layer.tensor, layer.w, layer.rows, layer.cols, format, x, batch, `generated: ${batch} × N(0, 1) rows, seed ${seed}`);
 }
 
+/**
+ * The activations that reach a weight's MatMul / Gemm when the model runs (onnxruntime-node) on the
+ * user's samples: up to `maxRows` rows of the reduction axis, as the kernel's x [batch, cols].
+ */
+export async function calibrationInputs(file: string, layer: LayerWeight, dir: string, maxRows = 64): Promise<{ x: Float32Array; batch: number; description: string }> {
+  let input = '';
+  const session = await activationSession(file, (graph) => {
+    const node = graph.nodes.find((n) => (n.opType === 'MatMul' || n.opType === 'Gemm') && n.inputs[1] === layer.tensor && n.parent < 0);
+    if (!node) throw new InputError(file, `'${layer.tensor}' does not feed a MatMul or Gemm directly: its activations cannot be captured (leave out --inputs to use generated ones)`);
+    input = node.inputs[0];
+    return [input];
+  }, { inputs: dir });
+  const rows: Float32Array[] = [];
+  try {
+    await session.run((_, data) => {
+      if (data.length % layer.cols !== 0) throw new InputError(file, `the activation '${input}' has ${data.length} values, not rows of ${layer.cols}`);
+      for (let r = 0; r * layer.cols < data.length && rows.length < maxRows; r++) rows.push(data.slice(r * layer.cols, (r + 1) * layer.cols));
+    });
+  } finally {
+    await session.close();
+  }
+  if (!rows.length) throw new InputError(dir, 'the samples produced no activations');
+  const x = new Float32Array(rows.length * layer.cols);
+  rows.forEach((r, i) => x.set(r, i * layer.cols));
+  return { x, batch: rows.length, description: `calibration: ${rows.length} rows of '${input}' from ${session.batches} sample set(s) in ${dir}` };
+}
+
 /** `layerplan verify`: runs the packed kernel on the model's real weight with WebGPU (Dawn), or says why not and falls back to the CPU reference. */
 export async function verifyFile(file: string, options: VerifyOptions, layer?: LayerWeight): Promise<VerifyReport> {
   if (!parseFormat(options.format)) throw new InputError(options.format, 'unknown format (see layerplan quant --help for the names)');
   const weight = layer ?? (await loadLayerWeight(file, options.tensor));
-  const job = verifyJob(weight, options.format, options.batch ?? 8, options.seed ?? 1);
+  let job: VerifyJob;
+  if (options.inputs) {
+    const cal = await calibrationInputs(file, weight, options.inputs, options.batch ?? 64);
+    job = prepareVerify(weight.tensor, weight.w, weight.rows, weight.cols, options.format, cal.x, cal.batch, cal.description, 'activations');
+  } else job = verifyJob(weight, options.format, options.batch ?? 8, options.seed ?? 1);
   const gpu = options.gpu ?? (await nodeGpu());
   try {
     if (!gpu.device) return finishVerify(job, { fallback: gpu.reason });

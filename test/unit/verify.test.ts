@@ -53,6 +53,30 @@ describe('layerplan verify on a real exported GPT-2 (WebGPU in Node)', function 
     assert.match(notWeight.stderr, /ln_f\.bias/);
   });
 
+  it('--inputs: runs the layer on the activations the user\'s samples produce (onnxruntime), with an activation-weighted prediction', async () => {
+    const fs = await import('fs');
+    const os = await import('os');
+    const { onnx } = await import('onnx-proto');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-verify-samples-'));
+    for (let s = 0; s < 4; s++) {
+      fs.mkdirSync(path.join(dir, `test_data_set_${s}`));
+      const ids = Array.from({ length: 16 }, (_, i) => (i * 37 + s * 11) % 256);
+      fs.writeFileSync(path.join(dir, `test_data_set_${s}`, 'input_0.pb'), onnx.TensorProto.encode({ name: 'input_ids', dims: [1, 16], dataType: 7, int64Data: ids }).finish());
+    }
+    try {
+      for (const format of ['int4-g128', 'q4_k', 'nvfp4', 'q2_k']) {
+        const r = await verifyFile(MODEL, { tensor: 'onnx::MatMul_304', format, gpu, inputs: dir });
+        assert.match(r.inputs, /^calibration: 64 rows of '\/h\.0\/ln_2\/Add_1_output_0' from 4 sample set/);
+        assert.match(r.predicted.source, /mean square per channel/);
+        assert.ok(r.kernelVsReference.ran && r.kernelVsReference.pass, format);
+        assert.ok(r.pass, `${format}: measured ${r.outputError.sqnrDb} vs predicted ${r.predicted.sqnrDb}`);
+      }
+      await assert.rejects(verifyFile(MODEL, { tensor: 'wte.weight', format: 'q4_0', gpu, inputs: dir }), /does not feed a MatMul or Gemm directly/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('without an adapter it falls back to the CPU reference and says so in every output', () => {
     // An ICD file that does not exist: Dawn finds no Vulkan driver.
     const env = { ...process.env, VK_ICD_FILENAMES: '/nonexistent/icd.json' };

@@ -25,6 +25,7 @@ export interface VerifyJob {
   /** Σ x·w with the full-precision weight. */
   full: Float64Array;
   predictedSqnrDb: number;
+  predictedSource: string;
 }
 
 export interface VerifyReport {
@@ -68,7 +69,7 @@ export function generatedInputs(batch: number, cols: number, seed = 1): Float32A
 }
 
 /** Packs w [rows, cols] in `format` and computes the references the kernel's output is judged by. */
-export function prepareVerify(tensor: string, w: Float32Array, rows: number, cols: number, format: string, x: Float32Array, batch: number, inputs: string): VerifyJob {
+export function prepareVerify(tensor: string, w: Float32Array, rows: number, cols: number, format: string, x: Float32Array, batch: number, inputs: string, weighting: 'isotropic' | 'activations' = 'isotropic'): VerifyJob {
   const f = parseFormat(format);
   if (!f) throw new Error(`unknown format ${format}`);
   const { packed } = packWeight(w, rows, cols, f);
@@ -99,8 +100,30 @@ export function prepareVerify(tensor: string, w: Float32Array, rows: number, col
       bound[b * rows + n] = gamma * sa + 1e-30;
     }
   }
-  const predicted = quantizationError(w, rows, cols, f);
-  return { tensor, format: f.name, bitsPerWeight: f.bitsPerWeight, rows, cols, batch, inputs, packed, x, reference, bound, full, predictedSqnrDb: predicted.sqnrDb };
+  let predictedSqnrDb: number;
+  let predictedSource: string;
+  if (weighting === 'activations') {
+    // Real activations are not isotropic: weight each input channel's error by its mean square
+    // (the diagonal of the inputs' second moment, as GPTQ/AWQ-style estimates do).
+    const c = new Float64Array(cols);
+    for (let b = 0; b < batch; b++) for (let k = 0; k < cols; k++) c[k] += (x[b * cols + k] * x[b * cols + k]) / batch;
+    let signal = 0;
+    let noise = 0;
+    for (let n = 0; n < rows; n++) {
+      for (let k = 0; k < cols; k++) {
+        const v = w[n * cols + k];
+        const e = wq[n * cols + k] - v;
+        signal += c[k] * v * v;
+        noise += c[k] * e * e;
+      }
+    }
+    predictedSqnrDb = noise === 0 ? Infinity : 10 * Math.log10(signal / noise);
+    predictedSource = "weight SQNR weighted by the inputs' mean square per channel (diagonal second moment)";
+  } else {
+    predictedSqnrDb = quantizationError(w, rows, cols, f).sqnrDb;
+    predictedSource = 'weight SQNR of the same quantizer (layerplan quant); equals the output SQNR for isotropic inputs';
+  }
+  return { tensor, format: f.name, bitsPerWeight: f.bitsPerWeight, rows, cols, batch, inputs, packed, x, reference, bound, full, predictedSqnrDb, predictedSource };
 }
 
 /** The report, from the kernel's y (or, with `fallback`, from the CPU reference itself). */
@@ -141,7 +164,7 @@ export function finishVerify(job: VerifyJob, run: { y: Float32Array; device: str
     ...(ran ? {} : { fallback: run.fallback }),
     kernelVsReference: { maxAbsError: maxAbs, maxRelativeToBound: maxRel, pass: kernelPass, ran },
     outputError: { sqnrDb: sqnr, maxAbsError: outMax },
-    predicted: { sqnrDb: job.predictedSqnrDb, source: 'weight SQNR of the same quantizer (layerplan quant); equals the output SQNR for isotropic inputs' },
+    predicted: { sqnrDb: job.predictedSqnrDb, source: job.predictedSource },
     differenceDb: Number.isFinite(diff) ? diff : 0,
     toleranceDb: tolerance,
     pass: kernelPass && agree,
