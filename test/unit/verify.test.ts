@@ -1,6 +1,7 @@
 import * as assert from 'assert';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
+import { onnx } from 'onnx-proto';
 import { loadLayerWeight, verifyFile } from '../../src/node/verify-file';
 import { nodeGpu, type NodeGpu } from '../../src/node/webgpu';
 import { ALL_FORMATS } from './pack.test';
@@ -56,7 +57,6 @@ describe('layerplan verify on a real exported GPT-2 (WebGPU in Node)', function 
   it('--inputs: runs the layer on the activations the user\'s samples produce (onnxruntime), with an activation-weighted prediction', async () => {
     const fs = await import('fs');
     const os = await import('os');
-    const { onnx } = await import('onnx-proto');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-verify-samples-'));
     for (let s = 0; s < 4; s++) {
       fs.mkdirSync(path.join(dir, `test_data_set_${s}`));
