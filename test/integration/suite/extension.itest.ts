@@ -219,7 +219,7 @@ describe('the planner', () => {
       return s && /GiB per GPU/.test(s.summary) ? s : undefined;
     });
     assert.deepStrictEqual(first.stages, ['0-6'], 'one stage holds the 7 layers at first');
-    assert.ok(first.ms < 50, `estimated in ${first.ms} ms in the web worker`);
+    // Speed is shown by npm run bench (the planner-edit figure), not asserted here.
     // Layers 0-3 stay on stage 0; 4-6 (h.1, ln_f, lm_head) go to a new stage 1: click, shift-click, then the stage button.
     await ui([
       { click: '.planner tr[data-i="4"]' },

@@ -1,0 +1,66 @@
+import * as assert from 'assert';
+import * as path from 'path';
+import { estimate, rebalanceFix } from '../../src/engine/cost/estimate';
+import { graphLayerData, graphWorkload, workloadFrom } from '../../src/engine/cost/workload';
+import { openModel } from '../../src/engine/formats/registry';
+import type { Plan } from '../../src/engine/plan/plan';
+import { ganttSvg, memorySvg } from '../../src/engine/report/charts';
+import { planReportHtml, planReportMarkdown } from '../../src/engine/report/plan-report';
+import { FileByteSource, FolderResolver } from '../../src/node/file-source';
+import { REPO } from '../helpers';
+
+const MODEL = path.join(REPO, 'examples', 'gpt2-tiny.onnx');
+const plan: Plan = {
+  model: 'gpt2-tiny.onnx', cluster: { gpu: 'l4', gpusPerNode: 2, nodes: 1 },
+  training: { globalBatch: 32, microBatch: 4, seqLen: 64 }, parallel: { data: 1, tensor: 1, pipeline: 2, schedule: '1f1b' },
+  stages: [{ layers: '0-3' }, { layers: '4-6' }],
+};
+
+async function graph() {
+  const src = await FileByteSource.open(MODEL);
+  try {
+    return await openModel(src, { siblings: new FolderResolver(MODEL), bindings: { batch: 4, sequence: 64 } });
+  } finally {
+    await src.close();
+  }
+}
+
+describe('the planner engine (what the web worker runs)', () => {
+  it('a workload sent as plain data (structured clone) estimates exactly like the one built from the graph', async () => {
+    const g = await graph();
+    const direct = estimate(plan, graphWorkload(g));
+    const source = structuredClone({ kind: 'graph' as const, layers: graphLayerData(g) });
+    const viaWorker = estimate(plan, workloadFrom(source));
+    assert.deepStrictEqual(viaWorker, direct);
+    assert.deepStrictEqual(direct.stages.map((s) => s.layers), ['0-3', '4-6']);
+  });
+
+  it('rebalancing splits the blocks into parallel.pipeline contiguous stages of even parameters', async () => {
+    const w = graphWorkload(await graph());
+    const fix = rebalanceFix({ ...plan, parallel: { ...plan.parallel, pipeline: 3 } }, w)!;
+    const stages = fix.edits[0].value as { layers: string }[];
+    assert.strictEqual(stages.length, 3);
+    // (input)+wte+wpe = 20.5k | h.0 = 50k | h.1+ln_f+lm_head = 66.5k: the heaviest stage is as light as it can be.
+    assert.strictEqual(stages.map((s) => s.layers).join(','), '0-2,3,4-6');
+    assert.match(fix.title, /^Rebalance stages evenly/);
+  });
+
+  it('charts: one bar segment per memory part and stage, one Gantt box per simulated event, the bubble in the label; names escaped', async () => {
+    const r = estimate(plan, graphWorkload(await graph()));
+    const mem = memorySvg(r);
+    for (const part of ['weights', 'gradients', 'optimizer', 'activations']) assert.strictEqual(mem.match(new RegExp(`<rect [^>]*class="m-${part}"><title>`, 'g'))?.length, 2, part);
+    assert.strictEqual(mem.match(/class="cap"/g)?.length, 2);
+    const g = ganttSvg(r);
+    assert.strictEqual((g.match(/class="fwd"/g)?.length ?? 0) + (g.match(/class="bwd"/g)?.length ?? 0), r.timeline.length);
+    assert.match(g, new RegExp(`bubble ${(r.bubbleFraction * 100).toFixed(1)}% idle`));
+    // 1F1B on 2 stages with 8 micro-batches: (p−1)/(m+p−1) = 1/9 idle.
+    assert.ok(Math.abs(r.bubbleFraction - 1 / 9) < 0.05, String(r.bubbleFraction));
+    const html = planReportHtml('<script>x</script>', r);
+    assert.ok(!html.includes('<script>x'), 'the title is escaped');
+    assert.match(html, /<h2>Stages<\/h2><table>/);
+    const md = planReportMarkdown('t', r, 'm.report');
+    assert.deepStrictEqual(Object.keys(md.files), ['m.report-memory.svg', 'm.report-schedule.svg']);
+    assert.match(md.markdown, /!\[pipeline schedule\]\(m\.report-schedule\.svg\)/);
+    assert.match(md.markdown, /\| 0 \| 0-3 \|/);
+  });
+});
