@@ -9,7 +9,9 @@ const { spawnSync } = require('child_process');
 const yauzl = require('yauzl');
 
 const vsix = process.argv[2];
-const required = ['extension/package.json', 'extension/dist/extension.js', 'extension/dist/cli.js', 'extension/dist/quant-worker.js', 'extension/dist/webview.js', 'extension/dist/layout-worker.js', 'extension/readme.md', 'extension/LICENSE.txt'];
+// Every bundle esbuild wrote (a new worker must not be left out by the allow-list), plus the manifest and docs.
+const bundles = fs.readdirSync(path.join(__dirname, '..', 'dist')).filter((f) => f.endsWith('.js')).map((f) => `extension/dist/${f}`);
+const required = ['extension/package.json', ...bundles, 'extension/readme.md', 'extension/LICENSE.txt', 'extension/docs/planner.png', 'extension/schemas/plan.schema.json'];
 const forbidden = /^extension\/(src|test|node_modules|out|scripts|bench|examples)\//;
 
 yauzl.open(vsix, { lazyEntries: true }, (err, zip) => {

@@ -18,6 +18,7 @@ const SVG = 'http://www.w3.org/2000/svg';
 
 interface State {
   expanded: number[];
+  planner?: boolean;
   view?: { x: number; y: number; scale: number };
   search?: string;
 }
@@ -47,11 +48,15 @@ style.textContent = `
   .planner tbody tr { cursor: pointer; }
   .planner tbody tr:focus { outline: 1px solid var(--vscode-focusBorder); outline-offset: -1px; }
   .planner tbody tr.sel { background: var(--vscode-list-activeSelectionBackground); color: var(--vscode-list-activeSelectionForeground); }
-  .planner .field { display: grid; grid-template-columns: 1fr 130px; align-items: center; gap: 4px; margin: 2px 0; }
+  .planner .pgrid > * { min-width: 0; }
+  .planner .field { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 150px); align-items: center; gap: 6px; margin: 2px 0; }
+  .planner .field vscode-textfield, .planner .field vscode-single-select { width: 100%; min-width: 0; }
+  .planner vscode-label { font-weight: normal; padding: 0; }
+  .planner .form { max-width: 340px; }
   .planner h4 { margin: 8px 0 4px; font-size: 12px; }
   .planner .psummary { font-weight: 600; }
   .planner .problems { color: var(--vscode-errorForeground); margin: 4px 0; padding-left: 18px; }
-  .planner .chart { width: 100%; max-width: 520px; display: block; }
+  .planner .chart { max-width: 100%; height: auto; display: block; }
   .planner .chart text { fill: var(--vscode-foreground); font-size: 10px; }
   .m-weights { fill: var(--vscode-charts-blue, #3794ff); } .m-gradients { fill: var(--vscode-charts-purple, #b180d7); }
   .m-optimizer { fill: var(--vscode-charts-orange, #d18616); } .m-activations { fill: var(--vscode-charts-green, #89d185); }
@@ -137,7 +142,12 @@ const aside = document.createElement('aside');
 aside.setAttribute('aria-label', 'Details');
 const planner = new Planner({ post, workerUrl: document.body.dataset.estimateWorker!, onErrors: () => void render() });
 app.append(header, canvas, aside, planner.root);
-plannerButton.addEventListener('click', () => planner.toggle());
+const togglePlanner = (show?: boolean) => {
+  planner.toggle(show);
+  state.planner = planner.visible;
+  save();
+};
+plannerButton.addEventListener('click', () => togglePlanner());
 
 const fmt = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(Math.round(n)));
 
@@ -450,7 +460,7 @@ document.addEventListener('keydown', (e) => {
   if ((e.target as HTMLElement).tagName === 'VSCODE-TEXTFIELD') return;
   if ((e.target as HTMLElement).closest?.('.planner') && e.key !== 'Escape') return;
   if (e.key === 'f' || e.key === 'F') fit();
-  else if (e.key === 'p' || e.key === 'P') planner.toggle();
+  else if (e.key === 'p' || e.key === 'P') togglePlanner();
   else if (e.key === '+' || e.key === '=') zoom(1.2, canvas.clientWidth / 2, canvas.clientHeight / 2);
   else if (e.key === '-') zoom(1 / 1.2, canvas.clientWidth / 2, canvas.clientHeight / 2);
 });
@@ -511,7 +521,7 @@ window.addEventListener('message', (e: MessageEvent<HostToWebview>) => {
       planner.setErrors(m.errors);
       break;
     case 'showPlanner':
-      planner.toggle(true);
+      togglePlanner(true);
       break;
     case 'verifyRun':
       void runKernel(m);
@@ -534,5 +544,7 @@ if (state.search) {
   post({ type: 'search', query: state.search });
 }
 post({ type: 'ready' });
+// The planner was open when the view was last hidden: open it again.
+if (state.planner) planner.toggle(true);
 
 export type { LayerBox };

@@ -105,7 +105,7 @@ export class Planner {
     precRow.append(this.formatSelect, apply);
     left.append(selectRow, this.list, stageRow, precRow);
     this.root.append(bar, el('div', 'pgrid'));
-    (this.root.lastChild as HTMLElement).append(left, this.form, this.results);
+    (this.root.lastChild as HTMLElement).append(left, this.results, this.form);
     this.list.addEventListener('keydown', (e) => this.keys(e));
   }
 

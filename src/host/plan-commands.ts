@@ -34,6 +34,11 @@ export function registerPlanCommands(output: vscode.OutputChannel): vscode.Dispo
       status.refresh();
       return uri;
     }),
+    vscode.commands.registerCommand('layerplan.showPlanner', async (arg?: vscode.Uri) => {
+      const model = arg ?? ModelGraphEditor.activeModel() ?? (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Model files': ['onnx', 'gguf', 'safetensors'] }, title: 'Plan which model?' }))?.[0];
+      if (!model) return;
+      (await ModelGraphEditor.viewFor(model)).post({ type: 'showPlanner' });
+    }),
     vscode.commands.registerCommand('layerplan.estimatePlan', async (arg?: vscode.Uri) => {
       const uri = await pickPlan(arg);
       if (!uri) return undefined;

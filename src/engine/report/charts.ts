@@ -36,7 +36,7 @@ export function memorySvg(r: CostReport): string {
   });
   const ly = r.stages.length * rowH + 18;
   MEMORY_PARTS.forEach((p, k) => out.push(`<rect x="${left + k * 90}" y="${ly - 9}" width="10" height="10" class="m-${p}"/><text x="${left + k * 90 + 14}" y="${ly}">${p}</text>`));
-  return `<svg xmlns="http://www.w3.org/2000/svg" class="chart memory" viewBox="0 0 ${W} ${ly + 6}" role="img" aria-label="${esc(`Memory per GPU: ${desc.join('; ')}`)}">${out.join('')}</svg>`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" class="chart memory" width="${W}" height="${ly + 6}" viewBox="0 0 ${W} ${ly + 6}" role="img" aria-label="${esc(`Memory per GPU: ${desc.join('; ')}`)}">${out.join('')}</svg>`;
 }
 
 export function ganttSvg(r: CostReport): string {
@@ -59,7 +59,7 @@ export function ganttSvg(r: CostReport): string {
   });
   out.push(`<text x="${left}" y="${stages * rowH + 14}">0 … ${secs(end)} · forward / backward / idle (bubble ${(r.bubbleFraction * 100).toFixed(1)}%)</text>`);
   const label = `Pipeline schedule: ${stages} stages, ${r.microBatches} micro-batches, bubble ${(r.bubbleFraction * 100).toFixed(1)}% idle`;
-  return `<svg xmlns="http://www.w3.org/2000/svg" class="chart gantt" viewBox="0 0 ${W} ${stages * rowH + 18}" role="img" aria-label="${esc(label)}">${out.join('')}</svg>`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" class="chart gantt" width="${W}" height="${stages * rowH + 18}" viewBox="0 0 ${W} ${stages * rowH + 18}" role="img" aria-label="${esc(label)}">${out.join('')}</svg>`;
 }
 
 /** Light-theme colours for charts outside VS Code (exported reports). */

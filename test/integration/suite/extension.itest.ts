@@ -285,6 +285,27 @@ describe('the planner', () => {
     await new Promise((res) => setTimeout(res, 1500));
     console.log('[layerplan-screenshot] planner');
     await new Promise((res) => setTimeout(res, 1500));
+    // The planner alone, wide, in the dark theme and then the light one (for the README and a look at both).
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    await vscode.commands.executeCommand('workbench.action.closeSidebar');
+    await vscode.commands.executeCommand('workbench.action.closePanel');
+    await vscode.commands.executeCommand('layerplan.showPlanner', modelUri);
+    await until('the planner redraws', async () => {
+      const s = await vscode.commands.executeCommand<{ summary: string }>('layerplan.plannerShown', modelUri);
+      return s && /GiB per GPU/.test(s.summary) ? s : undefined;
+    });
+    await vscode.commands.executeCommand('notifications.clearAll');
+    const config = vscode.workspace.getConfiguration('workbench');
+    await config.update('colorTheme', 'Default Dark Modern', vscode.ConfigurationTarget.Global);
+    await new Promise((res) => setTimeout(res, 2500));
+    console.log('[layerplan-screenshot] planner-dark');
+    await new Promise((res) => setTimeout(res, 1000));
+    await config.update('colorTheme', 'Default Light Modern', vscode.ConfigurationTarget.Global);
+    await new Promise((res) => setTimeout(res, 2500));
+    console.log('[layerplan-screenshot] planner-light');
+    await new Promise((res) => setTimeout(res, 1000));
+    await config.update('colorTheme', undefined, vscode.ConfigurationTarget.Global);
+    await vscode.commands.executeCommand('workbench.action.toggleSidebarVisibility');
   });
 });
 
