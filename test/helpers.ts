@@ -68,3 +68,18 @@ export class PbWriter {
     return Uint8Array.from(this.parts);
   }
 }
+
+/**
+ * A WebGPU device for a suite (Dawn in Node): skips the suite when none exists, except under
+ * LAYERPLAN_REQUIRE_WEBGPU=1 (npm test), where a missing adapter fails it.
+ */
+export async function suiteGpu(ctx: Mocha.Context): Promise<import('../src/node/webgpu').NodeGpu> {
+  const { nodeGpu } = await import('../src/node/webgpu');
+  const gpu = await nodeGpu();
+  if (!gpu.device) {
+    if (process.env.LAYERPLAN_REQUIRE_WEBGPU === '1') throw new Error(`LAYERPLAN_REQUIRE_WEBGPU=1 but ${gpu.reason}`);
+    console.log(`      (skipped: ${gpu.reason})`);
+    ctx.skip();
+  }
+  return gpu;
+}

@@ -1,5 +1,6 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
+import type { CostReport } from '../engine/cost/estimate';
 import { formatEstimate } from '../engine/report/estimate-text';
 import { planReportHtml, planReportMarkdown } from '../engine/report/plan-report';
 import { ModelGraphEditor } from './model-editor';
@@ -21,6 +22,18 @@ async function pickPlan(arg?: vscode.Uri): Promise<vscode.Uri | undefined> {
   return planTarget(arg) ?? (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Layerplan plans': ['json'] }, title: 'Which plan?' }))?.[0];
 }
 
+/** The plan a command acts on, estimated; an error message (and undefined) when it cannot be. */
+async function estimatedPlan(arg?: vscode.Uri): Promise<{ uri: vscode.Uri; report: CostReport } | undefined> {
+  const uri = await pickPlan(arg);
+  if (!uri) return undefined;
+  const r = await estimateUri(uri);
+  if (!r.report) {
+    void vscode.window.showErrorMessage(`Layerplan: ${vscode.workspace.asRelativePath(uri)}: ${r.error}`);
+    return undefined;
+  }
+  return { uri, report: r.report };
+}
+
 export function registerPlanCommands(output: vscode.OutputChannel): vscode.Disposable {
   const status = new PlanStatus();
   return vscode.Disposable.from(
@@ -40,44 +53,32 @@ export function registerPlanCommands(output: vscode.OutputChannel): vscode.Dispo
       (await ModelGraphEditor.viewFor(model)).post({ type: 'showPlanner' });
     }),
     vscode.commands.registerCommand('layerplan.estimatePlan', async (arg?: vscode.Uri) => {
-      const uri = await pickPlan(arg);
-      if (!uri) return undefined;
-      const r = await estimateUri(uri);
-      if (!r.report) {
-        void vscode.window.showErrorMessage(`Layerplan: ${vscode.workspace.asRelativePath(uri)}: ${r.error}`);
-        return undefined;
-      }
+      const picked = await estimatedPlan(arg);
+      if (!picked) return undefined;
+      const { uri, report } = picked;
       output.clear();
-      output.append(formatEstimate(vscode.workspace.asRelativePath(uri), r.report));
+      output.append(formatEstimate(vscode.workspace.asRelativePath(uri), report));
       output.show(true);
-      return r.report;
+      return report;
     }),
     vscode.commands.registerCommand('layerplan.showMemoryBreakdown', async (arg?: vscode.Uri) => {
-      const uri = await pickPlan(arg);
-      if (!uri) return undefined;
-      const r = await estimateUri(uri);
-      if (!r.report) {
-        void vscode.window.showErrorMessage(`Layerplan: ${vscode.workspace.asRelativePath(uri)}: ${r.error}`);
-        return undefined;
-      }
+      const picked = await estimatedPlan(arg);
+      if (!picked) return undefined;
+      const { uri, report } = picked;
       const g = (b: number) => (b / GiB).toFixed(2).padStart(9);
       output.clear();
-      output.appendLine(`${vscode.workspace.asRelativePath(uri)}: memory per GPU (GiB) on ${r.report.gpu}`);
+      output.appendLine(`${vscode.workspace.asRelativePath(uri)}: memory per GPU (GiB) on ${report.gpu}`);
       output.appendLine(`stage  layers          weights  gradients  optimizer  activations      total   capacity`);
-      for (const s of r.report.stages) {
+      for (const s of report.stages) {
         output.appendLine(`${String(s.index).padEnd(6)} ${s.layers.padEnd(14)} ${g(s.memory.weights)}  ${g(s.memory.gradients)}  ${g(s.memory.optimizer)}  ${g(s.memory.activations)}  ${g(s.memory.total)}  ${g(s.capacity)}${s.memory.total > s.capacity ? '  OVER' : ''}`);
       }
       output.show(true);
-      return r.report.stages.map((s) => ({ index: s.index, layers: s.layers, memory: s.memory, capacity: s.capacity }));
+      return report.stages.map((s) => ({ index: s.index, layers: s.layers, memory: s.memory, capacity: s.capacity }));
     }),
     vscode.commands.registerCommand('layerplan.exportReport', async (arg?: vscode.Uri, kind?: 'html' | 'markdown') => {
-      const uri = await pickPlan(arg);
-      if (!uri) return undefined;
-      const r = await estimateUri(uri);
-      if (!r.report) {
-        void vscode.window.showErrorMessage(`Layerplan: ${vscode.workspace.asRelativePath(uri)}: ${r.error}`);
-        return undefined;
-      }
+      const picked = await estimatedPlan(arg);
+      if (!picked) return undefined;
+      const { uri, report } = picked;
       const format = kind ?? ((await vscode.window.showQuickPick(['HTML (charts inline)', 'Markdown (charts as SVG files beside it)'], { title: 'Export report as' }))?.startsWith('HTML') ? 'html' : 'markdown');
       const base = path.basename(uri.fsPath).replace(/\.plan\.json$/i, '');
       const dir = path.dirname(uri.fsPath);
@@ -86,9 +87,9 @@ export function registerPlanCommands(output: vscode.OutputChannel): vscode.Dispo
       let target: vscode.Uri;
       if (format === 'html') {
         target = vscode.Uri.file(path.join(dir, `${base}.report.html`));
-        await write(`${base}.report.html`, planReportHtml(title, r.report));
+        await write(`${base}.report.html`, planReportHtml(title, report));
       } else {
-        const md = planReportMarkdown(title, r.report, `${base}.report`);
+        const md = planReportMarkdown(title, report, `${base}.report`);
         for (const [name, text] of Object.entries(md.files)) await write(name, text);
         target = vscode.Uri.file(path.join(dir, `${base}.report.md`));
         await write(`${base}.report.md`, md.markdown);
@@ -146,16 +147,17 @@ class PlanStatus implements vscode.Disposable {
       this.item.hide();
       return;
     }
-    if (!r.report) {
+    const report = r.report;
+    if (!report) {
       this.item.text = '$(error) plan invalid';
       this.item.tooltip = `${vscode.workspace.asRelativePath(uri)}: ${r.error}`;
       this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
     } else {
-      const peak = Math.max(...r.report.stages.map((s) => s.memory.total));
-      const cap = r.report.stages[0].capacity;
-      const step = r.report.iterationSeconds;
+      const peak = Math.max(...report.stages.map((s) => s.memory.total));
+      const cap = report.stages[0].capacity;
+      const step = report.iterationSeconds;
       this.item.text = `${peak > cap ? '$(warning)' : '$(server)'} ${(peak / GiB).toFixed(1)} / ${(cap / GiB).toFixed(1)} GiB · ${step >= 1 ? step.toFixed(2) + ' s' : (step * 1e3).toFixed(1) + ' ms'}/step`;
-      this.item.tooltip = `${vscode.workspace.asRelativePath(uri)}: peak memory per GPU ${(peak / GiB).toFixed(2)} of ${(cap / GiB).toFixed(2)} GiB on ${r.report.gpu}; ${step.toFixed(4)} s per iteration, MFU ${(r.report.mfu * 100).toFixed(1)}%. Click for the estimate.`;
+      this.item.tooltip = `${vscode.workspace.asRelativePath(uri)}: peak memory per GPU ${(peak / GiB).toFixed(2)} of ${(cap / GiB).toFixed(2)} GiB on ${report.gpu}; ${step.toFixed(4)} s per iteration, MFU ${(report.mfu * 100).toFixed(1)}%. Click for the estimate.`;
       this.item.backgroundColor = peak > cap ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
     }
     this.item.show();

@@ -1,9 +1,10 @@
 import * as assert from 'assert';
+import { suiteGpu } from '../helpers';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
 import { onnx } from 'onnx-proto';
 import { loadLayerWeight, verifyFile } from '../../src/node/verify-file';
-import { nodeGpu, type NodeGpu } from '../../src/node/webgpu';
+import type { NodeGpu } from '../../src/node/webgpu';
 import { ALL_FORMATS } from './pack.test';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
@@ -15,11 +16,7 @@ describe('layerplan verify on a real exported GPT-2 (WebGPU in Node)', function 
   this.timeout(180000);
   let gpu: NodeGpu;
   before(async function () {
-    gpu = await nodeGpu();
-    if (!gpu.device) {
-      if (process.env.LAYERPLAN_REQUIRE_WEBGPU === '1') throw new Error(`LAYERPLAN_REQUIRE_WEBGPU=1 but ${gpu.reason}`);
-      this.skip();
-    }
+    gpu = await suiteGpu(this);
   });
   after(() => gpu?.device && gpu.close());
 

@@ -1,7 +1,8 @@
 import * as assert from 'assert';
+import { suiteGpu } from '../helpers';
 import { runPackedKernel } from '../../src/gpu/runner';
 import { finishVerify, generatedInputs, prepareVerify } from '../../src/engine/quant/verify';
-import { nodeGpu, type NodeGpu } from '../../src/node/webgpu';
+import type { NodeGpu } from '../../src/node/webgpu';
 import { ALL_FORMATS } from './pack.test';
 
 function gaussian(n: number, seed: number): Float32Array {
@@ -17,12 +18,7 @@ describe('WebGPU kernels on packed weights (Dawn in Node)', function () {
   this.timeout(120000);
   let gpu: NodeGpu;
   before(async function () {
-    gpu = await nodeGpu();
-    if (!gpu.device) {
-      if (process.env.LAYERPLAN_REQUIRE_WEBGPU === '1') throw new Error(`LAYERPLAN_REQUIRE_WEBGPU=1 but ${gpu.reason}`);
-      console.log(`      (skipped: ${gpu.reason})`);
-      this.skip();
-    }
+    gpu = await suiteGpu(this);
   });
   after(() => gpu?.device && gpu.close());
 
@@ -44,11 +40,7 @@ describe('WebGPU kernels on packed weights (Dawn in Node)', function () {
 describe('verification catches a wrong kernel input', function () {
   this.timeout(60000);
   it('one flipped code bit after packing shows as kernel ≠ reference', async function () {
-    const gpu = await nodeGpu();
-    if (!gpu.device) {
-      if (process.env.LAYERPLAN_REQUIRE_WEBGPU === '1') throw new Error(gpu.reason);
-      this.skip();
-    }
+    const gpu = await suiteGpu(this);
     try {
       const job = prepareVerify('random', gaussian(64 * 256, 2), 64, 256, 'q4_0', generatedInputs(2, 256, 3), 2, 'generated');
       job.packed.codes[17] ^= 1 << 5;
