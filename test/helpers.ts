@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { MemoryByteSource } from '../src/engine/bytes';
+import { nodeGpu, type NodeGpu } from '../src/node/webgpu';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const SHARED_FIXTURES = path.resolve(REPO, '..', 'shared', 'fixtures');
@@ -73,13 +74,13 @@ export class PbWriter {
  * A WebGPU device for a suite (Dawn in Node): skips the suite when none exists, except under
  * LAYERPLAN_REQUIRE_WEBGPU=1 (npm test), where a missing adapter fails it.
  */
-export async function suiteGpu(ctx: Mocha.Context): Promise<import('../src/node/webgpu').NodeGpu> {
-  const { nodeGpu } = await import('../src/node/webgpu');
+export async function suiteGpu(ctx: Mocha.Context): Promise<Extract<NodeGpu, { device: GPUDevice }>> {
   const gpu = await nodeGpu();
   if (!gpu.device) {
     if (process.env.LAYERPLAN_REQUIRE_WEBGPU === '1') throw new Error(`LAYERPLAN_REQUIRE_WEBGPU=1 but ${gpu.reason}`);
     console.log(`      (skipped: ${gpu.reason})`);
     ctx.skip();
+    throw new Error('skipped');
   }
   return gpu;
 }
