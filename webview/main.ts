@@ -49,6 +49,8 @@ style.textContent = `
   .planner tbody tr:focus { outline: 1px solid var(--vscode-focusBorder); outline-offset: -1px; }
   .planner tbody tr.sel { background: var(--vscode-list-activeSelectionBackground); color: var(--vscode-list-activeSelectionForeground); }
   .planner .pgrid > * { min-width: 0; }
+  .planner .results { overflow-x: auto; }
+  .planner table.comm td { white-space: normal; }
   .planner .field { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 150px); align-items: center; gap: 6px; margin: 2px 0; }
   .planner .field vscode-textfield, .planner .field vscode-single-select { width: 100%; min-width: 0; }
   .planner vscode-label { font-weight: normal; padding: 0; }

@@ -400,7 +400,7 @@ export class Planner {
       }
       input.addEventListener('change', () => {
         const raw = input.value;
-        const v = numeric && !options ? (raw === '' ? undefined : Number(raw)) : options && numeric ? Number(raw) : raw;
+        const v = numeric && !options ? (raw === '' ? undefined : Number(raw)) : options && numeric ? Number(raw) : raw === 'true' ? true : raw === 'false' ? false : raw;
         if (typeof v === 'number' && !Number.isFinite(v)) return;
         this.edit([{ path, value: v }]);
       });
@@ -412,6 +412,9 @@ export class Planner {
     add('GPU', ['cluster', 'gpu'], p.cluster.gpu, cat.map((g) => g.id), false);
     add('Nodes', ['cluster', 'nodes'], p.cluster.nodes ?? 1);
     add('GPUs per node', ['cluster', 'gpusPerNode'], p.cluster.gpusPerNode);
+    // Links: blank keeps the catalog's figure for the GPU (NVLink inside a node, the NIC between nodes).
+    add('NVLink GB/s per GPU (blank: catalog)', ['cluster', 'intraNode', 'bandwidthGBps'], p.cluster.intraNode?.bandwidthGBps);
+    add('Network GB/s per GPU (blank: catalog)', ['cluster', 'interNode', 'bandwidthGBps'], p.cluster.interNode?.bandwidthGBps);
     if (p.training) {
       this.form.append(el('h4', undefined, 'Training'));
       add('Global batch', ['training', 'globalBatch'], p.training.globalBatch);
@@ -429,6 +432,8 @@ export class Planner {
     add('Tensor parallel', ['parallel', 'tensor'], p.parallel?.tensor ?? 1);
     add('Pipeline stages', ['parallel', 'pipeline'], p.parallel?.pipeline ?? 1);
     add('Schedule', ['parallel', 'schedule'], p.parallel?.schedule ?? '1f1b', ['1f1b', 'gpipe', 'interleaved'], false);
+    if (p.parallel?.schedule === 'interleaved') add('Virtual stages per GPU', ['parallel', 'virtualStages'], p.parallel?.virtualStages ?? 2);
+    add('Sequence parallel', ['parallel', 'sequenceParallel'], String(p.parallel?.sequenceParallel ?? false), ['false', 'true'], false);
     add('ZeRO stage', ['parallel', 'zero'], String(p.parallel?.zero ?? 0), ['0', '1', '2', '3'], true);
     this.form.append(el('h4', undefined, 'Precision'));
     add('Error budget (min SQNR, dB)', ['precision', 'errorBudgetDb'], p.precision?.errorBudgetDb);

@@ -231,6 +231,14 @@ describe('the planner', () => {
     // int4-g128 (the precision picker's default) to every block, selected by name pattern.
     await ui([{ fill: ['#layer-pattern input', 'h.*'] }, { click: '#select-pattern' }, { click: '#apply-precision' }]);
     await until('the precision rule reaches the plan file', () => /"h\.\*"/.test(read()));
+    // The stage boundary moves with the keyboard (its handle is a slider): down one row, and back.
+    await ui([{ press: ['.planner [data-boundary="1"]', 'ArrowDown'] }]);
+    await until('the boundary moved down', () => /"0-4"[\s\S]*"5-6"/.test(read()));
+    await ui([{ press: ['.planner [data-boundary="1"]', 'ArrowUp'] }]);
+    await until('the boundary moved back', () => /"0-3"[\s\S]*"4-6"/.test(read()));
+    // The form: a global batch of 128 typed into its field.
+    await ui([{ fill: ['#f-training-globalBatch input', '128'] }, { press: ['#f-training-globalBatch input', 'Tab'] }]);
+    await until('the form edit reaches the plan file', () => /"globalBatch": 128/.test(read()));
     const { parse } = await import('jsonc-parser');
     const plan = parse(read());
     assert.deepStrictEqual(plan.stages, [{ layers: '0-3' }, { layers: '4-6' }]);
@@ -289,6 +297,7 @@ describe('the planner', () => {
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
     await vscode.commands.executeCommand('workbench.action.closeSidebar');
     await vscode.commands.executeCommand('workbench.action.closePanel');
+    await vscode.commands.executeCommand('workbench.action.closeAuxiliaryBar');
     await vscode.commands.executeCommand('layerplan.showPlanner', modelUri);
     await until('the planner redraws', async () => {
       const s = await vscode.commands.executeCommand<{ summary: string }>('layerplan.plannerShown', modelUri);
