@@ -115,5 +115,7 @@ export type WebviewToHost =
   /** Set these JSON paths of the plan file (the host edits the file through a WorkspaceEdit). */
   | { type: 'planEdit'; edits: { path: (string | number)[]; value: unknown }[] }
   | { type: 'newPlan' }
+  /** Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y) in the planner: take back or redo the planner's last edit of the plan file. */
+  | { type: 'planUndo'; redo: boolean }
   /** What the planner shows after an estimate (for tests): the summary line and the stage assignment. */
   | { type: 'plannerShown'; summary: string; stages: string[]; ms: number };

@@ -107,6 +107,16 @@ export class Planner {
     this.root.append(bar, el('div', 'pgrid'));
     (this.root.lastChild as HTMLElement).append(left, this.results, this.form);
     this.list.addEventListener('keydown', (e) => this.keys(e));
+    // Undo / redo of the planner's edits (not inside a text field, where they edit the text).
+    this.root.addEventListener('keydown', (e) => {
+      const inField = (e.target as HTMLElement).closest('vscode-textfield, input, textarea');
+      if (inField || !(e.ctrlKey || e.metaKey)) return;
+      const k = e.key.toLowerCase();
+      if (k === 'z' || k === 'y') {
+        e.preventDefault();
+        host.post({ type: 'planUndo', redo: k === 'y' || (k === 'z' && e.shiftKey) });
+      }
+    });
   }
 
   toggle(show: boolean = !!this.root.hidden): void {

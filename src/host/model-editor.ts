@@ -174,6 +174,9 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
         case 'planEdit':
           void plannerSession().edit(m.edits);
           break;
+        case 'planUndo':
+          void plannerSession().step(m.redo);
+          break;
         case 'newPlan':
           void plannerSession().create();
           break;

@@ -55,13 +55,19 @@ export function minimalEdit(doc: vscode.TextDocument, after: string): vscode.Wor
   return edit;
 }
 
-/** Sets JSON paths in a plan file through a WorkspaceEdit (undo works in its editor) and saves it. */
-export async function editPlan(uri: vscode.Uri, edits: { path: (string | number)[]; value: unknown }[]): Promise<void> {
+/** Sets JSON paths in a plan file through a WorkspaceEdit (undo works in its editor) and saves it; returns the texts before and after. */
+export async function editPlan(uri: vscode.Uri, edits: { path: (string | number)[]; value: unknown }[]): Promise<{ before: string; after: string } | undefined> {
   const doc = await vscode.workspace.openTextDocument(uri);
-  let text = doc.getText();
+  const before = doc.getText();
+  let text = before;
   for (const e of edits) text = applyEdits(text, modify(text, e.path, e.value, { formattingOptions: { insertSpaces: true, tabSize: 2 } }));
-  if (text === doc.getText()) return;
-  if (!(await vscode.workspace.applyEdit(minimalEdit(doc, text)))) throw new Error(`could not edit ${uri.fsPath}`);
+  if (text === before) return undefined;
+  await replacePlanText(doc, text);
+  return { before, after: text };
+}
+
+async function replacePlanText(doc: vscode.TextDocument, text: string): Promise<void> {
+  if (!(await vscode.workspace.applyEdit(minimalEdit(doc, text)))) throw new Error(`could not edit ${doc.uri.fsPath}`);
   await doc.save();
 }
 
@@ -106,6 +112,9 @@ export class PlanSession implements vscode.Disposable {
   private timer?: ReturnType<typeof setTimeout>;
   private readonly subs: vscode.Disposable[] = [];
   private open = false;
+  /** The planner's own edits, for undo / redo from inside the webview (the plan's editor has its own history too). */
+  private readonly undo: { before: string; after: string }[] = [];
+  private readonly redo: { before: string; after: string }[] = [];
 
   constructor(private readonly model: vscode.Uri, private readonly post: (m: HostToWebview) => void) {
     this.planUri = planFileFor(model);
@@ -130,10 +139,34 @@ export class PlanSession implements vscode.Disposable {
 
   async edit(edits: { path: (string | number)[]; value: unknown }[]): Promise<void> {
     try {
-      await editPlan(this.planUri, edits);
+      const step = await editPlan(this.planUri, edits);
+      if (step) {
+        this.undo.push(step);
+        this.redo.length = 0;
+        if (this.undo.length > 200) this.undo.shift();
+      }
     } catch (e) {
       void vscode.window.showErrorMessage(`Layerplan: ${(e as Error).message}`);
     }
+  }
+
+  /** Undo (or redo) the planner's last edit, when the file still reads as that edit left it. */
+  async step(redo: boolean): Promise<void> {
+    const from = redo ? this.redo : this.undo;
+    const to = redo ? this.undo : this.redo;
+    const last = from.pop();
+    if (!last) return;
+    const doc = await vscode.workspace.openTextDocument(this.planUri);
+    const expected = redo ? last.before : last.after;
+    if (doc.getText() !== expected) {
+      // Edited by hand since: the planner's history no longer applies.
+      this.undo.length = 0;
+      this.redo.length = 0;
+      void vscode.window.showInformationMessage('Layerplan: the plan was edited since; use Undo in its editor.');
+      return;
+    }
+    await replacePlanText(doc, redo ? last.after : last.before);
+    to.push(last);
   }
 
   async create(): Promise<void> {

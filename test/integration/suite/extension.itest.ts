@@ -236,6 +236,11 @@ describe('the planner', () => {
     await until('the boundary moved down', () => /"0-4"[\s\S]*"5-6"/.test(read()));
     await ui([{ press: ['.planner [data-boundary="1"]', 'ArrowUp'] }]);
     await until('the boundary moved back', () => /"0-3"[\s\S]*"4-6"/.test(read()));
+    // Ctrl+Z in the planner takes its last edit back (the boundary move), Ctrl+Shift+Z redoes it.
+    await ui([{ press: ['.planner tr[data-i="2"]', 'Control+z'] }]);
+    await until('undo from the planner', () => /"0-4"[\s\S]*"5-6"/.test(read()));
+    await ui([{ press: ['.planner tr[data-i="2"]', 'Control+Shift+z'] }]);
+    await until('redo from the planner', () => /"0-3"[\s\S]*"4-6"/.test(read()));
     // The form: a global batch of 128 typed into its field.
     await ui([{ fill: ['#f-training-globalBatch input', '128'] }, { press: ['#f-training-globalBatch input', 'Tab'] }]);
     await until('the form edit reaches the plan file', () => /"globalBatch": 128/.test(read()));
