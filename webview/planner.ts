@@ -485,10 +485,10 @@ export class Planner {
     const t = el('table', 'comm');
     const h = t.createTHead().insertRow();
     for (const x of ['kind', 'link', 'bytes per GPU', 'time']) h.append(el('th', undefined, x));
-    const links: Record<string, string> = { data: 'all-reduce (network across nodes)', tensor: 'all-reduce / all-gather (NVLink)', pipeline: 'point-to-point between stages' };
+    const ops: Record<string, string> = { data: 'gradient all-reduce', tensor: 'all-reduce / all-gather', pipeline: 'point-to-point' };
     for (const k of ['data', 'tensor', 'pipeline'] as const) {
       const row = t.insertRow();
-      for (const v of [k, links[k], fmtBytes(r.communication[k].bytes), fmtS(r.communication[k].seconds)]) row.insertCell().textContent = v;
+      for (const v of [`${k} · ${ops[k]}`, r.communication[k].link ?? '—', fmtBytes(r.communication[k].bytes), fmtS(r.communication[k].seconds)]) row.insertCell().textContent = v;
     }
     return t;
   }

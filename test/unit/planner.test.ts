@@ -1,7 +1,7 @@
 import * as assert from 'assert';
 import * as path from 'path';
 import { estimate, rebalanceFix } from '../../src/engine/cost/estimate';
-import { graphLayerData, graphWorkload, workloadFrom } from '../../src/engine/cost/workload';
+import { archToSpec, graphLayerData, graphWorkload, workloadFrom } from '../../src/engine/cost/workload';
 import { openModel } from '../../src/engine/formats/registry';
 import type { Plan } from '../../src/engine/plan/plan';
 import { ganttSvg, memorySvg } from '../../src/engine/report/charts';
@@ -62,5 +62,20 @@ describe('the planner engine (what the web worker runs)', () => {
     assert.deepStrictEqual(Object.keys(md.files), ['m.report-memory.svg', 'm.report-schedule.svg']);
     assert.match(md.markdown, /!\[pipeline schedule\]\(m\.report-schedule\.svg\)/);
     assert.match(md.markdown, /\| 0 \| 0-3 \|/);
+  });
+});
+
+describe('communication links', () => {
+  it('name the link each kind of traffic crosses: TP inside a node on NVLink, DP across nodes hierarchical, stages across nodes on the network', () => {
+    const arch = { arch: 'gpt' as const, layers: 8, hidden: 1024, heads: 16, vocab: 1000, seqLen: 512 };
+    const r = estimate({
+      model: arch, cluster: { gpu: 'a100-80gb', gpusPerNode: 8, nodes: 4 }, training: { globalBatch: 64, microBatch: 1, seqLen: 512 },
+      parallel: { data: 4, tensor: 4, pipeline: 2 },
+    }, workloadFrom({ kind: 'arch', arch: archToSpec(arch) }));
+    assert.match(r.communication.tensor.link!, /^NVLink[^,]*\(300 GB\/s\)$/);
+    // DP groups: 2 of 4 members per node (8 / TP 4), so NVLink then the network.
+    assert.match(r.communication.data.link!, /^NVLink.*, then InfiniBand/);
+    // Stage 0 fills nodes 0-1 (TP 4 × DP 4 = 16 GPUs), stage 1 nodes 2-3: the one boundary crosses nodes.
+    assert.match(r.communication.pipeline.link!, /^InfiniBand/);
   });
 });

@@ -33,6 +33,8 @@ export interface StageReport {
 export interface CommReport {
   bytes: number;
   seconds: number;
+  /** The links the traffic crosses, e.g. "NVLink 4.0 (300 GB/s)" or "NVLink, then InfiniBand 200 Gb/s per GPU". */
+  link?: string;
 }
 
 export interface CostReport {
@@ -270,6 +272,14 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostRep
   const dpGroup: GroupTopology = { size: dp, perNode: Math.max(1, Math.min(dp, Math.floor(gpn / tp))), intra: R.intra, inter: R.inter };
   const nodeOf = (rank: number) => Math.floor(rank / gpn);
   const stageLink = (s: number) => (nodeOf(s * dp * tp) === nodeOf((s + 1) * dp * tp) ? R.intra : R.inter);
+  const linkName = (l: Link) => `${l.kind} (${l.bandwidthGBps} GB/s)`;
+  const groupLink = (g: GroupTopology) => (g.size <= 1 ? 'none' : g.perNode >= g.size ? linkName(R.intra) : g.perNode <= 1 ? linkName(R.inter) : `${linkName(R.intra)}, then ${linkName(R.inter)}`);
+  const crossings = Array.from({ length: Math.max(0, pp - 1) }, (_, s) => stageLink(s) === R.inter).filter(Boolean).length;
+  const links = {
+    data: groupLink(dpGroup),
+    tensor: groupLink(tpGroup),
+    pipeline: pp <= 1 ? 'none' : crossings === 0 ? linkName(R.intra) : crossings === pp - 1 ? linkName(R.inter) : `${linkName(R.intra)}; ${crossings} of ${pp - 1} stage boundaries on ${linkName(R.inter)}`,
+  };
 
   const gpus = dp * tp * pp;
 
@@ -436,9 +446,9 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostRep
     bubbleFraction: sim.bubbleFraction,
     stages,
     communication: {
-      data: { bytes: dataBytes, seconds: dataSeconds },
-      tensor: { bytes: tpBytesTotal / pp, seconds: tpSecondsTotal / pp },
-      pipeline: { bytes: pipeBytes / Math.max(1, pp - 1), seconds: sim.comm.reduce((a, c) => a + c, 0) / pp },
+      data: { bytes: dataBytes, seconds: dataSeconds, link: links.data },
+      tensor: { bytes: tpBytesTotal / pp, seconds: tpSecondsTotal / pp, link: links.tensor },
+      pipeline: { bytes: pipeBytes / Math.max(1, pp - 1), seconds: sim.comm.reduce((a, c) => a + c, 0) / pp, link: links.pipeline },
     },
     gpus,
     gpu: gpu.id,

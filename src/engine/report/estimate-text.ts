@@ -47,9 +47,10 @@ export function formatEstimate(file: string, r: CostReport): string {
   }
   const c = r.communication;
   lines.push('', 'Communication per iteration (per GPU)');
-  lines.push(`  tensor parallel  ${human(c.tensor.bytes, 'B').padStart(8)}  ${seconds(c.tensor.seconds)}`);
-  lines.push(`  pipeline         ${human(c.pipeline.bytes, 'B').padStart(8)}  ${seconds(c.pipeline.seconds)}`);
-  lines.push(`  data parallel    ${human(c.data.bytes, 'B').padStart(8)}  ${seconds(c.data.seconds)} exposed`);
+  const via = (x: { link?: string }) => (x.link && x.link !== 'none' ? `  over ${x.link}` : '');
+  lines.push(`  tensor parallel  ${human(c.tensor.bytes, 'B').padStart(8)}  ${seconds(c.tensor.seconds).padEnd(11)}${via(c.tensor)}`);
+  lines.push(`  pipeline         ${human(c.pipeline.bytes, 'B').padStart(8)}  ${seconds(c.pipeline.seconds).padEnd(11)}${via(c.pipeline)}`);
+  lines.push(`  data parallel    ${human(c.data.bytes, 'B').padStart(8)}  ${seconds(c.data.seconds).padEnd(11)}${via(c.data)} (exposed)`);
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   return lines.join('\n') + '\n';
 }

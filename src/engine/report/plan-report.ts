@@ -24,7 +24,7 @@ function rows(r: CostReport): { summary: [string, string][]; stages: string[][];
     ['parameters', r.parameters.toLocaleString('en-US')],
   ];
   const stages = r.stages.map((s) => [String(s.index), s.layers, ...MEMORY_PARTS.map((p) => gib(s.memory[p])), gib(s.memory.total), gib(s.capacity), secs(s.computeSeconds), secs(s.commSeconds), secs(s.idleSeconds)]);
-  const comm = (['data', 'tensor', 'pipeline'] as const).map((k) => [k, `${gib(r.communication[k].bytes)} GiB`, secs(r.communication[k].seconds)]);
+  const comm = (['data', 'tensor', 'pipeline'] as const).map((k) => [k, r.communication[k].link ?? '', `${gib(r.communication[k].bytes)} GiB`, secs(r.communication[k].seconds)]);
   return { summary, stages, comm };
 }
 
@@ -41,7 +41,7 @@ ${table(['', ''], summary)}
 <h2>Memory per GPU, by stage</h2>${memorySvg(r)}
 <h2>Pipeline schedule</h2>${ganttSvg(r)}
 <h2>Stages</h2>${table(STAGE_HEAD, stages)}
-<h2>Communication</h2>${table(['kind', 'bytes per GPU', 'time'], comm)}
+<h2>Communication</h2>${table(['kind', 'link', 'bytes per GPU', 'time'], comm)}
 ${r.warnings.length ? `<h2>Warnings</h2><ul>${r.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>` : ''}
 <p>Estimated by Layerplan.</p></body></html>
 `;
@@ -70,7 +70,7 @@ ${table(STAGE_HEAD, stages)}
 
 ## Communication
 
-${table(['kind', 'bytes per GPU', 'time'], comm)}
+${table(['kind', 'link', 'bytes per GPU', 'time'], comm)}
 ${r.warnings.length ? `\n## Warnings\n\n${r.warnings.map((w) => `- ${w}`).join('\n')}\n` : ''}`;
   return { markdown, files: { [`${base}-memory.svg`]: style(memorySvg(r)), [`${base}-schedule.svg`]: style(ganttSvg(r)) } };
 }
