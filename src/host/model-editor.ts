@@ -72,10 +72,13 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
     const open = ModelGraphEditor.views.get(key);
     if (open) return open;
     const ready = new Promise<GraphView>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the graph view did not start within 60 s')), 60000);
       const list = ModelGraphEditor.waiting.get(key) ?? [];
-      list.push(resolve);
+      list.push((v) => {
+        clearTimeout(timer);
+        resolve(v);
+      });
       ModelGraphEditor.waiting.set(key, list);
-      setTimeout(() => reject(new Error('the graph view did not start within 60 s')), 60000);
     });
     await vscode.commands.executeCommand('vscode.openWith', uri, ModelGraphEditor.viewType);
     return ready;

@@ -92,7 +92,7 @@ export async function checkFile(file: string, options: { worldSize?: number; tex
           const where = r.plan.stages ? ['stages', st.index] : ['cluster', 'gpu'];
           c.error(where, `stage ${st.index} needs ${(st.memory.total / 2 ** 30).toFixed(1)} GiB per GPU, ${over.toFixed(1)} GiB over the ${(st.capacity / 2 ** 30).toFixed(1)} GiB of ${report.gpu}`, r.plan.stages ? rebalanceFix(r.plan, r.workload) : undefined);
         }
-        for (const b of await budgetChecks(r.plan, file)) c.warn(b.path, b.message);
+        for (const b of await budgetChecks(r.plan, file)) c.at(b.path, b.severity ?? 'warning', b.message);
         diagnostics.push(...c.issues);
       }
       return { kind, diagnostics };
@@ -109,7 +109,10 @@ export async function checkFile(file: string, options: { worldSize?: number; tex
 const measured = new Map<string, QuantReport>();
 
 /** The plan's precision against its error budget, measured on the model's weights (cached per model file, its mtime and the formats). */
-async function budgetChecks(plan: Plan, file: string): Promise<{ path: (string | number)[]; message: string }[]> {
+/** Past this size the budget check would read gigabytes on every check: it says so instead. */
+const BUDGET_CHECK_MAX_BYTES = 2 * 2 ** 30;
+
+async function budgetChecks(plan: Plan, file: string): Promise<{ path: (string | number)[]; message: string; severity?: 'information' }[]> {
   if (plan.precision?.errorBudgetDb === undefined || typeof plan.model !== 'string' || !/\.(onnx|safetensors|gguf)$/i.test(plan.model)) return [];
   const model = path.resolve(path.dirname(file), plan.model);
   const formats = [...new Set([plan.precision.default ?? 'bf16', ...(plan.precision.rules ?? []).map((r) => r.format)])];
@@ -119,6 +122,9 @@ async function budgetChecks(plan: Plan, file: string): Promise<{ path: (string |
     stat = await fsp.stat(model);
   } catch {
     return [];
+  }
+  if (stat.size > BUDGET_CHECK_MAX_BYTES) {
+    return [{ path: ['precision', 'errorBudgetDb'], severity: 'information', message: `precision.errorBudgetDb: not checked here (the model is ${(stat.size / 2 ** 30).toFixed(1)} GiB); run layerplan quant ${plan.model} --plan <this plan> for the measured error` }];
   }
   const key = JSON.stringify([model, stat.mtimeMs, stat.size, [...formats].sort()]);
   let report = measured.get(key);

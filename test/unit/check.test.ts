@@ -158,3 +158,36 @@ describe('quick fixes and the error budget', () => {
     assert.deepStrictEqual((await check(safe)).filter((i) => /budget/.test(i.message)), []);
   });
 });
+
+describe('the error budget on a model too large to measure on every check', () => {
+  it('says it was not checked (and why) instead of reading gigabytes', async function () {
+    this.timeout(30000);
+    // The bundled export plus one unknown length-delimited field (number 15) 2.2 GB long, left as a sparse hole.
+    const model = fs.readFileSync(path.join(REPO, 'examples', 'gpt2-tiny.onnx'));
+    const hole = 2.2e9;
+    const varint = (n: number) => {
+      const out: number[] = [];
+      while (n >= 128) {
+        out.push((n % 128) | 128);
+        n = Math.floor(n / 128);
+      }
+      out.push(n);
+      return out;
+    };
+    const head = Buffer.concat([model, Buffer.from([(15 << 3) | 2, ...varint(hole)])]);
+    const file = path.join(tmp, 'huge.onnx');
+    const fd = fs.openSync(file, 'w');
+    fs.writeSync(fd, head, 0, head.length, 0);
+    fs.ftruncateSync(fd, head.length + hole);
+    fs.closeSync(fd);
+    const text = JSON.stringify({
+      model: file, cluster: { gpu: 'l4', gpusPerNode: 2, nodes: 1 }, training: { globalBatch: 32, microBatch: 4, seqLen: 64 },
+      parallel: { data: 1, tensor: 1, pipeline: 2 }, precision: { default: 'bf16', rules: [{ match: 'h.*', format: 'int2-g64' }], errorBudgetDb: 20 },
+    }, null, 2);
+    const { diagnostics } = await checkFile(path.join(tmp, 'huge.plan.json'), { text });
+    const info = only(diagnostics, /errorBudgetDb: not checked here \(the model is 2\.\d GiB\)/);
+    assert.strictEqual(info.severity, 'information');
+    assert.deepStrictEqual(info.range, rangeOf(text, '"errorBudgetDb": 20'));
+    fs.rmSync(file);
+  });
+});
