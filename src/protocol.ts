@@ -20,6 +20,8 @@ export interface PlanState {
 /** Per-layer quantization error of the plan's precision assignment, measured on the real weights. */
 export interface LayerErrors {
   budgetDb?: number;
+  /** Why there are no figures yet (measuring, or the model is too large to measure here). */
+  note?: string;
   outputSqnrDb: number | null;
   layers: { name: string; format: string; sqnrDb: number | null }[];
 }

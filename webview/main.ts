@@ -57,6 +57,7 @@ style.textContent = `
   .planner .form { max-width: 340px; }
   .planner h4 { margin: 8px 0 4px; font-size: 12px; }
   .planner .psummary { font-weight: 600; }
+  .planner .pnote { color: var(--vscode-descriptionForeground); font-style: italic; margin: 2px 0; }
   .planner .problems { color: var(--vscode-errorForeground); margin: 4px 0; padding-left: 18px; }
   .planner .chart { max-width: 100%; height: auto; display: block; }
   .planner .chart text { fill: var(--vscode-foreground); font-size: 10px; }

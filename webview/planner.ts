@@ -148,6 +148,7 @@ export class Planner {
   setErrors(e: LayerErrors): void {
     this.errors = e;
     this.renderList();
+    this.renderResults();
     this.host.onErrors();
   }
 
@@ -464,6 +465,11 @@ export class Planner {
         (this.errors?.outputSqnrDb != null ? ` · output SQNR ≈ ${this.errors.outputSqnrDb.toFixed(1)} dB` : '') + ` (estimated in ${this.answer!.ms.toFixed(1)} ms)`;
     }
     this.results.append(summary);
+    if (this.errors?.note) {
+      const note = el('div', 'pnote', this.errors.note);
+      note.setAttribute('role', 'status');
+      this.results.append(note);
+    }
     if (problems.length) {
       const ul = el('ul', 'problems');
       ul.setAttribute('aria-label', 'Problems');

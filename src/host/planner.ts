@@ -13,6 +13,9 @@ import { quantFile } from '../node/quant-file';
 import type { HostToWebview, LayerErrors, PlanState } from '../protocol';
 import { VERIFY_FORMATS } from './verify';
 
+/** Past this size the planner does not measure the weights (it would read gigabytes per new format). */
+const MEASURE_MAX_BYTES = 2 * 2 ** 30;
+
 /** The plan file of a model: `<name>.plan.json` beside it. */
 export function planFileFor(model: vscode.Uri): vscode.Uri {
   const base = path.basename(model.fsPath).replace(/\.(onnx|gguf|safetensors|json)$/i, '');
@@ -219,7 +222,13 @@ export class PlanSession implements vscode.Disposable {
       if (key !== this.quantKey || !this.quant) {
         const file = path.resolve(path.dirname(this.planUri.fsPath), plan.model);
         const stat = await vscode.workspace.fs.stat(vscode.Uri.file(file));
-        // Big models: sample every 16th row (the report's interval stays honest about it).
+        const budgetDb = plan.precision?.errorBudgetDb;
+        if (stat.size > MEASURE_MAX_BYTES) {
+          this.post({ type: 'layerErrors', errors: { budgetDb, outputSqnrDb: null, layers: [], note: `error heatmap: the model is ${(stat.size / 2 ** 30).toFixed(1)} GiB, too large to measure on every edit; run layerplan quant --plan` } });
+          return;
+        }
+        this.post({ type: 'layerErrors', errors: { budgetDb, outputSqnrDb: null, layers: [], note: `measuring the quantization error of ${formats.join(', ')} on the weights…` } });
+        // Larger models: every 16th row (within a fraction of a dB).
         this.quant = await quantFile(file, { formats, sample: stat.size > 512 * 2 ** 20 ? 1 / 16 : undefined });
         this.quantKey = key;
       }
