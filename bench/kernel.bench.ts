@@ -8,6 +8,7 @@
 import { packWeight } from '../src/engine/quant/pack';
 import { generatedInputs } from '../src/engine/quant/verify';
 import { runPackedKernel } from '../src/gpu/runner';
+import { kernelSplits } from '../src/engine/quant/wgsl';
 import { nodeGpu } from '../src/node/webgpu';
 
 const ROWS = Number(process.env.LAYERPLAN_BENCH_ROWS ?? 2048);
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
       const g1 = await rate(packed, 1);
       const g8 = await rate(packed, 8);
       console.log(
-        `  ${format.padEnd(13)} ${(g1.bytes / 1e6).toFixed(2).padStart(6)} MB  GEMV ${g1.gbps.toFixed(3).padStart(7)} GB/s (${g1.ms.toFixed(1)} ms)  ` +
+        `  ${format.padEnd(13)} ${(g1.bytes / 1e6).toFixed(2).padStart(6)} MB  split-K ${String(kernelSplits(packed)).padStart(2)}  GEMV ${g1.gbps.toFixed(3).padStart(7)} GB/s (${g1.ms.toFixed(1)} ms)  ` +
           `ratio to the same bytes undecoded ${(g1.gbps / b1.gbps).toFixed(2)}x  |  batch-8 GEMM ${g8.gbps.toFixed(3)} GB/s (${g8.ms.toFixed(1)} ms)`,
       );
     }

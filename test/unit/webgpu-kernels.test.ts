@@ -54,3 +54,21 @@ describe('verification catches a wrong kernel input', function () {
     }
   });
 });
+
+describe('split-K', function () {
+  this.timeout(60000);
+  it('one thread per row and the split reduction agree to float32 rounding (and with the CPU reference)', async function () {
+    const gpu = await suiteGpu(this);
+    try {
+      const job = prepareVerify('random', gaussian(48 * 1024, 4), 48, 1024, 'int4-g32', generatedInputs(3, 1024, 8), 3, 'generated');
+      const one = await runPackedKernel(gpu.device, job.packed, job.x, 3, 0, 1);
+      const split = await runPackedKernel(gpu.device, job.packed, job.x, 3, 0, 32);
+      for (const run of [one, split]) assert.ok(finishVerify(job, { y: run.y, device: 'test' }).kernelVsReference.pass);
+      let worst = 0;
+      for (let i = 0; i < one.y.length; i++) worst = Math.max(worst, Math.abs(one.y[i] - split.y[i]) / job.bound[i]);
+      assert.ok(worst <= 1, `${worst}× the rounding bound apart`);
+    } finally {
+      gpu.close();
+    }
+  });
+});
