@@ -477,7 +477,10 @@ export class Planner {
       this.results.append(ul);
     }
     if (r) {
-      this.results.append(el('h4', undefined, 'Memory per GPU, by stage'), this.chart(memorySvg(r)), el('h4', undefined, 'Pipeline schedule (one iteration)'), this.chart(ganttSvg(r)), el('h4', undefined, 'Communication'), this.commTable(r));
+      const schedule: Node[] = r.inference
+        ? [el('h4', undefined, 'Inference'), this.inferenceTable(r.inference)]
+        : [el('h4', undefined, 'Pipeline schedule (one iteration)'), this.chart(ganttSvg(r))];
+      this.results.append(el('h4', undefined, 'Memory per GPU, by stage'), this.chart(memorySvg(r)), ...schedule, el('h4', undefined, 'Communication'), this.commTable(r));
     }
     this.host.post({ type: 'plannerShown', summary: summary.textContent ?? '', stages: r?.stages.map((s) => s.layers) ?? [], ms: this.answer?.ms ?? 0 });
   }
@@ -485,6 +488,16 @@ export class Planner {
   /** A chart from the engine's SVG text (the same the exported report embeds); it holds no user-supplied names. */
   private chart(svg: string): Element {
     return document.importNode(new DOMParser().parseFromString(svg, 'image/svg+xml').documentElement, true);
+  }
+
+  private inferenceTable(i: NonNullable<CostReport['inference']>): HTMLTableElement {
+    const t = el('table', 'comm');
+    for (const [k, v] of [['prefill', fmtS(i.prefillSeconds)], ['decode per token', fmtS(i.decodeSecondsPerToken)], ['tokens per second', i.tokensPerSecond.toFixed(0)], ['KV cache per GPU', fmtBytes(i.kvCacheBytes)]]) {
+      const row = t.insertRow();
+      row.insertCell().textContent = k;
+      row.insertCell().textContent = v;
+    }
+    return t;
   }
 
   private commTable(r: CostReport): HTMLTableElement {

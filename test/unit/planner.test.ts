@@ -79,3 +79,15 @@ describe('communication links', () => {
     assert.match(r.communication.pipeline.link!, /^InfiniBand/);
   });
 });
+
+describe('inference plans in reports', () => {
+  it('show prefill, decode, tokens per second and the KV cache instead of an empty schedule', () => {
+    const arch = { arch: 'llama' as const, layers: 32, hidden: 4096, heads: 32, kvHeads: 32, ffn: 11008, vocab: 32000, seqLen: 4096 };
+    const r = estimate({ model: arch, cluster: { gpu: 'a100-80gb', gpusPerNode: 2, nodes: 1 }, inference: { batch: 8, promptLen: 512, genLen: 128 }, parallel: { tensor: 1, pipeline: 2 } }, workloadFrom({ kind: 'arch', arch: archToSpec(arch) }));
+    assert.strictEqual(r.timeline.length, 0);
+    const html = planReportHtml('llama', r);
+    assert.match(html, /<h2>Inference<\/h2>.*tokens per second/s);
+    assert.ok(!/class="chart gantt"/.test(html));
+    assert.match(planReportMarkdown('llama', r, 'x').markdown, /## Inference\n\n\|/);
+  });
+});

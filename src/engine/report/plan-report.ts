@@ -28,6 +28,11 @@ function rows(r: CostReport): { summary: [string, string][]; stages: string[][];
   return { summary, stages, comm };
 }
 
+function inferenceRows(r: CostReport): string[][] {
+  const i = r.inference!;
+  return [['prefill', secs(i.prefillSeconds)], ['decode per token', secs(i.decodeSecondsPerToken)], ['tokens per second', i.tokensPerSecond.toFixed(0)], ['KV cache per GPU', `${gib(i.kvCacheBytes)} GiB`]];
+}
+
 const STAGE_HEAD = ['stage', 'layers', 'weights GiB', 'gradients GiB', 'optimizer GiB', 'activations GiB', 'total GiB', 'capacity GiB', 'compute', 'communication', 'idle'];
 
 export function planReportHtml(title: string, r: CostReport): string {
@@ -39,7 +44,7 @@ export function planReportHtml(title: string, r: CostReport): string {
 <body><h1>${esc(title)}</h1>
 ${table(['', ''], summary)}
 <h2>Memory per GPU, by stage</h2>${memorySvg(r)}
-<h2>Pipeline schedule</h2>${ganttSvg(r)}
+${r.inference ? `<h2>Inference</h2>${table(['', ''], inferenceRows(r))}` : `<h2>Pipeline schedule</h2>${ganttSvg(r)}`}
 <h2>Stages</h2>${table(STAGE_HEAD, stages)}
 <h2>Communication</h2>${table(['kind', 'link', 'bytes per GPU', 'time'], comm)}
 ${r.warnings.length ? `<h2>Warnings</h2><ul>${r.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>` : ''}
@@ -60,10 +65,13 @@ ${table(['', ''], summary)}
 
 ![memory per GPU](${base}-memory.svg)
 
-## Pipeline schedule
+${r.inference ? `## Inference
+
+${table(['', ''], inferenceRows(r))}
+` : `## Pipeline schedule
 
 ![pipeline schedule](${base}-schedule.svg)
-
+`}
 ## Stages
 
 ${table(STAGE_HEAD, stages)}
@@ -72,5 +80,7 @@ ${table(STAGE_HEAD, stages)}
 
 ${table(['kind', 'link', 'bytes per GPU', 'time'], comm)}
 ${r.warnings.length ? `\n## Warnings\n\n${r.warnings.map((w) => `- ${w}`).join('\n')}\n` : ''}`;
-  return { markdown, files: { [`${base}-memory.svg`]: style(memorySvg(r)), [`${base}-schedule.svg`]: style(ganttSvg(r)) } };
+  const files: Record<string, string> = { [`${base}-memory.svg`]: style(memorySvg(r)) };
+  if (!r.inference) files[`${base}-schedule.svg`] = style(ganttSvg(r));
+  return { markdown, files };
 }
