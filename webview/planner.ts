@@ -363,23 +363,21 @@ export class Planner {
     h.addEventListener('pointerdown', (e) => {
       e.preventDefault();
       e.stopPropagation();
-      h.setPointerCapture(e.pointerId);
-      let target = row;
+      // Listen on the window, not the handle: an estimate or a measurement arriving mid-drag redraws the list.
+      const rowAt = (ev: PointerEvent) => document.elementFromPoint(ev.clientX, ev.clientY)?.closest('tr[data-i]') as HTMLElement | null;
       const over = (ev: PointerEvent) => {
-        const tr = document.elementFromPoint(ev.clientX, ev.clientY)?.closest('tr[data-i]') as HTMLElement | null;
-        if (!tr) return;
-        target = Number(tr.dataset.i);
         this.list.querySelectorAll('.drop').forEach((x) => x.classList.remove('drop'));
-        tr.classList.add('drop');
+        rowAt(ev)?.classList.add('drop');
       };
-      const up = () => {
-        h.removeEventListener('pointermove', over);
-        h.removeEventListener('pointerup', up);
+      const up = (ev: PointerEvent) => {
+        window.removeEventListener('pointermove', over);
+        window.removeEventListener('pointerup', up);
         this.list.querySelectorAll('.drop').forEach((x) => x.classList.remove('drop'));
-        this.moveBoundary(stage, target);
+        const tr = rowAt(ev);
+        if (tr) this.moveBoundary(stage, Number(tr.dataset.i));
       };
-      h.addEventListener('pointermove', over);
-      h.addEventListener('pointerup', up);
+      window.addEventListener('pointermove', over);
+      window.addEventListener('pointerup', up);
     });
     return h;
   }

@@ -53,9 +53,9 @@ async function waitForHttp(url: string, ms: number): Promise<void> {
  * Real input inside a webview: finds the frame that holds the first action's selector (webviews are
  * nested iframes), then clicks (with modifiers), fills or presses there, one action after another.
  */
-type UiAction = { click?: string; modifiers?: ('Shift' | 'Control')[]; fill?: [string, string]; press?: [string, string] };
+type UiAction = { click?: string; modifiers?: ('Shift' | 'Control')[]; fill?: [string, string]; press?: [string, string]; drag?: [string, string] };
 async function uiActions(page: import('playwright-core').Page, actions: UiAction[]): Promise<void> {
-  const first = actions[0].click ?? actions[0].fill?.[0] ?? actions[0].press?.[0] ?? 'body';
+  const first = actions[0].click ?? actions[0].fill?.[0] ?? actions[0].press?.[0] ?? actions[0].drag?.[0] ?? 'body';
   const until = Date.now() + 20000;
   let frame: import('playwright-core').Frame | undefined;
   while (!frame && Date.now() < until) {
@@ -67,6 +67,7 @@ async function uiActions(page: import('playwright-core').Page, actions: UiAction
     if (a.click) await frame.locator(a.click).first().click({ modifiers: a.modifiers, timeout: 10000 });
     else if (a.fill) await frame.locator(a.fill[0]).first().fill(a.fill[1], { timeout: 10000 });
     else if (a.press) await frame.locator(a.press[0]).first().press(a.press[1], { timeout: 10000 });
+    else if (a.drag) await frame.locator(a.drag[0]).first().dragTo(frame.locator(a.drag[1]).first(), { timeout: 10000 });
     await page.waitForTimeout(150);
   }
 }

@@ -181,7 +181,7 @@ describe('verifying a quantized layer in the webview (WebGPU in Chromium)', () =
 
 /** Real clicks inside a webview, performed by the harness (playwright); resolves when they are done. */
 let uiSeq = 0;
-async function ui(actions: { click?: string; modifiers?: ('Shift' | 'Control')[]; fill?: [string, string]; press?: [string, string] }[]): Promise<void> {
+async function ui(actions: { click?: string; modifiers?: ('Shift' | 'Control')[]; fill?: [string, string]; press?: [string, string]; drag?: [string, string] }[]): Promise<void> {
   const dir = process.env.LAYERPLAN_UI_DIR;
   assert.ok(dir, 'the harness passes LAYERPLAN_UI_DIR');
   const id = `ui${++uiSeq}`;
@@ -231,9 +231,9 @@ describe('the planner', () => {
     // int4-g128 (the precision picker's default) to every block, selected by name pattern.
     await ui([{ fill: ['#layer-pattern input', 'h.*'] }, { click: '#select-pattern' }, { click: '#apply-precision' }]);
     await until('the precision rule reaches the plan file', () => /"h\.\*"/.test(read()));
-    // The stage boundary moves with the keyboard (its handle is a slider): down one row, and back.
-    await ui([{ press: ['.planner [data-boundary="1"]', 'ArrowDown'] }]);
-    await until('the boundary moved down', () => /"0-4"[\s\S]*"5-6"/.test(read()));
+    // The stage boundary: dragged down one row with the mouse, then back with the keyboard (its handle is a slider).
+    await ui([{ drag: ['.planner [data-boundary="1"]', '.planner tr[data-i="5"]'] }]);
+    await until('the boundary dragged down', () => /"0-4"[\s\S]*"5-6"/.test(read()));
     await ui([{ press: ['.planner [data-boundary="1"]', 'ArrowUp'] }]);
     await until('the boundary moved back', () => /"0-3"[\s\S]*"4-6"/.test(read()));
     // Ctrl+Z in the planner takes its last edit back (the boundary move), Ctrl+Shift+Z redoes it.
