@@ -41,7 +41,13 @@ export function registerPlanCommands(output: vscode.OutputChannel): vscode.Dispo
     vscode.commands.registerCommand('layerplan.newPlan', async (arg?: vscode.Uri) => {
       const model = arg ?? ModelGraphEditor.activeModel() ?? (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Model files': ['onnx', 'gguf', 'safetensors', 'json'] }, title: 'New plan for which model?' }))?.[0];
       if (!model) return undefined;
-      const uri = await createPlan(model);
+      let uri: vscode.Uri;
+      try {
+        uri = await createPlan(model);
+      } catch (e) {
+        void vscode.window.showErrorMessage(`Layerplan: could not create the plan for ${vscode.workspace.asRelativePath(model)}: ${(e as Error).message}`);
+        return undefined;
+      }
       await vscode.window.showTextDocument(uri, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true });
       if (MODEL_RE.test(model.fsPath)) (await ModelGraphEditor.viewFor(model)).post({ type: 'showPlanner' });
       status.refresh();

@@ -80,7 +80,7 @@ export async function createPlan(model: vscode.Uri): Promise<vscode.Uri> {
   if ((await planText(uri)) !== undefined) return uri;
   const edit = new vscode.WorkspaceEdit();
   edit.createFile(uri, { ignoreIfExists: true, contents: new TextEncoder().encode(defaultPlanText(model)) });
-  await vscode.workspace.applyEdit(edit);
+  if (!(await vscode.workspace.applyEdit(edit))) throw new Error('the folder refused the new file (read-only?)');
   const doc = await vscode.workspace.openTextDocument(uri);
   if (doc.isDirty) await doc.save();
   return uri;
@@ -173,7 +173,11 @@ export class PlanSession implements vscode.Disposable {
   }
 
   async create(): Promise<void> {
-    await createPlan(this.model);
+    try {
+      await createPlan(this.model);
+    } catch (e) {
+      void vscode.window.showErrorMessage(`Layerplan: could not create ${this.planUri.fsPath}: ${(e as Error).message}`);
+    }
     await this.send();
   }
 

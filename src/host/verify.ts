@@ -16,7 +16,7 @@ export const VERIFY_FORMATS = [...new Set([...FORMAT_NAMES, 'int8-g32-asym', 'in
  * Without a WebGPU adapter in the webview it falls back to the CPU reference and says so.
  */
 export function verifyCommand(editors: typeof ModelGraphEditor, output: vscode.OutputChannel) {
-  return async (uriArg?: vscode.Uri, tensorArg?: string, formatArg?: string, layerArg?: number): Promise<VerifyReport | undefined> => {
+  return async (uriArg?: vscode.Uri, tensorArg?: string, formatArg?: string, layerArg?: number, inputsArg?: string): Promise<VerifyReport | undefined> => {
     const uri = uriArg ?? editors.activeModel() ?? (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Model files': ['onnx', 'gguf', 'safetensors'] }, title: 'Verify a quantized layer of…' }))?.[0];
     if (!uri) return undefined;
     try {
@@ -42,13 +42,27 @@ export function verifyCommand(editors: typeof ModelGraphEditor, output: vscode.O
       }
       if (!format) return undefined;
       if (!parseFormat(format)) throw new InputError(format, 'unknown format');
+      // Inputs: generated unless given; an ONNX model may run on the user's samples (onnxruntime-node).
+      let inputs = inputsArg;
+      if (inputs === undefined && !formatArg && /\.onnx$/i.test(uri.fsPath)) {
+        const pick = await vscode.window.showQuickPick(
+          [{ label: 'Generated inputs', description: '8 rows of N(0, 1), seeded' }, { label: 'Calibration samples…', description: 'a folder of input_<i>.pb sets (ONNX test-data layout); needs onnxruntime-node' }],
+          { title: `Verify ${tensor} in ${format} on which inputs?` },
+        );
+        if (!pick) return undefined;
+        if (pick.label.startsWith('Calibration')) {
+          inputs = (await vscode.window.showOpenDialog({ canSelectFiles: false, canSelectFolders: true, canSelectMany: false, title: 'Folder of calibration samples' }))?.[0]?.fsPath;
+          if (!inputs) return undefined;
+        }
+      }
       const chosen = format;
       const name = tensor;
       return await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Layerplan: verifying ${name} in ${chosen}` }, async (progress) => {
         view.post({ type: 'verifyReport', progress: `Packing ${name} in ${chosen}…` });
         progress.report({ message: 'packing the weight' });
         const layer = await loadLayerWeight(uri.fsPath, name);
-        const job = verifyJob(layer, chosen, 8, 1);
+        if (inputs) progress.report({ message: 'running the model on your samples (onnxruntime)' });
+        const job = await verifyJob(uri.fsPath, layer, { format: chosen, inputs: inputs || undefined });
         progress.report({ message: 'running the kernel in the graph view (WebGPU)' });
         view.post({ type: 'verifyReport', progress: `Running the ${chosen} kernel on WebGPU…` });
         const res = await view.runKernel(job.packed, job.x, job.batch, 3);

@@ -63,10 +63,19 @@ export interface VerifyOptions {
   gpu?: NodeGpu;
 }
 
-/** Builds the verification job for one weight and format (inputs generated, seeded). */
-export function verifyJob(layer: LayerWeight, format: string, batch: number, seed: number): VerifyJob {
+/**
+ * The verification job for one weight and format: on the activations the user's samples produce
+ * (`inputs`, an ONNX model run by onnxruntime), or on seeded generated inputs.
+ */
+export async function verifyJob(file: string, layer: LayerWeight, options: { format: string; batch?: number; seed?: number; inputs?: string }): Promise<VerifyJob> {
+  if (options.inputs) {
+    const cal = await calibrationInputs(file, layer, options.inputs, options.batch ?? 64);
+    return prepareVerify(layer.tensor, layer.w, layer.rows, layer.cols, options.format, cal.x, cal.batch, cal.description, 'activations');
+  }
+  const batch = options.batch ?? 8;
+  const seed = options.seed ?? 1;
   const x = generatedInputs(batch, layer.cols, seed);
-  return prepareVerify(layer.tensor, layer.w, layer.rows, layer.cols, format, x, batch, `generated: ${batch} × N(0, 1) rows, seed ${seed}`);
+  return prepareVerify(layer.tensor, layer.w, layer.rows, layer.cols, options.format, x, batch, `generated: ${batch} × N(0, 1) rows, seed ${seed}`);
 }
 
 /**
@@ -100,11 +109,7 @@ export async function calibrationInputs(file: string, layer: LayerWeight, dir: s
 export async function verifyFile(file: string, options: VerifyOptions, layer?: LayerWeight): Promise<VerifyReport> {
   if (!parseFormat(options.format)) throw new InputError(options.format, 'unknown format (see layerplan quant --help for the names)');
   const weight = layer ?? (await loadLayerWeight(file, options.tensor));
-  let job: VerifyJob;
-  if (options.inputs) {
-    const cal = await calibrationInputs(file, weight, options.inputs, options.batch ?? 64);
-    job = prepareVerify(weight.tensor, weight.w, weight.rows, weight.cols, options.format, cal.x, cal.batch, cal.description, 'activations');
-  } else job = verifyJob(weight, options.format, options.batch ?? 8, options.seed ?? 1);
+  const job = await verifyJob(file, weight, options);
   const gpu = options.gpu ?? (await nodeGpu());
   try {
     if (!gpu.device) return finishVerify(job, { fallback: gpu.reason });

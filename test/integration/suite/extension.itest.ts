@@ -173,6 +173,18 @@ describe('verifying a quantized layer in the webview (WebGPU in Chromium)', () =
     }
     assert.match(shown ?? '', /PASS/);
     assert.ok((shown ?? '').includes(`${report.outputError.sqnrDb.toFixed(2)} dB`), shown);
+    // On calibration samples (onnxruntime in the extension host): the activations that reach the layer.
+    const samples = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-samples-'));
+    for (let s = 0; s < 2; s++) {
+      fs.mkdirSync(path.join(samples, `test_data_set_${s}`));
+      const ids = Array.from({ length: 16 }, (_, i) => (i * 37 + s * 11) % 256);
+      fs.writeFileSync(path.join(samples, `test_data_set_${s}`, 'input_0.pb'), onnx.TensorProto.encode({ name: 'input_ids', dims: [1, 16], dataType: 7, int64Data: ids }).finish());
+    }
+    const calibrated = await vscode.commands.executeCommand<{ inputs: string; pass: boolean; fallback?: string; predicted: { source: string } }>('layerplan.verifyLayer', uri, tensor, 'q4_k', undefined, samples);
+    assert.ok(calibrated, 'the command returns its report');
+    assert.match(calibrated.inputs, /^calibration: 32 rows of/);
+    assert.match(calibrated.predicted.source, /mean square per channel/);
+    assert.ok(calibrated.pass && !calibrated.fallback, JSON.stringify(calibrated));
     await new Promise((res) => setTimeout(res, 500));
     console.log('[layerplan-screenshot] verify-layer');
     await new Promise((res) => setTimeout(res, 1500));
