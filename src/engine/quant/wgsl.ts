@@ -14,6 +14,16 @@ import { innermostBlock } from './pack';
  */
 export const WORKGROUP = 64;
 
+/**
+ * Columns the kernel sums before applying scales: the innermost scale block, or — where scales are
+ * per row or per tensor — 256, so that per-channel formats can split the reduction axis too (the
+ * scales are the same for every sub-block; 256 is a whole number of words for every code width).
+ */
+export function kernelBlock(p: PackedWeight): number {
+  const inner = innermostBlock(p);
+  return inner < p.cols ? inner : Math.min(p.cols, 256);
+}
+
 /** Word offsets of the scale streams inside the one `meta` buffer, in level order (scale, then min). */
 export function metaLayout(p: PackedWeight): { offsets: number[]; words: number } {
   const offsets: number[] = [];
@@ -83,7 +93,7 @@ export function kernelSource(p: PackedWeight, batch: number): string {
   // Whole words at a time where codes never straddle words and blocks start on word boundaries:
   // one load per 32/eb elements (the element loop below finishes a row's tail).
   const perWord = 32 / eb;
-  const inner = innermostBlock(p);
+  const inner = kernelBlock(p);
   const wordLoop =
     !straddles && (inner === p.cols || inner % perWord === 0)
       ? `    for (; k + ${perWord}u <= k1; k = k + ${perWord}u) {
@@ -170,7 +180,7 @@ ${sumX ? '        ax[b] = ax[b] + xv;\n' : ''}      }
  * split per innermost block. The partial sums are added by reduceSource's kernel.
  */
 export function kernelSplits(p: PackedWeight): number {
-  const nb = Math.ceil(p.cols / innermostBlock(p));
+  const nb = Math.ceil(p.cols / kernelBlock(p));
   return Math.max(1, Math.min(nb, Math.ceil(32768 / p.rows), 64));
 }
 
@@ -197,7 +207,7 @@ export function kernelParams(p: PackedWeight, splits = 1): Uint32Array {
   const { offsets } = metaLayout(p);
   const slots = Math.max(1, Math.ceil(offsets.length / 4));
   const u = new Uint32Array(4 + 4 * slots);
-  u.set([p.rows, p.cols, innermostBlock(p), splits]);
+  u.set([p.rows, p.cols, kernelBlock(p), splits]);
   u.set(offsets, 4);
   return u;
 }
