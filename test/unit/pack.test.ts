@@ -1,12 +1,9 @@
 import * as assert from 'assert';
 import { parseFormat, FORMAT_NAMES } from '../../src/engine/quant/formats';
 import { dequantizePacked, packWeight } from '../../src/engine/quant/pack';
+import { generatedInputs } from '../../src/engine/quant/verify';
 
-function gaussian(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
-  return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u()));
-}
+const gaussian = (n: number, seed: number) => generatedInputs(1, n, seed);
 
 /** Equal values (−0 equals 0: a sign bit on zero is not an error). */
 function sameValues(a: Float32Array, b: Float32Array, name: string): void {

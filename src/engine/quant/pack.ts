@@ -1,4 +1,4 @@
-import { halfToFloat, minifloatToFloat } from '../formats/dtypes';
+import { bf16ToFloat, halfToFloat, minifloatToFloat } from '../formats/dtypes';
 import { parseFormat, type NumberFormat, type ScaleLevel } from './formats';
 import { E4M3FN, floatToBf16Bits, floatToHalfBits, miniFloatBits } from './numeric';
 import { NF4_LEVELS, quantizeDequantize, type ScaleSink } from './quantize';
@@ -129,11 +129,15 @@ function writeBits(words: Uint32Array, bit: number, bits: number, v: number): vo
   if (sh + bits > 32) words[w + 1] |= v >>> (32 - sh);
 }
 
-export function readBits(words: Uint32Array, bit: number, bits: number): number {
+/**
+ * `bits` bits at bit offset `bit` of a bitstream whose word w is words[w·stride + base] (stride 1:
+ * a plain stream; stride rows, base r: row r of the element codes, interleaved across rows).
+ */
+export function readBits(words: Uint32Array, bit: number, bits: number, stride = 1, base = 0): number {
   const w = bit >>> 5;
   const sh = bit & 31;
-  let v = words[w] >>> sh;
-  if (sh + bits > 32) v |= words[w + 1] << (32 - sh);
+  let v = words[w * stride + base] >>> sh;
+  if (sh + bits > 32) v |= words[(w + 1) * stride + base] << (32 - sh);
   return bits === 32 ? v >>> 0 : v & ((1 << bits) - 1);
 }
 
@@ -201,34 +205,17 @@ export function packWeight(x: Float32Array, rows: number, cols: number, format: 
     sortedValues = Float64Array.from(entries, (e) => e[0]);
     sortedCodes = Uint32Array.from(entries, (e) => e[1]);
   }
-  const blockS = new Float64Array(cols);
-  const blockM = new Float64Array(cols);
-  const blockZ = new Float64Array(cols);
+  const scaleBits = f.levels.reduce((s, l) => s + levelCount(l.block, rows, cols) * (l.bits + (l.zeroBits ?? 0)), 0);
+  const packed: PackedWeight = { format: f.name, rows, cols, elementBits, element, lut, codes, rowWords, levels, payloadBits: rows * cols * elementBits + scaleBits };
+  // The scales are packed already (they round-trip exactly): each block's S, M and z come from the
+  // stored bits, as the decoder and the kernel read them.
+  const block = innermostBlock(packed);
   for (let r = 0; r < rows; r++) {
     rowBits.fill(0);
-    for (let c = 0; c < cols; c++) {
-      let S = 1;
-      let M = 0;
-      let hasMin = false;
-      let Mprod = 1;
-      let z = 0;
-      f.levels.forEach((l, i) => {
-        const idx = levelIndex(l.block, r, c, cols);
-        S *= sink.scales[i][idx];
-        const lm = levels[i].min;
-        if (lm?.mode === 'zero') z = sink.mins[i][idx];
-        else if (lm) {
-          hasMin = true;
-          Mprod *= sink.mins[i][idx];
-        }
-      });
-      if (hasMin) M = mm.sign * Mprod;
-      blockS[c] = S;
-      blockM[c] = M;
-      blockZ[c] = z;
-    }
     const off = r * cols;
+    let params = blockParams(packed, r, 0);
     for (let c = 0; c < cols; c++) {
+      if (c > 0 && c % block === 0) params = blockParams(packed, r, c);
       const v = y[off + c];
       let code: number;
       if (element === 'f32') {
@@ -236,28 +223,17 @@ export function packWeight(x: Float32Array, rows: number, cols: number, format: 
         code = U32[0];
       } else if (element === 'bf16') code = floatToBf16Bits(v);
       else if (element === 'f16') code = floatToHalfBits(v);
-      else code = blockS[c] === 0 ? nearestCode(sortedValues, sortedCodes, 0) : nearestCode(sortedValues, sortedCodes, (v + blockM[c]) / blockS[c] + blockZ[c]);
+      else code = sortedCodes[nearest(sortedValues, params.S === 0 ? 0 : (v + params.M) / params.S + params.z)];
       writeBits(rowBits, c * elementBits, elementBits, code);
     }
     for (let w = 0; w < rowWords; w++) codes[w * rows + r] = rowBits[w];
   }
-  const scaleBits = f.levels.reduce((s, l) => s + levelCount(l.block, rows, cols) * (l.bits + (l.zeroBits ?? 0)), 0);
-  const packed: PackedWeight = { format: f.name, rows, cols, elementBits, element, lut, codes, rowWords, levels, payloadBits: rows * cols * elementBits + scaleBits };
   return { packed, dequantized: y };
-}
-
-function nearestCode(values: Float64Array, codes: Uint32Array, v: number): number {
-  return codes[nearest(values, v)];
 }
 
 /** The element code of row r, column c. */
 export function elementCode(p: PackedWeight, r: number, c: number): number {
-  const bit = c * p.elementBits;
-  const w = bit >>> 5;
-  const sh = bit & 31;
-  let v = p.codes[w * p.rows + r] >>> sh;
-  if (sh + p.elementBits > 32) v |= p.codes[(w + 1) * p.rows + r] << (32 - sh);
-  return p.elementBits === 32 ? v >>> 0 : v & ((1 << p.elementBits) - 1);
+  return readBits(p.codes, c * p.elementBits, p.elementBits, p.rows, r);
 }
 
 /** The scale S, subtracted minimum M and zero point z of the block holding (r, c), decoded from the packed bits. */
@@ -290,12 +266,7 @@ export function elementValue(p: PackedWeight, code: number): number {
     U32[0] = code;
     return F32[0];
   }
-  return p.element === 'bf16' ? decodeBf16(code) : halfToFloat(code);
-}
-
-function decodeBf16(code: number): number {
-  U32[0] = code << 16;
-  return F32[0];
+  return p.element === 'bf16' ? bf16ToFloat(code) : halfToFloat(code);
 }
 
 /**
@@ -305,14 +276,11 @@ function decodeBf16(code: number): number {
  */
 export function dequantizePacked(p: PackedWeight, magnitude?: Float32Array): Float32Array {
   const w = new Float32Array(p.rows * p.cols);
+  const block = innermostBlock(p);
   for (let r = 0; r < p.rows; r++) {
     let params = blockParams(p, r, 0);
-    let next = innermostBlock(p);
     for (let c = 0; c < p.cols; c++) {
-      if (c === next) {
-        params = blockParams(p, r, c);
-        next += innermostBlock(p);
-      }
+      if (c > 0 && c % block === 0) params = blockParams(p, r, c);
       const e = elementValue(p, elementCode(p, r, c));
       const { S, M, z } = params;
       w[r * p.cols + c] = p.levels.length ? S * (e - z) - M : e;

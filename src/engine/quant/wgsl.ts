@@ -7,8 +7,9 @@ import { innermostBlock } from './pack';
  * decoding, its scale levels and the batch size into the source; the arithmetic is the same for all:
  * per innermost block, Σ x·e and Σ x in float32, then S·(Σx·e − z·Σx) − M·Σx.
  *
- * One thread per output row, no workgroup barriers (SwiftShader runs barriers 10–80× slower), and
- * the codes are interleaved across rows so neighbouring threads read neighbouring words. Batch 1 is
+ * A thread per output row and share of the reduction axis (split-K; reduceSource sums the shares),
+ * no workgroup barriers (SwiftShader runs barriers 10–80× slower), and the codes interleaved across
+ * rows so neighbouring threads read neighbouring words. Batch 1 is
  * the decode GEMV; a small batch is the prefill GEMM, each weight word read once for all rows of x.
  * The same source runs in Node (Dawn) and in the webview (navigator.gpu).
  */
