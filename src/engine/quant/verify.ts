@@ -1,6 +1,6 @@
 import { parseFormat } from './formats';
 import { dequantizePacked, innermostBlock, packedBytes, packWeight, type PackedWeight } from './pack';
-import { quantizationError } from './quantize';
+import { errorMetrics } from './quantize';
 
 /**
  * Verification of one quantized layer (`layerplan verify`, the VS Code command): the kernel's
@@ -72,7 +72,7 @@ export function generatedInputs(batch: number, cols: number, seed = 1): Float32A
 export function prepareVerify(tensor: string, w: Float32Array, rows: number, cols: number, format: string, x: Float32Array, batch: number, inputs: string, weighting: 'isotropic' | 'activations' = 'isotropic'): VerifyJob {
   const f = parseFormat(format);
   if (!f) throw new Error(`unknown format ${format}`);
-  const { packed } = packWeight(w, rows, cols, f);
+  const { packed, dequantized } = packWeight(w, rows, cols, f);
   const magnitude = new Float32Array(rows * cols);
   const wq = dequantizePacked(packed, magnitude);
   const reference = new Float64Array(batch * rows);
@@ -120,7 +120,8 @@ export function prepareVerify(tensor: string, w: Float32Array, rows: number, col
     predictedSqnrDb = noise === 0 ? Infinity : 10 * Math.log10(signal / noise);
     predictedSource = "weight SQNR weighted by the inputs' mean square per channel (diagonal second moment)";
   } else {
-    predictedSqnrDb = quantizationError(w, rows, cols, f).sqnrDb;
+    // The quantizer's own output (packWeight ran it): the weight SQNR without quantizing twice.
+    predictedSqnrDb = errorMetrics(w, dequantized).sqnrDb;
     predictedSource = 'weight SQNR of the same quantizer (layerplan quant); equals the output SQNR for isotropic inputs';
   }
   return { tensor, format: f.name, bitsPerWeight: f.bitsPerWeight, rows, cols, batch, inputs, packed, x, reference, bound, full, predictedSqnrDb, predictedSource };
