@@ -1,20 +1,15 @@
 import * as path from 'path';
 import { applyEdits, modify } from 'jsonc-parser';
 import * as vscode from 'vscode';
-import { estimate, type CostReport } from '../engine/cost/estimate';
-import { workloadFrom, type WorkloadSource } from '../engine/cost/workload';
+import type { CostReport } from '../engine/cost/estimate';
+import type { WorkloadSource } from '../engine/cost/workload';
 import { InputError } from '../engine/errors';
 import { GPUS } from '../engine/hardware/catalog';
 import { parseJsonWithTree, validatePlan, type Plan } from '../engine/plan/plan';
 import { parseFormat } from '../engine/quant/formats';
-import { assignmentReport, type QuantReport } from '../engine/quant/run';
-import { checkFile, planWorkloadSource } from '../node/plan-file';
-import { quantFile } from '../node/quant-file';
+import { checkFile, measurePlanPrecision, planWorkloadSource, tryEstimatePlan } from '../node/plan-file';
 import type { HostToWebview, LayerErrors, PlanState } from '../protocol';
 import { VERIFY_FORMATS } from './verify';
-
-/** Past this size the planner does not measure the weights (it would read gigabytes per new format). */
-const MEASURE_MAX_BYTES = 2 * 2 ** 30;
 
 /** The plan file of a model: `<name>.plan.json` beside it. */
 export function planFileFor(model: vscode.Uri): vscode.Uri {
@@ -86,18 +81,15 @@ export async function createPlan(model: vscode.Uri): Promise<vscode.Uri> {
   return uri;
 }
 
-/** A plan's estimate from its file (or unsaved buffer): the plan, its workload and the report, or the first error. */
+/** A plan's estimate from its file or unsaved buffer, as `layerplan estimate` makes it: the plan and the report, or the first error. */
 export async function estimateUri(uri: vscode.Uri): Promise<{ plan?: Plan; report?: CostReport; error?: string }> {
   const text = await planText(uri);
-  if (text === undefined) return { error: `${uri.fsPath}: no such file` };
-  const { plan, issues } = validatePlan(text);
-  const bad = issues.find((i) => i.severity === 'error');
-  if (!plan || bad) return { plan, error: bad?.message ?? 'invalid plan' };
+  if (text === undefined) return { error: 'no such file' };
   try {
-    const source = await planWorkloadSource(plan, uri.fsPath);
-    return { plan, report: estimate(plan, workloadFrom(source), uri.fsPath) };
+    const r = await tryEstimatePlan(uri.fsPath, text);
+    return { plan: r.plan, report: r.report, error: r.error?.problem };
   } catch (e) {
-    return { plan, error: e instanceof InputError ? e.message : (e as Error).message };
+    return { error: e instanceof InputError ? e.problem : (e as Error).message };
   }
 }
 
@@ -110,8 +102,6 @@ export async function estimateUri(uri: vscode.Uri): Promise<{ plan?: Plan; repor
 export class PlanSession implements vscode.Disposable {
   readonly planUri: vscode.Uri;
   private sourceKey = '';
-  private quantKey = '';
-  private quant?: QuantReport;
   private timer?: ReturnType<typeof setTimeout>;
   private readonly subs: vscode.Disposable[] = [];
   private open = false;
@@ -195,8 +185,11 @@ export class PlanSession implements vscode.Disposable {
       const valid = validatePlan(text).plan;
       const raw = parseJsonWithTree(text).value as Plan | undefined;
       const plan = valid ?? (raw && typeof raw === 'object' && raw.cluster && typeof raw.cluster === 'object' ? raw : undefined);
+      let checkedSource: WorkloadSource | undefined;
       try {
-        state.issues = (await checkFile(this.planUri.fsPath, { text })).diagnostics.map((d) => ({ severity: d.severity, message: d.message }));
+        const checked = await checkFile(this.planUri.fsPath, { text });
+        state.issues = checked.diagnostics.map((d) => ({ severity: d.severity, message: d.message }));
+        checkedSource = checked.source;
       } catch (e) {
         state.issues = [{ severity: 'error', message: (e as Error).message }];
       }
@@ -205,7 +198,8 @@ export class PlanSession implements vscode.Disposable {
         const key = JSON.stringify([plan.model, plan.training?.microBatch, plan.training?.seqLen, plan.inference?.batch, plan.inference?.promptLen]);
         if (key !== this.sourceKey) {
           try {
-            state.source = await planWorkloadSource(plan, this.planUri.fsPath);
+            // The check built the workload already when the plan is valid; an invalid one gets its own.
+            state.source = checkedSource ?? (await planWorkloadSource(plan, this.planUri.fsPath));
             this.sourceKey = key;
           } catch (e) {
             state.issues.push({ severity: 'error', message: e instanceof InputError ? e.message : (e as Error).message });
@@ -217,27 +211,19 @@ export class PlanSession implements vscode.Disposable {
     this.post({ type: 'plan', state });
   }
 
-  /** Quantization error per layer for the formats the plan uses, on the real weights (cached per format set). */
+  /** Quantization error per layer for the formats the plan uses, on the real weights (the measurement the diagnostics use, cached there). */
   private async measure(plan: Plan): Promise<void> {
-    if (typeof plan.model !== 'string' || !/\.(onnx|safetensors|gguf)$/i.test(plan.model)) return;
-    const formats = [...new Set([plan.precision?.default ?? 'bf16', ...(plan.precision?.rules ?? []).map((r) => r.format)])].filter((f) => parseFormat(f));
-    const key = JSON.stringify([plan.model, [...formats].sort()]);
+    const budgetDb = plan.precision?.errorBudgetDb;
+    const note = (text: string) => this.post({ type: 'layerErrors', errors: { budgetDb, outputSqnrDb: null, layers: [], note: text } });
     try {
-      if (key !== this.quantKey || !this.quant) {
-        const file = path.resolve(path.dirname(this.planUri.fsPath), plan.model);
-        const stat = await vscode.workspace.fs.stat(vscode.Uri.file(file));
-        const budgetDb = plan.precision?.errorBudgetDb;
-        if (stat.size > MEASURE_MAX_BYTES) {
-          this.post({ type: 'layerErrors', errors: { budgetDb, outputSqnrDb: null, layers: [], note: `error heatmap: the model is ${(stat.size / 2 ** 30).toFixed(1)} GiB, too large to measure on every edit; run layerplan quant --plan` } });
-          return;
-        }
-        this.post({ type: 'layerErrors', errors: { budgetDb, outputSqnrDb: null, layers: [], note: `measuring the quantization error of ${formats.join(', ')} on the weights…` } });
-        // Larger models: every 16th row (within a fraction of a dB).
-        this.quant = await quantFile(file, { formats, sample: stat.size > 512 * 2 ** 20 ? 1 / 16 : undefined });
-        this.quantKey = key;
+      const m = await measurePlanPrecision(plan, this.planUri.fsPath, (formats) => note(`measuring the quantization error of ${formats.join(', ')} on the weights…`));
+      if (!m) return;
+      if ('tooLargeBytes' in m) {
+        note(`error heatmap: the model is ${(m.tooLargeBytes / 2 ** 30).toFixed(1)} GiB, too large to measure on every edit; run layerplan quant --plan`);
+        return;
       }
-      const a = assignmentReport(this.quant, plan.precision);
-      const errors: LayerErrors = { budgetDb: plan.precision?.errorBudgetDb, outputSqnrDb: a.outputSqnrDb, layers: a.layers.map((l) => ({ name: l.name, format: l.format, sqnrDb: l.sqnrDb })) };
+      const a = m.assignment;
+      const errors: LayerErrors = { budgetDb, outputSqnrDb: a.outputSqnrDb, layers: a.layers.map((l) => ({ name: l.name, format: l.format, sqnrDb: l.sqnrDb })) };
       this.post({ type: 'layerErrors', errors });
     } catch {
       // The model cannot be measured (missing, unsupported weights): the planner shows no heatmap.
@@ -249,5 +235,3 @@ export class PlanSession implements vscode.Disposable {
     for (const s of this.subs) s.dispose();
   }
 }
-
-export type { WorkloadSource };

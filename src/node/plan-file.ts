@@ -2,12 +2,12 @@ import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { estimate, modelChecks, rebalanceFix, type CostReport } from '../engine/cost/estimate';
 import { parseFormat } from '../engine/quant/formats';
-import { assignmentReport, budgetIssues, type QuantReport } from '../engine/quant/run';
+import { assignmentReport, budgetIssues, type AssignmentReport, type QuantReport } from '../engine/quant/run';
 import { quantFile } from './quant-file';
 import { archToSpec, graphLayerData, workloadFrom, type Workload, type WorkloadSource } from '../engine/cost/workload';
 import { InputError } from '../engine/errors';
 import { openModel } from '../engine/formats/registry';
-import { IssueCollector, parseJsonWithTree, validatePlan, type Issue, type Plan } from '../engine/plan/plan';
+import { IssueCollector, parseJsonWithTree, validatePlan, type Fix, type Issue, type Plan } from '../engine/plan/plan';
 import { checkDeepSpeed, checkHfConfig, detectKind, type CheckedKind } from '../engine/plan/check';
 import { FileByteSource, FolderResolver } from './file-source';
 
@@ -45,34 +45,34 @@ export async function planWorkloadSource(plan: Plan, planFile: string): Promise<
   }
 }
 
-/** Builds the workload a plan names. */
-export async function planWorkload(plan: Plan, planFile: string): Promise<Workload> {
-  return workloadFrom(await planWorkloadSource(plan, planFile));
-}
-
-/** Validates a plan file completely: structure, then the checks that need its model. */
-export async function checkPlanFile(file: string, buffer?: string): Promise<{ plan?: Plan; workload?: Workload; issues: Issue[]; text: string }> {
+/**
+ * Validates a plan file completely: structure, then the checks that need its model. Returns the
+ * workload too, as data (`source`, what the planner's worker takes) and built, with the quick fix
+ * for stage problems.
+ */
+export async function checkPlanFile(file: string, buffer?: string): Promise<{ plan?: Plan; source?: WorkloadSource; workload?: Workload; rebalance?: Fix; issues: Issue[]; text: string }> {
   const text = buffer ?? (await readTextFile(file, 'plan'));
   const { plan, issues, root } = validatePlan(text);
   if (!plan) return { issues, text };
   const c = new IssueCollector(text, root);
-  let workload: Workload;
+  let source: WorkloadSource;
   try {
-    workload = await planWorkload(plan, file);
+    source = await planWorkloadSource(plan, file);
   } catch (e) {
     if (!(e instanceof InputError)) throw e;
     c.error(['model'], `model: ${e.message}`);
     return { plan, issues: [...issues, ...c.issues], text };
   }
+  const workload = workloadFrom(source);
   const rebalance = rebalanceFix(plan, workload);
   for (const [p, message] of modelChecks(plan, workload)) c.error(p, message, p[0] === 'stages' ? rebalance : undefined);
   // Structural stage problems (a stage count that is not parallel.pipeline) have the same fix.
   for (const i of issues) if (i.path[0] === 'stages' && !i.fix && rebalance) i.fix = rebalance;
-  return { plan, workload, issues: [...issues, ...c.issues], text };
+  return { plan, source, workload, rebalance, issues: [...issues, ...c.issues], text };
 }
 
 /** Diagnostics for any JSON file Layerplan understands: a plan, a Hugging Face config, a DeepSpeed config. */
-export async function checkFile(file: string, options: { worldSize?: number; text?: string } = {}): Promise<{ kind: CheckedKind; diagnostics: Issue[] }> {
+export async function checkFile(file: string, options: { worldSize?: number; text?: string } = {}): Promise<{ kind: CheckedKind; diagnostics: Issue[]; source?: WorkloadSource }> {
   // `text`: an editor's unsaved buffer; otherwise the file on disk.
   const text = options.text ?? (await readTextFile(file, 'JSON file'));
   const { value, syntax } = parseJsonWithTree(text);
@@ -90,12 +90,12 @@ export async function checkFile(file: string, options: { worldSize?: number; tex
           if (st.memory.total <= st.capacity) continue;
           const over = (st.memory.total - st.capacity) / 2 ** 30;
           const where = r.plan.stages ? ['stages', st.index] : ['cluster', 'gpu'];
-          c.error(where, `stage ${st.index} needs ${(st.memory.total / 2 ** 30).toFixed(1)} GiB per GPU, ${over.toFixed(1)} GiB over the ${(st.capacity / 2 ** 30).toFixed(1)} GiB of ${report.gpu}`, r.plan.stages ? rebalanceFix(r.plan, r.workload) : undefined);
+          c.error(where, `stage ${st.index} needs ${(st.memory.total / 2 ** 30).toFixed(1)} GiB per GPU, ${over.toFixed(1)} GiB over the ${(st.capacity / 2 ** 30).toFixed(1)} GiB of ${report.gpu}`, r.plan.stages ? r.rebalance : undefined);
         }
         for (const b of await budgetChecks(r.plan, file)) c.at(b.path, b.severity ?? 'warning', b.message);
         diagnostics.push(...c.issues);
       }
-      return { kind, diagnostics };
+      return { kind, diagnostics, source: r.source };
     }
     case 'hf-config':
       return { kind, diagnostics: checkHfConfig(text) };
@@ -108,33 +108,48 @@ export async function checkFile(file: string, options: { worldSize?: number; tex
 
 const measured = new Map<string, QuantReport>();
 
-/** The plan's precision against its error budget, measured on the model's weights (cached per model file, its mtime and the formats). */
-/** Past this size the budget check would read gigabytes on every check: it says so instead. */
-const BUDGET_CHECK_MAX_BYTES = 2 * 2 ** 30;
+/** Past this size measuring the weights would read gigabytes on every check or edit: callers say so instead. */
+export const MEASURE_MAX_BYTES = 2 * 2 ** 30;
 
-async function budgetChecks(plan: Plan, file: string): Promise<{ path: (string | number)[]; message: string; severity?: 'information' }[]> {
-  if (plan.precision?.errorBudgetDb === undefined || typeof plan.model !== 'string' || !/\.(onnx|safetensors|gguf)$/i.test(plan.model)) return [];
-  const model = path.resolve(path.dirname(file), plan.model);
-  const formats = [...new Set([plan.precision.default ?? 'bf16', ...(plan.precision.rules ?? []).map((r) => r.format)])];
-  if (formats.some((f) => !parseFormat(f))) return [];
+/**
+ * The plan's precision assignment measured on its model's weights (the diagnostics' error budget
+ * and the planner's heatmap share it), cached per model file, its mtime and the formats. Undefined
+ * where there is nothing to measure (an architecture object, a config, a missing file, an unknown
+ * format); `tooLargeBytes` past MEASURE_MAX_BYTES. `onMeasure` is called when a measurement starts.
+ */
+export async function measurePlanPrecision(plan: Plan, planFile: string, onMeasure?: (formats: string[]) => void): Promise<{ assignment: AssignmentReport } | { tooLargeBytes: number } | undefined> {
+  if (typeof plan.model !== 'string' || !/\.(onnx|safetensors|gguf)$/i.test(plan.model)) return undefined;
+  const model = path.resolve(path.dirname(planFile), plan.model);
+  const formats = [...new Set([plan.precision?.default ?? 'bf16', ...(plan.precision?.rules ?? []).map((r) => r.format)])];
+  if (formats.some((f) => !parseFormat(f))) return undefined;
   let stat;
   try {
     stat = await fsp.stat(model);
   } catch {
-    return [];
+    return undefined;
   }
-  if (stat.size > BUDGET_CHECK_MAX_BYTES) {
-    return [{ path: ['precision', 'errorBudgetDb'], severity: 'information', message: `precision.errorBudgetDb: not checked here (the model is ${(stat.size / 2 ** 30).toFixed(1)} GiB); run layerplan quant ${plan.model} --plan <this plan> for the measured error` }];
-  }
+  if (stat.size > MEASURE_MAX_BYTES) return { tooLargeBytes: stat.size };
   const key = JSON.stringify([model, stat.mtimeMs, stat.size, [...formats].sort()]);
   let report = measured.get(key);
   if (!report) {
+    onMeasure?.(formats);
     // Large models: every 16th row (the sampled estimate is within a fraction of a dB).
     report = await quantFile(model, { formats, sample: stat.size > 512 * 2 ** 20 ? 1 / 16 : undefined });
     if (measured.size > 16) measured.clear();
     measured.set(key, report);
   }
-  return budgetIssues(plan.precision, assignmentReport(report, plan.precision));
+  return { assignment: assignmentReport(report, plan.precision) };
+}
+
+/** The plan's precision against its error budget (warnings at the rules), or why it was not checked. */
+async function budgetChecks(plan: Plan, file: string): Promise<{ path: (string | number)[]; message: string; severity?: 'information' }[]> {
+  if (plan.precision?.errorBudgetDb === undefined) return [];
+  const m = await measurePlanPrecision(plan, file);
+  if (!m) return [];
+  if ('tooLargeBytes' in m) {
+    return [{ path: ['precision', 'errorBudgetDb'], severity: 'information', message: `precision.errorBudgetDb: not checked here (the model is ${(m.tooLargeBytes / 2 ** 30).toFixed(1)} GiB); run layerplan quant ${plan.model as string} --plan <this plan> for the measured error` }];
+  }
+  return budgetIssues(plan.precision, m.assignment);
 }
 
 function firstError(file: string, issues: Issue[]): InputError | undefined {
@@ -142,10 +157,17 @@ function firstError(file: string, issues: Issue[]): InputError | undefined {
   return e ? new InputError(`${file}:${e.range.start.line + 1}:${e.range.start.character + 1}`, e.message) : undefined;
 }
 
+/** Validates, then estimates (the file, or an editor's buffer `text`); the first error comes back as an InputError naming the field. */
+export async function tryEstimatePlan(file: string, text?: string): Promise<{ plan?: Plan; report?: CostReport; error?: InputError }> {
+  const { plan, workload, issues } = await checkPlanFile(file, text);
+  const err = firstError(file, issues);
+  if (err || !plan || !workload) return { plan, error: err ?? new InputError(file, 'invalid plan') };
+  return { plan, report: estimate(plan, workload, file) };
+}
+
 /** `layerplan estimate`: validates, then estimates; the first error is thrown as an InputError naming the field. */
 export async function estimatePlanFile(file: string): Promise<CostReport> {
-  const { plan, workload, issues } = await checkPlanFile(file);
-  const err = firstError(file, issues);
-  if (err || !plan || !workload) throw err ?? new InputError(file, 'invalid plan');
-  return estimate(plan, workload, file);
+  const r = await tryEstimatePlan(file);
+  if (r.error || !r.report) throw r.error ?? new InputError(file, 'invalid plan');
+  return r.report;
 }
