@@ -4,8 +4,8 @@ import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-label/index.js';
 import { balancedSplit, rangeText, type CostReport } from '../src/engine/cost/estimate';
-import { ganttSvg, memorySvg } from '../src/engine/report/charts';
-import { globMatch, parseLayerRange, type Plan } from '../src/engine/plan/plan';
+import { ganttSvg, gib as fmtBytes, memorySvg, secs as fmtS } from '../src/engine/report/charts';
+import { formatFor, globMatch, parseLayerRange, type Plan } from '../src/engine/plan/plan';
 import type { LayerErrors, PlanState, WebviewToHost } from '../src/protocol';
 import type { EstimateAnswer, EstimateRequest } from './estimate-worker';
 
@@ -15,7 +15,6 @@ import type { EstimateAnswer, EstimateRequest } from './estimate-worker';
  * Edits go to the host as JSON path/value pairs; the host writes the plan file through a
  * WorkspaceEdit (so undo works there) and sends the file back, so hand edits show here too.
  */
-const GiB = 2 ** 30;
 type Select = HTMLElement & { value: string };
 type Field = HTMLElement & { value: string };
 
@@ -40,8 +39,6 @@ function custom(tag: string, attrs: Record<string, string> = {}, text?: string):
   return e;
 }
 
-const fmtBytes = (b: number) => `${(b / GiB).toFixed(b < 10 * GiB ? 2 : 1)} GiB`;
-const fmtS = (s: number) => (s >= 1 ? `${s.toFixed(2)} s` : `${(s * 1e3).toFixed(2)} ms`);
 const fmtN = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n));
 
 function setPath(obj: Record<string, unknown>, path: (string | number)[], value: unknown): void {
@@ -320,7 +317,7 @@ export class Planner {
       tr.className = this.selected.has(i) ? 'sel' : '';
       const stage = of[i] ?? -1;
       const rows = this.errors?.layers.filter((l) => l.name === name) ?? [];
-      const fmt = rows.map((r) => r.format).join(', ') || this.formatOf(name);
+      const fmt = rows.map((r) => r.format).join(', ') || formatFor(this.plan?.precision, name, name);
       const sq = rows.filter((r) => r.sqnrDb !== null).map((r) => r.sqnrDb!);
       const cells = [String(i), name, fmtN(this.answer?.blockParameters[i] ?? 0), stage >= 0 ? String(stage) : '—', fmt, sq.length ? `${Math.min(...sq).toFixed(1)} dB` : '—'];
       cells.forEach((c, k) => {
@@ -380,12 +377,6 @@ export class Planner {
       window.addEventListener('pointerup', up);
     });
     return h;
-  }
-
-  private formatOf(layer: string): string {
-    let f = this.plan?.precision?.default ?? 'bf16';
-    for (const r of this.plan?.precision?.rules ?? []) if (globMatch(r.match, layer)) f = r.format;
-    return f;
   }
 
   private buildForm(): void {

@@ -1,7 +1,6 @@
 import * as vscode from 'vscode';
 import { InputError } from '../engine/errors';
-import { applyEdits, modify } from 'jsonc-parser';
-import type { Issue } from '../engine/plan/plan';
+import { setJsonPaths, type Issue } from '../engine/plan/plan';
 import { checkFile } from '../node/plan-file';
 import { minimalEdit } from './planner';
 
@@ -40,8 +39,7 @@ export class JsonDiagnostics implements vscode.CodeActionProvider {
       if (d.source !== 'layerplan') continue;
       const issue = issues.find((i) => i.fix && i.message === d.message && i.range.start.line === d.range.start.line && i.range.start.character === d.range.start.character);
       if (!issue?.fix) continue;
-      let text = doc.getText();
-      for (const e of issue.fix.edits) text = applyEdits(text, modify(text, e.path, e.value, { formattingOptions: { insertSpaces: true, tabSize: 2 } }));
+      const text = setJsonPaths(doc.getText(), issue.fix.edits);
       const action = new vscode.CodeAction(issue.fix.title, vscode.CodeActionKind.QuickFix);
       action.edit = minimalEdit(doc, text);
       action.diagnostics = [d];

@@ -1,11 +1,10 @@
 import * as path from 'path';
-import { applyEdits, modify } from 'jsonc-parser';
 import * as vscode from 'vscode';
 import type { CostReport } from '../engine/cost/estimate';
 import type { WorkloadSource } from '../engine/cost/workload';
 import { InputError } from '../engine/errors';
 import { GPUS } from '../engine/hardware/catalog';
-import { parseJsonWithTree, validatePlan, type Plan } from '../engine/plan/plan';
+import { parseJsonWithTree, setJsonPaths, validatePlan, type Plan } from '../engine/plan/plan';
 import { parseFormat } from '../engine/quant/formats';
 import { checkFile, measurePlanPrecision, planWorkloadSource, tryEstimatePlan } from '../node/plan-file';
 import type { HostToWebview, LayerErrors, PlanState } from '../protocol';
@@ -57,8 +56,7 @@ export function minimalEdit(doc: vscode.TextDocument, after: string): vscode.Wor
 export async function editPlan(uri: vscode.Uri, edits: { path: (string | number)[]; value: unknown }[]): Promise<{ before: string; after: string } | undefined> {
   const doc = await vscode.workspace.openTextDocument(uri);
   const before = doc.getText();
-  let text = before;
-  for (const e of edits) text = applyEdits(text, modify(text, e.path, e.value, { formattingOptions: { insertSpaces: true, tabSize: 2 } }));
+  const text = setJsonPaths(before, edits);
   if (text === before) return undefined;
   await replacePlanText(doc, text);
   return { before, after: text };

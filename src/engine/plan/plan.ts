@@ -1,4 +1,4 @@
-import { findNodeAtLocation, parseTree, type Node as JsonNode, type ParseError, printParseErrorCode } from 'jsonc-parser';
+import { applyEdits, findNodeAtLocation, modify, parseTree, type Node as JsonNode, type ParseError, printParseErrorCode } from 'jsonc-parser';
 import { GPUS, closest, findGpu } from '../hardware/catalog';
 import { FORMAT_NAMES, parseFormat } from '../quant/formats';
 
@@ -258,6 +258,19 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
 }
 
 /** Glob match for precision rules: `*` any run of characters, `?` one; matched against the whole name. */
+/** The precision a plan gives each tensor: its last matching rule (by tensor or layer name), else the default. */
+export function formatFor(precision: { default?: string; rules?: { match: string; format: string }[] } | undefined, tensor: string, layer: string): string {
+  let f = precision?.default ?? 'bf16';
+  for (const r of precision?.rules ?? []) if (globMatch(r.match, tensor) || globMatch(r.match, layer)) f = r.format;
+  return f;
+}
+
+/** Sets JSON paths in a JSONC text (comments and formatting kept), as quick fixes and the planner edit plan files. */
+export function setJsonPaths(text: string, edits: { path: (string | number)[]; value: unknown }[]): string {
+  for (const e of edits) text = applyEdits(text, modify(text, e.path, e.value, { formattingOptions: { insertSpaces: true, tabSize: 2 } }));
+  return text;
+}
+
 export function globMatch(pattern: string, name: string): boolean {
   const re = new RegExp('^' + pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
   return re.test(name);

@@ -2,7 +2,7 @@ import type { ByteSource, SiblingResolver } from '../bytes';
 import { InputError } from '../errors';
 import { closest } from '../hardware/catalog';
 import type { GraphTensor, ModelGraph } from '../graph/model-graph';
-import { globMatch } from '../plan/plan';
+import { formatFor, globMatch } from '../plan/plan';
 import { FORMAT_NAMES, parseFormat, type NumberFormat } from './formats';
 import { errorMetrics, kernelScratch, pinTensor, quantizationError, quantizeDequantize, type ErrorMetrics } from './quantize';
 import { FLOAT_DTYPES, dequantizeLinearOf, loadWeightFloat32, matMulNBitsOf, transpose2d, weightLayout } from './weights';
@@ -223,13 +223,6 @@ export interface AssignmentReport {
    */
   outputSqnrDb: number | null;
   layers: { name: string; format: string; bitsPerWeight: number; parameters: number; sqnrDb: number | null }[];
-}
-
-/** The precision a plan gives each tensor: its last matching rule (by tensor or layer name), else the default. */
-export function formatFor(precision: { default?: string; rules?: { match: string; format: string }[] } | undefined, tensor: string, layer: string): string {
-  let f = precision?.default ?? 'bf16';
-  for (const r of precision?.rules ?? []) if (globMatch(r.match, tensor) || globMatch(r.match, layer)) f = r.format;
-  return f;
 }
 
 /** Combines a quant report (which measured every format the plan uses) into the plan's mixed-precision assignment. */

@@ -7,8 +7,9 @@ import type { CostReport } from '../cost/estimate';
  */
 const GiB = 2 ** 30;
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-const gib = (b: number) => `${(b / GiB).toFixed(b < 10 * GiB ? 2 : 1)} GiB`;
-const secs = (s: number) => (s >= 1 ? `${s.toFixed(2)} s` : `${(s * 1e3).toFixed(2)} ms`);
+/** Bytes as GiB, seconds as s or ms: the units the charts and the planner show. */
+export const gib = (b: number) => `${(b / GiB).toFixed(b < 10 * GiB ? 2 : 1)} GiB`;
+export const secs = (s: number) => (s >= 1 ? `${s.toFixed(2)} s` : `${(s * 1e3).toFixed(2)} ms`);
 const n = (v: number) => (Number.isFinite(v) ? +v.toFixed(2) : 0);
 
 export const MEMORY_PARTS = ['weights', 'gradients', 'optimizer', 'activations'] as const;
