@@ -107,8 +107,8 @@ export function quantizeDequantize(x: Float32Array, rows: number, cols: number, 
     miniRange(x, y, 0, x.length, mf, 1 / s, s);
   } else if (name.startsWith('mx')) mx(x, y, rows, cols, f, sink);
   else if (name === 'nvfp4') nvfp4(x, y, rows, cols, sink);
-  else if (name.startsWith('nf4')) blocks(x, y, rows, cols, f.levels[0].block, (lo, hi, i) => nf4Block(x, y, lo, hi, i, sink));
-  else if (/^q[458]_[01]$/.test(name)) blocks(x, y, rows, cols, 32, (lo, hi, i) => ggufLegacy(x, y, lo, hi, name, i, sink));
+  else if (name.startsWith('nf4')) blocks(rows, cols, f.levels[0].block, (lo, hi, i) => nf4Block(x, y, lo, hi, i, sink));
+  else if (/^q[458]_[01]$/.test(name)) blocks(rows, cols, 32, (lo, hi, i) => ggufLegacy(x, y, lo, hi, name, i, sink));
   else if (/^q[2-6]_k$/.test(name)) kQuant(x, y, rows, cols, name, sink);
   else if (f.element.kind === 'int') intFormat(x, y, rows, cols, f, options, sink);
   else throw new Error(`no quantizer for ${name}`);
@@ -156,7 +156,7 @@ function absmax(x: Float32Array, lo: number, hi: number): number {
 }
 
 /** Calls fn(lo, hi, index) for each block of `block` elements along each row (a block never spans rows), in row-major order. */
-function blocks(x: Float32Array, y: Float32Array, rows: number, cols: number, block: number, fn: (lo: number, hi: number, index: number) => void): void {
+function blocks(rows: number, cols: number, block: number, fn: (lo: number, hi: number, index: number) => void): void {
   let i = 0;
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c += block) fn(r * cols + c, r * cols + Math.min(cols, c + block), i++);
 }
@@ -324,7 +324,7 @@ function kQuant(x: Float32Array, y: Float32Array, rows: number, cols: number, na
   const scales = new Float64Array(256 / s.sub);
   const mins = new Float64Array(256 / s.sub);
   let subIndex = 0;
-  blocks(x, y, rows, cols, 256, (lo, hi, index) => {
+  blocks(rows, cols, 256, (lo, hi, index) => {
     const nsub = Math.ceil((hi - lo) / s.sub);
     let maxScale = 0;
     let maxMin = 0;
@@ -386,7 +386,7 @@ function mx(x: Float32Array, y: Float32Array, rows: number, cols: number, f: Num
   const isInt = el.kind === 'int';
   const mf = el.kind === 'float' ? MINI[el.name] : undefined;
   const emax = isInt ? 0 : Math.floor(Math.log2(mf!.maxFinite));
-  blocks(x, y, rows, cols, 32, (lo, hi, index) => {
+  blocks(rows, cols, 32, (lo, hi, index) => {
     const a = absmax(x, lo, hi);
     if (a === 0) {
       if (sink) sink.scales[0][index] = 1;
@@ -408,7 +408,7 @@ function nvfp4(x: Float32Array, y: Float32Array, rows: number, cols: number, sin
   // The tensor scale is stored in fp32: round it there so that what the kernel reads is what y used.
   const st = Math.fround(absmax(x, 0, x.length) / (448 * 6)) || 1;
   if (sink) sink.scales[1][0] = st;
-  blocks(x, y, rows, cols, 16, (lo, hi, index) => {
+  blocks(rows, cols, 16, (lo, hi, index) => {
     const sb = roundMini(absmax(x, lo, hi) / 6 / st, E4M3FN.man, 1 - E4M3FN.bias, E4M3FN.maxFinite);
     if (sink) sink.scales[0][index] = sb;
     const s = sb * st;
@@ -478,7 +478,7 @@ function metricsFromSums(signal: number, noise: number, dot: number, yy: number,
 
 /** The error of quantizing x in one format; `scratch` (x.length floats) avoids an allocation per call. */
 export function quantizationError(x: Float32Array, rows: number, cols: number, format: NumberFormat, options: QuantOptions = {}, scratch?: Float32Array): ErrorMetrics {
-  const simd = intErrorSimd(x, rows, cols, format, options);
+  const simd = intErrorSimd(x, cols, format, options);
   if (simd) return simd;
   const y = quantizeDequantize(x, rows, cols, format, options, scratch);
   return metricsSimd(x, y) ?? errorMetrics(x, y);
@@ -529,7 +529,7 @@ export function pinTensor(x: Float32Array | undefined): void {
   if (!x) lastCopied = undefined;
 }
 
-function intErrorSimd(x: Float32Array, rows: number, cols: number, f: NumberFormat, options: QuantOptions): ErrorMetrics | undefined {
+function intErrorSimd(x: Float32Array, cols: number, f: NumberFormat, options: QuantOptions): ErrorMetrics | undefined {
   if (f.element.kind !== 'int' || f.levels.length !== 1 || options.clip || f.name.startsWith('q') || f.name.startsWith('mx')) return undefined;
   const level = f.levels[0];
   const n = x.length;
