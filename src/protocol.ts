@@ -15,6 +15,11 @@ export interface PlanState {
   source?: WorkloadSource;
   catalog: { id: string; name: string; memoryGB: number }[];
   formats: { name: string; bitsPerWeight: number }[];
+  /**
+   * The last planner edit (its `seq`) the file had taken when this state was read: the planner lays its
+   * later edits, still on their way, over this state instead of showing the file roll back.
+   */
+  editSeq: number;
 }
 
 /** Per-layer quantization error of the plan's precision assignment, measured on the real weights. */
@@ -115,7 +120,7 @@ export type WebviewToHost =
   /** The planner opened: send the plan. */
   | { type: 'plannerOpen' }
   /** Set these JSON paths of the plan file (the host edits the file through a WorkspaceEdit). */
-  | { type: 'planEdit'; edits: { path: (string | number)[]; value: unknown }[] }
+  | { type: 'planEdit'; seq: number; edits: { path: (string | number)[]; value: unknown }[] }
   | { type: 'newPlan' }
   /** Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y) in the planner: take back or redo the planner's last edit of the plan file. */
   | { type: 'planUndo'; redo: boolean }

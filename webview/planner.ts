@@ -64,6 +64,13 @@ export class Planner {
   private anchor = -1;
   private worker?: Worker;
   private seq = 0;
+  /**
+   * Edits sent to the host and not yet in the state it sent back: laid over each state so an older one
+   * arriving late does not roll the view back (and the next edit is computed from what the user sees).
+   * Numbered from the clock, so a reloaded view never reuses an earlier view's numbers.
+   */
+  private pending: { seq: number; edits: { path: (string | number)[]; value: unknown }[] }[] = [];
+  private editSeq = Date.now();
   private sentSource = false;
   private readonly list = el('div', 'layers');
   private readonly form = el('div', 'form');
@@ -131,6 +138,8 @@ export class Planner {
     const first = !this.state;
     this.state = s;
     this.plan = s.plan ? structuredClone(s.plan) : undefined;
+    this.pending = this.pending.filter((p) => p.seq > s.editSeq);
+    for (const p of this.pending) for (const e of p.edits) if (this.plan) setPath(this.plan as unknown as Record<string, unknown>, e.path, e.value);
     if (s.source) this.sentSource = false;
     this.title.textContent = s.exists ? `Plan: ${s.file}${s.issues.some((i) => i.severity === 'error') ? ` — ${s.issues.filter((i) => i.severity === 'error').length} error(s)` : ''}` : `No plan yet (${s.file})`;
     (this.root.querySelector('#new-plan') as HTMLElement).hidden = s.exists;
@@ -161,8 +170,12 @@ export class Planner {
   private edit(edits: { path: (string | number)[]; value: unknown }[]): void {
     if (!this.plan) return;
     for (const e of edits) setPath(this.plan as unknown as Record<string, unknown>, e.path, e.value);
+    const seq = ++this.editSeq;
+    this.pending.push({ seq, edits });
+    // The list shows the edit at once (stages, precision); the estimate's figures follow from the worker.
+    this.renderList();
     this.estimate();
-    this.host.post({ type: 'planEdit', edits });
+    this.host.post({ type: 'planEdit', seq, edits });
   }
 
   private async ensureWorker(): Promise<Worker> {
@@ -330,7 +343,11 @@ export class Planner {
       });
       tr.addEventListener('click', (e) => this.click(i, e));
     });
+    // Redrawing keeps the keyboard where it was: on the same row, or on the same stage's boundary handle.
+    const had = this.list.contains(document.activeElement) ? (document.activeElement as HTMLElement) : undefined;
+    const again = had?.dataset.boundary !== undefined ? `[data-boundary="${had.dataset.boundary}"]` : had?.dataset.i !== undefined ? `tr[data-i="${had.dataset.i}"]` : undefined;
     this.list.replaceChildren(table);
+    if (again) (table.querySelector(again) as HTMLElement | null)?.focus();
     // One button per stage (and one more): assign the selection there.
     this.stageButtons.replaceChildren();
     const n = this.stageCount();
@@ -354,8 +371,9 @@ export class Planner {
       if (e.key !== 'ArrowUp' && e.key !== 'ArrowDown') return;
       e.preventDefault();
       e.stopPropagation();
-      this.moveBoundary(stage, row + (e.key === 'ArrowUp' ? -1 : 1));
-      requestAnimationFrame(() => (this.list.querySelector(`[data-boundary="${stage}"]`) as HTMLElement | null)?.focus());
+      // From where the boundary is now, not where it was when this handle was drawn.
+      const at = this.stageOf().indexOf(stage);
+      this.moveBoundary(stage, (at < 0 ? row : at) + (e.key === 'ArrowUp' ? -1 : 1));
     });
     h.addEventListener('pointerdown', (e) => {
       e.preventDefault();

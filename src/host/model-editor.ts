@@ -175,7 +175,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
           void plannerSession().opened();
           break;
         case 'planEdit':
-          void plannerSession().edit(m.edits);
+          void plannerSession().edit(m.edits, m.seq);
           break;
         case 'planUndo':
           void plannerSession().step(m.redo);

@@ -106,6 +106,10 @@ export class PlanSession implements vscode.Disposable {
   /** The planner's own edits, for undo / redo from inside the webview (the plan's editor has its own history too). */
   private readonly undo: { before: string; after: string }[] = [];
   private readonly redo: { before: string; after: string }[] = [];
+  /** Edits and undo steps run one after another: each computes its text change against the file the last one left. */
+  private queue: Promise<void> = Promise.resolve();
+  /** The `seq` of the last planner edit written to the file (PlanState.editSeq). */
+  private appliedSeq = 0;
 
   constructor(private readonly model: vscode.Uri, private readonly post: (m: HostToWebview) => void) {
     this.planUri = planFileFor(model);
@@ -128,21 +132,34 @@ export class PlanSession implements vscode.Disposable {
     await this.send();
   }
 
-  async edit(edits: { path: (string | number)[]; value: unknown }[]): Promise<void> {
-    try {
-      const step = await editPlan(this.planUri, edits);
-      if (step) {
-        this.undo.push(step);
-        this.redo.length = 0;
-        if (this.undo.length > 200) this.undo.shift();
+  private serial(work: () => Promise<void>): Promise<void> {
+    this.queue = this.queue.then(work, work);
+    return this.queue;
+  }
+
+  edit(edits: { path: (string | number)[]; value: unknown }[], seq = this.appliedSeq): Promise<void> {
+    return this.serial(async () => {
+      try {
+        const step = await editPlan(this.planUri, edits);
+        if (step) {
+          this.undo.push(step);
+          this.redo.length = 0;
+          if (this.undo.length > 200) this.undo.shift();
+        }
+      } catch (e) {
+        void vscode.window.showErrorMessage(`Layerplan: ${(e as Error).message}`);
+      } finally {
+        this.appliedSeq = Math.max(this.appliedSeq, seq);
       }
-    } catch (e) {
-      void vscode.window.showErrorMessage(`Layerplan: ${(e as Error).message}`);
-    }
+    });
   }
 
   /** Undo (or redo) the planner's last edit, when the file still reads as that edit left it. */
-  async step(redo: boolean): Promise<void> {
+  step(redo: boolean): Promise<void> {
+    return this.serial(() => this.undoStep(redo));
+  }
+
+  private async undoStep(redo: boolean): Promise<void> {
     const from = redo ? this.redo : this.undo;
     const to = redo ? this.undo : this.redo;
     const last = from.pop();
@@ -170,8 +187,11 @@ export class PlanSession implements vscode.Disposable {
   }
 
   private async send(): Promise<void> {
+    // Read before the text: a state may then claim fewer edits than its text holds, never more (re-applying one is harmless).
+    const editSeq = this.appliedSeq;
     const text = await planText(this.planUri);
     const state: PlanState = {
+      editSeq,
       file: vscode.workspace.asRelativePath(this.planUri),
       exists: text !== undefined,
       issues: [],
