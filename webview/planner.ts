@@ -80,6 +80,7 @@ export class Planner {
   private readonly stageButtons = el('span', 'stage-buttons');
   private readonly formatSelect = custom('vscode-single-select', { 'aria-label': 'Precision for the selected layers', id: 'precision-select', combobox: '' }) as Select;
   private fields = new Map<string, Field | Select>();
+  private formShape = '';
   /** The precision picker's choice (the element's own value is empty until its options upgrade). */
   private format = 'int4-g128';
 
@@ -397,13 +398,72 @@ export class Planner {
     return h;
   }
 
+  /**
+   * The form for the plan's scalars. A new state with the same fields only updates their values, and never the
+   * field being typed in: rebuilding would throw away what the user is typing when the file's state comes back.
+   */
   private buildForm(): void {
     const p = this.plan;
+    if (!p) {
+      this.form.replaceChildren();
+      this.fields.clear();
+      this.formShape = '';
+      return;
+    }
+    const cat = this.state?.catalog ?? [];
+    type Spec = { label: string; path: (string | number)[]; value: unknown; options?: string[]; numeric: boolean } | { heading: string };
+    const specs: Spec[] = [];
+    const add = (label: string, path: (string | number)[], value: unknown, options?: string[], numeric = true) => specs.push({ label, path, value, options, numeric });
+    const heading = (text: string) => specs.push({ heading: text });
+    heading('Cluster');
+    add('GPU', ['cluster', 'gpu'], p.cluster.gpu, cat.map((g) => g.id), false);
+    add('Nodes', ['cluster', 'nodes'], p.cluster.nodes ?? 1);
+    add('GPUs per node', ['cluster', 'gpusPerNode'], p.cluster.gpusPerNode);
+    // Links: blank keeps the catalog's figure for the GPU (NVLink inside a node, the NIC between nodes).
+    add('NVLink GB/s per GPU (blank: catalog)', ['cluster', 'intraNode', 'bandwidthGBps'], p.cluster.intraNode?.bandwidthGBps);
+    add('Network GB/s per GPU (blank: catalog)', ['cluster', 'interNode', 'bandwidthGBps'], p.cluster.interNode?.bandwidthGBps);
+    if (p.training) {
+      heading('Training');
+      add('Global batch', ['training', 'globalBatch'], p.training.globalBatch);
+      add('Micro-batch', ['training', 'microBatch'], p.training.microBatch);
+      add('Sequence length', ['training', 'seqLen'], p.training.seqLen);
+      add('Recompute', ['training', 'recompute'], p.training.recompute ?? 'none', ['none', 'selective', 'full'], false);
+    } else if (p.inference) {
+      heading('Inference');
+      add('Batch', ['inference', 'batch'], p.inference.batch);
+      add('Prompt length', ['inference', 'promptLen'], p.inference.promptLen);
+      add('Generated tokens', ['inference', 'genLen'], p.inference.genLen);
+    }
+    heading('Parallelism');
+    add('Data parallel', ['parallel', 'data'], p.parallel?.data ?? 1);
+    add('Tensor parallel', ['parallel', 'tensor'], p.parallel?.tensor ?? 1);
+    add('Pipeline stages', ['parallel', 'pipeline'], p.parallel?.pipeline ?? 1);
+    add('Schedule', ['parallel', 'schedule'], p.parallel?.schedule ?? '1f1b', ['1f1b', 'gpipe', 'interleaved'], false);
+    if (p.parallel?.schedule === 'interleaved') add('Virtual stages per GPU', ['parallel', 'virtualStages'], p.parallel?.virtualStages ?? 2);
+    add('Sequence parallel', ['parallel', 'sequenceParallel'], String(p.parallel?.sequenceParallel ?? false), ['false', 'true'], false);
+    add('ZeRO stage', ['parallel', 'zero'], String(p.parallel?.zero ?? 0), ['0', '1', '2', '3'], true);
+    heading('Precision');
+    add('Error budget (min SQNR, dB)', ['precision', 'errorBudgetDb'], p.precision?.errorBudgetDb);
+
+    const text = (spec: { value: unknown; options?: string[] }) => (spec.options ? String(spec.value ?? spec.options[0]) : spec.value === undefined ? '' : String(spec.value));
+    const shape = JSON.stringify(specs.map((x) => ('heading' in x ? x.heading : [x.path, x.options])));
+    if (shape === this.formShape) {
+      for (const spec of specs) {
+        if ('heading' in spec) continue;
+        const input = this.fields.get(`f-${spec.path.join('-')}`);
+        if (input && input !== document.activeElement && input.value !== text(spec)) input.value = text(spec);
+      }
+      return;
+    }
+    this.formShape = shape;
     this.form.replaceChildren();
     this.fields.clear();
-    if (!p) return;
-    const cat = this.state?.catalog ?? [];
-    const add = (label: string, path: (string | number)[], value: unknown, options?: string[], numeric = true) => {
+    for (const spec of specs) {
+      if ('heading' in spec) {
+        this.form.append(el('h4', undefined, spec.heading));
+        continue;
+      }
+      const { label, path, options, numeric } = spec;
       const id = `f-${path.join('-')}`;
       const wrap = el('div', 'field');
       const lab = custom('vscode-label', { for: id }, label);
@@ -411,11 +471,10 @@ export class Planner {
       if (options) {
         input = custom('vscode-single-select', { id, 'aria-label': label }) as Select;
         for (const o of options) input.append(custom('vscode-option', { value: o }, cat.find((g) => g.id === o)?.name ?? o));
-        input.value = String(value ?? options[0]);
       } else {
         input = custom('vscode-textfield', { id, 'aria-label': label, type: numeric ? 'number' : 'text' }) as Field;
-        input.value = value === undefined ? '' : String(value);
       }
+      input.value = text(spec);
       input.addEventListener('change', () => {
         const raw = input.value;
         const v = numeric && !options ? (raw === '' ? undefined : Number(raw)) : options && numeric ? Number(raw) : raw === 'true' ? true : raw === 'false' ? false : raw;
@@ -425,36 +484,7 @@ export class Planner {
       wrap.append(lab, input);
       this.fields.set(id, input);
       this.form.append(wrap);
-    };
-    this.form.append(el('h4', undefined, 'Cluster'));
-    add('GPU', ['cluster', 'gpu'], p.cluster.gpu, cat.map((g) => g.id), false);
-    add('Nodes', ['cluster', 'nodes'], p.cluster.nodes ?? 1);
-    add('GPUs per node', ['cluster', 'gpusPerNode'], p.cluster.gpusPerNode);
-    // Links: blank keeps the catalog's figure for the GPU (NVLink inside a node, the NIC between nodes).
-    add('NVLink GB/s per GPU (blank: catalog)', ['cluster', 'intraNode', 'bandwidthGBps'], p.cluster.intraNode?.bandwidthGBps);
-    add('Network GB/s per GPU (blank: catalog)', ['cluster', 'interNode', 'bandwidthGBps'], p.cluster.interNode?.bandwidthGBps);
-    if (p.training) {
-      this.form.append(el('h4', undefined, 'Training'));
-      add('Global batch', ['training', 'globalBatch'], p.training.globalBatch);
-      add('Micro-batch', ['training', 'microBatch'], p.training.microBatch);
-      add('Sequence length', ['training', 'seqLen'], p.training.seqLen);
-      add('Recompute', ['training', 'recompute'], p.training.recompute ?? 'none', ['none', 'selective', 'full'], false);
-    } else if (p.inference) {
-      this.form.append(el('h4', undefined, 'Inference'));
-      add('Batch', ['inference', 'batch'], p.inference.batch);
-      add('Prompt length', ['inference', 'promptLen'], p.inference.promptLen);
-      add('Generated tokens', ['inference', 'genLen'], p.inference.genLen);
     }
-    this.form.append(el('h4', undefined, 'Parallelism'));
-    add('Data parallel', ['parallel', 'data'], p.parallel?.data ?? 1);
-    add('Tensor parallel', ['parallel', 'tensor'], p.parallel?.tensor ?? 1);
-    add('Pipeline stages', ['parallel', 'pipeline'], p.parallel?.pipeline ?? 1);
-    add('Schedule', ['parallel', 'schedule'], p.parallel?.schedule ?? '1f1b', ['1f1b', 'gpipe', 'interleaved'], false);
-    if (p.parallel?.schedule === 'interleaved') add('Virtual stages per GPU', ['parallel', 'virtualStages'], p.parallel?.virtualStages ?? 2);
-    add('Sequence parallel', ['parallel', 'sequenceParallel'], String(p.parallel?.sequenceParallel ?? false), ['false', 'true'], false);
-    add('ZeRO stage', ['parallel', 'zero'], String(p.parallel?.zero ?? 0), ['0', '1', '2', '3'], true);
-    this.form.append(el('h4', undefined, 'Precision'));
-    add('Error budget (min SQNR, dB)', ['precision', 'errorBudgetDb'], p.precision?.errorBudgetDb);
   }
 
   private renderResults(): void {
