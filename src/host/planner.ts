@@ -114,9 +114,7 @@ export class PlanSession implements vscode.Disposable {
   constructor(private readonly model: vscode.Uri, private readonly post: (m: HostToWebview) => void) {
     this.planUri = planFileFor(model);
     const follow = (uri: vscode.Uri) => {
-      if (!this.open || uri.toString() !== this.planUri.toString()) return;
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => void this.send(), 150);
+      if (uri.toString() === this.planUri.toString()) this.resend();
     };
     this.subs.push(vscode.workspace.onDidChangeTextDocument((e) => follow(e.document.uri)));
     const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(path.dirname(this.planUri.fsPath)), path.basename(this.planUri.fsPath)));
@@ -130,6 +128,13 @@ export class PlanSession implements vscode.Disposable {
     this.open = true;
     this.sourceKey = '';
     await this.send();
+  }
+
+  /** Send the plan's state soon (changes come in bursts: one state after the last of them). */
+  private resend(): void {
+    if (!this.open) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.send(), 150);
   }
 
   private serial(work: () => Promise<void>): Promise<void> {
@@ -150,6 +155,8 @@ export class PlanSession implements vscode.Disposable {
         void vscode.window.showErrorMessage(`Layerplan: ${(e as Error).message}`);
       } finally {
         this.appliedSeq = Math.max(this.appliedSeq, seq);
+        // Also when the edit changed nothing (no file event follows): the planner learns the edit is done.
+        this.resend();
       }
     });
   }
