@@ -2,6 +2,7 @@ import type { PackedWeight } from './engine/quant/pack';
 import type { VerifyReport } from './engine/quant/verify';
 import type { WorkloadSource } from './engine/cost/workload';
 import type { Plan } from './engine/plan/plan';
+import type { PlanEdit } from './engine/plan/edits';
 
 /** The plan beside a model, as the planner shows it. */
 export interface PlanState {
@@ -120,7 +121,7 @@ export type WebviewToHost =
   /** The planner opened: send the plan. */
   | { type: 'plannerOpen' }
   /** Set these JSON paths of the plan file (the host edits the file through a WorkspaceEdit). */
-  | { type: 'planEdit'; seq: number; edits: { path: (string | number)[]; value: unknown }[] }
+  | { type: 'planEdit'; seq: number; edits: PlanEdit[] }
   | { type: 'newPlan' }
   /** Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y) in the planner: take back or redo the planner's last edit of the plan file. */
   | { type: 'planUndo'; redo: boolean }

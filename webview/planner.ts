@@ -6,6 +6,7 @@ import '@vscode-elements/elements/dist/vscode-label/index.js';
 import { balancedSplit, rangeText, type CostReport } from '../src/engine/cost/estimate';
 import { ganttSvg, gib as fmtBytes, memorySvg, secs as fmtS } from '../src/engine/report/charts';
 import { formatFor, globMatch, parseLayerRange, type Plan } from '../src/engine/plan/plan';
+import { PendingEdits, setPlanPaths, type PlanEdit } from '../src/engine/plan/edits';
 import type { LayerErrors, PlanState, WebviewToHost } from '../src/protocol';
 import type { EstimateAnswer, EstimateRequest } from './estimate-worker';
 
@@ -41,18 +42,6 @@ function custom(tag: string, attrs: Record<string, string> = {}, text?: string):
 
 const fmtN = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n));
 
-function setPath(obj: Record<string, unknown>, path: (string | number)[], value: unknown): void {
-  let o = obj as Record<string | number, unknown>;
-  for (let i = 0; i < path.length - 1; i++) {
-    const k = path[i];
-    if (typeof o[k] !== 'object' || o[k] === null) o[k] = {};
-    o = o[k] as Record<string | number, unknown>;
-  }
-  const last = path[path.length - 1];
-  if (value === undefined) delete o[last];
-  else o[last] = value;
-}
-
 export class Planner {
   readonly root = el('section', 'planner');
   private state?: PlanState;
@@ -64,13 +53,8 @@ export class Planner {
   private anchor = -1;
   private worker?: Worker;
   private seq = 0;
-  /**
-   * Edits sent to the host and not yet in the state it sent back: laid over each state so an older one
-   * arriving late does not roll the view back (and the next edit is computed from what the user sees).
-   * Numbered from the clock, so a reloaded view never reuses an earlier view's numbers.
-   */
-  private pending: { seq: number; edits: { path: (string | number)[]; value: unknown }[] }[] = [];
-  private editSeq = Date.now();
+  /** Edits sent to the host and not yet in the state it sent back (laid over each state). */
+  private readonly pending = new PendingEdits();
   private sentSource = false;
   private readonly list = el('div', 'layers');
   private readonly form = el('div', 'form');
@@ -138,9 +122,7 @@ export class Planner {
   setState(s: PlanState): void {
     const first = !this.state;
     this.state = s;
-    this.plan = s.plan ? structuredClone(s.plan) : undefined;
-    this.pending = this.pending.filter((p) => p.seq > s.editSeq);
-    for (const p of this.pending) for (const e of p.edits) if (this.plan) setPath(this.plan as unknown as Record<string, unknown>, e.path, e.value);
+    this.plan = this.pending.settle(s.plan, s.editSeq);
     if (s.source) this.sentSource = false;
     this.title.textContent = s.exists ? `Plan: ${s.file}${s.issues.some((i) => i.severity === 'error') ? ` — ${s.issues.filter((i) => i.severity === 'error').length} error(s)` : ''}` : `No plan yet (${s.file})`;
     (this.root.querySelector('#new-plan') as HTMLElement).hidden = s.exists;
@@ -168,11 +150,10 @@ export class Planner {
     return worst < budget ? 'heat-bad' : worst < budget + 6 ? 'heat-warn' : 'heat-ok';
   }
 
-  private edit(edits: { path: (string | number)[]; value: unknown }[]): void {
+  private edit(edits: PlanEdit[]): void {
     if (!this.plan) return;
-    for (const e of edits) setPath(this.plan as unknown as Record<string, unknown>, e.path, e.value);
-    const seq = ++this.editSeq;
-    this.pending.push({ seq, edits });
+    setPlanPaths(this.plan, edits);
+    const seq = this.pending.add(edits);
     // The list shows the edit at once (stages, precision); the estimate's figures follow from the worker.
     this.renderList();
     this.estimate();

@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import { InputError } from '../engine/errors';
-import { setJsonPaths, type Issue } from '../engine/plan/plan';
+import { setJsonPaths } from '../engine/plan/edits';
+import type { Issue } from '../engine/plan/plan';
 import { checkFile } from '../node/plan-file';
 import { minimalEdit } from './planner';
 

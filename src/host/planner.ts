@@ -4,7 +4,8 @@ import type { CostReport } from '../engine/cost/estimate';
 import type { WorkloadSource } from '../engine/cost/workload';
 import { InputError } from '../engine/errors';
 import { GPUS } from '../engine/hardware/catalog';
-import { parseJsonWithTree, setJsonPaths, validatePlan, type Plan } from '../engine/plan/plan';
+import { setJsonPaths, type PlanEdit } from '../engine/plan/edits';
+import { parseJsonWithTree, validatePlan, type Plan } from '../engine/plan/plan';
 import { parseFormat } from '../engine/quant/formats';
 import { checkFile, measurePlanPrecision, planWorkloadSource, tryEstimatePlan } from '../node/plan-file';
 import type { HostToWebview, LayerErrors, PlanState } from '../protocol';
@@ -53,7 +54,7 @@ export function minimalEdit(doc: vscode.TextDocument, after: string): vscode.Wor
 }
 
 /** Sets JSON paths in a plan file through a WorkspaceEdit (undo works in its editor) and saves it; returns the texts before and after. */
-export async function editPlan(uri: vscode.Uri, edits: { path: (string | number)[]; value: unknown }[]): Promise<{ before: string; after: string } | undefined> {
+export async function editPlan(uri: vscode.Uri, edits: PlanEdit[]): Promise<{ before: string; after: string } | undefined> {
   const doc = await vscode.workspace.openTextDocument(uri);
   const before = doc.getText();
   const text = setJsonPaths(before, edits);
@@ -142,7 +143,7 @@ export class PlanSession implements vscode.Disposable {
     return this.queue;
   }
 
-  edit(edits: { path: (string | number)[]; value: unknown }[], seq = this.appliedSeq): Promise<void> {
+  edit(edits: PlanEdit[], seq = this.appliedSeq): Promise<void> {
     return this.serial(async () => {
       try {
         const step = await editPlan(this.planUri, edits);

@@ -6,7 +6,7 @@ import * as path from 'path';
 import { checkDeepSpeed, checkHfConfig } from '../../src/engine/plan/check';
 import type { Issue } from '../../src/engine/plan/plan';
 import { REPO } from '../helpers';
-import { applyEdits, modify } from 'jsonc-parser';
+import { setJsonPaths } from '../../src/engine/plan/edits';
 import { checkFile } from '../../src/node/plan-file';
 
 const CLI = path.join(REPO, 'out', 'src', 'cli.js');
@@ -107,8 +107,7 @@ describe('the plan JSON Schema (contributed to VS Code for completion and hover)
 /** Applies an issue's fix (JSON path edits) to the text, as the editor's quick fix does. */
 function applyFix(text: string, issue: Issue): string {
   assert.ok(issue.fix, `a fix for '${issue.message}'`);
-  for (const e of issue.fix.edits) text = applyEdits(text, modify(text, e.path, e.value, { formattingOptions: { insertSpaces: true, tabSize: 2 } }));
-  return text;
+  return setJsonPaths(text, issue.fix.edits);
 }
 
 describe('quick fixes and the error budget', () => {

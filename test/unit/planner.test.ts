@@ -3,6 +3,7 @@ import * as path from 'path';
 import { estimate, rebalanceFix } from '../../src/engine/cost/estimate';
 import { archToSpec, graphLayerData, graphWorkload, workloadFrom } from '../../src/engine/cost/workload';
 import { openModel } from '../../src/engine/formats/registry';
+import { PendingEdits, setJsonPaths, setPlanPaths } from '../../src/engine/plan/edits';
 import type { Plan } from '../../src/engine/plan/plan';
 import { ganttSvg, memorySvg } from '../../src/engine/report/charts';
 import { planReportHtml, planReportMarkdown } from '../../src/engine/report/plan-report';
@@ -89,5 +90,48 @@ describe('inference plans in reports', () => {
     assert.match(html, /<h2>Inference<\/h2>.*tokens per second/s);
     assert.ok(!/class="chart gantt"/.test(html));
     assert.match(planReportMarkdown('llama', r, 'x').markdown, /## Inference\n\n\|/);
+  });
+});
+
+describe('the planner\'s edits on their way to the file', () => {
+  it('a state read before an edit does not roll the view back; the state that holds it settles it', () => {
+    const pending = new PendingEdits(100);
+    const view = structuredClone(plan);
+    const drag = [{ path: ['stages'], value: [{ layers: '0-4' }, { layers: '5-6' }] }];
+    setPlanPaths(view, drag);
+    const seq = pending.add(drag);
+    assert.strictEqual(seq, 101);
+    // The host's state for an earlier edit (editSeq 100) arrives after the drag: the drag stays in view.
+    const late = pending.settle(plan, 100)!;
+    assert.deepStrictEqual(late.stages, [{ layers: '0-4' }, { layers: '5-6' }]);
+    assert.deepStrictEqual(plan.stages, [{ layers: '0-3' }, { layers: '4-6' }], 'the state itself is not modified');
+    // A keyboard move computed from that view, then the state holding only the drag: the move stays in view.
+    const key = [{ path: ['stages'], value: [{ layers: '0-3' }, { layers: '4-6' }] }];
+    pending.add(key);
+    const afterDrag = structuredClone(plan);
+    setPlanPaths(afterDrag, drag);
+    assert.deepStrictEqual(pending.settle(afterDrag, 101)!.stages, [{ layers: '0-3' }, { layers: '4-6' }]);
+    assert.strictEqual(pending.size, 1);
+    // The state that holds both: nothing left on its way, and a later hand edit shows as it is.
+    const hand = { ...structuredClone(plan), stages: [{ layers: '0-5' }, { layers: '6' }] };
+    pending.settle(plan, 102);
+    assert.strictEqual(pending.size, 0);
+    assert.deepStrictEqual(pending.settle(hand, 102)!.stages, hand.stages);
+  });
+
+  it('object and text edits agree: set nested paths, create missing objects, delete with undefined', () => {
+    const edits = [
+      { path: ['training', 'globalBatch'], value: 128 },
+      { path: ['cluster', 'interNode', 'bandwidthGBps'], value: 50 },
+      { path: ['parallel', 'schedule'], value: undefined },
+    ];
+    const obj = structuredClone(plan);
+    setPlanPaths(obj, edits);
+    const text = setJsonPaths(`// a plan\n${JSON.stringify(plan, null, 2)}`, edits);
+    assert.ok(text.startsWith('// a plan\n'), 'comments kept');
+    assert.deepStrictEqual(JSON.parse(text.slice(text.indexOf('\n'))), obj);
+    assert.strictEqual(obj.training!.globalBatch, 128);
+    assert.strictEqual(obj.cluster.interNode!.bandwidthGBps, 50);
+    assert.ok(!('schedule' in obj.parallel!));
   });
 });

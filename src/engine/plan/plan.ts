@@ -1,5 +1,6 @@
-import { applyEdits, findNodeAtLocation, modify, parseTree, type Node as JsonNode, type ParseError, printParseErrorCode } from 'jsonc-parser';
+import { findNodeAtLocation, parseTree, type Node as JsonNode, type ParseError, printParseErrorCode } from 'jsonc-parser';
 import { GPUS, closest, findGpu } from '../hardware/catalog';
+import type { PlanEdit } from './edits';
 import { FORMAT_NAMES, parseFormat } from '../quant/formats';
 
 /** A transformer described by its shape, for planning models that do not exist yet. */
@@ -55,7 +56,7 @@ export interface Issue {
 
 export interface Fix {
   title: string;
-  edits: { path: (string | number)[]; value: unknown }[];
+  edits: PlanEdit[];
 }
 
 /** Converts offsets in `text` to line/character positions. */
@@ -263,12 +264,6 @@ export function formatFor(precision: { default?: string; rules?: { match: string
   let f = precision?.default ?? 'bf16';
   for (const r of precision?.rules ?? []) if (globMatch(r.match, tensor) || globMatch(r.match, layer)) f = r.format;
   return f;
-}
-
-/** Sets JSON paths in a JSONC text (comments and formatting kept), as quick fixes and the planner edit plan files. */
-export function setJsonPaths(text: string, edits: { path: (string | number)[]; value: unknown }[]): string {
-  for (const e of edits) text = applyEdits(text, modify(text, e.path, e.value, { formattingOptions: { insertSpaces: true, tabSize: 2 } }));
-  return text;
 }
 
 export function globMatch(pattern: string, name: string): boolean {
