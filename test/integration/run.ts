@@ -84,6 +84,8 @@ function killGroup(p: ChildProcess | undefined): void {
 async function main(): Promise<number> {
   if (!fs.existsSync(CODE_SERVER)) throw new Error(`code-server not found at ${CODE_SERVER}: run scripts/setup-integration.sh`);
   fs.mkdirSync(RESULTS, { recursive: true });
+  // A failure or timeout picture from an earlier run would read as this run's.
+  for (const f of ['failure', 'timeout']) fs.rmSync(path.join(RESULTS, `${LABEL}-${f}.png`), { force: true });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-vscode-'));
   const port = await freePort();
   const workspace = path.join(REPO, 'examples');
