@@ -125,5 +125,5 @@ export type WebviewToHost =
   | { type: 'newPlan' }
   /** Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y) in the planner: take back or redo the planner's last edit of the plan file. */
   | { type: 'planUndo'; redo: boolean }
-  /** What the planner shows after an estimate (for tests): the summary line and the stage assignment. */
-  | { type: 'plannerShown'; summary: string; stages: string[]; ms: number };
+  /** What the planner shows after an estimate (for tests): the summary line, the stage assignment, and how many of its edits the file's state did not hold yet. */
+  | { type: 'plannerShown'; summary: string; stages: string[]; ms: number; pending: number };

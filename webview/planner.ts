@@ -500,7 +500,7 @@ export class Planner {
         : [el('h4', undefined, 'Pipeline schedule (one iteration)'), this.chart(ganttSvg(r))];
       this.results.append(el('h4', undefined, 'Memory per GPU, by stage'), this.chart(memorySvg(r)), ...schedule, el('h4', undefined, 'Communication'), this.commTable(r));
     }
-    this.host.post({ type: 'plannerShown', summary: summary.textContent ?? '', stages: r?.stages.map((s) => s.layers) ?? [], ms: this.answer?.ms ?? 0 });
+    this.host.post({ type: 'plannerShown', summary: summary.textContent ?? '', stages: r?.stages.map((s) => s.layers) ?? [], ms: this.answer?.ms ?? 0, pending: this.pending.size });
   }
 
   /** A chart from the engine's SVG text (the same the exported report embeds); it holds no user-supplied names. */

@@ -53,7 +53,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
   /** What each open view last reported drawing (for tests and the status of the view). */
   static readonly rendered = new Map<string, { boxes: number; layers: number; nodes: number; textNames: string[] }>();
   /** What each view's planner last showed (summary line, stages, estimate time). */
-  static readonly plannerShown = new Map<string, { summary: string; stages: string[]; ms: number }>();
+  static readonly plannerShown = new Map<string, { summary: string; stages: string[]; ms: number; pending: number }>();
   /** What each view last showed of a verification. */
   static readonly verifyShown = new Map<string, string>();
   /** Open views by document, ready ones only; the last focused first. */
@@ -184,7 +184,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
           void plannerSession().create();
           break;
         case 'plannerShown':
-          ModelGraphEditor.plannerShown.set(key, { summary: m.summary, stages: m.stages, ms: m.ms });
+          ModelGraphEditor.plannerShown.set(key, { summary: m.summary, stages: m.stages, ms: m.ms, pending: m.pending });
           break;
         case 'verifyShown':
           ModelGraphEditor.verifyShown.set(key, m.text);

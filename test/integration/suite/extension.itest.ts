@@ -253,12 +253,17 @@ describe('the planner', () => {
       { press: ['.planner [data-boundary="1"]', 'ArrowUp'] },
       { press: ['.planner [data-boundary="1"]', 'ArrowDown'] },
     ]);
-    await until('the boundary moved back', () => /"0-3"[\s\S]*"4-6"/.test(read()));
+    // Done when the planner shows it with no edit still on its way (so the file cannot be passing through it).
+    const settled = async (stages: string[]) => {
+      const s = await vscode.commands.executeCommand<{ stages: string[]; pending: number }>('layerplan.plannerShown', modelUri);
+      return s?.pending === 0 && JSON.stringify(s.stages) === JSON.stringify(stages);
+    };
+    await until('the boundary moved back', async () => /"0-3"[\s\S]*"4-6"/.test(read()) && (await settled(['0-3', '4-6'])));
     // Ctrl+Z in the planner takes its last edit back (the boundary's last move, down), Ctrl+Shift+Z redoes it.
     await ui([{ press: ['.planner tr[data-i="2"]', 'Control+z'] }]);
-    await until('undo from the planner', () => /"0-2"[\s\S]*"3-6"/.test(read()));
+    await until('undo from the planner', async () => /"0-2"[\s\S]*"3-6"/.test(read()) && (await settled(['0-2', '3-6'])));
     await ui([{ press: ['.planner tr[data-i="2"]', 'Control+Shift+z'] }]);
-    await until('redo from the planner', () => /"0-3"[\s\S]*"4-6"/.test(read()));
+    await until('redo from the planner', async () => /"0-3"[\s\S]*"4-6"/.test(read()) && (await settled(['0-3', '4-6'])));
     // The form: a global batch of 128 typed into its field.
     await ui([{ fill: ['#f-training-globalBatch input', '128'] }, { press: ['#f-training-globalBatch input', 'Tab'] }]);
     await until('the form edit reaches the plan file', () => /"globalBatch": 128/.test(read()));
