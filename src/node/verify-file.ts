@@ -3,7 +3,7 @@ import { openModel } from '../engine/formats/registry';
 import type { ModelGraph } from '../engine/graph/model-graph';
 import { parseFormat } from '../engine/quant/formats';
 import { finishVerify, generatedInputs, prepareVerify, type VerifyJob, type VerifyReport } from '../engine/quant/verify';
-import { FLOAT_DTYPES, dequantizeLinearOf, loadWeightFloat32, matMulNBitsOf, transpose2d, weightLayout } from '../engine/quant/weights';
+import { decodable, dequantizeLinearOf, loadWeightFloat32, matMulNBitsOf, transpose2d, weightLayout } from '../engine/quant/weights';
 import { runPackedKernel } from '../gpu/runner';
 import { FileByteSource, FolderResolver } from './file-source';
 import { nodeGpu, type NodeGpu } from './webgpu';
@@ -22,7 +22,7 @@ export function verifiableTensors(graph: ModelGraph): string[] {
   const out: string[] = [];
   for (const t of graph.tensors.values()) {
     if (!t.isWeight || !t.ref || (t.shape?.length ?? 0) < 2) continue;
-    if (FLOAT_DTYPES.has(t.dtype) || matMulNBitsOf(graph, t) || dequantizeLinearOf(graph, t)) out.push(t.name);
+    if (decodable(t.dtype) || matMulNBitsOf(graph, t) || dequantizeLinearOf(graph, t)) out.push(t.name);
   }
   return out;
 }

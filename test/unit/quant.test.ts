@@ -1,5 +1,7 @@
 import * as assert from 'assert';
 import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { parseFormat } from '../../src/engine/quant/formats';
 import { E2M1, E4M3FN, floatToHalfBits, halfBitsToFloat, roundToMiniFloat, toBf16, toHalf } from '../../src/engine/quant/numeric';
@@ -132,6 +134,26 @@ describe('quantization formats', () => {
       const q51 = Uint8Array.from([...half(1), ...half(0), 0xff, 0xff, 0xff, 0xff, ...Array.from({ length: 16 }, () => 0xff)]);
       assert.deepStrictEqual(Array.from(dequantizeGgml('Q5_1', q51, 32)), new Array(32).fill(31));
     });
+    it('decode every ggml block type Layerplan reads exactly as llama.cpp\'s own dequantizers do (gguf-py, on random blocks)', () => {
+      const fixture = JSON.parse(fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'ggml-blocks.json'), 'utf8')) as { blocks: { type: string; bytes: string; values: number[] }[] };
+      const types = fixture.blocks.map((b) => b.type);
+      for (const t of ['Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'TQ1_0', 'TQ2_0', 'IQ4_NL', 'IQ4_XS', 'MXFP4']) assert.ok(types.includes(t), t);
+      for (const b of fixture.blocks) {
+        const got = dequantizeGgml(b.type, Uint8Array.from(Buffer.from(b.bytes, 'hex')), b.values.length);
+        const bad = b.values.findIndex((v, i) => got[i] !== v);
+        assert.strictEqual(bad, -1, `${b.type} [${bad}]: ${got[bad]} ≠ ${b.values[bad]}`);
+      }
+    });
+    it('refuse the codebook IQ types by name (the quant report lists such tensors as skipped)', () => {
+      assert.throws(() => dequantizeGgml('IQ2_XXS', new Uint8Array(66), 256), /IQ2_XXS stores indices into a lattice codebook/);
+      // Q8_K (d as float32) and Q8_1 (d, then d·Σq) are plain int8 blocks.
+      const q8k = new Uint8Array(292);
+      new DataView(q8k.buffer).setFloat32(0, 0.25, true);
+      q8k.set(Array.from({ length: 256 }, (_, i) => (i - 128) & 0xff), 4);
+      assert.deepStrictEqual(Array.from(dequantizeGgml('Q8_K', q8k, 256)), Array.from({ length: 256 }, (_, i) => (i - 128) * 0.25));
+      const q81 = Uint8Array.from([...half(2), ...half(99), ...Array.from({ length: 32 }, (_, i) => i)]);
+      assert.deepStrictEqual(Array.from(dequantizeGgml('Q8_1', q81, 32)), Array.from({ length: 32 }, (_, i) => i * 2));
+    });
     it('decode hand-built k-quant super-blocks: Q4_K, Q5_K, Q6_K, Q2_K (block_q*_K layouts)', () => {
       // Q4_K: d, dmin, 12 bytes of 6-bit scales/mins (all sub-blocks scale 2, min 1), 128 bytes of nibbles.
       const sc = [2, 2, 2, 2, 1, 1, 1, 1, 0x12, 0x12, 0x12, 0x12];
@@ -190,6 +212,31 @@ describe('quantization formats', () => {
   });
 });
 
+/** Writes a GGUF v3 file with no metadata: the tensors' infos, then their bytes, each at 32-byte alignment. */
+function writeGguf(file: string, tensors: { name: string; type: number; dims: number[]; bytes: Uint8Array }[]): void {
+  const parts: Buffer[] = [];
+  const u32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); parts.push(b); };
+  const u64 = (v: number) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); parts.push(b); };
+  const str = (v: string) => { u64(Buffer.byteLength(v)); parts.push(Buffer.from(v)); };
+  const pad = (n: number) => (32 - (n % 32)) % 32;
+  parts.push(Buffer.from('GGUF'));
+  u32(3);
+  u64(tensors.length);
+  u64(0);
+  let rel = 0;
+  for (const t of tensors) {
+    str(t.name);
+    u32(t.dims.length);
+    t.dims.forEach(u64);
+    u32(t.type);
+    u64(rel);
+    rel += t.bytes.length + pad(t.bytes.length);
+  }
+  parts.push(Buffer.alloc(pad(Buffer.concat(parts).length)));
+  for (const t of tensors) parts.push(Buffer.from(t.bytes), Buffer.alloc(pad(t.bytes.length)));
+  fs.writeFileSync(file, Buffer.concat(parts));
+}
+
 describe('layerplan quant', () => {
   it('measures QDQ int8 weights as the floats DequantizeLinear makes of them', () => {
     // qdq-mlp.onnx stores int8 per-channel weights: re-quantizing them to int8 per channel is (nearly) exact.
@@ -204,6 +251,34 @@ describe('layerplan quant', () => {
     }
   });
   const CLI = path.join(REPO, 'out', 'src', 'cli.js');
+  it('measures GGUF weights stored as Q3_K, IQ4_XS and MXFP4 blocks, and lists an IQ2_XXS weight as skipped, with the reason', () => {
+    const fixture = JSON.parse(fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'ggml-blocks.json'), 'utf8')) as { blocks: { type: string; bytes: string }[] };
+    // 8 rows of 256: the fixture's (llama.cpp-checked) blocks repeated.
+    const fill = (type: string, n: number) => {
+      const b = Buffer.from(fixture.blocks.find((x) => x.type === type)!.bytes, 'hex');
+      return Uint8Array.from({ length: n }, (_, i) => b[i % b.length]);
+    };
+    const iq2 = new Uint8Array(8 * 66).map((_, i) => (i * 37) & 0xff);
+    for (let b = 0; b < 8; b++) iq2.set([0x00, 0x20], b * 66); // d = fp16 0.0078125
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-gguf-'));
+    const file = path.join(dir, 'mixed.gguf');
+    writeGguf(file, [
+      { name: 'blk.0.attn_q.weight', type: 11, dims: [256, 8], bytes: fill('Q3_K', 8 * 110) },
+      { name: 'blk.0.ffn_up.weight', type: 23, dims: [256, 8], bytes: fill('IQ4_XS', 8 * 136) },
+      { name: 'blk.0.ffn_gate.weight', type: 39, dims: [256, 8], bytes: fill('MXFP4', 64 * 17) },
+      { name: 'blk.0.ffn_down.weight', type: 16, dims: [256, 8], bytes: iq2 },
+    ]);
+    const r = spawnSync(process.execPath, [CLI, 'quant', file, '--formats', 'int8-channel', '--json'], { encoding: 'utf8' });
+    assert.strictEqual(r.status, 0, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    assert.deepStrictEqual(doc.tensors.map((t: { name: string }) => t.name).sort(), ['blk.0.attn_q.weight', 'blk.0.ffn_gate.weight', 'blk.0.ffn_up.weight']);
+    for (const t of doc.tensors) assert.ok(t.results[0].sqnrDb > 25 && t.results[0].sqnrDb < 80, `${t.name}: ${t.results[0].sqnrDb} dB`);
+    assert.deepStrictEqual(doc.skipped.map((x: { name: string }) => x.name), ['blk.0.ffn_down.weight']);
+    assert.match(doc.skipped[0].reason, /IQ2_XXS stores indices into a lattice codebook/);
+    const text = spawnSync(process.execPath, [CLI, 'quant', file, '--formats', 'int8-channel'], { encoding: 'utf8' });
+    assert.match(text.stdout, /skipped blk\.0\.ffn_down\.weight: .*IQ2_XXS/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
   it('gives per-tensor results for every format on a real exported transformer, and a parameter-weighted summary', () => {
     const r = spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'examples', 'gpt2-tiny.onnx'), '--json'], { encoding: 'utf8' });
     assert.strictEqual(r.status, 0, r.stderr);

@@ -174,7 +174,7 @@ export async function quantModel(graph: ModelGraph, source: ByteSource, siblings
         values = await loadWeightFloat32(t, source, siblings, graph);
       } catch (e) {
         if (!(e instanceof InputError) || options.tensors) throw e;
-        skipped.push({ name: t.name, reason: e.problem });
+        skipped.push({ name: t.name, reason: e.problem.replace(`tensor '${t.name}': `, '') });
         continue;
       }
       const layout = weightLayout(graph, t);

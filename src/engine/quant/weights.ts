@@ -1,6 +1,7 @@
 import type { ByteSource, SiblingResolver } from '../bytes';
 import { InputError } from '../errors';
 import type { CheckpointTensorRef } from '../formats/checkpoint';
+import { GGML_TYPES } from '../formats/gguf';
 import { halfToFloat, bf16ToFloat, rawToNumbers } from '../formats/dtypes';
 import type { OnnxTensorRef } from '../formats/onnx-graph';
 import { loadTensorBytes } from '../formats/onnx-data';
@@ -14,7 +15,16 @@ const ST_TO_ONNX: Record<string, number> = {
   U16: DataType.UINT16, U32: DataType.UINT32, U64: DataType.UINT64, BOOL: DataType.BOOL,
 };
 
-export const FLOAT_DTYPES = new Set(['float', 'float16', 'bfloat16', 'double', 'float8e4m3fn', 'float8e5m2', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q2_k', 'q4_k', 'q5_k', 'q6_k']);
+/** Stored types whose values are real numbers (floats, or ggml blocks of them): weights to quantize. */
+export const FLOAT_DTYPES = new Set([
+  'float', 'float16', 'bfloat16', 'double', 'float8e4m3fn', 'float8e5m2',
+  ...Object.values(GGML_TYPES).filter((t) => t.block > 1).map((t) => t.name.toLowerCase()),
+]);
+
+/** Whether Layerplan can decode a stored type to floats (the ggml codebook types it cannot). */
+export function decodable(dtype: string): boolean {
+  return FLOAT_DTYPES.has(dtype) && !GGML_CODEBOOK_TYPES.has(dtype.toUpperCase());
+}
 
 /**
  * The 6-bit scale and min of sub-block j of a Q4_K / Q5_K super-block (ggml-quants.c get_scale_min_k4):
@@ -106,24 +116,114 @@ function dequantizeK(type: string, raw: Uint8Array, count: number, out: Float32A
       }
       return true;
     }
+    case 'Q3_K': {
+      // hmask[32] (the third bit, set: no offset), qs[64] (two bits), 16 six-bit scales in 12 bytes, d.
+      for (let b = 0; b < nb; b++) {
+        const o = b * 110;
+        const d = h(o + 108);
+        const sc = o + 96;
+        for (let e = 0; e < 256; e++) {
+          const i = e >> 4;
+          const scale = (((raw[sc + (i & 7)] >> (4 * (i >> 3))) & 0xf) | (((raw[sc + 8 + (i & 3)] >> (2 * (i >> 2))) & 3) << 4)) - 32;
+          const l = e & 31;
+          const q = ((raw[o + 32 + 32 * (e >> 7) + l] >> (2 * ((e >> 5) & 3))) & 3) - ((raw[o + l] >> (e >> 5)) & 1 ? 0 : 4);
+          out[b * 256 + e] = d * scale * q;
+        }
+      }
+      return true;
+    }
+    case 'Q8_K': {
+      // d as float32, 256 int8 values, then 16 int16 block sums (for dot products only).
+      for (let b = 0; b < nb; b++) {
+        const o = b * 292;
+        const d = dv.getFloat32(o, true);
+        for (let e = 0; e < 256; e++) out[b * 256 + e] = d * dv.getInt8(o + 4 + e);
+      }
+      return true;
+    }
+    case 'TQ2_0': {
+      // Ternary: 2-bit codes q − 1 ∈ {−1, 0, 1}, four per byte in 32-byte rows, then d.
+      for (let b = 0; b < nb; b++) {
+        const o = b * 66;
+        const d = h(o + 64);
+        for (let e = 0; e < 256; e++) out[b * 256 + e] = d * (((raw[o + 32 * (e >> 7) + (e & 31)] >> (2 * ((e >> 5) & 3))) & 3) - 1);
+      }
+      return true;
+    }
+    case 'TQ1_0': {
+      // Ternary, 1.6875 bits: five trits per byte as a base-3 fraction (q = (byte·3^k mod 256)·3 >> 8); 48 + 4 bytes, then d.
+      const pow3 = [1, 3, 9, 27, 81];
+      for (let b = 0; b < nb; b++) {
+        const o = b * 54;
+        const d = h(o + 52);
+        for (let e = 0; e < 256; e++) {
+          const [byte, k] = e < 160 ? [raw[o + (e & 31)], e >> 5] : e < 240 ? [raw[o + 32 + ((e - 160) & 15)], (e - 160) >> 4] : [raw[o + 48 + ((e - 240) & 3)], (e - 240) >> 2];
+          out[b * 256 + e] = d * ((((byte * pow3[k]) & 0xff) * 3 >> 8) - 1);
+        }
+      }
+      return true;
+    }
+    case 'IQ4_XS': {
+      // Eight sub-blocks of 32 with 6-bit scales (low nibbles in scales_l, high pairs in scales_h), values from the IQ4_NL table.
+      for (let b = 0; b < nb; b++) {
+        const o = b * 136;
+        const d = h(o);
+        const hi = dv.getUint16(o + 2, true);
+        for (let ib = 0; ib < 8; ib++) {
+          const ls = ((raw[o + 4 + (ib >> 1)] >> (4 * (ib & 1))) & 0xf) | (((hi >> (2 * ib)) & 3) << 4);
+          const dl = d * (ls - 32);
+          const qs = o + 8 + 16 * ib;
+          const y = b * 256 + 32 * ib;
+          for (let j = 0; j < 16; j++) {
+            out[y + j] = dl * IQ4_VALUES[raw[qs + j] & 0xf];
+            out[y + 16 + j] = dl * IQ4_VALUES[raw[qs + j] >> 4];
+          }
+        }
+      }
+      return true;
+    }
     default:
       return false;
   }
 }
 
-/** Decodes ggml blocks (ggml-common.h layouts) to floats: the legacy 32-element blocks and the k-quants Q2_K, Q4_K, Q5_K, Q6_K. */
+/** IQ4_NL / IQ4_XS: the 16 non-uniform levels a 4-bit code stands for (ggml-common.h kvalues_iq4nl). */
+const IQ4_VALUES = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+/** MXFP4 in GGUF: E2M1 codes as doubled integers (ggml's kvalues_mxfp4); the E8M0 scale is halved to match. */
+const MXFP4_DOUBLED = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+/** ggml types whose values are a lattice codebook (grids of 256–2048 entries) that Layerplan does not decode. */
+export const GGML_CODEBOOK_TYPES = new Set(['IQ2_XXS', 'IQ2_XS', 'IQ2_S', 'IQ3_XXS', 'IQ3_S', 'IQ1_S', 'IQ1_M']);
+
+/**
+ * Decodes ggml blocks (ggml-common.h layouts) to floats: the legacy 32-element blocks, the k-quants Q2_K…Q6_K
+ * and Q8_K, the ternary TQ1_0 / TQ2_0, IQ4_NL / IQ4_XS and MXFP4. The codebook IQ types are refused by name.
+ */
 export function dequantizeGgml(type: string, raw: Uint8Array, count: number): Float32Array {
   const out = new Float32Array(count);
   if (dequantizeK(type, raw, count, out)) return out;
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const sizes: Record<string, number> = { Q4_0: 18, Q4_1: 20, Q5_0: 22, Q5_1: 24, Q8_0: 34 };
+  const sizes: Record<string, number> = { Q4_0: 18, Q4_1: 20, Q5_0: 22, Q5_1: 24, Q8_0: 34, Q8_1: 36, IQ4_NL: 18, MXFP4: 17 };
   const bs = sizes[type];
-  if (!bs) throw new Error(`decoding ${type} blocks is not implemented (Q3_K, Q8_K and the IQ types are read by size only)`);
+  if (!bs) {
+    if (GGML_CODEBOOK_TYPES.has(type)) throw new Error(`${type} stores indices into a lattice codebook, which Layerplan does not decode`);
+    throw new Error(`decoding ${type} blocks is not implemented`);
+  }
   for (let b = 0; b < count / 32; b++) {
     const o = b * bs;
+    if (type === 'MXFP4' || type === 'IQ4_NL') {
+      // 16 bytes of 4-bit codes: low nibbles are elements 0–15, high nibbles 16–31.
+      const [d, table, qs] = type === 'MXFP4' ? [2 ** (raw[o] - 128), MXFP4_DOUBLED, o + 1] : [halfToFloat(dv.getUint16(o, true)), IQ4_VALUES, o + 2];
+      for (let j = 0; j < 16; j++) {
+        out[b * 32 + j] = d * table[raw[qs + j] & 0xf];
+        out[b * 32 + j + 16] = d * table[raw[qs + j] >> 4];
+      }
+      continue;
+    }
     const d = halfToFloat(dv.getUint16(o, true));
-    if (type === 'Q8_0') {
-      for (let j = 0; j < 32; j++) out[b * 32 + j] = dv.getInt8(o + 2 + j) * d;
+    if (type === 'Q8_0' || type === 'Q8_1') {
+      // Q8_1 keeps d·Σq after d (for dot products): the values start 2 bytes later.
+      const qs = o + (type === 'Q8_1' ? 4 : 2);
+      for (let j = 0; j < 32; j++) out[b * 32 + j] = dv.getInt8(qs + j) * d;
       continue;
     }
     const hasMin = type === 'Q4_1' || type === 'Q5_1';
