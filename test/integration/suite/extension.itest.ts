@@ -273,16 +273,15 @@ describe('the planner', () => {
     assert.strictEqual(plan.parallel.pipeline, 2);
     assert.deepStrictEqual(plan.precision.rules, [{ match: 'h.*', format: 'int4-g128' }]);
     // 8 GPUs but data 8 × tensor 1 × pipeline 2 = 16: the Problems panel says so, as layerplan check does.
-    const diags = await until('diagnostics on the plan', () => {
-      const d = vscode.languages.getDiagnostics(planUri).filter((x) => x.severity === vscode.DiagnosticSeverity.Error);
-      return d.length ? d : undefined;
-    });
     const cli = spawnSync(process.execPath, [path.join(folder.uri.fsPath, '..', 'dist', 'cli.js'), 'check', planUri.fsPath, '--json'], { encoding: 'utf8', env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
-    const checked = JSON.parse(cli.stdout).diagnostics as { message: string; range: { start: { line: number; character: number } } }[];
+    const checked = (JSON.parse(cli.stdout).diagnostics as { severity: string; message: string; range: { start: { line: number; character: number } } }[]).filter((x) => x.severity === 'error');
     assert.ok(checked.length > 0);
-    for (const c of checked.filter((x) => (x as unknown as { severity: string }).severity === 'error')) {
-      assert.ok(diags.some((d) => d.message === c.message && d.range.start.line === c.range.start.line && d.range.start.character === c.range.start.character), `editor shows '${c.message}'`);
-    }
+    // The editor re-checks after each change of the file: wait for it to show what layerplan check says of the file as it is now.
+    const shows = (d: vscode.Diagnostic, c: (typeof checked)[number]) => d.message === c.message && d.range.start.line === c.range.start.line && d.range.start.character === c.range.start.character;
+    const diags = await until('the Problems panel shows the errors layerplan check prints', () => {
+      const d = vscode.languages.getDiagnostics(planUri).filter((x) => x.severity === vscode.DiagnosticSeverity.Error);
+      return checked.every((c) => d.some((x) => shows(x, c))) && d.length === checked.length ? d : undefined;
+    });
     assert.ok(diags.some((d) => /GPU|product|16/.test(d.message)), diags.map((d) => d.message).join(' | '));
     // A hand edit (two nodes → 16 GPUs) updates the planner: the error goes, the estimate follows.
     const doc = await vscode.workspace.openTextDocument(planUri);
