@@ -5,6 +5,7 @@ import { parseFormat } from '../engine/quant/formats';
 import { assignmentReport, budgetIssues, type AssignmentReport, type QuantReport } from '../engine/quant/run';
 import { quantFile } from './quant-file';
 import { archToSpec, graphLayerData, workloadFrom, type Workload, type WorkloadSource } from '../engine/cost/workload';
+import { ampIssues } from '../engine/plan/amp';
 import { InputError } from '../engine/errors';
 import { openModel } from '../engine/formats/registry';
 import { IssueCollector, parseJsonWithTree, validatePlan, type Fix, type Issue, type Plan } from '../engine/plan/plan';
@@ -66,6 +67,8 @@ export async function checkPlanFile(file: string, buffer?: string): Promise<{ pl
   const workload = workloadFrom(source);
   const rebalance = rebalanceFix(plan, workload);
   for (const [p, message] of modelChecks(plan, workload)) c.error(p, message, p[0] === 'stages' ? rebalance : undefined);
+  // Mixed precision keeps softmax, norms and summing reductions in fp32: a rule that names them gets a warning.
+  for (const a of ampIssues(plan.precision, source)) c.warn(a.path, a.message, a.fix);
   // Structural stage problems (a stage count that is not parallel.pipeline) have the same fix.
   for (const i of issues) if (i.path[0] === 'stages' && !i.fix && rebalance) i.fix = rebalance;
   return { plan, source, workload, rebalance, issues: [...issues, ...c.issues], text };

@@ -158,6 +158,60 @@ describe('quick fixes and the error budget', () => {
   });
 });
 
+describe('mixed precision keeps softmax, norms and summing reductions in fp32 (DESIGN: the planner warns when they are put lower)', () => {
+  const tmp2 = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-amp-'));
+  after(() => fs.rmSync(tmp2, { recursive: true, force: true }));
+  const model = path.join(REPO, 'examples', 'gpt2-tiny.onnx');
+  const planText = (rules: { match: string; format: string }[], m: unknown = model) => JSON.stringify({
+    model: m, cluster: { gpu: 'l4', gpusPerNode: 1, nodes: 1 }, training: { globalBatch: 8, microBatch: 1, seqLen: 64 },
+    parallel: { data: 1, tensor: 1, pipeline: 1 }, precision: { default: 'bf16', rules },
+  }, null, 2);
+  const amp = async (text: string) => (await checkFile(path.join(tmp2, 'amp.plan.json'), { text })).diagnostics.filter((d) => /keeps in fp32/.test(d.message));
+
+  it('a rule naming them (their weights, their layer, their op type) is warned at its format; broad rules and the default are not', async () => {
+    const text = planText([
+      { match: 'h.*', format: 'int4-g128' },
+      { match: '*ln_1*', format: 'fp16' },
+      { match: 'ln_f', format: 'int8-channel' },
+      { match: 'Softmax', format: 'fp8-e4m3' },
+      { match: '*.attn.*', format: 'int8-channel' },
+      { match: 'ln_f', format: 'fp32' },
+    ]);
+    const w = await amp(text);
+    // The exported GPT-2 decomposes LayerNorm: ReduceMean, Pow, … (its Softmax stays one op).
+    assert.deepStrictEqual(w.map((d) => d.message.match(/^precision\.rules\[(\d)\]/)![1]), ['1', '2', '3']);
+    assert.match(w[0].message, /\('\*ln_1\*'\) puts ops that mixed precision keeps in fp32 into fp16: ReduceMean ×4, Pow ×2 in h\.0, h\.1/);
+    assert.match(w[1].message, /into int8-channel: ReduceMean ×2, Pow ×1 in ln_f/);
+    assert.match(w[2].message, /into fp8-e4m3: Softmax ×2 in h\.0, h\.1/);
+    assert.ok(w.every((d) => d.severity === 'warning'));
+    assert.deepStrictEqual(w[0].range, rangeOf(text, '"format": "fp16"'));
+    // The fix keeps them in fp32 and the warning goes.
+    const fixed = applyFix(text, w[0]);
+    assert.strictEqual(JSON.parse(fixed).precision.rules[1].format, 'fp32');
+    assert.deepStrictEqual((await amp(fixed)).map((d) => d.message.slice(0, 17)), ['precision.rules[2', 'precision.rules[3']);
+  });
+
+  it('an architecture object: its norms by their Hugging Face names and the final norm; rules over blocks are broad', async () => {
+    const arch = { arch: 'llama', layers: 4, hidden: 512, heads: 8, kvHeads: 2, ffn: 1408, vocab: 32000, seqLen: 256 };
+    const text = planText([
+      { match: '*input_layernorm*', format: 'fp8-e4m3' },
+      { match: 'final_norm', format: 'fp16' },
+      { match: 'layers.*', format: 'int4-g128' },
+      { match: '*.self_attn.*', format: 'int8-channel' },
+    ], arch);
+    const w = await amp(text);
+    assert.deepStrictEqual(w.map((d) => d.message.replace(/ \(softmax.*$/, '')), [
+      "precision.rules[0] ('*input_layernorm*') puts ops that mixed precision keeps in fp32 into fp8-e4m3: RMSNormalization ×4 in layers.0, layers.1, layers.2, layers.3",
+      "precision.rules[1] ('final_norm') puts ops that mixed precision keeps in fp32 into fp16: RMSNormalization ×1 in final_norm",
+    ]);
+    // layerplan check prints the same, with the fix.
+    fs.writeFileSync(path.join(tmp2, 'arch.plan.json'), text);
+    const cli = spawnSync(process.execPath, [path.join(REPO, 'out', 'src', 'cli.js'), 'check', path.join(tmp2, 'arch.plan.json'), '--json'], { encoding: 'utf8' });
+    const printed = (JSON.parse(cli.stdout).diagnostics as Issue[]).filter((d) => /keeps in fp32/.test(d.message));
+    assert.deepStrictEqual(printed.map((d) => [d.message, d.range, d.fix?.title]), w.map((d) => [d.message, d.range, 'Keep these ops in fp32']));
+  });
+});
+
 describe('the error budget on a model too large to measure on every check', () => {
   it('says it was not checked (and why) instead of reading gigabytes', async function () {
     this.timeout(30000);

@@ -1,3 +1,4 @@
+import { FP32_OPS } from '../plan/amp';
 import { evalShape } from '../graph/dims';
 import type { ModelGraph } from '../graph/model-graph';
 import { bytesPerElement } from '../graph/shapes';
@@ -216,6 +217,10 @@ export interface GraphLayerData {
   kernels: number;
   activations: number;
   outputBytes: number;
+  /** Ops mixed precision keeps in fp32 (FP32_OPS): op type, node name and the weights each reads. */
+  fp32Ops?: { op: string; node: string; tensors: string[] }[];
+  /** The layer's weights of two or more dimensions (the matrices low-precision formats are for). */
+  matrices?: string[];
 }
 
 /** A workload as plain data: a transformer's architecture, or a model file's measured layers. */
@@ -239,8 +244,10 @@ export function graphLayerData(graph: ModelGraph): GraphLayerData[] {
     let activations = 0;
     let outputBytes = 0;
     const produced = new Set<string>();
+    const fp32Ops: { op: string; node: string; tensors: string[] }[] = [];
     for (const n of nodes) {
       if (n.opType === 'Constant') continue;
+      if (FP32_OPS.has(n.opType)) fp32Ops.push({ op: n.opType, node: n.name, tensors: n.inputs.filter((i) => graph.tensors.get(i)?.isWeight) });
       kernels++;
       if (MATMUL_OPS.has(n.opType)) {
         matmulFlops += n.flops;
@@ -258,7 +265,8 @@ export function graphLayerData(graph: ModelGraph): GraphLayerData[] {
       const t = graph.tensors.get(o)!;
       if (t.consumers.some((c) => graph.nodes[c].layer !== l.index) || graph.outputs.includes(o)) outputBytes += evalShape(t.shape, graph.bindings) * bytesPerElement(t.dtype);
     }
-    return { name: l.name, parameters: l.parameters, tensors: l.weights, matmulFlops, matmulBytes, otherBytes, kernels, activations, outputBytes };
+    const matrices = l.weights.filter((w) => (graph.tensors.get(w)?.shape?.length ?? 0) >= 2);
+    return { name: l.name, parameters: l.parameters, tensors: l.weights, matmulFlops, matmulBytes, otherBytes, kernels, activations, outputBytes, fp32Ops, matrices };
   });
 }
 

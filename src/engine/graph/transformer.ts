@@ -131,6 +131,23 @@ export function blockWeights(t: TransformerSpec, i: number): { name: string; sha
   return w;
 }
 
+/**
+ * The cost model's layers of a transformer (`layers.<i>`, `final_norm`) as precision rules see them: their
+ * matrix weights and the ops mixed precision keeps in fp32 (the norms by their Hugging Face names, attention's softmax).
+ */
+export function transformerPrecisionLayers(t: TransformerSpec): { name: string; matrices: string[]; fp32Ops: { op: string; node: string; tensors: string[] }[] }[] {
+  const n = naming(t.family);
+  const op = t.norm === 'rmsnorm' ? 'RMSNormalization' : 'LayerNormalization';
+  const norm = (prefix: string) => ({ op, node: prefix, tensors: [`${prefix}.weight`, ...(t.norm === 'layernorm' ? [`${prefix}.bias`] : [])] });
+  const out = Array.from({ length: t.layers }, (_, i) => ({
+    name: `layers.${i}`,
+    matrices: blockWeights(t, i).filter((w) => w.shape.length >= 2).map((w) => w.name),
+    fp32Ops: [norm(`${n.block(i)}.${n.norm1}`), { op: 'Softmax', node: `${n.block(i)}.attention.softmax`, tensors: [] }, norm(`${n.block(i)}.${n.norm2}`)],
+  }));
+  if (n.finalNorm) out.push({ name: 'final_norm', matrices: [], fp32Ops: [norm(n.finalNorm)] });
+  return out;
+}
+
 /** Parameters of the whole model (all experts). */
 export function transformerParameters(t: TransformerSpec): number {
   const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
