@@ -35,6 +35,19 @@ function scaleMinK4(j: number, q: Uint8Array, o: number): [number, number] {
   return [(q[o + j + 4] & 0xf) | ((q[o + j - 4] >> 6) << 4), (q[o + j + 4] >> 4) | ((q[o + j] >> 6) << 4)];
 }
 
+/** ggml's 2-bit layout (Q2_K, Q3_K, TQ2_0): element e of 256 is in byte 32·⌊e/128⌋ + e mod 32 of `qs`, at bit 2·(⌊e/32⌋ mod 4). */
+function twoBits(raw: Uint8Array, qs: number, e: number): number {
+  return (raw[qs + 32 * (e >> 7) + (e & 31)] >> (2 * ((e >> 5) & 3))) & 3;
+}
+
+/** 32 elements from 16 bytes of 4-bit codes through a level table (low nibbles are elements 0–15, high ones 16–31), times `scale`. */
+function nibblePairs(out: Float32Array, y: number, raw: Uint8Array, qs: number, scale: number, table: readonly number[]): void {
+  for (let j = 0; j < 16; j++) {
+    out[y + j] = scale * table[raw[qs + j] & 0xf];
+    out[y + 16 + j] = scale * table[raw[qs + j] >> 4];
+  }
+}
+
 /** Decodes ggml's k-quant super-blocks of 256 (ggml-common.h block_q2_K … block_q6_K, dequantize_row_q*_K). */
 function dequantizeK(type: string, raw: Uint8Array, count: number, out: Float32Array): boolean {
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
@@ -95,23 +108,14 @@ function dequantizeK(type: string, raw: Uint8Array, count: number, out: Float32A
       return true;
     }
     case 'Q2_K': {
+      // 16 scale bytes (low nibble scale, high nibble min) for 16 elements each, 64 bytes of 2-bit values, d, dmin.
       for (let b = 0; b < nb; b++) {
         const o = b * 84;
         const d = h(o + 80);
         const dmin = h(o + 82);
-        let q = o + 16;
-        let is = 0;
-        let y = b * 256;
-        for (let n = 0; n < 256; n += 128) {
-          for (let shift = 0; shift < 8; shift += 2) {
-            for (const half of [0, 16]) {
-              const s = raw[o + is++];
-              const dl = d * (s & 0xf);
-              const ml = dmin * (s >> 4);
-              for (let l = 0; l < 16; l++) out[y++] = dl * ((raw[q + half + l] >> shift) & 3) - ml;
-            }
-          }
-          q += 32;
+        for (let e = 0; e < 256; e++) {
+          const s = raw[o + (e >> 4)];
+          out[b * 256 + e] = d * (s & 0xf) * twoBits(raw, o + 16, e) - dmin * (s >> 4);
         }
       }
       return true;
@@ -125,8 +129,7 @@ function dequantizeK(type: string, raw: Uint8Array, count: number, out: Float32A
         for (let e = 0; e < 256; e++) {
           const i = e >> 4;
           const scale = (((raw[sc + (i & 7)] >> (4 * (i >> 3))) & 0xf) | (((raw[sc + 8 + (i & 3)] >> (2 * (i >> 2))) & 3) << 4)) - 32;
-          const l = e & 31;
-          const q = ((raw[o + 32 + 32 * (e >> 7) + l] >> (2 * ((e >> 5) & 3))) & 3) - ((raw[o + l] >> (e >> 5)) & 1 ? 0 : 4);
+          const q = twoBits(raw, o + 32, e) - ((raw[o + (e & 31)] >> (e >> 5)) & 1 ? 0 : 4);
           out[b * 256 + e] = d * scale * q;
         }
       }
@@ -146,7 +149,7 @@ function dequantizeK(type: string, raw: Uint8Array, count: number, out: Float32A
       for (let b = 0; b < nb; b++) {
         const o = b * 66;
         const d = h(o + 64);
-        for (let e = 0; e < 256; e++) out[b * 256 + e] = d * (((raw[o + 32 * (e >> 7) + (e & 31)] >> (2 * ((e >> 5) & 3))) & 3) - 1);
+        for (let e = 0; e < 256; e++) out[b * 256 + e] = d * (twoBits(raw, o, e) - 1);
       }
       return true;
     }
@@ -171,13 +174,7 @@ function dequantizeK(type: string, raw: Uint8Array, count: number, out: Float32A
         const hi = dv.getUint16(o + 2, true);
         for (let ib = 0; ib < 8; ib++) {
           const ls = ((raw[o + 4 + (ib >> 1)] >> (4 * (ib & 1))) & 0xf) | (((hi >> (2 * ib)) & 3) << 4);
-          const dl = d * (ls - 32);
-          const qs = o + 8 + 16 * ib;
-          const y = b * 256 + 32 * ib;
-          for (let j = 0; j < 16; j++) {
-            out[y + j] = dl * IQ4_VALUES[raw[qs + j] & 0xf];
-            out[y + 16 + j] = dl * IQ4_VALUES[raw[qs + j] >> 4];
-          }
+          nibblePairs(out, b * 256 + 32 * ib, raw, o + 8 + 16 * ib, d * (ls - 32), IQ4_VALUES);
         }
       }
       return true;
@@ -211,12 +208,8 @@ export function dequantizeGgml(type: string, raw: Uint8Array, count: number): Fl
   for (let b = 0; b < count / 32; b++) {
     const o = b * bs;
     if (type === 'MXFP4' || type === 'IQ4_NL') {
-      // 16 bytes of 4-bit codes: low nibbles are elements 0–15, high nibbles 16–31.
-      const [d, table, qs] = type === 'MXFP4' ? [2 ** (raw[o] - 128), MXFP4_DOUBLED, o + 1] : [halfToFloat(dv.getUint16(o, true)), IQ4_VALUES, o + 2];
-      for (let j = 0; j < 16; j++) {
-        out[b * 32 + j] = d * table[raw[qs + j] & 0xf];
-        out[b * 32 + j + 16] = d * table[raw[qs + j] >> 4];
-      }
+      if (type === 'MXFP4') nibblePairs(out, b * 32, raw, o + 1, 2 ** (raw[o] - 128), MXFP4_DOUBLED);
+      else nibblePairs(out, b * 32, raw, o + 2, halfToFloat(dv.getUint16(o, true)), IQ4_VALUES);
       continue;
     }
     const d = halfToFloat(dv.getUint16(o, true));
