@@ -154,17 +154,22 @@ plannerButton.addEventListener('click', () => togglePlanner());
 
 const fmt = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(Math.round(n)));
 
-function showDetails(rows: [string, string][], heading: string): void {
-  aside.replaceChildren();
-  const h = document.createElement('h3');
-  h.textContent = heading;
+/** A two-column table of label / value rows, as text. */
+function keyValueTable(rows: [string, string][]): HTMLTableElement {
   const table = document.createElement('table');
   for (const [k, v] of rows) {
     const tr = table.insertRow();
     tr.insertCell().textContent = k;
     tr.insertCell().textContent = v;
   }
-  aside.append(h, table);
+  return table;
+}
+
+function showDetails(rows: [string, string][], heading: string): void {
+  aside.replaceChildren();
+  const h = document.createElement('h3');
+  h.textContent = heading;
+  aside.append(h, keyValueTable(rows));
 }
 
 function showSummary(): void {
@@ -252,13 +257,7 @@ function showVerify(m: Extract<HostToWebview, { type: 'verifyReport' }>): void {
     ['predicted', `${db(r.predicted.sqnrDb)} (Δ ${r.differenceDb.toFixed(2)} dB, tolerance ±${r.toleranceDb.toFixed(2)})`],
     ...(r.gbPerSecond !== undefined ? ([['kernel', `${(r.kernelSeconds! * 1e3).toFixed(2)} ms, ${r.gbPerSecond.toPrecision(3)} GB/s`]] as [string, string][]) : []),
   ];
-  const table = document.createElement('table');
-  for (const [a, b] of rows) {
-    const tr = table.insertRow();
-    tr.insertCell().textContent = a;
-    tr.insertCell().textContent = b;
-  }
-  box.append(h, table);
+  box.append(h, keyValueTable(rows));
   post({ type: 'verifyShown', text: box.innerText || box.textContent || '' });
 }
 
