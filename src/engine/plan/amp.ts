@@ -1,4 +1,4 @@
-import type { Fix } from './plan';
+import type { Fix, Plan } from './plan';
 import { globMatch } from './plan';
 import { parseFormat } from '../quant/formats';
 import type { GraphLayerData, WorkloadSource } from '../cost/workload';
@@ -18,10 +18,6 @@ export const FP32_OPS = new Set([
   'ReduceL1', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp', 'CumSum',
 ]);
 
-interface Precision {
-  rules?: { match: string; format: string }[];
-}
-
 /** One warning: a rule that puts fp32 ops lower, at its format, with the fix of keeping them in fp32. */
 export interface AmpIssue {
   path: (string | number)[];
@@ -36,7 +32,7 @@ export interface AmpIssue {
  * (`*ln_1*`), or a layer made only of them (`ln_f`, an architecture's `final_norm`) — says otherwise,
  * and gets a warning.
  */
-export function ampIssues(precision: Precision | undefined, source: WorkloadSource): AmpIssue[] {
+export function ampIssues(precision: Plan['precision'], source: WorkloadSource): AmpIssue[] {
   const out: AmpIssue[] = [];
   const layers: PrecisionLayer[] = source.kind === 'graph' ? source.layers : transformerPrecisionLayers(source.arch);
   (precision?.rules ?? []).forEach((rule, i) => {
