@@ -172,7 +172,8 @@ export async function main(argv: string[]): Promise<number> {
         const report = await verifyFile(file, { tensor: args.tensor, format: args.format, batch: args.batch, seed: args.seed, repeats: args.repeats, inputs: args.inputs });
         if (args.json) process.stdout.write(JSON.stringify(report) + '\n');
         else process.stdout.write(formatVerify(file, report));
-        return report.pass ? 0 : 1;
+        // 0 verified, 1 failed, 3 no adapter: only the CPU reference ran (DESIGN.md; never a pass).
+        return report.outcome === 'fallback' ? 3 : report.pass ? 0 : 1;
       }
       default:
         throw new UsageError(`unknown command '${args.command}' (try --help)`);

@@ -244,7 +244,7 @@ function showVerify(m: Extract<HostToWebview, { type: 'verifyReport' }>): void {
     return;
   }
   const r: VerifyReport = m.report;
-  h.textContent = `${r.pass ? '✓ PASS' : '✗ FAIL'} — ${r.tensor} in ${r.format}`;
+  h.textContent = `${r.outcome === 'fallback' ? '⚠ FALLBACK (CPU reference only)' : r.pass ? '✓ PASS' : '✗ FAIL'} — ${r.tensor} in ${r.format}`;
   h.className = r.pass ? 'pass' : 'fail';
   const k = r.kernelVsReference;
   const rows: [string, string][] = [

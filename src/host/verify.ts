@@ -69,7 +69,8 @@ export function verifyCommand(editors: typeof ModelGraphEditor, output: vscode.O
         const report = res.y ? finishVerify(job, { y: res.y, device: res.device ?? 'WebGPU', seconds: res.seconds }) : finishVerify(job, { fallback: res.fallback ?? res.error ?? 'no WebGPU in the webview' });
         view.post({ type: 'verifyReport', report });
         output.appendLine(formatVerify(vscode.workspace.asRelativePath(uri), report));
-        if (!report.pass) void vscode.window.showWarningMessage(`Layerplan: ${name} in ${chosen} failed verification (see the graph view).`);
+        if (report.outcome === 'fallback') void vscode.window.showWarningMessage(`Layerplan: no WebGPU adapter in the view, so no kernel ran for ${name} in ${chosen}; only the CPU reference was compared (${report.fallback}).`);
+        else if (!report.pass) void vscode.window.showWarningMessage(`Layerplan: ${name} in ${chosen} failed verification (see the graph view).`);
         return report;
       });
     } catch (e) {

@@ -74,16 +74,21 @@ describe('layerplan verify on a real exported GPT-2 (WebGPU in Node)', function 
     }
   });
 
-  it('without an adapter it falls back to the CPU reference and says so in every output', () => {
+  it('without an adapter it falls back to the CPU reference, says so in every output and exits 3, never as a pass', () => {
     // An ICD file that does not exist: Dawn finds no Vulkan driver.
     const env = { ...process.env, VK_ICD_FILENAMES: '/nonexistent/icd.json' };
     const r = spawnSync(process.execPath, [CLI, 'verify', MODEL, '--tensor', 'onnx::MatMul_304', '--format', 'int4-g128', '--json'], { encoding: 'utf8', env });
-    assert.strictEqual(r.status, 0, r.stderr);
+    assert.strictEqual(r.status, 3, r.stderr);
     const j = JSON.parse(r.stdout);
+    assert.strictEqual(j.outcome, 'fallback');
+    assert.strictEqual(j.pass, false);
     assert.match(j.device, /CPU reference \(fallback\)/);
     assert.match(j.fallback, /no WebGPU adapter/);
     assert.strictEqual(j.kernelVsReference.ran, false);
     const text = spawnSync(process.execPath, [CLI, 'verify', MODEL, '--tensor', 'onnx::MatMul_304', '--format', 'int4-g128'], { encoding: 'utf8', env });
     assert.match(text.stdout, /FALLBACK: no kernel ran/);
+    assert.match(text.stdout, /^FALLBACK \(no kernel verified; exit code 3\)$/m);
+    assert.doesNotMatch(text.stdout, /^PASS$/m);
+    assert.strictEqual(text.status, 3);
   });
 });

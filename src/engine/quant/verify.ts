@@ -44,6 +44,13 @@ export interface VerifyReport {
   /** outputError − predicted, in dB; the estimate holds when |difference| ≤ toleranceDb. */
   differenceDb: number;
   toleranceDb: number;
+  /**
+   * `pass`: the kernel ran, agreed with the CPU reference, and the measured error agreed with the
+   * prediction; `fail`: one of those did not; `fallback`: no kernel ran (no adapter) — only the CPU
+   * reference was compared with the prediction, which verifies no kernel and is never a pass.
+   */
+  outcome: 'pass' | 'fail' | 'fallback';
+  /** True only when `outcome` is `pass`. */
   pass: boolean;
   packedBytes: number;
   kernelSeconds?: number;
@@ -168,7 +175,8 @@ export function finishVerify(job: VerifyJob, run: { y: Float32Array; device: str
     predicted: { sqnrDb: job.predictedSqnrDb, source: job.predictedSource },
     differenceDb: Number.isFinite(diff) ? diff : 0,
     toleranceDb: tolerance,
-    pass: kernelPass && agree,
+    outcome: !ran ? 'fallback' : kernelPass && agree ? 'pass' : 'fail',
+    pass: ran && kernelPass && agree,
     packedBytes: bytes,
     ...(seconds !== undefined && Number.isFinite(seconds) ? { kernelSeconds: seconds, gbPerSecond: bytes / seconds / 1e9 } : {}),
   };

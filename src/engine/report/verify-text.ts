@@ -20,6 +20,6 @@ export function formatVerify(file: string, r: VerifyReport): string {
   lines.push(`predicted:                      ${db(r.predicted.sqnrDb)} — difference ${r.differenceDb >= 0 ? '+' : ''}${r.differenceDb.toFixed(2)} dB (tolerance ±${r.toleranceDb.toFixed(2)} dB)`);
   lines.push(`          (${r.predicted.source})`);
   if (r.gbPerSecond !== undefined) lines.push(`kernel:   ${(r.kernelSeconds! * 1e3).toFixed(3)} ms per run, ${r.gbPerSecond.toPrecision(3)} GB/s of packed weights`);
-  lines.push(r.pass ? 'PASS' : 'FAIL');
+  lines.push(r.outcome === 'fallback' ? 'FALLBACK (no kernel verified; exit code 3)' : r.pass ? 'PASS' : 'FAIL');
   return lines.join('\n') + '\n';
 }
