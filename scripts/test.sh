@@ -15,9 +15,11 @@ bash scripts/setup-debian.sh
 step "unit tests (mocha; WebGPU kernels on Dawn + SwiftShader must find an adapter)"
 rm -f test-results/counts-*.json
 LAYERPLAN_REQUIRE_WEBGPU=1 npx mocha --config .mocharc.json
-step "package the VSIX and run the CLI from inside it"
+step "package the VSIXs (this platform's, with its native modules, and the universal one) and run the CLI from inside each"
 npm run --silent package
+node scripts/package.cjs --target universal
 node scripts/check-vsix.cjs out/layerplan.vsix
+node scripts/check-vsix.cjs out/layerplan-universal.vsix
 step "integration tests in a real VS Code (code-server + headless Chromium)"
 bash scripts/setup-integration.sh
 CACHE="${LAYERPLAN_CACHE:-$HOME/.cache/layerplan}"

@@ -7,6 +7,7 @@ import { JsonDiagnostics } from './host/diagnostics';
 import { inspectFile } from './node/inspect-file';
 import { verifyCommand } from './host/verify';
 import { registerPlanCommands } from './host/plan-commands';
+import { installCommandLine, refreshLauncher } from './host/command-line';
 
 /** Everything the commands share; built once in activate(). */
 interface Ctx {
@@ -59,7 +60,9 @@ export function activate(context: vscode.ExtensionContext): void {
     ModelSummaryView.register(),
     registerPlanCommands(ctx.output),
     JsonDiagnostics.register(),
+    vscode.commands.registerCommand('layerplan.installCommandLine', installCommandLine(context)),
   );
+  refreshLauncher(context);
   const startup = vscode.workspace.getConfiguration('layerplan').get<string>('openOnStartup');
   if (startup) void vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(startup), ModelGraphEditor.viewType);
 }

@@ -4,7 +4,7 @@
  * code comes back through codeAutomationExit and their output through the page console.
  * Every wait is bounded; failures leave a screenshot and logs under test-results/.
  */
-import { spawn, type ChildProcess } from 'child_process';
+import { spawn, spawnSync, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
@@ -17,8 +17,12 @@ declare const document: any;
 declare const MutationObserver: any;
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
-const CODE_SERVER = process.env.LAYERPLAN_CODE_SERVER ?? path.join(os.homedir(), '.cache', 'layerplan', 'code-server-4.100.3', 'node_modules', '.bin', 'code-server');
+/** Where scripts/setup-integration.sh installed code-server (LAYERPLAN_CACHE, as there). */
+const CACHE = process.env.LAYERPLAN_CACHE ?? path.join(os.homedir(), '.cache', 'layerplan');
+const CODE_SERVER = process.env.LAYERPLAN_CODE_SERVER ?? path.join(CACHE, 'code-server-4.100.3', 'node_modules', '.bin', 'code-server');
 const CHROMIUM = process.env.LAYERPLAN_CHROMIUM ?? '/usr/bin/chromium';
+/** What users install: the platform VSIX `npm run package` built for this machine. */
+const VSIX = process.env.LAYERPLAN_VSIX ?? path.join(REPO, 'out', 'layerplan.vsix');
 const RESULTS = path.join(REPO, 'test-results');
 const TIMEOUT_MS = Number(process.env.LAYERPLAN_INTEGRATION_TIMEOUT ?? 240000);
 /** Names this run's files (several VS Code versions run in one npm test). */
@@ -83,6 +87,7 @@ function killGroup(p: ChildProcess | undefined): void {
 
 async function main(): Promise<number> {
   if (!fs.existsSync(CODE_SERVER)) throw new Error(`code-server not found at ${CODE_SERVER}: run scripts/setup-integration.sh`);
+  if (!fs.existsSync(VSIX)) throw new Error(`${VSIX} not found: run npm run package first`);
   fs.mkdirSync(RESULTS, { recursive: true });
   // A failure or timeout picture from an earlier run would read as this run's.
   for (const f of ['failure', 'timeout']) fs.rmSync(path.join(RESULTS, `${LABEL}-${f}.png`), { force: true });
@@ -96,6 +101,14 @@ async function main(): Promise<number> {
   // Quiet, deterministic workbench: no startup walkthrough, no git prompt for the parent repository.
   fs.mkdirSync(path.join(tmp, 'user-data', 'User'), { recursive: true });
   fs.writeFileSync(path.join(tmp, 'user-data', 'User', 'settings.json'), JSON.stringify({ 'workbench.startupEditor': 'none', 'git.openRepositoryInParentFolders': 'never', 'telemetry.telemetryLevel': 'off' }));
+  // The extension under test is the packaged VSIX, installed as a user installs it.
+  const installed = spawnSync(CODE_SERVER, ['--user-data-dir', path.join(tmp, 'user-data'), '--extensions-dir', path.join(tmp, 'extensions'), '--install-extension', VSIX, '--force'], { env, encoding: 'utf8' });
+  if (installed.status !== 0) throw new Error(`code-server --install-extension ${VSIX} failed: ${installed.stderr || installed.stdout}`);
+  // VS Code runs a test payload only beside an extension under development: a stub that contributes
+  // nothing, so that nothing of this repository's source folder is loaded as an extension.
+  const harness = path.join(tmp, 'test-harness');
+  fs.mkdirSync(harness);
+  fs.writeFileSync(path.join(harness, 'package.json'), JSON.stringify({ name: 'layerplan-test-harness', publisher: 'layerplan', version: '0.0.0', engines: { vscode: '^1.100.0' } }));
   const log = fs.createWriteStream(path.join(RESULTS, `${LABEL}-code-server.log`));
   // A process group of its own (setsid), so its watchers die with it.
   const server = spawn(CODE_SERVER, [
@@ -152,7 +165,7 @@ async function main(): Promise<number> {
     const exit = new Promise<number>((resolve) => void page.exposeFunction('codeAutomationExit', (code: number) => resolve(code)));
     const remote = (p: string) => `vscode-remote://127.0.0.1:${port}${p}`;
     const payload = JSON.stringify([
-      ['extensionDevelopmentPath', remote(REPO)],
+      ['extensionDevelopmentPath', remote(harness)],
       ['extensionTestsPath', remote(path.join(REPO, 'out', 'test', 'integration', 'suite', 'index.js'))],
     ]);
     await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}&payload=${encodeURIComponent(payload)}`);
@@ -169,8 +182,11 @@ async function main(): Promise<number> {
     await page.waitForTimeout(Number(process.env.LAYERPLAN_SHOT_DELAY ?? 2000)); // let the webviews paint before the screenshot
     await page.screenshot({ path: path.join(RESULTS, code === 0 ? `${LABEL}-workbench.png` : `${LABEL}-failure.png`) }).catch(() => undefined);
     fs.writeFileSync(path.join(RESULTS, `${LABEL}-console.log`), output.join('\n'));
-    const counts = /integration: (\d+) passed, (\d+) failed/.exec(output.join('\n'));
-    fs.writeFileSync(path.join(RESULTS, `counts-integration-${LABEL}.json`), JSON.stringify({ passed: Number(counts?.[1] ?? 0), failed: Number(counts?.[2] ?? (code ? 1 : 0)) }));
+    const counts = /integration: (\d+) passed, (\d+) failed, (\d+) skipped/.exec(output.join('\n'));
+    fs.writeFileSync(
+      path.join(RESULTS, `counts-integration-${LABEL}.json`),
+      JSON.stringify({ passed: Number(counts?.[1] ?? 0), failed: Number(counts?.[2] ?? (code ? 1 : 0)), skipped: Number(counts?.[3] ?? 0) }),
+    );
     return code;
   } finally {
     await browser?.close().catch(() => undefined);

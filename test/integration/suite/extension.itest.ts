@@ -6,14 +6,43 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import { spawnSync } from 'child_process';
 
+/**
+ * The `layerplan` launcher that *Layerplan: Install Command Line* writes: the installed extension's own
+ * CLI, run by VS Code's Node runtime. Installed once by the first suite; every CLI call below goes through it.
+ */
+let launcher: string | undefined;
+function cli(args: string[]): ReturnType<typeof spawnSync> & { stdout: string; stderr: string } {
+  assert.ok(launcher, 'the command line is installed');
+  return spawnSync(launcher, args, { encoding: 'utf8' }) as ReturnType<typeof spawnSync> & { stdout: string; stderr: string };
+}
+
 describe('Layerplan in a real VS Code', () => {
-  it('activates and registers its commands', async () => {
+  it('activates from the installed VSIX and registers its commands', async () => {
     const ext = vscode.extensions.all.find((e) => e.packageJSON.name === 'layerplan');
-    assert.ok(ext, 'the extension under development is loaded');
+    assert.ok(ext, 'the extension is installed');
+    // What users install: the packaged VSIX in the extensions folder, not this repository's source folder.
+    const repo = path.join(vscode.workspace.workspaceFolders![0].uri.fsPath, '..');
+    assert.notStrictEqual(path.resolve(ext.extensionPath), path.resolve(repo), 'the extension runs from its VSIX');
+    assert.ok(!fs.existsSync(path.join(ext.extensionPath, 'src')), `${ext.extensionPath} holds only what the VSIX ships`);
+    assert.ok(fs.existsSync(path.join(ext.extensionPath, 'dist', 'node_modules', 'onnxruntime-node')), 'the platform VSIX carries onnxruntime-node');
     await ext.activate();
     assert.ok(ext.isActive);
     const commands = await vscode.commands.getCommands(true);
     assert.ok(commands.includes('layerplan.inspectModel'));
+  });
+  it('installs the command line, whose CLI (inside the VSIX) calibrates activations with onnxruntime', async function () {
+    this.timeout(120000);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-bin-'));
+    launcher = await vscode.commands.executeCommand<string>('layerplan.installCommandLine', dir);
+    assert.ok(launcher && fs.existsSync(launcher), `launcher written: ${launcher}`);
+    const help = cli(['--help']);
+    assert.strictEqual(help.status, 0, help.stderr);
+    assert.match(help.stdout, /^usage: layerplan <command>/);
+    const model = path.join(vscode.workspace.workspaceFolders![0].uri.fsPath, 'gpt2-tiny.onnx');
+    const r = cli(['quant', model, '--formats', 'int8-channel', '--activations', '--json']);
+    assert.strictEqual(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.ok(j.activations.tensors.length > 0, 'activation calibration ran from the installed extension');
   });
   it('inspects the bundled example model through the command', async () => {
     const folder = vscode.workspace.workspaceFolders?.[0];
@@ -158,10 +187,10 @@ describe('verifying a quantized layer in the webview (WebGPU in Chromium)', () =
     assert.ok(report.kernelVsReference.ran && report.kernelVsReference.pass, JSON.stringify(report.kernelVsReference));
     assert.ok(report.pass, JSON.stringify(report));
     // The same verification from the command line (Dawn in Node): same inputs, same packed bits.
-    const root = path.join(folder.uri.fsPath, '..');
-    const cli = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'verify', uri.fsPath, '--tensor', tensor, '--format', 'q4_k', '--json'], { encoding: 'utf8', env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
-    assert.strictEqual(cli.status, 0, cli.stderr);
-    const j = JSON.parse(cli.stdout);
+    const fromCli = cli(['verify', uri.fsPath, '--tensor', tensor, '--format', 'q4_k', '--json']);
+    assert.strictEqual(fromCli.status, 0, fromCli.stderr);
+    const j = JSON.parse(fromCli.stdout);
+    assert.strictEqual(j.outcome, 'pass', `Dawn inside the VSIX ran the kernel: ${j.device}`);
     assert.strictEqual(j.predicted.sqnrDb, report.predicted.sqnrDb);
     assert.ok(Math.abs(j.outputError.sqnrDb - report.outputError.sqnrDb) < 0.01, `webview ${report.outputError.sqnrDb} dB vs CLI ${j.outputError.sqnrDb} dB`);
     // What the graph view shows.
@@ -273,8 +302,8 @@ describe('the planner', () => {
     assert.strictEqual(plan.parallel.pipeline, 2);
     assert.deepStrictEqual(plan.precision.rules, [{ match: 'h.*', format: 'int4-g128' }]);
     // 8 GPUs but data 8 × tensor 1 × pipeline 2 = 16: the Problems panel says so, as layerplan check does.
-    const cli = spawnSync(process.execPath, [path.join(folder.uri.fsPath, '..', 'dist', 'cli.js'), 'check', planUri.fsPath, '--json'], { encoding: 'utf8', env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
-    const checked = (JSON.parse(cli.stdout).diagnostics as { severity: string; message: string; range: { start: { line: number; character: number } } }[]).filter((x) => x.severity === 'error');
+    const checkedOut = cli(['check', planUri.fsPath, '--json']);
+    const checked = (JSON.parse(checkedOut.stdout).diagnostics as { severity: string; message: string; range: { start: { line: number; character: number } } }[]).filter((x) => x.severity === 'error');
     assert.ok(checked.length > 0);
     // The editor re-checks after each change of the file: wait for it to show what layerplan check says of the file as it is now.
     const shows = (d: vscode.Diagnostic, c: (typeof checked)[number]) => d.message === c.message && d.range.start.line === c.range.start.line && d.range.start.character === c.range.start.character;
