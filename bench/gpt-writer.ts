@@ -6,7 +6,10 @@ import { PbWriter } from '../test/helpers';
  * `hidden`, float32 weights as raw_data, 41 nodes per block. Payloads stream from one reusable
  * buffer, so writing a 1.3 GB model needs little memory.
  */
-export function writeGptModel(file: string, opts: { layers: number; hidden: number; vocab: number; tiny?: boolean }): { nodes: number; parameters: number } {
+export function writeGptModel(
+  file: string,
+  opts: { layers: number; hidden: number; vocab: number; tiny?: boolean },
+): { nodes: number; parameters: number } {
   const { layers, hidden: h, vocab } = opts;
   const inits: { name: string; dims: number[] }[] = [];
   const nodes: Uint8Array[] = [];
@@ -52,12 +55,24 @@ export function writeGptModel(file: string, opts: { layers: number; hidden: numb
     init(`${p}.mlp.fc.bias`, [4 * h]);
     init(`${p}.mlp.proj.weight`, [4 * h, h]);
     init(`${p}.mlp.proj.bias`, [h]);
-    node('LayerNormalization', `${s}/ln_1/LayerNormalization`, [x, `${p}.ln_1.weight`, `${p}.ln_1.bias`], [t('ln_1')], [intAttr('axis', -1)]);
+    node(
+      'LayerNormalization',
+      `${s}/ln_1/LayerNormalization`,
+      [x, `${p}.ln_1.weight`, `${p}.ln_1.bias`],
+      [t('ln_1')],
+      [intAttr('axis', -1)],
+    );
     for (const n of ['q', 'k', 'v']) {
       node('MatMul', `${s}/attn/${n}_proj/MatMul`, [t('ln_1'), `${p}.attn.${n}_proj.weight`], [t(`${n}_mm`)]);
       node('Add', `${s}/attn/${n}_proj/Add`, [t(`${n}_mm`), `${p}.attn.${n}_proj.bias`], [t(n)]);
       node('Reshape', `${s}/attn/${n}_Reshape`, [t(n), 'heads_shape'], [t(`${n}_r`)]);
-      node('Transpose', `${s}/attn/${n}_Transpose`, [t(`${n}_r`)], [t(`${n}_t`)], [intsAttr('perm', n === 'k' ? [0, 2, 3, 1] : [0, 2, 1, 3])]);
+      node(
+        'Transpose',
+        `${s}/attn/${n}_Transpose`,
+        [t(`${n}_r`)],
+        [t(`${n}_t`)],
+        [intsAttr('perm', n === 'k' ? [0, 2, 3, 1] : [0, 2, 1, 3])],
+      );
     }
     node('MatMul', `${s}/attn/qk/MatMul`, [t('q_t'), t('k_t')], [t('scores')]);
     node('Div', `${s}/attn/Div`, [t('scores'), 'sqrt_head_dim'], [t('scaled')]);
@@ -69,7 +84,13 @@ export function writeGptModel(file: string, opts: { layers: number; hidden: numb
     node('MatMul', `${s}/attn/o_proj/MatMul`, [t('ctx_r'), `${p}.attn.o_proj.weight`], [t('o_mm')]);
     node('Add', `${s}/attn/o_proj/Add`, [t('o_mm'), `${p}.attn.o_proj.bias`], [t('o')]);
     node('Add', `${s}/residual_1/Add`, [x, t('o')], [t('res1')]);
-    node('LayerNormalization', `${s}/ln_2/LayerNormalization`, [t('res1'), `${p}.ln_2.weight`, `${p}.ln_2.bias`], [t('ln_2')], [intAttr('axis', -1)]);
+    node(
+      'LayerNormalization',
+      `${s}/ln_2/LayerNormalization`,
+      [t('res1'), `${p}.ln_2.weight`, `${p}.ln_2.bias`],
+      [t('ln_2')],
+      [intAttr('axis', -1)],
+    );
     node('MatMul', `${s}/mlp/fc/MatMul`, [t('ln_2'), `${p}.mlp.fc.weight`], [t('fc_mm')]);
     node('Add', `${s}/mlp/fc/Add`, [t('fc_mm'), `${p}.mlp.fc.bias`], [t('fc')]);
     // tanh-approximated GELU spelled out, as torch exports it.
@@ -89,7 +110,13 @@ export function writeGptModel(file: string, opts: { layers: number; hidden: numb
   }
   init('ln_f.weight', [h]);
   init('ln_f.bias', [h]);
-  node('LayerNormalization', '/ln_f/LayerNormalization', [x, 'ln_f.weight', 'ln_f.bias'], ['xf'], [intAttr('axis', -1)]);
+  node(
+    'LayerNormalization',
+    '/ln_f/LayerNormalization',
+    [x, 'ln_f.weight', 'ln_f.bias'],
+    ['xf'],
+    [intAttr('axis', -1)],
+  );
   node('Transpose', '/lm_head/Transpose', ['wte.weight'], ['wte_t']);
   node('MatMul', '/lm_head/MatMul', ['xf', 'wte_t'], ['logits']);
   const smallInits: Uint8Array[] = [];
@@ -118,13 +145,24 @@ export function writeGptModel(file: string, opts: { layers: number; hidden: numb
     const packed = new PbWriter();
     for (const d of dims) packed.varint(d);
     const payload = dims.reduce((a, b) => a * b, 1) * 4;
-    const body = new PbWriter().bytes(1, Array.from(packed.finish())).int(2, 1).string(8, name).tag(9, 2).varint(payload).finish();
-    const head = new PbWriter().tag(5, 2).varint(body.length + payload).finish();
+    const body = new PbWriter()
+      .bytes(1, Array.from(packed.finish()))
+      .int(2, 1)
+      .string(8, name)
+      .tag(9, 2)
+      .varint(payload)
+      .finish();
+    const head = new PbWriter()
+      .tag(5, 2)
+      .varint(body.length + payload)
+      .finish();
     return { head: Buffer.concat([head, body]), payload };
   });
   const valueInfo = (field: number, name: string, elem: number, dims: (number | string)[]) => {
     const shape = new PbWriter();
-    for (const d of dims) shape.message(1, typeof d === 'number' ? new PbWriter().int(1, d) : new PbWriter().string(2, d));
+    for (const d of dims) {
+      shape.message(1, typeof d === 'number' ? new PbWriter().int(1, d) : new PbWriter().string(2, d));
+    }
     const type = new PbWriter().message(1, new PbWriter().int(1, elem).message(2, shape));
     return new PbWriter().message(field, new PbWriter().string(1, name).message(2, type)).finish();
   };
@@ -138,7 +176,13 @@ export function writeGptModel(file: string, opts: { layers: number; hidden: numb
   ]);
   const graphLen = heads_.reduce((s, t) => s + t.head.length + t.payload, 0) + tail.length;
   const header = Buffer.concat([
-    new PbWriter().int(1, 8).string(2, 'layerplan-bench').message(8, new PbWriter().int(2, 17)).tag(7, 2).varint(graphLen).finish(),
+    new PbWriter()
+      .int(1, 8)
+      .string(2, 'layerplan-bench')
+      .message(8, new PbWriter().int(2, 17))
+      .tag(7, 2)
+      .varint(graphLen)
+      .finish(),
   ]);
   const fd = fs.openSync(file, 'w');
   const chunk = Buffer.alloc(4 << 20);
@@ -147,7 +191,7 @@ export function writeGptModel(file: string, opts: { layers: number; hidden: numb
     fs.writeSync(fd, header);
     for (const t of heads_) {
       fs.writeSync(fd, t.head);
-      for (let left = t.payload; left > 0; ) {
+      for (let left = t.payload; left > 0;) {
         const n = Math.min(left, chunk.length);
         fs.writeSync(fd, chunk, 0, n);
         left -= n;

@@ -14,7 +14,18 @@ import { nodeGpu } from '../src/node/webgpu';
 const ROWS = Number(process.env.LAYERPLAN_BENCH_ROWS ?? 2048);
 const COLS = Number(process.env.LAYERPLAN_BENCH_COLS ?? 2048);
 const REPEATS = Number(process.env.LAYERPLAN_BENCH_REPEATS ?? 5);
-const FORMATS = ['int8-channel', 'int4-g128', 'int4-g16-2l', 'fp8-e4m3', 'mxfp4', 'nvfp4', 'q4_0', 'q4_k', 'q6_k', 'fp16'];
+const FORMATS = [
+  'int8-channel',
+  'int4-g128',
+  'int4-g16-2l',
+  'fp8-e4m3',
+  'mxfp4',
+  'nvfp4',
+  'q4_0',
+  'q4_k',
+  'q6_k',
+  'fp16',
+];
 
 async function main(): Promise<void> {
   const gpu = await nodeGpu();

@@ -36,7 +36,10 @@ function measure(cmd: string, args: string[]): Sample {
 function best(cmd: string, args: string[]): Sample {
   const samples = Array.from({ length: RUNS }, () => measure(cmd, args));
   samples.sort((a, b) => a.ms - b.ms);
-  return { ms: samples[Math.floor(samples.length / 2)].ms, maxRssBytes: Math.max(...samples.map((s) => s.maxRssBytes)) };
+  return {
+    ms: samples[Math.floor(samples.length / 2)].ms,
+    maxRssBytes: Math.max(...samples.map((s) => s.maxRssBytes)),
+  };
 }
 
 function ensureModel(name: string, tiny: boolean): string {
@@ -48,7 +51,9 @@ function ensureModel(name: string, tiny: boolean): string {
     process.stderr.write(`writing ${file} …\n`);
     const info = writeGptModel(file, { ...SPEC, tiny });
     fs.writeFileSync(stamp, spec);
-    process.stderr.write(`  ${info.nodes} nodes, ${info.parameters} parameters, ${(fs.statSync(file).size / 1e9).toFixed(2)} GB\n`);
+    process.stderr.write(
+      `  ${info.nodes} nodes, ${info.parameters} parameters, ${(fs.statSync(file).size / 1e9).toFixed(2)} GB\n`,
+    );
   }
   return file;
 }
@@ -70,23 +75,44 @@ function main(): void {
   rows.push(['layerplan inspect, big model', inspectBig]);
   const inspectTiny = best(node, ['--require', preload, cli, 'inspect', tiny, '--json']);
   rows.push(['layerplan inspect, tiny weights', inspectTiny]);
-  const protoBig = best(node, ['--max-old-space-size=8192', '--require', preload, path.join(REPO, 'bench', 'onnx-proto-load.js'), big]);
+  const protoBig = best(node, [
+    '--max-old-space-size=8192',
+    '--require',
+    preload,
+    path.join(REPO, 'bench', 'onnx-proto-load.js'),
+    big,
+  ]);
   rows.push(['onnx-proto read + decode, big', protoBig]);
   if (pythonHasOnnx()) {
-    const py = "import onnx,sys,resource,os;m=onnx.load(sys.argv[1]);os.write(3,('{\"maxRssBytes\":%d}\\n'%(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss*1024)).encode())";
+    const py =
+      'import onnx,sys,resource,os;m=onnx.load(sys.argv[1]);os.write(3,(\'{"maxRssBytes":%d}\\n\'%(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss*1024)).encode())';
     rows.push(['python onnx.load, big', best('/usr/bin/python3', ['-c', py, big])]);
   }
   const size = fs.statSync(big).size;
-  console.log(`model: ${path.basename(big)} ${(size / 1e9).toFixed(2)} GB (${SPEC.layers} layers, hidden ${SPEC.hidden}); median of ${RUNS} runs, whole process`);
-  for (const [label, s] of rows) console.log(`  ${label.padEnd(34)} ${s.ms.toFixed(0).padStart(7)} ms   peak RSS ${(s.maxRssBytes / 2 ** 20).toFixed(0).padStart(6)} MiB`);
+  console.log(
+    `model: ${path.basename(big)} ${(size / 1e9).toFixed(2)} GB (${SPEC.layers} layers, hidden ${SPEC.hidden}); median of ${RUNS} runs, whole process`,
+  );
+  for (const [label, s] of rows) {
+    console.log(
+      `  ${label.padEnd(34)} ${s.ms.toFixed(0).padStart(7)} ms   peak RSS ${(s.maxRssBytes / 2 ** 20).toFixed(0).padStart(6)} MiB`,
+    );
+  }
   console.log('ratios:');
-  console.log(`  big / tiny weights:          time ${(inspectBig.ms / inspectTiny.ms).toFixed(2)}x   memory ${(inspectBig.maxRssBytes / inspectTiny.maxRssBytes).toFixed(2)}x   (goal <= 1.5)`);
-  console.log(`  onnx-proto / layerplan:      time ${(protoBig.ms / inspectBig.ms).toFixed(2)}x   memory ${(protoBig.maxRssBytes / inspectBig.maxRssBytes).toFixed(2)}x   (goal >= 8x faster)`);
+  console.log(
+    `  big / tiny weights:          time ${(inspectBig.ms / inspectTiny.ms).toFixed(2)}x   memory ${(inspectBig.maxRssBytes / inspectTiny.maxRssBytes).toFixed(2)}x   (goal <= 1.5)`,
+  );
+  console.log(
+    `  onnx-proto / layerplan:      time ${(protoBig.ms / inspectBig.ms).toFixed(2)}x   memory ${(protoBig.maxRssBytes / inspectBig.maxRssBytes).toFixed(2)}x   (goal >= 8x faster)`,
+  );
   if (rows.length > 3) {
     const py = rows[3][1];
-    console.log(`  python onnx.load / layerplan: time ${(py.ms / inspectBig.ms).toFixed(2)}x   memory ${(py.maxRssBytes / inspectBig.maxRssBytes).toFixed(2)}x`);
+    console.log(
+      `  python onnx.load / layerplan: time ${(py.ms / inspectBig.ms).toFixed(2)}x   memory ${(py.maxRssBytes / inspectBig.maxRssBytes).toFixed(2)}x`,
+    );
   }
-  console.log(`  layerplan peak RSS on the big model: ${(inspectBig.maxRssBytes / 2 ** 20).toFixed(0)} MiB (goal <= 200 MiB)`);
+  console.log(
+    `  layerplan peak RSS on the big model: ${(inspectBig.maxRssBytes / 2 ** 20).toFixed(0)} MiB (goal <= 200 MiB)`,
+  );
 }
 
 main();

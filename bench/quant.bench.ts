@@ -13,7 +13,7 @@ const x = new Float32Array(rows * cols);
 let seed = 1;
 for (let i = 0; i < x.length; i++) {
   seed = (seed * 1103515245 + 12345) >>> 0;
-  x[i] = ((seed / 2 ** 32) - 0.5) * 0.04 + (i % 977 === 0 ? 0.3 : 0);
+  x[i] = (seed / 2 ** 32 - 0.5) * 0.04 + (i % 977 === 0 ? 0.3 : 0);
 }
 const gb = x.byteLength / 1e9;
 
@@ -34,10 +34,16 @@ const int4 = best(() => quantizationError(x, rows, cols, int4f));
 const int4js = best(() => errorMetrics(x, quantizeDequantize(x, rows, cols, int4f)));
 console.log(`quantization: ${rows}×${cols} fp32 weights (${(gb * 1000).toFixed(0)} MB), one core`);
 console.log(`  typed-array copy           ${(gb / copy).toFixed(2)} GB/s`);
-console.log(`  int4-g128 error            ${(gb / int4).toFixed(3)} GB/s   ratio to copy ${(copy / int4).toFixed(4)}x   (goal >= 0.8 GB/s per core; WebAssembly SIMD kernel)`);
-console.log(`  int4-g128, plain JS path   ${(gb / int4js).toFixed(3)} GB/s   ratio to copy ${(copy / int4js).toFixed(4)}x   (the reference the kernel matches)`);
+console.log(
+  `  int4-g128 error            ${(gb / int4).toFixed(3)} GB/s   ratio to copy ${(copy / int4).toFixed(4)}x   (goal >= 0.8 GB/s per core; WebAssembly SIMD kernel)`,
+);
+console.log(
+  `  int4-g128, plain JS path   ${(gb / int4js).toFixed(3)} GB/s   ratio to copy ${(copy / int4js).toFixed(4)}x   (the reference the kernel matches)`,
+);
 const sweep = best(() => measureFormats(x, rows, cols, DEFAULT_FORMATS, false), 1);
-console.log(`  16-format sweep            ${sweep.toFixed(2)} s for ${(gb * 1000).toFixed(0)} MB → ${(sweep / gb).toFixed(1)} s per GB on one core (goal: 1 GB in < 20 s on 2 cores)`);
+console.log(
+  `  16-format sweep            ${sweep.toFixed(2)} s for ${(gb * 1000).toFixed(0)} MB → ${(sweep / gb).toFixed(1)} s per GB on one core (goal: 1 GB in < 20 s on 2 cores)`,
+);
 
 // Whole process, both cores: `layerplan quant` (worker threads) on the parse benchmark's 1.35 GB GPT model.
 import { spawnSync } from 'child_process';
@@ -53,5 +59,7 @@ if (fs.existsSync(big) && fs.existsSync(cli) && !process.env.LAYERPLAN_BENCH_SKI
   const s = Number(process.hrtime.bigint() - t) / 1e9;
   if (r.status !== 0) throw new Error(r.stderr);
   const gbModel = fs.statSync(big).size / 1e9;
-  console.log(`  16-format sweep, whole process on ${os.cpus().length} cores: ${s.toFixed(1)} s for ${gbModel.toFixed(2)} GB → ${(s / gbModel).toFixed(1)} s per GB (goal < 20 s per GB)`);
+  console.log(
+    `  16-format sweep, whole process on ${os.cpus().length} cores: ${s.toFixed(1)} s for ${gbModel.toFixed(2)} GB → ${(s / gbModel).toFixed(1)} s per GB (goal < 20 s per GB)`,
+  );
 } else console.log('  (run the parse benchmark first for the whole-model sweep: it writes gpt-big.onnx)');

@@ -4,15 +4,54 @@ import * as esbuild from 'esbuild';
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
 // mainFields: prefer ESM builds (jsonc-parser's UMD build hides its requires from the bundler).
-const common = { bundle: true, sourcemap: !production, minify: production, logLevel: 'warning', target: 'es2022', mainFields: ['module', 'main'] };
+const common = {
+  bundle: true,
+  sourcemap: !production,
+  minify: production,
+  logLevel: 'warning',
+  target: 'es2022',
+  mainFields: ['module', 'main'],
+};
 
 const builds = [
-  { ...common, entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', external: ['vscode', 'webgpu', 'onnxruntime-node'] },
-  { ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', platform: 'node', format: 'cjs', external: ['onnxruntime-node', 'webgpu'] },
-  { ...common, entryPoints: ['src/node/quant-worker.ts'], outfile: 'dist/quant-worker.js', platform: 'node', format: 'cjs' },
+  {
+    ...common,
+    entryPoints: ['src/extension.ts'],
+    outfile: 'dist/extension.js',
+    platform: 'node',
+    format: 'cjs',
+    external: ['vscode', 'webgpu', 'onnxruntime-node'],
+  },
+  {
+    ...common,
+    entryPoints: ['src/cli.ts'],
+    outfile: 'dist/cli.js',
+    platform: 'node',
+    format: 'cjs',
+    external: ['onnxruntime-node', 'webgpu'],
+  },
+  {
+    ...common,
+    entryPoints: ['src/node/quant-worker.ts'],
+    outfile: 'dist/quant-worker.js',
+    platform: 'node',
+    format: 'cjs',
+  },
   { ...common, entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', platform: 'browser', format: 'iife' },
-  { ...common, entryPoints: ['webview/layout-worker.ts'], outfile: 'dist/layout-worker.js', platform: 'browser', format: 'iife' },
-  { ...common, entryPoints: ['webview/estimate-worker.ts'], outfile: 'dist/estimate-worker.js', platform: 'browser', format: 'iife' },
+  {
+    ...common,
+    entryPoints: ['webview/layout-worker.ts'],
+    outfile: 'dist/layout-worker.js',
+    platform: 'browser',
+    format: 'iife',
+  },
+  {
+    ...common,
+    entryPoints: ['webview/estimate-worker.ts'],
+    outfile: 'dist/estimate-worker.js',
+    platform: 'browser',
+    format: 'iife',
+  },
 ];
 
 if (watch) {

@@ -11,14 +11,28 @@ const yauzl = require('yauzl');
 const vsix = process.argv[2];
 const target = /layerplan-([a-z0-9-]+)\.vsix$/.exec(vsix)?.[1] ?? `${process.platform}-${process.arch}`;
 // Every bundle esbuild wrote (a new worker must not be left out by the allow-list), plus the manifest and docs.
-const bundles = fs.readdirSync(path.join(__dirname, '..', 'dist')).filter((f) => f.endsWith('.js')).map((f) => `extension/dist/${f}`);
+const bundles = fs
+  .readdirSync(path.join(__dirname, '..', 'dist'))
+  .filter((f) => f.endsWith('.js'))
+  .map((f) => `extension/dist/${f}`);
 // A platform VSIX carries its native modules: onnxruntime-node (calibration, samples) and Dawn (verify).
-const natives = target === 'universal' ? [] : [
-  'extension/dist/node_modules/onnxruntime-node/package.json',
-  'extension/dist/node_modules/onnxruntime-common/package.json',
-  'extension/dist/node_modules/webgpu/index.js',
+const natives =
+  target === 'universal'
+    ? []
+    : [
+        'extension/dist/node_modules/onnxruntime-node/package.json',
+        'extension/dist/node_modules/onnxruntime-common/package.json',
+        'extension/dist/node_modules/webgpu/index.js',
+      ];
+const required = [
+  'extension/package.json',
+  ...bundles,
+  ...natives,
+  'extension/readme.md',
+  'extension/LICENSE.txt',
+  'extension/docs/planner.png',
+  'extension/schemas/plan.schema.json',
 ];
-const required = ['extension/package.json', ...bundles, ...natives, 'extension/readme.md', 'extension/LICENSE.txt', 'extension/docs/planner.png', 'extension/schemas/plan.schema.json'];
 const forbidden = /^extension\/(src|test|node_modules|out|scripts|bench|examples)\/|\.map$/;
 
 /** Calibration samples in the ONNX test-data layout (test_data_set_<s>/input_0.pb) for gpt2-tiny. */
@@ -28,7 +42,10 @@ function samplesFolder() {
   for (let s = 0; s < 2; s++) {
     const ids = Array.from({ length: 16 }, (_, i) => (i * 37 + s * 11) % 256);
     fs.mkdirSync(path.join(dir, `test_data_set_${s}`));
-    fs.writeFileSync(path.join(dir, `test_data_set_${s}`, 'input_0.pb'), onnx.TensorProto.encode({ name: 'input_ids', dims: [1, 16], dataType: 7, int64Data: ids }).finish());
+    fs.writeFileSync(
+      path.join(dir, `test_data_set_${s}`, 'input_0.pb'),
+      onnx.TensorProto.encode({ name: 'input_ids', dims: [1, 16], dataType: 7, int64Data: ids }).finish(),
+    );
   }
   return dir;
 }
@@ -77,17 +94,23 @@ yauzl.open(vsix, { lazyEntries: true }, (err, zip) => {
       const r = spawnSync(process.execPath, [cli, ...verifyArgs, '--json'], { encoding: 'utf8' });
       const report = JSON.parse(r.stdout || '{}');
       if (r.status !== 3 || report.pass || report.outcome !== 'fallback') {
-        console.error(`verify from inside the universal VSIX should fall back with exit 3: ${r.status} ${r.stdout} ${r.stderr}`);
+        console.error(
+          `verify from inside the universal VSIX should fall back with exit 3: ${r.status} ${r.stdout} ${r.stderr}`,
+        );
         process.exit(1);
       }
       fs.rmSync(dir, { recursive: true, force: true });
-      console.log(`VSIX ok (universal): ${names.length} entries; verify fell back to the CPU reference as it must without Dawn`);
+      console.log(
+        `VSIX ok (universal): ${names.length} entries; verify fell back to the CPU reference as it must without Dawn`,
+      );
       return;
     }
     // Activation calibration and verification on samples run onnxruntime-node from inside the VSIX.
     const calibrated = run('quant', model, '--formats', 'int8-channel', '--activations');
     if (!calibrated.activations || !(calibrated.activations.tensors?.length > 0)) {
-      console.error(`quant --activations from inside the VSIX calibrated nothing: ${JSON.stringify(calibrated).slice(0, 400)}`);
+      console.error(
+        `quant --activations from inside the VSIX calibrated nothing: ${JSON.stringify(calibrated).slice(0, 400)}`,
+      );
       process.exit(1);
     }
     const samples = samplesFolder();
@@ -98,9 +121,11 @@ yauzl.open(vsix, { lazyEntries: true }, (err, zip) => {
       process.exit(1);
     }
     fs.rmSync(dir, { recursive: true, force: true });
-    console.log(`VSIX ok: ${names.length} entries; its CLI inspected gpt2-tiny.onnx (${inspect.nodes} nodes, ${inspect.parameters} parameters), ` +
-      `estimated gpt3-175b (${estimate.iterationSeconds.toFixed(2)} s/iteration), quantized ${quant.tensors.length} tensors on worker threads, ` +
-      `checked llama-2-7b.plan.json (${check.diagnostics.length} diagnostics), ` +
-      `calibrated ${calibrated.activations.tensors.length} activations (onnxruntime-node), verified q4_k on ${verify.device} with the activations of ${verify.inputs}`);
+    console.log(
+      `VSIX ok: ${names.length} entries; its CLI inspected gpt2-tiny.onnx (${inspect.nodes} nodes, ${inspect.parameters} parameters), ` +
+        `estimated gpt3-175b (${estimate.iterationSeconds.toFixed(2)} s/iteration), quantized ${quant.tensors.length} tensors on worker threads, ` +
+        `checked llama-2-7b.plan.json (${check.diagnostics.length} diagnostics), ` +
+        `calibrated ${calibrated.activations.tensors.length} activations (onnxruntime-node), verified q4_k on ${verify.device} with the activations of ${verify.inputs}`,
+    );
   });
 });

@@ -19,14 +19,27 @@ function fieldsOf(type) {
 }
 
 const messages = {
-  ModelProto: onnx.ModelProto, GraphProto: onnx.GraphProto, NodeProto: onnx.NodeProto,
-  AttributeProto: onnx.AttributeProto, TensorProto: onnx.TensorProto, Segment: onnx.TensorProto.Segment,
-  SparseTensorProto: onnx.SparseTensorProto, ValueInfoProto: onnx.ValueInfoProto, TypeProto: onnx.TypeProto,
-  TypeProtoTensor: onnx.TypeProto.Tensor, TypeProtoSequence: onnx.TypeProto.Sequence, TypeProtoMap: onnx.TypeProto.Map,
-  TypeProtoOptional: onnx.TypeProto.Optional, TypeProtoSparseTensor: onnx.TypeProto.SparseTensor,
-  TensorShapeProto: onnx.TensorShapeProto, Dimension: onnx.TensorShapeProto.Dimension,
-  OperatorSetIdProto: onnx.OperatorSetIdProto, StringStringEntryProto: onnx.StringStringEntryProto,
-  FunctionProto: onnx.FunctionProto, TrainingInfoProto: onnx.TrainingInfoProto, TensorAnnotation: onnx.TensorAnnotation,
+  ModelProto: onnx.ModelProto,
+  GraphProto: onnx.GraphProto,
+  NodeProto: onnx.NodeProto,
+  AttributeProto: onnx.AttributeProto,
+  TensorProto: onnx.TensorProto,
+  Segment: onnx.TensorProto.Segment,
+  SparseTensorProto: onnx.SparseTensorProto,
+  ValueInfoProto: onnx.ValueInfoProto,
+  TypeProto: onnx.TypeProto,
+  TypeProtoTensor: onnx.TypeProto.Tensor,
+  TypeProtoSequence: onnx.TypeProto.Sequence,
+  TypeProtoMap: onnx.TypeProto.Map,
+  TypeProtoOptional: onnx.TypeProto.Optional,
+  TypeProtoSparseTensor: onnx.TypeProto.SparseTensor,
+  TensorShapeProto: onnx.TensorShapeProto,
+  Dimension: onnx.TensorShapeProto.Dimension,
+  OperatorSetIdProto: onnx.OperatorSetIdProto,
+  StringStringEntryProto: onnx.StringStringEntryProto,
+  FunctionProto: onnx.FunctionProto,
+  TrainingInfoProto: onnx.TrainingInfoProto,
+  TensorAnnotation: onnx.TensorAnnotation,
 };
 // Upstream onnx.proto fields added after IR 8 (onnx-proto 8.0.1 predates them).
 const newer = {
@@ -38,8 +51,16 @@ const newer = {
   FunctionProto: { attributeProto: 11, valueInfo: 12, overload: 13, metadataProps: 14 },
 };
 const newerDataTypes = {
-  FLOAT8E4M3FN: 17, FLOAT8E4M3FNUZ: 18, FLOAT8E5M2: 19, FLOAT8E5M2FNUZ: 20,
-  UINT4: 21, INT4: 22, FLOAT4E2M1: 23, FLOAT8E8M0: 24, UINT2: 25, INT2: 26,
+  FLOAT8E4M3FN: 17,
+  FLOAT8E4M3FNUZ: 18,
+  FLOAT8E5M2: 19,
+  FLOAT8E5M2FNUZ: 20,
+  UINT4: 21,
+  INT4: 22,
+  FLOAT4E2M1: 23,
+  FLOAT8E8M0: 24,
+  UINT2: 25,
+  INT2: 26,
 };
 
 function enumOf(e) {
@@ -73,7 +94,10 @@ const target = path.join(__dirname, '..', 'src', 'engine', 'formats', 'onnx-sche
 const text = generate();
 if (process.argv.includes('--check')) {
   const current = fs.existsSync(target) ? fs.readFileSync(target, 'utf8') : '';
-  if (current !== text) { console.error(`${target} is stale: run node scripts/gen-onnx-schema.cjs`); process.exit(1); }
+  if (current !== text) {
+    console.error(`${target} is stale: run node scripts/gen-onnx-schema.cjs`);
+    process.exit(1);
+  }
 } else {
   fs.mkdirSync(path.dirname(target), { recursive: true });
   fs.writeFileSync(target, text);

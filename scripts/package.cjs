@@ -29,7 +29,16 @@ const TARGETS = {
   'win32-arm64': ['win32/arm64', 'win32-arm64'],
 };
 /** The files of the extension itself (the rest of the repository stays out). */
-const FILES = ['package.json', 'README.md', 'LICENSE', 'dist', 'media', 'schemas', 'docs/graph-view.png', 'docs/planner.png'];
+const FILES = [
+  'package.json',
+  'README.md',
+  'LICENSE',
+  'dist',
+  'media',
+  'schemas',
+  'docs/graph-view.png',
+  'docs/planner.png',
+];
 
 function hostTarget() {
   const t = `${process.platform}-${process.arch}`;
@@ -68,11 +77,22 @@ function packageTarget(target) {
   // Allow-list: the extension's files and, on a platform VSIX, its native modules.
   fs.writeFileSync(
     path.join(stage, '.vscodeignore'),
-    ['**', '!package.json', '!README.md', '!LICENSE', '!dist/**', '!media/**', '!schemas/**', '!docs/*.png', ''].join('\n'),
+    ['**', '!package.json', '!README.md', '!LICENSE', '!dist/**', '!media/**', '!schemas/**', '!docs/*.png', ''].join(
+      '\n',
+    ),
   );
   const out = path.join(ROOT, 'out', `layerplan-${target}.vsix`);
   const vsce = path.join(NM, '@vscode', 'vsce', 'vsce');
-  const args = [vsce, 'package', '--no-dependencies', '--allow-missing-repository', '--skip-license', '--no-rewrite-relative-links', '-o', out];
+  const args = [
+    vsce,
+    'package',
+    '--no-dependencies',
+    '--allow-missing-repository',
+    '--skip-license',
+    '--no-rewrite-relative-links',
+    '-o',
+    out,
+  ];
   if (target !== 'universal') args.push('--target', target);
   const r = spawnSync(process.execPath, args, { cwd: stage, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
   if (r.status !== 0) {
@@ -88,9 +108,12 @@ function packageTarget(target) {
 function main() {
   const argv = process.argv.slice(2);
   const i = argv.indexOf('--target');
-  const targets = argv.includes('--all') ? [...Object.keys(TARGETS), 'universal'] : [i >= 0 ? argv[i + 1] : hostTarget()];
+  const targets = argv.includes('--all')
+    ? [...Object.keys(TARGETS), 'universal']
+    : [i >= 0 ? argv[i + 1] : hostTarget()];
   for (const t of targets) {
-    if (t !== 'universal' && !TARGETS[t]) throw new Error(`package: unknown target '${t}' (one of ${Object.keys(TARGETS).join(', ')}, universal)`);
+    if (t !== 'universal' && !TARGETS[t])
+      throw new Error(`package: unknown target '${t}' (one of ${Object.keys(TARGETS).join(', ')}, universal)`);
   }
   for (const t of targets) {
     const out = packageTarget(t);

@@ -6,7 +6,8 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "ONNX schema matches onnx-proto, type-check and compile (tsc)"
 npm run --silent compile
-step "lint (eslint: src/engine stays pure)"
+step "format (prettier --check) and lint (eslint: curly bodies, src/engine stays pure)"
+npm run --silent format:check
 npm run --silent lint
 step "bundle (esbuild)"
 node scripts/build.mjs --production

@@ -69,8 +69,12 @@ function parseArgs(argv: string[]): Args {
       const m = /^([^=]+)=(\d+)$/.exec(spec);
       if (!m) throw new UsageError(`--dim expects name=value, got '${spec}'`);
       args.dims[m[1]] = Number(m[2]);
-    } else if (a === '--formats') args.formats = (argv[++i] ?? '').split(',').map((x) => x.trim()).filter(Boolean);
-    else if (a === '--tensors') args.tensors = argv[++i] ?? '';
+    } else if (a === '--formats') {
+      args.formats = (argv[++i] ?? '')
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean);
+    } else if (a === '--tensors') args.tensors = argv[++i] ?? '';
     else if (a === '--clip') args.clip = true;
     else if (a === '--activations') args.activations = true;
     else if (a === '--plan') args.plan = argv[++i];
@@ -80,20 +84,19 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--batch' || a === '--seed' || a === '--repeats') {
       const v = Number(argv[++i]);
       const max = a === '--seed' ? 2 ** 32 - 1 : a === '--batch' ? 64 : 1000;
-      if (!Number.isInteger(v) || v < (a === '--repeats' ? 0 : 1) || v > max) throw new UsageError(`${a} expects an integer up to ${max}`);
+      if (!Number.isInteger(v) || v < (a === '--repeats' ? 0 : 1) || v > max) {
+        throw new UsageError(`${a} expects an integer up to ${max}`);
+      }
       args[a.slice(2) as 'batch' | 'seed' | 'repeats'] = v;
-    }
-    else if (a === '--sample') {
+    } else if (a === '--sample') {
       const v = Number(argv[++i]);
       if (!(v > 0 && v <= 1)) throw new UsageError('--sample expects a fraction of rows in (0, 1]');
       args.sample = v;
-    }
-    else if (a === '--batches') {
+    } else if (a === '--batches') {
       const v = Number(argv[++i]);
       if (!Number.isInteger(v) || v <= 0 || v > 10000) throw new UsageError('--batches expects a positive integer');
       args.batches = v;
-    }
-    else if (a === '--world-size') {
+    } else if (a === '--world-size') {
       const v = Number(argv[++i]);
       if (!Number.isInteger(v) || v <= 0) throw new UsageError('--world-size expects a positive integer');
       args.worldSize = v;
@@ -130,17 +133,40 @@ export async function main(argv: string[]): Promise<number> {
         const report = await estimatePlanFile(file);
         if (args.json) {
           const { timeline, ...rest } = report;
-          process.stdout.write(JSON.stringify({ ...rest, timeline: timeline.map((e) => [e.stage, e.microBatch, e.chunk, e.pass === 'forward' ? 'F' : 'B', e.start, e.end]) }) + '\n');
+          process.stdout.write(
+            JSON.stringify({
+              ...rest,
+              timeline: timeline.map((e) => [
+                e.stage,
+                e.microBatch,
+                e.chunk,
+                e.pass === 'forward' ? 'F' : 'B',
+                e.start,
+                e.end,
+              ]),
+            }) + '\n',
+          );
         } else process.stdout.write(formatEstimate(file, report));
         return 0;
       }
       case 'check': {
         if (!file) throw new UsageError('check needs a file');
         const { diagnostics } = await checkFile(file, { worldSize: args.worldSize });
-        const out = diagnostics.map(({ severity, message, range, fix }) => ({ severity, message, range, ...(fix ? { fix } : {}) }));
+        const out = diagnostics.map(({ severity, message, range, fix }) => ({
+          severity,
+          message,
+          range,
+          ...(fix ? { fix } : {}),
+        }));
         if (args.json) process.stdout.write(JSON.stringify({ diagnostics: out }) + '\n');
         else if (!out.length) process.stdout.write(`${file}: no problems found\n`);
-        else for (const d of out) process.stdout.write(`${file}:${d.range.start.line + 1}:${d.range.start.character + 1}: ${d.severity}: ${d.message}${d.fix ? `\n  fix: ${d.fix.title}` : ''}\n`);
+        else {
+          for (const d of out) {
+            process.stdout.write(
+              `${file}:${d.range.start.line + 1}:${d.range.start.character + 1}: ${d.severity}: ${d.message}${d.fix ? `\n  fix: ${d.fix.title}` : ''}\n`,
+            );
+          }
+        }
         return out.some((d) => d.severity === 'error') ? 1 : 0;
       }
       case 'quant': {
@@ -151,25 +177,63 @@ export async function main(argv: string[]): Promise<number> {
         if (args.plan) {
           const { plan, issues } = validatePlan(await readTextFile(args.plan, 'plan'));
           const bad = issues.find((x) => x.severity === 'error');
-          if (bad || !plan) throw new InputError(`${args.plan}:${(bad?.range.start.line ?? 0) + 1}:${(bad?.range.start.character ?? 0) + 1}`, bad?.message ?? 'invalid plan');
+          if (bad || !plan) {
+            throw new InputError(
+              `${args.plan}:${(bad?.range.start.line ?? 0) + 1}:${(bad?.range.start.character ?? 0) + 1}`,
+              bad?.message ?? 'invalid plan',
+            );
+          }
           precision = plan.precision;
-          formats = [...new Set([precision?.default ?? 'bf16', ...(precision?.rules ?? []).map((r) => r.format), ...(formats ?? [])])];
+          formats = [
+            ...new Set([
+              precision?.default ?? 'bf16',
+              ...(precision?.rules ?? []).map((r) => r.format),
+              ...(formats ?? []),
+            ]),
+          ];
         }
         const report = await quantFile(file, {
-          formats, tensors: args.tensors, clip: args.clip, sample: args.sample,
-          onProgress: progress ? (d, n, name) => process.stderr.write(`\r\x1b[Kquantizing ${d}/${n} ${name}`) : undefined,
+          formats,
+          tensors: args.tensors,
+          clip: args.clip,
+          sample: args.sample,
+          onProgress: progress
+            ? (d, n, name) => process.stderr.write(`\r\x1b[Kquantizing ${d}/${n} ${name}`)
+            : undefined,
         });
         if (progress) process.stderr.write('\r\x1b[K');
-        const activations = args.activations ? await calibrateFile(file, { batches: args.batches, bindings: args.dims, inputs: args.inputs }) : undefined;
+        const activations = args.activations
+          ? await calibrateFile(file, { batches: args.batches, bindings: args.dims, inputs: args.inputs })
+          : undefined;
         const assignment = args.plan ? assignmentReport(report, precision) : undefined;
-        if (args.json) process.stdout.write(JSON.stringify({ ...report, ...(activations ? { activations } : {}), ...(assignment ? { assignment } : {}) }) + '\n');
-        else process.stdout.write(formatQuant(file, report) + (activations ? formatActivations(activations) : '') + (assignment ? formatAssignment(args.plan!, assignment) : ''));
+        if (args.json) {
+          process.stdout.write(
+            JSON.stringify({
+              ...report,
+              ...(activations ? { activations } : {}),
+              ...(assignment ? { assignment } : {}),
+            }) + '\n',
+          );
+        } else {
+          process.stdout.write(
+            formatQuant(file, report) +
+              (activations ? formatActivations(activations) : '') +
+              (assignment ? formatAssignment(args.plan!, assignment) : ''),
+          );
+        }
         return 0;
       }
       case 'verify': {
         if (!file) throw new UsageError('verify needs a model file');
         if (!args.tensor || !args.format) throw new UsageError('verify needs --tensor <name> and --format <format>');
-        const report = await verifyFile(file, { tensor: args.tensor, format: args.format, batch: args.batch, seed: args.seed, repeats: args.repeats, inputs: args.inputs });
+        const report = await verifyFile(file, {
+          tensor: args.tensor,
+          format: args.format,
+          batch: args.batch,
+          seed: args.seed,
+          repeats: args.repeats,
+          inputs: args.inputs,
+        });
         if (args.json) process.stdout.write(JSON.stringify(report) + '\n');
         else process.stdout.write(formatVerify(file, report));
         // 0 verified, 1 failed, 3 no adapter: only the CPU reference ran (DESIGN.md; never a pass).

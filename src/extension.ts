@@ -20,14 +20,21 @@ function inspectModel(ctx: Ctx) {
   return async (uri?: vscode.Uri) => {
     let target = uri ?? vscode.window.activeTextEditor?.document.uri;
     if (!target || !/\.onnx$/i.test(target.fsPath)) {
-      const picked = await vscode.window.showOpenDialog({ canSelectMany: false, filters: MODEL_FILTERS, title: 'Inspect model' });
+      const picked = await vscode.window.showOpenDialog({
+        canSelectMany: false,
+        filters: MODEL_FILTERS,
+        title: 'Inspect model',
+      });
       target = picked?.[0];
     }
     if (!target) return;
     const file = target.fsPath;
     try {
       const report = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `Layerplan: reading ${vscode.workspace.asRelativePath(target)}` },
+        {
+          location: vscode.ProgressLocation.Notification,
+          title: `Layerplan: reading ${vscode.workspace.asRelativePath(target)}`,
+        },
         () => inspectFile(file),
       );
       ctx.output.clear();
@@ -44,7 +51,12 @@ function inspectModel(ctx: Ctx) {
 
 function openGraph() {
   return async (uri?: vscode.Uri) => {
-    const target = uri ?? vscode.window.activeTextEditor?.document.uri ?? (await vscode.window.showOpenDialog({ canSelectMany: false, filters: MODEL_FILTERS, title: 'Open model graph' }))?.[0];
+    const target =
+      uri ??
+      vscode.window.activeTextEditor?.document.uri ??
+      (
+        await vscode.window.showOpenDialog({ canSelectMany: false, filters: MODEL_FILTERS, title: 'Open model graph' })
+      )?.[0];
     if (target) await vscode.commands.executeCommand('vscode.openWith', target, ModelGraphEditor.viewType);
   };
 }
@@ -64,7 +76,9 @@ export function activate(context: vscode.ExtensionContext): void {
   );
   refreshLauncher(context);
   const startup = vscode.workspace.getConfiguration('layerplan').get<string>('openOnStartup');
-  if (startup) void vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(startup), ModelGraphEditor.viewType);
+  if (startup) {
+    void vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(startup), ModelGraphEditor.viewType);
+  }
 }
 
 export function deactivate(): void {}

@@ -113,7 +113,15 @@ export type WebviewToHost =
   /** How many boxes (layers and nodes) the view drew, reported after every render. */
   | { type: 'rendered'; boxes: number; layers: number; nodes: number; textNames: string[] }
   /** The kernel's output, or why no kernel ran (`fallback`: no adapter; `error`: it failed). */
-  | { type: 'verifyResult'; id: number; y?: Float32Array; device?: string; seconds?: number; fallback?: string; error?: string }
+  | {
+      type: 'verifyResult';
+      id: number;
+      y?: Float32Array;
+      device?: string;
+      seconds?: number;
+      fallback?: string;
+      error?: string;
+    }
   /** The user asked to verify a weight from the details pane. */
   | { type: 'verifyRequest'; tensor?: string; layer?: number }
   /** What the view shows of a verification report (for tests and screen readers alike). */

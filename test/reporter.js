@@ -9,7 +9,10 @@ class SpecWithSummary extends Mocha.reporters.Spec {
       process.stdout.write(`\nunit: ${s.passes} passed, ${s.failures} failed, ${s.pending} skipped\n`);
       try {
         require('fs').mkdirSync('test-results', { recursive: true });
-        require('fs').writeFileSync('test-results/counts-unit.json', JSON.stringify({ passed: s.passes, failed: s.failures, skipped: s.pending }));
+        require('fs').writeFileSync(
+          'test-results/counts-unit.json',
+          JSON.stringify({ passed: s.passes, failed: s.failures, skipped: s.pending }),
+        );
       } catch {
         // counts are a convenience for the closing line
       }

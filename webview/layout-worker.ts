@@ -54,7 +54,9 @@ function layered(req: LayoutRequest) {
     y += h + 36;
   }
   const at = new Map(positions.map((p) => [p.id, p]));
-  const paths = edges.filter((e) => at.has(e.from) && at.has(e.to)).map((e) => ({ from: e.from, to: e.to, points: [at.get(e.from)!, at.get(e.to)!] }));
+  const paths = edges
+    .filter((e) => at.has(e.from) && at.has(e.to))
+    .map((e) => ({ from: e.from, to: e.to, points: [at.get(e.from)!, at.get(e.to)!] }));
   return { id, positions, paths, width, height: y };
 }
 
@@ -76,7 +78,9 @@ self.onmessage = (e: MessageEvent<LayoutRequest>) => {
     const n = g.node(b.id);
     return { id: b.id, x: n.x, y: n.y };
   });
-  const paths = g.edges().map((ed) => ({ from: ed.v, to: ed.w, points: g.edge(ed).points as { x: number; y: number }[] }));
+  const paths = g
+    .edges()
+    .map((ed) => ({ from: ed.v, to: ed.w, points: g.edge(ed).points as { x: number; y: number }[] }));
   const graph = g.graph();
   (self as unknown as Worker).postMessage({ id, positions, paths, width: graph.width ?? 0, height: graph.height ?? 0 });
 };

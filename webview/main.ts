@@ -11,7 +11,11 @@ import { Planner } from './planner';
  * +/−), fits (F), and a search box highlights matching layers and nodes. Every name is set as text,
  * never as markup. Colours come from VS Code's theme variables.
  */
-declare function acquireVsCodeApi(): { postMessage(m: WebviewToHost): void; getState(): unknown; setState(s: unknown): void };
+declare function acquireVsCodeApi(): {
+  postMessage(m: WebviewToHost): void;
+  getState(): unknown;
+  setState(s: unknown): void;
+};
 const vscode = acquireVsCodeApi();
 const post = (m: WebviewToHost) => vscode.postMessage(m);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -152,7 +156,14 @@ const togglePlanner = (show?: boolean) => {
 };
 plannerButton.addEventListener('click', () => togglePlanner());
 
-const fmt = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(Math.round(n)));
+const fmt = (n: number) =>
+  n >= 1e9
+    ? `${(n / 1e9).toFixed(2)}G`
+    : n >= 1e6
+      ? `${(n / 1e6).toFixed(2)}M`
+      : n >= 1e3
+        ? `${(n / 1e3).toFixed(1)}k`
+        : String(Math.round(n));
 
 /** A two-column table of label / value rows, as text. */
 function keyValueTable(rows: [string, string][]): HTMLTableElement {
@@ -174,14 +185,26 @@ function showDetails(rows: [string, string][], heading: string): void {
 
 function showSummary(): void {
   if (!summary) return;
-  showDetails([
-    ['format', summary.format], ['producer', summary.producer || '—'], ['nodes', String(summary.nodes)], ['parameters', fmt(summary.parameters)],
-    ['weights', `${(summary.bytes / 2 ** 20).toFixed(2)} MiB`], ['layers', String(summary.layers.length)],
-  ], summary.file);
+  showDetails(
+    [
+      ['format', summary.format],
+      ['producer', summary.producer || '—'],
+      ['nodes', String(summary.nodes)],
+      ['parameters', fmt(summary.parameters)],
+      ['weights', `${(summary.bytes / 2 ** 20).toFixed(2)} MiB`],
+      ['layers', String(summary.layers.length)],
+    ],
+    summary.file,
+  );
 }
 
 function showNode(d: NodeDetails): void {
-  const rows: [string, string][] = [['op', d.domain ? `${d.domain}.${d.opType}` : d.opType], ['layer', d.layer], ['FLOPs', fmt(d.flops)], ['parameters', fmt(d.parameters)]];
+  const rows: [string, string][] = [
+    ['op', d.domain ? `${d.domain}.${d.opType}` : d.opType],
+    ['layer', d.layer],
+    ['FLOPs', fmt(d.flops)],
+    ['parameters', fmt(d.parameters)],
+  ];
   for (const i of d.inputs) rows.push([i.weight ? 'weight' : 'input', `${i.name}: ${i.dtype}${i.shape}`]);
   for (const o of d.outputs) rows.push(['output', `${o.name}: ${o.dtype}${o.shape}`]);
   for (const [k, v] of d.attributes) rows.push([`@${k}`, v]);
@@ -205,7 +228,10 @@ function webgpu(): Promise<{ device: GPUDevice; name: string } | { reason: strin
     const adapter = await gpu.requestAdapter();
     if (!adapter) return { reason: 'navigator.gpu found no adapter' };
     const device = await adapter.requestDevice({
-      requiredLimits: { maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize, maxBufferSize: adapter.limits.maxBufferSize },
+      requiredLimits: {
+        maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+        maxBufferSize: adapter.limits.maxBufferSize,
+      },
     });
     device.lost.then(() => (gpuDevice = undefined));
     return { device, name: `${adapterName(adapter.info)} (webview)` };
@@ -252,10 +278,23 @@ function showVerify(m: Extract<HostToWebview, { type: 'verifyReport' }>): void {
     ...(r.fallback ? ([['FALLBACK', `no kernel ran: ${r.fallback}`]] as [string, string][]) : []),
     ['shape', `${r.shape.join(' × ')}, batch ${r.batch}`],
     ['bits/weight', r.bitsPerWeight.toFixed(3)],
-    ['kernel vs CPU', k.ran ? `max |Δ| ${k.maxAbsError.toExponential(2)} (${k.maxRelativeToBound.toFixed(3)} of the rounding bound) ${k.pass ? 'agrees' : 'DISAGREES'}` : 'not run'],
+    [
+      'kernel vs CPU',
+      k.ran
+        ? `max |Δ| ${k.maxAbsError.toExponential(2)} (${k.maxRelativeToBound.toFixed(3)} of the rounding bound) ${k.pass ? 'agrees' : 'DISAGREES'}`
+        : 'not run',
+    ],
     ['output SQNR', db(r.outputError.sqnrDb)],
-    ['predicted', `${db(r.predicted.sqnrDb)} (Δ ${r.differenceDb.toFixed(2)} dB, tolerance ±${r.toleranceDb.toFixed(2)})`],
-    ...(r.gbPerSecond !== undefined ? ([['kernel', `${(r.kernelSeconds! * 1e3).toFixed(2)} ms, ${r.gbPerSecond.toPrecision(3)} GB/s`]] as [string, string][]) : []),
+    [
+      'predicted',
+      `${db(r.predicted.sqnrDb)} (Δ ${r.differenceDb.toFixed(2)} dB, tolerance ±${r.toleranceDb.toFixed(2)})`,
+    ],
+    ...(r.gbPerSecond !== undefined
+      ? ([['kernel', `${(r.kernelSeconds! * 1e3).toFixed(2)} ms, ${r.gbPerSecond.toPrecision(3)} GB/s`]] as [
+          string,
+          string,
+        ][])
+      : []),
   ];
   box.append(h, keyValueTable(rows));
   post({ type: 'verifyShown', text: box.innerText || box.textContent || '' });
@@ -281,7 +320,10 @@ async function layoutWorker(): Promise<Worker> {
   };
   return worker;
 }
-async function layout(boxes: { id: string; width: number; height: number }[], edges: { from: string; to: string }[]): Promise<LayoutResult> {
+async function layout(
+  boxes: { id: string; width: number; height: number }[],
+  edges: { from: string; to: string }[],
+): Promise<LayoutResult> {
   const w = await layoutWorker();
   const id = nextId++;
   return new Promise((resolve) => {
@@ -311,13 +353,28 @@ async function render(): Promise<void> {
     const expanded = state.expanded.includes(l.index) && layerNodes.has(l.index);
     if (!expanded) {
       const id = `L${l.index}`;
-      boxes.push({ id, kind: 'layer', label: l.name, sub: `${l.nodes} nodes · ${fmt(l.parameters)} params · ${l.ops}`, index: l.index });
+      boxes.push({
+        id,
+        kind: 'layer',
+        label: l.name,
+        sub: `${l.nodes} nodes · ${fmt(l.parameters)} params · ${l.ops}`,
+        index: l.index,
+      });
       entry.set(l.index, id);
       exit.set(l.index, id);
       continue;
     }
     const { nodes, edges: inner } = layerNodes.get(l.index)!;
-    for (const n of nodes) boxes.push({ id: `N${n.index}`, kind: 'node', label: n.opType, sub: `${n.name} ${n.shape}`, index: n.index, unknown: !n.known });
+    for (const n of nodes) {
+      boxes.push({
+        id: `N${n.index}`,
+        kind: 'node',
+        label: n.opType,
+        sub: `${n.name} ${n.shape}`,
+        index: n.index,
+        unknown: !n.known,
+      });
+    }
     for (const e of inner) edges.push({ from: `N${e.from}`, to: `N${e.to}` });
     if (nodes.length) {
       entry.set(l.index, `N${nodes[0].index}`);
@@ -329,7 +386,11 @@ async function render(): Promise<void> {
     const to = entry.get(e.to);
     if (from && to) edges.push({ from, to });
   }
-  const sized = boxes.map((b) => ({ id: b.id, width: Math.min(360, 24 + Math.max(b.label.length * 7.4, Math.min(b.sub.length, 60) * 6.1)), height: 40 }));
+  const sized = boxes.map((b) => ({
+    id: b.id,
+    width: Math.min(360, 24 + Math.max(b.label.length * 7.4, Math.min(b.sub.length, 60) * 6.1)),
+    height: 40,
+  }));
   const result = await layout(sized, edges);
   if (seq !== renderSeq) return;
   const pos = new Map(result.positions.map((p) => [p.id, p]));
@@ -346,9 +407,15 @@ async function render(): Promise<void> {
     const p = pos.get(b.id)!;
     const { width, height } = sized[i];
     const g = document.createElementNS(SVG, 'g');
-    const hit = term && ((b.kind === 'layer' ? matches.layers : matches.nodes).has(b.index) || (b.label + ' ' + b.sub).toLowerCase().includes(term));
+    const hit =
+      term &&
+      ((b.kind === 'layer' ? matches.layers : matches.nodes).has(b.index) ||
+        (b.label + ' ' + b.sub).toLowerCase().includes(term));
     const heat = b.kind === 'layer' ? planner.heat(b.label) : undefined;
-    g.setAttribute('class', `box ${b.kind}${b.unknown ? ' unknown' : ''}${hit ? ' match' : ''}${heat ? ` ${heat}` : ''}`);
+    g.setAttribute(
+      'class',
+      `box ${b.kind}${b.unknown ? ' unknown' : ''}${hit ? ' match' : ''}${heat ? ` ${heat}` : ''}`,
+    );
     g.setAttribute('transform', `translate(${p.x - width / 2},${p.y - height / 2})`);
     g.setAttribute('tabindex', '0');
     g.setAttribute('role', 'button');
@@ -376,7 +443,13 @@ async function render(): Promise<void> {
   bounds = { width: result.width, height: result.height };
   if (!state.view) fit();
   else applyView();
-  post({ type: 'rendered', boxes: boxes.length, layers: boxes.filter((b) => b.kind === 'layer').length, nodes: boxes.filter((b) => b.kind === 'node').length, textNames: names });
+  post({
+    type: 'rendered',
+    boxes: boxes.length,
+    layers: boxes.filter((b) => b.kind === 'layer').length,
+    nodes: boxes.filter((b) => b.kind === 'node').length,
+    textNames: names,
+  });
 }
 
 // Pan and zoom.
@@ -405,11 +478,15 @@ function zoom(factor: number, cx: number, cy: number): void {
   state.view = { x: cx - ((cx - v.x) * scale) / v.scale, y: cy - ((cy - v.y) * scale) / v.scale, scale };
   applyView();
 }
-canvas.addEventListener('wheel', (e) => {
-  e.preventDefault();
-  const r = canvas.getBoundingClientRect();
-  zoom(e.deltaY < 0 ? 1.15 : 1 / 1.15, e.clientX - r.left, e.clientY - r.top);
-}, { passive: false });
+canvas.addEventListener(
+  'wheel',
+  (e) => {
+    e.preventDefault();
+    const r = canvas.getBoundingClientRect();
+    zoom(e.deltaY < 0 ? 1.15 : 1 / 1.15, e.clientX - r.left, e.clientY - r.top);
+  },
+  { passive: false },
+);
 let drag: { x: number; y: number; vx: number; vy: number } | undefined;
 canvas.addEventListener('pointerdown', (e) => {
   if ((e.target as Element).closest('.box')) return;
@@ -435,7 +512,15 @@ function activate(box: SVGGElement): void {
     else post({ type: 'expandLayer', layer: index });
     const l = summary?.layers[index];
     if (l) {
-      showDetails([['nodes', String(l.nodes)], ['parameters', fmt(l.parameters)], ['FLOPs', fmt(l.flops)], ['ops', l.ops]], l.name);
+      showDetails(
+        [
+          ['nodes', String(l.nodes)],
+          ['parameters', fmt(l.parameters)],
+          ['FLOPs', fmt(l.flops)],
+          ['ops', l.ops],
+        ],
+        l.name,
+      );
       if (l.parameters > 0) {
         const b = document.createElement('vscode-button');
         b.textContent = 'Verify a weight quantized…';

@@ -40,7 +40,14 @@ function custom(tag: string, attrs: Record<string, string> = {}, text?: string):
   return e;
 }
 
-const fmtN = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n));
+const fmtN = (n: number) =>
+  n >= 1e9
+    ? `${(n / 1e9).toFixed(2)}B`
+    : n >= 1e6
+      ? `${(n / 1e6).toFixed(2)}M`
+      : n >= 1e3
+        ? `${(n / 1e3).toFixed(1)}k`
+        : String(n);
 
 export class Planner {
   readonly root = el('section', 'planner');
@@ -60,9 +67,17 @@ export class Planner {
   private readonly form = el('div', 'form');
   private readonly results = el('div', 'results');
   private readonly title = el('span', 'ptitle');
-  private readonly pattern = custom('vscode-textfield', { placeholder: 'Select layers by name, e.g. h.*', 'aria-label': 'Select layers by name pattern', id: 'layer-pattern' }) as Field;
+  private readonly pattern = custom('vscode-textfield', {
+    placeholder: 'Select layers by name, e.g. h.*',
+    'aria-label': 'Select layers by name pattern',
+    id: 'layer-pattern',
+  }) as Field;
   private readonly stageButtons = el('span', 'stage-buttons');
-  private readonly formatSelect = custom('vscode-single-select', { 'aria-label': 'Precision for the selected layers', id: 'precision-select', combobox: '' }) as Select;
+  private readonly formatSelect = custom('vscode-single-select', {
+    'aria-label': 'Precision for the selected layers',
+    id: 'precision-select',
+    combobox: '',
+  }) as Select;
   private fields = new Map<string, Field | Select>();
   private formShape = '';
   /** The precision picker's choice (the element's own value is empty until its options upgrade). */
@@ -124,10 +139,16 @@ export class Planner {
     this.state = s;
     this.plan = this.pending.settle(s.plan, s.editSeq);
     if (s.source) this.sentSource = false;
-    this.title.textContent = s.exists ? `Plan: ${s.file}${s.issues.some((i) => i.severity === 'error') ? ` — ${s.issues.filter((i) => i.severity === 'error').length} error(s)` : ''}` : `No plan yet (${s.file})`;
+    this.title.textContent = s.exists
+      ? `Plan: ${s.file}${s.issues.some((i) => i.severity === 'error') ? ` — ${s.issues.filter((i) => i.severity === 'error').length} error(s)` : ''}`
+      : `No plan yet (${s.file})`;
     (this.root.querySelector('#new-plan') as HTMLElement).hidden = s.exists;
     if (first || this.formatSelect.childElementCount === 0) {
-      for (const f of s.formats) this.formatSelect.append(custom('vscode-option', { value: f.name, description: `${f.bitsPerWeight.toFixed(2)} bits/weight` }, f.name));
+      for (const f of s.formats) {
+        this.formatSelect.append(
+          custom('vscode-option', { value: f.name, description: `${f.bitsPerWeight.toFixed(2)} bits/weight` }, f.name),
+        );
+      }
       this.formatSelect.value = this.format;
     }
     this.buildForm();
@@ -180,7 +201,11 @@ export class Planner {
       this.renderResults();
       return;
     }
-    const req: EstimateRequest = { id: ++this.seq, plan: this.plan, source: this.sentSource ? undefined : this.state.source };
+    const req: EstimateRequest = {
+      id: ++this.seq,
+      plan: this.plan,
+      source: this.sentSource ? undefined : this.state.source,
+    };
     this.sentSource = true;
     void this.ensureWorker().then((w) => w.postMessage(req));
   }
@@ -195,7 +220,11 @@ export class Planner {
   }
 
   private stageCount(): number {
-    return Math.max(this.plan?.stages?.length ?? 0, this.plan?.parallel?.pipeline ?? 1, this.report?.stages.length ?? 1);
+    return Math.max(
+      this.plan?.stages?.length ?? 0,
+      this.plan?.parallel?.pipeline ?? 1,
+      this.report?.stages.length ?? 1,
+    );
   }
 
   private assignStage(stage: number): void {
@@ -229,14 +258,20 @@ export class Planner {
       const ix = of.map((v, i) => (v === s ? i : -1)).filter((i) => i >= 0);
       if (ix.length) stages.push({ layers: rangeText(ix) });
     }
-    this.edit([{ path: ['stages'], value: stages }, { path: ['parallel', 'pipeline'], value: stages.length }]);
+    this.edit([
+      { path: ['stages'], value: stages },
+      { path: ['parallel', 'pipeline'], value: stages.length },
+    ]);
   }
 
   private rebalance(): void {
     const w = this.answer?.blockParameters;
     if (!w?.length) return;
     const parts = Math.min(w.length, this.plan?.parallel?.pipeline ?? this.stageCount());
-    const stages = balancedSplit(w.map((x) => Math.max(1, x)), parts).map(([a, b]) => ({ layers: rangeText(Array.from({ length: b - a }, (_, i) => a + i)) }));
+    const stages = balancedSplit(
+      w.map((x) => Math.max(1, x)),
+      parts,
+    ).map(([a, b]) => ({ layers: rangeText(Array.from({ length: b - a }, (_, i) => a + i)) }));
     this.edit([{ path: ['stages'], value: stages }]);
   }
 
@@ -246,7 +281,8 @@ export class Planner {
     if (!this.selected.size || !format || !this.plan) return;
     const pat = this.pattern.value.trim();
     const chosen = [...this.selected].map((i) => names[i]).filter(Boolean);
-    const byPattern = pat && names.filter((n) => globMatch(pat, n)).length === chosen.length && chosen.every((n) => globMatch(pat, n));
+    const byPattern =
+      pat && names.filter((n) => globMatch(pat, n)).length === chosen.length && chosen.every((n) => globMatch(pat, n));
     const matches = byPattern ? [pat] : chosen;
     const rules = (this.plan.precision?.rules ?? []).filter((r) => !matches.includes(r.match));
     rules.push(...matches.map((match) => ({ match, format })));
@@ -256,7 +292,9 @@ export class Planner {
   private selectPattern(): void {
     const pat = this.pattern.value.trim();
     if (!pat) return;
-    this.selected = new Set((this.answer?.layerNames ?? []).map((n, i) => (globMatch(pat, n) ? i : -1)).filter((i) => i >= 0));
+    this.selected = new Set(
+      (this.answer?.layerNames ?? []).map((n, i) => (globMatch(pat, n) ? i : -1)).filter((i) => i >= 0),
+    );
     this.renderList();
   }
 
@@ -314,7 +352,14 @@ export class Planner {
       const rows = this.errors?.layers.filter((l) => l.name === name) ?? [];
       const fmt = rows.map((r) => r.format).join(', ') || formatFor(this.plan?.precision, name, name);
       const sq = rows.filter((r) => r.sqnrDb !== null).map((r) => r.sqnrDb!);
-      const cells = [String(i), name, fmtN(this.answer?.blockParameters[i] ?? 0), stage >= 0 ? String(stage) : '—', fmt, sq.length ? `${Math.min(...sq).toFixed(1)} dB` : '—'];
+      const cells = [
+        String(i),
+        name,
+        fmtN(this.answer?.blockParameters[i] ?? 0),
+        stage >= 0 ? String(stage) : '—',
+        fmt,
+        sq.length ? `${Math.min(...sq).toFixed(1)} dB` : '—',
+      ];
       cells.forEach((c, k) => {
         const td = tr.insertCell();
         td.textContent = c;
@@ -327,14 +372,28 @@ export class Planner {
     });
     // Redrawing keeps the keyboard where it was: on the same row, or on the same stage's boundary handle.
     const had = this.list.contains(document.activeElement) ? (document.activeElement as HTMLElement) : undefined;
-    const again = had?.dataset.boundary !== undefined ? `[data-boundary="${had.dataset.boundary}"]` : had?.dataset.i !== undefined ? `tr[data-i="${had.dataset.i}"]` : undefined;
+    const again =
+      had?.dataset.boundary !== undefined
+        ? `[data-boundary="${had.dataset.boundary}"]`
+        : had?.dataset.i !== undefined
+          ? `tr[data-i="${had.dataset.i}"]`
+          : undefined;
     this.list.replaceChildren(table);
     if (again) (table.querySelector(again) as HTMLElement | null)?.focus();
     // One button per stage (and one more): assign the selection there.
     this.stageButtons.replaceChildren();
     const n = this.stageCount();
     for (let s = 0; s <= n; s++) {
-      const b = custom('vscode-button', { 'data-stage': String(s), secondary: '', title: s < n ? `Assign the selected layers to stage ${s} (key ${s})` : 'Assign the selected layers to a new stage' }, s < n ? String(s) : `+ ${s}`);
+      const b = custom(
+        'vscode-button',
+        {
+          'data-stage': String(s),
+          secondary: '',
+          title:
+            s < n ? `Assign the selected layers to stage ${s} (key ${s})` : 'Assign the selected layers to a new stage',
+        },
+        s < n ? String(s) : `+ ${s}`,
+      );
       b.addEventListener('click', () => this.assignStage(s));
       this.stageButtons.append(b);
     }
@@ -345,7 +404,10 @@ export class Planner {
     h.tabIndex = 0;
     h.dataset.boundary = String(stage);
     h.setAttribute('role', 'slider');
-    h.setAttribute('aria-label', `Boundary between stage ${stage - 1} and stage ${stage}: drag, or Up / Down to move it`);
+    h.setAttribute(
+      'aria-label',
+      `Boundary between stage ${stage - 1} and stage ${stage}: drag, or Up / Down to move it`,
+    );
     h.setAttribute('aria-valuenow', String(row));
     h.title = 'Drag to move the stage boundary (or focus and press Up / Down)';
     h.addEventListener('click', (e) => e.stopPropagation());
@@ -361,7 +423,8 @@ export class Planner {
       e.preventDefault();
       e.stopPropagation();
       // Listen on the window, not the handle: an estimate or a measurement arriving mid-drag redraws the list.
-      const rowAt = (ev: PointerEvent) => document.elementFromPoint(ev.clientX, ev.clientY)?.closest('tr[data-i]') as HTMLElement | null;
+      const rowAt = (ev: PointerEvent) =>
+        document.elementFromPoint(ev.clientX, ev.clientY)?.closest('tr[data-i]') as HTMLElement | null;
       const over = (ev: PointerEvent) => {
         this.list.querySelectorAll('.drop').forEach((x) => x.classList.remove('drop'));
         rowAt(ev)?.classList.add('drop');
@@ -392,17 +455,34 @@ export class Planner {
       return;
     }
     const cat = this.state?.catalog ?? [];
-    type Spec = { label: string; path: (string | number)[]; value: unknown; options?: string[]; numeric: boolean } | { heading: string };
+    type Spec =
+      | { label: string; path: (string | number)[]; value: unknown; options?: string[]; numeric: boolean }
+      | { heading: string };
     const specs: Spec[] = [];
-    const add = (label: string, path: (string | number)[], value: unknown, options?: string[], numeric = true) => specs.push({ label, path, value, options, numeric });
+    const add = (label: string, path: (string | number)[], value: unknown, options?: string[], numeric = true) =>
+      specs.push({ label, path, value, options, numeric });
     const heading = (text: string) => specs.push({ heading: text });
     heading('Cluster');
-    add('GPU', ['cluster', 'gpu'], p.cluster.gpu, cat.map((g) => g.id), false);
+    add(
+      'GPU',
+      ['cluster', 'gpu'],
+      p.cluster.gpu,
+      cat.map((g) => g.id),
+      false,
+    );
     add('Nodes', ['cluster', 'nodes'], p.cluster.nodes ?? 1);
     add('GPUs per node', ['cluster', 'gpusPerNode'], p.cluster.gpusPerNode);
     // Links: blank keeps the catalog's figure for the GPU (NVLink inside a node, the NIC between nodes).
-    add('NVLink GB/s per GPU (blank: catalog)', ['cluster', 'intraNode', 'bandwidthGBps'], p.cluster.intraNode?.bandwidthGBps);
-    add('Network GB/s per GPU (blank: catalog)', ['cluster', 'interNode', 'bandwidthGBps'], p.cluster.interNode?.bandwidthGBps);
+    add(
+      'NVLink GB/s per GPU (blank: catalog)',
+      ['cluster', 'intraNode', 'bandwidthGBps'],
+      p.cluster.intraNode?.bandwidthGBps,
+    );
+    add(
+      'Network GB/s per GPU (blank: catalog)',
+      ['cluster', 'interNode', 'bandwidthGBps'],
+      p.cluster.interNode?.bandwidthGBps,
+    );
     if (p.training) {
       heading('Training');
       add('Global batch', ['training', 'globalBatch'], p.training.globalBatch);
@@ -420,13 +500,22 @@ export class Planner {
     add('Tensor parallel', ['parallel', 'tensor'], p.parallel?.tensor ?? 1);
     add('Pipeline stages', ['parallel', 'pipeline'], p.parallel?.pipeline ?? 1);
     add('Schedule', ['parallel', 'schedule'], p.parallel?.schedule ?? '1f1b', ['1f1b', 'gpipe', 'interleaved'], false);
-    if (p.parallel?.schedule === 'interleaved') add('Virtual stages per GPU', ['parallel', 'virtualStages'], p.parallel?.virtualStages ?? 2);
-    add('Sequence parallel', ['parallel', 'sequenceParallel'], String(p.parallel?.sequenceParallel ?? false), ['false', 'true'], false);
+    if (p.parallel?.schedule === 'interleaved') {
+      add('Virtual stages per GPU', ['parallel', 'virtualStages'], p.parallel?.virtualStages ?? 2);
+    }
+    add(
+      'Sequence parallel',
+      ['parallel', 'sequenceParallel'],
+      String(p.parallel?.sequenceParallel ?? false),
+      ['false', 'true'],
+      false,
+    );
     add('ZeRO stage', ['parallel', 'zero'], String(p.parallel?.zero ?? 0), ['0', '1', '2', '3'], true);
     heading('Precision');
     add('Error budget (min SQNR, dB)', ['precision', 'errorBudgetDb'], p.precision?.errorBudgetDb);
 
-    const text = (spec: { value: unknown; options?: string[] }) => (spec.options ? String(spec.value ?? spec.options[0]) : spec.value === undefined ? '' : String(spec.value));
+    const text = (spec: { value: unknown; options?: string[] }) =>
+      spec.options ? String(spec.value ?? spec.options[0]) : spec.value === undefined ? '' : String(spec.value);
     const shape = JSON.stringify(specs.map((x) => ('heading' in x ? x.heading : [x.path, x.options])));
     if (shape === this.formShape) {
       for (const spec of specs) {
@@ -451,14 +540,27 @@ export class Planner {
       let input: Field | Select;
       if (options) {
         input = custom('vscode-single-select', { id, 'aria-label': label }) as Select;
-        for (const o of options) input.append(custom('vscode-option', { value: o }, cat.find((g) => g.id === o)?.name ?? o));
+        for (const o of options) {
+          input.append(custom('vscode-option', { value: o }, cat.find((g) => g.id === o)?.name ?? o));
+        }
       } else {
         input = custom('vscode-textfield', { id, 'aria-label': label, type: numeric ? 'number' : 'text' }) as Field;
       }
       input.value = text(spec);
       input.addEventListener('change', () => {
         const raw = input.value;
-        const v = numeric && !options ? (raw === '' ? undefined : Number(raw)) : options && numeric ? Number(raw) : raw === 'true' ? true : raw === 'false' ? false : raw;
+        const v =
+          numeric && !options
+            ? raw === ''
+              ? undefined
+              : Number(raw)
+            : options && numeric
+              ? Number(raw)
+              : raw === 'true'
+                ? true
+                : raw === 'false'
+                  ? false
+                  : raw;
         if (typeof v === 'number' && !Number.isFinite(v)) return;
         this.edit([{ path, value: v }]);
       });
@@ -470,17 +572,25 @@ export class Planner {
 
   private renderResults(): void {
     this.results.replaceChildren();
-    const problems = [...(this.state?.issues ?? []).map((i) => `${i.severity}: ${i.message}`), ...(this.answer?.problems ?? []), ...(this.answer?.error ? [this.answer.error] : [])];
+    const problems = [
+      ...(this.state?.issues ?? []).map((i) => `${i.severity}: ${i.message}`),
+      ...(this.answer?.problems ?? []),
+      ...(this.answer?.error ? [this.answer.error] : []),
+    ];
     const r = this.report;
     const summary = el('div', 'psummary');
     summary.id = 'plan-summary';
-    if (!this.plan) summary.textContent = this.state?.exists === false ? 'No plan file beside this model: "New plan" creates one.' : 'Loading…';
-    else if (!r) summary.textContent = 'The plan cannot be estimated yet (see the problems below).';
+    if (!this.plan) {
+      summary.textContent =
+        this.state?.exists === false ? 'No plan file beside this model: "New plan" creates one.' : 'Loading…';
+    } else if (!r) summary.textContent = 'The plan cannot be estimated yet (see the problems below).';
     else {
       const peak = Math.max(...r.stages.map((s) => s.memory.total));
       const cap = r.stages[0]?.capacity ?? 1;
-      summary.textContent = `${fmtBytes(peak)} / ${fmtBytes(cap)} per GPU · ${fmtS(r.iterationSeconds)}/step · MFU ${(r.mfu * 100).toFixed(1)}% · bubble ${(r.bubbleFraction * 100).toFixed(1)}% · ${r.gpus} × ${r.gpu}` +
-        (this.errors?.outputSqnrDb != null ? ` · output SQNR ≈ ${this.errors.outputSqnrDb.toFixed(1)} dB` : '') + ` (estimated in ${this.answer!.ms.toFixed(1)} ms)`;
+      summary.textContent =
+        `${fmtBytes(peak)} / ${fmtBytes(cap)} per GPU · ${fmtS(r.iterationSeconds)}/step · MFU ${(r.mfu * 100).toFixed(1)}% · bubble ${(r.bubbleFraction * 100).toFixed(1)}% · ${r.gpus} × ${r.gpu}` +
+        (this.errors?.outputSqnrDb != null ? ` · output SQNR ≈ ${this.errors.outputSqnrDb.toFixed(1)} dB` : '') +
+        ` (estimated in ${this.answer!.ms.toFixed(1)} ms)`;
     }
     this.results.append(summary);
     if (this.errors?.note) {
@@ -498,9 +608,21 @@ export class Planner {
       const schedule: Node[] = r.inference
         ? [el('h4', undefined, 'Inference'), this.inferenceTable(r.inference)]
         : [el('h4', undefined, 'Pipeline schedule (one iteration)'), this.chart(ganttSvg(r))];
-      this.results.append(el('h4', undefined, 'Memory per GPU, by stage'), this.chart(memorySvg(r)), ...schedule, el('h4', undefined, 'Communication'), this.commTable(r));
+      this.results.append(
+        el('h4', undefined, 'Memory per GPU, by stage'),
+        this.chart(memorySvg(r)),
+        ...schedule,
+        el('h4', undefined, 'Communication'),
+        this.commTable(r),
+      );
     }
-    this.host.post({ type: 'plannerShown', summary: summary.textContent ?? '', stages: r?.stages.map((s) => s.layers) ?? [], ms: this.answer?.ms ?? 0, pending: this.pending.size });
+    this.host.post({
+      type: 'plannerShown',
+      summary: summary.textContent ?? '',
+      stages: r?.stages.map((s) => s.layers) ?? [],
+      ms: this.answer?.ms ?? 0,
+      pending: this.pending.size,
+    });
   }
 
   /** A chart from the engine's SVG text (the same the exported report embeds); it holds no user-supplied names. */
@@ -510,7 +632,12 @@ export class Planner {
 
   private inferenceTable(i: NonNullable<CostReport['inference']>): HTMLTableElement {
     const t = el('table', 'comm');
-    for (const [k, v] of [['prefill', fmtS(i.prefillSeconds)], ['decode per token', fmtS(i.decodeSecondsPerToken)], ['tokens per second', i.tokensPerSecond.toFixed(0)], ['KV cache per GPU', fmtBytes(i.kvCacheBytes)]]) {
+    for (const [k, v] of [
+      ['prefill', fmtS(i.prefillSeconds)],
+      ['decode per token', fmtS(i.decodeSecondsPerToken)],
+      ['tokens per second', i.tokensPerSecond.toFixed(0)],
+      ['KV cache per GPU', fmtBytes(i.kvCacheBytes)],
+    ]) {
       const row = t.insertRow();
       row.insertCell().textContent = k;
       row.insertCell().textContent = v;
@@ -522,10 +649,21 @@ export class Planner {
     const t = el('table', 'comm');
     const h = t.createTHead().insertRow();
     for (const x of ['kind', 'link', 'bytes per GPU', 'time']) h.append(el('th', undefined, x));
-    const ops: Record<string, string> = { data: 'gradient all-reduce', tensor: 'all-reduce / all-gather', pipeline: 'point-to-point' };
+    const ops: Record<string, string> = {
+      data: 'gradient all-reduce',
+      tensor: 'all-reduce / all-gather',
+      pipeline: 'point-to-point',
+    };
     for (const k of ['data', 'tensor', 'pipeline'] as const) {
       const row = t.insertRow();
-      for (const v of [`${k} · ${ops[k]}`, r.communication[k].link ?? '—', fmtBytes(r.communication[k].bytes), fmtS(r.communication[k].seconds)]) row.insertCell().textContent = v;
+      for (const v of [
+        `${k} · ${ops[k]}`,
+        r.communication[k].link ?? '—',
+        fmtBytes(r.communication[k].bytes),
+        fmtS(r.communication[k].seconds),
+      ]) {
+        row.insertCell().textContent = v;
+      }
     }
     return t;
   }

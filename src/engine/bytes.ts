@@ -21,7 +21,10 @@ export interface SiblingResolver {
 /** A ByteSource over bytes already in memory (tests, webview, small files). */
 export class MemoryByteSource implements ByteSource {
   readonly size: number;
-  constructor(readonly name: string, private readonly bytes: Uint8Array) {
+  constructor(
+    readonly name: string,
+    private readonly bytes: Uint8Array,
+  ) {
     this.size = bytes.length;
   }
   read(offset: number, length: number): Promise<Uint8Array> {

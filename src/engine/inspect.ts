@@ -61,6 +61,11 @@ export function inspectGraph(graph: ModelGraph): InspectReport {
     inputs: graph.inputs.filter((n) => !graph.tensors.get(n)?.isWeight).map(io),
     outputs: graph.outputs.map(io),
     bindings: graph.bindings,
-    layers: graph.layers.map((l) => ({ name: l.name, parameters: l.parameters, flops: l.flops, nodes: l.nodes.length })),
+    layers: graph.layers.map((l) => ({
+      name: l.name,
+      parameters: l.parameters,
+      flops: l.flops,
+      nodes: l.nodes.length,
+    })),
   };
 }

@@ -23,7 +23,9 @@ export interface KernelRun {
 }
 
 /** A short description of an adapter, for reports ("SwiftShader Device (Subzero) · google"). */
-export function adapterName(info: { vendor?: string; architecture?: string; device?: string; description?: string } | undefined): string {
+export function adapterName(
+  info: { vendor?: string; architecture?: string; device?: string; description?: string } | undefined,
+): string {
   if (!info) return 'WebGPU adapter';
   const parts = [info.description || info.device, info.vendor, info.architecture].filter((s) => !!s);
   return parts.length ? [...new Set(parts)].join(' · ') : 'WebGPU adapter';
@@ -33,28 +35,63 @@ function bytesOf(a: ArrayBufferView): number {
   return Math.max(4, Math.ceil(a.byteLength / 4) * 4);
 }
 
-export async function runPackedKernel(device: GPUDevice, p: PackedWeight, x: Float32Array, batch: number, repeats = 0, splitsWanted?: number): Promise<KernelRun> {
+export async function runPackedKernel(
+  device: GPUDevice,
+  p: PackedWeight,
+  x: Float32Array,
+  batch: number,
+  repeats = 0,
+  splitsWanted?: number,
+): Promise<KernelRun> {
   if (x.length !== batch * p.cols) throw new Error(`input has ${x.length} values, expected ${batch}×${p.cols}`);
   const meta = metaWords(p);
   const lut = p.lut ?? new Float32Array(1);
   const splits = Math.max(1, splitsWanted ?? kernelSplits(p));
   const params = kernelParams(p, splits);
   const limit = device.limits.maxStorageBufferBindingSize;
-  for (const [what, a] of [['packed codes', p.codes], ['scales', meta], ['input', x]] as const) {
-    if (a.byteLength > limit) throw new Error(`the layer's ${what} (${a.byteLength} bytes) exceed this device's storage buffer limit (${limit} bytes)`);
+  for (const [what, a] of [
+    ['packed codes', p.codes],
+    ['scales', meta],
+    ['input', x],
+  ] as const) {
+    if (a.byteLength > limit) {
+      throw new Error(
+        `the layer's ${what} (${a.byteLength} bytes) exceed this device's storage buffer limit (${limit} bytes)`,
+      );
+    }
   }
   device.pushErrorScope('validation');
   const module = device.createShaderModule({ code: kernelSource(p, batch) });
   // An explicit layout: 'auto' would drop the bindings a format does not use (the table, the scales).
-  const types: GPUBufferBindingType[] = ['read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'uniform'];
-  const layout = device.createBindGroupLayout({ entries: types.map((type, binding) => ({ binding, visibility: 4 /* COMPUTE */, buffer: { type } })) });
-  // Synchronous creation: Dawn's async pipeline compilation aborts the Node process on SwiftShader.
-  const pipeline = device.createComputePipeline({ layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }), compute: { module, entryPoint: 'main' } });
-  const reduceTypes: GPUBufferBindingType[] = ['read-only-storage', 'storage', 'uniform'];
-  const reduceLayout = splits > 1 ? device.createBindGroupLayout({ entries: reduceTypes.map((type, binding) => ({ binding, visibility: 4, buffer: { type } })) }) : undefined;
-  const reducePipeline = reduceLayout && device.createComputePipeline({
-    layout: device.createPipelineLayout({ bindGroupLayouts: [reduceLayout] }), compute: { module: device.createShaderModule({ code: reduceSource() }), entryPoint: 'main' },
+  const types: GPUBufferBindingType[] = [
+    'read-only-storage',
+    'read-only-storage',
+    'read-only-storage',
+    'read-only-storage',
+    'storage',
+    'uniform',
+  ];
+  const layout = device.createBindGroupLayout({
+    entries: types.map((type, binding) => ({ binding, visibility: 4 /* COMPUTE */, buffer: { type } })),
   });
+  // Synchronous creation: Dawn's async pipeline compilation aborts the Node process on SwiftShader.
+  const pipeline = device.createComputePipeline({
+    layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+    compute: { module, entryPoint: 'main' },
+  });
+  const reduceTypes: GPUBufferBindingType[] = ['read-only-storage', 'storage', 'uniform'];
+  const reduceLayout =
+    splits > 1
+      ? device.createBindGroupLayout({
+          entries: reduceTypes.map((type, binding) => ({ binding, visibility: 4, buffer: { type } })),
+        })
+      : undefined;
+  const reducePipeline =
+    reduceLayout &&
+    device.createComputePipeline({
+      layout: device.createPipelineLayout({ bindGroupLayouts: [reduceLayout] }),
+      compute: { module: device.createShaderModule({ code: reduceSource() }), entryPoint: 'main' },
+    });
   const upload = (a: ArrayBufferView, usage: number) => {
     const b = device.createBuffer({ size: bytesOf(a), usage: usage | COPY_DST });
     device.queue.writeBuffer(b, 0, a.buffer as ArrayBuffer, a.byteOffset, a.byteLength);
@@ -74,9 +111,17 @@ export async function runPackedKernel(device: GPUDevice, p: PackedWeight, x: Flo
   const reduceParams = upload(Uint32Array.from([n, splits, 0, 0]), UNIFORM);
   const bind = device.createBindGroup({
     layout,
-    entries: [codesBuf, metaBuf, lutBuf, xBuf, partBuf, paramsBuf].map((buffer, binding) => ({ binding, resource: { buffer } })),
+    entries: [codesBuf, metaBuf, lutBuf, xBuf, partBuf, paramsBuf].map((buffer, binding) => ({
+      binding,
+      resource: { buffer },
+    })),
   });
-  const reduceBind = reduceLayout && device.createBindGroup({ layout: reduceLayout, entries: [partBuf, yBuf, reduceParams].map((buffer, binding) => ({ binding, resource: { buffer } })) });
+  const reduceBind =
+    reduceLayout &&
+    device.createBindGroup({
+      layout: reduceLayout,
+      entries: [partBuf, yBuf, reduceParams].map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
   const grid = (threads: number) => {
     const groups = Math.ceil(threads / WORKGROUP);
     const gx = Math.min(groups, 65535);
@@ -120,6 +165,8 @@ export async function runPackedKernel(device: GPUDevice, p: PackedWeight, x: Flo
     const weightBytes = p.codes.byteLength + meta.byteLength;
     return { y, seconds: times.length ? times[times.length >> 1] : NaN, weightBytes };
   } finally {
-    for (const b of new Set([codesBuf, metaBuf, lutBuf, xBuf, paramsBuf, yBuf, partBuf, readBuf, reduceParams])) b.destroy();
+    for (const b of new Set([codesBuf, metaBuf, lutBuf, xBuf, paramsBuf, yBuf, partBuf, readBuf, reduceParams])) {
+      b.destroy();
+    }
   }
 }

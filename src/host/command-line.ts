@@ -16,7 +16,9 @@ const isWindows = process.platform === 'win32';
 
 /** Where the launcher goes by default: ~/.local/bin on Linux and macOS, %LOCALAPPDATA%\Programs\layerplan on Windows. */
 export function defaultLauncherDir(): string {
-  if (isWindows) return path.join(process.env.LOCALAPPDATA ?? path.join(os.homedir(), 'AppData', 'Local'), 'Programs', 'layerplan');
+  if (isWindows) {
+    return path.join(process.env.LOCALAPPDATA ?? path.join(os.homedir(), 'AppData', 'Local'), 'Programs', 'layerplan');
+  }
   return path.join(os.homedir(), '.local', 'bin');
 }
 
@@ -41,7 +43,8 @@ export function writeLauncher(dir: string, extensionPath: string): string {
   return file;
 }
 
-const onPath = (dir: string) => (process.env.PATH ?? '').split(path.delimiter).some((p) => path.resolve(p) === path.resolve(dir));
+const onPath = (dir: string) =>
+  (process.env.PATH ?? '').split(path.delimiter).some((p) => path.resolve(p) === path.resolve(dir));
 
 /** The command: `dir` may be passed (tests, scripts); otherwise the default folder. Returns the launcher's path. */
 export function installCommandLine(context: vscode.ExtensionContext) {
@@ -50,7 +53,9 @@ export function installCommandLine(context: vscode.ExtensionContext) {
     try {
       const file = writeLauncher(target, context.extensionPath);
       await context.globalState.update('layerplan.launcher', file);
-      const hint = onPath(target) ? 'run `layerplan --help` in a new terminal' : `add ${target} to your PATH, then run \`layerplan --help\``;
+      const hint = onPath(target)
+        ? 'run `layerplan --help` in a new terminal'
+        : `add ${target} to your PATH, then run \`layerplan --help\``;
       void vscode.window.showInformationMessage(`Layerplan: command line installed at ${file}; ${hint}.`);
       return file;
     } catch (e) {
@@ -66,7 +71,9 @@ export function refreshLauncher(context: vscode.ExtensionContext): void {
   if (!file) return;
   try {
     const text = fs.readFileSync(file, 'utf8');
-    if (text.includes(MARK) && text !== launcherText(context.extensionPath)) writeLauncher(path.dirname(file), context.extensionPath);
+    if (text.includes(MARK) && text !== launcherText(context.extensionPath)) {
+      writeLauncher(path.dirname(file), context.extensionPath);
+    }
   } catch {
     // The user removed it: nothing to refresh, and nothing to recreate uninvited.
     void context.globalState.update('layerplan.launcher', undefined);

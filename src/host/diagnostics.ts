@@ -25,7 +25,14 @@ export class JsonDiagnostics implements vscode.CodeActionProvider {
         d.issues.delete(doc.uri.toString());
       }),
       new vscode.Disposable(() => d.timers.forEach(clearTimeout)),
-      vscode.languages.registerCodeActionsProvider([{ scheme: 'file', language: 'json' }, { scheme: 'file', language: 'jsonc' }], d, { providedCodeActionKinds: [vscode.CodeActionKind.QuickFix] }),
+      vscode.languages.registerCodeActionsProvider(
+        [
+          { scheme: 'file', language: 'json' },
+          { scheme: 'file', language: 'jsonc' },
+        ],
+        d,
+        { providedCodeActionKinds: [vscode.CodeActionKind.QuickFix] },
+      ),
     );
   }
 
@@ -33,12 +40,22 @@ export class JsonDiagnostics implements vscode.CodeActionProvider {
   private readonly issues = new Map<string, Issue[]>();
 
   /** Quick fixes where the engine knows the fix (rebalance stages, a consistent batch size, parallel.data for the GPU count…). */
-  provideCodeActions(doc: vscode.TextDocument, _range: vscode.Range, context: vscode.CodeActionContext): vscode.CodeAction[] {
+  provideCodeActions(
+    doc: vscode.TextDocument,
+    _range: vscode.Range,
+    context: vscode.CodeActionContext,
+  ): vscode.CodeAction[] {
     const issues = this.issues.get(doc.uri.toString()) ?? [];
     const out: vscode.CodeAction[] = [];
     for (const d of context.diagnostics) {
       if (d.source !== 'layerplan') continue;
-      const issue = issues.find((i) => i.fix && i.message === d.message && i.range.start.line === d.range.start.line && i.range.start.character === d.range.start.character);
+      const issue = issues.find(
+        (i) =>
+          i.fix &&
+          i.message === d.message &&
+          i.range.start.line === d.range.start.line &&
+          i.range.start.character === d.range.start.character,
+      );
       if (!issue?.fix) continue;
       const text = setJsonPaths(doc.getText(), issue.fix.edits);
       const action = new vscode.CodeAction(issue.fix.title, vscode.CodeActionKind.QuickFix);
@@ -57,7 +74,10 @@ export class JsonDiagnostics implements vscode.CodeActionProvider {
     if (doc.uri.scheme !== 'file' || !CHECKED.test(doc.uri.fsPath)) return;
     const key = doc.uri.toString();
     clearTimeout(this.timers.get(key));
-    this.timers.set(key, setTimeout(() => void this.check(doc), 250));
+    this.timers.set(
+      key,
+      setTimeout(() => void this.check(doc), 250),
+    );
   }
 
   private async check(doc: vscode.TextDocument): Promise<void> {
@@ -67,8 +87,18 @@ export class JsonDiagnostics implements vscode.CodeActionProvider {
       const r = await checkFile(doc.uri.fsPath, { text: doc.getText() });
       if (doc.version === version) this.issues.set(doc.uri.toString(), r.diagnostics);
       diagnostics = r.diagnostics.map((i) => {
-        const range = new vscode.Range(i.range.start.line, i.range.start.character, i.range.end.line, i.range.end.character);
-        const severity = i.severity === 'error' ? vscode.DiagnosticSeverity.Error : i.severity === 'warning' ? vscode.DiagnosticSeverity.Warning : vscode.DiagnosticSeverity.Information;
+        const range = new vscode.Range(
+          i.range.start.line,
+          i.range.start.character,
+          i.range.end.line,
+          i.range.end.character,
+        );
+        const severity =
+          i.severity === 'error'
+            ? vscode.DiagnosticSeverity.Error
+            : i.severity === 'warning'
+              ? vscode.DiagnosticSeverity.Warning
+              : vscode.DiagnosticSeverity.Information;
         const d = new vscode.Diagnostic(range, i.message, severity);
         d.source = 'layerplan';
         return d;

@@ -8,7 +8,11 @@ export function modelSummary(file: string, graph: ModelGraph): ModelSummary {
   const layers: LayerBox[] = graph.layers.map((l) => {
     const ops = new Map<string, number>();
     for (const i of l.nodes) ops.set(graph.nodes[i].opType, (ops.get(graph.nodes[i].opType) ?? 0) + 1);
-    const top = [...ops].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([op, n]) => `${n} ${op}`).join(', ');
+    const top = [...ops]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 3)
+      .map(([op, n]) => `${n} ${op}`)
+      .join(', ');
     return { index: l.index, name: l.name, nodes: l.nodes.length, parameters: l.parameters, flops: l.flops, ops: top };
   });
   const seen = new Set<string>();
@@ -27,8 +31,19 @@ export function modelSummary(file: string, graph: ModelGraph): ModelSummary {
   }
   let parameters = 0;
   let bytes = 0;
-  for (const t of graph.tensors.values()) if (t.isWeight) [parameters, bytes] = [parameters + t.elements, bytes + t.bytes];
-  return { file, format: graph.format, producer: graph.producer, nodes: graph.nodes.length, parameters, bytes, layers, edges };
+  for (const t of graph.tensors.values()) {
+    if (t.isWeight) [parameters, bytes] = [parameters + t.elements, bytes + t.bytes];
+  }
+  return {
+    file,
+    format: graph.format,
+    producer: graph.producer,
+    nodes: graph.nodes.length,
+    parameters,
+    bytes,
+    layers,
+    edges,
+  };
 }
 
 /** The nodes of one layer and the edges between them (top-level nodes; subgraph nodes stay inside their If/Loop). */
@@ -38,7 +53,14 @@ export function layerNodes(graph: ModelGraph, layer: number): { nodes: NodeBox[]
   const inLayer = new Set(l.nodes);
   const nodes = l.nodes.map((i) => {
     const n = graph.nodes[i];
-    return { index: i, name: n.name || `${n.opType}_${i}`, opType: n.opType, shape: shapeText(graph.tensors.get(n.outputs[0])?.shape), flops: n.flops, known: n.known };
+    return {
+      index: i,
+      name: n.name || `${n.opType}_${i}`,
+      opType: n.opType,
+      shape: shapeText(graph.tensors.get(n.outputs[0])?.shape),
+      flops: n.flops,
+      known: n.known,
+    };
   });
   const edges: Edge[] = [];
   for (const i of l.nodes) {
@@ -63,9 +85,16 @@ export function nodeDetails(graph: ModelGraph, index: number): NodeDetails | und
     if (t?.isWeight) parameters += t.elements;
   }
   return {
-    index, name: n.name, opType: n.opType, domain: n.domain, layer: graph.layers[n.layer]?.name ?? '',
+    index,
+    name: n.name,
+    opType: n.opType,
+    domain: n.domain,
+    layer: graph.layers[n.layer]?.name ?? '',
     attributes: Object.entries(n.attributes).map(([k, v]) => [k, JSON.stringify(v).slice(0, 200)]),
-    inputs: n.inputs.filter(Boolean).map(io), outputs: n.outputs.filter(Boolean).map(io), flops: n.flops, parameters,
+    inputs: n.inputs.filter(Boolean).map(io),
+    outputs: n.outputs.filter(Boolean).map(io),
+    flops: n.flops,
+    parameters,
   };
 }
 
@@ -76,7 +105,10 @@ export function searchGraph(graph: ModelGraph, query: string): { layers: number[
   const layers = new Set<number>();
   const nodes: number[] = [];
   for (const n of graph.nodes) {
-    const hit = n.name.toLowerCase().includes(q) || n.opType.toLowerCase().includes(q) || [...n.inputs, ...n.outputs].some((t) => t.toLowerCase().includes(q));
+    const hit =
+      n.name.toLowerCase().includes(q) ||
+      n.opType.toLowerCase().includes(q) ||
+      [...n.inputs, ...n.outputs].some((t) => t.toLowerCase().includes(q));
     if (hit) {
       layers.add(n.layer);
       if (nodes.length < 5000) nodes.push(n.index);

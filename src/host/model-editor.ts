@@ -10,7 +10,11 @@ import { layerNodes, modelSummary, nodeDetails, searchGraph } from './graph-summ
 
 /** A model file opened read-only: its graph, parsed once, with positioned reads (no whole-file buffer). */
 class ModelDocument implements vscode.CustomDocument {
-  constructor(readonly uri: vscode.Uri, public graph: ModelGraph | undefined, public error: string | undefined) {}
+  constructor(
+    readonly uri: vscode.Uri,
+    public graph: ModelGraph | undefined,
+    public error: string | undefined,
+  ) {}
   dispose(): void {}
 }
 
@@ -63,7 +67,9 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
 
   /** The model of the graph view that was focused last. */
   static activeModel(): vscode.Uri | undefined {
-    return ModelGraphEditor.lastActive && ModelGraphEditor.views.has(ModelGraphEditor.lastActive.toString()) ? ModelGraphEditor.lastActive : undefined;
+    return ModelGraphEditor.lastActive && ModelGraphEditor.views.has(ModelGraphEditor.lastActive.toString())
+      ? ModelGraphEditor.lastActive
+      : undefined;
   }
 
   /** The graph view of a model, opening it when needed and waiting (bounded) until its webview is ready. */
@@ -87,10 +93,19 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
   static register(context: vscode.ExtensionContext): vscode.Disposable {
     const provider = new ModelGraphEditor(context);
     return vscode.Disposable.from(
-      vscode.window.registerCustomEditorProvider(ModelGraphEditor.viewType, provider, { webviewOptions: { retainContextWhenHidden: false }, supportsMultipleEditorsPerDocument: true }),
-      vscode.commands.registerCommand('layerplan.renderedBoxes', (uri?: vscode.Uri) => (uri ? ModelGraphEditor.rendered.get(uri.toString()) : [...ModelGraphEditor.rendered.values()].pop())),
-      vscode.commands.registerCommand('layerplan.plannerShown', (uri: vscode.Uri) => ModelGraphEditor.plannerShown.get(uri.toString())),
-      vscode.commands.registerCommand('layerplan.verifyShown', (uri: vscode.Uri) => ModelGraphEditor.verifyShown.get(uri.toString())),
+      vscode.window.registerCustomEditorProvider(ModelGraphEditor.viewType, provider, {
+        webviewOptions: { retainContextWhenHidden: false },
+        supportsMultipleEditorsPerDocument: true,
+      }),
+      vscode.commands.registerCommand('layerplan.renderedBoxes', (uri?: vscode.Uri) =>
+        uri ? ModelGraphEditor.rendered.get(uri.toString()) : [...ModelGraphEditor.rendered.values()].pop(),
+      ),
+      vscode.commands.registerCommand('layerplan.plannerShown', (uri: vscode.Uri) =>
+        ModelGraphEditor.plannerShown.get(uri.toString()),
+      ),
+      vscode.commands.registerCommand('layerplan.verifyShown', (uri: vscode.Uri) =>
+        ModelGraphEditor.verifyShown.get(uri.toString()),
+      ),
     );
   }
 
@@ -160,8 +175,9 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
           const waiters = ModelGraphEditor.waiting.get(key) ?? [];
           ModelGraphEditor.waiting.delete(key);
           for (const w of waiters) w(view);
-          if (doc.graph) post({ type: 'summary', summary: modelSummary(vscode.workspace.asRelativePath(doc.uri), doc.graph) });
-          else post({ type: 'error', message: doc.error ?? 'cannot read this model' });
+          if (doc.graph) {
+            post({ type: 'summary', summary: modelSummary(vscode.workspace.asRelativePath(doc.uri), doc.graph) });
+          } else post({ type: 'error', message: doc.error ?? 'cannot read this model' });
           break;
         }
         case 'verifyResult':
@@ -184,7 +200,12 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
           void plannerSession().create();
           break;
         case 'plannerShown':
-          ModelGraphEditor.plannerShown.set(key, { summary: m.summary, stages: m.stages, ms: m.ms, pending: m.pending });
+          ModelGraphEditor.plannerShown.set(key, {
+            summary: m.summary,
+            stages: m.stages,
+            ms: m.ms,
+            pending: m.pending,
+          });
           break;
         case 'verifyShown':
           ModelGraphEditor.verifyShown.set(key, m.text);
@@ -201,12 +222,19 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
           if (doc.graph) post({ type: 'searchResult', query: m.query, ...searchGraph(doc.graph, m.query) });
           break;
         case 'rendered':
-          ModelGraphEditor.rendered.set(key, { boxes: m.boxes, layers: m.layers, nodes: m.nodes, textNames: m.textNames });
+          ModelGraphEditor.rendered.set(key, {
+            boxes: m.boxes,
+            layers: m.layers,
+            nodes: m.nodes,
+            textNames: m.textNames,
+          });
           break;
       }
     });
     // A model that changes on disk reloads the view; one that is deleted closes it.
-    const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.joinPath(doc.uri, '..'), doc.uri.path.split('/').pop()!));
+    const watcher = vscode.workspace.createFileSystemWatcher(
+      new vscode.RelativePattern(vscode.Uri.joinPath(doc.uri, '..'), doc.uri.path.split('/').pop()!),
+    );
     const reload = async () => {
       const { graph, error } = await loadGraph(doc.uri);
       doc.graph = graph;
@@ -221,7 +249,9 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
       ModelGraphEditor.rendered.delete(key);
       if (ModelGraphEditor.views.get(key) === view) ModelGraphEditor.views.delete(key);
       planner?.dispose();
-      for (const resolve of kernels.values()) resolve({ type: 'verifyResult', id: -1, error: 'the graph view was closed' });
+      for (const resolve of kernels.values()) {
+        resolve({ type: 'verifyResult', id: -1, error: 'the graph view was closed' });
+      }
       watcher.dispose();
     });
   }

@@ -19,7 +19,16 @@ function planTarget(arg?: vscode.Uri): vscode.Uri | undefined {
 }
 
 async function pickPlan(arg?: vscode.Uri): Promise<vscode.Uri | undefined> {
-  return planTarget(arg) ?? (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Layerplan plans': ['json'] }, title: 'Which plan?' }))?.[0];
+  return (
+    planTarget(arg) ??
+    (
+      await vscode.window.showOpenDialog({
+        canSelectMany: false,
+        filters: { 'Layerplan plans': ['json'] },
+        title: 'Which plan?',
+      })
+    )?.[0]
+  );
 }
 
 /** The plan a command acts on, estimated; an error message (and undefined) when it cannot be. */
@@ -39,13 +48,24 @@ export function registerPlanCommands(output: vscode.OutputChannel): vscode.Dispo
   return vscode.Disposable.from(
     status,
     vscode.commands.registerCommand('layerplan.newPlan', async (arg?: vscode.Uri) => {
-      const model = arg ?? ModelGraphEditor.activeModel() ?? (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Model files': ['onnx', 'gguf', 'safetensors', 'json'] }, title: 'New plan for which model?' }))?.[0];
+      const model =
+        arg ??
+        ModelGraphEditor.activeModel() ??
+        (
+          await vscode.window.showOpenDialog({
+            canSelectMany: false,
+            filters: { 'Model files': ['onnx', 'gguf', 'safetensors', 'json'] },
+            title: 'New plan for which model?',
+          })
+        )?.[0];
       if (!model) return undefined;
       let uri: vscode.Uri;
       try {
         uri = await createPlan(model);
       } catch (e) {
-        void vscode.window.showErrorMessage(`Layerplan: could not create the plan for ${vscode.workspace.asRelativePath(model)}: ${(e as Error).message}`);
+        void vscode.window.showErrorMessage(
+          `Layerplan: could not create the plan for ${vscode.workspace.asRelativePath(model)}: ${(e as Error).message}`,
+        );
         return undefined;
       }
       await vscode.window.showTextDocument(uri, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true });
@@ -54,7 +74,16 @@ export function registerPlanCommands(output: vscode.OutputChannel): vscode.Dispo
       return uri;
     }),
     vscode.commands.registerCommand('layerplan.showPlanner', async (arg?: vscode.Uri) => {
-      const model = arg ?? ModelGraphEditor.activeModel() ?? (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Model files': ['onnx', 'gguf', 'safetensors'] }, title: 'Plan which model?' }))?.[0];
+      const model =
+        arg ??
+        ModelGraphEditor.activeModel() ??
+        (
+          await vscode.window.showOpenDialog({
+            canSelectMany: false,
+            filters: { 'Model files': ['onnx', 'gguf', 'safetensors'] },
+            title: 'Plan which model?',
+          })
+        )?.[0];
       if (!model) return;
       (await ModelGraphEditor.viewFor(model)).post({ type: 'showPlanner' });
     }),
@@ -76,7 +105,9 @@ export function registerPlanCommands(output: vscode.OutputChannel): vscode.Dispo
       output.appendLine(`${vscode.workspace.asRelativePath(uri)}: memory per GPU (GiB) on ${report.gpu}`);
       output.appendLine(`stage  layers          weights  gradients  optimizer  activations      total   capacity`);
       for (const s of report.stages) {
-        output.appendLine(`${String(s.index).padEnd(6)} ${s.layers.padEnd(14)} ${g(s.memory.weights)}  ${g(s.memory.gradients)}  ${g(s.memory.optimizer)}  ${g(s.memory.activations)}  ${g(s.memory.total)}  ${g(s.capacity)}${s.memory.total > s.capacity ? '  OVER' : ''}`);
+        output.appendLine(
+          `${String(s.index).padEnd(6)} ${s.layers.padEnd(14)} ${g(s.memory.weights)}  ${g(s.memory.gradients)}  ${g(s.memory.optimizer)}  ${g(s.memory.activations)}  ${g(s.memory.total)}  ${g(s.capacity)}${s.memory.total > s.capacity ? '  OVER' : ''}`,
+        );
       }
       output.show(true);
       return report.stages.map((s) => ({ index: s.index, layers: s.layers, memory: s.memory, capacity: s.capacity }));
@@ -85,11 +116,20 @@ export function registerPlanCommands(output: vscode.OutputChannel): vscode.Dispo
       const picked = await estimatedPlan(arg);
       if (!picked) return undefined;
       const { uri, report } = picked;
-      const format = kind ?? ((await vscode.window.showQuickPick(['HTML (charts inline)', 'Markdown (charts as SVG files beside it)'], { title: 'Export report as' }))?.startsWith('HTML') ? 'html' : 'markdown');
+      const format =
+        kind ??
+        ((
+          await vscode.window.showQuickPick(['HTML (charts inline)', 'Markdown (charts as SVG files beside it)'], {
+            title: 'Export report as',
+          })
+        )?.startsWith('HTML')
+          ? 'html'
+          : 'markdown');
       const base = path.basename(uri.fsPath).replace(/\.plan\.json$/i, '');
       const dir = path.dirname(uri.fsPath);
       const title = `${vscode.workspace.asRelativePath(uri)}`;
-      const write = (name: string, text: string) => vscode.workspace.fs.writeFile(vscode.Uri.file(path.join(dir, name)), new TextEncoder().encode(text));
+      const write = (name: string, text: string) =>
+        vscode.workspace.fs.writeFile(vscode.Uri.file(path.join(dir, name)), new TextEncoder().encode(text));
       let target: vscode.Uri;
       if (format === 'html') {
         target = vscode.Uri.file(path.join(dir, `${base}.report.html`));
@@ -100,7 +140,9 @@ export function registerPlanCommands(output: vscode.OutputChannel): vscode.Dispo
         target = vscode.Uri.file(path.join(dir, `${base}.report.md`));
         await write(`${base}.report.md`, md.markdown);
       }
-      void vscode.window.showInformationMessage(`Layerplan: report written to ${vscode.workspace.asRelativePath(target)}`);
+      void vscode.window.showInformationMessage(
+        `Layerplan: report written to ${vscode.workspace.asRelativePath(target)}`,
+      );
       return target;
     }),
     vscode.commands.registerCommand('layerplan.planStatus', () => status.text()),
@@ -142,7 +184,9 @@ class PlanStatus implements vscode.Disposable {
     const seq = ++this.seq;
     // The active tab: a plan file, or a model in the graph view (its plan beside it).
     const tab = vscode.window.tabGroups.activeTabGroup.activeTab?.input as { uri?: vscode.Uri } | undefined;
-    const uri = planTarget(tab?.uri && (MODEL_RE.test(tab.uri.fsPath) || /\.plan\.json$/i.test(tab.uri.fsPath)) ? tab.uri : undefined);
+    const uri = planTarget(
+      tab?.uri && (MODEL_RE.test(tab.uri.fsPath) || /\.plan\.json$/i.test(tab.uri.fsPath)) ? tab.uri : undefined,
+    );
     if (!uri) {
       this.item.hide();
       return;

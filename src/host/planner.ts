@@ -47,14 +47,27 @@ export function minimalEdit(doc: vscode.TextDocument, after: string): vscode.Wor
   let a = 0;
   while (a < before.length && a < after.length && before[a] === after[a]) a++;
   let b = 0;
-  while (b < before.length - a && b < after.length - a && before[before.length - 1 - b] === after[after.length - 1 - b]) b++;
+  while (
+    b < before.length - a &&
+    b < after.length - a &&
+    before[before.length - 1 - b] === after[after.length - 1 - b]
+  ) {
+    b++;
+  }
   const edit = new vscode.WorkspaceEdit();
-  edit.replace(doc.uri, new vscode.Range(doc.positionAt(a), doc.positionAt(before.length - b)), after.slice(a, after.length - b));
+  edit.replace(
+    doc.uri,
+    new vscode.Range(doc.positionAt(a), doc.positionAt(before.length - b)),
+    after.slice(a, after.length - b),
+  );
   return edit;
 }
 
 /** Sets JSON paths in a plan file through a WorkspaceEdit (undo works in its editor) and saves it; returns the texts before and after. */
-export async function editPlan(uri: vscode.Uri, edits: PlanEdit[]): Promise<{ before: string; after: string } | undefined> {
+export async function editPlan(
+  uri: vscode.Uri,
+  edits: PlanEdit[],
+): Promise<{ before: string; after: string } | undefined> {
   const doc = await vscode.workspace.openTextDocument(uri);
   const before = doc.getText();
   const text = setJsonPaths(before, edits);
@@ -112,13 +125,21 @@ export class PlanSession implements vscode.Disposable {
   /** The `seq` of the last planner edit written to the file (PlanState.editSeq). */
   private appliedSeq = 0;
 
-  constructor(private readonly model: vscode.Uri, private readonly post: (m: HostToWebview) => void) {
+  constructor(
+    private readonly model: vscode.Uri,
+    private readonly post: (m: HostToWebview) => void,
+  ) {
     this.planUri = planFileFor(model);
     const follow = (uri: vscode.Uri) => {
       if (uri.toString() === this.planUri.toString()) this.resend();
     };
     this.subs.push(vscode.workspace.onDidChangeTextDocument((e) => follow(e.document.uri)));
-    const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(path.dirname(this.planUri.fsPath)), path.basename(this.planUri.fsPath)));
+    const watcher = vscode.workspace.createFileSystemWatcher(
+      new vscode.RelativePattern(
+        vscode.Uri.file(path.dirname(this.planUri.fsPath)),
+        path.basename(this.planUri.fsPath),
+      ),
+    );
     watcher.onDidCreate(follow);
     watcher.onDidChange(follow);
     watcher.onDidDelete(follow);
@@ -189,7 +210,9 @@ export class PlanSession implements vscode.Disposable {
     try {
       await createPlan(this.model);
     } catch (e) {
-      void vscode.window.showErrorMessage(`Layerplan: could not create ${this.planUri.fsPath}: ${(e as Error).message}`);
+      void vscode.window.showErrorMessage(
+        `Layerplan: could not create ${this.planUri.fsPath}: ${(e as Error).message}`,
+      );
     }
     await this.send();
   }
@@ -210,7 +233,8 @@ export class PlanSession implements vscode.Disposable {
       // An invalid plan (degrees that do not multiply to the GPU count…) still shows: the planner is how it gets fixed.
       const valid = validatePlan(text).plan;
       const raw = parseJsonWithTree(text).value as Plan | undefined;
-      const plan = valid ?? (raw && typeof raw === 'object' && raw.cluster && typeof raw.cluster === 'object' ? raw : undefined);
+      const plan =
+        valid ?? (raw && typeof raw === 'object' && raw.cluster && typeof raw.cluster === 'object' ? raw : undefined);
       let checkedSource: WorkloadSource | undefined;
       try {
         const checked = await checkFile(this.planUri.fsPath, { text });
@@ -221,14 +245,23 @@ export class PlanSession implements vscode.Disposable {
       }
       if (plan) {
         state.plan = plan;
-        const key = JSON.stringify([plan.model, plan.training?.microBatch, plan.training?.seqLen, plan.inference?.batch, plan.inference?.promptLen]);
+        const key = JSON.stringify([
+          plan.model,
+          plan.training?.microBatch,
+          plan.training?.seqLen,
+          plan.inference?.batch,
+          plan.inference?.promptLen,
+        ]);
         if (key !== this.sourceKey) {
           try {
             // The check built the workload already when the plan is valid; an invalid one gets its own.
             state.source = checkedSource ?? (await planWorkloadSource(plan, this.planUri.fsPath));
             this.sourceKey = key;
           } catch (e) {
-            state.issues.push({ severity: 'error', message: e instanceof InputError ? e.message : (e as Error).message });
+            state.issues.push({
+              severity: 'error',
+              message: e instanceof InputError ? e.message : (e as Error).message,
+            });
           }
         }
         void this.measure(plan);
@@ -240,16 +273,25 @@ export class PlanSession implements vscode.Disposable {
   /** Quantization error per layer for the formats the plan uses, on the real weights (the measurement the diagnostics use, cached there). */
   private async measure(plan: Plan): Promise<void> {
     const budgetDb = plan.precision?.errorBudgetDb;
-    const note = (text: string) => this.post({ type: 'layerErrors', errors: { budgetDb, outputSqnrDb: null, layers: [], note: text } });
+    const note = (text: string) =>
+      this.post({ type: 'layerErrors', errors: { budgetDb, outputSqnrDb: null, layers: [], note: text } });
     try {
-      const m = await measurePlanPrecision(plan, this.planUri.fsPath, (formats) => note(`measuring the quantization error of ${formats.join(', ')} on the weights…`));
+      const m = await measurePlanPrecision(plan, this.planUri.fsPath, (formats) =>
+        note(`measuring the quantization error of ${formats.join(', ')} on the weights…`),
+      );
       if (!m) return;
       if ('tooLargeBytes' in m) {
-        note(`error heatmap: the model is ${(m.tooLargeBytes / 2 ** 30).toFixed(1)} GiB, too large to measure on every edit; run layerplan quant --plan`);
+        note(
+          `error heatmap: the model is ${(m.tooLargeBytes / 2 ** 30).toFixed(1)} GiB, too large to measure on every edit; run layerplan quant --plan`,
+        );
         return;
       }
       const a = m.assignment;
-      const errors: LayerErrors = { budgetDb, outputSqnrDb: a.outputSqnrDb, layers: a.layers.map((l) => ({ name: l.name, format: l.format, sqnrDb: l.sqnrDb })) };
+      const errors: LayerErrors = {
+        budgetDb,
+        outputSqnrDb: a.outputSqnrDb,
+        layers: a.layers.map((l) => ({ name: l.name, format: l.format, sqnrDb: l.sqnrDb })),
+      };
       this.post({ type: 'layerErrors', errors });
     } catch {
       // The model cannot be measured (missing, unsupported weights): the planner shows no heatmap.

@@ -6,7 +6,8 @@ import { inspectFile } from '../node/inspect-file';
 
 const MODEL = /\.(onnx|gguf|safetensors)$|(^|[\\/])config\.json$|\.safetensors\.index\.json$/i;
 
-const escape = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const escape = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** The side panel: a summary of the active model (the same numbers as `layerplan inspect`). */
 export class ModelSummaryView implements vscode.WebviewViewProvider {
@@ -66,11 +67,21 @@ export class ModelSummaryView implements vscode.WebviewViewProvider {
   }
 
   private render(file: string, r: InspectReport): string {
-    const rows = (pairs: [string, string][]) => `<table>${pairs.map(([k, v]) => `<tr><td>${escape(k)}</td><td class="n">${escape(v)}</td></tr>`).join('')}</table>`;
+    const rows = (pairs: [string, string][]) =>
+      `<table>${pairs.map(([k, v]) => `<tr><td>${escape(k)}</td><td class="n">${escape(v)}</td></tr>`).join('')}</table>`;
     const top = [...r.layers].sort((a, b) => b.parameters - a.parameters).slice(0, 8);
-    return `<h3>${escape(file)}</h3>` +
-      rows([['format', r.format], ['nodes', String(r.nodes)], ['parameters', human(r.parameters)], ['weights', bytesHuman(r.bytes)]]) +
-      `<h3>Parameters by dtype</h3>` + rows(Object.entries(r.parametersByDtype).map(([d, n]) => [d, human(n)])) +
-      `<h3>Biggest layers</h3>` + rows(top.map((l) => [l.name, human(l.parameters)]));
+    return (
+      `<h3>${escape(file)}</h3>` +
+      rows([
+        ['format', r.format],
+        ['nodes', String(r.nodes)],
+        ['parameters', human(r.parameters)],
+        ['weights', bytesHuman(r.bytes)],
+      ]) +
+      `<h3>Parameters by dtype</h3>` +
+      rows(Object.entries(r.parametersByDtype).map(([d, n]) => [d, human(n)])) +
+      `<h3>Biggest layers</h3>` +
+      rows(top.map((l) => [l.name, human(l.parameters)]))
+    );
   }
 }

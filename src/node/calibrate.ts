@@ -17,7 +17,12 @@ export interface ActivationReport {
   generatedInputs: boolean;
   batches: number;
   bindings: Record<string, number>;
-  tensors: { name: string; layer: string; consumer: string; observers: Record<ObserverName, { min: number; max: number; sqnrDb: number | null }> }[];
+  tensors: {
+    name: string;
+    layer: string;
+    consumer: string;
+    observers: Record<ObserverName, { min: number; max: number; sqnrDb: number | null }>;
+  }[];
   layers: { name: string; sqnrDb: Record<ObserverName, number | null> }[];
 }
 
@@ -49,7 +54,10 @@ function outputsAppendix(names: { name: string; elemType: number }[]): Buffer {
   for (const { name, elemType } of names) {
     const tensorType = [...varint(F.TypeProtoTensor.elemType * 8), ...varint(elemType)];
     const type = field(F.TypeProto.tensorType, tensorType);
-    const vi = [...field(F.ValueInfoProto.name, Array.from(Buffer.from(name, 'utf8'))), ...field(F.ValueInfoProto.type, type)];
+    const vi = [
+      ...field(F.ValueInfoProto.name, Array.from(Buffer.from(name, 'utf8'))),
+      ...field(F.ValueInfoProto.type, type),
+    ];
     graph.push(...field(F.GraphProto.output, vi));
   }
   return Buffer.from(field(F.ModelProto.graph, graph));
@@ -70,7 +78,10 @@ function loadOrt(file: string): typeof import('onnxruntime-node') {
   try {
     return require('onnxruntime-node');
   } catch {
-    throw new InputError(file, 'activation calibration needs onnxruntime-node (npm install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=skip)');
+    throw new InputError(
+      file,
+      'activation calibration needs onnxruntime-node (npm install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=skip)',
+    );
   }
 }
 
@@ -83,13 +94,23 @@ function loadOrt(file: string): typeof import('onnxruntime-node') {
  * Calibration samples from a folder, in the ONNX test-data layout: each `test_data_set_*` subfolder
  * (or the folder itself) holds `input_<i>.pb` TensorProto files, one per model input in order.
  */
-async function readSampleSets(dir: string): Promise<{ name: string; sets: { dtype: number; dims: number[]; bytes: Uint8Array }[][] }> {
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new InputError(dir, 'is not a folder of calibration inputs');
-  const subdirs = fs.readdirSync(dir).filter((d) => d.startsWith('test_data_set') && fs.statSync(path.join(dir, d)).isDirectory()).sort();
+async function readSampleSets(
+  dir: string,
+): Promise<{ name: string; sets: { dtype: number; dims: number[]; bytes: Uint8Array }[][] }> {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+    throw new InputError(dir, 'is not a folder of calibration inputs');
+  }
+  const subdirs = fs
+    .readdirSync(dir)
+    .filter((d) => d.startsWith('test_data_set') && fs.statSync(path.join(dir, d)).isDirectory())
+    .sort();
   const folders = subdirs.length ? subdirs.map((d) => path.join(dir, d)) : [dir];
   const sets: { dtype: number; dims: number[]; bytes: Uint8Array }[][] = [];
   for (const folder of folders) {
-    const files = fs.readdirSync(folder).filter((f) => /^input_\d+\.pb$/.test(f)).sort((a, b) => Number(a.match(/\d+/)![0]) - Number(b.match(/\d+/)![0]));
+    const files = fs
+      .readdirSync(folder)
+      .filter((f) => /^input_\d+\.pb$/.test(f))
+      .sort((a, b) => Number(a.match(/\d+/)![0]) - Number(b.match(/\d+/)![0]));
     if (!files.length) continue;
     const set = [];
     for (const f of files) {
@@ -103,13 +124,21 @@ async function readSampleSets(dir: string): Promise<{ name: string; sets: { dtyp
     }
     sets.push(set);
   }
-  if (!sets.length) throw new InputError(dir, 'holds no input_<i>.pb files (ONNX test-data layout: test_data_set_*/input_0.pb …)');
+  if (!sets.length) {
+    throw new InputError(dir, 'holds no input_<i>.pb files (ONNX test-data layout: test_data_set_*/input_0.pb …)');
+  }
   return { name: dir, sets };
 }
 
 const ORT_TYPES: Record<number, string> = {
-  [DataType.FLOAT]: 'float32', [DataType.FLOAT16]: 'float16', [DataType.DOUBLE]: 'float64', [DataType.INT64]: 'int64', [DataType.INT32]: 'int32',
-  [DataType.INT8]: 'int8', [DataType.UINT8]: 'uint8', [DataType.BOOL]: 'bool',
+  [DataType.FLOAT]: 'float32',
+  [DataType.FLOAT16]: 'float16',
+  [DataType.DOUBLE]: 'float64',
+  [DataType.INT64]: 'int64',
+  [DataType.INT32]: 'int32',
+  [DataType.INT8]: 'int8',
+  [DataType.UINT8]: 'uint8',
+  [DataType.BOOL]: 'bool',
 };
 
 /**
@@ -134,7 +163,7 @@ export async function activationSession(
 ): Promise<ActivationSession> {
   const ort = loadOrt(file);
   const samples = options.inputs ? await readSampleSets(options.inputs) : undefined;
-  const batches = samples ? samples.sets.length : options.batches ?? 8;
+  const batches = samples ? samples.sets.length : (options.batches ?? 8);
   const bindings = { batch: 1, sequence: 16, ...(options.bindings ?? {}) };
   const source = await FileByteSource.open(file);
   let graph: ModelGraph;
@@ -142,13 +171,18 @@ export async function activationSession(
   try {
     const model = await readOnnxModel(source);
     graph = await onnxToGraph(model, source, { bindings });
-    externalFiles = [...new Set([...allTensors(model.graph)].flatMap((t) => (t.data.kind === 'external' ? [t.data.location] : [])))];
+    externalFiles = [
+      ...new Set([...allTensors(model.graph)].flatMap((t) => (t.data.kind === 'external' ? [t.data.location] : []))),
+    ];
   } finally {
     await source.close();
   }
   const names = pick(graph);
-  const codeOf = (dtype: string) => Number(Object.entries(DataType).find(([, v]) => onnxDtypeName(v) === dtype)?.[1] ?? DataType.FLOAT);
-  const extra = names.filter((n) => !graph.outputs.includes(n)).map((name) => ({ name, elemType: codeOf(graph.tensors.get(name)!.dtype) }));
+  const codeOf = (dtype: string) =>
+    Number(Object.entries(DataType).find(([, v]) => onnxDtypeName(v) === dtype)?.[1] ?? DataType.FLOAT);
+  const extra = names
+    .filter((n) => !graph.outputs.includes(n))
+    .map((name) => ({ name, elemType: codeOf(graph.tensors.get(name)!.dtype) }));
 
   // The modified model lives in a temp folder (never beside the user's model), with its external data linked in.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-calib-'));
@@ -172,15 +206,37 @@ export async function activationSession(
       if (samples) {
         // The user's samples, fed to the inputs in order.
         const set = samples.sets[b];
-        if (set.length !== session.inputNames.length) throw new InputError(samples.name, `sample set ${b} has ${set.length} inputs, the model takes ${session.inputNames.length}`);
+        if (set.length !== session.inputNames.length) {
+          throw new InputError(
+            samples.name,
+            `sample set ${b} has ${set.length} inputs, the model takes ${session.inputNames.length}`,
+          );
+        }
         const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
         session.inputNames.forEach((name, i) => {
           const x = set[i];
           const type = ORT_TYPES[x.dtype];
-          if (!type) throw new InputError(samples.name, `input ${i} has a data type onnxruntime-node cannot take here (${x.dtype})`);
+          if (!type) {
+            throw new InputError(
+              samples.name,
+              `input ${i} has a data type onnxruntime-node cannot take here (${x.dtype})`,
+            );
+          }
           const buf = x.bytes.slice().buffer;
-          const data = type === 'float32' ? new Float32Array(buf) : type === 'float64' ? new Float64Array(buf) : type === 'int64' ? new BigInt64Array(buf) : type === 'int32' ? new Int32Array(buf)
-            : type === 'int8' ? new Int8Array(buf) : type === 'float16' ? new Uint16Array(buf) : new Uint8Array(buf);
+          const data =
+            type === 'float32'
+              ? new Float32Array(buf)
+              : type === 'float64'
+                ? new Float64Array(buf)
+                : type === 'int64'
+                  ? new BigInt64Array(buf)
+                  : type === 'int32'
+                    ? new Int32Array(buf)
+                    : type === 'int8'
+                      ? new Int8Array(buf)
+                      : type === 'float16'
+                        ? new Uint16Array(buf)
+                        : new Uint8Array(buf);
           feeds[name] = new ort.Tensor(type as 'float32', data as Float32Array, x.dims);
         });
         return feeds;
@@ -194,11 +250,16 @@ export async function activationSession(
         const dtype = t?.dtype ?? 'float';
         if (dtype === 'int64' || dtype === 'int32') {
           // Token ids: stay below the vocabulary of the embedding that reads them.
-          const gather = t?.consumers.map((c) => graph.nodes[c]).find((x) => x.opType === 'Gather' && x.inputs[1] === name);
+          const gather = t?.consumers
+            .map((c) => graph.nodes[c])
+            .find((x) => x.opType === 'Gather' && x.inputs[1] === name);
           const rows = gather ? graph.tensors.get(gather.inputs[0])?.shape?.[0] : undefined;
           const hi = typeof rows === 'number' ? rows : 100;
           const v = Array.from({ length: n }, () => Math.floor(rand() * hi));
-          feeds[name] = dtype === 'int64' ? new ort.Tensor('int64', BigInt64Array.from(v.map(BigInt)), dims) : new ort.Tensor('int32', Int32Array.from(v), dims);
+          feeds[name] =
+            dtype === 'int64'
+              ? new ort.Tensor('int64', BigInt64Array.from(v.map(BigInt)), dims)
+              : new ort.Tensor('int32', Int32Array.from(v), dims);
         } else if (dtype === 'bool') feeds[name] = new ort.Tensor('bool', new Uint8Array(n).fill(1), dims);
         else {
           const v = new Float32Array(n);
@@ -209,7 +270,11 @@ export async function activationSession(
       return feeds;
     };
     return {
-      graph, names, batches, generated: !samples, bindings,
+      graph,
+      names,
+      batches,
+      generated: !samples,
+      bindings,
       run: async (visit) => {
         for (let b = 0; b < batches; b++) {
           const out = await session.run(feedsFor(b), names);
@@ -227,7 +292,10 @@ export async function activationSession(
   }
 }
 
-export async function calibrateFile(file: string, options: { batches?: number; bindings?: Record<string, number>; maxTensors?: number; inputs?: string } = {}): Promise<ActivationReport> {
+export async function calibrateFile(
+  file: string,
+  options: { batches?: number; bindings?: Record<string, number>; maxTensors?: number; inputs?: string } = {},
+): Promise<ActivationReport> {
   const chosen = new Map<string, { consumer: string; layer: string }>();
   const pick = (graph: ModelGraph) => {
     for (const n of graph.nodes) {
@@ -237,7 +305,9 @@ export async function calibrateFile(file: string, options: { batches?: number; b
       chosen.set(t.name, { consumer: `${n.opType} ${n.name}`, layer: graph.layers[n.layer]?.name ?? '' });
       if (chosen.size >= (options.maxTensors ?? 512)) break;
     }
-    if (!chosen.size) throw new InputError(file, 'no floating-point activations feed a MatMul, Gemm or Conv: nothing to calibrate');
+    if (!chosen.size) {
+      throw new InputError(file, 'no floating-point activations feed a MatMul, Gemm or Conv: nothing to calibrate');
+    }
     return [...chosen.keys()];
   };
   const act = await activationSession(file, pick, options);
@@ -247,7 +317,9 @@ export async function calibrateFile(file: string, options: { batches?: number; b
     const run = act.run;
     await run((n, d) => observers.get(n)!.observeRange(d));
     await run((n, d) => observers.get(n)!.observeHistogram(d));
-    const ranges = new Map(names.map((n) => [n, Object.fromEntries(OBSERVERS.map((o) => [o, observers.get(n)!.range(o)]))]));
+    const ranges = new Map(
+      names.map((n) => [n, Object.fromEntries(OBSERVERS.map((o) => [o, observers.get(n)!.range(o)]))]),
+    );
     const sums = new Map(names.map((n) => [n, Object.fromEntries(OBSERVERS.map((o) => [o, { signal: 0, noise: 0 }]))]));
     await run((n, d) => {
       for (const o of OBSERVERS) {
@@ -267,11 +339,18 @@ export async function calibrateFile(file: string, options: { batches?: number; b
         per[o].noise += sums.get(n)![o].noise;
       }
       return {
-        name: n, layer: info.layer, consumer: info.consumer,
-        observers: Object.fromEntries(OBSERVERS.map((o) => [o, { ...ranges.get(n)![o], sqnrDb: db(sums.get(n)![o]) }])) as ActivationReport['tensors'][number]['observers'],
+        name: n,
+        layer: info.layer,
+        consumer: info.consumer,
+        observers: Object.fromEntries(
+          OBSERVERS.map((o) => [o, { ...ranges.get(n)![o], sqnrDb: db(sums.get(n)![o]) }]),
+        ) as ActivationReport['tensors'][number]['observers'],
       };
     });
-    const layers = [...layerSums].map(([name, per]) => ({ name, sqnrDb: Object.fromEntries(OBSERVERS.map((o) => [o, db(per[o])])) as Record<ObserverName, number | null> }));
+    const layers = [...layerSums].map(([name, per]) => ({
+      name,
+      sqnrDb: Object.fromEntries(OBSERVERS.map((o) => [o, db(per[o])])) as Record<ObserverName, number | null>,
+    }));
     return { generatedInputs: act.generated, batches, bindings, tensors, layers };
   } finally {
     await act.close();

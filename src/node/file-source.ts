@@ -9,7 +9,11 @@ const MAX_CHUNK = 512 * 1024 * 1024;
 
 /** A ByteSource over a file on disk, reading with positioned reads (no whole-file buffer). */
 export class FileByteSource implements ByteSource {
-  private constructor(readonly name: string, readonly size: number, private readonly handle: fsp.FileHandle) {}
+  private constructor(
+    readonly name: string,
+    readonly size: number,
+    private readonly handle: fsp.FileHandle,
+  ) {}
 
   static async open(file: string): Promise<FileByteSource> {
     let handle: fsp.FileHandle;
@@ -17,7 +21,14 @@ export class FileByteSource implements ByteSource {
       handle = await fsp.open(file, 'r');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new InputError(file, code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, not a file' : `cannot open (${code ?? String(e)})`);
+      throw new InputError(
+        file,
+        code === 'ENOENT'
+          ? 'no such file'
+          : code === 'EISDIR'
+            ? 'is a folder, not a file'
+            : `cannot open (${code ?? String(e)})`,
+      );
     }
     const stat = await handle.stat();
     if (!stat.isFile()) {
@@ -28,7 +39,9 @@ export class FileByteSource implements ByteSource {
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
-    if (offset < 0 || length < 0 || offset + length > this.size) throw new InputError(this.name, `read [${offset}, ${offset + length}) outside the file (${this.size} bytes)`);
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      throw new InputError(this.name, `read [${offset}, ${offset + length}) outside the file (${this.size} bytes)`);
+    }
     const out = new Uint8Array(length);
     let done = 0;
     while (done < length) {
@@ -41,7 +54,9 @@ export class FileByteSource implements ByteSource {
   }
 
   readSync(offset: number, length: number, into?: Uint8Array): Uint8Array {
-    if (offset < 0 || length < 0 || offset + length > this.size) throw new InputError(this.name, `read [${offset}, ${offset + length}) outside the file (${this.size} bytes)`);
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      throw new InputError(this.name, `read [${offset}, ${offset + length}) outside the file (${this.size} bytes)`);
+    }
     const out = into && into.length >= length ? into.subarray(0, length) : new Uint8Array(length);
     let done = 0;
     while (done < length) {

@@ -39,7 +39,9 @@ export async function planWorkloadSource(plan: Plan, planFile: string): Promise<
       : { batch: plan.inference?.batch ?? 1, sequence: plan.inference?.promptLen ?? 1 };
     const graph = await openModel(source, { siblings, bindings });
     // Transformers (configs, checkpoints with their config) get the per-block model; other graphs the generic one.
-    return graph.transformer ? { kind: 'arch', arch: graph.transformer } : { kind: 'graph', layers: graphLayerData(graph) };
+    return graph.transformer
+      ? { kind: 'arch', arch: graph.transformer }
+      : { kind: 'graph', layers: graphLayerData(graph) };
   } finally {
     await source.close();
     await siblings.close();
@@ -51,7 +53,17 @@ export async function planWorkloadSource(plan: Plan, planFile: string): Promise<
  * workload too, as data (`source`, what the planner's worker takes) and built, with the quick fix
  * for stage problems.
  */
-export async function checkPlanFile(file: string, buffer?: string): Promise<{ plan?: Plan; source?: WorkloadSource; workload?: Workload; rebalance?: Fix; issues: Issue[]; text: string }> {
+export async function checkPlanFile(
+  file: string,
+  buffer?: string,
+): Promise<{
+  plan?: Plan;
+  source?: WorkloadSource;
+  workload?: Workload;
+  rebalance?: Fix;
+  issues: Issue[];
+  text: string;
+}> {
   const text = buffer ?? (await readTextFile(file, 'plan'));
   const { plan, issues, root } = validatePlan(text);
   if (!plan) return { issues, text };
@@ -66,7 +78,9 @@ export async function checkPlanFile(file: string, buffer?: string): Promise<{ pl
   }
   const workload = workloadFrom(source);
   const rebalance = rebalanceFix(plan, workload);
-  for (const [p, message] of modelChecks(plan, workload)) c.error(p, message, p[0] === 'stages' ? rebalance : undefined);
+  for (const [p, message] of modelChecks(plan, workload)) {
+    c.error(p, message, p[0] === 'stages' ? rebalance : undefined);
+  }
   // Mixed precision keeps softmax, norms and summing reductions in fp32: a rule that names them gets a warning.
   for (const a of ampIssues(plan.precision, source)) c.warn(a.path, a.message, a.fix);
   // Structural stage problems (a stage count that is not parallel.pipeline) have the same fix.
@@ -75,7 +89,10 @@ export async function checkPlanFile(file: string, buffer?: string): Promise<{ pl
 }
 
 /** Diagnostics for any JSON file Layerplan understands: a plan, a Hugging Face config, a DeepSpeed config. */
-export async function checkFile(file: string, options: { worldSize?: number; text?: string } = {}): Promise<{ kind: CheckedKind; diagnostics: Issue[]; source?: WorkloadSource }> {
+export async function checkFile(
+  file: string,
+  options: { worldSize?: number; text?: string } = {},
+): Promise<{ kind: CheckedKind; diagnostics: Issue[]; source?: WorkloadSource }> {
   // `text`: an editor's unsaved buffer; otherwise the file on disk.
   const text = options.text ?? (await readTextFile(file, 'JSON file'));
   const { value, syntax } = parseJsonWithTree(text);
@@ -93,7 +110,11 @@ export async function checkFile(file: string, options: { worldSize?: number; tex
           if (st.memory.total <= st.capacity) continue;
           const over = (st.memory.total - st.capacity) / 2 ** 30;
           const where = r.plan.stages ? ['stages', st.index] : ['cluster', 'gpu'];
-          c.error(where, `stage ${st.index} needs ${(st.memory.total / 2 ** 30).toFixed(1)} GiB per GPU, ${over.toFixed(1)} GiB over the ${(st.capacity / 2 ** 30).toFixed(1)} GiB of ${report.gpu}`, r.plan.stages ? r.rebalance : undefined);
+          c.error(
+            where,
+            `stage ${st.index} needs ${(st.memory.total / 2 ** 30).toFixed(1)} GiB per GPU, ${over.toFixed(1)} GiB over the ${(st.capacity / 2 ** 30).toFixed(1)} GiB of ${report.gpu}`,
+            r.plan.stages ? r.rebalance : undefined,
+          );
         }
         for (const b of await budgetChecks(r.plan, file)) c.at(b.path, b.severity ?? 'warning', b.message);
         diagnostics.push(...c.issues);
@@ -120,10 +141,16 @@ export const MEASURE_MAX_BYTES = 2 * 2 ** 30;
  * where there is nothing to measure (an architecture object, a config, a missing file, an unknown
  * format); `tooLargeBytes` past MEASURE_MAX_BYTES. `onMeasure` is called when a measurement starts.
  */
-export async function measurePlanPrecision(plan: Plan, planFile: string, onMeasure?: (formats: string[]) => void): Promise<{ assignment: AssignmentReport } | { tooLargeBytes: number } | undefined> {
+export async function measurePlanPrecision(
+  plan: Plan,
+  planFile: string,
+  onMeasure?: (formats: string[]) => void,
+): Promise<{ assignment: AssignmentReport } | { tooLargeBytes: number } | undefined> {
   if (typeof plan.model !== 'string' || !/\.(onnx|safetensors|gguf)$/i.test(plan.model)) return undefined;
   const model = path.resolve(path.dirname(planFile), plan.model);
-  const formats = [...new Set([plan.precision?.default ?? 'bf16', ...(plan.precision?.rules ?? []).map((r) => r.format)])];
+  const formats = [
+    ...new Set([plan.precision?.default ?? 'bf16', ...(plan.precision?.rules ?? []).map((r) => r.format)]),
+  ];
   if (formats.some((f) => !parseFormat(f))) return undefined;
   let stat;
   try {
@@ -145,12 +172,21 @@ export async function measurePlanPrecision(plan: Plan, planFile: string, onMeasu
 }
 
 /** The plan's precision against its error budget (warnings at the rules), or why it was not checked. */
-async function budgetChecks(plan: Plan, file: string): Promise<{ path: (string | number)[]; message: string; severity?: 'information' }[]> {
+async function budgetChecks(
+  plan: Plan,
+  file: string,
+): Promise<{ path: (string | number)[]; message: string; severity?: 'information' }[]> {
   if (plan.precision?.errorBudgetDb === undefined) return [];
   const m = await measurePlanPrecision(plan, file);
   if (!m) return [];
   if ('tooLargeBytes' in m) {
-    return [{ path: ['precision', 'errorBudgetDb'], severity: 'information', message: `precision.errorBudgetDb: not checked here (the model is ${(m.tooLargeBytes / 2 ** 30).toFixed(1)} GiB); run layerplan quant ${plan.model as string} --plan <this plan> for the measured error` }];
+    return [
+      {
+        path: ['precision', 'errorBudgetDb'],
+        severity: 'information',
+        message: `precision.errorBudgetDb: not checked here (the model is ${(m.tooLargeBytes / 2 ** 30).toFixed(1)} GiB); run layerplan quant ${plan.model as string} --plan <this plan> for the measured error`,
+      },
+    ];
   }
   return budgetIssues(plan.precision, m.assignment);
 }
@@ -161,7 +197,10 @@ function firstError(file: string, issues: Issue[]): InputError | undefined {
 }
 
 /** Validates, then estimates (the file, or an editor's buffer `text`); the first error comes back as an InputError naming the field. */
-export async function tryEstimatePlan(file: string, text?: string): Promise<{ plan?: Plan; report?: CostReport; error?: InputError }> {
+export async function tryEstimatePlan(
+  file: string,
+  text?: string,
+): Promise<{ plan?: Plan; report?: CostReport; error?: InputError }> {
   const { plan, workload, issues } = await checkPlanFile(file, text);
   const err = firstError(file, issues);
   if (err || !plan || !workload) return { plan, error: err ?? new InputError(file, 'invalid plan') };

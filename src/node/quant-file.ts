@@ -3,7 +3,13 @@ import * as os from 'os';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { openModel } from '../engine/formats/registry';
-import { quantModel, type FormatResult, type MeasureFn, type QuantOptions, type QuantReport } from '../engine/quant/run';
+import {
+  quantModel,
+  type FormatResult,
+  type MeasureFn,
+  type QuantOptions,
+  type QuantReport,
+} from '../engine/quant/run';
 import { FileByteSource, FolderResolver } from './file-source';
 
 /** A pool of worker threads running measureFormats; tensors are transferred, not copied. */
@@ -46,7 +52,11 @@ export async function quantFile(file: string, options: QuantOptions): Promise<Qu
   const pool = workerPool(Math.min(os.cpus().length, 8));
   try {
     const graph = await openModel(source, { siblings });
-    return await quantModel(graph, source, siblings, { ...options, measure: pool?.measure, concurrency: pool ? Math.min(os.cpus().length, 8) + 1 : 1 });
+    return await quantModel(graph, source, siblings, {
+      ...options,
+      measure: pool?.measure,
+      concurrency: pool ? Math.min(os.cpus().length, 8) + 1 : 1,
+    });
   } finally {
     await pool?.close();
     await source.close();

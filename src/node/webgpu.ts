@@ -6,7 +6,8 @@ import { adapterName } from '../gpu/runner';
 /** Debian's chromium package ships SwiftShader's Vulkan driver: Dawn runs on it where no GPU is. */
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
-export type NodeGpu = { device: GPUDevice; name: string; instance: GPU; close: () => void } | { device?: undefined; reason: string };
+export type NodeGpu =
+  { device: GPUDevice; name: string; instance: GPU; close: () => void } | { device?: undefined; reason: string };
 
 /**
  * A WebGPU device in Node through the npm package `webgpu` (Dawn). Sets VK_ICD_FILENAMES to
@@ -14,24 +15,33 @@ export type NodeGpu = { device: GPUDevice; name: string; instance: GPU; close: (
  * no adapter exists it says why, and callers fall back to the CPU reference.
  */
 export async function nodeGpu(): Promise<NodeGpu> {
-  if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && fs.existsSync(SWIFTSHADER_ICD)) process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+  if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && fs.existsSync(SWIFTSHADER_ICD)) {
+    process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+  }
   // SwiftShader's WSI complains on stderr without one; compute needs no display.
   if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = os.tmpdir();
   let mod: { create: (flags: string[]) => GPU };
   try {
     mod = (await import('webgpu')) as unknown as typeof mod;
   } catch (e) {
-    return { reason: `the npm package 'webgpu' (Dawn) is not installed or does not load here: ${(e as Error).message.split('\n')[0]}` };
+    return {
+      reason: `the npm package 'webgpu' (Dawn) is not installed or does not load here: ${(e as Error).message.split('\n')[0]}`,
+    };
   }
   try {
     const gpu = mod.create([]);
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (!adapter) {
-      const hint = fs.existsSync(SWIFTSHADER_ICD) ? 'no Vulkan driver answered (is libvulkan1 installed?)' : `no Vulkan driver (Debian: apt-get install chromium libvulkan1 provides SwiftShader at ${SWIFTSHADER_ICD})`;
+      const hint = fs.existsSync(SWIFTSHADER_ICD)
+        ? 'no Vulkan driver answered (is libvulkan1 installed?)'
+        : `no Vulkan driver (Debian: apt-get install chromium libvulkan1 provides SwiftShader at ${SWIFTSHADER_ICD})`;
       return { reason: `no WebGPU adapter: ${hint}` };
     }
     const device = await adapter.requestDevice({
-      requiredLimits: { maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize, maxBufferSize: adapter.limits.maxBufferSize },
+      requiredLimits: {
+        maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+        maxBufferSize: adapter.limits.maxBufferSize,
+      },
     });
     // The GPU instance must outlive the device: Dawn tears the device down when it is collected.
     return { device, name: adapterName(adapter.info), instance: gpu, close: () => device.destroy() };

@@ -19,7 +19,8 @@ declare const MutationObserver: any;
 const REPO = path.resolve(__dirname, '..', '..', '..');
 /** Where scripts/setup-integration.sh installed code-server (LAYERPLAN_CACHE, as there). */
 const CACHE = process.env.LAYERPLAN_CACHE ?? path.join(os.homedir(), '.cache', 'layerplan');
-const CODE_SERVER = process.env.LAYERPLAN_CODE_SERVER ?? path.join(CACHE, 'code-server-4.100.3', 'node_modules', '.bin', 'code-server');
+const CODE_SERVER =
+  process.env.LAYERPLAN_CODE_SERVER ?? path.join(CACHE, 'code-server-4.100.3', 'node_modules', '.bin', 'code-server');
 const CHROMIUM = process.env.LAYERPLAN_CHROMIUM ?? '/usr/bin/chromium';
 /** What users install: the platform VSIX `npm run package` built for this machine. */
 const VSIX = process.env.LAYERPLAN_VSIX ?? path.join(REPO, 'out', 'layerplan.vsix');
@@ -57,13 +58,28 @@ async function waitForHttp(url: string, ms: number): Promise<void> {
  * Real input inside a webview: finds the frame that holds the first action's selector (webviews are
  * nested iframes), then clicks (with modifiers), fills or presses there, one action after another.
  */
-type UiAction = { click?: string; modifiers?: ('Shift' | 'Control')[]; fill?: [string, string]; press?: [string, string]; drag?: [string, string] };
+type UiAction = {
+  click?: string;
+  modifiers?: ('Shift' | 'Control')[];
+  fill?: [string, string];
+  press?: [string, string];
+  drag?: [string, string];
+};
 async function uiActions(page: import('playwright-core').Page, actions: UiAction[]): Promise<void> {
   const first = actions[0].click ?? actions[0].fill?.[0] ?? actions[0].press?.[0] ?? actions[0].drag?.[0] ?? 'body';
   const until = Date.now() + 20000;
   let frame: import('playwright-core').Frame | undefined;
   while (!frame && Date.now() < until) {
-    for (const f of page.frames()) if (await f.locator(first).count().catch(() => 0)) frame = f;
+    for (const f of page.frames()) {
+      if (
+        await f
+          .locator(first)
+          .count()
+          .catch(() => 0)
+      ) {
+        frame = f;
+      }
+    }
     if (!frame) await page.waitForTimeout(200);
   }
   if (!frame) throw new Error(`no webview frame holds ${first}`);
@@ -71,7 +87,9 @@ async function uiActions(page: import('playwright-core').Page, actions: UiAction
     if (a.click) await frame.locator(a.click).first().click({ modifiers: a.modifiers, timeout: 10000 });
     else if (a.fill) await frame.locator(a.fill[0]).first().fill(a.fill[1], { timeout: 10000 });
     else if (a.press) await frame.locator(a.press[0]).first().press(a.press[1], { timeout: 10000 });
-    else if (a.drag) await frame.locator(a.drag[0]).first().dragTo(frame.locator(a.drag[1]).first(), { timeout: 10000 });
+    else if (a.drag) {
+      await frame.locator(a.drag[0]).first().dragTo(frame.locator(a.drag[1]).first(), { timeout: 10000 });
+    }
     await page.waitForTimeout(150);
   }
 }
@@ -86,7 +104,9 @@ function killGroup(p: ChildProcess | undefined): void {
 }
 
 async function main(): Promise<number> {
-  if (!fs.existsSync(CODE_SERVER)) throw new Error(`code-server not found at ${CODE_SERVER}: run scripts/setup-integration.sh`);
+  if (!fs.existsSync(CODE_SERVER)) {
+    throw new Error(`code-server not found at ${CODE_SERVER}: run scripts/setup-integration.sh`);
+  }
   if (!fs.existsSync(VSIX)) throw new Error(`${VSIX} not found: run npm run package first`);
   fs.mkdirSync(RESULTS, { recursive: true });
   // A failure or timeout picture from an earlier run would read as this run's.
@@ -97,33 +117,94 @@ async function main(): Promise<number> {
   // Suites ask the harness to click inside webviews ('[layerplan-ui] id {json}'); it answers with a file in this folder.
   const uiDir = path.join(tmp, 'ui');
   fs.mkdirSync(uiDir, { recursive: true });
-  const env = { ...process.env, LAYERPLAN_UI_DIR: uiDir, PATH: process.env.LAYERPLAN_NODE_DIR ? `${process.env.LAYERPLAN_NODE_DIR}:${process.env.PATH}` : process.env.PATH, XDG_CONFIG_HOME: path.join(tmp, 'config'), XDG_DATA_HOME: path.join(tmp, 'data'), XDG_CACHE_HOME: path.join(tmp, 'cache') };
+  const env = {
+    ...process.env,
+    LAYERPLAN_UI_DIR: uiDir,
+    PATH: process.env.LAYERPLAN_NODE_DIR ? `${process.env.LAYERPLAN_NODE_DIR}:${process.env.PATH}` : process.env.PATH,
+    XDG_CONFIG_HOME: path.join(tmp, 'config'),
+    XDG_DATA_HOME: path.join(tmp, 'data'),
+    XDG_CACHE_HOME: path.join(tmp, 'cache'),
+  };
   // Quiet, deterministic workbench: no startup walkthrough, no git prompt for the parent repository.
   fs.mkdirSync(path.join(tmp, 'user-data', 'User'), { recursive: true });
-  fs.writeFileSync(path.join(tmp, 'user-data', 'User', 'settings.json'), JSON.stringify({ 'workbench.startupEditor': 'none', 'git.openRepositoryInParentFolders': 'never', 'telemetry.telemetryLevel': 'off' }));
+  fs.writeFileSync(
+    path.join(tmp, 'user-data', 'User', 'settings.json'),
+    JSON.stringify({
+      'workbench.startupEditor': 'none',
+      'git.openRepositoryInParentFolders': 'never',
+      'telemetry.telemetryLevel': 'off',
+    }),
+  );
   // The extension under test is the packaged VSIX, installed as a user installs it.
-  const installed = spawnSync(CODE_SERVER, ['--user-data-dir', path.join(tmp, 'user-data'), '--extensions-dir', path.join(tmp, 'extensions'), '--install-extension', VSIX, '--force'], { env, encoding: 'utf8' });
-  if (installed.status !== 0) throw new Error(`code-server --install-extension ${VSIX} failed: ${installed.stderr || installed.stdout}`);
+  const installed = spawnSync(
+    CODE_SERVER,
+    [
+      '--user-data-dir',
+      path.join(tmp, 'user-data'),
+      '--extensions-dir',
+      path.join(tmp, 'extensions'),
+      '--install-extension',
+      VSIX,
+      '--force',
+    ],
+    { env, encoding: 'utf8' },
+  );
+  if (installed.status !== 0) {
+    throw new Error(`code-server --install-extension ${VSIX} failed: ${installed.stderr || installed.stdout}`);
+  }
   // VS Code runs a test payload only beside an extension under development: a stub that contributes
   // nothing, so that nothing of this repository's source folder is loaded as an extension.
   const harness = path.join(tmp, 'test-harness');
   fs.mkdirSync(harness);
-  fs.writeFileSync(path.join(harness, 'package.json'), JSON.stringify({ name: 'layerplan-test-harness', publisher: 'layerplan', version: '0.0.0', engines: { vscode: '^1.100.0' } }));
+  fs.writeFileSync(
+    path.join(harness, 'package.json'),
+    JSON.stringify({
+      name: 'layerplan-test-harness',
+      publisher: 'layerplan',
+      version: '0.0.0',
+      engines: { vscode: '^1.100.0' },
+    }),
+  );
   const log = fs.createWriteStream(path.join(RESULTS, `${LABEL}-code-server.log`));
   // A process group of its own (setsid), so its watchers die with it.
-  const server = spawn(CODE_SERVER, [
-    '--auth', 'none', '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--bind-addr', `127.0.0.1:${port}`,
-    '--user-data-dir', path.join(tmp, 'user-data'), '--extensions-dir', path.join(tmp, 'extensions'),
-    ...(process.env.LAYERPLAN_RECONNECTION_GRACE ? ['--reconnection-grace-time', process.env.LAYERPLAN_RECONNECTION_GRACE] : []), workspace,
-  ], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = spawn(
+    CODE_SERVER,
+    [
+      '--auth',
+      'none',
+      '--disable-telemetry',
+      '--disable-update-check',
+      '--disable-workspace-trust',
+      '--bind-addr',
+      `127.0.0.1:${port}`,
+      '--user-data-dir',
+      path.join(tmp, 'user-data'),
+      '--extensions-dir',
+      path.join(tmp, 'extensions'),
+      ...(process.env.LAYERPLAN_RECONNECTION_GRACE
+        ? ['--reconnection-grace-time', process.env.LAYERPLAN_RECONNECTION_GRACE]
+        : []),
+      workspace,
+    ],
+    { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   server.stdout!.pipe(log);
   server.stderr!.pipe(log);
   let browser: Awaited<ReturnType<typeof chromium.launch>> | undefined;
   try {
     await waitForHttp(`http://127.0.0.1:${port}/healthz`, 60000);
     browser = await chromium.launch({
-      executablePath: CHROMIUM, headless: true,
-      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic', '--enable-unsafe-webgpu'],
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--no-sandbox',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+        '--enable-unsafe-webgpu',
+      ],
     });
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     // VS Code ≥ 1.1xx honours the test payload only with developmentOptions.enableSmokeTestDriver, which
@@ -153,39 +234,57 @@ async function main(): Promise<number> {
       output.push(text);
       // A suite asks for a screenshot while the extension host is alive: '[layerplan-screenshot] name'.
       const shot = /\[layerplan-screenshot\] ([\w-]+)/.exec(text);
-      if (shot) shots.push(page.screenshot({ path: path.join(RESULTS, `${LABEL}-${shot[1]}.png`) }).catch(() => undefined));
+      if (shot) {
+        shots.push(page.screenshot({ path: path.join(RESULTS, `${LABEL}-${shot[1]}.png`) }).catch(() => undefined));
+      }
       const ui = /\[layerplan-ui\] (\w+) (.*)$/.exec(text);
-      if (ui) void uiActions(page, JSON.parse(ui[2])).then(
-        () => fs.writeFileSync(path.join(uiDir, `${ui[1]}.done`), 'ok'),
-        (e: Error) => fs.writeFileSync(path.join(uiDir, `${ui[1]}.done`), `error: ${e.message}`),
-      );
+      if (ui) {
+        void uiActions(page, JSON.parse(ui[2])).then(
+          () => fs.writeFileSync(path.join(uiDir, `${ui[1]}.done`), 'ok'),
+          (e: Error) => fs.writeFileSync(path.join(uiDir, `${ui[1]}.done`), `error: ${e.message}`),
+        );
+      }
       if (/^\s*Layerplan in a real VS Code|^\s{2}\S/.test(text)) inRun = true;
       if (inRun && !/^Error: \d+ integration tests failed|^\s+at /.test(text)) process.stdout.write(text + '\n');
     });
-    const exit = new Promise<number>((resolve) => void page.exposeFunction('codeAutomationExit', (code: number) => resolve(code)));
+    const exit = new Promise<number>(
+      (resolve) => void page.exposeFunction('codeAutomationExit', (code: number) => resolve(code)),
+    );
     const remote = (p: string) => `vscode-remote://127.0.0.1:${port}${p}`;
     const payload = JSON.stringify([
       ['extensionDevelopmentPath', remote(harness)],
       ['extensionTestsPath', remote(path.join(REPO, 'out', 'test', 'integration', 'suite', 'index.js'))],
     ]);
-    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}&payload=${encodeURIComponent(payload)}`);
+    await page.goto(
+      `http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}&payload=${encodeURIComponent(payload)}`,
+    );
     const started = Date.now();
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<number>((_, reject) => (timer = setTimeout(() => reject(new Error(`no exit code within ${TIMEOUT_MS} ms`)), TIMEOUT_MS)));
-    const code = await Promise.race([exit, timeout]).finally(() => clearTimeout(timer)).catch(async (e) => {
-      await page.screenshot({ path: path.join(RESULTS, `${LABEL}-timeout.png`) }).catch(() => undefined);
-      fs.writeFileSync(path.join(RESULTS, `${LABEL}-console.log`), output.join('\n'));
-      throw e;
-    });
+    const timeout = new Promise<number>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`no exit code within ${TIMEOUT_MS} ms`)), TIMEOUT_MS)),
+    );
+    const code = await Promise.race([exit, timeout])
+      .finally(() => clearTimeout(timer))
+      .catch(async (e) => {
+        await page.screenshot({ path: path.join(RESULTS, `${LABEL}-timeout.png`) }).catch(() => undefined);
+        fs.writeFileSync(path.join(RESULTS, `${LABEL}-console.log`), output.join('\n'));
+        throw e;
+      });
     process.stdout.write(`integration: exit code ${code} after ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     await Promise.all(shots);
     await page.waitForTimeout(Number(process.env.LAYERPLAN_SHOT_DELAY ?? 2000)); // let the webviews paint before the screenshot
-    await page.screenshot({ path: path.join(RESULTS, code === 0 ? `${LABEL}-workbench.png` : `${LABEL}-failure.png`) }).catch(() => undefined);
+    await page
+      .screenshot({ path: path.join(RESULTS, code === 0 ? `${LABEL}-workbench.png` : `${LABEL}-failure.png`) })
+      .catch(() => undefined);
     fs.writeFileSync(path.join(RESULTS, `${LABEL}-console.log`), output.join('\n'));
     const counts = /integration: (\d+) passed, (\d+) failed, (\d+) skipped/.exec(output.join('\n'));
     fs.writeFileSync(
       path.join(RESULTS, `counts-integration-${LABEL}.json`),
-      JSON.stringify({ passed: Number(counts?.[1] ?? 0), failed: Number(counts?.[2] ?? (code ? 1 : 0)), skipped: Number(counts?.[3] ?? 0) }),
+      JSON.stringify({
+        passed: Number(counts?.[1] ?? 0),
+        failed: Number(counts?.[2] ?? (code ? 1 : 0)),
+        skipped: Number(counts?.[3] ?? 0),
+      }),
     );
     return code;
   } finally {

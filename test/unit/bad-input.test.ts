@@ -58,30 +58,69 @@ function runCli(args: string[]): { code: number | null; stdout: string; stderr: 
 describe('bad input gets one clear error naming the file', () => {
   it('an empty file', () => expectInputError(write('empty.onnx', new Uint8Array(0)), /empty file/));
   it('a missing file', () => expectInputError(path.join(tmp, 'nope.onnx'), /no such file/));
-  it('garbage bytes', () => expectInputError(write('garbage.onnx', Uint8Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) & 0xff)), /./));
+  it('garbage bytes', () =>
+    expectInputError(
+      write(
+        'garbage.onnx',
+        Uint8Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) & 0xff),
+      ),
+      /./,
+    ));
   it('a PNG with an .onnx name (wrong magic)', () =>
-    expectInputError(write('image.onnx', Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52])), /./));
+    expectInputError(
+      write(
+        'image.onnx',
+        Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]),
+      ),
+      /./,
+    ));
   it('a truncated model', () => {
     const full = fs.readFileSync(path.join(OUR_MODELS, 'cnn-tiny.onnx'));
-    return expectInputError(write('truncated.onnx', full.subarray(0, Math.floor(full.length * 0.6))), /truncated|past the end|ends at/);
+    return expectInputError(
+      write('truncated.onnx', full.subarray(0, Math.floor(full.length * 0.6))),
+      /truncated|past the end|ends at/,
+    );
   });
   it('a length prefix past the end of the file', () =>
-    expectInputError(write('length.onnx', new PbWriter().int(1, 8).tag(7, 2).varint(1e12).finish()), /past the end|truncated/));
+    expectInputError(
+      write('length.onnx', new PbWriter().int(1, 8).tag(7, 2).varint(1e12).finish()),
+      /past the end|truncated/,
+    ));
   it('a varint that never ends', () =>
     expectInputError(write('varint.onnx', Uint8Array.from([0x08, ...new Array(12).fill(0xff)])), /varint|truncated/));
   it('a tensor declaring 10^15 elements', () =>
-    expectInputError(write('huge.onnx', tinyModel({ name: 'w', dims: [100000, 100000, 100000], dataType: 1, rawData: new Uint8Array(8) })), /declares 1000000000000000 elements/));
+    expectInputError(
+      write(
+        'huge.onnx',
+        tinyModel({ name: 'w', dims: [100000, 100000, 100000], dataType: 1, rawData: new Uint8Array(8) }),
+      ),
+      /declares 1000000000000000 elements/,
+    ));
   it('a negative dimension', () =>
-    expectInputError(write('negative.onnx', tinyModel({ name: 'w', dims: [-2, 2], dataType: 1, rawData: new Uint8Array(16) })), /negative dimension/));
+    expectInputError(
+      write('negative.onnx', tinyModel({ name: 'w', dims: [-2, 2], dataType: 1, rawData: new Uint8Array(16) })),
+      /negative dimension/,
+    ));
   it('subgraphs nested a thousand deep', () => {
     let g: onnx.IGraphProto = { name: 'leaf' };
-    for (let i = 0; i < 1000; i++) g = { name: `g${i}`, node: [{ opType: 'If', input: ['c'], output: [`o${i}`], attribute: [{ name: 'then_branch', type: 5, g }] }] };
+    for (let i = 0; i < 1000; i++) {
+      g = {
+        name: `g${i}`,
+        node: [{ opType: 'If', input: ['c'], output: [`o${i}`], attribute: [{ name: 'then_branch', type: 5, g }] }],
+      };
+    }
     const bytes = onnx.ModelProto.encode({ irVersion: 8, opsetImport: [{ version: 17 }], graph: g }).finish();
     return expectInputError(write('deep.onnx', bytes), /nested more than/);
   });
   it('external data that escapes the model folder', async () => {
     for (const location of ['../secret.bin', '/etc/passwd', 'a/../../secret.bin', 'C:\\Windows\\win.ini']) {
-      const bytes = tinyModel({ name: 'w', dims: [2, 2], dataType: 1, dataLocation: 1, externalData: [{ key: 'location', value: location }] });
+      const bytes = tinyModel({
+        name: 'w',
+        dims: [2, 2],
+        dataType: 1,
+        dataLocation: 1,
+        externalData: [{ key: 'location', value: location }],
+      });
       await expectInputError(write('escape/model.onnx', bytes), /escapes|absolute/);
     }
   });
@@ -89,11 +128,23 @@ describe('bad input gets one clear error naming the file', () => {
     write('outside.bin', new Uint8Array(16));
     fs.mkdirSync(path.join(tmp, 'link'), { recursive: true });
     fs.symlinkSync(path.join(tmp, 'outside.bin'), path.join(tmp, 'link', 'w.bin'));
-    const bytes = tinyModel({ name: 'w', dims: [2, 2], dataType: 1, dataLocation: 1, externalData: [{ key: 'location', value: 'w.bin' }] });
+    const bytes = tinyModel({
+      name: 'w',
+      dims: [2, 2],
+      dataType: 1,
+      dataLocation: 1,
+      externalData: [{ key: 'location', value: 'w.bin' }],
+    });
     await expectInputError(write('link/model.onnx', bytes), /outside the model's folder/);
   });
   it('external data that is missing or too short', async () => {
-    const bytes = tinyModel({ name: 'w', dims: [2, 2], dataType: 1, dataLocation: 1, externalData: [{ key: 'location', value: 'w.bin' }] });
+    const bytes = tinyModel({
+      name: 'w',
+      dims: [2, 2],
+      dataType: 1,
+      dataLocation: 1,
+      externalData: [{ key: 'location', value: 'w.bin' }],
+    });
     await expectInputError(write('missing/model.onnx', bytes), /does not exist/);
     write('short/w.bin', new Uint8Array(8));
     await expectInputError(write('short/model.onnx', bytes), /lies outside 'w.bin'/);
@@ -115,7 +166,20 @@ describe('bad input gets one clear error naming the file', () => {
     const r = runCli(['inspect', path.join(OUR_MODELS, 'cnn-tiny.onnx'), '--json']);
     assert.strictEqual(r.code, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
-    for (const key of ['format', 'producer', 'opsets', 'nodes', 'ops', 'tensors', 'parameters', 'bytes', 'dtypes', 'layers']) assert.ok(key in doc, key);
+    for (const key of [
+      'format',
+      'producer',
+      'opsets',
+      'nodes',
+      'ops',
+      'tensors',
+      'parameters',
+      'bytes',
+      'dtypes',
+      'layers',
+    ]) {
+      assert.ok(key in doc, key);
+    }
     for (const l of doc.layers) assert.deepStrictEqual(Object.keys(l).sort(), ['flops', 'name', 'nodes', 'parameters']);
   });
 });
@@ -153,8 +217,22 @@ describe('external data', () => {
     // ModelProto { ir_version, opset, graph { node, initializer 'big' (float, 2^29+ elements, raw_data in a hole), input, output } }
     const elements = 600 * 1024 * 1024; // 2.4 GB of float32
     const payload = elements * 4;
-    const tensorHead = new PbWriter().tag(1, 2).varint(new PbWriter().varint(elements).finish().length).varint(elements).int(2, 1).string(8, 'big').tag(9, 2).varint(payload).finish();
-    const node = new PbWriter().string(1, 'x').string(1, 'big').string(2, 'y').string(3, '/fc/MatMul').string(4, 'MatMul').finish();
+    const tensorHead = new PbWriter()
+      .tag(1, 2)
+      .varint(new PbWriter().varint(elements).finish().length)
+      .varint(elements)
+      .int(2, 1)
+      .string(8, 'big')
+      .tag(9, 2)
+      .varint(payload)
+      .finish();
+    const node = new PbWriter()
+      .string(1, 'x')
+      .string(1, 'big')
+      .string(2, 'y')
+      .string(3, '/fc/MatMul')
+      .string(4, 'MatMul')
+      .finish();
     const tail = new PbWriter().bytes(1, Array.from(node)).finish();
     const tensorLen = tensorHead.length + payload;
     const graphHead = new PbWriter().tag(5, 2).varint(tensorLen).finish();
@@ -162,7 +240,13 @@ describe('external data', () => {
     const head = new PbWriter().int(1, 8).message(8, new PbWriter().int(2, 17)).tag(7, 2).varint(graphLen).finish();
     const file = path.join(tmp, 'big.onnx');
     const fd = fs.openSync(file, 'w');
-    fs.writeSync(fd, Buffer.concat([head, graphHead, tensorHead]), 0, head.length + graphHead.length + tensorHead.length, 0);
+    fs.writeSync(
+      fd,
+      Buffer.concat([head, graphHead, tensorHead]),
+      0,
+      head.length + graphHead.length + tensorHead.length,
+      0,
+    );
     fs.writeSync(fd, tail, 0, tail.length, head.length + graphHead.length + tensorHead.length + payload);
     fs.closeSync(fd);
     assert.ok(fs.statSync(file).size > 2 ** 31);

@@ -32,23 +32,46 @@ function only(issues: Issue[], pattern: RegExp): Issue {
 
 describe('layerplan check', () => {
   it('DeepSpeed: a batch size no data-parallel size satisfies, at its exact range', () => {
-    const text = '{\n  "train_batch_size": 100,\n  "train_micro_batch_size_per_gpu": 4,\n  "gradient_accumulation_steps": 8\n}\n';
+    const text =
+      '{\n  "train_batch_size": 100,\n  "train_micro_batch_size_per_gpu": 4,\n  "gradient_accumulation_steps": 8\n}\n';
     const i = only(checkDeepSpeed(text), /train_batch_size: 100 is not/);
     assert.strictEqual(i.severity, 'error');
     assert.deepStrictEqual(i.range, rangeOf(text, '"train_batch_size": 100'));
   });
   it('DeepSpeed: with a world size the identity is exact; fp16 and bf16 together are refused', () => {
-    const text = JSON.stringify({ train_batch_size: 64, train_micro_batch_size_per_gpu: 4, gradient_accumulation_steps: 2, fp16: { enabled: true }, bf16: { enabled: true } }, null, 2);
-    assert.deepStrictEqual(checkDeepSpeed(text, 8).filter((i) => /train_batch_size/.test(i.message)), []);
+    const text = JSON.stringify(
+      {
+        train_batch_size: 64,
+        train_micro_batch_size_per_gpu: 4,
+        gradient_accumulation_steps: 2,
+        fp16: { enabled: true },
+        bf16: { enabled: true },
+      },
+      null,
+      2,
+    );
+    assert.deepStrictEqual(
+      checkDeepSpeed(text, 8).filter((i) => /train_batch_size/.test(i.message)),
+      [],
+    );
     only(checkDeepSpeed(text, 4), /64 ≠ .* = 4 × 2 × 4 = 32/);
     only(checkDeepSpeed(text), /bf16 and fp16 are both enabled/);
   });
   it('Hugging Face config: heads that do not divide hidden, key/value heads that do not divide heads', () => {
-    const text = JSON.stringify({ model_type: 'llama', hidden_size: 4096, num_attention_heads: 30, num_key_value_heads: 8 }, null, 2);
+    const text = JSON.stringify(
+      { model_type: 'llama', hidden_size: 4096, num_attention_heads: 30, num_key_value_heads: 8 },
+      null,
+      2,
+    );
     const a = only(checkHfConfig(text), /30 heads do not divide hidden_size 4096/);
     assert.deepStrictEqual(a.range, rangeOf(text, '"num_attention_heads": 30'));
     only(checkHfConfig(text), /30 attention heads are not divisible by 8 key\/value heads/);
-    assert.deepStrictEqual(checkHfConfig(fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'hf-configs', 'mixtral-8x7b', 'config.json'), 'utf8')), []);
+    assert.deepStrictEqual(
+      checkHfConfig(
+        fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'hf-configs', 'mixtral-8x7b', 'config.json'), 'utf8'),
+      ),
+      [],
+    );
   });
   it('plan: a stage over its GPU memory, by how much; the CLI prints the same diagnostics as JSON', () => {
     const plan = {
@@ -68,12 +91,20 @@ describe('layerplan check', () => {
     assert.ok(d, JSON.stringify(diagnostics));
     const stage0 = text.indexOf('{', text.indexOf('"stages"'));
     assert.strictEqual(d.range.start.line, text.slice(0, stage0).split('\n').length - 1);
-    for (const x of diagnostics) assert.deepStrictEqual(Object.keys(x).filter((k) => k !== 'fix').sort(), ['message', 'range', 'severity']);
+    for (const x of diagnostics) {
+      assert.deepStrictEqual(
+        Object.keys(x)
+          .filter((k) => k !== 'fix')
+          .sort(),
+        ['message', 'range', 'severity'],
+      );
+    }
     // Explicit stages over memory: the quick fix rebalances them.
     assert.match(d.fix.title, /^Rebalance stages evenly/);
   });
   it('plan: errors at the exact field (unknown GPU)', () => {
-    const text = '{\n  "model": {"arch": "gpt", "layers": 2, "hidden": 64, "heads": 4, "vocab": 100},\n  "cluster": {"gpu": "b300", "gpusPerNode": 1},\n  "training": {"globalBatch": 1, "microBatch": 1}\n}\n';
+    const text =
+      '{\n  "model": {"arch": "gpt", "layers": 2, "hidden": 64, "heads": 4, "vocab": 100},\n  "cluster": {"gpu": "b300", "gpusPerNode": 1},\n  "training": {"globalBatch": 1, "microBatch": 1}\n}\n';
     const file = path.join(tmp, 'gpu.plan.json');
     fs.writeFileSync(file, text);
     const r = spawnSync(process.execPath, [CLI, 'check', file, '--json'], { encoding: 'utf8' });
@@ -95,10 +126,15 @@ describe('the plan JSON Schema (contributed to VS Code for completion and hover)
     for (const f of schema.properties.precision.properties.default.examples) assert.ok(parseFormat(f), f);
     const { parseJsonWithTree } = await import('../../src/engine/plan/plan.js');
     for (const ex of fs.readdirSync(path.join(REPO, 'examples')).filter((f) => f.endsWith('.plan.json'))) {
-      const plan = parseJsonWithTree(fs.readFileSync(path.join(REPO, 'examples', ex), 'utf8')).value as Record<string, Record<string, unknown>>;
+      const plan = parseJsonWithTree(fs.readFileSync(path.join(REPO, 'examples', ex), 'utf8')).value as Record<
+        string,
+        Record<string, unknown>
+      >;
       for (const [k, v] of Object.entries(plan)) {
         assert.ok(k in schema.properties, `${ex}: ${k}`);
-        if (v && typeof v === 'object' && schema.properties[k].properties) for (const kk of Object.keys(v)) assert.ok(kk in schema.properties[k].properties, `${ex}: ${k}.${kk}`);
+        if (v && typeof v === 'object' && schema.properties[k].properties) {
+          for (const kk of Object.keys(v)) assert.ok(kk in schema.properties[k].properties, `${ex}: ${k}.${kk}`);
+        }
       }
     }
   });
@@ -112,20 +148,43 @@ function applyFix(text: string, issue: Issue): string {
 
 describe('quick fixes and the error budget', () => {
   const model = path.join(REPO, 'examples', 'gpt2-tiny.onnx');
-  const planText = (over: Record<string, unknown>) => JSON.stringify({
-    model, cluster: { gpu: 'l4', gpusPerNode: 2, nodes: 1 }, training: { globalBatch: 32, microBatch: 4, seqLen: 64 },
-    parallel: { data: 1, tensor: 1, pipeline: 2 }, ...over,
-  }, null, 2);
+  const planText = (over: Record<string, unknown>) =>
+    JSON.stringify(
+      {
+        model,
+        cluster: { gpu: 'l4', gpusPerNode: 2, nodes: 1 },
+        training: { globalBatch: 32, microBatch: 4, seqLen: 64 },
+        parallel: { data: 1, tensor: 1, pipeline: 2 },
+        ...over,
+      },
+      null,
+      2,
+    );
   const check = async (text: string) => (await checkFile(path.join(tmp, 'fix.plan.json'), { text })).diagnostics;
 
   it('DeepSpeed: the batch-size fix makes the identity hold; fp16 + bf16 keeps bf16', () => {
-    const text = JSON.stringify({ train_batch_size: 100, train_micro_batch_size_per_gpu: 4, gradient_accumulation_steps: 8, fp16: { enabled: true }, bf16: { enabled: true } }, null, 2);
+    const text = JSON.stringify(
+      {
+        train_batch_size: 100,
+        train_micro_batch_size_per_gpu: 4,
+        gradient_accumulation_steps: 8,
+        fp16: { enabled: true },
+        bf16: { enabled: true },
+      },
+      null,
+      2,
+    );
     const fixed = applyFix(text, only(checkDeepSpeed(text), /train_batch_size: 100/));
     assert.strictEqual(JSON.parse(fixed).train_batch_size, 96);
-    assert.deepStrictEqual(checkDeepSpeed(fixed).filter((i) => /train_batch_size/.test(i.message)), []);
+    assert.deepStrictEqual(
+      checkDeepSpeed(fixed).filter((i) => /train_batch_size/.test(i.message)),
+      [],
+    );
     const one = applyFix(fixed, only(checkDeepSpeed(fixed), /both enabled/));
     assert.deepStrictEqual(checkDeepSpeed(one), []);
-    assert.deepStrictEqual(checkDeepSpeed(fixed, 4).find((i) => /≠/.test(i.message))?.fix?.edits, [{ path: ['train_batch_size'], value: 128 }]);
+    assert.deepStrictEqual(checkDeepSpeed(fixed, 4).find((i) => /≠/.test(i.message))?.fix?.edits, [
+      { path: ['train_batch_size'], value: 128 },
+    ]);
   });
 
   it('plan: overlapping / missing stages get "Rebalance stages evenly", which leaves no stage problem', async () => {
@@ -135,26 +194,52 @@ describe('quick fixes and the error budget', () => {
     only(issues, /layers 6 are not assigned/);
     const fixed = applyFix(text, twice);
     assert.deepStrictEqual(JSON.parse(fixed).stages, [{ layers: '0-3' }, { layers: '4-6' }]);
-    assert.deepStrictEqual((await check(fixed)).filter((i) => i.severity === 'error'), []);
+    assert.deepStrictEqual(
+      (await check(fixed)).filter((i) => i.severity === 'error'),
+      [],
+    );
   });
 
   it('plan: degrees that do not multiply to the GPU count get parallel.data; an uneven global batch gets the nearest multiple', async () => {
     const text = planText({ cluster: { gpu: 'l4', gpusPerNode: 8, nodes: 1 } });
-    const fixed = applyFix(text, only(await check(text), /data × tensor × pipeline = 1 × 1 × 2 = 2, but the cluster has 1 × 8 = 8 GPUs/));
+    const fixed = applyFix(
+      text,
+      only(await check(text), /data × tensor × pipeline = 1 × 1 × 2 = 2, but the cluster has 1 × 8 = 8 GPUs/),
+    );
     assert.strictEqual(JSON.parse(fixed).parallel.data, 4);
     const batch = planText({ training: { globalBatch: 30, microBatch: 4, seqLen: 64 } });
-    assert.strictEqual(JSON.parse(applyFix(batch, only(await check(batch), /globalBatch 30 is not a multiple/))).training.globalBatch, 32);
+    assert.strictEqual(
+      JSON.parse(applyFix(batch, only(await check(batch), /globalBatch 30 is not a multiple/))).training.globalBatch,
+      32,
+    );
   });
 
   it('plan: a precision whose measured error is under the budget is flagged at its rule; a safe one is not', async function () {
     this.timeout(60000);
-    const text = planText({ precision: { default: 'bf16', rules: [{ match: 'h.*', format: 'int2-g64' }, { match: 'lm_head', format: 'int8-channel' }], errorBudgetDb: 20 } });
-    const w = only(await check(text), /precision\.rules\[0\]: int2-g64 is estimated under the 20 dB error budget on 2 layer\(s\): h\.0 \d+\.\d dB, h\.1/);
+    const text = planText({
+      precision: {
+        default: 'bf16',
+        rules: [
+          { match: 'h.*', format: 'int2-g64' },
+          { match: 'lm_head', format: 'int8-channel' },
+        ],
+        errorBudgetDb: 20,
+      },
+    });
+    const w = only(
+      await check(text),
+      /precision\.rules\[0\]: int2-g64 is estimated under the 20 dB error budget on 2 layer\(s\): h\.0 \d+\.\d dB, h\.1/,
+    );
     assert.strictEqual(w.severity, 'warning');
     assert.deepStrictEqual(w.range, rangeOf(text, '"format": "int2-g64"'));
     assert.ok(!(await check(text)).some((i) => /rules\[1\]/.test(i.message)), 'int8 per channel stays above 20 dB');
-    const safe = planText({ precision: { default: 'bf16', rules: [{ match: 'h.*', format: 'int8-channel' }], errorBudgetDb: 20 } });
-    assert.deepStrictEqual((await check(safe)).filter((i) => /budget/.test(i.message)), []);
+    const safe = planText({
+      precision: { default: 'bf16', rules: [{ match: 'h.*', format: 'int8-channel' }], errorBudgetDb: 20 },
+    });
+    assert.deepStrictEqual(
+      (await check(safe)).filter((i) => /budget/.test(i.message)),
+      [],
+    );
   });
 });
 
@@ -162,11 +247,22 @@ describe('mixed precision keeps softmax, norms and summing reductions in fp32 (D
   const tmp2 = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-amp-'));
   after(() => fs.rmSync(tmp2, { recursive: true, force: true }));
   const model = path.join(REPO, 'examples', 'gpt2-tiny.onnx');
-  const planText = (rules: { match: string; format: string }[], m: unknown = model) => JSON.stringify({
-    model: m, cluster: { gpu: 'l4', gpusPerNode: 1, nodes: 1 }, training: { globalBatch: 8, microBatch: 1, seqLen: 64 },
-    parallel: { data: 1, tensor: 1, pipeline: 1 }, precision: { default: 'bf16', rules },
-  }, null, 2);
-  const amp = async (text: string) => (await checkFile(path.join(tmp2, 'amp.plan.json'), { text })).diagnostics.filter((d) => /keeps in fp32/.test(d.message));
+  const planText = (rules: { match: string; format: string }[], m: unknown = model) =>
+    JSON.stringify(
+      {
+        model: m,
+        cluster: { gpu: 'l4', gpusPerNode: 1, nodes: 1 },
+        training: { globalBatch: 8, microBatch: 1, seqLen: 64 },
+        parallel: { data: 1, tensor: 1, pipeline: 1 },
+        precision: { default: 'bf16', rules },
+      },
+      null,
+      2,
+    );
+  const amp = async (text: string) =>
+    (await checkFile(path.join(tmp2, 'amp.plan.json'), { text })).diagnostics.filter((d) =>
+      /keeps in fp32/.test(d.message),
+    );
 
   it('a rule naming them (their weights, their layer, their op type) is warned at its format; broad rules and the default are not', async () => {
     const text = planText([
@@ -179,8 +275,14 @@ describe('mixed precision keeps softmax, norms and summing reductions in fp32 (D
     ]);
     const w = await amp(text);
     // The exported GPT-2 decomposes LayerNorm: ReduceMean, Pow, … (its Softmax stays one op).
-    assert.deepStrictEqual(w.map((d) => d.message.match(/^precision\.rules\[(\d)\]/)![1]), ['1', '2', '3']);
-    assert.match(w[0].message, /\('\*ln_1\*'\) puts ops that mixed precision keeps in fp32 into fp16: ReduceMean ×4, Pow ×2 in h\.0, h\.1/);
+    assert.deepStrictEqual(
+      w.map((d) => d.message.match(/^precision\.rules\[(\d)\]/)![1]),
+      ['1', '2', '3'],
+    );
+    assert.match(
+      w[0].message,
+      /\('\*ln_1\*'\) puts ops that mixed precision keeps in fp32 into fp16: ReduceMean ×4, Pow ×2 in h\.0, h\.1/,
+    );
     assert.match(w[1].message, /into int8-channel: ReduceMean ×2, Pow ×1 in ln_f/);
     assert.match(w[2].message, /into fp8-e4m3: Softmax ×2 in h\.0, h\.1/);
     assert.ok(w.every((d) => d.severity === 'warning'));
@@ -188,27 +290,43 @@ describe('mixed precision keeps softmax, norms and summing reductions in fp32 (D
     // The fix keeps them in fp32 and the warning goes.
     const fixed = applyFix(text, w[0]);
     assert.strictEqual(JSON.parse(fixed).precision.rules[1].format, 'fp32');
-    assert.deepStrictEqual((await amp(fixed)).map((d) => d.message.slice(0, 17)), ['precision.rules[2', 'precision.rules[3']);
+    assert.deepStrictEqual(
+      (await amp(fixed)).map((d) => d.message.slice(0, 17)),
+      ['precision.rules[2', 'precision.rules[3'],
+    );
   });
 
   it('an architecture object: its norms by their Hugging Face names and the final norm; rules over blocks are broad', async () => {
     const arch = { arch: 'llama', layers: 4, hidden: 512, heads: 8, kvHeads: 2, ffn: 1408, vocab: 32000, seqLen: 256 };
-    const text = planText([
-      { match: '*input_layernorm*', format: 'fp8-e4m3' },
-      { match: 'final_norm', format: 'fp16' },
-      { match: 'layers.*', format: 'int4-g128' },
-      { match: '*.self_attn.*', format: 'int8-channel' },
-    ], arch);
+    const text = planText(
+      [
+        { match: '*input_layernorm*', format: 'fp8-e4m3' },
+        { match: 'final_norm', format: 'fp16' },
+        { match: 'layers.*', format: 'int4-g128' },
+        { match: '*.self_attn.*', format: 'int8-channel' },
+      ],
+      arch,
+    );
     const w = await amp(text);
-    assert.deepStrictEqual(w.map((d) => d.message.replace(/ \(softmax.*$/, '')), [
-      "precision.rules[0] ('*input_layernorm*') puts ops that mixed precision keeps in fp32 into fp8-e4m3: RMSNormalization ×4 in layers.0, layers.1, layers.2, layers.3",
-      "precision.rules[1] ('final_norm') puts ops that mixed precision keeps in fp32 into fp16: RMSNormalization ×1 in final_norm",
-    ]);
+    assert.deepStrictEqual(
+      w.map((d) => d.message.replace(/ \(softmax.*$/, '')),
+      [
+        "precision.rules[0] ('*input_layernorm*') puts ops that mixed precision keeps in fp32 into fp8-e4m3: RMSNormalization ×4 in layers.0, layers.1, layers.2, layers.3",
+        "precision.rules[1] ('final_norm') puts ops that mixed precision keeps in fp32 into fp16: RMSNormalization ×1 in final_norm",
+      ],
+    );
     // layerplan check prints the same, with the fix.
     fs.writeFileSync(path.join(tmp2, 'arch.plan.json'), text);
-    const cli = spawnSync(process.execPath, [path.join(REPO, 'out', 'src', 'cli.js'), 'check', path.join(tmp2, 'arch.plan.json'), '--json'], { encoding: 'utf8' });
+    const cli = spawnSync(
+      process.execPath,
+      [path.join(REPO, 'out', 'src', 'cli.js'), 'check', path.join(tmp2, 'arch.plan.json'), '--json'],
+      { encoding: 'utf8' },
+    );
     const printed = (JSON.parse(cli.stdout).diagnostics as Issue[]).filter((d) => /keeps in fp32/.test(d.message));
-    assert.deepStrictEqual(printed.map((d) => [d.message, d.range, d.fix?.title]), w.map((d) => [d.message, d.range, 'Keep these ops in fp32']));
+    assert.deepStrictEqual(
+      printed.map((d) => [d.message, d.range, d.fix?.title]),
+      w.map((d) => [d.message, d.range, 'Keep these ops in fp32']),
+    );
   });
 });
 
@@ -233,10 +351,17 @@ describe('the error budget on a model too large to measure on every check', () =
     fs.writeSync(fd, head, 0, head.length, 0);
     fs.ftruncateSync(fd, head.length + hole);
     fs.closeSync(fd);
-    const text = JSON.stringify({
-      model: file, cluster: { gpu: 'l4', gpusPerNode: 2, nodes: 1 }, training: { globalBatch: 32, microBatch: 4, seqLen: 64 },
-      parallel: { data: 1, tensor: 1, pipeline: 2 }, precision: { default: 'bf16', rules: [{ match: 'h.*', format: 'int2-g64' }], errorBudgetDb: 20 },
-    }, null, 2);
+    const text = JSON.stringify(
+      {
+        model: file,
+        cluster: { gpu: 'l4', gpusPerNode: 2, nodes: 1 },
+        training: { globalBatch: 32, microBatch: 4, seqLen: 64 },
+        parallel: { data: 1, tensor: 1, pipeline: 2 },
+        precision: { default: 'bf16', rules: [{ match: 'h.*', format: 'int2-g64' }], errorBudgetDb: 20 },
+      },
+      null,
+      2,
+    );
     const { diagnostics } = await checkFile(path.join(tmp, 'huge.plan.json'), { text });
     const info = only(diagnostics, /errorBudgetDb: not checked here \(the model is 2\.\d GiB\)/);
     assert.strictEqual(info.severity, 'information');

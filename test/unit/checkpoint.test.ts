@@ -14,7 +14,11 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-ckpt-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** Writes a .safetensors file: 8-byte header length, JSON header, then the tensors' bytes. */
-function writeSafetensors(file: string, tensors: { name: string; dtype: string; shape: number[]; bytesPer: number }[], header?: string): void {
+function writeSafetensors(
+  file: string,
+  tensors: { name: string; dtype: string; shape: number[]; bytesPer: number }[],
+  header?: string,
+): void {
   const entries: Record<string, unknown> = {};
   let off = 0;
   for (const t of tensors) {
@@ -41,7 +45,10 @@ async function refused(file: string, pattern: RegExp): Promise<void> {
 }
 
 describe('Hugging Face config.json', () => {
-  const expected = JSON.parse(fs.readFileSync(path.join(CONFIGS, 'expected.json'), 'utf8')).parameters as Record<string, number>;
+  const expected = JSON.parse(fs.readFileSync(path.join(CONFIGS, 'expected.json'), 'utf8')).parameters as Record<
+    string,
+    number
+  >;
   for (const [name, params] of Object.entries(expected)) {
     it(`${name}: ${(params / 1e9).toFixed(2)}B parameters, within 0.5%`, async () => {
       const r = await inspectFile(path.join(CONFIGS, name, 'config.json'));
@@ -56,7 +63,17 @@ describe('Hugging Face config.json', () => {
     assert.ok(Math.abs(flops / (2 * active) - 1) < 0.03, `${flops} FLOPs per token vs 2 × ${active}`);
   });
   it('refuses a config with a broken field, naming the file and the field', async () => {
-    fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify({ model_type: 'llama', hidden_size: 'big', num_attention_heads: 8, num_hidden_layers: 2, vocab_size: 10, intermediate_size: 8 }));
+    fs.writeFileSync(
+      path.join(tmp, 'config.json'),
+      JSON.stringify({
+        model_type: 'llama',
+        hidden_size: 'big',
+        num_attention_heads: 8,
+        num_hidden_layers: 2,
+        vocab_size: 10,
+        intermediate_size: 8,
+      }),
+    );
     await refused(path.join(tmp, 'config.json'), /hidden_size: "big" is not a positive integer/);
   });
 });
@@ -64,7 +81,9 @@ describe('Hugging Face config.json', () => {
 describe('safetensors', () => {
   it('reads the shared fixtures (F32, F16, I8, and F64 + F32 + I32)', async () => {
     const want: Record<string, Record<string, number>> = {
-      'test-model-float32': { float: 59056 }, 'test-model-float16': { float16: 59056 }, 'test-model-int8': { int8: 59056 },
+      'test-model-float32': { float: 59056 },
+      'test-model-float16': { float16: 59056 },
+      'test-model-int8': { int8: 59056 },
       'test-model-vocab-quantized': { double: 29524, float: 8192, int32: 29524 },
     };
     for (const [dir, dtypes] of Object.entries(want)) {
@@ -74,9 +93,20 @@ describe('safetensors', () => {
     }
   });
 
-  const tiny = { model_type: 'llama', hidden_size: 16, intermediate_size: 32, num_attention_heads: 4, num_key_value_heads: 2, num_hidden_layers: 2, vocab_size: 64, tie_word_embeddings: false };
+  const tiny = {
+    model_type: 'llama',
+    hidden_size: 16,
+    intermediate_size: 32,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    num_hidden_layers: 2,
+    vocab_size: 64,
+    tie_word_embeddings: false,
+  };
   const tinyTensors = () => {
-    const t: { name: string; dtype: string; shape: number[]; bytesPer: number }[] = [{ name: 'model.embed_tokens.weight', dtype: 'BF16', shape: [64, 16], bytesPer: 2 }];
+    const t: { name: string; dtype: string; shape: number[]; bytesPer: number }[] = [
+      { name: 'model.embed_tokens.weight', dtype: 'BF16', shape: [64, 16], bytesPer: 2 },
+    ];
     for (let i = 0; i < 2; i++) {
       const p = `model.layers.${i}`;
       t.push(
@@ -91,7 +121,10 @@ describe('safetensors', () => {
         { name: `${p}.mlp.down_proj.weight`, dtype: 'BF16', shape: [16, 32], bytesPer: 2 },
       );
     }
-    t.push({ name: 'model.norm.weight', dtype: 'BF16', shape: [16], bytesPer: 2 }, { name: 'lm_head.weight', dtype: 'BF16', shape: [64, 16], bytesPer: 2 });
+    t.push(
+      { name: 'model.norm.weight', dtype: 'BF16', shape: [16], bytesPer: 2 },
+      { name: 'lm_head.weight', dtype: 'BF16', shape: [64, 16], bytesPer: 2 },
+    );
     return t;
   };
   const fileParams = tinyTensors().reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
@@ -125,8 +158,13 @@ describe('safetensors', () => {
     writeSafetensors(path.join(dir, 'model-00001-of-00002.safetensors'), all.slice(0, half));
     writeSafetensors(path.join(dir, 'model-00002-of-00002.safetensors'), all.slice(half));
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(tiny));
-    const weightMap = Object.fromEntries(all.map((t, i) => [t.name, i < half ? 'model-00001-of-00002.safetensors' : 'model-00002-of-00002.safetensors']));
-    fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: 0 }, weight_map: weightMap }));
+    const weightMap = Object.fromEntries(
+      all.map((t, i) => [t.name, i < half ? 'model-00001-of-00002.safetensors' : 'model-00002-of-00002.safetensors']),
+    );
+    fs.writeFileSync(
+      path.join(dir, 'model.safetensors.index.json'),
+      JSON.stringify({ metadata: { total_size: 0 }, weight_map: weightMap }),
+    );
     const r = await inspectFile(path.join(dir, 'model.safetensors.index.json'));
     assert.strictEqual(r.format, 'safetensors');
     assert.strictEqual(r.parameters, fileParams);
@@ -142,13 +180,64 @@ describe('safetensors', () => {
   });
 
   const bad: [string, () => void, RegExp][] = [
-    ['a header longer than the file', () => fs.writeFileSync(path.join(tmp, 'b1.safetensors'), Buffer.from([0xff, 0xff, 0, 0, 0, 0, 0, 0, 0x7b])), /header declares 65535 bytes/],
-    ['an oversized header', () => fs.writeFileSync(path.join(tmp, 'b2.safetensors'), Buffer.from([0, 0, 0, 0, 0, 1, 0, 0, 0x7b])), /more than the/],
-    ['a header that is not JSON', () => writeSafetensors(path.join(tmp, 'b3.safetensors'), [], '{"a": '), /not valid UTF-8 JSON/],
-    ['overlapping tensors', () => writeSafetensors(path.join(tmp, 'b4.safetensors'), [], JSON.stringify({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }) + ' '.repeat(0)), /overlap|past the end/],
-    ['offsets past the end', () => writeSafetensors(path.join(tmp, 'b5.safetensors'), [], JSON.stringify({ a: { dtype: 'F32', shape: [1000], data_offsets: [0, 4000] } })), /past the end of the data/],
-    ['a shape that disagrees with its bytes', () => writeSafetensors(path.join(tmp, 'b6.safetensors'), [{ name: 'x', dtype: 'F32', shape: [4], bytesPer: 4 }], JSON.stringify({ x: { dtype: 'F32', shape: [1000000000000], data_offsets: [0, 16] } })), /needs 4000000000000 bytes/],
-    ['an unknown dtype', () => writeSafetensors(path.join(tmp, 'b7.safetensors'), [], JSON.stringify({ x: { dtype: 'F128', shape: [1], data_offsets: [0, 0] } })), /unknown dtype "F128"/],
+    [
+      'a header longer than the file',
+      () => fs.writeFileSync(path.join(tmp, 'b1.safetensors'), Buffer.from([0xff, 0xff, 0, 0, 0, 0, 0, 0, 0x7b])),
+      /header declares 65535 bytes/,
+    ],
+    [
+      'an oversized header',
+      () => fs.writeFileSync(path.join(tmp, 'b2.safetensors'), Buffer.from([0, 0, 0, 0, 0, 1, 0, 0, 0x7b])),
+      /more than the/,
+    ],
+    [
+      'a header that is not JSON',
+      () => writeSafetensors(path.join(tmp, 'b3.safetensors'), [], '{"a": '),
+      /not valid UTF-8 JSON/,
+    ],
+    [
+      'overlapping tensors',
+      () =>
+        writeSafetensors(
+          path.join(tmp, 'b4.safetensors'),
+          [],
+          JSON.stringify({
+            a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+            b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
+          }) + ' '.repeat(0),
+        ),
+      /overlap|past the end/,
+    ],
+    [
+      'offsets past the end',
+      () =>
+        writeSafetensors(
+          path.join(tmp, 'b5.safetensors'),
+          [],
+          JSON.stringify({ a: { dtype: 'F32', shape: [1000], data_offsets: [0, 4000] } }),
+        ),
+      /past the end of the data/,
+    ],
+    [
+      'a shape that disagrees with its bytes',
+      () =>
+        writeSafetensors(
+          path.join(tmp, 'b6.safetensors'),
+          [{ name: 'x', dtype: 'F32', shape: [4], bytesPer: 4 }],
+          JSON.stringify({ x: { dtype: 'F32', shape: [1000000000000], data_offsets: [0, 16] } }),
+        ),
+      /needs 4000000000000 bytes/,
+    ],
+    [
+      'an unknown dtype',
+      () =>
+        writeSafetensors(
+          path.join(tmp, 'b7.safetensors'),
+          [],
+          JSON.stringify({ x: { dtype: 'F128', shape: [1], data_offsets: [0, 0] } }),
+        ),
+      /unknown dtype "F128"/,
+    ],
   ];
   bad.forEach(([what, make, pattern], i) => {
     it(`refuses ${what}`, async () => {

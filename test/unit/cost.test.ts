@@ -24,16 +24,30 @@ function gptPlan(model: ArchSpec, over: Partial<Plan> & { nodes?: number } = {})
 /** A workload of one layer with exactly `n` parameters and nothing else (isolates the memory model). */
 function paramsOnly(n: number): Workload {
   const layer: CostLayer = {
-    name: 'weights', kind: 'generic', parameters: n, shardedParameters: n, tensors: [],
+    name: 'weights',
+    kind: 'generic',
+    parameters: n,
+    shardedParameters: n,
+    tensors: [],
     work: () => ({
-      gemms: [], selectiveGemms: [], memoryBytes: 0, memoryKernels: 0, selectiveMemoryBytes: 0, tpAllReduceBytes: [], tpBackwardAllGatherBytes: [],
-      activations: { none: 0, selective: 0, full: 0 }, flops: 0, selectiveFlops: 0, bulkMatmulFlops: 0,
+      gemms: [],
+      selectiveGemms: [],
+      memoryBytes: 0,
+      memoryKernels: 0,
+      selectiveMemoryBytes: 0,
+      tpAllReduceBytes: [],
+      tpBackwardAllGatherBytes: [],
+      activations: { none: 0, selective: 0, full: 0 },
+      flops: 0,
+      selectiveFlops: 0,
+      bulkMatmulFlops: 0,
     }),
   };
   return { layers: [layer], blockIndices: [0] };
 }
 
-const states = (r: CostReport) => r.stages[0].memory.weights + r.stages[0].memory.gradients + r.stages[0].memory.optimizer;
+const states = (r: CostReport) =>
+  r.stages[0].memory.weights + r.stages[0].memory.gradients + r.stages[0].memory.optimizer;
 
 describe('cost engine: memory', () => {
   it('mixed-precision Adam keeps 16 bytes per parameter', () => {
@@ -47,7 +61,8 @@ describe('cost engine: memory', () => {
     const expected = [120, 31.4, 16.6, 1.88];
     for (let zero = 0; zero <= 3; zero++) {
       const plan: Plan = {
-        model: 'x', cluster: { gpu: 'a100-80gb', gpusPerNode: 8, nodes: 8 },
+        model: 'x',
+        cluster: { gpu: 'a100-80gb', gpusPerNode: 8, nodes: 8 },
         training: { globalBatch: 64, microBatch: 1, seqLen: 1, dtype: 'fp16', optimizer: 'adam' },
         parallel: { data: 64, zero },
       };
@@ -56,20 +71,32 @@ describe('cost engine: memory', () => {
     }
   });
 
-  describe("Korthikanti et al. 2022: activation bytes per transformer layer", () => {
+  describe('Korthikanti et al. 2022: activation bytes per transformer layer', () => {
     const [s, b, h, a] = [2048, 2, 4096, 32];
     const layerActs = (t: number, sp: boolean) => {
       const w = archWorkload({ arch: 'gpt', layers: 1, hidden: h, heads: a, vocab: 1000 });
-      const ctx: WorkContext = { microBatch: b, seqLen: s, tensor: t, sequenceParallel: sp, actBytes: 2, weightBytes: () => 2, dropout: true };
+      const ctx: WorkContext = {
+        microBatch: b,
+        seqLen: s,
+        tensor: t,
+        sequenceParallel: sp,
+        actBytes: 2,
+        weightBytes: () => 2,
+        dropout: true,
+      };
       return w.layers[w.blockIndices[0]].work(ctx).activations;
     };
     const sbh = s * b * h;
     const close = (x: number, y: number) => assert.ok(Math.abs(x - y) / y < 1e-9, `${x} vs ${y}`);
     it('no parallelism: sbh(34 + 5as/h)', () => close(layerActs(1, false).none, sbh * (34 + (5 * a * s) / h)));
-    it('tensor parallel: sbh(10 + 24/t + 5as/(ht))', () => close(layerActs(8, false).none, sbh * (10 + 24 / 8 + (5 * a * s) / (h * 8))));
-    it('tensor + sequence parallel: sbh/t (34 + 5as/h)', () => close(layerActs(8, true).none, (sbh / 8) * (34 + (5 * a * s) / h)));
-    it('tensor parallel + selective recompute: sbh(10 + 24/t)', () => close(layerActs(8, false).selective, sbh * (10 + 24 / 8)));
-    it('tensor + sequence parallel + selective recompute: 34 sbh/t', () => close(layerActs(8, true).selective, (34 * sbh) / 8));
+    it('tensor parallel: sbh(10 + 24/t + 5as/(ht))', () =>
+      close(layerActs(8, false).none, sbh * (10 + 24 / 8 + (5 * a * s) / (h * 8))));
+    it('tensor + sequence parallel: sbh/t (34 + 5as/h)', () =>
+      close(layerActs(8, true).none, (sbh / 8) * (34 + (5 * a * s) / h)));
+    it('tensor parallel + selective recompute: sbh(10 + 24/t)', () =>
+      close(layerActs(8, false).selective, sbh * (10 + 24 / 8)));
+    it('tensor + sequence parallel + selective recompute: 34 sbh/t', () =>
+      close(layerActs(8, true).selective, (34 * sbh) / 8));
     it('full recompute keeps the layer input: 2sbh (2sbh/t with SP)', () => {
       close(layerActs(8, false).full, 2 * sbh);
       close(layerActs(8, true).full, (2 * sbh) / 8);
@@ -78,9 +105,26 @@ describe('cost engine: memory', () => {
 
   it('1F1B keeps p micro-batches in flight on the first stage, GPipe all m', () => {
     const model: ArchSpec = { arch: 'gpt', layers: 8, hidden: 1024, heads: 16, vocab: 50304 };
-    const base = { training: { globalBatch: 32, microBatch: 1, seqLen: 1024, recompute: 'none' as const }, parallel: { data: 1, tensor: 1, pipeline: 4 } };
-    const oneF = estimate(gptPlan(model, { ...base, cluster: { gpu: 'a100-80gb', gpusPerNode: 4 }, parallel: { ...base.parallel, schedule: '1f1b' } }), archWorkload(model));
-    const gpipe = estimate(gptPlan(model, { ...base, cluster: { gpu: 'a100-80gb', gpusPerNode: 4 }, parallel: { ...base.parallel, schedule: 'gpipe' } }), archWorkload(model));
+    const base = {
+      training: { globalBatch: 32, microBatch: 1, seqLen: 1024, recompute: 'none' as const },
+      parallel: { data: 1, tensor: 1, pipeline: 4 },
+    };
+    const oneF = estimate(
+      gptPlan(model, {
+        ...base,
+        cluster: { gpu: 'a100-80gb', gpusPerNode: 4 },
+        parallel: { ...base.parallel, schedule: '1f1b' },
+      }),
+      archWorkload(model),
+    );
+    const gpipe = estimate(
+      gptPlan(model, {
+        ...base,
+        cluster: { gpu: 'a100-80gb', gpusPerNode: 4 },
+        parallel: { ...base.parallel, schedule: 'gpipe' },
+      }),
+      archWorkload(model),
+    );
     // Stages 1 and 2 hold the same two layers: 1F1B keeps 3 and 2 micro-batches in flight there, GPipe 32.
     assert.ok(Math.abs(oneF.stages[1].memory.activations / oneF.stages[2].memory.activations - 3 / 2) < 1e-9);
     assert.ok(Math.abs(gpipe.stages[1].memory.activations / oneF.stages[1].memory.activations - 32 / 3) < 1e-9);
@@ -88,7 +132,10 @@ describe('cost engine: memory', () => {
 
   it('an int4 precision rule shrinks weight memory to 4.125 bits per weight', () => {
     const model: ArchSpec = { arch: 'llama', layers: 4, hidden: 2048, heads: 16, kvHeads: 4, vocab: 32000 };
-    const plan = gptPlan(model, { precision: { default: 'bf16', rules: [{ match: 'layers.*', format: 'int4-g128' }] }, parallel: { data: 8 } });
+    const plan = gptPlan(model, {
+      precision: { default: 'bf16', rules: [{ match: 'layers.*', format: 'int4-g128' }] },
+      parallel: { data: 8 },
+    });
     const w = archWorkload(model);
     const r = estimate(plan, w);
     const blocks = w.blockIndices.reduce((s, i) => s + w.layers[i].parameters, 0);
@@ -101,7 +148,13 @@ describe('cost engine: compute and FLOPs', () => {
   it("counts Megatron-LM's FLOPs per iteration: 96·B·s·l·h²·(1 + s/6h + V/16lh) with full recompute", () => {
     const [l, h, a, V, s, B] = [24, 2048, 16, 51200, 2048, 64];
     const model: ArchSpec = { arch: 'gpt', layers: l, hidden: h, heads: a, vocab: V, seqLen: s };
-    const r = estimate(gptPlan(model, { training: { globalBatch: B, microBatch: 2, seqLen: s, recompute: 'full' }, parallel: { data: 8 } }), archWorkload(model));
+    const r = estimate(
+      gptPlan(model, {
+        training: { globalBatch: B, microBatch: 2, seqLen: s, recompute: 'full' },
+        parallel: { data: 8 },
+      }),
+      archWorkload(model),
+    );
     const megatron = 96 * B * s * l * h * h * (1 + s / (6 * h) + V / (16 * l * h));
     assert.ok(Math.abs(r.hardwareFlops / megatron - 1) < 1e-9, `${r.hardwareFlops} vs ${megatron}`);
     // Model FLOPs (for MFU) leave the recomputed forward out: 72·B·s·l·h²·(1 + s/6h + V/12lh).
@@ -112,30 +165,65 @@ describe('cost engine: compute and FLOPs', () => {
   it('fp8 compute through a precision rule makes the blocks faster on H100', () => {
     const model: ArchSpec = { arch: 'gpt', layers: 8, hidden: 4096, heads: 32, vocab: 50304 };
     const h100 = (rules: { match: string; format: string }[]) =>
-      estimate(gptPlan(model, { cluster: { gpu: 'h100-sxm', gpusPerNode: 1 }, parallel: { data: 1 }, precision: { rules } }), archWorkload(model)).iterationSeconds;
+      estimate(
+        gptPlan(model, { cluster: { gpu: 'h100-sxm', gpusPerNode: 1 }, parallel: { data: 1 }, precision: { rules } }),
+        archWorkload(model),
+      ).iterationSeconds;
     assert.ok(h100([{ match: 'layers.*', format: 'fp8-e4m3' }]) < 0.8 * h100([]));
   });
 });
 
 describe('cost engine: pipeline schedule simulation', () => {
   it('reproduces the 1F1B and GPipe bubble (p−1)/(m+p−1) with uniform stages', () => {
-    for (const [p, m] of [[2, 4], [4, 8], [8, 8], [8, 64], [3, 1]]) {
+    for (const [p, m] of [
+      [2, 4],
+      [4, 8],
+      [8, 8],
+      [8, 64],
+      [3, 1],
+    ]) {
       for (const schedule of ['1f1b', 'gpipe'] as const) {
-        const r = simulate(schedule, Array.from({ length: p }, () => ({ forward: 1, backward: 2, sendNext: 0, sendPrev: 0 })), m);
-        assert.ok(Math.abs(r.bubbleFraction - (p - 1) / (m + p - 1)) < 1e-12, `${schedule} p=${p} m=${m}: ${r.bubbleFraction}`);
+        const r = simulate(
+          schedule,
+          Array.from({ length: p }, () => ({ forward: 1, backward: 2, sendNext: 0, sendPrev: 0 })),
+          m,
+        );
+        assert.ok(
+          Math.abs(r.bubbleFraction - (p - 1) / (m + p - 1)) < 1e-12,
+          `${schedule} p=${p} m=${m}: ${r.bubbleFraction}`,
+        );
         assert.strictEqual(r.makespan, (m + p - 1) * 3);
       }
     }
   });
   it('interleaving v chunks divides the bubble by v: (p−1)/v / (m + (p−1)/v)', () => {
-    for (const [p, m, v] of [[4, 8, 2], [4, 16, 4], [8, 16, 2]]) {
-      const r = simulate('interleaved', Array.from({ length: p }, () => ({ forward: 1 / v, backward: 2 / v, sendNext: 0, sendPrev: 0 })), m, v);
+    for (const [p, m, v] of [
+      [4, 8, 2],
+      [4, 16, 4],
+      [8, 16, 2],
+    ]) {
+      const r = simulate(
+        'interleaved',
+        Array.from({ length: p }, () => ({ forward: 1 / v, backward: 2 / v, sendNext: 0, sendPrev: 0 })),
+        m,
+        v,
+      );
       const expected = (p - 1) / v / (m + (p - 1) / v);
-      assert.ok(Math.abs(r.bubbleFraction - expected) < 1e-9, `p=${p} m=${m} v=${v}: ${r.bubbleFraction} vs ${expected}`);
+      assert.ok(
+        Math.abs(r.bubbleFraction - expected) < 1e-9,
+        `p=${p} m=${m} v=${v}: ${r.bubbleFraction} vs ${expected}`,
+      );
     }
   });
   it('uneven stages show their idle time; 1F1B keeps p − i micro-batches in flight', () => {
-    const r = simulate('1f1b', [{ forward: 1, backward: 2, sendNext: 0.1, sendPrev: 0.1 }, { forward: 2, backward: 4, sendNext: 0, sendPrev: 0 }], 8);
+    const r = simulate(
+      '1f1b',
+      [
+        { forward: 1, backward: 2, sendNext: 0.1, sendPrev: 0.1 },
+        { forward: 2, backward: 4, sendNext: 0, sendPrev: 0 },
+      ],
+      8,
+    );
     assert.ok(r.idle[0] > r.idle[1] + 8, `the fast stage waits: idle ${r.idle}`);
     assert.deepStrictEqual(r.peakInFlight, [2, 1]);
     assert.strictEqual(r.events.length, 2 * 2 * 8);
@@ -150,7 +238,7 @@ describe('cost engine: pipeline schedule simulation', () => {
  */
 const PUBLISHED: [string, number, number, number, number, number, number, number, number, number][] = [
   // name, heads, hidden, layers, TP, PP, GPUs, global batch, full s, selective+SP s
-  ['22B', 64, 6144, 48, 8, 1, 8, 4, 1.42, 1.10],
+  ['22B', 64, 6144, 48, 8, 1, 8, 4, 1.42, 1.1],
   ['175B', 96, 12288, 96, 8, 8, 64, 64, 18.13, 13.75],
   ['530B', 128, 20480, 105, 8, 35, 280, 280, 49.05, 37.83],
   ['1T', 160, 25600, 128, 8, 64, 512, 512, 94.42, 71.49],
@@ -163,20 +251,41 @@ describe('cost engine: validation against published training runs', () => {
     console.log(`      mean |error| over ${errors.length} runs: ${(mean * 100).toFixed(2)}%`);
   });
   for (const [name, heads, hidden, layers, tp, pp, gpus, batch, full, selective] of PUBLISHED) {
-    for (const [mode, measured] of [['full', full], ['selective', selective]] as const) {
+    for (const [mode, measured] of [
+      ['full', full],
+      ['selective', selective],
+    ] as const) {
       it(`${name}, ${mode} recomputation: ${measured} s per iteration`, () => {
         const model: ArchSpec = { arch: 'gpt', layers, hidden, heads, vocab: 51200, seqLen: 2048 };
         const plan: Plan = {
-          model, cluster: { gpu: 'a100-80gb', gpusPerNode: 8, nodes: gpus / 8 },
-          training: { globalBatch: batch, microBatch: name === '22B' ? 4 : 1, seqLen: 2048, dtype: 'bf16', recompute: mode },
-          parallel: { data: gpus / (tp * pp), tensor: tp, pipeline: pp, schedule: '1f1b', sequenceParallel: mode === 'selective' },
+          model,
+          cluster: { gpu: 'a100-80gb', gpusPerNode: 8, nodes: gpus / 8 },
+          training: {
+            globalBatch: batch,
+            microBatch: name === '22B' ? 4 : 1,
+            seqLen: 2048,
+            dtype: 'bf16',
+            recompute: mode,
+          },
+          parallel: {
+            data: gpus / (tp * pp),
+            tensor: tp,
+            pipeline: pp,
+            schedule: '1f1b',
+            sequenceParallel: mode === 'selective',
+          },
         };
         const r = estimate(plan, archWorkload(model));
         const err = r.iterationSeconds / measured - 1;
         errors.push(err);
-        console.log(`        predicted ${r.iterationSeconds.toFixed(2)} s, measured ${measured} s (${(err * 100).toFixed(1)}%), MFU ${(r.mfu * 100).toFixed(1)}%, peak ${(Math.max(...r.stages.map((s) => s.memory.total)) / 2 ** 30).toFixed(1)} GiB`);
+        console.log(
+          `        predicted ${r.iterationSeconds.toFixed(2)} s, measured ${measured} s (${(err * 100).toFixed(1)}%), MFU ${(r.mfu * 100).toFixed(1)}%, peak ${(Math.max(...r.stages.map((s) => s.memory.total)) / 2 ** 30).toFixed(1)} GiB`,
+        );
         assert.ok(Math.abs(err) < 0.08, `${(err * 100).toFixed(1)}% off`);
-        assert.ok(r.stages.every((s) => s.memory.total < s.capacity), 'the published run fit in 80 GB');
+        assert.ok(
+          r.stages.every((s) => s.memory.total < s.capacity),
+          'the published run fit in 80 GB',
+        );
       });
     }
   }
@@ -198,35 +307,74 @@ describe('layerplan estimate (CLI)', () => {
     return { ...r, file };
   };
   const model = { arch: 'gpt', layers: 12, hidden: 768, heads: 12, vocab: 50304, seqLen: 1024 };
-  const good = { model, cluster: { gpu: 'a100-80gb', gpusPerNode: 8, nodes: 1 }, training: { globalBatch: 32, microBatch: 2, seqLen: 1024 }, parallel: { data: 2, tensor: 2, pipeline: 2 } };
+  const good = {
+    model,
+    cluster: { gpu: 'a100-80gb', gpusPerNode: 8, nodes: 1 },
+    training: { globalBatch: 32, microBatch: 2, seqLen: 1024 },
+    parallel: { data: 2, tensor: 2, pipeline: 2 },
+  };
 
   it('prints the DESIGN.md JSON', () => {
     const r = run(good);
     assert.strictEqual(r.status, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
-    for (const k of ['iterationSeconds', 'tflopsPerGpu', 'mfu', 'bubbleFraction', 'stages', 'communication']) assert.ok(k in doc, k);
+    for (const k of ['iterationSeconds', 'tflopsPerGpu', 'mfu', 'bubbleFraction', 'stages', 'communication']) {
+      assert.ok(k in doc, k);
+    }
     assert.strictEqual(doc.stages.length, 2);
     for (const s of doc.stages) {
-      for (const k of ['index', 'layers', 'memory', 'computeSeconds', 'commSeconds', 'idleSeconds']) assert.ok(k in s, k);
-      for (const k of ['weights', 'gradients', 'optimizer', 'activations', 'total']) assert.ok(typeof s.memory[k] === 'number', k);
+      for (const k of ['index', 'layers', 'memory', 'computeSeconds', 'commSeconds', 'idleSeconds']) {
+        assert.ok(k in s, k);
+      }
+      for (const k of ['weights', 'gradients', 'optimizer', 'activations', 'total']) {
+        assert.ok(typeof s.memory[k] === 'number', k);
+      }
     }
     for (const k of ['data', 'tensor', 'pipeline']) assert.ok(typeof doc.communication[k].seconds === 'number');
     assert.strictEqual(doc.stages[0].layers, '0-5');
   });
   it('estimates a plan whose model is an ONNX file beside it', () => {
-    const r = spawnSync(process.execPath, [CLI, 'estimate', path.join(REPO, 'examples', 'gpt2-tiny.plan.json'), '--json'], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [CLI, 'estimate', path.join(REPO, 'examples', 'gpt2-tiny.plan.json'), '--json'],
+      { encoding: 'utf8' },
+    );
     assert.strictEqual(r.status, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
     assert.strictEqual(doc.stages.length, 2);
     assert.ok(doc.iterationSeconds > 0);
   });
   const bad: [string, unknown, RegExp][] = [
-    ['an unknown GPU, with a suggestion', { ...good, cluster: { ...good.cluster, gpu: 'a100-80' } }, /cluster\.gpu: unknown GPU 'a100-80' \(did you mean 'a100-80gb'\?\)/],
-    ['degrees whose product is not the GPU count', { ...good, parallel: { data: 1, tensor: 2, pipeline: 2 } }, /parallel: data × tensor × pipeline = 1 × 2 × 2 = 4, but the cluster has 1 × 8 = 8 GPUs/],
-    ['a tensor degree that does not divide the heads', { ...good, model: { ...model, heads: 6, hidden: 768 }, parallel: { data: 1, tensor: 4, pipeline: 2 } }, /parallel\.tensor: 4 does not divide the attention heads \(6\)/],
-    ['stages that skip a layer', { ...good, stages: [{ layers: '0-4' }, { layers: '6-11' }] }, /stages: layers 5 are not assigned/],
-    ['stages that repeat a layer', { ...good, stages: [{ layers: '0-6' }, { layers: '6-11' }] }, /stages\[1\]\.layers: layer 6 is already assigned to stage 0/],
-    ['a micro-batch that does not divide the batch', { ...good, training: { ...good.training, microBatch: 3 } }, /training\.microBatch: globalBatch 32 is not a multiple of microBatch × data = 3 × 2/],
+    [
+      'an unknown GPU, with a suggestion',
+      { ...good, cluster: { ...good.cluster, gpu: 'a100-80' } },
+      /cluster\.gpu: unknown GPU 'a100-80' \(did you mean 'a100-80gb'\?\)/,
+    ],
+    [
+      'degrees whose product is not the GPU count',
+      { ...good, parallel: { data: 1, tensor: 2, pipeline: 2 } },
+      /parallel: data × tensor × pipeline = 1 × 2 × 2 = 4, but the cluster has 1 × 8 = 8 GPUs/,
+    ],
+    [
+      'a tensor degree that does not divide the heads',
+      { ...good, model: { ...model, heads: 6, hidden: 768 }, parallel: { data: 1, tensor: 4, pipeline: 2 } },
+      /parallel\.tensor: 4 does not divide the attention heads \(6\)/,
+    ],
+    [
+      'stages that skip a layer',
+      { ...good, stages: [{ layers: '0-4' }, { layers: '6-11' }] },
+      /stages: layers 5 are not assigned/,
+    ],
+    [
+      'stages that repeat a layer',
+      { ...good, stages: [{ layers: '0-6' }, { layers: '6-11' }] },
+      /stages\[1\]\.layers: layer 6 is already assigned to stage 0/,
+    ],
+    [
+      'a micro-batch that does not divide the batch',
+      { ...good, training: { ...good.training, microBatch: 3 } },
+      /training\.microBatch: globalBatch 32 is not a multiple of microBatch × data = 3 × 2/,
+    ],
     ['a missing model file', { ...good, model: 'nope.onnx' }, /nope\.onnx: no such file/],
     ['broken JSON', '{"model": ', /JSON syntax/],
   ];

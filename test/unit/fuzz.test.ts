@@ -27,8 +27,12 @@ function mutate(bytes: Uint8Array, rand: () => number): Uint8Array {
   const ops = 1 + pick(4);
   for (let k = 0; k < ops; k++) {
     switch (pick(7)) {
-      case 0: for (let i = 0, n = 1 + pick(8); i < n; i++) out[pick(out.length)] ^= 1 << pick(8); break;
-      case 1: out = out.subarray(0, pick(out.length)); break;
+      case 0:
+        for (let i = 0, n = 1 + pick(8); i < n; i++) out[pick(out.length)] ^= 1 << pick(8);
+        break;
+      case 1:
+        out = out.subarray(0, pick(out.length));
+        break;
       case 2: {
         const at = pick(out.length + 1);
         const ins = Uint8Array.from({ length: 1 + pick(16) }, () => pick(256));
@@ -46,12 +50,14 @@ function mutate(bytes: Uint8Array, rand: () => number): Uint8Array {
         out = Uint8Array.from([...out.subarray(0, a), ...chunk, ...out.subarray(a)]);
         break;
       }
-      case 5: { // varint bomb: a run of continuation bytes
+      case 5: {
+        // varint bomb: a run of continuation bytes
         const a = pick(out.length);
         for (let i = 0; i < 10 && a + i < out.length; i++) out[a + i] = 0xff;
         break;
       }
-      default: out[pick(out.length)] = [0x00, 0xff, 0x7f, 0x80][pick(4)];
+      default:
+        out[pick(out.length)] = [0x00, 0xff, 0x7f, 0x80][pick(4)];
     }
     if (!out.length) break;
   }

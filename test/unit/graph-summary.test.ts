@@ -15,9 +15,15 @@ describe('graph view model (host side)', () => {
   it('summarizes the collapsed graph: one box per layer, edges between layers', () => {
     const s = modelSummary('gpt2-tiny.onnx', graph);
     assert.strictEqual(s.layers.length, graph.layers.length);
-    assert.strictEqual(s.layers.reduce((a, l) => a + l.nodes, 0), s.nodes);
+    assert.strictEqual(
+      s.layers.reduce((a, l) => a + l.nodes, 0),
+      s.nodes,
+    );
     const idx = (n: string) => s.layers.find((l) => l.name === n)!.index;
-    assert.ok(s.edges.some((e) => e.from === idx('h.0') && e.to === idx('h.1')), 'h.0 feeds h.1');
+    assert.ok(
+      s.edges.some((e) => e.from === idx('h.0') && e.to === idx('h.1')),
+      'h.0 feeds h.1',
+    );
     assert.ok(s.edges.every((e) => e.from !== e.to));
   });
   it("gives a layer's nodes with shapes, and a node's details", () => {
@@ -33,7 +39,10 @@ describe('graph view model (host side)', () => {
   it('finds layers by the names of tensors inside them (search)', () => {
     const tensor = graph.layers.find((l) => l.name === 'h.1')!.weights.find((w) => w.startsWith('onnx::MatMul'))!;
     const r = searchGraph(graph, tensor.toUpperCase());
-    assert.deepStrictEqual(r.layers.map((i) => graph.layers[i].name), ['h.1']);
+    assert.deepStrictEqual(
+      r.layers.map((i) => graph.layers[i].name),
+      ['h.1'],
+    );
     assert.ok(r.nodes.length >= 1);
     assert.deepStrictEqual(searchGraph(graph, '   '), { layers: [], nodes: [] });
   });

@@ -34,7 +34,10 @@ describe('layerplan inspect', () => {
   describe('counts agree with onnx-proto on every shared fixture', () => {
     for (const file of walk(path.join(SHARED_FIXTURES, 'onnx-backend'), '.onnx')) {
       it(path.basename(path.dirname(file)) + '/' + path.basename(file), async () => {
-        const proto: any = onnx.ModelProto.toObject(onnx.ModelProto.decode(fs.readFileSync(file)), { longs: Number, arrays: true });
+        const proto: any = onnx.ModelProto.toObject(onnx.ModelProto.decode(fs.readFileSync(file)), {
+          longs: Number,
+          arrays: true,
+        });
         const expected = protoCounts(proto.graph);
         const r = await inspectFile(file);
         assert.strictEqual(r.format, 'onnx');
@@ -42,8 +45,16 @@ describe('layerplan inspect', () => {
         assert.strictEqual(r.parameters, expected.parameters);
         assert.deepStrictEqual(r.ops, expected.ops);
         assert.strictEqual(r.producer, proto.producerName ?? '');
-        assert.strictEqual(r.layers.reduce((s, l) => s + l.nodes, 0), r.nodes, 'every node belongs to exactly one layer');
-        assert.strictEqual(r.layers.reduce((s, l) => s + l.parameters, 0), r.parameters, 'every parameter belongs to one layer');
+        assert.strictEqual(
+          r.layers.reduce((s, l) => s + l.nodes, 0),
+          r.nodes,
+          'every node belongs to exactly one layer',
+        );
+        assert.strictEqual(
+          r.layers.reduce((s, l) => s + l.parameters, 0),
+          r.parameters,
+          'every parameter belongs to one layer',
+        );
       });
     }
   });
@@ -65,12 +76,17 @@ describe('layerplan inspect', () => {
   it('groups a GPT-2 export into its blocks, with unnamed torch weights joining the block that uses them', async () => {
     const r = await inspectFile(path.join(OUR_MODELS, 'gpt2-tiny.onnx'));
     const names = r.layers.map((l) => l.name);
-    for (const n of ['h.0', 'h.1', 'wte', 'wpe', 'ln_f', 'lm_head']) assert.ok(names.includes(n), `missing layer ${n} in ${names}`);
+    for (const n of ['h.0', 'h.1', 'wte', 'wpe', 'ln_f', 'lm_head']) {
+      assert.ok(names.includes(n), `missing layer ${n} in ${names}`);
+    }
     const block = r.layers.find((l) => l.name === 'h.0')!;
     // d=64: c_attn 64·192+192, c_proj 64·64+64, mlp 64·256+256 + 256·64+64, two LayerNorms 4·64.
     const weights = 64 * 192 + 192 + 64 * 64 + 64 + 64 * 256 + 256 + 256 * 64 + 64 + 4 * 64;
     // Plus the scalar Constant nodes torch emits inside the block (sqrt(head_dim), split sizes, …).
-    assert.ok(block.parameters >= weights && block.parameters < weights + 64, `h.0 holds ${block.parameters} parameters, expected ${weights} + a few constants`);
+    assert.ok(
+      block.parameters >= weights && block.parameters < weights + 64,
+      `h.0 holds ${block.parameters} parameters, expected ${weights} + a few constants`,
+    );
     assert.strictEqual(r.layers.find((l) => l.name === 'lm_head')!.parameters, 64 * 256);
   });
 
@@ -88,4 +104,3 @@ describe('layerplan inspect', () => {
     assert.deepStrictEqual(r.unknownOps, ['If', 'Loop']);
   });
 });
-

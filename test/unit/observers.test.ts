@@ -11,7 +11,10 @@ function observe(x: Float32Array): TensorObserver {
 
 describe('activation observers', () => {
   const r = rng(9);
-  const gauss = Float32Array.from({ length: 200000 }, () => Math.sqrt(-2 * Math.log(r() || 1e-12)) * Math.cos(2 * Math.PI * r()));
+  const gauss = Float32Array.from(
+    { length: 200000 },
+    () => Math.sqrt(-2 * Math.log(r() || 1e-12)) * Math.cos(2 * Math.PI * r()),
+  );
   it('percentile: 99.99% of |N(0,1)| lies below ~3.9', () => {
     const t = observe(gauss).percentile(0.9999);
     assert.ok(Math.abs(t - 3.89) < 0.25, `${t}`);
@@ -29,12 +32,16 @@ describe('activation observers', () => {
       const e = activationError(x, o.range(name));
       return 10 * Math.log10(e.signal / e.noise);
     };
-    for (const other of ['minmax', 'entropy', 'percentile'] as const) assert.ok(err('mse') >= err(other) - 0.2, `mse ${err('mse')} vs ${other} ${err(other)}`);
+    for (const other of ['minmax', 'entropy', 'percentile'] as const) {
+      assert.ok(err('mse') >= err(other) - 0.2, `mse ${err('mse')} vs ${other} ${err(other)}`);
+    }
   });
   it('uses [0, T] for tensors that are never negative', () => {
     const relu = Float32Array.from(gauss, (v) => Math.max(0, v));
     const o = observe(relu);
-    for (const name of ['minmax', 'percentile', 'entropy', 'mse'] as const) assert.strictEqual(o.range(name).min, 0, name);
+    for (const name of ['minmax', 'percentile', 'entropy', 'mse'] as const) {
+      assert.strictEqual(o.range(name).min, 0, name);
+    }
   });
   it('EMA follows per-batch ranges with momentum 0.01', () => {
     const o = new TensorObserver();

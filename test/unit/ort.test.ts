@@ -45,10 +45,16 @@ describe('activation calibration (onnxruntime-node)', function () {
     for (const t of r.tensors) {
       for (const o of ['minmax', 'ema', 'percentile', 'entropy', 'mse'] as const) {
         const x = t.observers[o];
-        assert.ok(x.min <= 0 && x.max > 0 && x.sqnrDb !== null && x.sqnrDb > 10, `${t.name} ${o}: ${JSON.stringify(x)}`);
+        assert.ok(
+          x.min <= 0 && x.max > 0 && x.sqnrDb !== null && x.sqnrDb > 10,
+          `${t.name} ${o}: ${JSON.stringify(x)}`,
+        );
       }
       // min-max covers every value seen, so the other observers' ranges are no wider.
-      assert.ok(t.observers.percentile.max <= t.observers.minmax.max + 1e-6 || t.observers.percentile.max <= -t.observers.minmax.min + 1e-6);
+      assert.ok(
+        t.observers.percentile.max <= t.observers.minmax.max + 1e-6 ||
+          t.observers.percentile.max <= -t.observers.minmax.min + 1e-6,
+      );
     }
   });
   it('works on a model with external data (linked into a temp folder, never written beside the model)', async () => {
@@ -71,7 +77,10 @@ describe("activation calibration on the user's samples", function () {
     for (let s = 0; s < 2; s++) {
       fs.mkdirSync(path.join(dir, `test_data_set_${s}`));
       const ids = Array.from({ length: 8 }, (_, i) => (i * 37 + s * 11) % 256);
-      fs.writeFileSync(path.join(dir, `test_data_set_${s}`, 'input_0.pb'), onnx.TensorProto.encode({ name: 'input_ids', dims: [1, 8], dataType: 7, int64Data: ids }).finish());
+      fs.writeFileSync(
+        path.join(dir, `test_data_set_${s}`, 'input_0.pb'),
+        onnx.TensorProto.encode({ name: 'input_ids', dims: [1, 8], dataType: 7, int64Data: ids }).finish(),
+      );
     }
     const r = await calibrateFile(path.join(OUR_MODELS, 'gpt2-tiny.onnx'), { inputs: dir });
     assert.strictEqual(r.generatedInputs, false);

@@ -8,11 +8,15 @@ const gaussian = (n: number, seed: number) => generatedInputs(1, n, seed);
 /** Equal values (−0 equals 0: a sign bit on zero is not an error). */
 function sameValues(a: Float32Array, b: Float32Array, name: string): void {
   assert.strictEqual(a.length, b.length);
-  for (let i = 0; i < a.length; i++) if (!(a[i] === b[i])) assert.fail(`${name}: element ${i}: ${a[i]} decoded vs ${b[i]} quantized`);
+  for (let i = 0; i < a.length; i++) {
+    if (!(a[i] === b[i])) assert.fail(`${name}: element ${i}: ${a[i]} decoded vs ${b[i]} quantized`);
+  }
 }
 
 /** Every DESIGN format name, and the extra granularities the planner offers. */
-export const ALL_FORMATS = [...new Set([...FORMAT_NAMES, 'int8-g32-asym', 'int2-g64', 'int4-tensor', 'int8-g16-2l', 'nf4-g64'])];
+export const ALL_FORMATS = [
+  ...new Set([...FORMAT_NAMES, 'int8-g32-asym', 'int2-g64', 'int4-tensor', 'int8-g16-2l', 'nf4-g64']),
+];
 
 describe('packing quantized weights into their real bits', () => {
   for (const name of ALL_FORMATS) {
@@ -27,7 +31,9 @@ describe('packing quantized weights into their real bits', () => {
       sameValues(dequantizePacked(packed), dequantized, name);
       const f = parseFormat(name)!;
       // Scales per row / per tensor are O(1/cols) and not part of bitsPerWeight.
-      const outer = f.levels.filter((l) => l.block <= 0).reduce((s, l) => s + (l.block === 0 ? rows : 1) * (l.bits + (l.zeroBits ?? 0)), 0);
+      const outer = f.levels
+        .filter((l) => l.block <= 0)
+        .reduce((s, l) => s + (l.block === 0 ? rows : 1) * (l.bits + (l.zeroBits ?? 0)), 0);
       assert.strictEqual(packed.payloadBits - outer, f.bitsPerWeight * rows * cols, `${name} payload bits`);
     });
   }

@@ -12,8 +12,10 @@ import { REPO } from '../helpers';
 
 const MODEL = path.join(REPO, 'examples', 'gpt2-tiny.onnx');
 const plan: Plan = {
-  model: 'gpt2-tiny.onnx', cluster: { gpu: 'l4', gpusPerNode: 2, nodes: 1 },
-  training: { globalBatch: 32, microBatch: 4, seqLen: 64 }, parallel: { data: 1, tensor: 1, pipeline: 2, schedule: '1f1b' },
+  model: 'gpt2-tiny.onnx',
+  cluster: { gpu: 'l4', gpusPerNode: 2, nodes: 1 },
+  training: { globalBatch: 32, microBatch: 4, seqLen: 64 },
+  parallel: { data: 1, tensor: 1, pipeline: 2, schedule: '1f1b' },
   stages: [{ layers: '0-3' }, { layers: '4-6' }],
 };
 
@@ -33,7 +35,10 @@ describe('the planner engine (what the web worker runs)', () => {
     const source = structuredClone({ kind: 'graph' as const, layers: graphLayerData(g) });
     const viaWorker = estimate(plan, workloadFrom(source));
     assert.deepStrictEqual(viaWorker, direct);
-    assert.deepStrictEqual(direct.stages.map((s) => s.layers), ['0-3', '4-6']);
+    assert.deepStrictEqual(
+      direct.stages.map((s) => s.layers),
+      ['0-3', '4-6'],
+    );
   });
 
   it('rebalancing splits the blocks into parallel.pipeline contiguous stages of even parameters', async () => {
@@ -49,10 +54,15 @@ describe('the planner engine (what the web worker runs)', () => {
   it('charts: one bar segment per memory part and stage, one Gantt box per simulated event, the bubble in the label; names escaped', async () => {
     const r = estimate(plan, graphWorkload(await graph()));
     const mem = memorySvg(r);
-    for (const part of ['weights', 'gradients', 'optimizer', 'activations']) assert.strictEqual(mem.match(new RegExp(`<rect [^>]*class="m-${part}"><title>`, 'g'))?.length, 2, part);
+    for (const part of ['weights', 'gradients', 'optimizer', 'activations']) {
+      assert.strictEqual(mem.match(new RegExp(`<rect [^>]*class="m-${part}"><title>`, 'g'))?.length, 2, part);
+    }
     assert.strictEqual(mem.match(/class="cap"/g)?.length, 2);
     const g = ganttSvg(r);
-    assert.strictEqual((g.match(/class="fwd"/g)?.length ?? 0) + (g.match(/class="bwd"/g)?.length ?? 0), r.timeline.length);
+    assert.strictEqual(
+      (g.match(/class="fwd"/g)?.length ?? 0) + (g.match(/class="bwd"/g)?.length ?? 0),
+      r.timeline.length,
+    );
     assert.match(g, new RegExp(`bubble ${(r.bubbleFraction * 100).toFixed(1)}% idle`));
     // 1F1B on 2 stages with 8 micro-batches: (p−1)/(m+p−1) = 1/9 idle.
     assert.ok(Math.abs(r.bubbleFraction - 1 / 9) < 0.05, String(r.bubbleFraction));
@@ -69,10 +79,15 @@ describe('the planner engine (what the web worker runs)', () => {
 describe('communication links', () => {
   it('name the link each kind of traffic crosses: TP inside a node on NVLink, DP across nodes hierarchical, stages across nodes on the network', () => {
     const arch = { arch: 'gpt' as const, layers: 8, hidden: 1024, heads: 16, vocab: 1000, seqLen: 512 };
-    const r = estimate({
-      model: arch, cluster: { gpu: 'a100-80gb', gpusPerNode: 8, nodes: 4 }, training: { globalBatch: 64, microBatch: 1, seqLen: 512 },
-      parallel: { data: 4, tensor: 4, pipeline: 2 },
-    }, workloadFrom({ kind: 'arch', arch: archToSpec(arch) }));
+    const r = estimate(
+      {
+        model: arch,
+        cluster: { gpu: 'a100-80gb', gpusPerNode: 8, nodes: 4 },
+        training: { globalBatch: 64, microBatch: 1, seqLen: 512 },
+        parallel: { data: 4, tensor: 4, pipeline: 2 },
+      },
+      workloadFrom({ kind: 'arch', arch: archToSpec(arch) }),
+    );
     assert.match(r.communication.tensor.link!, /^NVLink[^,]*\(300 GB\/s\)$/);
     // DP groups: 2 of 4 members per node (8 / TP 4), so NVLink then the network.
     assert.match(r.communication.data.link!, /^NVLink.*, then InfiniBand/);
@@ -83,8 +98,25 @@ describe('communication links', () => {
 
 describe('inference plans in reports', () => {
   it('show prefill, decode, tokens per second and the KV cache instead of an empty schedule', () => {
-    const arch = { arch: 'llama' as const, layers: 32, hidden: 4096, heads: 32, kvHeads: 32, ffn: 11008, vocab: 32000, seqLen: 4096 };
-    const r = estimate({ model: arch, cluster: { gpu: 'a100-80gb', gpusPerNode: 2, nodes: 1 }, inference: { batch: 8, promptLen: 512, genLen: 128 }, parallel: { tensor: 1, pipeline: 2 } }, workloadFrom({ kind: 'arch', arch: archToSpec(arch) }));
+    const arch = {
+      arch: 'llama' as const,
+      layers: 32,
+      hidden: 4096,
+      heads: 32,
+      kvHeads: 32,
+      ffn: 11008,
+      vocab: 32000,
+      seqLen: 4096,
+    };
+    const r = estimate(
+      {
+        model: arch,
+        cluster: { gpu: 'a100-80gb', gpusPerNode: 2, nodes: 1 },
+        inference: { batch: 8, promptLen: 512, genLen: 128 },
+        parallel: { tensor: 1, pipeline: 2 },
+      },
+      workloadFrom({ kind: 'arch', arch: archToSpec(arch) }),
+    );
     assert.strictEqual(r.timeline.length, 0);
     const html = planReportHtml('llama', r);
     assert.match(html, /<h2>Inference<\/h2>.*tokens per second/s);
@@ -93,7 +125,7 @@ describe('inference plans in reports', () => {
   });
 });
 
-describe('the planner\'s edits on their way to the file', () => {
+describe("the planner's edits on their way to the file", () => {
   it('a state read before an edit does not roll the view back; the state that holds it settles it', () => {
     const pending = new PendingEdits(100);
     const view = structuredClone(plan);

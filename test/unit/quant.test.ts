@@ -4,7 +4,15 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parseFormat } from '../../src/engine/quant/formats';
-import { E2M1, E4M3FN, floatToHalfBits, halfBitsToFloat, roundToMiniFloat, toBf16, toHalf } from '../../src/engine/quant/numeric';
+import {
+  E2M1,
+  E4M3FN,
+  floatToHalfBits,
+  halfBitsToFloat,
+  roundToMiniFloat,
+  toBf16,
+  toHalf,
+} from '../../src/engine/quant/numeric';
 import { NF4_LEVELS, errorMetrics, quantizeDequantize } from '../../src/engine/quant/quantize';
 import { measureFormats } from '../../src/engine/quant/run';
 import { dequantizeGgml } from '../../src/engine/quant/weights';
@@ -17,18 +25,46 @@ function gaussian(n: number, seed = 1): Float32Array {
   return out;
 }
 
-const sqnr = (x: Float32Array, f: string, rows = 64) => errorMetrics(x, quantizeDequantize(x, rows, x.length / rows, f)).sqnrDb;
+const sqnr = (x: Float32Array, f: string, rows = 64) =>
+  errorMetrics(x, quantizeDequantize(x, rows, x.length / rows, f)).sqnrDb;
 
 describe('quantization formats', () => {
   it('know their exact bits per weight, scales included', () => {
     const expected: Record<string, number> = {
-      fp32: 32, bf16: 16, fp16: 16, 'fp8-e4m3': 8, 'fp8-e5m2': 8, 'int8-channel': 8, 'int8-tensor': 8, 'int4-g128': 4 + 16 / 128,
-      'int4-g128-asym': 4 + 20 / 128, 'int2-g64': 2 + 16 / 64, 'int4-g16-2l': 4 + 8 / 16, 'mxfp8-e4m3': 8.25, 'mxfp8-e5m2': 8.25,
-      'mxfp6-e2m3': 6.25, 'mxfp6-e3m2': 6.25, mxfp4: 4.25, mxint8: 8.25, nvfp4: 4.5, 'nf4-g64': 4.25,
+      fp32: 32,
+      bf16: 16,
+      fp16: 16,
+      'fp8-e4m3': 8,
+      'fp8-e5m2': 8,
+      'int8-channel': 8,
+      'int8-tensor': 8,
+      'int4-g128': 4 + 16 / 128,
+      'int4-g128-asym': 4 + 20 / 128,
+      'int2-g64': 2 + 16 / 64,
+      'int4-g16-2l': 4 + 8 / 16,
+      'mxfp8-e4m3': 8.25,
+      'mxfp8-e5m2': 8.25,
+      'mxfp6-e2m3': 6.25,
+      'mxfp6-e3m2': 6.25,
+      mxfp4: 4.25,
+      mxint8: 8.25,
+      nvfp4: 4.5,
+      'nf4-g64': 4.25,
       // llama.cpp block sizes (ggml-common.h): bytes × 8 / elements
-      q4_0: 4.5, q4_1: 5, q5_0: 5.5, q5_1: 6, q8_0: 8.5, q2_k: 2.625, q3_k: 3.4375, q4_k: 4.5, q5_k: 5.5, q6_k: 6.5625,
+      q4_0: 4.5,
+      q4_1: 5,
+      q5_0: 5.5,
+      q5_1: 6,
+      q8_0: 8.5,
+      q2_k: 2.625,
+      q3_k: 3.4375,
+      q4_k: 4.5,
+      q5_k: 5.5,
+      q6_k: 6.5625,
     };
-    for (const [name, bits] of Object.entries(expected)) assert.strictEqual(parseFormat(name)?.bitsPerWeight, bits, name);
+    for (const [name, bits] of Object.entries(expected)) {
+      assert.strictEqual(parseFormat(name)?.bitsPerWeight, bits, name);
+    }
     assert.strictEqual(parseFormat('int3'), undefined);
   });
 
@@ -41,13 +77,19 @@ describe('quantization formats', () => {
       assert.ok(h[i] === toHalf(x[i]), `fp16 of ${x[i]}: ${h[i]} vs ${toHalf(x[i])}`);
       assert.ok(b[i] === toBf16(x[i]), `bf16 of ${x[i]}: ${b[i]} vs ${toBf16(x[i])}`);
     }
-    assert.deepStrictEqual(Array.from(quantizeDequantize(Float32Array.from([65519, 65520, -1e6]), 1, 3, 'fp16')), [65504, Infinity, -Infinity]);
+    assert.deepStrictEqual(Array.from(quantizeDequantize(Float32Array.from([65519, 65520, -1e6]), 1, 3, 'fp16')), [
+      65504,
+      Infinity,
+      -Infinity,
+    ]);
     const g = gaussian(4096, 2);
     const e4 = quantizeDequantize(g, 1, g.length, 'fp8-e4m3');
     let amax = 0;
     for (const v of g) amax = Math.max(amax, Math.abs(v));
     const sc = Math.fround(amax / 448); // stored as fp32 beside the fp8 tensor
-    for (let i = 0; i < g.length; i++) assert.ok(e4[i] === Math.fround(roundToMiniFloat(Math.fround(g[i] * (1 / sc)), E4M3FN) * sc), `e4m3 of ${g[i]}`);
+    for (let i = 0; i < g.length; i++) {
+      assert.ok(e4[i] === Math.fround(roundToMiniFloat(Math.fround(g[i] * (1 / sc)), E4M3FN) * sc), `e4m3 of ${g[i]}`);
+    }
   });
 
   it('the WebAssembly SIMD paths (integer kernel, in-place metrics) agree with the plain-JS reference', () => {
@@ -57,7 +99,10 @@ describe('quantization formats', () => {
     names.forEach((name, i) => {
       const ref = errorMetrics(x, quantizeDequantize(x, 64, 512, name));
       assert.ok(Math.abs(fast[i].sqnrDb! - ref.sqnrDb) < 1e-3, `${name}: ${fast[i].sqnrDb} vs ${ref.sqnrDb}`);
-      assert.ok(Math.abs(fast[i].maxAbsError - ref.maxAbsError) <= 1e-7 * Math.max(1, ref.maxAbsError), `${name} max error`);
+      assert.ok(
+        Math.abs(fast[i].maxAbsError - ref.maxAbsError) <= 1e-7 * Math.max(1, ref.maxAbsError),
+        `${name} max error`,
+      );
       assert.ok(Math.abs(fast[i].cosine - ref.cosine) < 1e-6, `${name} cosine`);
     });
   });
@@ -120,24 +165,55 @@ describe('quantization formats', () => {
     };
     it('decode hand-built q8_0, q4_0, q4_1, q5_0 and q5_1 blocks (ggml-common.h layouts)', () => {
       const q8 = Uint8Array.from([...half(0.5), ...Array.from({ length: 32 }, (_, i) => (i - 16) & 0xff)]);
-      assert.deepStrictEqual(Array.from(dequantizeGgml('Q8_0', q8, 32)), Array.from({ length: 32 }, (_, i) => (i - 16) * 0.5));
+      assert.deepStrictEqual(
+        Array.from(dequantizeGgml('Q8_0', q8, 32)),
+        Array.from({ length: 32 }, (_, i) => (i - 16) * 0.5),
+      );
       // q4_0: element j in the low nibble of byte j, element j+16 in the high nibble; value (q − 8)·d.
       const q4 = Uint8Array.from([...half(2), ...Array.from({ length: 16 }, (_, j) => (j & 0xf) | ((15 - j) << 4))]);
-      const want4 = [...Array.from({ length: 16 }, (_, j) => (j - 8) * 2), ...Array.from({ length: 16 }, (_, j) => (15 - j - 8) * 2)];
+      const want4 = [
+        ...Array.from({ length: 16 }, (_, j) => (j - 8) * 2),
+        ...Array.from({ length: 16 }, (_, j) => (15 - j - 8) * 2),
+      ];
       assert.deepStrictEqual(Array.from(dequantizeGgml('Q4_0', q4, 32)), want4);
       const q41 = Uint8Array.from([...half(0.25), ...half(-1), ...Array.from({ length: 16 }, (_, j) => j | (j << 4))]);
-      assert.deepStrictEqual(Array.from(dequantizeGgml('Q4_1', q41, 32)), [...Array.from({ length: 16 }, (_, j) => j * 0.25 - 1), ...Array.from({ length: 16 }, (_, j) => j * 0.25 - 1)]);
+      assert.deepStrictEqual(Array.from(dequantizeGgml('Q4_1', q41, 32)), [
+        ...Array.from({ length: 16 }, (_, j) => j * 0.25 - 1),
+        ...Array.from({ length: 16 }, (_, j) => j * 0.25 - 1),
+      ]);
       // q5_0: the fifth bits of all 32 elements in a uint32 (bit j for element j, bit j+16 for element j+16).
       const qh = 0xffff0000;
-      const q50 = Uint8Array.from([...half(1), qh & 0xff, (qh >> 8) & 0xff, (qh >>> 16) & 0xff, qh >>> 24, ...Array.from({ length: 16 }, () => 0x00)]);
-      assert.deepStrictEqual(Array.from(dequantizeGgml('Q5_0', q50, 32)), [...new Array(16).fill(-16), ...new Array(16).fill(0)]);
-      const q51 = Uint8Array.from([...half(1), ...half(0), 0xff, 0xff, 0xff, 0xff, ...Array.from({ length: 16 }, () => 0xff)]);
+      const q50 = Uint8Array.from([
+        ...half(1),
+        qh & 0xff,
+        (qh >> 8) & 0xff,
+        (qh >>> 16) & 0xff,
+        qh >>> 24,
+        ...Array.from({ length: 16 }, () => 0x00),
+      ]);
+      assert.deepStrictEqual(Array.from(dequantizeGgml('Q5_0', q50, 32)), [
+        ...new Array(16).fill(-16),
+        ...new Array(16).fill(0),
+      ]);
+      const q51 = Uint8Array.from([
+        ...half(1),
+        ...half(0),
+        0xff,
+        0xff,
+        0xff,
+        0xff,
+        ...Array.from({ length: 16 }, () => 0xff),
+      ]);
       assert.deepStrictEqual(Array.from(dequantizeGgml('Q5_1', q51, 32)), new Array(32).fill(31));
     });
-    it('decode every ggml block type Layerplan reads exactly as llama.cpp\'s own dequantizers do (gguf-py, on random blocks)', () => {
-      const fixture = JSON.parse(fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'ggml-blocks.json'), 'utf8')) as { blocks: { type: string; bytes: string; values: number[] }[] };
+    it("decode every ggml block type Layerplan reads exactly as llama.cpp's own dequantizers do (gguf-py, on random blocks)", () => {
+      const fixture = JSON.parse(fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'ggml-blocks.json'), 'utf8')) as {
+        blocks: { type: string; bytes: string; values: number[] }[];
+      };
       const types = fixture.blocks.map((b) => b.type);
-      for (const t of ['Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'TQ1_0', 'TQ2_0', 'IQ4_NL', 'IQ4_XS', 'MXFP4']) assert.ok(types.includes(t), t);
+      for (const t of ['Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'TQ1_0', 'TQ2_0', 'IQ4_NL', 'IQ4_XS', 'MXFP4']) {
+        assert.ok(types.includes(t), t);
+      }
       for (const b of fixture.blocks) {
         const got = dequantizeGgml(b.type, Uint8Array.from(Buffer.from(b.bytes, 'hex')), b.values.length);
         const bad = b.values.findIndex((v, i) => got[i] !== v);
@@ -145,14 +221,26 @@ describe('quantization formats', () => {
       }
     });
     it('refuse the codebook IQ types by name (the quant report lists such tensors as skipped)', () => {
-      assert.throws(() => dequantizeGgml('IQ2_XXS', new Uint8Array(66), 256), /IQ2_XXS stores indices into a lattice codebook/);
+      assert.throws(
+        () => dequantizeGgml('IQ2_XXS', new Uint8Array(66), 256),
+        /IQ2_XXS stores indices into a lattice codebook/,
+      );
       // Q8_K (d as float32) and Q8_1 (d, then d·Σq) are plain int8 blocks.
       const q8k = new Uint8Array(292);
       new DataView(q8k.buffer).setFloat32(0, 0.25, true);
-      q8k.set(Array.from({ length: 256 }, (_, i) => (i - 128) & 0xff), 4);
-      assert.deepStrictEqual(Array.from(dequantizeGgml('Q8_K', q8k, 256)), Array.from({ length: 256 }, (_, i) => (i - 128) * 0.25));
+      q8k.set(
+        Array.from({ length: 256 }, (_, i) => (i - 128) & 0xff),
+        4,
+      );
+      assert.deepStrictEqual(
+        Array.from(dequantizeGgml('Q8_K', q8k, 256)),
+        Array.from({ length: 256 }, (_, i) => (i - 128) * 0.25),
+      );
       const q81 = Uint8Array.from([...half(2), ...half(99), ...Array.from({ length: 32 }, (_, i) => i)]);
-      assert.deepStrictEqual(Array.from(dequantizeGgml('Q8_1', q81, 32)), Array.from({ length: 32 }, (_, i) => i * 2));
+      assert.deepStrictEqual(
+        Array.from(dequantizeGgml('Q8_1', q81, 32)),
+        Array.from({ length: 32 }, (_, i) => i * 2),
+      );
     });
     it('decode hand-built k-quant super-blocks: Q4_K, Q5_K, Q6_K, Q2_K (block_q*_K layouts)', () => {
       // Q4_K: d, dmin, 12 bytes of 6-bit scales/mins (all sub-blocks scale 2, min 1), 128 bytes of nibbles.
@@ -167,7 +255,10 @@ describe('quantization formats', () => {
       assert.deepStrictEqual(Array.from(dequantizeGgml('Q4_K', q4k, 256)), want4);
       // Q5_K: the same plus qh: bit 2j of qh[l] adds 16 to the low nibbles of pair j, bit 2j+1 to the high ones; set all.
       const q5k = Uint8Array.from([...half(1), ...half(0.5), ...sc, ...new Array(32).fill(0xff), ...qs]);
-      assert.deepStrictEqual(Array.from(dequantizeGgml('Q5_K', q5k, 256)), want4.map((v) => v + 32));
+      assert.deepStrictEqual(
+        Array.from(dequantizeGgml('Q5_K', q5k, 256)),
+        want4.map((v) => v + 32),
+      );
       // Q6_K: ql (low 4 bits), qh (2 high bits each), 16 int8 scales, d last; value d·scale·(q − 32).
       const ql = Array.from({ length: 128 }, (_, l) => (l & 0xf) | ((l & 0xf) << 4));
       const qh = new Array(64).fill(0xaa); // high bits = 2 for all four quarters → +32
@@ -178,11 +269,22 @@ describe('quantization formats', () => {
         for (let l = 0; l < 32; l++) {
           const is = 8 * n + (l >> 4);
           const q = (l & 0xf) + 32 - 32; // low nibble (ql[l] or ql[l+32] share it here) with high bits 2
-          for (let k = 0; k < 4; k++) assert.strictEqual(got6[128 * n + 32 * k + l], 0.5 * scales[is + 2 * k] * q, `Q6_K [${128 * n + 32 * k + l}]`);
+          for (let k = 0; k < 4; k++) {
+            assert.strictEqual(
+              got6[128 * n + 32 * k + l],
+              0.5 * scales[is + 2 * k] * q,
+              `Q6_K [${128 * n + 32 * k + l}]`,
+            );
+          }
         }
       }
       // Q2_K: 16 scale bytes (low nibble scale, high nibble min), 64 bytes of 2-bit values, then d and dmin.
-      const q2k = Uint8Array.from([...new Array(16).fill(0x21), ...new Array(64).fill(0b11100100), ...half(1), ...half(0.25)]);
+      const q2k = Uint8Array.from([
+        ...new Array(16).fill(0x21),
+        ...new Array(64).fill(0b11100100),
+        ...half(1),
+        ...half(0.25),
+      ]);
       const got2 = dequantizeGgml('Q2_K', q2k, 256);
       for (let i = 0; i < 256; i++) {
         const shift = 2 * (Math.floor(i / 32) % 4);
@@ -198,14 +300,23 @@ describe('quantization formats', () => {
       const d4 = halfBitsToFloat(floatToHalfBits(max / -8));
       const y4 = quantizeDequantize(x, 1, 32, 'q4_0');
       const q4 = Array.from(y4, (v) => v / d4 + 8);
-      assert.ok(q4.every((q) => Number.isInteger(q) && q >= 0 && q <= 15), `${q4}`);
-      const b4 = Uint8Array.from([...half(max / -8), ...Array.from({ length: 16 }, (_, j) => q4[j] | (q4[j + 16] << 4))]);
+      assert.ok(
+        q4.every((q) => Number.isInteger(q) && q >= 0 && q <= 15),
+        `${q4}`,
+      );
+      const b4 = Uint8Array.from([
+        ...half(max / -8),
+        ...Array.from({ length: 16 }, (_, j) => q4[j] | (q4[j + 16] << 4)),
+      ]);
       assert.deepStrictEqual(Array.from(dequantizeGgml('Q4_0', b4, 32)), Array.from(y4));
       // q8_0: d = amax / 127, elements q·d with q in −127…127
       const d8 = halfBitsToFloat(floatToHalfBits(amax / 127));
       const y8 = quantizeDequantize(x, 1, 32, 'q8_0');
       const q8 = Array.from(y8, (v) => v / d8);
-      assert.ok(q8.every((q) => Number.isInteger(q) && Math.abs(q) <= 127), `${q8}`);
+      assert.ok(
+        q8.every((q) => Number.isInteger(q) && Math.abs(q) <= 127),
+        `${q8}`,
+      );
       const b8 = Uint8Array.from([...half(amax / 127), ...q8.map((q) => q & 0xff)]);
       assert.deepStrictEqual(Array.from(dequantizeGgml('Q8_0', b8, 32)), Array.from(y8));
     });
@@ -215,9 +326,20 @@ describe('quantization formats', () => {
 /** Writes a GGUF v3 file with no metadata: the tensors' infos, then their bytes, each at 32-byte alignment. */
 function writeGguf(file: string, tensors: { name: string; type: number; dims: number[]; bytes: Uint8Array }[]): void {
   const parts: Buffer[] = [];
-  const u32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); parts.push(b); };
-  const u64 = (v: number) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); parts.push(b); };
-  const str = (v: string) => { u64(Buffer.byteLength(v)); parts.push(Buffer.from(v)); };
+  const u32 = (v: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    parts.push(b);
+  };
+  const u64 = (v: number) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(v));
+    parts.push(b);
+  };
+  const str = (v: string) => {
+    u64(Buffer.byteLength(v));
+    parts.push(Buffer.from(v));
+  };
   const pad = (n: number) => (32 - (n % 32)) % 32;
   parts.push(Buffer.from('GGUF'));
   u32(3);
@@ -240,10 +362,24 @@ function writeGguf(file: string, tensors: { name: string; type: number; dims: nu
 describe('layerplan quant', () => {
   it('measures QDQ int8 weights as the floats DequantizeLinear makes of them', () => {
     // qdq-mlp.onnx stores int8 per-channel weights: re-quantizing them to int8 per channel is (nearly) exact.
-    const r = spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'test', 'fixtures', 'models', 'qdq-mlp.onnx'), '--formats', 'int8-channel,int4-channel', '--json'], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [
+        CLI,
+        'quant',
+        path.join(REPO, 'test', 'fixtures', 'models', 'qdq-mlp.onnx'),
+        '--formats',
+        'int8-channel,int4-channel',
+        '--json',
+      ],
+      { encoding: 'utf8' },
+    );
     assert.strictEqual(r.status, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
-    assert.deepStrictEqual(doc.tensors.map((t: { name: string }) => t.name).sort(), ['fc1.weight_quantized', 'fc2.weight_quantized']);
+    assert.deepStrictEqual(doc.tensors.map((t: { name: string }) => t.name).sort(), [
+      'fc1.weight_quantized',
+      'fc2.weight_quantized',
+    ]);
     for (const t of doc.tensors) {
       const [i8, i4] = t.results;
       assert.ok(i8.sqnrDb > 60, `${t.name}: int8 ${i8.sqnrDb} dB (only fp16 scale rounding)`);
@@ -252,7 +388,9 @@ describe('layerplan quant', () => {
   });
   const CLI = path.join(REPO, 'out', 'src', 'cli.js');
   it('measures GGUF weights stored as Q3_K, IQ4_XS and MXFP4 blocks, and lists an IQ2_XXS weight as skipped, with the reason', () => {
-    const fixture = JSON.parse(fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'ggml-blocks.json'), 'utf8')) as { blocks: { type: string; bytes: string }[] };
+    const fixture = JSON.parse(fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'ggml-blocks.json'), 'utf8')) as {
+      blocks: { type: string; bytes: string }[];
+    };
     // 8 rows of 256: the fixture's (llama.cpp-checked) blocks repeated.
     const fill = (type: string, n: number) => {
       const b = Buffer.from(fixture.blocks.find((x) => x.type === type)!.bytes, 'hex');
@@ -268,26 +406,41 @@ describe('layerplan quant', () => {
       { name: 'blk.0.ffn_gate.weight', type: 39, dims: [256, 8], bytes: fill('MXFP4', 64 * 17) },
       { name: 'blk.0.ffn_down.weight', type: 16, dims: [256, 8], bytes: iq2 },
     ]);
-    const r = spawnSync(process.execPath, [CLI, 'quant', file, '--formats', 'int8-channel', '--json'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [CLI, 'quant', file, '--formats', 'int8-channel', '--json'], {
+      encoding: 'utf8',
+    });
     assert.strictEqual(r.status, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
-    assert.deepStrictEqual(doc.tensors.map((t: { name: string }) => t.name).sort(), ['blk.0.attn_q.weight', 'blk.0.ffn_gate.weight', 'blk.0.ffn_up.weight']);
-    for (const t of doc.tensors) assert.ok(t.results[0].sqnrDb > 25 && t.results[0].sqnrDb < 80, `${t.name}: ${t.results[0].sqnrDb} dB`);
-    assert.deepStrictEqual(doc.skipped.map((x: { name: string }) => x.name), ['blk.0.ffn_down.weight']);
+    assert.deepStrictEqual(doc.tensors.map((t: { name: string }) => t.name).sort(), [
+      'blk.0.attn_q.weight',
+      'blk.0.ffn_gate.weight',
+      'blk.0.ffn_up.weight',
+    ]);
+    for (const t of doc.tensors) {
+      assert.ok(t.results[0].sqnrDb > 25 && t.results[0].sqnrDb < 80, `${t.name}: ${t.results[0].sqnrDb} dB`);
+    }
+    assert.deepStrictEqual(
+      doc.skipped.map((x: { name: string }) => x.name),
+      ['blk.0.ffn_down.weight'],
+    );
     assert.match(doc.skipped[0].reason, /IQ2_XXS stores indices into a lattice codebook/);
     const text = spawnSync(process.execPath, [CLI, 'quant', file, '--formats', 'int8-channel'], { encoding: 'utf8' });
     assert.match(text.stdout, /skipped blk\.0\.ffn_down\.weight: .*IQ2_XXS/);
     fs.rmSync(dir, { recursive: true, force: true });
   });
   it('gives per-tensor results for every format on a real exported transformer, and a parameter-weighted summary', () => {
-    const r = spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'examples', 'gpt2-tiny.onnx'), '--json'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'examples', 'gpt2-tiny.onnx'), '--json'], {
+      encoding: 'utf8',
+    });
     assert.strictEqual(r.status, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
     assert.strictEqual(doc.summary.length, 16);
     assert.ok(doc.tensors.length >= 10);
     for (const t of doc.tensors) {
       assert.strictEqual(t.results.length, 16, t.name);
-      for (const x of t.results) for (const k of ['format', 'bitsPerWeight', 'mse', 'sqnrDb', 'maxAbsError', 'cosine']) assert.ok(k in x, k);
+      for (const x of t.results) {
+        for (const k of ['format', 'bitsPerWeight', 'mse', 'sqnrDb', 'maxAbsError', 'cosine']) assert.ok(k in x, k);
+      }
     }
     for (const s of doc.summary) {
       let signal = 0;
@@ -298,7 +451,7 @@ describe('layerplan quant', () => {
         const n = t.shape.reduce((a: number, b: number) => a * b, 1);
         params += n;
         noise += x.mse * n;
-        signal += (x.mse * n) * 10 ** (x.sqnrDb / 10);
+        signal += x.mse * n * 10 ** (x.sqnrDb / 10);
       }
       assert.strictEqual(s.parameters, params);
       assert.strictEqual(s.bytes, Math.ceil((params * s.bitsPerWeight) / 8));
@@ -306,7 +459,18 @@ describe('layerplan quant', () => {
     }
   });
   it("reports a plan's mixed-precision assignment: bytes per the rules, output SQNR from the layers' relative noise", () => {
-    const r = spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'examples', 'gpt2-tiny.onnx'), '--plan', path.join(REPO, 'examples', 'gpt2-tiny.plan.json'), '--json'], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [
+        CLI,
+        'quant',
+        path.join(REPO, 'examples', 'gpt2-tiny.onnx'),
+        '--plan',
+        path.join(REPO, 'examples', 'gpt2-tiny.plan.json'),
+        '--json',
+      ],
+      { encoding: 'utf8' },
+    );
     assert.strictEqual(r.status, 0, r.stderr);
     const { assignment, tensors } = JSON.parse(r.stdout);
     let bytes = 0;
@@ -317,12 +481,20 @@ describe('layerplan quant', () => {
     assert.strictEqual(assignment.weightBytes, Math.ceil(bytes));
     const blocks = assignment.layers.filter((l: { name: string }) => /^h\./.test(l.name));
     assert.ok(blocks.length === 2 && blocks.every((l: { format: string }) => l.format === 'int4-g128'));
-    const expected = -10 * Math.log10(assignment.layers.reduce((a: number, l: { sqnrDb: number }) => a + 10 ** (-l.sqnrDb / 10), 0));
+    const expected =
+      -10 * Math.log10(assignment.layers.reduce((a: number, l: { sqnrDb: number }) => a + 10 ** (-l.sqnrDb / 10), 0));
     assert.ok(Math.abs(assignment.outputSqnrDb - expected) < 1e-9);
     assert.ok(assignment.outputSqnrDb < Math.min(...assignment.layers.map((l: { sqnrDb: number }) => l.sqnrDb)));
   });
   it('--sample measures a fraction of the rows and gives a 95% interval on SQNR', () => {
-    const run = (...extra: string[]) => JSON.parse(spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'examples', 'gpt2-tiny.onnx'), '--formats', 'int4-g32', '--json', ...extra], { encoding: 'utf8' }).stdout);
+    const run = (...extra: string[]) =>
+      JSON.parse(
+        spawnSync(
+          process.execPath,
+          [CLI, 'quant', path.join(REPO, 'examples', 'gpt2-tiny.onnx'), '--formats', 'int4-g32', '--json', ...extra],
+          { encoding: 'utf8' },
+        ).stdout,
+      );
     const full = run();
     const sampled = run('--sample', '0.5');
     for (const t of sampled.tensors) {
@@ -334,10 +506,24 @@ describe('layerplan quant', () => {
     }
   });
   it('refuses an unknown format with a suggestion, and a non-float tensor', () => {
-    const bad = spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'examples', 'gpt2-tiny.onnx'), '--formats', 'int4-g12B'], { encoding: 'utf8' });
+    const bad = spawnSync(
+      process.execPath,
+      [CLI, 'quant', path.join(REPO, 'examples', 'gpt2-tiny.onnx'), '--formats', 'int4-g12B'],
+      { encoding: 'utf8' },
+    );
     assert.strictEqual(bad.status, 2);
     assert.match(bad.stderr, /unknown number format 'int4-g12B' \(did you mean 'int4-g128'\?\)/);
-    const ints = spawnSync(process.execPath, [CLI, 'quant', path.join(REPO, 'test', 'fixtures', 'models', 'qdq-mlp.onnx'), '--tensors', 'fc1.weight_zero_point'], { encoding: 'utf8' });
+    const ints = spawnSync(
+      process.execPath,
+      [
+        CLI,
+        'quant',
+        path.join(REPO, 'test', 'fixtures', 'models', 'qdq-mlp.onnx'),
+        '--tensors',
+        'fc1.weight_zero_point',
+      ],
+      { encoding: 'utf8' },
+    );
     assert.strictEqual(ints.status, 2);
     assert.match(ints.stderr, /is int8, not floating point/);
   });

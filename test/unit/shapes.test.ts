@@ -19,7 +19,10 @@ async function compare(file: string): Promise<{ same: number; differ: string[] }
     for (const [name, t] of reference.tensors) {
       if (t.isWeight || !t.shape || reference.inputs.includes(name)) continue;
       const u = ours.tensors.get(name)?.shape;
-      const ok = !!u && u.length === t.shape.length && t.shape.every((d, i) => (typeof d === 'number' ? d === u[i] : typeof u[i] === 'string'));
+      const ok =
+        !!u &&
+        u.length === t.shape.length &&
+        t.shape.every((d, i) => (typeof d === 'number' ? d === u[i] : typeof u[i] === 'string'));
       if (ok) same++;
       else differ.push(`${name}: value_info ${JSON.stringify(t.shape)}, inferred ${JSON.stringify(u)}`);
     }
@@ -30,7 +33,14 @@ async function compare(file: string): Promise<{ same: number; differ: string[] }
 }
 
 describe('shape inference', () => {
-  for (const name of ['gpt2-tiny.onnx', 'bert-tiny.onnx', 'cnn-tiny.onnx', 'rnn-tiny.onnx', 'qdq-mlp.onnx', 'matmulnbits.onnx']) {
+  for (const name of [
+    'gpt2-tiny.onnx',
+    'bert-tiny.onnx',
+    'cnn-tiny.onnx',
+    'rnn-tiny.onnx',
+    'qdq-mlp.onnx',
+    'matmulnbits.onnx',
+  ]) {
     it(`reproduces the exporter's value_info on ${name}`, async () => {
       const { same, differ } = await compare(path.join(OUR_MODELS, name));
       assert.deepStrictEqual(differ, []);
@@ -52,7 +62,11 @@ describe('shape inference', () => {
         const got = ours.tensors.get(out)?.shape;
         if (!want || !ours.nodes.every((n) => n.known)) continue;
         checked++;
-        if (JSON.stringify(want) !== JSON.stringify(got)) failures.push(`${path.basename(path.dirname(file))} ${out}: ${JSON.stringify(want)} vs ${JSON.stringify(got)}`);
+        if (JSON.stringify(want) !== JSON.stringify(got)) {
+          failures.push(
+            `${path.basename(path.dirname(file))} ${out}: ${JSON.stringify(want)} vs ${JSON.stringify(got)}`,
+          );
+        }
       }
     }
     assert.ok(checked > 100, `checked ${checked}`);

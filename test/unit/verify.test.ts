@@ -29,36 +29,55 @@ describe('layerplan verify on a real exported GPT-2 (WebGPU in Node)', function 
       for (const format of ALL_FORMATS) {
         const r = await verifyFile(MODEL, { tensor, format, batch: 16, gpu }, layer);
         assert.ok(r.kernelVsReference.ran && !r.fallback);
-        if (!r.pass) failures.push(`${format}: kernel ${r.kernelVsReference.maxRelativeToBound.toFixed(3)}× bound, measured ${r.outputError.sqnrDb.toFixed(2)} vs predicted ${r.predicted.sqnrDb.toFixed(2)} dB`);
+        if (!r.pass) {
+          failures.push(
+            `${format}: kernel ${r.kernelVsReference.maxRelativeToBound.toFixed(3)}× bound, measured ${r.outputError.sqnrDb.toFixed(2)} vs predicted ${r.predicted.sqnrDb.toFixed(2)} dB`,
+          );
+        }
       }
       assert.deepStrictEqual(failures, []);
     });
   }
 
   it('the CLI prints the DESIGN.md JSON and names the adapter; bad input exits 2 naming the problem', () => {
-    const r = spawnSync(process.execPath, [CLI, 'verify', MODEL, '--tensor', 'onnx::MatMul_304', '--format', 'nvfp4', '--json'], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [CLI, 'verify', MODEL, '--tensor', 'onnx::MatMul_304', '--format', 'nvfp4', '--json'],
+      { encoding: 'utf8' },
+    );
     assert.strictEqual(r.status, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     for (const k of ['device', 'format', 'kernelVsReference', 'outputError', 'predicted']) assert.ok(k in j, k);
     assert.match(j.device, /SwiftShader|[A-Za-z]/);
     assert.strictEqual(j.format, 'nvfp4');
-    assert.ok(typeof j.kernelVsReference.maxAbsError === 'number' && typeof j.outputError.sqnrDb === 'number' && typeof j.predicted.sqnrDb === 'number');
-    const bad = spawnSync(process.execPath, [CLI, 'verify', MODEL, '--tensor', 'nope', '--format', 'q4_0'], { encoding: 'utf8' });
+    assert.ok(
+      typeof j.kernelVsReference.maxAbsError === 'number' &&
+        typeof j.outputError.sqnrDb === 'number' &&
+        typeof j.predicted.sqnrDb === 'number',
+    );
+    const bad = spawnSync(process.execPath, [CLI, 'verify', MODEL, '--tensor', 'nope', '--format', 'q4_0'], {
+      encoding: 'utf8',
+    });
     assert.strictEqual(bad.status, 2);
     assert.match(bad.stderr, /gpt2-tiny\.onnx: no stored weight named 'nope'/);
-    const notWeight = spawnSync(process.execPath, [CLI, 'verify', MODEL, '--tensor', 'ln_f.bias', '--format', 'q4_0'], { encoding: 'utf8' });
+    const notWeight = spawnSync(process.execPath, [CLI, 'verify', MODEL, '--tensor', 'ln_f.bias', '--format', 'q4_0'], {
+      encoding: 'utf8',
+    });
     assert.strictEqual(notWeight.status, 2);
     assert.match(notWeight.stderr, /ln_f\.bias/);
   });
 
-  it('--inputs: runs the layer on the activations the user\'s samples produce (onnxruntime), with an activation-weighted prediction', async () => {
+  it("--inputs: runs the layer on the activations the user's samples produce (onnxruntime), with an activation-weighted prediction", async () => {
     const fs = await import('fs');
     const os = await import('os');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-verify-samples-'));
     for (let s = 0; s < 4; s++) {
       fs.mkdirSync(path.join(dir, `test_data_set_${s}`));
       const ids = Array.from({ length: 16 }, (_, i) => (i * 37 + s * 11) % 256);
-      fs.writeFileSync(path.join(dir, `test_data_set_${s}`, 'input_0.pb'), onnx.TensorProto.encode({ name: 'input_ids', dims: [1, 16], dataType: 7, int64Data: ids }).finish());
+      fs.writeFileSync(
+        path.join(dir, `test_data_set_${s}`, 'input_0.pb'),
+        onnx.TensorProto.encode({ name: 'input_ids', dims: [1, 16], dataType: 7, int64Data: ids }).finish(),
+      );
     }
     try {
       for (const format of ['int4-g128', 'q4_k', 'nvfp4', 'q2_k']) {
@@ -68,7 +87,10 @@ describe('layerplan verify on a real exported GPT-2 (WebGPU in Node)', function 
         assert.ok(r.kernelVsReference.ran && r.kernelVsReference.pass, format);
         assert.ok(r.pass, `${format}: measured ${r.outputError.sqnrDb} vs predicted ${r.predicted.sqnrDb}`);
       }
-      await assert.rejects(verifyFile(MODEL, { tensor: 'wte.weight', format: 'q4_0', gpu, inputs: dir }), /does not feed a MatMul or Gemm directly/);
+      await assert.rejects(
+        verifyFile(MODEL, { tensor: 'wte.weight', format: 'q4_0', gpu, inputs: dir }),
+        /does not feed a MatMul or Gemm directly/,
+      );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -77,7 +99,11 @@ describe('layerplan verify on a real exported GPT-2 (WebGPU in Node)', function 
   it('without an adapter it falls back to the CPU reference, says so in every output and exits 3, never as a pass', () => {
     // An ICD file that does not exist: Dawn finds no Vulkan driver.
     const env = { ...process.env, VK_ICD_FILENAMES: '/nonexistent/icd.json' };
-    const r = spawnSync(process.execPath, [CLI, 'verify', MODEL, '--tensor', 'onnx::MatMul_304', '--format', 'int4-g128', '--json'], { encoding: 'utf8', env });
+    const r = spawnSync(
+      process.execPath,
+      [CLI, 'verify', MODEL, '--tensor', 'onnx::MatMul_304', '--format', 'int4-g128', '--json'],
+      { encoding: 'utf8', env },
+    );
     assert.strictEqual(r.status, 3, r.stderr);
     const j = JSON.parse(r.stdout);
     assert.strictEqual(j.outcome, 'fallback');
@@ -85,7 +111,11 @@ describe('layerplan verify on a real exported GPT-2 (WebGPU in Node)', function 
     assert.match(j.device, /CPU reference \(fallback\)/);
     assert.match(j.fallback, /no WebGPU adapter/);
     assert.strictEqual(j.kernelVsReference.ran, false);
-    const text = spawnSync(process.execPath, [CLI, 'verify', MODEL, '--tensor', 'onnx::MatMul_304', '--format', 'int4-g128'], { encoding: 'utf8', env });
+    const text = spawnSync(
+      process.execPath,
+      [CLI, 'verify', MODEL, '--tensor', 'onnx::MatMul_304', '--format', 'int4-g128'],
+      { encoding: 'utf8', env },
+    );
     assert.match(text.stdout, /FALLBACK: no kernel ran/);
     assert.match(text.stdout, /^FALLBACK \(no kernel verified; exit code 3\)$/m);
     assert.doesNotMatch(text.stdout, /^PASS$/m);

@@ -31,7 +31,10 @@ describe('WebGPU kernels on packed weights (Dawn in Node)', function () {
       const job = prepareVerify('random', w, rows, cols, name, generatedInputs(batch, cols, 5), batch, 'generated');
       const run = await runPackedKernel(gpu.device!, job.packed, job.x, batch);
       const r = finishVerify(job, { y: run.y, device: 'test' });
-      assert.ok(r.kernelVsReference.pass, `${name}: kernel vs reference ${r.kernelVsReference.maxAbsError} (${r.kernelVsReference.maxRelativeToBound}× the rounding bound)`);
+      assert.ok(
+        r.kernelVsReference.pass,
+        `${name}: kernel vs reference ${r.kernelVsReference.maxAbsError} (${r.kernelVsReference.maxRelativeToBound}× the rounding bound)`,
+      );
       assert.ok(r.pass, `${name}: measured ${r.outputError.sqnrDb} dB vs predicted ${r.predicted.sqnrDb} dB`);
     });
   }
@@ -42,7 +45,16 @@ describe('verification catches a wrong kernel input', function () {
   it('one flipped code bit after packing shows as kernel ≠ reference', async function () {
     const gpu = await suiteGpu(this);
     try {
-      const job = prepareVerify('random', gaussian(64 * 256, 2), 64, 256, 'q4_0', generatedInputs(2, 256, 3), 2, 'generated');
+      const job = prepareVerify(
+        'random',
+        gaussian(64 * 256, 2),
+        64,
+        256,
+        'q4_0',
+        generatedInputs(2, 256, 3),
+        2,
+        'generated',
+      );
       job.packed.codes[17] ^= 1 << 5;
       const run = await runPackedKernel(gpu.device, job.packed, job.x, 2);
       const r = finishVerify(job, { y: run.y, device: 'test' });
@@ -60,7 +72,16 @@ describe('split-K', function () {
   it('one thread per row and the split reduction agree to float32 rounding (and with the CPU reference)', async function () {
     const gpu = await suiteGpu(this);
     try {
-      const job = prepareVerify('random', gaussian(48 * 1024, 4), 48, 1024, 'int4-g32', generatedInputs(3, 1024, 8), 3, 'generated');
+      const job = prepareVerify(
+        'random',
+        gaussian(48 * 1024, 4),
+        48,
+        1024,
+        'int4-g32',
+        generatedInputs(3, 1024, 8),
+        3,
+        'generated',
+      );
       const one = await runPackedKernel(gpu.device, job.packed, job.x, 3, 0, 1);
       const split = await runPackedKernel(gpu.device, job.packed, job.x, 3, 0, 32);
       for (const run of [one, split]) assert.ok(finishVerify(job, { y: run.y, device: 'test' }).kernelVsReference.pass);

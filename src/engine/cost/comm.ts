@@ -28,13 +28,13 @@ export function effectiveBandwidth(g: GroupTopology): { bytesPerSecond: number; 
 export function allReduceSeconds(bytes: number, g: GroupTopology): number {
   if (g.size <= 1 || bytes <= 0) return 0;
   const { bytesPerSecond, latencyS } = effectiveBandwidth(g);
-  return (2 * (g.size - 1) / g.size) * bytes / bytesPerSecond + 2 * (g.size - 1) * latencyS;
+  return (((2 * (g.size - 1)) / g.size) * bytes) / bytesPerSecond + 2 * (g.size - 1) * latencyS;
 }
 
 export function allGatherSeconds(bytes: number, g: GroupTopology): number {
   if (g.size <= 1 || bytes <= 0) return 0;
   const { bytesPerSecond, latencyS } = effectiveBandwidth(g);
-  return ((g.size - 1) / g.size) * bytes / bytesPerSecond + (g.size - 1) * latencyS;
+  return (((g.size - 1) / g.size) * bytes) / bytesPerSecond + (g.size - 1) * latencyS;
 }
 
 export const reduceScatterSeconds = allGatherSeconds;

@@ -61,7 +61,13 @@ export function memorySeconds(bytes: number, kernels: number, gpu: GpuSpec): num
 }
 
 /** Roofline for an op known only by FLOPs and bytes (graphs from model files). */
-export function rooflineSeconds(flops: number, bytes: number, gpu: GpuSpec, dtype: ComputeDtype, matmul: boolean): number {
+export function rooflineSeconds(
+  flops: number,
+  bytes: number,
+  gpu: GpuSpec,
+  dtype: ComputeDtype,
+  matmul: boolean,
+): number {
   const compute = flops / (peakFlops(gpu, dtype) * (matmul ? gpu.gemmEfficiency : 0.05));
   const memory = bytes / (gpu.hbmGBps * 1e9 * gpu.hbmEfficiency);
   return Math.max(compute, memory) + KERNEL_OVERHEAD_S;

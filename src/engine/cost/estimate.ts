@@ -84,9 +84,13 @@ function resolve(plan: Plan, file: string): Resolved {
     inter: { ...g.interNode, ...(plan.cluster.interNode ?? {}) },
     gpusPerNode: plan.cluster.gpusPerNode ?? g.gpusPerNode,
     nodes: plan.cluster.nodes ?? 1,
-    dp: par.data ?? 1, tp: par.tensor ?? 1, pp: par.pipeline ?? 1,
+    dp: par.data ?? 1,
+    tp: par.tensor ?? 1,
+    pp: par.pipeline ?? 1,
     v: schedule === 'interleaved' ? Math.max(1, par.virtualStages ?? 2) : 1,
-    schedule, sp: par.sequenceParallel ?? false, zero: par.zero ?? 0,
+    schedule,
+    sp: par.sequenceParallel ?? false,
+    zero: par.zero ?? 0,
   };
 }
 
@@ -98,21 +102,41 @@ export function modelChecks(plan: Plan, workload: Workload): [(string | number)[
   const pp = par.pipeline ?? 1;
   const a = workload.arch;
   if (a && tp > 1) {
-    if (a.heads % tp !== 0) out.push([['parallel', 'tensor'], `parallel.tensor: ${tp} does not divide the attention heads (${a.heads})`]);
-    else if (a.kvHeads % tp !== 0 && tp % a.kvHeads !== 0) out.push([['parallel', 'tensor'], `parallel.tensor: ${tp} does not divide the key/value heads (${a.kvHeads})`]);
-    if (a.hidden % tp !== 0) out.push([['parallel', 'tensor'], `parallel.tensor: ${tp} does not divide hidden (${a.hidden})`]);
-    if (a.ffn % tp !== 0) out.push([['parallel', 'tensor'], `parallel.tensor: ${tp} does not divide the MLP width (${a.ffn})`]);
+    if (a.heads % tp !== 0) {
+      out.push([['parallel', 'tensor'], `parallel.tensor: ${tp} does not divide the attention heads (${a.heads})`]);
+    } else if (a.kvHeads % tp !== 0 && tp % a.kvHeads !== 0) {
+      out.push([['parallel', 'tensor'], `parallel.tensor: ${tp} does not divide the key/value heads (${a.kvHeads})`]);
+    }
+    if (a.hidden % tp !== 0) {
+      out.push([['parallel', 'tensor'], `parallel.tensor: ${tp} does not divide hidden (${a.hidden})`]);
+    }
+    if (a.ffn % tp !== 0) {
+      out.push([['parallel', 'tensor'], `parallel.tensor: ${tp} does not divide the MLP width (${a.ffn})`]);
+    }
   }
   const blocks = workload.blockIndices.length;
   const v = par.schedule === 'interleaved' ? Math.max(1, par.virtualStages ?? 2) : 1;
-  if (pp * v > blocks) out.push([['parallel', 'pipeline'], `parallel.pipeline: ${pp} stages${v > 1 ? ` × ${v} chunks` : ''} for ${blocks} layers leaves stages empty`]);
+  if (pp * v > blocks) {
+    out.push([
+      ['parallel', 'pipeline'],
+      `parallel.pipeline: ${pp} stages${v > 1 ? ` × ${v} chunks` : ''} for ${blocks} layers leaves stages empty`,
+    ]);
+  }
   if (plan.stages) {
     const seen = new Map<number, number>();
     plan.stages.forEach((s, i) => {
       for (const l of parseLayerRange(s.layers) ?? []) {
-        if (l >= blocks) out.push([['stages', i, 'layers'], `stages[${i}].layers: layer ${l} does not exist (the model has ${blocks} layers, 0-${blocks - 1})`]);
-        else if (seen.has(l)) out.push([['stages', i, 'layers'], `stages[${i}].layers: layer ${l} is already assigned to stage ${seen.get(l)}`]);
-        else seen.set(l, i);
+        if (l >= blocks) {
+          out.push([
+            ['stages', i, 'layers'],
+            `stages[${i}].layers: layer ${l} does not exist (the model has ${blocks} layers, 0-${blocks - 1})`,
+          ]);
+        } else if (seen.has(l)) {
+          out.push([
+            ['stages', i, 'layers'],
+            `stages[${i}].layers: layer ${l} is already assigned to stage ${seen.get(l)}`,
+          ]);
+        } else seen.set(l, i);
       }
     });
     const missing = [...Array(blocks).keys()].filter((l) => !seen.has(l));
@@ -123,7 +147,7 @@ export function modelChecks(plan: Plan, workload: Workload): [(string | number)[
 
 export function rangeText(ix: number[]): string {
   const parts: string[] = [];
-  for (let i = 0; i < ix.length; ) {
+  for (let i = 0; i < ix.length;) {
     let j = i;
     while (j + 1 < ix.length && ix[j + 1] === ix[j] + 1) j++;
     parts.push(j > i ? `${ix[i]}-${ix[j]}` : `${ix[i]}`);
@@ -137,8 +161,13 @@ export function rebalanceFix(plan: Plan, workload: Workload): Fix | undefined {
   const parts = plan.parallel?.pipeline ?? 1;
   const weights = workload.blockIndices.map((i) => Math.max(1, workload.layers[i].parameters));
   if (parts < 1 || parts > weights.length) return undefined;
-  const stages = balancedSplit(weights, parts).map(([a, b]) => ({ layers: rangeText(Array.from({ length: b - a }, (_, i) => a + i)) }));
-  return { title: `Rebalance stages evenly (${stages.map((s) => s.layers).join(' | ')})`, edits: [{ path: ['stages'], value: stages }] };
+  const stages = balancedSplit(weights, parts).map(([a, b]) => ({
+    layers: rangeText(Array.from({ length: b - a }, (_, i) => a + i)),
+  }));
+  return {
+    title: `Rebalance stages evenly (${stages.map((s) => s.layers).join(' | ')})`,
+    edits: [{ path: ['stages'], value: stages }],
+  };
 }
 
 /**
@@ -241,7 +270,9 @@ function computeDtype(dtype: string): ComputeDtype {
 export function layerFormat(plan: Plan, layer: CostLayer): string | undefined {
   const rules = plan.precision?.rules ?? [];
   let fmt = plan.precision?.default;
-  for (const r of rules) if (globMatch(r.match, layer.name) || layer.tensors.some((t) => globMatch(r.match, t))) fmt = r.format;
+  for (const r of rules) {
+    if (globMatch(r.match, layer.name) || layer.tensors.some((t) => globMatch(r.match, t))) fmt = r.format;
+  }
   return fmt;
 }
 
@@ -269,27 +300,67 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostRep
 
   const gpn = R.gpusPerNode;
   const tpGroup: GroupTopology = { size: tp, perNode: Math.min(tp, gpn), intra: R.intra, inter: R.inter };
-  const dpGroup: GroupTopology = { size: dp, perNode: Math.max(1, Math.min(dp, Math.floor(gpn / tp))), intra: R.intra, inter: R.inter };
+  const dpGroup: GroupTopology = {
+    size: dp,
+    perNode: Math.max(1, Math.min(dp, Math.floor(gpn / tp))),
+    intra: R.intra,
+    inter: R.inter,
+  };
   const nodeOf = (rank: number) => Math.floor(rank / gpn);
   const stageLink = (s: number) => (nodeOf(s * dp * tp) === nodeOf((s + 1) * dp * tp) ? R.intra : R.inter);
   const linkName = (l: Link) => `${l.kind} (${l.bandwidthGBps} GB/s)`;
-  const groupLink = (g: GroupTopology) => (g.size <= 1 ? 'none' : g.perNode >= g.size ? linkName(R.intra) : g.perNode <= 1 ? linkName(R.inter) : `${linkName(R.intra)}, then ${linkName(R.inter)}`);
-  const crossings = Array.from({ length: Math.max(0, pp - 1) }, (_, s) => stageLink(s) === R.inter).filter(Boolean).length;
+  const groupLink = (g: GroupTopology) =>
+    g.size <= 1
+      ? 'none'
+      : g.perNode >= g.size
+        ? linkName(R.intra)
+        : g.perNode <= 1
+          ? linkName(R.inter)
+          : `${linkName(R.intra)}, then ${linkName(R.inter)}`;
+  const crossings = Array.from({ length: Math.max(0, pp - 1) }, (_, s) => stageLink(s) === R.inter).filter(
+    Boolean,
+  ).length;
   const links = {
     data: groupLink(dpGroup),
     tensor: groupLink(tpGroup),
-    pipeline: pp <= 1 ? 'none' : crossings === 0 ? linkName(R.intra) : crossings === pp - 1 ? linkName(R.inter) : `${linkName(R.intra)}; ${crossings} of ${pp - 1} stage boundaries on ${linkName(R.inter)}`,
+    pipeline:
+      pp <= 1
+        ? 'none'
+        : crossings === 0
+          ? linkName(R.intra)
+          : crossings === pp - 1
+            ? linkName(R.inter)
+            : `${linkName(R.intra)}; ${crossings} of ${pp - 1} stage boundaries on ${linkName(R.inter)}`,
   };
 
   const gpus = dp * tp * pp;
 
-  if (!training) return estimateInference(plan, workload, R, assignLayers(plan, workload, pp, v), weightBytes, layerCompute, actBytes, warnings);
+  if (!training) {
+    return estimateInference(
+      plan,
+      workload,
+      R,
+      assignLayers(plan, workload, pp, v),
+      weightBytes,
+      layerCompute,
+      actBytes,
+      warnings,
+    );
+  }
 
   const seqLen = training.seqLen ?? (typeof plan.model === 'object' ? plan.model.seqLen : undefined) ?? 2048;
   const b = training.microBatch;
   const m = training.globalBatch / (b * dp);
   const recompute = training.recompute ?? 'none';
-  const ctx: WorkContext = { microBatch: b, seqLen, tensor: tp, sequenceParallel: R.sp, actBytes, weightBytes, dropout: training.dropout ?? (typeof plan.model === 'object' && plan.model.arch === 'gpt') };
+  const ctx: WorkContext = {
+    microBatch: b,
+    seqLen,
+    tensor: tp,
+    sequenceParallel: R.sp,
+    actBytes,
+    weightBytes,
+    dropout: training.dropout ?? (typeof plan.model === 'object' && plan.model.arch === 'gpt'),
+  };
   const works = new Map<number, LayerWork>();
   const workOf = (i: number) => {
     let w = works.get(i);
@@ -300,7 +371,9 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostRep
   const layerSeconds = (i: number) => {
     const w = workOf(i);
     const cd = layerCompute(workload.layers[i]);
-    const gemm = w.gemms.reduce((x, g) => x + gemmSeconds(g, gpu, cd), 0) + w.bulkMatmulFlops / (peakFlops(gpu, cd) * gpu.gemmEfficiency);
+    const gemm =
+      w.gemms.reduce((x, g) => x + gemmSeconds(g, gpu, cd), 0) +
+      w.bulkMatmulFlops / (peakFlops(gpu, cd) * gpu.gemmEfficiency);
     return 3 * (gemm + memorySeconds(w.memoryBytes, w.memoryKernels, gpu));
   };
   const assignment = assignLayers(plan, workload, pp, v, layerSeconds);
@@ -335,7 +408,11 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostRep
         } else if (recompute === 'full') {
           back += f;
           passes++;
-        } else if (recompute === 'selective') back += w.selectiveGemms.reduce((x, g) => x + gemmSeconds(g, gpu, cd), 0) + memorySeconds(w.selectiveMemoryBytes, 2, gpu);
+        } else if (recompute === 'selective') {
+          back +=
+            w.selectiveGemms.reduce((x, g) => x + gemmSeconds(g, gpu, cd), 0) +
+            memorySeconds(w.selectiveMemoryBytes, 2, gpu);
+        }
         fwd += f;
         bwd += back;
         tpSec += ar * passes + ag;
@@ -349,7 +426,11 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostRep
     tpSecondsTotal += tpSec * m;
     tpBytesTotal += tpBytes * m;
     const sendBytes = pipelineSendBytes(workload, assignment[s][v - 1], ctx, workOf);
-    const send = s < pp - 1 || v > 1 ? p2pSeconds(sendBytes / (tp > 1 && !R.sp ? tp : 1), stageLink(s)) + (tp > 1 && !R.sp ? allGatherSeconds(sendBytes, tpGroup) : 0) : 0;
+    const send =
+      s < pp - 1 || v > 1
+        ? p2pSeconds(sendBytes / (tp > 1 && !R.sp ? tp : 1), stageLink(s)) +
+          (tp > 1 && !R.sp ? allGatherSeconds(sendBytes, tpGroup) : 0)
+        : 0;
     times.push({ forward: fwdPerChunk, backward: bwdPerChunk, sendNext: send, sendPrev: send });
   }
   const sim = simulate(R.schedule, times, m, v);
@@ -401,7 +482,10 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostRep
     dataSeconds = Math.max(dataSeconds, exposed);
     // Optimizer step: streams weights, gradients, master weights and moments (read + write), memory-bound.
     const optParams = params / shard(1);
-    optimizerSeconds = Math.max(optimizerSeconds, memorySeconds(optParams * (gradBytes + 2 * (optimizerBytes + bytesOfDtype(dtype))), 6, gpu));
+    optimizerSeconds = Math.max(
+      optimizerSeconds,
+      memorySeconds(optParams * (gradBytes + 2 * (optimizerBytes + bytesOfDtype(dtype))), 6, gpu),
+    );
     pipeBytes += s < pp - 1 || v > 1 ? 2 * m * v * pipelineSendBytes(workload, assignment[s][v - 1], ctx, workOf) : 0;
     stages.push({
       index: s,
@@ -421,7 +505,14 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostRep
   let embeddingSync = 0;
   if (workload.arch?.tied && pp > 1) {
     const e = workload.layers.find((l) => l.kind === 'embedding');
-    if (e) embeddingSync = allReduceSeconds((e.shardedParameters / tp) * gradBytes, { size: 2, perNode: 1, intra: R.intra, inter: R.inter });
+    if (e) {
+      embeddingSync = allReduceSeconds((e.shardedParameters / tp) * gradBytes, {
+        size: 2,
+        perNode: 1,
+        intra: R.intra,
+        inter: R.inter,
+      });
+    }
   }
   const iterationSeconds = sim.makespan + dataSeconds + embeddingSync + optimizerSeconds;
   const microBatchesTotal = m * dp;
@@ -448,7 +539,11 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostRep
     communication: {
       data: { bytes: dataBytes, seconds: dataSeconds, link: links.data },
       tensor: { bytes: tpBytesTotal / pp, seconds: tpSecondsTotal / pp, link: links.tensor },
-      pipeline: { bytes: pipeBytes / Math.max(1, pp - 1), seconds: sim.comm.reduce((a, c) => a + c, 0) / pp, link: links.pipeline },
+      pipeline: {
+        bytes: pipeBytes / Math.max(1, pp - 1),
+        seconds: sim.comm.reduce((a, c) => a + c, 0) / pp,
+        link: links.pipeline,
+      },
     },
     gpus,
     gpu: gpu.id,
@@ -470,14 +565,28 @@ function pipelineSendBytes(w: Workload, chunk: number[], ctx: WorkContext, workO
 }
 
 function estimateInference(
-  plan: Plan, workload: Workload, R: Resolved, assignment: number[][][], weightBytes: (l: CostLayer) => number,
-  layerCompute: (l: CostLayer) => ComputeDtype, actBytes: number, warnings: string[],
+  plan: Plan,
+  workload: Workload,
+  R: Resolved,
+  assignment: number[][][],
+  weightBytes: (l: CostLayer) => number,
+  layerCompute: (l: CostLayer) => ComputeDtype,
+  actBytes: number,
+  warnings: string[],
 ): CostReport {
   const inf = plan.inference!;
   const { gpu, tp, pp, dp } = R;
   const tpGroup: GroupTopology = { size: tp, perNode: Math.min(tp, R.gpusPerNode), intra: R.intra, inter: R.inter };
   const batch = Math.ceil(inf.batch / dp);
-  const ctxPrefill: WorkContext = { microBatch: batch, seqLen: inf.promptLen, tensor: tp, sequenceParallel: R.sp, actBytes, weightBytes, dropout: false };
+  const ctxPrefill: WorkContext = {
+    microBatch: batch,
+    seqLen: inf.promptLen,
+    tensor: tp,
+    sequenceParallel: R.sp,
+    actBytes,
+    weightBytes,
+    dropout: false,
+  };
   const a = workload.arch;
   const stages: StageReport[] = [];
   let prefill = 0;
@@ -503,7 +612,11 @@ function estimateInference(
       const w = l.work(ctxPrefill);
       const cd = layerCompute(l);
       const ar = w.tpAllReduceBytes.reduce((x, bytes) => x + allReduceSeconds(bytes, tpGroup), 0);
-      stagePrefill += w.gemms.reduce((x, g) => x + gemmSeconds(g, gpu, cd), 0) + w.bulkMatmulFlops / (peakFlops(gpu, cd) * gpu.gemmEfficiency) + memorySeconds(w.memoryBytes, w.memoryKernels, gpu) + ar;
+      stagePrefill +=
+        w.gemms.reduce((x, g) => x + gemmSeconds(g, gpu, cd), 0) +
+        w.bulkMatmulFlops / (peakFlops(gpu, cd) * gpu.gemmEfficiency) +
+        memorySeconds(w.memoryBytes, w.memoryKernels, gpu) +
+        ar;
       act = Math.max(act, w.activations.none);
       modelFlops += w.flops;
       if (l.kind === 'block' && a) {
@@ -518,17 +631,32 @@ function estimateInference(
       } else stageDecode += memorySeconds(wb, 2, gpu);
       tpSeconds += ar;
     }
-    const memory: MemoryBreakdown = { weights: weightMem, gradients: 0, optimizer: 0, activations: kv + act, total: weightMem + kv + act };
+    const memory: MemoryBreakdown = {
+      weights: weightMem,
+      gradients: 0,
+      optimizer: 0,
+      activations: kv + act,
+      total: weightMem + kv + act,
+    };
     const capacity = gpu.memoryGB * 1e9;
     if (memory.total > capacity) warnings.push(overCapacity(s, memory.total, capacity, gpu));
     const send = s < pp - 1 ? p2pSeconds(batch * (a?.hidden ?? 1) * actBytes, R.intra) : 0;
-    prefill += stagePrefill + (s < pp - 1 ? p2pSeconds(batch * inf.promptLen * (a?.hidden ?? 1) * actBytes, R.intra) : 0);
+    prefill +=
+      stagePrefill + (s < pp - 1 ? p2pSeconds(batch * inf.promptLen * (a?.hidden ?? 1) * actBytes, R.intra) : 0);
     decode += stageDecode + send;
     kvTotal += kv;
     stages.push({
-      index: s, layers: rangeText(idx.map((i) => workload.blockIndices.indexOf(i)).filter((x) => x >= 0)), layerNames: idx.map((i) => workload.layers[i].name),
-      parameters: params, memory, capacity, computeSeconds: stagePrefill + stageDecode * inf.genLen, commSeconds: send * inf.genLen, idleSeconds: 0,
-      forwardSeconds: stagePrefill, backwardSeconds: 0,
+      index: s,
+      layers: rangeText(idx.map((i) => workload.blockIndices.indexOf(i)).filter((x) => x >= 0)),
+      layerNames: idx.map((i) => workload.layers[i].name),
+      parameters: params,
+      memory,
+      capacity,
+      computeSeconds: stagePrefill + stageDecode * inf.genLen,
+      commSeconds: send * inf.genLen,
+      idleSeconds: 0,
+      forwardSeconds: stagePrefill,
+      backwardSeconds: 0,
     });
   }
   const total = prefill + decode * inf.genLen;
@@ -536,12 +664,32 @@ function estimateInference(
   const decodeFlops = (modelFlops / (inf.promptLen || 1)) * inf.genLen;
   const allFlops = (modelFlops + decodeFlops) * dp;
   return {
-    mode: 'inference', iterationSeconds: total, tflopsPerGpu: allFlops / (total * gpus) / 1e12,
-    mfu: allFlops / (total * gpus * peakFlops(gpu, 'bf16')), bubbleFraction: pp > 1 ? 1 - 1 / pp : 0, stages,
-    communication: { data: { bytes: 0, seconds: 0 }, tensor: { bytes: tpBytes, seconds: tpSeconds }, pipeline: { bytes: 0, seconds: 0 } },
-    gpus, gpu: gpu.id, microBatches: 1, modelFlops: allFlops, hardwareFlops: allFlops, parameters: workload.layers.reduce((x, l) => x + l.parameters, 0),
-    optimizerSeconds: 0, timeline: [], warnings,
-    inference: { prefillSeconds: prefill, decodeSecondsPerToken: decode, tokensPerSecond: (inf.batch * inf.genLen) / total, kvCacheBytes: kvTotal },
+    mode: 'inference',
+    iterationSeconds: total,
+    tflopsPerGpu: allFlops / (total * gpus) / 1e12,
+    mfu: allFlops / (total * gpus * peakFlops(gpu, 'bf16')),
+    bubbleFraction: pp > 1 ? 1 - 1 / pp : 0,
+    stages,
+    communication: {
+      data: { bytes: 0, seconds: 0 },
+      tensor: { bytes: tpBytes, seconds: tpSeconds },
+      pipeline: { bytes: 0, seconds: 0 },
+    },
+    gpus,
+    gpu: gpu.id,
+    microBatches: 1,
+    modelFlops: allFlops,
+    hardwareFlops: allFlops,
+    parameters: workload.layers.reduce((x, l) => x + l.parameters, 0),
+    optimizerSeconds: 0,
+    timeline: [],
+    warnings,
+    inference: {
+      prefillSeconds: prefill,
+      decodeSecondsPerToken: decode,
+      tokensPerSecond: (inf.batch * inf.genLen) / total,
+      kvCacheBytes: kvTotal,
+    },
   };
 }
 

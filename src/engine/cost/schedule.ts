@@ -67,7 +67,11 @@ export function stageOrder(schedule: Schedule, p: number, m: number, v: number, 
     const group = Math.floor(k / (p * v));
     const inGroup = k % (p * v);
     const chunk = Math.floor(inGroup / p);
-    return { pass: backward ? 'backward' : 'forward', microBatch: group * p + (k % p), chunk: backward ? v - 1 - chunk : chunk };
+    return {
+      pass: backward ? 'backward' : 'forward',
+      microBatch: group * p + (k % p),
+      chunk: backward ? v - 1 - chunk : chunk,
+    };
   };
   const warmup = Math.min((p - stage - 1) * 2 + (v - 1) * p, total);
   let f = 0;
@@ -86,9 +90,13 @@ export function simulate(schedule: Schedule, stages: StageTimes[], m: number, v 
   const chunks = schedule === 'interleaved' ? v : 1;
   const orders = stages.map((_, i) => stageOrder(schedule, p, m, chunks, i));
   // End time of every (stage, pass, micro-batch, chunk), NaN until it has run.
-  const key = (stage: number, pass: 'forward' | 'backward', mb: number, chunk: number) => ((((pass === 'forward' ? 0 : 1) * chunks + chunk) * m + mb) * p + stage);
+  const key = (stage: number, pass: 'forward' | 'backward', mb: number, chunk: number) =>
+    (((pass === 'forward' ? 0 : 1) * chunks + chunk) * m + mb) * p + stage;
   const ends = new Float64Array(2 * chunks * m * p).fill(NaN);
-  const done = { get: (k: number): number | undefined => (Number.isNaN(ends[k]) ? undefined : ends[k]), set: (k: number, t: number) => void (ends[k] = t) };
+  const done = {
+    get: (k: number): number | undefined => (Number.isNaN(ends[k]) ? undefined : ends[k]),
+    set: (k: number, t: number) => void (ends[k] = t),
+  };
   const next = new Array(p).fill(0);
   const free = new Array(p).fill(0);
   const busy = new Array(p).fill(0);

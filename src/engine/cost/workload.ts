@@ -63,8 +63,17 @@ export interface Workload {
 }
 
 const emptyWork = (): LayerWork => ({
-  gemms: [], selectiveGemms: [], memoryBytes: 0, memoryKernels: 0, selectiveMemoryBytes: 0, tpAllReduceBytes: [], tpBackwardAllGatherBytes: [],
-  activations: { none: 0, selective: 0, full: 0 }, flops: 0, selectiveFlops: 0, bulkMatmulFlops: 0,
+  gemms: [],
+  selectiveGemms: [],
+  memoryBytes: 0,
+  memoryKernels: 0,
+  selectiveMemoryBytes: 0,
+  tpAllReduceBytes: [],
+  tpBackwardAllGatherBytes: [],
+  activations: { none: 0, selective: 0, full: 0 },
+  flops: 0,
+  selectiveFlops: 0,
+  bulkMatmulFlops: 0,
 });
 
 const gflops = (g: Gemm) => 2 * g.batch * g.m * g.n * g.k;
@@ -83,7 +92,11 @@ function block(name: string, a: TransformerSpec): CostLayer {
   const normParams = a.norm === 'layernorm' ? 4 * h : 2 * h;
   const replicatedBiases = a.denseBias ? 2 * h : 0;
   return {
-    name, kind: 'block', tensors: [], parameters: attnParams + mlpParams + normParams, shardedParameters: attnParams + mlpParams - replicatedBiases,
+    name,
+    kind: 'block',
+    tensors: [],
+    parameters: attnParams + mlpParams + normParams,
+    shardedParameters: attnParams + mlpParams - replicatedBiases,
     work(ctx) {
       const { microBatch: b, seqLen: s, tensor: t, actBytes: e } = ctx;
       const T = b * s;
@@ -112,14 +125,20 @@ function block(name: string, a: TransformerSpec): CostLayer {
       const softmax = 2 * scores * e + (dropout ? 2 * scores * e + scores : 0);
       const rotary = a.positions ? 0 : (2 * (2 * T * (Q + KV) * e)) / t;
       // Activations kept for the backward (Korthikanti et al. 2022, generalized to GQA, head size, SwiGLU, MoE and no-dropout).
-      const replicated = (2 /* LN1 in */ + 2 /* QKV in */ + 2 /* LN2 in */ + 2 /* MLP in */) * T * h * r + (dropout ? 2 * T * h * r : 0);
-      const sharded = ((2 * Q /* Q */ + 2 * KV /* K */ + 2 * KV /* V */ + 2 * Q) /* proj in */ * T) / t + ((a.gated ? 6 : 4) * T * K * F) / t;
+      const replicated =
+        (2 /* LN1 in */ + 2 /* QKV in */ + 2 /* LN2 in */ + 2) /* MLP in */ * T * h * r + (dropout ? 2 * T * h * r : 0);
+      const sharded =
+        ((2 * Q /* Q */ + 2 * KV /* K */ + 2 * KV /* V */ + 2 * Q) /* proj in */ * T) / t +
+        ((a.gated ? 6 : 4) * T * K * F) / t;
       const attnCore = (2 + (dropout ? 3 : 0)) * scores;
       const full = 2 * T * h * r;
       const allReduce = T * h * e;
       return {
-        gemms: [...gemms, ...core], selectiveGemms: core,
-        memoryBytes: norms + residual + act + softmax + rotary, memoryKernels: 8, selectiveMemoryBytes: softmax,
+        gemms: [...gemms, ...core],
+        selectiveGemms: core,
+        memoryBytes: norms + residual + act + softmax + rotary,
+        memoryKernels: 8,
+        selectiveMemoryBytes: softmax,
         tpAllReduceBytes: t > 1 ? [allReduce, allReduce] : [],
         // Korthikanti et al. §4.2.2: with SP the column-parallel GEMMs' inputs are stored sharded and all-gathered again in the backward.
         tpBackwardAllGatherBytes: t > 1 && ctx.sequenceParallel ? [allReduce, allReduce] : [],
@@ -136,10 +155,26 @@ function block(name: string, a: TransformerSpec): CostLayer {
 export function archToSpec(spec: ArchSpec): TransformerSpec {
   const gpt = spec.arch === 'gpt';
   return {
-    family: gpt ? 'gpt2' : 'llama', layers: spec.layers, hidden: spec.hidden, heads: spec.heads, kvHeads: spec.kvHeads ?? spec.heads,
-    headDim: spec.hidden / spec.heads, ffn: spec.ffn ?? (gpt ? 4 * spec.hidden : Math.round((8 * spec.hidden) / 3 / 256) * 256), vocab: spec.vocab,
-    positions: gpt ? spec.seqLen ?? 2048 : 0, gated: !gpt, tied: spec.tiedEmbeddings ?? gpt, norm: gpt ? 'layernorm' : 'rmsnorm',
-    qkvBias: gpt, denseBias: gpt, experts: 1, topK: 1, dropout: gpt, encoder: false, tokenTypes: 0, maxSeqLen: spec.seqLen,
+    family: gpt ? 'gpt2' : 'llama',
+    layers: spec.layers,
+    hidden: spec.hidden,
+    heads: spec.heads,
+    kvHeads: spec.kvHeads ?? spec.heads,
+    headDim: spec.hidden / spec.heads,
+    ffn: spec.ffn ?? (gpt ? 4 * spec.hidden : Math.round((8 * spec.hidden) / 3 / 256) * 256),
+    vocab: spec.vocab,
+    positions: gpt ? (spec.seqLen ?? 2048) : 0,
+    gated: !gpt,
+    tied: spec.tiedEmbeddings ?? gpt,
+    norm: gpt ? 'layernorm' : 'rmsnorm',
+    qkvBias: gpt,
+    denseBias: gpt,
+    experts: 1,
+    topK: 1,
+    dropout: gpt,
+    encoder: false,
+    tokenTypes: 0,
+    maxSeqLen: spec.seqLen,
   };
 }
 
@@ -153,7 +188,11 @@ export function transformerWorkload(arch: TransformerSpec): Workload {
   const h = arch.hidden;
   const layers: CostLayer[] = [];
   layers.push({
-    name: 'embedding', kind: 'embedding', tensors: [], parameters: arch.vocab * h + (arch.positions + arch.tokenTypes) * h, shardedParameters: arch.vocab * h,
+    name: 'embedding',
+    kind: 'embedding',
+    tensors: [],
+    parameters: arch.vocab * h + (arch.positions + arch.tokenTypes) * h,
+    shardedParameters: arch.vocab * h,
     work(ctx) {
       const T = ctx.microBatch * ctx.seqLen;
       const w = emptyWork();
@@ -171,7 +210,11 @@ export function transformerWorkload(arch: TransformerSpec): Workload {
     layers.push(block(`layers.${i}`, arch));
   }
   layers.push({
-    name: 'final_norm', kind: 'norm', tensors: [], parameters: arch.norm === 'layernorm' ? 2 * h : h, shardedParameters: 0,
+    name: 'final_norm',
+    kind: 'norm',
+    tensors: [],
+    parameters: arch.norm === 'layernorm' ? 2 * h : h,
+    shardedParameters: 0,
     work(ctx) {
       const T = ctx.microBatch * ctx.seqLen;
       const r = ctx.sequenceParallel ? 1 / ctx.tensor : 1;
@@ -185,7 +228,11 @@ export function transformerWorkload(arch: TransformerSpec): Workload {
   layers.push({
     // The output layer; with tied embeddings it holds a copy of the word embeddings (Megatron-LM
     // keeps one on the last stage and all-reduces its gradient with the first stage).
-    name: 'lm_head', kind: 'head', tensors: [], parameters: arch.vocab * h, shardedParameters: arch.vocab * h,
+    name: 'lm_head',
+    kind: 'head',
+    tensors: [],
+    parameters: arch.vocab * h,
+    shardedParameters: arch.vocab * h,
     work(ctx) {
       const { microBatch: b, seqLen: s, tensor: t, actBytes: e } = ctx;
       const T = b * s;
@@ -204,7 +251,24 @@ export function transformerWorkload(arch: TransformerSpec): Workload {
   return { layers, arch, blockIndices };
 }
 
-const MATMUL_OPS = new Set(['MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'MatMulInteger', 'QLinearMatMul', 'QLinearConv', 'ConvInteger', 'MatMulNBits', 'Attention', 'MultiHeadAttention', 'GroupQueryAttention', 'LSTM', 'GRU', 'RNN', 'Einsum']);
+const MATMUL_OPS = new Set([
+  'MatMul',
+  'Gemm',
+  'Conv',
+  'ConvTranspose',
+  'MatMulInteger',
+  'QLinearMatMul',
+  'QLinearConv',
+  'ConvInteger',
+  'MatMulNBits',
+  'Attention',
+  'MultiHeadAttention',
+  'GroupQueryAttention',
+  'LSTM',
+  'GRU',
+  'RNN',
+  'Einsum',
+]);
 
 /** What a model file's layer costs, as plain data (the planner's web worker rebuilds the workload from it). */
 export interface GraphLayerData {
@@ -247,7 +311,9 @@ export function graphLayerData(graph: ModelGraph): GraphLayerData[] {
     const fp32Ops: { op: string; node: string; tensors: string[] }[] = [];
     for (const n of nodes) {
       if (n.opType === 'Constant') continue;
-      if (FP32_OPS.has(n.opType)) fp32Ops.push({ op: n.opType, node: n.name, tensors: n.inputs.filter((i) => graph.tensors.get(i)?.isWeight) });
+      if (FP32_OPS.has(n.opType)) {
+        fp32Ops.push({ op: n.opType, node: n.name, tensors: n.inputs.filter((i) => graph.tensors.get(i)?.isWeight) });
+      }
       kernels++;
       if (MATMUL_OPS.has(n.opType)) {
         matmulFlops += n.flops;
@@ -263,10 +329,24 @@ export function graphLayerData(graph: ModelGraph): GraphLayerData[] {
     // The layer's output: tensors it produces that another layer consumes.
     for (const o of produced) {
       const t = graph.tensors.get(o)!;
-      if (t.consumers.some((c) => graph.nodes[c].layer !== l.index) || graph.outputs.includes(o)) outputBytes += evalShape(t.shape, graph.bindings) * bytesPerElement(t.dtype);
+      if (t.consumers.some((c) => graph.nodes[c].layer !== l.index) || graph.outputs.includes(o)) {
+        outputBytes += evalShape(t.shape, graph.bindings) * bytesPerElement(t.dtype);
+      }
     }
     const matrices = l.weights.filter((w) => (graph.tensors.get(w)?.shape?.length ?? 0) >= 2);
-    return { name: l.name, parameters: l.parameters, tensors: l.weights, matmulFlops, matmulBytes, otherBytes, kernels, activations, outputBytes, fp32Ops, matrices };
+    return {
+      name: l.name,
+      parameters: l.parameters,
+      tensors: l.weights,
+      matmulFlops,
+      matmulBytes,
+      otherBytes,
+      kernels,
+      activations,
+      outputBytes,
+      fp32Ops,
+      matrices,
+    };
   });
 }
 
@@ -276,7 +356,11 @@ export function graphLayerData(graph: ModelGraph): GraphLayerData[] {
  */
 export function graphLayersWorkload(data: GraphLayerData[]): Workload {
   const layers: CostLayer[] = data.map((d) => ({
-    name: d.name, kind: 'generic', parameters: d.parameters, shardedParameters: d.parameters, tensors: d.tensors,
+    name: d.name,
+    kind: 'generic',
+    parameters: d.parameters,
+    shardedParameters: d.parameters,
+    tensors: d.tensors,
     work(ctx) {
       const t = ctx.tensor;
       const w = emptyWork();

@@ -6,12 +6,31 @@ for (const [k, v] of Object.entries(DataType)) names[v] = k.toLowerCase();
 
 /** Bits per element of an ONNX data type; undefined for strings and unknown codes. */
 const bits: Record<number, number> = {
-  [DataType.FLOAT]: 32, [DataType.UINT8]: 8, [DataType.INT8]: 8, [DataType.UINT16]: 16, [DataType.INT16]: 16,
-  [DataType.INT32]: 32, [DataType.INT64]: 64, [DataType.BOOL]: 8, [DataType.FLOAT16]: 16, [DataType.DOUBLE]: 64,
-  [DataType.UINT32]: 32, [DataType.UINT64]: 64, [DataType.COMPLEX64]: 64, [DataType.COMPLEX128]: 128,
-  [DataType.BFLOAT16]: 16, [DataType.FLOAT8E4M3FN]: 8, [DataType.FLOAT8E4M3FNUZ]: 8, [DataType.FLOAT8E5M2]: 8,
-  [DataType.FLOAT8E5M2FNUZ]: 8, [DataType.UINT4]: 4, [DataType.INT4]: 4, [DataType.FLOAT4E2M1]: 4,
-  [DataType.FLOAT8E8M0]: 8, [DataType.UINT2]: 2, [DataType.INT2]: 2,
+  [DataType.FLOAT]: 32,
+  [DataType.UINT8]: 8,
+  [DataType.INT8]: 8,
+  [DataType.UINT16]: 16,
+  [DataType.INT16]: 16,
+  [DataType.INT32]: 32,
+  [DataType.INT64]: 64,
+  [DataType.BOOL]: 8,
+  [DataType.FLOAT16]: 16,
+  [DataType.DOUBLE]: 64,
+  [DataType.UINT32]: 32,
+  [DataType.UINT64]: 64,
+  [DataType.COMPLEX64]: 64,
+  [DataType.COMPLEX128]: 128,
+  [DataType.BFLOAT16]: 16,
+  [DataType.FLOAT8E4M3FN]: 8,
+  [DataType.FLOAT8E4M3FNUZ]: 8,
+  [DataType.FLOAT8E5M2]: 8,
+  [DataType.FLOAT8E5M2FNUZ]: 8,
+  [DataType.UINT4]: 4,
+  [DataType.INT4]: 4,
+  [DataType.FLOAT4E2M1]: 4,
+  [DataType.FLOAT8E8M0]: 8,
+  [DataType.UINT2]: 2,
+  [DataType.INT2]: 2,
 };
 
 export function onnxDtypeName(code: number): string {
@@ -24,8 +43,16 @@ export function dtypeBits(code: number): number | undefined {
 
 export function isFloatDtype(code: number): boolean {
   return [
-    DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE, DataType.BFLOAT16, DataType.FLOAT8E4M3FN, DataType.FLOAT8E4M3FNUZ,
-    DataType.FLOAT8E5M2, DataType.FLOAT8E5M2FNUZ, DataType.FLOAT4E2M1, DataType.FLOAT8E8M0,
+    DataType.FLOAT,
+    DataType.FLOAT16,
+    DataType.DOUBLE,
+    DataType.BFLOAT16,
+    DataType.FLOAT8E4M3FN,
+    DataType.FLOAT8E4M3FNUZ,
+    DataType.FLOAT8E5M2,
+    DataType.FLOAT8E5M2FNUZ,
+    DataType.FLOAT4E2M1,
+    DataType.FLOAT8E8M0,
   ].includes(code as never);
 }
 
@@ -51,7 +78,13 @@ export function bf16ToFloat(b: number): number {
  * `fnuz` (no negative zero / infinities, NaN is 0x80), `fn` (no infinities, only all-ones is NaN),
  * `finite` (no special values at all, as FP4 E2M1).
  */
-export function minifloatToFloat(v: number, e: number, m: number, bias: number, mode: 'ieee' | 'fn' | 'fnuz' | 'finite'): number {
+export function minifloatToFloat(
+  v: number,
+  e: number,
+  m: number,
+  bias: number,
+  mode: 'ieee' | 'fn' | 'fnuz' | 'finite',
+): number {
   const total = 1 + e + m;
   const sign = (v >> (total - 1)) & 1;
   const exp = (v >> m) & ((1 << e) - 1);
@@ -72,30 +105,73 @@ export function rawToNumbers(raw: Uint8Array, dataType: number, count: number): 
   const out = new Float64Array(count);
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   switch (dataType) {
-    case DataType.FLOAT: for (let i = 0; i < count; i++) out[i] = dv.getFloat32(i * 4, true); break;
-    case DataType.DOUBLE: for (let i = 0; i < count; i++) out[i] = dv.getFloat64(i * 8, true); break;
-    case DataType.FLOAT16: for (let i = 0; i < count; i++) out[i] = halfToFloat(dv.getUint16(i * 2, true)); break;
-    case DataType.BFLOAT16: for (let i = 0; i < count; i++) out[i] = bf16ToFloat(dv.getUint16(i * 2, true)); break;
-    case DataType.UINT8: case DataType.BOOL: for (let i = 0; i < count; i++) out[i] = raw[i]; break;
-    case DataType.INT8: for (let i = 0; i < count; i++) out[i] = dv.getInt8(i); break;
-    case DataType.UINT16: for (let i = 0; i < count; i++) out[i] = dv.getUint16(i * 2, true); break;
-    case DataType.INT16: for (let i = 0; i < count; i++) out[i] = dv.getInt16(i * 2, true); break;
-    case DataType.INT32: for (let i = 0; i < count; i++) out[i] = dv.getInt32(i * 4, true); break;
-    case DataType.UINT32: for (let i = 0; i < count; i++) out[i] = dv.getUint32(i * 4, true); break;
-    case DataType.INT64: for (let i = 0; i < count; i++) out[i] = Number(dv.getBigInt64(i * 8, true)); break;
-    case DataType.UINT64: for (let i = 0; i < count; i++) out[i] = Number(dv.getBigUint64(i * 8, true)); break;
-    case DataType.FLOAT8E4M3FN: for (let i = 0; i < count; i++) out[i] = minifloatToFloat(raw[i], 4, 3, 7, 'fn'); break;
-    case DataType.FLOAT8E4M3FNUZ: for (let i = 0; i < count; i++) out[i] = minifloatToFloat(raw[i], 4, 3, 8, 'fnuz'); break;
-    case DataType.FLOAT8E5M2: for (let i = 0; i < count; i++) out[i] = minifloatToFloat(raw[i], 5, 2, 15, 'ieee'); break;
-    case DataType.FLOAT8E5M2FNUZ: for (let i = 0; i < count; i++) out[i] = minifloatToFloat(raw[i], 5, 2, 16, 'fnuz'); break;
-    case DataType.FLOAT8E8M0: for (let i = 0; i < count; i++) out[i] = raw[i] === 255 ? NaN : 2 ** (raw[i] - 127); break;
-    case DataType.UINT4: case DataType.INT4: case DataType.FLOAT4E2M1:
+    case DataType.FLOAT:
+      for (let i = 0; i < count; i++) out[i] = dv.getFloat32(i * 4, true);
+      break;
+    case DataType.DOUBLE:
+      for (let i = 0; i < count; i++) out[i] = dv.getFloat64(i * 8, true);
+      break;
+    case DataType.FLOAT16:
+      for (let i = 0; i < count; i++) out[i] = halfToFloat(dv.getUint16(i * 2, true));
+      break;
+    case DataType.BFLOAT16:
+      for (let i = 0; i < count; i++) out[i] = bf16ToFloat(dv.getUint16(i * 2, true));
+      break;
+    case DataType.UINT8:
+    case DataType.BOOL:
+      for (let i = 0; i < count; i++) out[i] = raw[i];
+      break;
+    case DataType.INT8:
+      for (let i = 0; i < count; i++) out[i] = dv.getInt8(i);
+      break;
+    case DataType.UINT16:
+      for (let i = 0; i < count; i++) out[i] = dv.getUint16(i * 2, true);
+      break;
+    case DataType.INT16:
+      for (let i = 0; i < count; i++) out[i] = dv.getInt16(i * 2, true);
+      break;
+    case DataType.INT32:
+      for (let i = 0; i < count; i++) out[i] = dv.getInt32(i * 4, true);
+      break;
+    case DataType.UINT32:
+      for (let i = 0; i < count; i++) out[i] = dv.getUint32(i * 4, true);
+      break;
+    case DataType.INT64:
+      for (let i = 0; i < count; i++) out[i] = Number(dv.getBigInt64(i * 8, true));
+      break;
+    case DataType.UINT64:
+      for (let i = 0; i < count; i++) out[i] = Number(dv.getBigUint64(i * 8, true));
+      break;
+    case DataType.FLOAT8E4M3FN:
+      for (let i = 0; i < count; i++) out[i] = minifloatToFloat(raw[i], 4, 3, 7, 'fn');
+      break;
+    case DataType.FLOAT8E4M3FNUZ:
+      for (let i = 0; i < count; i++) out[i] = minifloatToFloat(raw[i], 4, 3, 8, 'fnuz');
+      break;
+    case DataType.FLOAT8E5M2:
+      for (let i = 0; i < count; i++) out[i] = minifloatToFloat(raw[i], 5, 2, 15, 'ieee');
+      break;
+    case DataType.FLOAT8E5M2FNUZ:
+      for (let i = 0; i < count; i++) out[i] = minifloatToFloat(raw[i], 5, 2, 16, 'fnuz');
+      break;
+    case DataType.FLOAT8E8M0:
+      for (let i = 0; i < count; i++) out[i] = raw[i] === 255 ? NaN : 2 ** (raw[i] - 127);
+      break;
+    case DataType.UINT4:
+    case DataType.INT4:
+    case DataType.FLOAT4E2M1:
       for (let i = 0; i < count; i++) {
         const nib = (raw[i >> 1] >> ((i & 1) * 4)) & 0xf;
-        out[i] = dataType === DataType.UINT4 ? nib : dataType === DataType.INT4 ? (nib << 28) >> 28 : minifloatToFloat(nib, 2, 1, 1, 'finite');
+        out[i] =
+          dataType === DataType.UINT4
+            ? nib
+            : dataType === DataType.INT4
+              ? (nib << 28) >> 28
+              : minifloatToFloat(nib, 2, 1, 1, 'finite');
       }
       break;
-    case DataType.UINT2: case DataType.INT2:
+    case DataType.UINT2:
+    case DataType.INT2:
       for (let i = 0; i < count; i++) {
         const v = (raw[i >> 2] >> ((i & 3) * 2)) & 3;
         out[i] = dataType === DataType.UINT2 ? v : (v << 30) >> 30;

@@ -7,17 +7,38 @@ import { InputError } from '../errors';
  * `general.alignment`. Read with positioned reads through a small window; tensor data is never read.
  */
 export const GGML_TYPES: Record<number, { name: string; block: number; bytes: number }> = {
-  0: { name: 'F32', block: 1, bytes: 4 }, 1: { name: 'F16', block: 1, bytes: 2 }, 2: { name: 'Q4_0', block: 32, bytes: 18 },
-  3: { name: 'Q4_1', block: 32, bytes: 20 }, 6: { name: 'Q5_0', block: 32, bytes: 22 }, 7: { name: 'Q5_1', block: 32, bytes: 24 },
-  8: { name: 'Q8_0', block: 32, bytes: 34 }, 9: { name: 'Q8_1', block: 32, bytes: 36 }, 10: { name: 'Q2_K', block: 256, bytes: 84 },
-  11: { name: 'Q3_K', block: 256, bytes: 110 }, 12: { name: 'Q4_K', block: 256, bytes: 144 }, 13: { name: 'Q5_K', block: 256, bytes: 176 },
-  14: { name: 'Q6_K', block: 256, bytes: 210 }, 15: { name: 'Q8_K', block: 256, bytes: 292 }, 16: { name: 'IQ2_XXS', block: 256, bytes: 66 },
-  17: { name: 'IQ2_XS', block: 256, bytes: 74 }, 18: { name: 'IQ3_XXS', block: 256, bytes: 98 }, 19: { name: 'IQ1_S', block: 256, bytes: 50 },
-  20: { name: 'IQ4_NL', block: 32, bytes: 18 }, 21: { name: 'IQ3_S', block: 256, bytes: 110 }, 22: { name: 'IQ2_S', block: 256, bytes: 82 },
-  23: { name: 'IQ4_XS', block: 256, bytes: 136 }, 24: { name: 'I8', block: 1, bytes: 1 }, 25: { name: 'I16', block: 1, bytes: 2 },
-  26: { name: 'I32', block: 1, bytes: 4 }, 27: { name: 'I64', block: 1, bytes: 8 }, 28: { name: 'F64', block: 1, bytes: 8 },
-  29: { name: 'IQ1_M', block: 256, bytes: 56 }, 30: { name: 'BF16', block: 1, bytes: 2 }, 34: { name: 'TQ1_0', block: 256, bytes: 54 },
-  35: { name: 'TQ2_0', block: 256, bytes: 66 }, 39: { name: 'MXFP4', block: 32, bytes: 17 },
+  0: { name: 'F32', block: 1, bytes: 4 },
+  1: { name: 'F16', block: 1, bytes: 2 },
+  2: { name: 'Q4_0', block: 32, bytes: 18 },
+  3: { name: 'Q4_1', block: 32, bytes: 20 },
+  6: { name: 'Q5_0', block: 32, bytes: 22 },
+  7: { name: 'Q5_1', block: 32, bytes: 24 },
+  8: { name: 'Q8_0', block: 32, bytes: 34 },
+  9: { name: 'Q8_1', block: 32, bytes: 36 },
+  10: { name: 'Q2_K', block: 256, bytes: 84 },
+  11: { name: 'Q3_K', block: 256, bytes: 110 },
+  12: { name: 'Q4_K', block: 256, bytes: 144 },
+  13: { name: 'Q5_K', block: 256, bytes: 176 },
+  14: { name: 'Q6_K', block: 256, bytes: 210 },
+  15: { name: 'Q8_K', block: 256, bytes: 292 },
+  16: { name: 'IQ2_XXS', block: 256, bytes: 66 },
+  17: { name: 'IQ2_XS', block: 256, bytes: 74 },
+  18: { name: 'IQ3_XXS', block: 256, bytes: 98 },
+  19: { name: 'IQ1_S', block: 256, bytes: 50 },
+  20: { name: 'IQ4_NL', block: 32, bytes: 18 },
+  21: { name: 'IQ3_S', block: 256, bytes: 110 },
+  22: { name: 'IQ2_S', block: 256, bytes: 82 },
+  23: { name: 'IQ4_XS', block: 256, bytes: 136 },
+  24: { name: 'I8', block: 1, bytes: 1 },
+  25: { name: 'I16', block: 1, bytes: 2 },
+  26: { name: 'I32', block: 1, bytes: 4 },
+  27: { name: 'I64', block: 1, bytes: 8 },
+  28: { name: 'F64', block: 1, bytes: 8 },
+  29: { name: 'IQ1_M', block: 256, bytes: 56 },
+  30: { name: 'BF16', block: 1, bytes: 2 },
+  34: { name: 'TQ1_0', block: 256, bytes: 54 },
+  35: { name: 'TQ2_0', block: 256, bytes: 66 },
+  39: { name: 'MXFP4', block: 32, bytes: 17 },
 };
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[] | { type: number; count: number };
@@ -57,7 +78,9 @@ class Cursor {
   }
   async need(n: number): Promise<void> {
     if (this.pos >= this.start && this.pos + n <= this.start + this.buf.length) return;
-    if (this.pos + n > this.src.size) this.fail(`truncated: needs ${n} bytes at offset ${this.pos}, file has ${this.src.size}`);
+    if (this.pos + n > this.src.size) {
+      this.fail(`truncated: needs ${n} bytes at offset ${this.pos}, file has ${this.src.size}`);
+    }
     const len = Math.min(Math.max(n, 1 << 16), this.src.size - this.pos);
     this.buf = (await this.src.read(this.pos, len)).slice();
     this.start = this.pos;
@@ -67,21 +90,50 @@ class Cursor {
     this.pos += n;
     return v;
   }
-  async u8(): Promise<number> { await this.need(1); return this.view(1).getUint8(0); }
-  async i8(): Promise<number> { await this.need(1); return this.view(1).getInt8(0); }
-  async u16(): Promise<number> { await this.need(2); return this.view(2).getUint16(0, true); }
-  async i16(): Promise<number> { await this.need(2); return this.view(2).getInt16(0, true); }
-  async u32(): Promise<number> { await this.need(4); return this.view(4).getUint32(0, true); }
-  async i32(): Promise<number> { await this.need(4); return this.view(4).getInt32(0, true); }
-  async f32(): Promise<number> { await this.need(4); return this.view(4).getFloat32(0, true); }
-  async f64(): Promise<number> { await this.need(8); return this.view(8).getFloat64(0, true); }
+  async u8(): Promise<number> {
+    await this.need(1);
+    return this.view(1).getUint8(0);
+  }
+  async i8(): Promise<number> {
+    await this.need(1);
+    return this.view(1).getInt8(0);
+  }
+  async u16(): Promise<number> {
+    await this.need(2);
+    return this.view(2).getUint16(0, true);
+  }
+  async i16(): Promise<number> {
+    await this.need(2);
+    return this.view(2).getInt16(0, true);
+  }
+  async u32(): Promise<number> {
+    await this.need(4);
+    return this.view(4).getUint32(0, true);
+  }
+  async i32(): Promise<number> {
+    await this.need(4);
+    return this.view(4).getInt32(0, true);
+  }
+  async f32(): Promise<number> {
+    await this.need(4);
+    return this.view(4).getFloat32(0, true);
+  }
+  async f64(): Promise<number> {
+    await this.need(8);
+    return this.view(8).getFloat64(0, true);
+  }
   async u64(): Promise<number> {
     await this.need(8);
     const v = this.view(8).getBigUint64(0, true);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.fail(`a 64-bit count or offset (${v}) at offset ${this.pos - 8} is absurdly large`);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
+      this.fail(`a 64-bit count or offset (${v}) at offset ${this.pos - 8} is absurdly large`);
+    }
     return Number(v);
   }
-  async i64(): Promise<bigint> { await this.need(8); return this.view(8).getBigInt64(0, true); }
+  async i64(): Promise<bigint> {
+    await this.need(8);
+    return this.view(8).getBigInt64(0, true);
+  }
   async str(): Promise<string> {
     const n = await this.u64();
     if (n > MAX_STRING) this.fail(`a string of ${n} bytes at offset ${this.pos - 8}`);
@@ -94,15 +146,24 @@ class Cursor {
 
 async function readValue(c: Cursor, type: number, depth: number): Promise<GgufValue> {
   switch (type) {
-    case 0: return c.u8();
-    case 1: return c.i8();
-    case 2: return c.u16();
-    case 3: return c.i16();
-    case 4: return c.u32();
-    case 5: return c.i32();
-    case 6: return c.f32();
-    case 7: return (await c.u8()) !== 0;
-    case 8: return c.str();
+    case 0:
+      return c.u8();
+    case 1:
+      return c.i8();
+    case 2:
+      return c.u16();
+    case 3:
+      return c.i16();
+    case 4:
+      return c.u32();
+    case 5:
+      return c.i32();
+    case 6:
+      return c.f32();
+    case 7:
+      return (await c.u8()) !== 0;
+    case 8:
+      return c.str();
     case 9: {
       if (depth > 8) c.fail('metadata arrays nested too deep');
       const elemType = await c.u32();
@@ -116,10 +177,14 @@ async function readValue(c: Cursor, type: number, depth: number): Promise<GgufVa
       }
       return keep ? out : { type: elemType, count };
     }
-    case 10: return c.u64();
-    case 11: return c.i64();
-    case 12: return c.f64();
-    default: return c.fail(`unknown metadata value type ${type} at offset ${c.pos - 4}`);
+    case 10:
+      return c.u64();
+    case 11:
+      return c.i64();
+    case 12:
+      return c.f64();
+    default:
+      return c.fail(`unknown metadata value type ${type} at offset ${c.pos - 4}`);
   }
 }
 
@@ -141,7 +206,9 @@ export async function readGguf(source: ByteSource): Promise<GgufFile> {
     metadata.set(key, await readValue(c, type, 0));
   }
   const alignment = Number(metadata.get('general.alignment') ?? 32);
-  if (!Number.isInteger(alignment) || alignment <= 0 || alignment > 1 << 20) c.fail(`general.alignment ${alignment} is invalid`);
+  if (!Number.isInteger(alignment) || alignment <= 0 || alignment > 1 << 20) {
+    c.fail(`general.alignment ${alignment} is invalid`);
+  }
   const infos: { name: string; dims: number[]; type: number; rel: number }[] = [];
   for (let i = 0; i < tensorCount; i++) {
     const name = await c.str();
@@ -158,11 +225,17 @@ export async function readGguf(source: ByteSource): Promise<GgufFile> {
     const t = GGML_TYPES[type];
     if (!t) c.fail(`tensor '${name}' has unknown ggml type ${type}`);
     const elements = dims.reduce((a, b) => a * b, 1);
-    if ((dims[0] ?? 1) % t.block !== 0) c.fail(`tensor '${name}': row length ${dims[0]} is not a multiple of ${t.name}'s block of ${t.block}`);
+    if ((dims[0] ?? 1) % t.block !== 0) {
+      c.fail(`tensor '${name}': row length ${dims[0]} is not a multiple of ${t.name}'s block of ${t.block}`);
+    }
     const length = (elements / t.block) * t.bytes;
     const offset = dataOffset + rel;
     if (rel % alignment !== 0) c.fail(`tensor '${name}': offset ${rel} is not aligned to ${alignment}`);
-    if (offset + length > source.size) c.fail(`tensor '${name}' (${t.name}, [${dims.join(', ')}]) needs bytes [${offset}, ${offset + length}), past the end of the file (${source.size})`);
+    if (offset + length > source.size) {
+      c.fail(
+        `tensor '${name}' (${t.name}, [${dims.join(', ')}]) needs bytes [${offset}, ${offset + length}), past the end of the file (${source.size})`,
+      );
+    }
     return { name, dims, type, typeName: t.name, elements, offset, length };
   });
   return { version, metadata, tensors, alignment, dataOffset };
@@ -202,14 +275,26 @@ export function ggufConfig(g: GgufFile): Record<string, unknown> | undefined {
   if (!layers || !hidden || !heads) return undefined;
   const tokens = g.metadata.get('tokenizer.ggml.tokens');
   const embed = g.tensors.find((t) => t.name === 'token_embd.weight');
-  const vocab = get('vocab_size') ?? (Array.isArray(tokens) ? tokens.length : tokens && typeof tokens === 'object' && 'count' in tokens ? tokens.count : undefined) ?? embed?.dims[1];
+  const vocab =
+    get('vocab_size') ??
+    (Array.isArray(tokens)
+      ? tokens.length
+      : tokens && typeof tokens === 'object' && 'count' in tokens
+        ? tokens.count
+        : undefined) ??
+    embed?.dims[1];
   return {
     model_type: arch === 'llama' || arch === 'mistral' ? 'llama' : arch,
-    num_hidden_layers: layers, hidden_size: hidden, num_attention_heads: heads,
+    num_hidden_layers: layers,
+    hidden_size: hidden,
+    num_attention_heads: heads,
     num_key_value_heads: get('attention.head_count_kv') ?? heads,
-    intermediate_size: get('feed_forward_length'), vocab_size: vocab, max_position_embeddings: get('context_length'),
+    intermediate_size: get('feed_forward_length'),
+    vocab_size: vocab,
+    max_position_embeddings: get('context_length'),
     head_dim: get('attention.key_length'),
     tie_word_embeddings: !g.tensors.some((t) => t.name === 'output.weight'),
-    num_local_experts: get('expert_count'), num_experts_per_tok: get('expert_used_count'),
+    num_local_experts: get('expert_count'),
+    num_experts_per_tok: get('expert_used_count'),
   };
 }

@@ -17,7 +17,9 @@ export function checkExternalLocation(modelName: string, location: string): stri
     throw new InputError(modelName, `external data location '${location}' ${why}`);
   };
   if (location.includes('\0')) bad('contains a NUL byte');
-  if (/^([a-zA-Z]:|[\\/])/.test(location) || /^[a-z]+:\/\//i.test(location)) bad('is absolute; it must be relative to the model folder');
+  if (/^([a-zA-Z]:|[\\/])/.test(location) || /^[a-z]+:\/\//i.test(location)) {
+    bad('is absolute; it must be relative to the model folder');
+  }
   const parts: string[] = [];
   for (const part of location.split(/[\\/]+/)) {
     if (part === '' || part === '.') continue;
@@ -34,13 +36,19 @@ export function checkExternalLocation(modelName: string, location: string): stri
  * Loads a tensor's bytes in the little-endian layout of raw_data (4-bit and 2-bit types packed),
  * whichever way the file stores them. `source` is the model file; `siblings` opens external data.
  */
-export async function loadTensorBytes(tensor: OnnxTensor, source: ByteSource, siblings?: SiblingResolver): Promise<Uint8Array> {
+export async function loadTensorBytes(
+  tensor: OnnxTensor,
+  source: ByteSource,
+  siblings?: SiblingResolver,
+): Promise<Uint8Array> {
   const bits = dtypeBits(tensor.dataType);
   const label = `tensor '${tensor.name}'`;
   const fail = (file: string, why: string): never => {
     throw new InputError(file, `${label}: ${why}`);
   };
-  if (bits === undefined) fail(source.name, `values of type ${onnxDtypeName(tensor.dataType)} cannot be loaded as numbers`);
+  if (bits === undefined) {
+    fail(source.name, `values of type ${onnxDtypeName(tensor.dataType)} cannot be loaded as numbers`);
+  }
   const byteLength = Math.ceil((tensor.elements * bits!) / 8);
   if (byteLength > MAX_TENSOR_LOAD_BYTES) fail(source.name, `${byteLength} bytes is more than one tensor load allows`);
   const d = tensor.data;
@@ -55,7 +63,9 @@ export async function loadTensorBytes(tensor: OnnxTensor, source: ByteSource, si
       if (!siblings) fail(source.name, `is stored in external file '${rel}' but no folder was given to read it from`);
       const file = await siblings!.open(rel);
       const length = d.length ?? file.size - d.offset;
-      if (d.offset + length > file.size || length < 0) fail(file.name, `external data [${d.offset}, ${d.offset + length}) lies outside the file (${file.size} bytes)`);
+      if (d.offset + length > file.size || length < 0) {
+        fail(file.name, `external data [${d.offset}, ${d.offset + length}) lies outside the file (${file.size} bytes)`);
+      }
       if (length !== byteLength) fail(file.name, `external data holds ${length} bytes, the tensor needs ${byteLength}`);
       return file.read(d.offset, length);
     }
@@ -116,7 +126,12 @@ async function fieldsToRaw(tensor: OnnxTensor, source: ByteSource, byteLength: n
   const t = tensor.dataType;
   const n = tensor.elements;
   const need = (count: number) => {
-    if (values.length < count) throw new InputError(source.name, `tensor '${tensor.name}' declares ${n} elements but holds ${values.length} values`);
+    if (values.length < count) {
+      throw new InputError(
+        source.name,
+        `tensor '${tensor.name}' declares ${n} elements but holds ${values.length} values`,
+      );
+    }
   };
   const bits = dtypeBits(t)!;
   if (bits < 8) {
@@ -130,12 +145,30 @@ async function fieldsToRaw(tensor: OnnxTensor, source: ByteSource, byteLength: n
   for (let i = 0; i < count; i++) {
     const v = values[i];
     switch (t) {
-      case DataType.FLOAT: case DataType.COMPLEX64: dv.setFloat32(i * 4, v, true); break;
-      case DataType.DOUBLE: case DataType.COMPLEX128: dv.setFloat64(i * 8, v, true); break;
-      case DataType.INT32: case DataType.UINT32: dv.setUint32(i * 4, v >>> 0, true); break;
-      case DataType.INT64: case DataType.UINT64: dv.setBigInt64(i * 8, BigInt(v), true); break;
-      case DataType.INT16: case DataType.UINT16: case DataType.FLOAT16: case DataType.BFLOAT16: dv.setUint16(i * 2, v & 0xffff, true); break;
-      default: out[i] = v & 0xff;
+      case DataType.FLOAT:
+      case DataType.COMPLEX64:
+        dv.setFloat32(i * 4, v, true);
+        break;
+      case DataType.DOUBLE:
+      case DataType.COMPLEX128:
+        dv.setFloat64(i * 8, v, true);
+        break;
+      case DataType.INT32:
+      case DataType.UINT32:
+        dv.setUint32(i * 4, v >>> 0, true);
+        break;
+      case DataType.INT64:
+      case DataType.UINT64:
+        dv.setBigInt64(i * 8, BigInt(v), true);
+        break;
+      case DataType.INT16:
+      case DataType.UINT16:
+      case DataType.FLOAT16:
+      case DataType.BFLOAT16:
+        dv.setUint16(i * 2, v & 0xffff, true);
+        break;
+      default:
+        out[i] = v & 0xff;
     }
   }
   return out;
@@ -161,8 +194,16 @@ export function* allTensors(graph: OnnxGraph): Generator<OnnxTensor> {
  * Checks every external-data reference when the model is opened: the location stays inside the
  * model's folder, and (when a folder resolver is given) the file exists and holds the range.
  */
-export async function checkExternalData(model: OnnxModel, source: ByteSource, siblings?: SiblingResolver): Promise<void> {
-  const graphs = [model.graph, ...model.functions.flatMap((f) => f.nodes.flatMap(subgraphsOf)), ...model.trainingGraphs];
+export async function checkExternalData(
+  model: OnnxModel,
+  source: ByteSource,
+  siblings?: SiblingResolver,
+): Promise<void> {
+  const graphs = [
+    model.graph,
+    ...model.functions.flatMap((f) => f.nodes.flatMap(subgraphsOf)),
+    ...model.trainingGraphs,
+  ];
   for (const g of graphs) {
     for (const t of allTensors(g)) {
       if (t.data.kind !== 'external') continue;
@@ -172,7 +213,10 @@ export async function checkExternalData(model: OnnxModel, source: ByteSource, si
       const bits = dtypeBits(t.dataType) ?? 8;
       const length = t.data.length ?? Math.ceil((t.elements * bits) / 8);
       if (t.data.offset + length > file.size) {
-        throw new InputError(source.name, `tensor '${t.name}': external data [${t.data.offset}, ${t.data.offset + length}) lies outside '${rel}' (${file.size} bytes)`);
+        throw new InputError(
+          source.name,
+          `tensor '${t.name}': external data [${t.data.offset}, ${t.data.offset + length}) lies outside '${rel}' (${file.size} bytes)`,
+        );
       }
     }
   }

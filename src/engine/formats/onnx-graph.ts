@@ -4,7 +4,14 @@ import { groupLayers } from '../graph/layers';
 import type { AttrValue, GraphNode, GraphTensor, ModelGraph } from '../graph/model-graph';
 import { inferShapes } from '../graph/shapes';
 import { dtypeBits, onnxDtypeName, rawToNumbers } from './dtypes';
-import { subgraphsOf, type OnnxAttribute, type OnnxGraph, type OnnxModel, type OnnxTensor, type OnnxValueInfo } from './onnx';
+import {
+  subgraphsOf,
+  type OnnxAttribute,
+  type OnnxGraph,
+  type OnnxModel,
+  type OnnxTensor,
+  type OnnxValueInfo,
+} from './onnx';
 import { AttributeType, DataType } from './onnx-schema.generated';
 import { loadTensorBytes } from './onnx-data';
 
@@ -26,7 +33,11 @@ export interface OnnxGraphOptions {
 }
 
 /** Builds the format-neutral ModelGraph from a parsed ONNX model. */
-export async function onnxToGraph(model: OnnxModel, source: ByteSource, options: OnnxGraphOptions = {}): Promise<ModelGraph> {
+export async function onnxToGraph(
+  model: OnnxModel,
+  source: ByteSource,
+  options: OnnxGraphOptions = {},
+): Promise<ModelGraph> {
   const opsets: Record<string, number> = {};
   for (const o of model.opsetImport) opsets[o.domain === '' ? 'ai.onnx' : o.domain] = o.version;
   const graph: ModelGraph = {
@@ -74,7 +85,11 @@ function weightTensor(name: string, tensor: OnnxTensor): GraphTensor {
 }
 
 function isSmallInt(t: OnnxTensor): boolean {
-  return (t.dataType === DataType.INT64 || t.dataType === DataType.INT32) && t.elements <= SMALL_VALUE_ELEMENTS && t.dims.length <= 1;
+  return (
+    (t.dataType === DataType.INT64 || t.dataType === DataType.INT32) &&
+    t.elements <= SMALL_VALUE_ELEMENTS &&
+    t.dims.length <= 1
+  );
 }
 
 function loadSmallValue(gt: GraphTensor, t: OnnxTensor, source: ByteSource, pending: Promise<void>[]): void {
@@ -88,39 +103,72 @@ function loadSmallValue(gt: GraphTensor, t: OnnxTensor, source: ByteSource, pend
 
 function attrValue(a: OnnxAttribute, graph: ModelGraph): AttrValue {
   switch (a.type) {
-    case AttributeType.INT: return a.i ?? 0;
-    case AttributeType.FLOAT: return a.f ?? 0;
-    case AttributeType.STRING: return a.s ? utf8.decode(a.s) : '';
-    case AttributeType.INTS: return a.ints;
-    case AttributeType.FLOATS: return a.floats;
-    case AttributeType.STRINGS: return a.strings.map((s) => utf8.decode(s));
-    case AttributeType.TENSOR: return { tensor: a.t?.name ?? '' };
-    case AttributeType.GRAPH: return { graph: graph.nodes.length };
-    default: return null;
+    case AttributeType.INT:
+      return a.i ?? 0;
+    case AttributeType.FLOAT:
+      return a.f ?? 0;
+    case AttributeType.STRING:
+      return a.s ? utf8.decode(a.s) : '';
+    case AttributeType.INTS:
+      return a.ints;
+    case AttributeType.FLOATS:
+      return a.floats;
+    case AttributeType.STRINGS:
+      return a.strings.map((s) => utf8.decode(s));
+    case AttributeType.TENSOR:
+      return { tensor: a.t?.name ?? '' };
+    case AttributeType.GRAPH:
+      return { graph: graph.nodes.length };
+    default:
+      return null;
   }
 }
 
 /** Element count of a Constant node's value, whichever attribute holds it. */
-function constantTensor(node: { attributes: OnnxAttribute[] }): { tensor?: OnnxTensor; elements: number; dtype: string; dims: number[] } | undefined {
+function constantTensor(node: {
+  attributes: OnnxAttribute[];
+}): { tensor?: OnnxTensor; elements: number; dtype: string; dims: number[] } | undefined {
   for (const a of node.attributes) {
     switch (a.name) {
-      case 'value': if (a.t) return { tensor: a.t, elements: a.t.elements, dtype: onnxDtypeName(a.t.dataType), dims: a.t.dims }; break;
-      case 'sparse_value': if (a.sparseTensor) {
-        const dims = a.sparseTensor.dims;
-        return { elements: dims.reduce((p, d) => p * d, 1), dtype: onnxDtypeName(a.sparseTensor.values?.dataType ?? 0), dims };
-      } break;
-      case 'value_float': return { elements: 1, dtype: 'float', dims: [] };
-      case 'value_int': return { elements: 1, dtype: 'int64', dims: [] };
-      case 'value_string': return { elements: 1, dtype: 'string', dims: [] };
-      case 'value_floats': return { elements: a.floats.length, dtype: 'float', dims: [a.floats.length] };
-      case 'value_ints': return { elements: a.ints.length, dtype: 'int64', dims: [a.ints.length] };
-      case 'value_strings': return { elements: a.strings.length, dtype: 'string', dims: [a.strings.length] };
+      case 'value':
+        if (a.t) return { tensor: a.t, elements: a.t.elements, dtype: onnxDtypeName(a.t.dataType), dims: a.t.dims };
+        break;
+      case 'sparse_value':
+        if (a.sparseTensor) {
+          const dims = a.sparseTensor.dims;
+          return {
+            elements: dims.reduce((p, d) => p * d, 1),
+            dtype: onnxDtypeName(a.sparseTensor.values?.dataType ?? 0),
+            dims,
+          };
+        }
+        break;
+      case 'value_float':
+        return { elements: 1, dtype: 'float', dims: [] };
+      case 'value_int':
+        return { elements: 1, dtype: 'int64', dims: [] };
+      case 'value_string':
+        return { elements: 1, dtype: 'string', dims: [] };
+      case 'value_floats':
+        return { elements: a.floats.length, dtype: 'float', dims: [a.floats.length] };
+      case 'value_ints':
+        return { elements: a.ints.length, dtype: 'int64', dims: [a.ints.length] };
+      case 'value_strings':
+        return { elements: a.strings.length, dtype: 'string', dims: [a.strings.length] };
     }
   }
   return undefined;
 }
 
-function addGraph(graph: ModelGraph, g: OnnxGraph, parent: number, depth: number, source: ByteSource, pending: Promise<void>[], ignoreValueInfo: boolean): void {
+function addGraph(
+  graph: ModelGraph,
+  g: OnnxGraph,
+  parent: number,
+  depth: number,
+  source: ByteSource,
+  pending: Promise<void>[],
+  ignoreValueInfo: boolean,
+): void {
   const tensors = graph.tensors;
   const ensure = (name: string): GraphTensor => {
     let t = tensors.get(name);
@@ -134,7 +182,9 @@ function addGraph(graph: ModelGraph, g: OnnxGraph, parent: number, depth: number
     if (!v.name) continue;
     const existing = tensors.get(v.name);
     if (!existing) tensors.set(v.name, valueInfoTensor(v));
-    else if (!existing.shape && !existing.isWeight) Object.assign(existing, { ...valueInfoTensor(v), consumers: existing.consumers, producer: existing.producer });
+    else if (!existing.shape && !existing.isWeight) {
+      Object.assign(existing, { ...valueInfoTensor(v), consumers: existing.consumers, producer: existing.producer });
+    }
   }
   for (const init of g.initializers) {
     const t = weightTensor(init.name, init);
@@ -145,16 +195,34 @@ function addGraph(graph: ModelGraph, g: OnnxGraph, parent: number, depth: number
     const name = sp.values?.name ?? '';
     const elements = sp.dims.reduce((p, d) => p * d, 1);
     const t: GraphTensor = {
-      name, dtype: onnxDtypeName(sp.values?.dataType ?? 0), shape: [...sp.dims], isWeight: true, elements,
-      bytes: Math.ceil(((sp.values?.elements ?? 0) * (dtypeBits(sp.values?.dataType ?? 0) ?? 8)) / 8) + Math.ceil(((sp.indices?.elements ?? 0) * (dtypeBits(sp.indices?.dataType ?? 0) ?? 64)) / 8),
-      consumers: [], ref: sp.values ? { format: 'onnx', tensor: sp.values } : undefined,
+      name,
+      dtype: onnxDtypeName(sp.values?.dataType ?? 0),
+      shape: [...sp.dims],
+      isWeight: true,
+      elements,
+      bytes:
+        Math.ceil(((sp.values?.elements ?? 0) * (dtypeBits(sp.values?.dataType ?? 0) ?? 8)) / 8) +
+        Math.ceil(((sp.indices?.elements ?? 0) * (dtypeBits(sp.indices?.dataType ?? 0) ?? 64)) / 8),
+      consumers: [],
+      ref: sp.values ? { format: 'onnx', tensor: sp.values } : undefined,
     };
     tensors.set(name, t);
   }
   for (const n of g.nodes) {
     const node: GraphNode = {
-      index: graph.nodes.length, name: n.name, opType: n.opType, domain: n.domain, inputs: n.inputs, outputs: n.outputs,
-      attributes: {}, parent, depth, layer: 0, known: false, flops: 0, bytesMoved: 0,
+      index: graph.nodes.length,
+      name: n.name,
+      opType: n.opType,
+      domain: n.domain,
+      inputs: n.inputs,
+      outputs: n.outputs,
+      attributes: {},
+      parent,
+      depth,
+      layer: 0,
+      known: false,
+      flops: 0,
+      bytesMoved: 0,
     };
     graph.nodes.push(node);
     for (const a of n.attributes) node.attributes[a.name] = attrValue(a, graph);
@@ -168,10 +236,14 @@ function addGraph(graph: ModelGraph, g: OnnxGraph, parent: number, depth: number
       const c = constantTensor(n);
       if (c) {
         const out = tensors.get(n.outputs[0])!;
-        const bits = c.tensor ? dtypeBits(c.tensor.dataType) ?? 8 : c.dtype === 'string' ? 8 : 32;
+        const bits = c.tensor ? (dtypeBits(c.tensor.dataType) ?? 8) : c.dtype === 'string' ? 8 : 32;
         Object.assign(out, {
-          dtype: c.dtype, shape: [...c.dims], isWeight: true, elements: c.elements,
-          bytes: Math.ceil((c.elements * bits) / 8), ref: c.tensor ? { format: 'onnx', tensor: c.tensor } : undefined,
+          dtype: c.dtype,
+          shape: [...c.dims],
+          isWeight: true,
+          elements: c.elements,
+          bytes: Math.ceil((c.elements * bits) / 8),
+          ref: c.tensor ? { format: 'onnx', tensor: c.tensor } : undefined,
         });
         if (c.tensor) loadSmallValue(out, c.tensor, source, pending);
         const a = n.attributes.find((x) => x.name === 'value_ints' || x.name === 'value_int');

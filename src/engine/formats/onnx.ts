@@ -152,7 +152,12 @@ export async function readOnnxModel(source: ByteSource): Promise<OnnxModel> {
   if (source.size === 0) throw new ProtoReader(source).fail('empty file, not an ONNX model');
   const r = new ProtoReader(source);
   const model = await readModel(r, source.size);
-  if (!model.graph.nodes.length && !model.graph.initializers.length && !model.graph.inputs.length && !model.opsetImport.length) {
+  if (
+    !model.graph.nodes.length &&
+    !model.graph.initializers.length &&
+    !model.graph.inputs.length &&
+    !model.opsetImport.length
+  ) {
     r.fail('not an ONNX model: no graph, nodes or opset imports found');
   }
   return model;
@@ -172,36 +177,76 @@ class Ctx {
 }
 
 function expectLen(r: ProtoReader, wire: number, what: string): void {
-  if (wire !== Wire.Len) r.fail(`${what}: wire type ${wire} where a length-delimited field was expected at offset ${r.pos}`);
+  if (wire !== Wire.Len) {
+    r.fail(`${what}: wire type ${wire} where a length-delimited field was expected at offset ${r.pos}`);
+  }
 }
 
 async function readModel(r: ProtoReader, end: number): Promise<OnnxModel> {
   const c = new Ctx(r);
   const m: OnnxModel = {
-    irVersion: 0, producerName: '', producerVersion: '', domain: '', modelVersion: 0, docString: '',
-    opsetImport: [], metadata: {}, graph: emptyGraph(), functions: [], trainingGraphs: [],
+    irVersion: 0,
+    producerName: '',
+    producerVersion: '',
+    domain: '',
+    modelVersion: 0,
+    docString: '',
+    opsetImport: [],
+    metadata: {},
+    graph: emptyGraph(),
+    functions: [],
+    trainingGraphs: [],
   };
   const M = F.ModelProto;
   while (r.pos < end) {
     const [field, wire] = await r.tag(end);
     switch (field) {
-      case M.irVersion: m.irVersion = await r.scalar(wire, end); break;
-      case M.producerName: expectLen(r, wire, 'producer_name'); m.producerName = await r.string(end); break;
-      case M.producerVersion: expectLen(r, wire, 'producer_version'); m.producerVersion = await r.string(end); break;
-      case M.domain: expectLen(r, wire, 'domain'); m.domain = await r.string(end); break;
-      case M.modelVersion: m.modelVersion = await r.scalar(wire, end); break;
-      case M.docString: expectLen(r, wire, 'doc_string'); m.docString = await r.string(end); break;
-      case M.graph: expectLen(r, wire, 'graph'); m.graph = await c.nested(end, 'graph', (e) => readGraph(c, e)); break;
-      case M.opsetImport: expectLen(r, wire, 'opset_import'); m.opsetImport.push(await c.nested(end, 'opset_import', (e) => readOpset(c, e))); break;
+      case M.irVersion:
+        m.irVersion = await r.scalar(wire, end);
+        break;
+      case M.producerName:
+        expectLen(r, wire, 'producer_name');
+        m.producerName = await r.string(end);
+        break;
+      case M.producerVersion:
+        expectLen(r, wire, 'producer_version');
+        m.producerVersion = await r.string(end);
+        break;
+      case M.domain:
+        expectLen(r, wire, 'domain');
+        m.domain = await r.string(end);
+        break;
+      case M.modelVersion:
+        m.modelVersion = await r.scalar(wire, end);
+        break;
+      case M.docString:
+        expectLen(r, wire, 'doc_string');
+        m.docString = await r.string(end);
+        break;
+      case M.graph:
+        expectLen(r, wire, 'graph');
+        m.graph = await c.nested(end, 'graph', (e) => readGraph(c, e));
+        break;
+      case M.opsetImport:
+        expectLen(r, wire, 'opset_import');
+        m.opsetImport.push(await c.nested(end, 'opset_import', (e) => readOpset(c, e)));
+        break;
       case M.metadataProps: {
         expectLen(r, wire, 'metadata_props');
         const [k, v] = await c.nested(end, 'metadata_props', (e) => readEntry(c, e));
         m.metadata[k] = v;
         break;
       }
-      case M.functions: expectLen(r, wire, 'functions'); m.functions.push(await c.nested(end, 'function', (e) => readFunction(c, e))); break;
-      case M.trainingInfo: expectLen(r, wire, 'training_info'); m.trainingGraphs.push(...(await c.nested(end, 'training_info', (e) => readTrainingInfo(c, e)))); break;
-      default: await r.skip(wire, end);
+      case M.functions:
+        expectLen(r, wire, 'functions');
+        m.functions.push(await c.nested(end, 'function', (e) => readFunction(c, e)));
+        break;
+      case M.trainingInfo:
+        expectLen(r, wire, 'training_info');
+        m.trainingGraphs.push(...(await c.nested(end, 'training_info', (e) => readTrainingInfo(c, e))));
+        break;
+      default:
+        await r.skip(wire, end);
     }
   }
   if (r.pos !== end) r.fail(`model ends at ${r.pos}, expected ${end}`);
@@ -209,7 +254,16 @@ async function readModel(r: ProtoReader, end: number): Promise<OnnxModel> {
 }
 
 function emptyGraph(): OnnxGraph {
-  return { name: '', nodes: [], initializers: [], sparseInitializers: [], inputs: [], outputs: [], valueInfo: [], docString: '' };
+  return {
+    name: '',
+    nodes: [],
+    initializers: [],
+    sparseInitializers: [],
+    inputs: [],
+    outputs: [],
+    valueInfo: [],
+    docString: '',
+  };
 }
 
 async function readTrainingInfo(c: Ctx, end: number): Promise<OnnxGraph[]> {
@@ -217,7 +271,10 @@ async function readTrainingInfo(c: Ctx, end: number): Promise<OnnxGraph[]> {
   const graphs: OnnxGraph[] = [];
   while (r.pos < end) {
     const [field, wire] = await r.tag(end);
-    if ((field === F.TrainingInfoProto.initialization || field === F.TrainingInfoProto.algorithm) && wire === Wire.Len) {
+    if (
+      (field === F.TrainingInfoProto.initialization || field === F.TrainingInfoProto.algorithm) &&
+      wire === Wire.Len
+    ) {
       graphs.push(await c.nested(end, 'training graph', (e) => readGraph(c, e)));
     } else await r.skip(wire, end);
   }
@@ -256,15 +313,40 @@ async function readGraph(c: Ctx, end: number): Promise<OnnxGraph> {
   while (r.pos < end) {
     const [field, wire] = await r.tag(end);
     switch (field) {
-      case G.node: expectLen(r, wire, 'node'); g.nodes.push(await c.nested(end, 'node', (e) => readNode(c, e))); break;
-      case G.name: expectLen(r, wire, 'graph name'); g.name = await r.string(end); break;
-      case G.initializer: expectLen(r, wire, 'initializer'); g.initializers.push(await c.nested(end, 'initializer', (e) => readTensor(c, e))); break;
-      case G.sparseInitializer: expectLen(r, wire, 'sparse_initializer'); g.sparseInitializers.push(await c.nested(end, 'sparse_initializer', (e) => readSparse(c, e))); break;
-      case G.docString: expectLen(r, wire, 'doc_string'); g.docString = await r.string(end); break;
-      case G.input: expectLen(r, wire, 'input'); g.inputs.push(await c.nested(end, 'input', (e) => readValueInfo(c, e))); break;
-      case G.output: expectLen(r, wire, 'output'); g.outputs.push(await c.nested(end, 'output', (e) => readValueInfo(c, e))); break;
-      case G.valueInfo: expectLen(r, wire, 'value_info'); g.valueInfo.push(await c.nested(end, 'value_info', (e) => readValueInfo(c, e))); break;
-      default: await r.skip(wire, end);
+      case G.node:
+        expectLen(r, wire, 'node');
+        g.nodes.push(await c.nested(end, 'node', (e) => readNode(c, e)));
+        break;
+      case G.name:
+        expectLen(r, wire, 'graph name');
+        g.name = await r.string(end);
+        break;
+      case G.initializer:
+        expectLen(r, wire, 'initializer');
+        g.initializers.push(await c.nested(end, 'initializer', (e) => readTensor(c, e)));
+        break;
+      case G.sparseInitializer:
+        expectLen(r, wire, 'sparse_initializer');
+        g.sparseInitializers.push(await c.nested(end, 'sparse_initializer', (e) => readSparse(c, e)));
+        break;
+      case G.docString:
+        expectLen(r, wire, 'doc_string');
+        g.docString = await r.string(end);
+        break;
+      case G.input:
+        expectLen(r, wire, 'input');
+        g.inputs.push(await c.nested(end, 'input', (e) => readValueInfo(c, e)));
+        break;
+      case G.output:
+        expectLen(r, wire, 'output');
+        g.outputs.push(await c.nested(end, 'output', (e) => readValueInfo(c, e)));
+        break;
+      case G.valueInfo:
+        expectLen(r, wire, 'value_info');
+        g.valueInfo.push(await c.nested(end, 'value_info', (e) => readValueInfo(c, e)));
+        break;
+      default:
+        await r.skip(wire, end);
     }
     if (g.nodes.length > MAX_REPEATED) r.fail(`graph has more than ${MAX_REPEATED} nodes`);
   }
@@ -273,22 +355,58 @@ async function readGraph(c: Ctx, end: number): Promise<OnnxGraph> {
 
 async function readNode(c: Ctx, end: number): Promise<OnnxNode> {
   const r = c.r;
-  const n: OnnxNode = { name: '', opType: '', domain: '', overload: '', inputs: [], outputs: [], attributes: [], docString: '' };
+  const n: OnnxNode = {
+    name: '',
+    opType: '',
+    domain: '',
+    overload: '',
+    inputs: [],
+    outputs: [],
+    attributes: [],
+    docString: '',
+  };
   const N = F.NodeProto;
   while (r.pos < end) {
     const [field, wire] = await r.tag(end);
     switch (field) {
-      case N.input: expectLen(r, wire, 'node input'); n.inputs.push(await r.string(end)); break;
-      case N.output: expectLen(r, wire, 'node output'); n.outputs.push(await r.string(end)); break;
-      case N.name: expectLen(r, wire, 'node name'); n.name = await r.string(end); break;
-      case N.opType: expectLen(r, wire, 'op_type'); n.opType = await r.string(end); break;
-      case N.domain: expectLen(r, wire, 'node domain'); n.domain = await r.string(end); break;
-      case N.overload: expectLen(r, wire, 'node overload'); n.overload = await r.string(end); break;
-      case N.docString: expectLen(r, wire, 'doc_string'); n.docString = await r.string(end); break;
-      case N.attribute: expectLen(r, wire, 'attribute'); n.attributes.push(await c.nested(end, 'attribute', (e) => readAttribute(c, e))); break;
-      default: await r.skip(wire, end);
+      case N.input:
+        expectLen(r, wire, 'node input');
+        n.inputs.push(await r.string(end));
+        break;
+      case N.output:
+        expectLen(r, wire, 'node output');
+        n.outputs.push(await r.string(end));
+        break;
+      case N.name:
+        expectLen(r, wire, 'node name');
+        n.name = await r.string(end);
+        break;
+      case N.opType:
+        expectLen(r, wire, 'op_type');
+        n.opType = await r.string(end);
+        break;
+      case N.domain:
+        expectLen(r, wire, 'node domain');
+        n.domain = await r.string(end);
+        break;
+      case N.overload:
+        expectLen(r, wire, 'node overload');
+        n.overload = await r.string(end);
+        break;
+      case N.docString:
+        expectLen(r, wire, 'doc_string');
+        n.docString = await r.string(end);
+        break;
+      case N.attribute:
+        expectLen(r, wire, 'attribute');
+        n.attributes.push(await c.nested(end, 'attribute', (e) => readAttribute(c, e)));
+        break;
+      default:
+        await r.skip(wire, end);
     }
-    if (n.inputs.length + n.outputs.length + n.attributes.length > MAX_REPEATED) r.fail('node has too many inputs, outputs or attributes');
+    if (n.inputs.length + n.outputs.length + n.attributes.length > MAX_REPEATED) {
+      r.fail('node has too many inputs, outputs or attributes');
+    }
   }
   return n;
 }
@@ -296,31 +414,89 @@ async function readNode(c: Ctx, end: number): Promise<OnnxNode> {
 async function readAttribute(c: Ctx, end: number): Promise<OnnxAttribute> {
   const r = c.r;
   const a: OnnxAttribute = {
-    name: '', type: 0, floats: [], ints: [], strings: [], tensors: [], graphs: [], sparseTensors: [], typeProtos: [],
+    name: '',
+    type: 0,
+    floats: [],
+    ints: [],
+    strings: [],
+    tensors: [],
+    graphs: [],
+    sparseTensors: [],
+    typeProtos: [],
   };
   const A = F.AttributeProto;
   while (r.pos < end) {
     const [field, wire] = await r.tag(end);
     switch (field) {
-      case A.name: expectLen(r, wire, 'attribute name'); a.name = await r.string(end); break;
-      case A.refAttrName: expectLen(r, wire, 'ref_attr_name'); a.refAttrName = await r.string(end); break;
-      case A.docString: expectLen(r, wire, 'doc_string'); a.docString = await r.string(end); break;
-      case A.type: a.type = await r.scalar(wire, end); break;
-      case A.f: a.f = await r.float(wire, end); break;
-      case A.i: a.i = await r.scalar(wire, end); break;
-      case A.s: expectLen(r, wire, 'attribute s'); a.s = await r.byteString(end); break;
-      case A.t: expectLen(r, wire, 'attribute t'); a.t = await c.nested(end, 'attribute tensor', (e) => readTensor(c, e)); break;
-      case A.g: expectLen(r, wire, 'attribute g'); a.g = await c.nested(end, 'subgraph', (e) => readGraph(c, e)); break;
-      case A.sparseTensor: expectLen(r, wire, 'sparse_tensor'); a.sparseTensor = await c.nested(end, 'sparse tensor', (e) => readSparse(c, e)); break;
-      case A.tp: expectLen(r, wire, 'tp'); a.tp = await c.nested(end, 'type', (e) => readType(c, e)); break;
-      case A.floats: await r.floats(wire, end, a.floats, MAX_REPEATED); break;
-      case A.ints: await r.int64s(wire, end, a.ints, MAX_REPEATED); break;
-      case A.strings: expectLen(r, wire, 'strings'); a.strings.push(await r.byteString(end)); break;
-      case A.tensors: expectLen(r, wire, 'tensors'); a.tensors.push(await c.nested(end, 'attribute tensor', (e) => readTensor(c, e))); break;
-      case A.graphs: expectLen(r, wire, 'graphs'); a.graphs.push(await c.nested(end, 'subgraph', (e) => readGraph(c, e))); break;
-      case A.sparseTensors: expectLen(r, wire, 'sparse_tensors'); a.sparseTensors.push(await c.nested(end, 'sparse tensor', (e) => readSparse(c, e))); break;
-      case A.typeProtos: expectLen(r, wire, 'type_protos'); a.typeProtos.push(await c.nested(end, 'type', (e) => readType(c, e))); break;
-      default: await r.skip(wire, end);
+      case A.name:
+        expectLen(r, wire, 'attribute name');
+        a.name = await r.string(end);
+        break;
+      case A.refAttrName:
+        expectLen(r, wire, 'ref_attr_name');
+        a.refAttrName = await r.string(end);
+        break;
+      case A.docString:
+        expectLen(r, wire, 'doc_string');
+        a.docString = await r.string(end);
+        break;
+      case A.type:
+        a.type = await r.scalar(wire, end);
+        break;
+      case A.f:
+        a.f = await r.float(wire, end);
+        break;
+      case A.i:
+        a.i = await r.scalar(wire, end);
+        break;
+      case A.s:
+        expectLen(r, wire, 'attribute s');
+        a.s = await r.byteString(end);
+        break;
+      case A.t:
+        expectLen(r, wire, 'attribute t');
+        a.t = await c.nested(end, 'attribute tensor', (e) => readTensor(c, e));
+        break;
+      case A.g:
+        expectLen(r, wire, 'attribute g');
+        a.g = await c.nested(end, 'subgraph', (e) => readGraph(c, e));
+        break;
+      case A.sparseTensor:
+        expectLen(r, wire, 'sparse_tensor');
+        a.sparseTensor = await c.nested(end, 'sparse tensor', (e) => readSparse(c, e));
+        break;
+      case A.tp:
+        expectLen(r, wire, 'tp');
+        a.tp = await c.nested(end, 'type', (e) => readType(c, e));
+        break;
+      case A.floats:
+        await r.floats(wire, end, a.floats, MAX_REPEATED);
+        break;
+      case A.ints:
+        await r.int64s(wire, end, a.ints, MAX_REPEATED);
+        break;
+      case A.strings:
+        expectLen(r, wire, 'strings');
+        a.strings.push(await r.byteString(end));
+        break;
+      case A.tensors:
+        expectLen(r, wire, 'tensors');
+        a.tensors.push(await c.nested(end, 'attribute tensor', (e) => readTensor(c, e)));
+        break;
+      case A.graphs:
+        expectLen(r, wire, 'graphs');
+        a.graphs.push(await c.nested(end, 'subgraph', (e) => readGraph(c, e)));
+        break;
+      case A.sparseTensors:
+        expectLen(r, wire, 'sparse_tensors');
+        a.sparseTensors.push(await c.nested(end, 'sparse tensor', (e) => readSparse(c, e)));
+        break;
+      case A.typeProtos:
+        expectLen(r, wire, 'type_protos');
+        a.typeProtos.push(await c.nested(end, 'type', (e) => readType(c, e)));
+        break;
+      default:
+        await r.skip(wire, end);
     }
     if (a.strings.length + a.tensors.length + a.graphs.length > MAX_REPEATED) r.fail('attribute has too many values');
   }
@@ -355,10 +531,20 @@ async function readTensor(c: Ctx, end: number): Promise<OnnxTensor> {
   while (r.pos < end) {
     const [field, wire] = await r.tag(end);
     switch (field) {
-      case T.dims: await r.int64s(wire, end, t.dims, 64); break;
-      case T.dataType: t.dataType = await r.scalar(wire, end); break;
-      case T.name: expectLen(r, wire, 'tensor name'); t.name = await r.string(end); break;
-      case T.docString: expectLen(r, wire, 'doc_string'); t.docString = await r.string(end); break;
+      case T.dims:
+        await r.int64s(wire, end, t.dims, 64);
+        break;
+      case T.dataType:
+        t.dataType = await r.scalar(wire, end);
+        break;
+      case T.name:
+        expectLen(r, wire, 'tensor name');
+        t.name = await r.string(end);
+        break;
+      case T.docString:
+        expectLen(r, wire, 'doc_string');
+        t.docString = await r.string(end);
+        break;
       case T.rawData: {
         expectLen(r, wire, 'raw_data');
         const stop = await r.lengthPrefix(end, 'raw_data');
@@ -372,13 +558,19 @@ async function readTensor(c: Ctx, end: number): Promise<OnnxTensor> {
         external[k] = v;
         break;
       }
-      case T.dataLocation: location = await r.scalar(wire, end); break;
+      case T.dataLocation:
+        location = await r.scalar(wire, end);
+        break;
       case T.stringData:
         expectLen(r, wire, 'string_data');
         strings.push(await r.byteString(end));
         if (strings.length > MAX_REPEATED) r.fail('too many strings in a tensor');
         break;
-      case T.floatData: case T.int32Data: case T.int64Data: case T.doubleData: case T.uint64Data: {
+      case T.floatData:
+      case T.int32Data:
+      case T.int64Data:
+      case T.doubleData:
+      case T.uint64Data: {
         const name = dataTypeFieldFor[field];
         if (!fields || fields.field !== name) fields = { kind: 'fields', field: name, ranges: [] };
         const start = r.pos;
@@ -393,7 +585,8 @@ async function readTensor(c: Ctx, end: number): Promise<OnnxTensor> {
         }
         break;
       }
-      default: await r.skip(wire, end);
+      default:
+        await r.skip(wire, end);
     }
   }
   for (const d of t.dims) {
@@ -405,7 +598,11 @@ async function readTensor(c: Ctx, end: number): Promise<OnnxTensor> {
     if (!loc) r.fail(`tensor '${t.name}' is stored externally but names no location`);
     const offset = external.offset !== undefined ? Number(external.offset) : 0;
     const length = external.length !== undefined ? Number(external.length) : undefined;
-    if (!Number.isSafeInteger(offset) || offset < 0 || (length !== undefined && (!Number.isSafeInteger(length) || length < 0))) {
+    if (
+      !Number.isSafeInteger(offset) ||
+      offset < 0 ||
+      (length !== undefined && (!Number.isSafeInteger(length) || length < 0))
+    ) {
       r.fail(`tensor '${t.name}' has an invalid external offset/length (${external.offset}, ${external.length})`);
     }
     t.data = { kind: 'external', location: loc, offset, length };
@@ -422,11 +619,17 @@ function checkDeclaredSize(r: ProtoReader, t: OnnxTensor): void {
   if (t.data.kind === 'raw') {
     if (bits === undefined) r.fail(`${label} has raw data but an unknown data type ${t.dataType}`);
     const expected = Math.ceil((t.elements * bits) / 8);
-    if (expected !== t.data.length) r.fail(`${label} declares ${t.elements} elements (${expected} bytes) but holds ${t.data.length} bytes`);
+    if (expected !== t.data.length) {
+      r.fail(`${label} declares ${t.elements} elements (${expected} bytes) but holds ${t.data.length} bytes`);
+    }
   } else if (t.data.kind === 'external') {
     if (bits !== undefined && t.data.length !== undefined) {
       const expected = Math.ceil((t.elements * bits) / 8);
-      if (expected !== t.data.length) r.fail(`${label} declares ${t.elements} elements (${expected} bytes) but its external data has ${t.data.length} bytes`);
+      if (expected !== t.data.length) {
+        r.fail(
+          `${label} declares ${t.elements} elements (${expected} bytes) but its external data has ${t.data.length} bytes`,
+        );
+      }
     }
   } else if (t.data.kind === 'none') {
     if (t.elements > 0 && t.dims.length > 0 && t.dataType !== DataType.UNDEFINED) {
@@ -434,12 +637,16 @@ function checkDeclaredSize(r: ProtoReader, t: OnnxTensor): void {
       r.fail(`${label} declares ${t.elements} elements but holds no data`);
     }
   } else if (t.data.kind === 'strings') {
-    if (t.data.values.length !== t.elements) r.fail(`${label} declares ${t.elements} strings but holds ${t.data.values.length}`);
+    if (t.data.values.length !== t.elements) {
+      r.fail(`${label} declares ${t.elements} strings but holds ${t.data.values.length}`);
+    }
   } else {
     const total = t.data.ranges.reduce((s, x) => s + x.length, 0);
     // Each element takes at least one byte in any typed field; 4-bit and 2-bit types pack into int32_data per byte.
     const perElement = bits !== undefined && bits < 8 ? bits / 8 : 1;
-    if (t.elements * perElement > total * 1) r.fail(`${label} declares ${t.elements} elements but its ${t.data.field} holds only ${total} bytes`);
+    if (t.elements * perElement > total * 1) {
+      r.fail(`${label} declares ${t.elements} elements but its ${t.data.field} holds only ${total} bytes`);
+    }
   }
 }
 
@@ -448,9 +655,11 @@ async function readSparse(c: Ctx, end: number): Promise<OnnxSparseTensor> {
   const s: OnnxSparseTensor = { dims: [] };
   while (r.pos < end) {
     const [field, wire] = await r.tag(end);
-    if (field === F.SparseTensorProto.values && wire === Wire.Len) s.values = await c.nested(end, 'sparse values', (e) => readTensor(c, e));
-    else if (field === F.SparseTensorProto.indices && wire === Wire.Len) s.indices = await c.nested(end, 'sparse indices', (e) => readTensor(c, e));
-    else if (field === F.SparseTensorProto.dims) await r.int64s(wire, end, s.dims, 64);
+    if (field === F.SparseTensorProto.values && wire === Wire.Len) {
+      s.values = await c.nested(end, 'sparse values', (e) => readTensor(c, e));
+    } else if (field === F.SparseTensorProto.indices && wire === Wire.Len) {
+      s.indices = await c.nested(end, 'sparse indices', (e) => readTensor(c, e));
+    } else if (field === F.SparseTensorProto.dims) await r.int64s(wire, end, s.dims, 64);
     else await r.skip(wire, end);
   }
   return s;
@@ -462,8 +671,9 @@ async function readValueInfo(c: Ctx, end: number): Promise<OnnxValueInfo> {
   while (r.pos < end) {
     const [field, wire] = await r.tag(end);
     if (field === F.ValueInfoProto.name && wire === Wire.Len) v.name = await r.string(end);
-    else if (field === F.ValueInfoProto.type && wire === Wire.Len) v.type = await c.nested(end, 'type', (e) => readType(c, e));
-    else if (field === F.ValueInfoProto.docString && wire === Wire.Len) v.docString = await r.string(end);
+    else if (field === F.ValueInfoProto.type && wire === Wire.Len) {
+      v.type = await c.nested(end, 'type', (e) => readType(c, e));
+    } else if (field === F.ValueInfoProto.docString && wire === Wire.Len) v.docString = await r.string(end);
     else await r.skip(wire, end);
   }
   return v;
@@ -484,8 +694,9 @@ async function readType(c: Ctx, end: number): Promise<OnnxType> {
         while (r.pos < e) {
           const [f2, w2] = await r.tag(e);
           if (f2 === F.TypeProtoTensor.elemType) out.elemType = await r.scalar(w2, e);
-          else if (f2 === F.TypeProtoTensor.shape && w2 === Wire.Len) out.shape = await c.nested(e, 'shape', (e2) => readShape(c, e2));
-          else await r.skip(w2, e);
+          else if (f2 === F.TypeProtoTensor.shape && w2 === Wire.Len) {
+            out.shape = await c.nested(e, 'shape', (e2) => readShape(c, e2));
+          } else await r.skip(w2, e);
         }
         return out;
       });
@@ -506,8 +717,9 @@ async function readType(c: Ctx, end: number): Promise<OnnxType> {
         while (r.pos < e) {
           const [f2, w2] = await r.tag(e);
           if (f2 === F.TypeProtoMap.keyType) out.keyType = await r.scalar(w2, e);
-          else if (f2 === F.TypeProtoMap.valueType && w2 === Wire.Len) out.value = await c.nested(e, 'value type', (e2) => readType(c, e2));
-          else await r.skip(w2, e);
+          else if (f2 === F.TypeProtoMap.valueType && w2 === Wire.Len) {
+            out.value = await c.nested(e, 'value type', (e2) => readType(c, e2));
+          } else await r.skip(w2, e);
         }
         return out;
       });
@@ -544,25 +756,56 @@ async function readShape(c: Ctx, end: number): Promise<Dim[]> {
 async function readFunction(c: Ctx, end: number): Promise<OnnxFunction> {
   const r = c.r;
   const fn: OnnxFunction = {
-    name: '', domain: '', overload: '', inputs: [], outputs: [], attributes: [], attributeProtos: [], nodes: [],
-    opsetImport: [], valueInfo: [], docString: '',
+    name: '',
+    domain: '',
+    overload: '',
+    inputs: [],
+    outputs: [],
+    attributes: [],
+    attributeProtos: [],
+    nodes: [],
+    opsetImport: [],
+    valueInfo: [],
+    docString: '',
   };
   const P = F.FunctionProto;
   while (r.pos < end) {
     const [field, wire] = await r.tag(end);
     if (wire === Wire.Len) {
       switch (field) {
-        case P.name: fn.name = await r.string(end); continue;
-        case P.domain: fn.domain = await r.string(end); continue;
-        case P.overload: fn.overload = await r.string(end); continue;
-        case P.docString: fn.docString = await r.string(end); continue;
-        case P.input: fn.inputs.push(await r.string(end)); continue;
-        case P.output: fn.outputs.push(await r.string(end)); continue;
-        case P.attribute: fn.attributes.push(await r.string(end)); continue;
-        case P.attributeProto: fn.attributeProtos.push(await c.nested(end, 'attribute', (e) => readAttribute(c, e))); continue;
-        case P.node: fn.nodes.push(await c.nested(end, 'node', (e) => readNode(c, e))); continue;
-        case P.opsetImport: fn.opsetImport.push(await c.nested(end, 'opset_import', (e) => readOpset(c, e))); continue;
-        case P.valueInfo: fn.valueInfo.push(await c.nested(end, 'value_info', (e) => readValueInfo(c, e))); continue;
+        case P.name:
+          fn.name = await r.string(end);
+          continue;
+        case P.domain:
+          fn.domain = await r.string(end);
+          continue;
+        case P.overload:
+          fn.overload = await r.string(end);
+          continue;
+        case P.docString:
+          fn.docString = await r.string(end);
+          continue;
+        case P.input:
+          fn.inputs.push(await r.string(end));
+          continue;
+        case P.output:
+          fn.outputs.push(await r.string(end));
+          continue;
+        case P.attribute:
+          fn.attributes.push(await r.string(end));
+          continue;
+        case P.attributeProto:
+          fn.attributeProtos.push(await c.nested(end, 'attribute', (e) => readAttribute(c, e)));
+          continue;
+        case P.node:
+          fn.nodes.push(await c.nested(end, 'node', (e) => readNode(c, e)));
+          continue;
+        case P.opsetImport:
+          fn.opsetImport.push(await c.nested(end, 'opset_import', (e) => readOpset(c, e)));
+          continue;
+        case P.valueInfo:
+          fn.valueInfo.push(await c.nested(end, 'value_info', (e) => readValueInfo(c, e)));
+          continue;
       }
     }
     await r.skip(wire, end);

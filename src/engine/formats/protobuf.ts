@@ -45,8 +45,12 @@ export class ProtoReader {
   need(n: number, end: number): Promise<void> | void {
     const want = Math.min(n, end - this.pos);
     if (this.pos + want <= this.bufStart + this.buf.length && this.pos >= this.bufStart) return;
-    if (want > MAX_FIELD_BYTES) this.fail(`a field of ${want} bytes at offset ${this.pos} is larger than the reader allows`);
-    if (this.pos + want > this.source.size) this.fail(`truncated: needs ${want} bytes at offset ${this.pos}, file has ${this.source.size}`);
+    if (want > MAX_FIELD_BYTES) {
+      this.fail(`a field of ${want} bytes at offset ${this.pos} is larger than the reader allows`);
+    }
+    if (this.pos + want > this.source.size) {
+      this.fail(`truncated: needs ${want} bytes at offset ${this.pos}, file has ${this.source.size}`);
+    }
     const len = Math.min(Math.max(want, this.windowSize), this.source.size - this.pos);
     if (this.source.readSync) {
       // The window is only referenced until the next refill (strings and bytes are copied out).
@@ -218,7 +222,9 @@ export class ProtoReader {
   async floats(wire: number, end: number, out: number[], limit: number): Promise<void> {
     if (wire === Wire.Len) {
       const stop = await this.lengthPrefix(end, 'packed float');
-      if ((stop - this.pos) % 4 !== 0) this.fail(`packed float field of ${stop - this.pos} bytes at offset ${this.pos}`);
+      if ((stop - this.pos) % 4 !== 0) {
+        this.fail(`packed float field of ${stop - this.pos} bytes at offset ${this.pos}`);
+      }
       if (out.length + (stop - this.pos) / 4 > limit) this.fail(`too many values in a repeated field (over ${limit})`);
       await this.need(stop - this.pos, stop);
       while (this.pos < stop) out.push(this.float32());

@@ -45,14 +45,16 @@ export const safetensorsFormat: ModelFormat = {
   id: 'safetensors',
   extensions: ['.safetensors'],
   // 8-byte little-endian header length, then '{'.
-  match: (name, head) => lower(name).endsWith('.safetensors') || (head.length > 9 && head[8] === 0x7b && head[6] === 0 && head[7] === 0),
+  match: (name, head) =>
+    lower(name).endsWith('.safetensors') || (head.length > 9 && head[8] === 0x7b && head[6] === 0 && head[7] === 0),
   open: (source, o) => openSafetensors(source, o.siblings, o.bindings ?? {}),
 };
 
 export const ggufFormat: ModelFormat = {
   id: 'gguf',
   extensions: ['.gguf'],
-  match: (name, head) => lower(name).endsWith('.gguf') || (head[0] === 0x47 && head[1] === 0x47 && head[2] === 0x55 && head[3] === 0x46),
+  match: (name, head) =>
+    lower(name).endsWith('.gguf') || (head[0] === 0x47 && head[1] === 0x47 && head[2] === 0x55 && head[3] === 0x46),
   open: (source, o) => openGguf(source, o.bindings ?? {}),
 };
 
@@ -64,7 +66,13 @@ export const hfConfigFormat: ModelFormat = {
 };
 
 /** Order matters: the index before generic JSON, extensions before magic bytes. */
-export const formats: ModelFormat[] = [safetensorsIndexFormat, onnxFormat, safetensorsFormat, ggufFormat, hfConfigFormat];
+export const formats: ModelFormat[] = [
+  safetensorsIndexFormat,
+  onnxFormat,
+  safetensorsFormat,
+  ggufFormat,
+  hfConfigFormat,
+];
 
 /** Opens any supported model file as a ModelGraph. */
 export async function openModel(source: ByteSource, options: OpenOptions = {}): Promise<ModelGraph> {
@@ -72,6 +80,11 @@ export async function openModel(source: ByteSource, options: OpenOptions = {}): 
   const head = await source.read(0, Math.min(64, source.size));
   const byName = formats.find((f) => f.extensions.some((e) => source.name.toLowerCase().endsWith(e)));
   const format = byName ?? formats.find((f) => f.match(source.name, head));
-  if (!format) throw new InputError(source.name, 'not a model file Layerplan can read (expected .onnx, .safetensors, a safetensors index, .gguf or a Hugging Face config.json)');
+  if (!format) {
+    throw new InputError(
+      source.name,
+      'not a model file Layerplan can read (expected .onnx, .safetensors, a safetensors index, .gguf or a Hugging Face config.json)',
+    );
+  }
   return format.open(source, options);
 }

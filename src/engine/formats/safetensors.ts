@@ -6,9 +6,21 @@ export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
 /** safetensors dtype → engine dtype name and bytes per element. */
 export const SAFETENSORS_DTYPES: Record<string, [string, number]> = {
-  F64: ['double', 8], F32: ['float', 4], F16: ['float16', 2], BF16: ['bfloat16', 2], F8_E4M3: ['float8e4m3fn', 1], F8_E5M2: ['float8e5m2', 1],
-  I64: ['int64', 8], I32: ['int32', 4], I16: ['int16', 2], I8: ['int8', 1], U64: ['uint64', 8], U32: ['uint32', 4], U16: ['uint16', 2],
-  U8: ['uint8', 1], BOOL: ['bool', 1],
+  F64: ['double', 8],
+  F32: ['float', 4],
+  F16: ['float16', 2],
+  BF16: ['bfloat16', 2],
+  F8_E4M3: ['float8e4m3fn', 1],
+  F8_E5M2: ['float8e5m2', 1],
+  I64: ['int64', 8],
+  I32: ['int32', 4],
+  I16: ['int16', 2],
+  I8: ['int8', 1],
+  U64: ['uint64', 8],
+  U32: ['uint32', 4],
+  U16: ['uint16', 2],
+  U8: ['uint8', 1],
+  BOOL: ['bool', 1],
 };
 
 export interface SafetensorsTensor {
@@ -37,7 +49,9 @@ export async function readSafetensors(source: ByteSource): Promise<SafetensorsFi
   const lenBytes = await source.read(0, 8);
   const dv = new DataView(lenBytes.buffer, lenBytes.byteOffset, 8);
   const n = Number(dv.getBigUint64(0, true));
-  if (n > MAX_HEADER_BYTES) fail(`header declares ${n} bytes, more than the ${MAX_HEADER_BYTES} a safetensors header may have`);
+  if (n > MAX_HEADER_BYTES) {
+    fail(`header declares ${n} bytes, more than the ${MAX_HEADER_BYTES} a safetensors header may have`);
+  }
   if (8 + n > source.size) fail(`header declares ${n} bytes but the file has only ${source.size - 8} after the length`);
   const text = new TextDecoder('utf-8', { fatal: true });
   let header: unknown;
@@ -53,26 +67,55 @@ export async function readSafetensors(source: ByteSource): Promise<SafetensorsFi
   let metadata: Record<string, string> = {};
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (entry && typeof entry === 'object') metadata = Object.fromEntries(Object.entries(entry as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
+      if (entry && typeof entry === 'object') {
+        metadata = Object.fromEntries(Object.entries(entry as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
+      }
       continue;
     }
     const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (!e || typeof e !== 'object') fail(`tensor '${name}': entry is not an object`);
-    if (typeof e.dtype !== 'string' || !SAFETENSORS_DTYPES[e.dtype]) fail(`tensor '${name}': unknown dtype ${JSON.stringify(e.dtype)}`);
-    if (!Array.isArray(e.shape) || e.shape.length > 64 || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor '${name}': shape ${JSON.stringify(e.shape)} is not a list of non-negative integers`);
+    if (typeof e.dtype !== 'string' || !SAFETENSORS_DTYPES[e.dtype]) {
+      fail(`tensor '${name}': unknown dtype ${JSON.stringify(e.dtype)}`);
+    }
+    if (!Array.isArray(e.shape) || e.shape.length > 64 || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      fail(`tensor '${name}': shape ${JSON.stringify(e.shape)} is not a list of non-negative integers`);
+    }
     const off = e.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[1] < off[0]) fail(`tensor '${name}': data_offsets ${JSON.stringify(off)} is not [begin, end]`);
+    if (
+      !Array.isArray(off) ||
+      off.length !== 2 ||
+      !off.every((d) => Number.isSafeInteger(d) && d >= 0) ||
+      off[1] < off[0]
+    ) {
+      fail(`tensor '${name}': data_offsets ${JSON.stringify(off)} is not [begin, end]`);
+    }
     const [begin, end] = off as [number, number];
-    if (end > dataSize) fail(`tensor '${name}': data [${begin}, ${end}) lies past the end of the data (${dataSize} bytes)`);
+    if (end > dataSize) {
+      fail(`tensor '${name}': data [${begin}, ${end}) lies past the end of the data (${dataSize} bytes)`);
+    }
     const shape = e.shape as number[];
     const elements = shape.reduce((a, b) => a * b, 1);
     const bytes = elements * SAFETENSORS_DTYPES[e.dtype as string][1];
-    if (bytes !== end - begin) fail(`tensor '${name}': shape [${shape.join(', ')}] of ${e.dtype} needs ${bytes} bytes, data_offsets hold ${end - begin}`);
-    tensors.push({ name, dtype: e.dtype as string, shape, elements, offset: dataStart + begin, length: end - begin, file: source.name });
+    if (bytes !== end - begin) {
+      fail(
+        `tensor '${name}': shape [${shape.join(', ')}] of ${e.dtype} needs ${bytes} bytes, data_offsets hold ${end - begin}`,
+      );
+    }
+    tensors.push({
+      name,
+      dtype: e.dtype as string,
+      shape,
+      elements,
+      offset: dataStart + begin,
+      length: end - begin,
+      file: source.name,
+    });
   }
   const sorted = [...tensors].sort((a, b) => a.offset - b.offset);
   for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i].offset < sorted[i - 1].offset + sorted[i - 1].length) fail(`tensors '${sorted[i - 1].name}' and '${sorted[i].name}' overlap`);
+    if (sorted[i].offset < sorted[i - 1].offset + sorted[i - 1].length) {
+      fail(`tensors '${sorted[i - 1].name}' and '${sorted[i].name}' overlap`);
+    }
   }
   return { tensors, metadata };
 }
@@ -80,7 +123,9 @@ export async function readSafetensors(source: ByteSource): Promise<SafetensorsFi
 /** Reads `model.safetensors.index.json`: its weight map names the shard of every tensor. */
 export function parseSafetensorsIndex(json: Record<string, unknown>, file: string): Map<string, string[]> {
   const map = json.weight_map;
-  if (!map || typeof map !== 'object' || Array.isArray(map)) throw new InputError(file, 'weight_map is missing: not a safetensors index');
+  if (!map || typeof map !== 'object' || Array.isArray(map)) {
+    throw new InputError(file, 'weight_map is missing: not a safetensors index');
+  }
   const shards = new Map<string, string[]>();
   for (const [tensor, shard] of Object.entries(map as Record<string, unknown>)) {
     if (typeof shard !== 'string' || !shard) throw new InputError(file, `weight_map['${tensor}'] is not a file name`);

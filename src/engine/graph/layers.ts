@@ -11,12 +11,19 @@ import type { GraphNode, GraphTensor, Layer, ModelGraph } from './model-graph';
  */
 export function scopeOf(name: string, isTensor: boolean, strip?: string): string | undefined {
   if (!name || /^onnx::/.test(name) || /^(val|_v|tmp|Constant)_?\d+$/.test(name)) return undefined;
-  let segs = name.replace(/^[/.]+/, '').split(/[/.]+/).filter(Boolean);
+  let segs = name
+    .replace(/^[/.]+/, '')
+    .split(/[/.]+/)
+    .filter(Boolean);
   if (strip !== undefined && segs[0] === strip) segs = segs.slice(1);
   if (segs.length < 2) return undefined;
   for (let i = 0; i < segs.length - 1; i++) {
     if (/^\d+$/.test(segs[i + 1]) && i + 1 < segs.length - 1) return segs.slice(0, i + 2).join('.');
-    if (/^[A-Za-z_]+[_-]?\d+$/.test(segs[i]) && /^(block|blk|layer|h|layers)[_-]?\d+$/i.test(segs[i]) && i < segs.length - 1) {
+    if (
+      /^[A-Za-z_]+[_-]?\d+$/.test(segs[i]) &&
+      /^(block|blk|layer|h|layers)[_-]?\d+$/i.test(segs[i]) &&
+      i < segs.length - 1
+    ) {
       return segs.slice(0, i + 1).join('.');
     }
   }
@@ -49,7 +56,8 @@ export function groupLayers(graph: ModelGraph): void {
   const weightsOf = (n: GraphNode): GraphTensor[] =>
     n.inputs.map((i) => graph.tensors.get(i)).filter((t): t is GraphTensor => !!t && t.isWeight);
   /** Weights that make a node a layer of its own: real parameters, not shape or index constants. */
-  const ownsParameters = (n: GraphNode) => n.opType !== 'Constant' && weightsOf(n).some((w) => w.elements > 1 && !/^u?int(64|32)$|^bool$/.test(w.dtype));
+  const ownsParameters = (n: GraphNode) =>
+    n.opType !== 'Constant' && weightsOf(n).some((w) => w.elements > 1 && !/^u?int(64|32)$|^bool$/.test(w.dtype));
 
   let current: Layer | undefined;
   for (const node of graph.nodes) {

@@ -69,11 +69,20 @@ function foldArithmetic(c: Ctx): Dim[] | undefined {
     const x = a[a.length === 1 ? 0 : i];
     const y = b[b.length === 1 ? 0 : i];
     switch (c.node.opType) {
-      case 'Add': out.push(addDims(x, y)); break;
-      case 'Sub': out.push(typeof x === 'number' && typeof y === 'number' ? x - y : null); break;
-      case 'Mul': out.push(mulDims(x, y)); break;
-      case 'Div': out.push(typeof x === 'number' && typeof y === 'number' ? Math.trunc(x / y) : divDims(x, y)); break;
-      default: return undefined;
+      case 'Add':
+        out.push(addDims(x, y));
+        break;
+      case 'Sub':
+        out.push(typeof x === 'number' && typeof y === 'number' ? x - y : null);
+        break;
+      case 'Mul':
+        out.push(mulDims(x, y));
+        break;
+      case 'Div':
+        out.push(typeof x === 'number' && typeof y === 'number' ? Math.trunc(x / y) : divDims(x, y));
+        break;
+      default:
+        return undefined;
     }
   }
   return out;
@@ -95,7 +104,8 @@ const matmul: Handler = (c) => {
   const b = shapeOf(c, c.node.opType === 'QLinearMatMul' ? 3 : 1);
   const s = a && b ? matmulShape(a, b) : undefined;
   if (s && a) c.flops = 2 * c.bind(s) * c.bind([a[a.length - 1]]);
-  const dtype = c.node.opType === 'MatMulInteger' ? 'int32' : c.node.opType === 'QLinearMatMul' ? dtypeOf(c, 7) : dtypeOf(c, 0);
+  const dtype =
+    c.node.opType === 'MatMulInteger' ? 'int32' : c.node.opType === 'QLinearMatMul' ? dtypeOf(c, 7) : dtypeOf(c, 0);
   return [{ shape: s, dtype }];
 };
 
@@ -121,7 +131,16 @@ const matmulNBits: Handler = (c) => {
   return [{ shape: s, dtype: dtypeOf(c, 0) }];
 };
 
-function spatialOut(inDim: Dim, k: number, stride: number, dil: number, padBegin: number, padEnd: number, autoPad: string, ceil: boolean): Dim {
+function spatialOut(
+  inDim: Dim,
+  k: number,
+  stride: number,
+  dil: number,
+  padBegin: number,
+  padEnd: number,
+  autoPad: string,
+  ceil: boolean,
+): Dim {
   if (typeof inDim !== 'number') return autoPad.startsWith('SAME') && stride === 1 ? inDim : null;
   if (autoPad.startsWith('SAME')) return Math.ceil(inDim / stride);
   const eff = dil * (k - 1) + 1;
@@ -136,7 +155,11 @@ function windowed(c: Ctx, x: Shape, kernel: number[], outChannels: Dim, ceil = f
   const pads = c.ints('pads') ?? kernel.map(() => 0).concat(kernel.map(() => 0));
   const autoPad = String(c.attr('auto_pad') ?? 'NOTSET');
   const out: Shape = [x[0], outChannels];
-  for (let i = 0; i < nsp; i++) out.push(spatialOut(x[2 + i], kernel[i], strides[i] ?? 1, dil[i] ?? 1, pads[i] ?? 0, pads[i + nsp] ?? 0, autoPad, ceil));
+  for (let i = 0; i < nsp; i++) {
+    out.push(
+      spatialOut(x[2 + i], kernel[i], strides[i] ?? 1, dil[i] ?? 1, pads[i] ?? 0, pads[i + nsp] ?? 0, autoPad, ceil),
+    );
+  }
   return out;
 }
 
@@ -186,7 +209,12 @@ const pool: Handler = (c) => {
   const kernel = c.ints('kernel_shape') ?? [];
   const s = windowed(c, x, kernel, x[1], c.int('ceil_mode', 0) === 1);
   c.flops = c.bind(s) * kernel.reduce((p, k) => p * k, 1);
-  return c.node.opType === 'MaxPool' && c.node.outputs.length > 1 ? [{ shape: s, dtype: dtypeOf(c, 0) }, { shape: s, dtype: 'int64' }] : [{ shape: s, dtype: dtypeOf(c, 0) }];
+  return c.node.opType === 'MaxPool' && c.node.outputs.length > 1
+    ? [
+        { shape: s, dtype: dtypeOf(c, 0) },
+        { shape: s, dtype: 'int64' },
+      ]
+    : [{ shape: s, dtype: dtypeOf(c, 0) }];
 };
 
 const globalPool: Handler = (c) => {
@@ -210,7 +238,7 @@ const reshape: Handler = (c) => {
   const target = c.ins[1]?.value ?? c.ints('shape');
   if (!target) return [{ dtype: dtypeOf(c, 0) }];
   const allowZero = c.int('allowzero', 0) === 1;
-  const out: Shape = target.map((d, i) => (d === 0 && !allowZero && x ? x[i] ?? null : d));
+  const out: Shape = target.map((d, i) => (d === 0 && !allowZero && x ? (x[i] ?? null) : d));
   const neg = out.findIndex((d) => d === -1);
   if (neg >= 0) {
     const known = productOf(out.filter((_, i) => i !== neg));
@@ -236,7 +264,7 @@ const gather: Handler = (c) => {
   const data = c.ins[0]?.value;
   const indices = c.ins[1]?.value;
   if (data && indices && x.length === 1) {
-    value = indices.map((i) => (typeof i === 'number' ? data[i < 0 ? i + data.length : i] ?? null : null));
+    value = indices.map((i) => (typeof i === 'number' ? (data[i < 0 ? i + data.length : i] ?? null) : null));
   }
   return [{ shape: s, dtype: dtypeOf(c, 0), value }];
 };
@@ -280,7 +308,9 @@ const squeeze: Handler = (c) => {
   const x = shapeOf(c, 0);
   const axes = (c.ins[1]?.value as number[] | undefined) ?? c.ints('axes');
   if (!x) return [{ dtype: dtypeOf(c, 0) }];
-  const set = new Set((axes ?? x.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0)).map((a) => norm(a as number, x.length)));
+  const set = new Set(
+    (axes ?? x.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0)).map((a) => norm(a as number, x.length)),
+  );
   return [{ shape: x.filter((_, i) => !set.has(i)), dtype: dtypeOf(c, 0), value: c.ins[0]?.value }];
 };
 
@@ -296,7 +326,9 @@ const slice: Handler = (c) => {
   for (let i = 0; i < axes.length; i++) {
     const ax = norm(axes[i], x.length);
     const d = x[ax];
-    const st = starts[i], en = ends[i], step = steps[i] ?? 1;
+    const st = starts[i],
+      en = ends[i],
+      step = steps[i] ?? 1;
     if (typeof d !== 'number' || typeof st !== 'number' || typeof en !== 'number' || typeof step !== 'number') {
       s[ax] = typeof st === 'number' && st === 0 && typeof en === 'number' && en >= 2 ** 31 - 1 ? d : null;
       continue;
@@ -323,7 +355,11 @@ const split: Handler = (c) => {
   const sizes = (c.ins[1]?.value as number[] | undefined) ?? c.ints('split');
   return c.node.outputs.map((_, i) => {
     const s = [...x];
-    s[axis] = sizes ? sizes[i] ?? null : typeof x[axis] === 'number' ? Math.ceil((x[axis] as number) / n) : divDims(x[axis], n);
+    s[axis] = sizes
+      ? (sizes[i] ?? null)
+      : typeof x[axis] === 'number'
+        ? Math.ceil((x[axis] as number) / n)
+        : divDims(x[axis], n);
     return { shape: s, dtype: dtypeOf(c, 0) };
   });
 };
@@ -436,7 +472,11 @@ const recurrent: Handler = (c) => {
   c.flops = 2 * dirs * gates * h * c.bind([seq, batch]) * (c.bind([input]) + h);
   const y: Shape = layout ? [batch, seq, dirs, h] : [seq, dirs, batch, h];
   const state: Shape = layout ? [batch, dirs, h] : [dirs, batch, h];
-  return [{ shape: y, dtype: dtypeOf(c, 0) }, { shape: state, dtype: dtypeOf(c, 0) }, { shape: state, dtype: dtypeOf(c, 0) }];
+  return [
+    { shape: y, dtype: dtypeOf(c, 0) },
+    { shape: state, dtype: dtypeOf(c, 0) },
+    { shape: state, dtype: dtypeOf(c, 0) },
+  ];
 };
 
 const quantizeLinear: Handler = (c) => {
@@ -456,7 +496,11 @@ const dequantizeLinear: Handler = (c) => {
 const dynamicQuantizeLinear: Handler = (c) => {
   const s = shapeOf(c, 0);
   c.flops = 4 * c.bind(s);
-  return [{ shape: s, dtype: 'uint8' }, { shape: [], dtype: 'float' }, { shape: [], dtype: 'uint8' }];
+  return [
+    { shape: s, dtype: 'uint8' },
+    { shape: [], dtype: 'float' },
+    { shape: [], dtype: 'uint8' },
+  ];
 };
 
 const constantOfShape: Handler = (c) => {
@@ -466,7 +510,12 @@ const constantOfShape: Handler = (c) => {
 
 const range: Handler = (c) => {
   const [a, b, d] = [c.ins[0]?.value?.[0], c.ins[1]?.value?.[0], c.ins[2]?.value?.[0]];
-  const n = typeof a === 'number' && typeof b === 'number' && typeof d === 'number' && d !== 0 ? Math.max(0, Math.ceil((b - a) / d)) : a === 0 && d === 1 ? b ?? null : null;
+  const n =
+    typeof a === 'number' && typeof b === 'number' && typeof d === 'number' && d !== 0
+      ? Math.max(0, Math.ceil((b - a) / d))
+      : a === 0 && d === 1
+        ? (b ?? null)
+        : null;
   return [{ shape: [n], dtype: dtypeOf(c, 0) }];
 };
 
@@ -480,7 +529,9 @@ const identity: Handler = (c) => [{ shape: shapeOf(c, 0), dtype: dtypeOf(c, 0), 
 const pad: Handler = (c) => {
   const x = shapeOf(c, 0);
   const pads = (c.ins[1]?.value as number[] | undefined) ?? c.ints('pads');
-  if (!x || !pads || pads.some((p) => typeof p !== 'number')) return [{ shape: x?.map(() => null), dtype: dtypeOf(c, 0) }];
+  if (!x || !pads || pads.some((p) => typeof p !== 'number')) {
+    return [{ shape: x?.map(() => null), dtype: dtypeOf(c, 0) }];
+  }
   const axes = (c.ins[3]?.value as number[] | undefined) ?? x.map((_, i) => i);
   const s = [...x];
   axes.forEach((a, i) => {
@@ -496,39 +547,135 @@ const tile: Handler = (c) => {
   return [{ shape: x && reps ? x.map((d, i) => mulDims(d, reps[i] ?? null)) : undefined, dtype: dtypeOf(c, 0) }];
 };
 
-
-
 const handlers: Record<string, Handler> = {
-  MatMul: matmul, MatMulInteger: matmul, QLinearMatMul: matmul, FusedMatMul: matmul,
-  Gemm: gemm, MatMulNBits: matmulNBits,
-  Conv: conv, ConvInteger: conv, QLinearConv: conv, ConvTranspose: convTranspose,
-  MaxPool: pool, AveragePool: pool, LpPool: pool,
-  GlobalAveragePool: globalPool, GlobalMaxPool: globalPool, GlobalLpPool: globalPool,
-  BatchNormalization: normalization(4), InstanceNormalization: normalization(8), LayerNormalization: normalization(8),
-  GroupNormalization: normalization(8), RMSNormalization: normalization(4), SimplifiedLayerNormalization: normalization(4),
-  SkipLayerNormalization: normalization(9), SkipSimplifiedLayerNormalization: normalization(5), LRN: normalization(8),
+  MatMul: matmul,
+  MatMulInteger: matmul,
+  QLinearMatMul: matmul,
+  FusedMatMul: matmul,
+  Gemm: gemm,
+  MatMulNBits: matmulNBits,
+  Conv: conv,
+  ConvInteger: conv,
+  QLinearConv: conv,
+  ConvTranspose: convTranspose,
+  MaxPool: pool,
+  AveragePool: pool,
+  LpPool: pool,
+  GlobalAveragePool: globalPool,
+  GlobalMaxPool: globalPool,
+  GlobalLpPool: globalPool,
+  BatchNormalization: normalization(4),
+  InstanceNormalization: normalization(8),
+  LayerNormalization: normalization(8),
+  GroupNormalization: normalization(8),
+  RMSNormalization: normalization(4),
+  SimplifiedLayerNormalization: normalization(4),
+  SkipLayerNormalization: normalization(9),
+  SkipSimplifiedLayerNormalization: normalization(5),
+  LRN: normalization(8),
   MeanVarianceNormalization: normalization(8),
-  Softmax: same(5), LogSoftmax: same(6), Hardmax: same(2),
-  Relu: same(1), LeakyRelu: same(2), PRelu: elementwise(), Elu: same(3), Selu: same(3), Celu: same(3),
-  Sigmoid: same(4), HardSigmoid: same(3), HardSwish: same(4), Tanh: same(5), Softplus: same(3), Softsign: same(3),
-  Gelu: same(8), FastGelu: same(8), BiasGelu: elementwise(), QuickGelu: same(5), Mish: same(6), Swish: same(5),
-  Erf: same(6), Exp: same(1), Log: same(1), Sqrt: same(1), Reciprocal: same(1), Neg: same(1), Abs: same(1),
-  Floor: same(1), Ceil: same(1), Round: same(1), Sign: same(1), Sin: same(1), Cos: same(1), Tan: same(1),
-  Not: same(1, 'bool'), IsNaN: same(1, 'bool'), IsInf: same(1, 'bool'), Clip: same(2), Dropout: same(0),
-  Identity: identity, Cast: cast, CastLike: (c) => [{ shape: shapeOf(c, 0), dtype: dtypeOf(c, 1) }],
-  Add: elementwise(), Sub: elementwise(), Mul: elementwise(), Div: elementwise(), Pow: elementwise(), Mod: elementwise(),
-  Max: elementwise(), Min: elementwise(), Sum: elementwise(), Mean: elementwise(), Where: elementwise(), BitShift: elementwise(),
-  Equal: elementwise('bool'), Less: elementwise('bool'), Greater: elementwise('bool'), LessOrEqual: elementwise('bool'),
-  GreaterOrEqual: elementwise('bool'), And: elementwise('bool'), Or: elementwise('bool'), Xor: elementwise('bool'),
-  Reshape: reshape, Transpose: transpose, Gather: gather, Concat: concat, Split: split, Slice: slice,
-  Squeeze: squeeze, Unsqueeze: unsqueeze, Expand: expand, Flatten: flatten, Shape: shapeOp,
-  Size: () => [{ shape: [], dtype: 'int64' }], ConstantOfShape: constantOfShape, Range: range, Pad: pad, Tile: tile,
-  ReduceMean: reduce, ReduceSum: reduce, ReduceMax: reduce, ReduceMin: reduce, ReduceProd: reduce, ReduceL2: reduce,
-  ReduceL1: reduce, ReduceLogSumExp: reduce, ReduceSumSquare: reduce, ArgMax: argReduce, ArgMin: argReduce,
-  Attention: attention, MultiHeadAttention: attention, GroupQueryAttention: attention,
-  LSTM: recurrent, GRU: recurrent, RNN: recurrent,
-  QuantizeLinear: quantizeLinear, DequantizeLinear: dequantizeLinear, DynamicQuantizeLinear: dynamicQuantizeLinear,
-  Trilu: same(1), CumSum: same(1), Einsum: einsum,
+  Softmax: same(5),
+  LogSoftmax: same(6),
+  Hardmax: same(2),
+  Relu: same(1),
+  LeakyRelu: same(2),
+  PRelu: elementwise(),
+  Elu: same(3),
+  Selu: same(3),
+  Celu: same(3),
+  Sigmoid: same(4),
+  HardSigmoid: same(3),
+  HardSwish: same(4),
+  Tanh: same(5),
+  Softplus: same(3),
+  Softsign: same(3),
+  Gelu: same(8),
+  FastGelu: same(8),
+  BiasGelu: elementwise(),
+  QuickGelu: same(5),
+  Mish: same(6),
+  Swish: same(5),
+  Erf: same(6),
+  Exp: same(1),
+  Log: same(1),
+  Sqrt: same(1),
+  Reciprocal: same(1),
+  Neg: same(1),
+  Abs: same(1),
+  Floor: same(1),
+  Ceil: same(1),
+  Round: same(1),
+  Sign: same(1),
+  Sin: same(1),
+  Cos: same(1),
+  Tan: same(1),
+  Not: same(1, 'bool'),
+  IsNaN: same(1, 'bool'),
+  IsInf: same(1, 'bool'),
+  Clip: same(2),
+  Dropout: same(0),
+  Identity: identity,
+  Cast: cast,
+  CastLike: (c) => [{ shape: shapeOf(c, 0), dtype: dtypeOf(c, 1) }],
+  Add: elementwise(),
+  Sub: elementwise(),
+  Mul: elementwise(),
+  Div: elementwise(),
+  Pow: elementwise(),
+  Mod: elementwise(),
+  Max: elementwise(),
+  Min: elementwise(),
+  Sum: elementwise(),
+  Mean: elementwise(),
+  Where: elementwise(),
+  BitShift: elementwise(),
+  Equal: elementwise('bool'),
+  Less: elementwise('bool'),
+  Greater: elementwise('bool'),
+  LessOrEqual: elementwise('bool'),
+  GreaterOrEqual: elementwise('bool'),
+  And: elementwise('bool'),
+  Or: elementwise('bool'),
+  Xor: elementwise('bool'),
+  Reshape: reshape,
+  Transpose: transpose,
+  Gather: gather,
+  Concat: concat,
+  Split: split,
+  Slice: slice,
+  Squeeze: squeeze,
+  Unsqueeze: unsqueeze,
+  Expand: expand,
+  Flatten: flatten,
+  Shape: shapeOp,
+  Size: () => [{ shape: [], dtype: 'int64' }],
+  ConstantOfShape: constantOfShape,
+  Range: range,
+  Pad: pad,
+  Tile: tile,
+  ReduceMean: reduce,
+  ReduceSum: reduce,
+  ReduceMax: reduce,
+  ReduceMin: reduce,
+  ReduceProd: reduce,
+  ReduceL2: reduce,
+  ReduceL1: reduce,
+  ReduceLogSumExp: reduce,
+  ReduceSumSquare: reduce,
+  ArgMax: argReduce,
+  ArgMin: argReduce,
+  Attention: attention,
+  MultiHeadAttention: attention,
+  GroupQueryAttention: attention,
+  LSTM: recurrent,
+  GRU: recurrent,
+  RNN: recurrent,
+  QuantizeLinear: quantizeLinear,
+  DequantizeLinear: dequantizeLinear,
+  DynamicQuantizeLinear: dynamicQuantizeLinear,
+  Trilu: same(1),
+  CumSum: same(1),
+  Einsum: einsum,
 };
 
 export function isKnownOp(opType: string): boolean {
@@ -546,7 +693,10 @@ export function inferShapes(graph: ModelGraph): void {
     const ins = node.inputs.map((n) => (n ? graph.tensors.get(n) : undefined));
     const handler = handlers[node.opType];
     const ctx: Ctx = {
-      node, ins, flops: 0, bind,
+      node,
+      ins,
+      flops: 0,
+      bind,
       attr: (name) => node.attributes[name],
       int: (name, dflt) => {
         const v = node.attributes[name];
@@ -590,12 +740,30 @@ export function inferShapes(graph: ModelGraph): void {
 
 export function bytesPerElement(dtype: string): number {
   switch (dtype) {
-    case 'double': case 'int64': case 'uint64': case 'complex64': return 8;
-    case 'complex128': return 16;
-    case 'float': case 'int32': case 'uint32': return 4;
-    case 'float16': case 'bfloat16': case 'int16': case 'uint16': return 2;
-    case 'int4': case 'uint4': case 'float4e2m1': return 0.5;
-    case 'int2': case 'uint2': return 0.25;
-    default: return 1;
+    case 'double':
+    case 'int64':
+    case 'uint64':
+    case 'complex64':
+      return 8;
+    case 'complex128':
+      return 16;
+    case 'float':
+    case 'int32':
+    case 'uint32':
+      return 4;
+    case 'float16':
+    case 'bfloat16':
+    case 'int16':
+    case 'uint16':
+      return 2;
+    case 'int4':
+    case 'uint4':
+    case 'float4e2m1':
+      return 0.5;
+    case 'int2':
+    case 'uint2':
+      return 0.25;
+    default:
+      return 1;
   }
 }

@@ -56,32 +56,74 @@ interface Naming {
 
 function naming(family: string): Naming {
   const llama: Naming = {
-    block: (i) => `model.layers.${i}`, norm1: 'input_layernorm', norm2: 'post_attention_layernorm',
-    qkv: { q: 'self_attn.q_proj', k: 'self_attn.k_proj', v: 'self_attn.v_proj' }, o: 'self_attn.o_proj',
-    gateUp: { gate: 'mlp.gate_proj', up: 'mlp.up_proj' }, up: 'mlp.up_proj', down: 'mlp.down_proj',
-    embed: 'model.embed_tokens', finalNorm: 'model.norm', head: 'lm_head',
+    block: (i) => `model.layers.${i}`,
+    norm1: 'input_layernorm',
+    norm2: 'post_attention_layernorm',
+    qkv: { q: 'self_attn.q_proj', k: 'self_attn.k_proj', v: 'self_attn.v_proj' },
+    o: 'self_attn.o_proj',
+    gateUp: { gate: 'mlp.gate_proj', up: 'mlp.up_proj' },
+    up: 'mlp.up_proj',
+    down: 'mlp.down_proj',
+    embed: 'model.embed_tokens',
+    finalNorm: 'model.norm',
+    head: 'lm_head',
   };
   switch (family) {
     case 'mixtral':
-      return { ...llama, moe: { router: 'block_sparse_moe.gate', expert: (e) => `block_sparse_moe.experts.${e}`, gate: 'w1', up: 'w3', down: 'w2' } };
+      return {
+        ...llama,
+        moe: {
+          router: 'block_sparse_moe.gate',
+          expert: (e) => `block_sparse_moe.experts.${e}`,
+          gate: 'w1',
+          up: 'w3',
+          down: 'w2',
+        },
+      };
     case 'phi3':
       return { ...llama, qkv: { fused: 'self_attn.qkv_proj' }, gateUp: { fused: 'mlp.gate_up_proj' } };
     case 'gpt2':
       return {
-        block: (i) => `transformer.h.${i}`, norm1: 'ln_1', norm2: 'ln_2', qkv: { fused: 'attn.c_attn' }, o: 'attn.c_proj', up: 'mlp.c_fc', down: 'mlp.c_proj',
-        conv1d: true, embed: 'transformer.wte', positions: 'transformer.wpe', finalNorm: 'transformer.ln_f', head: 'lm_head',
+        block: (i) => `transformer.h.${i}`,
+        norm1: 'ln_1',
+        norm2: 'ln_2',
+        qkv: { fused: 'attn.c_attn' },
+        o: 'attn.c_proj',
+        up: 'mlp.c_fc',
+        down: 'mlp.c_proj',
+        conv1d: true,
+        embed: 'transformer.wte',
+        positions: 'transformer.wpe',
+        finalNorm: 'transformer.ln_f',
+        head: 'lm_head',
       };
     case 'gpt_neox':
       return {
-        block: (i) => `gpt_neox.layers.${i}`, norm1: 'input_layernorm', norm2: 'post_attention_layernorm', qkv: { fused: 'attention.query_key_value' },
-        o: 'attention.dense', up: 'mlp.dense_h_to_4h', down: 'mlp.dense_4h_to_h', embed: 'gpt_neox.embed_in', finalNorm: 'gpt_neox.final_layer_norm', head: 'embed_out',
+        block: (i) => `gpt_neox.layers.${i}`,
+        norm1: 'input_layernorm',
+        norm2: 'post_attention_layernorm',
+        qkv: { fused: 'attention.query_key_value' },
+        o: 'attention.dense',
+        up: 'mlp.dense_h_to_4h',
+        down: 'mlp.dense_4h_to_h',
+        embed: 'gpt_neox.embed_in',
+        finalNorm: 'gpt_neox.final_layer_norm',
+        head: 'embed_out',
       };
     case 'bert':
       return {
-        block: (i) => `bert.encoder.layer.${i}`, norm1: 'attention.output.LayerNorm', norm2: 'output.LayerNorm',
-        qkv: { q: 'attention.self.query', k: 'attention.self.key', v: 'attention.self.value' }, o: 'attention.output.dense',
-        up: 'intermediate.dense', down: 'output.dense', embed: 'bert.embeddings.word_embeddings', positions: 'bert.embeddings.position_embeddings',
-        tokenTypes: 'bert.embeddings.token_type_embeddings', embedNorm: 'bert.embeddings.LayerNorm', head: 'bert.pooler.dense',
+        block: (i) => `bert.encoder.layer.${i}`,
+        norm1: 'attention.output.LayerNorm',
+        norm2: 'output.LayerNorm',
+        qkv: { q: 'attention.self.query', k: 'attention.self.key', v: 'attention.self.value' },
+        o: 'attention.output.dense',
+        up: 'intermediate.dense',
+        down: 'output.dense',
+        embed: 'bert.embeddings.word_embeddings',
+        positions: 'bert.embeddings.position_embeddings',
+        tokenTypes: 'bert.embeddings.token_type_embeddings',
+        embedNorm: 'bert.embeddings.LayerNorm',
+        head: 'bert.pooler.dense',
       };
     default:
       return llama;
@@ -135,14 +177,26 @@ export function blockWeights(t: TransformerSpec, i: number): { name: string; sha
  * The cost model's layers of a transformer (`layers.<i>`, `final_norm`) as precision rules see them: their
  * matrix weights and the ops mixed precision keeps in fp32 (the norms by their Hugging Face names, attention's softmax).
  */
-export function transformerPrecisionLayers(t: TransformerSpec): { name: string; matrices: string[]; fp32Ops: { op: string; node: string; tensors: string[] }[] }[] {
+export function transformerPrecisionLayers(
+  t: TransformerSpec,
+): { name: string; matrices: string[]; fp32Ops: { op: string; node: string; tensors: string[] }[] }[] {
   const n = naming(t.family);
   const op = t.norm === 'rmsnorm' ? 'RMSNormalization' : 'LayerNormalization';
-  const norm = (prefix: string) => ({ op, node: prefix, tensors: [`${prefix}.weight`, ...(t.norm === 'layernorm' ? [`${prefix}.bias`] : [])] });
+  const norm = (prefix: string) => ({
+    op,
+    node: prefix,
+    tensors: [`${prefix}.weight`, ...(t.norm === 'layernorm' ? [`${prefix}.bias`] : [])],
+  });
   const out = Array.from({ length: t.layers }, (_, i) => ({
     name: `layers.${i}`,
-    matrices: blockWeights(t, i).filter((w) => w.shape.length >= 2).map((w) => w.name),
-    fp32Ops: [norm(`${n.block(i)}.${n.norm1}`), { op: 'Softmax', node: `${n.block(i)}.attention.softmax`, tensors: [] }, norm(`${n.block(i)}.${n.norm2}`)],
+    matrices: blockWeights(t, i)
+      .filter((w) => w.shape.length >= 2)
+      .map((w) => w.name),
+    fp32Ops: [
+      norm(`${n.block(i)}.${n.norm1}`),
+      { op: 'Softmax', node: `${n.block(i)}.attention.softmax`, tensors: [] },
+      norm(`${n.block(i)}.${n.norm2}`),
+    ],
   }));
   if (n.finalNorm) out.push({ name: 'final_norm', matrices: [], fp32Ops: [norm(n.finalNorm)] });
   return out;
@@ -170,11 +224,27 @@ export function transformerParameters(t: TransformerSpec): number {
  * inference then gives FLOPs and bytes, so file and synthesized models go through one engine.
  * MoE layers run the top-k experts' MLPs (FLOPs count the active experts) and own all experts' weights.
  */
-export function synthesizeTransformer(t: TransformerSpec, format: string, bindings: Record<string, number> = {}): ModelGraph {
-  if (t.layers > 100000 || t.hidden > 1e6 || t.vocab > 1e8) throw new InputError(format, 'architecture sizes are out of range');
+export function synthesizeTransformer(
+  t: TransformerSpec,
+  format: string,
+  bindings: Record<string, number> = {},
+): ModelGraph {
+  if (t.layers > 100000 || t.hidden > 1e6 || t.vocab > 1e8) {
+    throw new InputError(format, 'architecture sizes are out of range');
+  }
   const g: ModelGraph = {
-    format, producer: t.family, producerVersion: '', opsets: {}, nodes: [], tensors: new Map(), layers: [],
-    inputs: ['input_ids'], outputs: [t.encoder ? 'last_hidden_state' : 'logits'], bindings: { ...bindings }, metadata: {}, transformer: t,
+    format,
+    producer: t.family,
+    producerVersion: '',
+    opsets: {},
+    nodes: [],
+    tensors: new Map(),
+    layers: [],
+    inputs: ['input_ids'],
+    outputs: [t.encoder ? 'last_hidden_state' : 'logits'],
+    bindings: { ...bindings },
+    metadata: {},
+    transformer: t,
   };
   const tensor = (name: string, dtype: string, shape?: (number | string)[], weight = false): GraphTensor => {
     const elements = weight && shape ? shape.reduce<number>((a, b) => a * (b as number), 1) : 0;
@@ -184,15 +254,36 @@ export function synthesizeTransformer(t: TransformerSpec, format: string, bindin
   };
   tensor('input_ids', 'int64', ['batch', 'sequence']);
   let counter = 0;
-  const node = (opType: string, name: string, inputs: string[], outputs: string[], attributes: Record<string, AttrValue> = {}) => {
-    const n: GraphNode = { index: g.nodes.length, name, opType, domain: '', inputs, outputs, attributes, parent: -1, depth: 0, layer: 0, known: true, flops: 0, bytesMoved: 0 };
+  const node = (
+    opType: string,
+    name: string,
+    inputs: string[],
+    outputs: string[],
+    attributes: Record<string, AttrValue> = {},
+  ) => {
+    const n: GraphNode = {
+      index: g.nodes.length,
+      name,
+      opType,
+      domain: '',
+      inputs,
+      outputs,
+      attributes,
+      parent: -1,
+      depth: 0,
+      layer: 0,
+      known: true,
+      flops: 0,
+      bytesMoved: 0,
+    };
     g.nodes.push(n);
     for (const i of inputs) g.tensors.get(i)?.consumers.push(n.index);
     for (const o of outputs) (g.tensors.get(o) ?? tensor(o, 'float16')).producer = n.index;
     return outputs[0];
   };
   const tmp = (scope: string) => `${scope}/t${counter++}`;
-  const weight = (name: string, shape: number[]) => (g.tensors.get(name)?.isWeight ? name : tensor(name, 'float16', shape, true).name);
+  const weight = (name: string, shape: number[]) =>
+    g.tensors.get(name)?.isWeight ? name : tensor(name, 'float16', shape, true).name;
   const nm = naming(t.family);
   const opName = (scope: string, name: string, op: string) => `/${scope}/${name.split('.').slice(-2).join('/')}/${op}`;
   /** y = x·Wᵀ (+ b) for a weight stored [out, in]; gpt2's Conv1D [in, out] needs no transpose. */
@@ -205,13 +296,41 @@ export function synthesizeTransformer(t: TransformerSpec, format: string, bindin
   };
   const normOp = (scope: string, x: string, name: string) => {
     const w = weight(`${name}.weight`, [t.hidden]);
-    if (t.norm === 'rmsnorm') return node('RMSNormalization', opName(scope, name, 'RMSNormalization'), [x, w], [tmp(scope)], { axis: -1 });
-    return node('LayerNormalization', opName(scope, name, 'LayerNormalization'), [x, w, weight(`${name}.bias`, [t.hidden])], [tmp(scope)], { axis: -1 });
+    if (t.norm === 'rmsnorm') {
+      return node('RMSNormalization', opName(scope, name, 'RMSNormalization'), [x, w], [tmp(scope)], { axis: -1 });
+    }
+    return node(
+      'LayerNormalization',
+      opName(scope, name, 'LayerNormalization'),
+      [x, w, weight(`${name}.bias`, [t.hidden])],
+      [tmp(scope)],
+      { axis: -1 },
+    );
   };
-  const gather = (name: string, rows: number, ids: string) => node('Gather', `/${name.replace(/\./g, '/')}/Gather`, [weight(`${name}.weight`, [rows, t.hidden]), ids], [tmp(name)]);
+  const gather = (name: string, rows: number, ids: string) =>
+    node(
+      'Gather',
+      `/${name.replace(/\./g, '/')}/Gather`,
+      [weight(`${name}.weight`, [rows, t.hidden]), ids],
+      [tmp(name)],
+    );
   let x = gather(nm.embed, t.vocab, 'input_ids');
-  if (nm.positions && t.positions) x = node('Add', `/${nm.positions.replace(/\./g, '/')}/Add`, [x, gather(nm.positions, t.positions, 'input_ids')], [tmp('pos')]);
-  if (nm.tokenTypes && t.tokenTypes) x = node('Add', `/${nm.tokenTypes.replace(/\./g, '/')}/Add`, [x, gather(nm.tokenTypes, t.tokenTypes, 'input_ids')], [tmp('tt')]);
+  if (nm.positions && t.positions) {
+    x = node(
+      'Add',
+      `/${nm.positions.replace(/\./g, '/')}/Add`,
+      [x, gather(nm.positions, t.positions, 'input_ids')],
+      [tmp('pos')],
+    );
+  }
+  if (nm.tokenTypes && t.tokenTypes) {
+    x = node(
+      'Add',
+      `/${nm.tokenTypes.replace(/\./g, '/')}/Add`,
+      [x, gather(nm.tokenTypes, t.tokenTypes, 'input_ids')],
+      [tmp('tt')],
+    );
+  }
   if (nm.embedNorm) x = normOp(nm.embedNorm.replace(/\./g, '/'), x, nm.embedNorm);
   const q = t.heads * t.headDim;
   const kv = t.kvHeads * t.headDim;
@@ -223,13 +342,19 @@ export function synthesizeTransformer(t: TransformerSpec, format: string, bindin
     if ('fused' in nm.qkv) {
       const fused = linear(scope, h1, `${p}.${nm.qkv.fused}`, q + 2 * kv, t.hidden, t.qkvBias);
       [qs, ks, vs] = [tmp(scope), tmp(scope), tmp(scope)];
-      node('Split', opName(scope, `${p}.${nm.qkv.fused}`, 'Split'), [fused], [qs, ks, vs], { axis: -1, split: [q, kv, kv] });
+      node('Split', opName(scope, `${p}.${nm.qkv.fused}`, 'Split'), [fused], [qs, ks, vs], {
+        axis: -1,
+        split: [q, kv, kv],
+      });
     } else {
       qs = linear(scope, h1, `${p}.${nm.qkv.q}`, q, t.hidden, t.qkvBias);
       ks = linear(scope, h1, `${p}.${nm.qkv.k}`, kv, t.hidden, t.qkvBias);
       vs = linear(scope, h1, `${p}.${nm.qkv.v}`, kv, t.hidden, t.qkvBias);
     }
-    const attn = node('Attention', `/${scope}/attention/Attention`, [qs, ks, vs], [tmp(scope)], { q_num_heads: t.heads, kv_num_heads: t.kvHeads });
+    const attn = node('Attention', `/${scope}/attention/Attention`, [qs, ks, vs], [tmp(scope)], {
+      q_num_heads: t.heads,
+      kv_num_heads: t.kvHeads,
+    });
     const o = linear(scope, attn, `${p}.${nm.o}`, t.hidden, q, t.denseBias);
     const r1 = node('Add', `/${scope}/residual_1/Add`, [x, o], [tmp(scope)]);
     const h2 = normOp(scope, r1, `${p}.${nm.norm2}`);
@@ -239,12 +364,38 @@ export function synthesizeTransformer(t: TransformerSpec, format: string, bindin
         const gu = linear(scope, h2, `${p}.${fused}`, 2 * t.ffn, t.hidden, false);
         const [gate, up] = [tmp(scope), tmp(scope)];
         node('Split', opName(scope, `${p}.${fused}`, 'Split'), [gu], [gate, up], { axis: -1, split: [t.ffn, t.ffn] });
-        act = node('Mul', `/${scope}/mlp/Mul`, [node('Mul', `/${scope}/mlp/act/Mul`, [gate, node('Sigmoid', `/${scope}/mlp/act/Sigmoid`, [gate], [tmp(scope)])], [tmp(scope)]), up], [tmp(scope)]);
+        act = node(
+          'Mul',
+          `/${scope}/mlp/Mul`,
+          [
+            node(
+              'Mul',
+              `/${scope}/mlp/act/Mul`,
+              [gate, node('Sigmoid', `/${scope}/mlp/act/Sigmoid`, [gate], [tmp(scope)])],
+              [tmp(scope)],
+            ),
+            up,
+          ],
+          [tmp(scope)],
+        );
       } else {
         const up = linear(scope, h2, `${p}.${upName}`, t.ffn, t.hidden, t.denseBias);
         if (gateName) {
           const gate = linear(scope, h2, `${p}.${gateName}`, t.ffn, t.hidden, false);
-          act = node('Mul', `/${scope}/mlp/Mul`, [node('Mul', `/${scope}/mlp/act/Mul`, [gate, node('Sigmoid', `/${scope}/mlp/act/Sigmoid`, [gate], [tmp(scope)])], [tmp(scope)]), up], [tmp(scope)]);
+          act = node(
+            'Mul',
+            `/${scope}/mlp/Mul`,
+            [
+              node(
+                'Mul',
+                `/${scope}/mlp/act/Mul`,
+                [gate, node('Sigmoid', `/${scope}/mlp/act/Sigmoid`, [gate], [tmp(scope)])],
+                [tmp(scope)],
+              ),
+              up,
+            ],
+            [tmp(scope)],
+          );
         } else act = node('Gelu', `/${scope}/mlp/act/Gelu`, [up], [tmp(scope)]);
       }
       return linear(scope, act, `${p}.${downName}`, t.hidden, t.ffn, t.denseBias);

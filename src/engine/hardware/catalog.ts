@@ -36,95 +36,178 @@ export interface GpuSpec {
   source: string;
 }
 
-const ib = (gbit: number): Link => ({ bandwidthGBps: gbit / 8, latencyUs: 5, efficiency: 0.92, kind: `InfiniBand ${gbit} Gb/s per GPU` });
+const ib = (gbit: number): Link => ({
+  bandwidthGBps: gbit / 8,
+  latencyUs: 5,
+  efficiency: 0.92,
+  kind: `InfiniBand ${gbit} Gb/s per GPU`,
+});
 
 export const GPUS: GpuSpec[] = [
   {
-    id: 'a100-40gb', name: 'NVIDIA A100 SXM4 40GB',
+    id: 'a100-40gb',
+    name: 'NVIDIA A100 SXM4 40GB',
     // NVIDIA A100 datasheet (2021): FP32 19.5, TF32 156, BF16/FP16 312, INT8 624 TOPS (dense); 1,555 GB/s; NVLink 600 GB/s bidirectional.
     tflops: { fp32: 19.5, tf32: 156, bf16: 312, fp16: 312, int8: 624 },
-    memoryGB: 40, hbmGBps: 1555, sms: 108, gemmEfficiency: 0.8, hbmEfficiency: 0.85,
-    intraNode: { bandwidthGBps: 300, latencyUs: 3, efficiency: 0.78, kind: 'NVLink 3 (NVSwitch)' }, interNode: ib(200), gpusPerNode: 8,
+    memoryGB: 40,
+    hbmGBps: 1555,
+    sms: 108,
+    gemmEfficiency: 0.8,
+    hbmEfficiency: 0.85,
+    intraNode: { bandwidthGBps: 300, latencyUs: 3, efficiency: 0.78, kind: 'NVLink 3 (NVSwitch)' },
+    interNode: ib(200),
+    gpusPerNode: 8,
     source: 'NVIDIA A100 Tensor Core GPU datasheet',
   },
   {
-    id: 'a100-80gb', name: 'NVIDIA A100 SXM4 80GB',
+    id: 'a100-80gb',
+    name: 'NVIDIA A100 SXM4 80GB',
     // Same datasheet: 80GB HBM2e at 2,039 GB/s.
     tflops: { fp32: 19.5, tf32: 156, bf16: 312, fp16: 312, int8: 624 },
-    memoryGB: 80, hbmGBps: 2039, sms: 108, gemmEfficiency: 0.8, hbmEfficiency: 0.85,
-    intraNode: { bandwidthGBps: 300, latencyUs: 3, efficiency: 0.78, kind: 'NVLink 3 (NVSwitch)' }, interNode: ib(200), gpusPerNode: 8,
+    memoryGB: 80,
+    hbmGBps: 2039,
+    sms: 108,
+    gemmEfficiency: 0.8,
+    hbmEfficiency: 0.85,
+    intraNode: { bandwidthGBps: 300, latencyUs: 3, efficiency: 0.78, kind: 'NVLink 3 (NVSwitch)' },
+    interNode: ib(200),
+    gpusPerNode: 8,
     source: 'NVIDIA A100 Tensor Core GPU datasheet',
   },
   {
-    id: 'h100-sxm', name: 'NVIDIA H100 SXM5 80GB',
+    id: 'h100-sxm',
+    name: 'NVIDIA H100 SXM5 80GB',
     // H100 datasheet: FP32 67, TF32 494.5, BF16/FP16 989.5, FP8 1,979, INT8 1,979 (dense = half the sparse figures); 3.35 TB/s; NVLink 900 GB/s.
     tflops: { fp32: 67, tf32: 494.5, bf16: 989.5, fp16: 989.5, fp8: 1979, int8: 1979 },
-    memoryGB: 80, hbmGBps: 3350, sms: 132, gemmEfficiency: 0.75, hbmEfficiency: 0.85,
-    intraNode: { bandwidthGBps: 450, latencyUs: 3, efficiency: 0.8, kind: 'NVLink 4 (NVSwitch)' }, interNode: ib(400), gpusPerNode: 8,
+    memoryGB: 80,
+    hbmGBps: 3350,
+    sms: 132,
+    gemmEfficiency: 0.75,
+    hbmEfficiency: 0.85,
+    intraNode: { bandwidthGBps: 450, latencyUs: 3, efficiency: 0.8, kind: 'NVLink 4 (NVSwitch)' },
+    interNode: ib(400),
+    gpusPerNode: 8,
     source: 'NVIDIA H100 Tensor Core GPU datasheet',
   },
   {
-    id: 'h100-pcie', name: 'NVIDIA H100 PCIe 80GB',
+    id: 'h100-pcie',
+    name: 'NVIDIA H100 PCIe 80GB',
     // H100 datasheet (PCIe): FP32 51, TF32 378, BF16/FP16 756, FP8 1,513, INT8 1,513 dense; 2 TB/s; PCIe Gen5 128 GB/s bidirectional.
     tflops: { fp32: 51, tf32: 378, bf16: 756, fp16: 756, fp8: 1513, int8: 1513 },
-    memoryGB: 80, hbmGBps: 2000, sms: 114, gemmEfficiency: 0.75, hbmEfficiency: 0.85,
-    intraNode: { bandwidthGBps: 64, latencyUs: 5, efficiency: 0.8, kind: 'PCIe Gen5 x16' }, interNode: ib(400), gpusPerNode: 8,
+    memoryGB: 80,
+    hbmGBps: 2000,
+    sms: 114,
+    gemmEfficiency: 0.75,
+    hbmEfficiency: 0.85,
+    intraNode: { bandwidthGBps: 64, latencyUs: 5, efficiency: 0.8, kind: 'PCIe Gen5 x16' },
+    interNode: ib(400),
+    gpusPerNode: 8,
     source: 'NVIDIA H100 Tensor Core GPU datasheet',
   },
   {
-    id: 'h200', name: 'NVIDIA H200 SXM 141GB',
+    id: 'h200',
+    name: 'NVIDIA H200 SXM 141GB',
     // H200 datasheet: same tensor cores as H100 SXM — BF16 989 and FP8 1,979 dense (the 1,979 / 3,958 often quoted are sparse); 141 GB at 4.8 TB/s.
     tflops: { fp32: 67, tf32: 494.5, bf16: 989.5, fp16: 989.5, fp8: 1979, int8: 1979 },
-    memoryGB: 141, hbmGBps: 4800, sms: 132, gemmEfficiency: 0.75, hbmEfficiency: 0.85,
-    intraNode: { bandwidthGBps: 450, latencyUs: 3, efficiency: 0.8, kind: 'NVLink 4 (NVSwitch)' }, interNode: ib(400), gpusPerNode: 8,
+    memoryGB: 141,
+    hbmGBps: 4800,
+    sms: 132,
+    gemmEfficiency: 0.75,
+    hbmEfficiency: 0.85,
+    intraNode: { bandwidthGBps: 450, latencyUs: 3, efficiency: 0.8, kind: 'NVLink 4 (NVSwitch)' },
+    interNode: ib(400),
+    gpusPerNode: 8,
     source: 'NVIDIA H200 Tensor Core GPU datasheet',
   },
   {
-    id: 'b200', name: 'NVIDIA B200 180GB',
+    id: 'b200',
+    name: 'NVIDIA B200 180GB',
     // HGX B200 datasheet: FP4 9, FP8 4.5, BF16/FP16 2.25, TF32 1.1 PFLOPS dense (half of the sparse figures); FP32 75 TFLOPS; 180 GB at 7.7 TB/s; NVLink 5 1.8 TB/s.
     tflops: { fp32: 75, tf32: 1100, bf16: 2250, fp16: 2250, fp8: 4500, int8: 4500, fp4: 9000 },
-    memoryGB: 180, hbmGBps: 7700, sms: 148, gemmEfficiency: 0.7, hbmEfficiency: 0.85,
-    intraNode: { bandwidthGBps: 900, latencyUs: 3, efficiency: 0.8, kind: 'NVLink 5 (NVSwitch)' }, interNode: ib(400), gpusPerNode: 8,
+    memoryGB: 180,
+    hbmGBps: 7700,
+    sms: 148,
+    gemmEfficiency: 0.7,
+    hbmEfficiency: 0.85,
+    intraNode: { bandwidthGBps: 900, latencyUs: 3, efficiency: 0.8, kind: 'NVLink 5 (NVSwitch)' },
+    interNode: ib(400),
+    gpusPerNode: 8,
     source: 'NVIDIA HGX B200 datasheet',
   },
   {
-    id: 'l40s', name: 'NVIDIA L40S 48GB',
+    id: 'l40s',
+    name: 'NVIDIA L40S 48GB',
     // L40S datasheet: FP32 91.6, TF32 183, BF16/FP16 362, FP8 733, INT8 733 dense; 48 GB GDDR6 at 864 GB/s; PCIe Gen4 x16 (no NVLink).
     tflops: { fp32: 91.6, tf32: 183, bf16: 362, fp16: 362, fp8: 733, int8: 733 },
-    memoryGB: 48, hbmGBps: 864, sms: 142, gemmEfficiency: 0.75, hbmEfficiency: 0.85,
-    intraNode: { bandwidthGBps: 32, latencyUs: 8, efficiency: 0.75, kind: 'PCIe Gen4 x16' }, interNode: ib(200), gpusPerNode: 8,
+    memoryGB: 48,
+    hbmGBps: 864,
+    sms: 142,
+    gemmEfficiency: 0.75,
+    hbmEfficiency: 0.85,
+    intraNode: { bandwidthGBps: 32, latencyUs: 8, efficiency: 0.75, kind: 'PCIe Gen4 x16' },
+    interNode: ib(200),
+    gpusPerNode: 8,
     source: 'NVIDIA L40S datasheet',
   },
   {
-    id: 'l4', name: 'NVIDIA L4 24GB',
+    id: 'l4',
+    name: 'NVIDIA L4 24GB',
     // L4 datasheet: FP32 30.3, TF32 60, BF16/FP16 121, FP8 242.5, INT8 242.5 dense; 24 GB at 300 GB/s; PCIe Gen4 x16.
     tflops: { fp32: 30.3, tf32: 60, bf16: 121, fp16: 121, fp8: 242.5, int8: 242.5 },
-    memoryGB: 24, hbmGBps: 300, sms: 58, gemmEfficiency: 0.75, hbmEfficiency: 0.85,
-    intraNode: { bandwidthGBps: 32, latencyUs: 8, efficiency: 0.75, kind: 'PCIe Gen4 x16' }, interNode: ib(100), gpusPerNode: 8,
+    memoryGB: 24,
+    hbmGBps: 300,
+    sms: 58,
+    gemmEfficiency: 0.75,
+    hbmEfficiency: 0.85,
+    intraNode: { bandwidthGBps: 32, latencyUs: 8, efficiency: 0.75, kind: 'PCIe Gen4 x16' },
+    interNode: ib(100),
+    gpusPerNode: 8,
     source: 'NVIDIA L4 datasheet',
   },
   {
-    id: 'rtx-4090', name: 'NVIDIA GeForce RTX 4090 24GB',
+    id: 'rtx-4090',
+    name: 'NVIDIA GeForce RTX 4090 24GB',
     // Ada whitepaper (AD102): FP32 82.6; tensor FP16/BF16 with FP32 accumulate 165.2, FP8 with FP32 accumulate 330.3, INT8 660.6 dense; 1,008 GB/s; PCIe Gen4, no NVLink.
     tflops: { fp32: 82.6, tf32: 82.6, bf16: 165.2, fp16: 165.2, fp8: 330.3, int8: 660.6 },
-    memoryGB: 24, hbmGBps: 1008, sms: 128, gemmEfficiency: 0.8, hbmEfficiency: 0.85,
-    intraNode: { bandwidthGBps: 32, latencyUs: 10, efficiency: 0.7, kind: 'PCIe Gen4 x16' }, interNode: { bandwidthGBps: 12.5, latencyUs: 10, efficiency: 0.9, kind: 'Ethernet 100 Gb/s' }, gpusPerNode: 8,
+    memoryGB: 24,
+    hbmGBps: 1008,
+    sms: 128,
+    gemmEfficiency: 0.8,
+    hbmEfficiency: 0.85,
+    intraNode: { bandwidthGBps: 32, latencyUs: 10, efficiency: 0.7, kind: 'PCIe Gen4 x16' },
+    interNode: { bandwidthGBps: 12.5, latencyUs: 10, efficiency: 0.9, kind: 'Ethernet 100 Gb/s' },
+    gpusPerNode: 8,
     source: 'NVIDIA Ada GPU architecture whitepaper',
   },
   {
-    id: 'mi300x', name: 'AMD Instinct MI300X 192GB',
+    id: 'mi300x',
+    name: 'AMD Instinct MI300X 192GB',
     // MI300X datasheet: FP32 (matrix) 163.4, TF32 653.7, BF16/FP16 1,307.4, FP8 2,614.9, INT8 2,614.9 dense; 192 GB at 5.3 TB/s;
     // Infinity Fabric: 7 links x 64 GB/s per direction to the other GPUs of the node (448 GB/s).
     tflops: { fp32: 163.4, tf32: 653.7, bf16: 1307.4, fp16: 1307.4, fp8: 2614.9, int8: 2614.9 },
-    memoryGB: 192, hbmGBps: 5300, sms: 304, gemmEfficiency: 0.6, hbmEfficiency: 0.8,
-    intraNode: { bandwidthGBps: 448, latencyUs: 4, efficiency: 0.7, kind: 'Infinity Fabric (xGMI)' }, interNode: ib(400), gpusPerNode: 8,
+    memoryGB: 192,
+    hbmGBps: 5300,
+    sms: 304,
+    gemmEfficiency: 0.6,
+    hbmEfficiency: 0.8,
+    intraNode: { bandwidthGBps: 448, latencyUs: 4, efficiency: 0.7, kind: 'Infinity Fabric (xGMI)' },
+    interNode: ib(400),
+    gpusPerNode: 8,
     source: 'AMD Instinct MI300X data sheet',
   },
 ];
 
 const ALIASES: Record<string, string> = {
-  a100: 'a100-80gb', 'a100-80g': 'a100-80gb', 'a100-40g': 'a100-40gb', h100: 'h100-sxm', 'h100-80gb': 'h100-sxm',
-  'h200-141gb': 'h200', 'rtx4090': 'rtx-4090', '4090': 'rtx-4090', 'mi300': 'mi300x', 'l40': 'l40s',
+  a100: 'a100-80gb',
+  'a100-80g': 'a100-80gb',
+  'a100-40g': 'a100-40gb',
+  h100: 'h100-sxm',
+  'h100-80gb': 'h100-sxm',
+  'h200-141gb': 'h200',
+  rtx4090: 'rtx-4090',
+  '4090': 'rtx-4090',
+  mi300: 'mi300x',
+  l40: 'l40s',
 };
 
 export function findGpu(id: string): GpuSpec | undefined {
@@ -137,7 +220,9 @@ export function editDistance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array(b.length).fill(0)]);
   for (let j = 1; j <= b.length; j++) d[0][j] = j;
   for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
   }
   return d[a.length][b.length];
 }

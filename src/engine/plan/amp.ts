@@ -12,10 +12,29 @@ type PrecisionLayer = Pick<GraphLayerData, 'name' | 'fp32Ops' | 'matrices'>;
  * and reductions that sum.
  */
 export const FP32_OPS = new Set([
-  'Softmax', 'LogSoftmax', 'LayerNormalization', 'SimplifiedLayerNormalization', 'SkipLayerNormalization',
-  'SkipSimplifiedLayerNormalization', 'RMSNormalization', 'BatchNormalization', 'GroupNormalization', 'InstanceNormalization',
-  'LpNormalization', 'MeanVarianceNormalization', 'Exp', 'Log', 'Pow', 'ReduceMean', 'ReduceSum', 'ReduceSumSquare',
-  'ReduceL1', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp', 'CumSum',
+  'Softmax',
+  'LogSoftmax',
+  'LayerNormalization',
+  'SimplifiedLayerNormalization',
+  'SkipLayerNormalization',
+  'SkipSimplifiedLayerNormalization',
+  'RMSNormalization',
+  'BatchNormalization',
+  'GroupNormalization',
+  'InstanceNormalization',
+  'LpNormalization',
+  'MeanVarianceNormalization',
+  'Exp',
+  'Log',
+  'Pow',
+  'ReduceMean',
+  'ReduceSum',
+  'ReduceSumSquare',
+  'ReduceL1',
+  'ReduceL2',
+  'ReduceLogSum',
+  'ReduceLogSumExp',
+  'CumSum',
 ]);
 
 /** One warning: a rule that puts fp32 ops lower, at its format, with the fix of keeping them in fp32. */
@@ -42,7 +61,11 @@ export function ampIssues(precision: Plan['precision'], source: WorkloadSource):
     // Broad: the rule reaches matrix weights (by their names or their layer's); AMP keeps its fp32 ops in fp32.
     if (layers.some((l) => l.matrices?.length && (m(l.name) || l.matrices.some(m)))) return;
     const named: { layer: string; op: string }[] = [];
-    for (const l of layers) for (const o of l.fp32Ops ?? []) if (m(l.name) || m(o.op) || m(o.node) || o.tensors.some(m)) named.push({ layer: l.name, op: o.op });
+    for (const l of layers) {
+      for (const o of l.fp32Ops ?? []) {
+        if (m(l.name) || m(o.op) || m(o.node) || o.tensors.some(m)) named.push({ layer: l.name, op: o.op });
+      }
+    }
     if (!named.length) return;
     const byOp = new Map<string, number>();
     for (const n of named) byOp.set(n.op, (byOp.get(n.op) ?? 0) + 1);

@@ -5,9 +5,18 @@ export type CheckedKind = 'plan' | 'hf-config' | 'deepspeed' | 'unknown';
 
 export function detectKind(fileName: string, value: unknown): CheckedKind {
   const v = (value && typeof value === 'object' && !Array.isArray(value) ? value : {}) as Record<string, unknown>;
-  if (/\.plan\.json$/i.test(fileName) || ('model' in v && ('cluster' in v || 'training' in v || 'parallel' in v))) return 'plan';
+  if (/\.plan\.json$/i.test(fileName) || ('model' in v && ('cluster' in v || 'training' in v || 'parallel' in v))) {
+    return 'plan';
+  }
   if ('model_type' in v || 'architectures' in v) return 'hf-config';
-  if (['train_batch_size', 'train_micro_batch_size_per_gpu', 'gradient_accumulation_steps', 'zero_optimization'].some((k) => k in v) || /deepspeed|ds_config/i.test(fileName)) return 'deepspeed';
+  if (
+    ['train_batch_size', 'train_micro_batch_size_per_gpu', 'gradient_accumulation_steps', 'zero_optimization'].some(
+      (k) => k in v,
+    ) ||
+    /deepspeed|ds_config/i.test(fileName)
+  ) {
+    return 'deepspeed';
+  }
   return 'unknown';
 }
 
@@ -22,25 +31,61 @@ export function checkHfConfig(text: string): Issue[] {
   const key = (...names: string[]) => names.find((n) => j[n] !== undefined);
   const hiddenKey = key('hidden_size', 'n_embd', 'd_model');
   const headsKey = key('num_attention_heads', 'n_head');
-  for (const k of ['hidden_size', 'n_embd', 'num_attention_heads', 'n_head', 'num_hidden_layers', 'n_layer', 'num_key_value_heads', 'intermediate_size', 'vocab_size', 'head_dim', 'max_position_embeddings']) {
-    if (j[k] !== undefined && j[k] !== null && !posInt(j[k])) c.error([k], `${k}: ${JSON.stringify(j[k])} is not a positive integer`);
+  for (const k of [
+    'hidden_size',
+    'n_embd',
+    'num_attention_heads',
+    'n_head',
+    'num_hidden_layers',
+    'n_layer',
+    'num_key_value_heads',
+    'intermediate_size',
+    'vocab_size',
+    'head_dim',
+    'max_position_embeddings',
+  ]) {
+    if (j[k] !== undefined && j[k] !== null && !posInt(j[k])) {
+      c.error([k], `${k}: ${JSON.stringify(j[k])} is not a positive integer`);
+    }
   }
   const hidden = hiddenKey ? j[hiddenKey] : undefined;
   const heads = headsKey ? j[headsKey] : undefined;
   if (posInt(hidden) && posInt(heads) && j.head_dim === undefined && hidden % heads !== 0) {
-    c.error([headsKey!], `${headsKey}: ${heads} heads do not divide ${hiddenKey} ${hidden} (head size ${(hidden / heads).toFixed(2)}); set head_dim or change one of them`);
+    c.error(
+      [headsKey!],
+      `${headsKey}: ${heads} heads do not divide ${hiddenKey} ${hidden} (head size ${(hidden / heads).toFixed(2)}); set head_dim or change one of them`,
+    );
   }
   if (posInt(heads) && posInt(j.num_key_value_heads)) {
-    if (j.num_key_value_heads > heads) c.error(['num_key_value_heads'], `num_key_value_heads: ${j.num_key_value_heads} is more than the ${heads} attention heads`);
-    else if (heads % j.num_key_value_heads !== 0) c.error(['num_key_value_heads'], `num_key_value_heads: ${heads} attention heads are not divisible by ${j.num_key_value_heads} key/value heads (grouped-query attention needs equal groups)`);
+    if (j.num_key_value_heads > heads) {
+      c.error(
+        ['num_key_value_heads'],
+        `num_key_value_heads: ${j.num_key_value_heads} is more than the ${heads} attention heads`,
+      );
+    } else if (heads % j.num_key_value_heads !== 0) {
+      c.error(
+        ['num_key_value_heads'],
+        `num_key_value_heads: ${heads} attention heads are not divisible by ${j.num_key_value_heads} key/value heads (grouped-query attention needs equal groups)`,
+      );
+    }
   }
   if (posInt(j.num_local_experts) && posInt(j.num_experts_per_tok) && j.num_experts_per_tok > j.num_local_experts) {
-    c.error(['num_experts_per_tok'], `num_experts_per_tok: ${j.num_experts_per_tok} is more than the ${j.num_local_experts} experts`);
+    c.error(
+      ['num_experts_per_tok'],
+      `num_experts_per_tok: ${j.num_experts_per_tok} is more than the ${j.num_local_experts} experts`,
+    );
   }
-  if (posInt(j.head_dim) && posInt(j.rope_dim ?? j.rotary_dim) && (j.rope_dim ?? j.rotary_dim) as number > j.head_dim) {
+  if (
+    posInt(j.head_dim) &&
+    posInt(j.rope_dim ?? j.rotary_dim) &&
+    ((j.rope_dim ?? j.rotary_dim) as number) > j.head_dim
+  ) {
     c.warn([j.rope_dim !== undefined ? 'rope_dim' : 'rotary_dim'], 'the rotary dimension is larger than head_dim');
   }
-  if (j.torch_dtype !== undefined && !['float32', 'float16', 'bfloat16', 'float8_e4m3fn', 'auto'].includes(String(j.torch_dtype))) {
+  if (
+    j.torch_dtype !== undefined &&
+    !['float32', 'float16', 'bfloat16', 'float8_e4m3fn', 'auto'].includes(String(j.torch_dtype))
+  ) {
     c.warn(['torch_dtype'], `torch_dtype: '${String(j.torch_dtype)}' is not a dtype torch knows`);
   }
   return c.issues;
@@ -56,25 +101,50 @@ export function checkDeepSpeed(text: string, worldSize?: number): Issue[] {
   const mbs = j.train_micro_batch_size_per_gpu;
   const gas = j.gradient_accumulation_steps;
   for (const k of ['train_batch_size', 'train_micro_batch_size_per_gpu', 'gradient_accumulation_steps']) {
-    if (j[k] !== undefined && j[k] !== 'auto' && !posInt(j[k])) c.error([k], `${k}: ${JSON.stringify(j[k])} is not a positive integer`);
+    if (j[k] !== undefined && j[k] !== 'auto' && !posInt(j[k])) {
+      c.error([k], `${k}: ${JSON.stringify(j[k])} is not a positive integer`);
+    }
   }
   if (posInt(tbs) && posInt(mbs) && posInt(gas)) {
     const per = mbs * gas;
     if (worldSize !== undefined) {
-      if (tbs !== per * worldSize) c.error(['train_batch_size'], `train_batch_size: ${tbs} ≠ train_micro_batch_size_per_gpu × gradient_accumulation_steps × data-parallel size = ${mbs} × ${gas} × ${worldSize} = ${per * worldSize}`, { title: `Set train_batch_size to ${per * worldSize}`, edits: [{ path: ['train_batch_size'], value: per * worldSize }] });
+      if (tbs !== per * worldSize) {
+        c.error(
+          ['train_batch_size'],
+          `train_batch_size: ${tbs} ≠ train_micro_batch_size_per_gpu × gradient_accumulation_steps × data-parallel size = ${mbs} × ${gas} × ${worldSize} = ${per * worldSize}`,
+          {
+            title: `Set train_batch_size to ${per * worldSize}`,
+            edits: [{ path: ['train_batch_size'], value: per * worldSize }],
+          },
+        );
+      }
     } else if (tbs % per !== 0) {
       const use = Math.max(per, Math.round(tbs / per) * per);
-      c.error(['train_batch_size'], `train_batch_size: ${tbs} is not train_micro_batch_size_per_gpu × gradient_accumulation_steps × data-parallel size for any data-parallel size (${mbs} × ${gas} = ${per} does not divide ${tbs}); use ${use}`, { title: `Set train_batch_size to ${use}`, edits: [{ path: ['train_batch_size'], value: use }] });
+      c.error(
+        ['train_batch_size'],
+        `train_batch_size: ${tbs} is not train_micro_batch_size_per_gpu × gradient_accumulation_steps × data-parallel size for any data-parallel size (${mbs} × ${gas} = ${per} does not divide ${tbs}); use ${use}`,
+        { title: `Set train_batch_size to ${use}`, edits: [{ path: ['train_batch_size'], value: use }] },
+      );
     }
   }
   const enabled = (k: string) => {
     const v = j[k] as Record<string, unknown> | undefined;
     return !!v && typeof v === 'object' && (v.enabled === true || v.enabled === 'auto');
   };
-  if (enabled('fp16') && enabled('bf16')) c.error(['bf16', 'enabled'], 'bf16 and fp16 are both enabled; DeepSpeed accepts one mixed-precision mode', { title: 'Disable fp16 (keep bf16)', edits: [{ path: ['fp16', 'enabled'], value: false }] });
+  if (enabled('fp16') && enabled('bf16')) {
+    c.error(['bf16', 'enabled'], 'bf16 and fp16 are both enabled; DeepSpeed accepts one mixed-precision mode', {
+      title: 'Disable fp16 (keep bf16)',
+      edits: [{ path: ['fp16', 'enabled'], value: false }],
+    });
+  }
   const zero = j.zero_optimization as Record<string, unknown> | undefined;
   if (zero && typeof zero === 'object') {
-    if (zero.stage !== undefined && ![0, 1, 2, 3].includes(zero.stage as number)) c.error(['zero_optimization', 'stage'], `zero_optimization.stage: ${JSON.stringify(zero.stage)} is not 0, 1, 2 or 3`);
+    if (zero.stage !== undefined && ![0, 1, 2, 3].includes(zero.stage as number)) {
+      c.error(
+        ['zero_optimization', 'stage'],
+        `zero_optimization.stage: ${JSON.stringify(zero.stage)} is not 0, 1, 2 or 3`,
+      );
+    }
     const off = zero.offload_param as Record<string, unknown> | undefined;
     if (off && typeof off === 'object' && off.device && off.device !== 'none' && zero.stage !== 3) {
       c.error(['zero_optimization', 'offload_param'], 'zero_optimization.offload_param needs stage 3');
@@ -82,6 +152,8 @@ export function checkDeepSpeed(text: string, worldSize?: number): Issue[] {
   }
   const opt = j.optimizer as Record<string, unknown> | undefined;
   const params = opt?.params as Record<string, unknown> | undefined;
-  if (params && typeof params.lr === 'number' && (params.lr <= 0 || params.lr > 1)) c.warn(['optimizer', 'params', 'lr'], `optimizer.params.lr: ${params.lr} is an unusual learning rate`);
+  if (params && typeof params.lr === 'number' && (params.lr <= 0 || params.lr > 1)) {
+    c.warn(['optimizer', 'params', 'lr'], `optimizer.params.lr: ${params.lr} is an unusual learning rate`);
+  }
   return c.issues;
 }

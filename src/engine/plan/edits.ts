@@ -12,7 +12,9 @@ export interface PlanEdit {
 
 /** Sets each path in the plan's text with the smallest edits, keeping its comments and layout. */
 export function setJsonPaths(text: string, edits: readonly PlanEdit[]): string {
-  for (const e of edits) text = applyEdits(text, modify(text, e.path, e.value, { formattingOptions: { insertSpaces: true, tabSize: 2 } }));
+  for (const e of edits) {
+    text = applyEdits(text, modify(text, e.path, e.value, { formattingOptions: { insertSpaces: true, tabSize: 2 } }));
+  }
   return text;
 }
 

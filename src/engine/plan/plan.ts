@@ -1,4 +1,10 @@
-import { findNodeAtLocation, parseTree, type Node as JsonNode, type ParseError, printParseErrorCode } from 'jsonc-parser';
+import {
+  findNodeAtLocation,
+  parseTree,
+  type Node as JsonNode,
+  type ParseError,
+  printParseErrorCode,
+} from 'jsonc-parser';
 import { GPUS, closest, findGpu } from '../hardware/catalog';
 import type { PlanEdit } from './edits';
 import { FORMAT_NAMES, parseFormat } from '../quant/formats';
@@ -23,16 +29,35 @@ export interface LinkOverride {
 
 export interface Plan {
   model: string | ArchSpec;
-  cluster: { gpu: string; gpusPerNode?: number; nodes?: number; intraNode?: LinkOverride; interNode?: LinkOverride; memoryGB?: number };
+  cluster: {
+    gpu: string;
+    gpusPerNode?: number;
+    nodes?: number;
+    intraNode?: LinkOverride;
+    interNode?: LinkOverride;
+    memoryGB?: number;
+  };
   training?: {
-    globalBatch: number; microBatch: number; seqLen?: number; dtype?: 'fp16' | 'bf16' | 'fp32' | 'fp8';
-    optimizer?: 'adam' | 'adamw' | 'sgd'; recompute?: 'none' | 'selective' | 'full';
+    globalBatch: number;
+    microBatch: number;
+    seqLen?: number;
+    dtype?: 'fp16' | 'bf16' | 'fp32' | 'fp8';
+    optimizer?: 'adam' | 'adamw' | 'sgd';
+    recompute?: 'none' | 'selective' | 'full';
     /** Overlap the data-parallel gradient all-reduce with the backward pass. */
     overlapGradReduce?: boolean;
     dropout?: boolean;
   };
   inference?: { batch: number; promptLen: number; genLen: number; dtype?: string };
-  parallel?: { data?: number; tensor?: number; pipeline?: number; schedule?: 'gpipe' | '1f1b' | 'interleaved'; virtualStages?: number; sequenceParallel?: boolean; zero?: number };
+  parallel?: {
+    data?: number;
+    tensor?: number;
+    pipeline?: number;
+    schedule?: 'gpipe' | '1f1b' | 'interleaved';
+    virtualStages?: number;
+    sequenceParallel?: boolean;
+    zero?: number;
+  };
   stages?: { layers: string }[];
   precision?: { default?: string; rules?: { match: string; format: string }[]; errorBudgetDb?: number };
 }
@@ -81,7 +106,10 @@ export class LineIndex {
 export class IssueCollector {
   readonly issues: Issue[] = [];
   private readonly lines: LineIndex;
-  constructor(readonly text: string, readonly root: JsonNode | undefined) {
+  constructor(
+    readonly text: string,
+    readonly root: JsonNode | undefined,
+  ) {
     this.lines = new LineIndex(text);
   }
   at(path: (string | number)[], severity: Severity, message: string, fix?: Fix): void {
@@ -91,7 +119,13 @@ export class IssueCollector {
     const target = node?.parent?.type === 'property' ? node.parent : node;
     const start = target?.offset ?? 0;
     const end = target ? target.offset + target.length : Math.min(this.text.length, 1);
-    this.issues.push({ severity, message, path, range: { start: this.lines.position(start), end: this.lines.position(end) }, ...(fix ? { fix } : {}) });
+    this.issues.push({
+      severity,
+      message,
+      path,
+      range: { start: this.lines.position(start), end: this.lines.position(end) },
+      ...(fix ? { fix } : {}),
+    });
   }
   error(path: (string | number)[], message: string, fix?: Fix): void {
     this.at(path, 'error', message, fix);
@@ -107,7 +141,9 @@ export function parseJsonWithTree(text: string): { value: unknown; root: JsonNod
   const root = parseTree(text, errors, { allowTrailingComma: true, disallowComments: false });
   const lines = new LineIndex(text);
   const syntax = errors.map<Issue>((e) => ({
-    severity: 'error', message: `JSON syntax: ${printParseErrorCode(e.error)}`, path: [],
+    severity: 'error',
+    message: `JSON syntax: ${printParseErrorCode(e.error)}`,
+    path: [],
     range: { start: lines.position(e.offset), end: lines.position(e.offset + e.length) },
   }));
   return { value: root ? nodeValue(root) : undefined, root, syntax };
@@ -115,9 +151,17 @@ export function parseJsonWithTree(text: string): { value: unknown; root: JsonNod
 
 function nodeValue(n: JsonNode): unknown {
   switch (n.type) {
-    case 'object': return Object.fromEntries((n.children ?? []).map((p) => [p.children![0].value as string, p.children![1] ? nodeValue(p.children![1]) : undefined]));
-    case 'array': return (n.children ?? []).map(nodeValue);
-    default: return n.value;
+    case 'object':
+      return Object.fromEntries(
+        (n.children ?? []).map((p) => [
+          p.children![0].value as string,
+          p.children![1] ? nodeValue(p.children![1]) : undefined,
+        ]),
+      );
+    case 'array':
+      return (n.children ?? []).map(nodeValue);
+    default:
+      return n.value;
   }
 }
 
@@ -126,7 +170,10 @@ const isPosInt = (v: unknown): v is number => typeof v === 'number' && Number.is
 /** Parses a layer range list "0-11", "3", "0-3,8-11" into indices. */
 export function parseLayerRange(spec: string): number[] | undefined {
   const out: number[] = [];
-  for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const m = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(part);
     if (!m) return undefined;
     const a = Number(m[1]);
@@ -157,27 +204,49 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
     if (!p.model.trim()) c.error(['model'], 'model: an empty path');
   } else if (p.model && typeof p.model === 'object') {
     const m = p.model as Record<string, unknown>;
-    if (m.arch !== 'gpt' && m.arch !== 'llama') c.error(['model', 'arch'], `model.arch: '${String(m.arch)}' is not a known architecture (gpt, llama)`);
-    for (const k of ['layers', 'hidden', 'heads', 'vocab']) if (!isPosInt(m[k])) c.error(['model', k], `model.${k}: must be a positive integer`);
-    for (const k of ['kvHeads', 'ffn', 'seqLen']) if (m[k] !== undefined && !isPosInt(m[k])) c.error(['model', k], `model.${k}: must be a positive integer`);
-    if (isPosInt(m.hidden) && isPosInt(m.heads) && m.hidden % m.heads !== 0) c.error(['model', 'heads'], `model.heads: ${m.heads} does not divide hidden (${m.hidden})`);
-    if (isPosInt(m.heads) && isPosInt(m.kvHeads) && m.heads % m.kvHeads !== 0) c.error(['model', 'kvHeads'], `model.kvHeads: ${m.kvHeads} does not divide heads (${m.heads})`);
+    if (m.arch !== 'gpt' && m.arch !== 'llama') {
+      c.error(['model', 'arch'], `model.arch: '${String(m.arch)}' is not a known architecture (gpt, llama)`);
+    }
+    for (const k of ['layers', 'hidden', 'heads', 'vocab']) {
+      if (!isPosInt(m[k])) c.error(['model', k], `model.${k}: must be a positive integer`);
+    }
+    for (const k of ['kvHeads', 'ffn', 'seqLen']) {
+      if (m[k] !== undefined && !isPosInt(m[k])) c.error(['model', k], `model.${k}: must be a positive integer`);
+    }
+    if (isPosInt(m.hidden) && isPosInt(m.heads) && m.hidden % m.heads !== 0) {
+      c.error(['model', 'heads'], `model.heads: ${m.heads} does not divide hidden (${m.hidden})`);
+    }
+    if (isPosInt(m.heads) && isPosInt(m.kvHeads) && m.heads % m.kvHeads !== 0) {
+      c.error(['model', 'kvHeads'], `model.kvHeads: ${m.kvHeads} does not divide heads (${m.heads})`);
+    }
   } else c.error(['model'], 'model: a path to a model file or an architecture object ({"arch": "gpt", …}) is required');
   // cluster
   const cl = p.cluster as Record<string, unknown> | undefined;
-  if (!cl || typeof cl !== 'object') c.error(['cluster'], 'cluster: required ({"gpu": "a100-80gb", "gpusPerNode": 8, "nodes": 1})');
-  else {
+  if (!cl || typeof cl !== 'object') {
+    c.error(['cluster'], 'cluster: required ({"gpu": "a100-80gb", "gpusPerNode": 8, "nodes": 1})');
+  } else {
     if (typeof cl.gpu !== 'string') c.error(['cluster', 'gpu'], 'cluster.gpu: a catalog id is required');
     else if (!findGpu(cl.gpu)) {
-      const hint = closest(cl.gpu, GPUS.map((g) => g.id));
-      c.error(['cluster', 'gpu'], `cluster.gpu: unknown GPU '${cl.gpu}'${hint ? ` (did you mean '${hint}'?)` : ''}; known: ${GPUS.map((g) => g.id).join(', ')}`);
+      const hint = closest(
+        cl.gpu,
+        GPUS.map((g) => g.id),
+      );
+      c.error(
+        ['cluster', 'gpu'],
+        `cluster.gpu: unknown GPU '${cl.gpu}'${hint ? ` (did you mean '${hint}'?)` : ''}; known: ${GPUS.map((g) => g.id).join(', ')}`,
+      );
     }
-    for (const k of ['gpusPerNode', 'nodes']) if (cl[k] !== undefined && !isPosInt(cl[k])) c.error(['cluster', k], `cluster.${k}: must be a positive integer`);
+    for (const k of ['gpusPerNode', 'nodes']) {
+      if (cl[k] !== undefined && !isPosInt(cl[k])) c.error(['cluster', k], `cluster.${k}: must be a positive integer`);
+    }
     for (const link of ['intraNode', 'interNode']) {
       const l = cl[link] as Record<string, unknown> | undefined;
       if (l === undefined) continue;
       for (const k of ['bandwidthGBps', 'latencyUs']) {
-        if (l[k] !== undefined && !(typeof l[k] === 'number' && (l[k] as number) >= 0 && (k === 'latencyUs' || (l[k] as number) > 0))) {
+        if (
+          l[k] !== undefined &&
+          !(typeof l[k] === 'number' && (l[k] as number) >= 0 && (k === 'latencyUs' || (l[k] as number) > 0))
+        ) {
           c.error(['cluster', link, k], `cluster.${link}.${k}: must be a positive number`);
         }
       }
@@ -188,19 +257,52 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
   const inf = p.inference as Record<string, unknown> | undefined;
   if (!tr && !inf) c.error([], 'a plan needs "training" or "inference"');
   if (tr) {
-    if (!isPosInt(tr.globalBatch)) c.error(['training', 'globalBatch'], 'training.globalBatch: must be a positive integer');
-    if (!isPosInt(tr.microBatch)) c.error(['training', 'microBatch'], 'training.microBatch: must be a positive integer');
-    if (tr.seqLen !== undefined && !isPosInt(tr.seqLen)) c.error(['training', 'seqLen'], 'training.seqLen: must be a positive integer');
-    if (tr.dtype !== undefined && !['fp16', 'bf16', 'fp32', 'fp8'].includes(tr.dtype as string)) c.error(['training', 'dtype'], `training.dtype: '${String(tr.dtype)}' is not one of fp16, bf16, fp32, fp8`);
-    if (tr.recompute !== undefined && !['none', 'selective', 'full'].includes(tr.recompute as string)) c.error(['training', 'recompute'], `training.recompute: '${String(tr.recompute)}' is not one of none, selective, full`);
-    if (tr.optimizer !== undefined && !['adam', 'adamw', 'sgd'].includes(tr.optimizer as string)) c.error(['training', 'optimizer'], `training.optimizer: '${String(tr.optimizer)}' is not one of adam, adamw, sgd`);
+    if (!isPosInt(tr.globalBatch)) {
+      c.error(['training', 'globalBatch'], 'training.globalBatch: must be a positive integer');
+    }
+    if (!isPosInt(tr.microBatch)) {
+      c.error(['training', 'microBatch'], 'training.microBatch: must be a positive integer');
+    }
+    if (tr.seqLen !== undefined && !isPosInt(tr.seqLen)) {
+      c.error(['training', 'seqLen'], 'training.seqLen: must be a positive integer');
+    }
+    if (tr.dtype !== undefined && !['fp16', 'bf16', 'fp32', 'fp8'].includes(tr.dtype as string)) {
+      c.error(['training', 'dtype'], `training.dtype: '${String(tr.dtype)}' is not one of fp16, bf16, fp32, fp8`);
+    }
+    if (tr.recompute !== undefined && !['none', 'selective', 'full'].includes(tr.recompute as string)) {
+      c.error(
+        ['training', 'recompute'],
+        `training.recompute: '${String(tr.recompute)}' is not one of none, selective, full`,
+      );
+    }
+    if (tr.optimizer !== undefined && !['adam', 'adamw', 'sgd'].includes(tr.optimizer as string)) {
+      c.error(
+        ['training', 'optimizer'],
+        `training.optimizer: '${String(tr.optimizer)}' is not one of adam, adamw, sgd`,
+      );
+    }
   }
-  if (inf) for (const k of ['batch', 'promptLen', 'genLen']) if (!isPosInt(inf[k])) c.error(['inference', k], `inference.${k}: must be a positive integer`);
+  if (inf) {
+    for (const k of ['batch', 'promptLen', 'genLen']) {
+      if (!isPosInt(inf[k])) c.error(['inference', k], `inference.${k}: must be a positive integer`);
+    }
+  }
   // parallel
   const par = (p.parallel ?? {}) as Record<string, unknown>;
-  for (const k of ['data', 'tensor', 'pipeline', 'virtualStages']) if (par[k] !== undefined && !isPosInt(par[k])) c.error(['parallel', k], `parallel.${k}: must be a positive integer`);
-  if (par.schedule !== undefined && !['gpipe', '1f1b', 'interleaved'].includes(par.schedule as string)) c.error(['parallel', 'schedule'], `parallel.schedule: '${String(par.schedule)}' is not one of gpipe, 1f1b, interleaved`);
-  if (par.zero !== undefined && ![0, 1, 2, 3].includes(par.zero as number)) c.error(['parallel', 'zero'], 'parallel.zero: must be 0, 1, 2 or 3');
+  for (const k of ['data', 'tensor', 'pipeline', 'virtualStages']) {
+    if (par[k] !== undefined && !isPosInt(par[k])) {
+      c.error(['parallel', k], `parallel.${k}: must be a positive integer`);
+    }
+  }
+  if (par.schedule !== undefined && !['gpipe', '1f1b', 'interleaved'].includes(par.schedule as string)) {
+    c.error(
+      ['parallel', 'schedule'],
+      `parallel.schedule: '${String(par.schedule)}' is not one of gpipe, 1f1b, interleaved`,
+    );
+  }
+  if (par.zero !== undefined && ![0, 1, 2, 3].includes(par.zero as number)) {
+    c.error(['parallel', 'zero'], 'parallel.zero: must be 0, 1, 2 or 3');
+  }
   const dp = (par.data as number) ?? 1;
   const tp = (par.tensor as number) ?? 1;
   const pp = (par.pipeline as number) ?? 1;
@@ -210,29 +312,60 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
     if (dp * tp * pp !== gpn * nodes) {
       const gpus = gpn * nodes;
       const data = gpus / (tp * pp);
-      const fix = Number.isInteger(data) && data >= 1 ? { title: `Set parallel.data to ${data} (${data} × ${tp} × ${pp} = ${gpus} GPUs)`, edits: [{ path: ['parallel', 'data'], value: data }] } : undefined;
-      c.error(['parallel'], `parallel: data × tensor × pipeline = ${dp} × ${tp} × ${pp} = ${dp * tp * pp}, but the cluster has ${nodes} × ${gpn} = ${gpus} GPUs`, fix);
+      const fix =
+        Number.isInteger(data) && data >= 1
+          ? {
+              title: `Set parallel.data to ${data} (${data} × ${tp} × ${pp} = ${gpus} GPUs)`,
+              edits: [{ path: ['parallel', 'data'], value: data }],
+            }
+          : undefined;
+      c.error(
+        ['parallel'],
+        `parallel: data × tensor × pipeline = ${dp} × ${tp} × ${pp} = ${dp * tp * pp}, but the cluster has ${nodes} × ${gpn} = ${gpus} GPUs`,
+        fix,
+      );
     }
   }
   if (tr && isPosInt(tr.globalBatch) && isPosInt(tr.microBatch) && isPosInt(dp)) {
     if (tr.globalBatch % (tr.microBatch * dp) !== 0) {
       const per = tr.microBatch * dp;
       const batch = Math.max(per, Math.round(tr.globalBatch / per) * per);
-      c.error(['training', 'microBatch'], `training.microBatch: globalBatch ${tr.globalBatch} is not a multiple of microBatch × data = ${tr.microBatch} × ${dp}`, { title: `Set training.globalBatch to ${batch}`, edits: [{ path: ['training', 'globalBatch'], value: batch }] });
+      c.error(
+        ['training', 'microBatch'],
+        `training.microBatch: globalBatch ${tr.globalBatch} is not a multiple of microBatch × data = ${tr.microBatch} × ${dp}`,
+        { title: `Set training.globalBatch to ${batch}`, edits: [{ path: ['training', 'globalBatch'], value: batch }] },
+      );
     }
   }
-  if (par.schedule === 'interleaved' && isPosInt(pp) && pp > 1 && tr && isPosInt(tr.globalBatch) && isPosInt(tr.microBatch) && isPosInt(dp)) {
+  if (
+    par.schedule === 'interleaved' &&
+    isPosInt(pp) &&
+    pp > 1 &&
+    tr &&
+    isPosInt(tr.globalBatch) &&
+    isPosInt(tr.microBatch) &&
+    isPosInt(dp)
+  ) {
     const m = tr.globalBatch / (tr.microBatch * dp);
-    if (m % pp !== 0) c.error(['parallel', 'schedule'], `parallel.schedule: interleaved 1F1B needs the micro-batch count (${m}) to be a multiple of pipeline (${pp})`);
+    if (m % pp !== 0) {
+      c.error(
+        ['parallel', 'schedule'],
+        `parallel.schedule: interleaved 1F1B needs the micro-batch count (${m}) to be a multiple of pipeline (${pp})`,
+      );
+    }
   }
   // stages
   if (p.stages !== undefined) {
     if (!Array.isArray(p.stages)) c.error(['stages'], 'stages: a list of {"layers": "0-11"}');
     else {
-      if (isPosInt(pp) && p.stages.length !== pp) c.error(['stages'], `stages: ${p.stages.length} stages listed, parallel.pipeline is ${pp}`);
+      if (isPosInt(pp) && p.stages.length !== pp) {
+        c.error(['stages'], `stages: ${p.stages.length} stages listed, parallel.pipeline is ${pp}`);
+      }
       p.stages.forEach((s: unknown, i) => {
         const spec = (s as Record<string, unknown>)?.layers;
-        if (typeof spec !== 'string' || !parseLayerRange(spec)) c.error(['stages', i, 'layers'], `stages[${i}].layers: '${String(spec)}' is not a layer range like "0-11"`);
+        if (typeof spec !== 'string' || !parseLayerRange(spec)) {
+          c.error(['stages', i, 'layers'], `stages[${i}].layers: '${String(spec)}' is not a layer range like "0-11"`);
+        }
       });
     }
   }
@@ -242,16 +375,24 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
     const checkFormat = (f: unknown, path: (string | number)[]) => {
       if (typeof f !== 'string' || !parseFormat(f)) {
         const hint = typeof f === 'string' ? closest(f, FORMAT_NAMES) : undefined;
-        c.error(path, `${path.join('.')}: unknown number format '${String(f)}'${hint ? ` (did you mean '${hint}'?)` : ''}`);
+        c.error(
+          path,
+          `${path.join('.')}: unknown number format '${String(f)}'${hint ? ` (did you mean '${hint}'?)` : ''}`,
+        );
       }
     };
     if (prec.default !== undefined) checkFormat(prec.default, ['precision', 'default']);
     if (prec.rules !== undefined) {
-      if (!Array.isArray(prec.rules)) c.error(['precision', 'rules'], 'precision.rules: a list of {"match": "*.mlp.*", "format": "int4-g128"}');
-      else prec.rules.forEach((r: Record<string, unknown>, i: number) => {
-        if (typeof r?.match !== 'string') c.error(['precision', 'rules', i, 'match'], `precision.rules[${i}].match: a name pattern is required`);
-        checkFormat(r?.format, ['precision', 'rules', i, 'format']);
-      });
+      if (!Array.isArray(prec.rules)) {
+        c.error(['precision', 'rules'], 'precision.rules: a list of {"match": "*.mlp.*", "format": "int4-g128"}');
+      } else {
+        prec.rules.forEach((r: Record<string, unknown>, i: number) => {
+          if (typeof r?.match !== 'string') {
+            c.error(['precision', 'rules', i, 'match'], `precision.rules[${i}].match: a name pattern is required`);
+          }
+          checkFormat(r?.format, ['precision', 'rules', i, 'format']);
+        });
+      }
     }
   }
   const ok = !c.issues.some((i) => i.severity === 'error');
@@ -260,13 +401,24 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
 
 /** Glob match for precision rules: `*` any run of characters, `?` one; matched against the whole name. */
 /** The precision a plan gives each tensor: its last matching rule (by tensor or layer name), else the default. */
-export function formatFor(precision: { default?: string; rules?: { match: string; format: string }[] } | undefined, tensor: string, layer: string): string {
+export function formatFor(
+  precision: { default?: string; rules?: { match: string; format: string }[] } | undefined,
+  tensor: string,
+  layer: string,
+): string {
   let f = precision?.default ?? 'bf16';
   for (const r of precision?.rules ?? []) if (globMatch(r.match, tensor) || globMatch(r.match, layer)) f = r.format;
   return f;
 }
 
 export function globMatch(pattern: string, name: string): boolean {
-  const re = new RegExp('^' + pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
+  const re = new RegExp(
+    '^' +
+      pattern
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.') +
+      '$',
+  );
   return re.test(name);
 }

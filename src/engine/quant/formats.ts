@@ -29,9 +29,16 @@ export interface NumberFormat {
 
 const fp = (exp: number, man: number, name: string): ElementType => ({ kind: 'float', exp, man, name });
 
-function make(name: string, element: ElementType, levels: ScaleLevel[], compute: NumberFormat['compute'], fixedBits?: number): NumberFormat {
+function make(
+  name: string,
+  element: ElementType,
+  levels: ScaleLevel[],
+  compute: NumberFormat['compute'],
+  fixedBits?: number,
+): NumberFormat {
   const eb = element.kind === 'float' ? 1 + element.exp + element.man : element.bits;
-  const bits = fixedBits ?? eb + levels.filter((l) => l.block > 0).reduce((s, l) => s + (l.bits + (l.zeroBits ?? 0)) / l.block, 0);
+  const bits =
+    fixedBits ?? eb + levels.filter((l) => l.block > 0).reduce((s, l) => s + (l.bits + (l.zeroBits ?? 0)) / l.block, 0);
   return { name, element, levels, compute, bitsPerWeight: bits };
 }
 
@@ -49,18 +56,112 @@ const FIXED: Record<string, () => NumberFormat> = {
   mxfp4: () => make('mxfp4', fp(2, 1, 'e2m1'), [{ block: 32, bits: 8, type: 'e8m0' }], 'fp4'),
   mxint8: () => make('mxint8', { kind: 'int', bits: 8, signed: true }, [{ block: 32, bits: 8, type: 'e8m0' }], 'int8'),
   // NVFP4: E2M1 elements, an E4M3 scale per 16, an fp32 scale per tensor.
-  nvfp4: () => make('nvfp4', fp(2, 1, 'e2m1'), [{ block: 16, bits: 8, type: 'e4m3' }, { block: -1, bits: 32, type: 'fp32' }], 'fp4'),
+  nvfp4: () =>
+    make(
+      'nvfp4',
+      fp(2, 1, 'e2m1'),
+      [
+        { block: 16, bits: 8, type: 'e4m3' },
+        { block: -1, bits: 32, type: 'fp32' },
+      ],
+      'fp4',
+    ),
   // llama.cpp block layouts (ggml-common.h): bytes per block / elements per block.
-  q4_0: () => make('q4_0', { kind: 'int', bits: 4, signed: true }, [{ block: 32, bits: 16, type: 'fp16' }], 'bf16', (18 * 8) / 32),
-  q4_1: () => make('q4_1', { kind: 'int', bits: 4, signed: false }, [{ block: 32, bits: 16, type: 'fp16', zeroBits: 16 }], 'bf16', (20 * 8) / 32),
-  q5_0: () => make('q5_0', { kind: 'int', bits: 5, signed: true }, [{ block: 32, bits: 16, type: 'fp16' }], 'bf16', (22 * 8) / 32),
-  q5_1: () => make('q5_1', { kind: 'int', bits: 5, signed: false }, [{ block: 32, bits: 16, type: 'fp16', zeroBits: 16 }], 'bf16', (24 * 8) / 32),
-  q8_0: () => make('q8_0', { kind: 'int', bits: 8, signed: true }, [{ block: 32, bits: 16, type: 'fp16' }], 'bf16', (34 * 8) / 32),
-  q2_k: () => make('q2_k', { kind: 'int', bits: 2, signed: false }, [{ block: 16, bits: 4, type: 'int4', zeroBits: 4 }, { block: 256, bits: 16, type: 'fp16', zeroBits: 16 }], 'bf16', (84 * 8) / 256),
-  q3_k: () => make('q3_k', { kind: 'int', bits: 3, signed: true }, [{ block: 16, bits: 6, type: 'int6' }, { block: 256, bits: 16, type: 'fp16' }], 'bf16', (110 * 8) / 256),
-  q4_k: () => make('q4_k', { kind: 'int', bits: 4, signed: false }, [{ block: 32, bits: 6, type: 'int6', zeroBits: 6 }, { block: 256, bits: 16, type: 'fp16', zeroBits: 16 }], 'bf16', (144 * 8) / 256),
-  q5_k: () => make('q5_k', { kind: 'int', bits: 5, signed: false }, [{ block: 32, bits: 6, type: 'int6', zeroBits: 6 }, { block: 256, bits: 16, type: 'fp16', zeroBits: 16 }], 'bf16', (176 * 8) / 256),
-  q6_k: () => make('q6_k', { kind: 'int', bits: 6, signed: true }, [{ block: 16, bits: 8, type: 'int8' }, { block: 256, bits: 16, type: 'fp16' }], 'bf16', (210 * 8) / 256),
+  q4_0: () =>
+    make(
+      'q4_0',
+      { kind: 'int', bits: 4, signed: true },
+      [{ block: 32, bits: 16, type: 'fp16' }],
+      'bf16',
+      (18 * 8) / 32,
+    ),
+  q4_1: () =>
+    make(
+      'q4_1',
+      { kind: 'int', bits: 4, signed: false },
+      [{ block: 32, bits: 16, type: 'fp16', zeroBits: 16 }],
+      'bf16',
+      (20 * 8) / 32,
+    ),
+  q5_0: () =>
+    make(
+      'q5_0',
+      { kind: 'int', bits: 5, signed: true },
+      [{ block: 32, bits: 16, type: 'fp16' }],
+      'bf16',
+      (22 * 8) / 32,
+    ),
+  q5_1: () =>
+    make(
+      'q5_1',
+      { kind: 'int', bits: 5, signed: false },
+      [{ block: 32, bits: 16, type: 'fp16', zeroBits: 16 }],
+      'bf16',
+      (24 * 8) / 32,
+    ),
+  q8_0: () =>
+    make(
+      'q8_0',
+      { kind: 'int', bits: 8, signed: true },
+      [{ block: 32, bits: 16, type: 'fp16' }],
+      'bf16',
+      (34 * 8) / 32,
+    ),
+  q2_k: () =>
+    make(
+      'q2_k',
+      { kind: 'int', bits: 2, signed: false },
+      [
+        { block: 16, bits: 4, type: 'int4', zeroBits: 4 },
+        { block: 256, bits: 16, type: 'fp16', zeroBits: 16 },
+      ],
+      'bf16',
+      (84 * 8) / 256,
+    ),
+  q3_k: () =>
+    make(
+      'q3_k',
+      { kind: 'int', bits: 3, signed: true },
+      [
+        { block: 16, bits: 6, type: 'int6' },
+        { block: 256, bits: 16, type: 'fp16' },
+      ],
+      'bf16',
+      (110 * 8) / 256,
+    ),
+  q4_k: () =>
+    make(
+      'q4_k',
+      { kind: 'int', bits: 4, signed: false },
+      [
+        { block: 32, bits: 6, type: 'int6', zeroBits: 6 },
+        { block: 256, bits: 16, type: 'fp16', zeroBits: 16 },
+      ],
+      'bf16',
+      (144 * 8) / 256,
+    ),
+  q5_k: () =>
+    make(
+      'q5_k',
+      { kind: 'int', bits: 5, signed: false },
+      [
+        { block: 32, bits: 6, type: 'int6', zeroBits: 6 },
+        { block: 256, bits: 16, type: 'fp16', zeroBits: 16 },
+      ],
+      'bf16',
+      (176 * 8) / 256,
+    ),
+  q6_k: () =>
+    make(
+      'q6_k',
+      { kind: 'int', bits: 6, signed: true },
+      [
+        { block: 16, bits: 8, type: 'int8' },
+        { block: 256, bits: 16, type: 'fp16' },
+      ],
+      'bf16',
+      (210 * 8) / 256,
+    ),
 };
 
 /** Parses a format name: fixed names above, or int8/int4/int2 with -tensor | -channel | -g<N>, -asym, int4-g16-2l, nf4-g64. */
@@ -68,11 +169,26 @@ export function parseFormat(name: string): NumberFormat | undefined {
   const key = name.toLowerCase().trim();
   if (FIXED[key]) return FIXED[key]();
   let m = /^nf4-g(\d+)$/.exec(key);
-  if (m) return make(key, { kind: 'levels', bits: 4, name: 'nf4' }, [{ block: Number(m[1]), bits: 16, type: 'fp16' }], 'bf16');
+  if (m) {
+    return make(
+      key,
+      { kind: 'levels', bits: 4, name: 'nf4' },
+      [{ block: Number(m[1]), bits: 16, type: 'fp16' }],
+      'bf16',
+    );
+  }
   m = /^int(8|4|2)-g(\d+)-2l$/.exec(key);
   if (m) {
     // VS-Quant two-level: an integer (int8) scale per small group under an fp16 scale per channel.
-    return make(key, { kind: 'int', bits: Number(m[1]), signed: true }, [{ block: Number(m[2]), bits: 8, type: 'int8' }, { block: 0, bits: 16, type: 'fp16' }], 'bf16');
+    return make(
+      key,
+      { kind: 'int', bits: Number(m[1]), signed: true },
+      [
+        { block: Number(m[2]), bits: 8, type: 'int8' },
+        { block: 0, bits: 16, type: 'fp16' },
+      ],
+      'bf16',
+    );
   }
   m = /^int(8|4|2)-(tensor|channel|g(\d+))(-asym)?$/.exec(key);
   if (m) {
@@ -80,13 +196,27 @@ export function parseFormat(name: string): NumberFormat | undefined {
     const asym = !!m[4];
     const block = m[2] === 'tensor' ? -1 : m[2] === 'channel' ? 0 : Number(m[3]);
     if (block === 0 && m[3] === '0') return undefined;
-    return make(key, { kind: 'int', bits, signed: !asym }, [{ block, bits: 16, type: 'fp16', zeroBits: asym ? bits : undefined }], bits === 8 ? 'int8' : 'bf16');
+    return make(
+      key,
+      { kind: 'int', bits, signed: !asym },
+      [{ block, bits: 16, type: 'fp16', zeroBits: asym ? bits : undefined }],
+      bits === 8 ? 'int8' : 'bf16',
+    );
   }
   if (/^int(8|4|2)$/.test(key)) return parseFormat(`${key}-channel`);
   return undefined;
 }
 
 export const FORMAT_NAMES = [
-  ...Object.keys(FIXED), 'int8-tensor', 'int8-channel', 'int8-g128', 'int4-channel', 'int4-g128', 'int4-g128-asym', 'int4-g32',
-  'int2-g64', 'int4-g16-2l', 'nf4-g64',
+  ...Object.keys(FIXED),
+  'int8-tensor',
+  'int8-channel',
+  'int8-g128',
+  'int4-channel',
+  'int4-g128',
+  'int4-g128-asym',
+  'int4-g32',
+  'int2-g64',
+  'int4-g16-2l',
+  'nf4-g64',
 ];

@@ -21,7 +21,6 @@ export function floatToBf16Bits(x: number): number {
   return ((b + 0x7fff + lsb) >>> 16) & 0xffff;
 }
 
-
 /** float → IEEE half bits, round to nearest even, overflow to infinity. */
 export function floatToHalfBits(x: number): number {
   f32[0] = x;

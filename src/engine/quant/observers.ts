@@ -80,11 +80,16 @@ export class TensorObserver {
     const unsigned = this.min >= 0;
     const sym = (t: number): Range => ({ min: unsigned ? 0 : -t, max: t });
     switch (observer) {
-      case 'minmax': return { min: Math.min(0, this.min), max: Math.max(0, this.max) };
-      case 'ema': return { min: Math.min(0, this.emaMin), max: Math.max(0, this.emaMax) };
-      case 'percentile': return sym(this.percentile(0.9999));
-      case 'entropy': return sym(this.entropyThreshold(unsigned ? 256 : 128));
-      case 'mse': return this.mseRange();
+      case 'minmax':
+        return { min: Math.min(0, this.min), max: Math.max(0, this.max) };
+      case 'ema':
+        return { min: Math.min(0, this.emaMin), max: Math.max(0, this.emaMax) };
+      case 'percentile':
+        return sym(this.percentile(0.9999));
+      case 'entropy':
+        return sym(this.entropyThreshold(unsigned ? 256 : 128));
+      case 'mse':
+        return this.mseRange();
     }
   }
 

@@ -1,5 +1,19 @@
 import { DataType } from '../formats/onnx-schema.generated';
-import { E2M1, E4M3FN, E4M3FNUZ, E5M2, E5M2FNUZ, floatToBf16Bits, floatToHalfBits, miniFloatBits, roundHalfEven, roundToMiniFloat, toBf16, toHalf, type MiniFloat } from './numeric';
+import {
+  E2M1,
+  E4M3FN,
+  E4M3FNUZ,
+  E5M2,
+  E5M2FNUZ,
+  floatToBf16Bits,
+  floatToHalfBits,
+  miniFloatBits,
+  roundHalfEven,
+  roundToMiniFloat,
+  toBf16,
+  toHalf,
+  type MiniFloat,
+} from './numeric';
 
 /**
  * ONNX QuantizeLinear / DequantizeLinear (opsets 10–25): per-tensor, per-axis and blocked scales,
@@ -14,17 +28,32 @@ export interface QdqTensor {
 }
 
 const INT_RANGE: Record<number, [number, number, number]> = {
-  [DataType.INT8]: [-128, 127, 8], [DataType.UINT8]: [0, 255, 8], [DataType.INT16]: [-32768, 32767, 16], [DataType.UINT16]: [0, 65535, 16],
-  [DataType.INT4]: [-8, 7, 4], [DataType.UINT4]: [0, 15, 4], [DataType.INT2]: [-2, 1, 2], [DataType.UINT2]: [0, 3, 2],
+  [DataType.INT8]: [-128, 127, 8],
+  [DataType.UINT8]: [0, 255, 8],
+  [DataType.INT16]: [-32768, 32767, 16],
+  [DataType.UINT16]: [0, 65535, 16],
+  [DataType.INT4]: [-8, 7, 4],
+  [DataType.UINT4]: [0, 15, 4],
+  [DataType.INT2]: [-2, 1, 2],
+  [DataType.UINT2]: [0, 3, 2],
   [DataType.INT32]: [-2147483648, 2147483647, 32],
 };
 const FLOATS: Record<number, MiniFloat> = {
-  [DataType.FLOAT8E4M3FN]: E4M3FN, [DataType.FLOAT8E4M3FNUZ]: E4M3FNUZ, [DataType.FLOAT8E5M2]: E5M2, [DataType.FLOAT8E5M2FNUZ]: E5M2FNUZ,
+  [DataType.FLOAT8E4M3FN]: E4M3FN,
+  [DataType.FLOAT8E4M3FNUZ]: E4M3FNUZ,
+  [DataType.FLOAT8E5M2]: E5M2,
+  [DataType.FLOAT8E5M2FNUZ]: E5M2FNUZ,
   [DataType.FLOAT4E2M1]: E2M1,
 };
 
 /** Index into the scale / zero point for each element of x (per-tensor, per-axis or blocked). */
-function scaleIndex(xShape: number[], scaleShape: number[], scaleSize: number, axis: number, block: number): (i: number) => number {
+function scaleIndex(
+  xShape: number[],
+  scaleShape: number[],
+  scaleSize: number,
+  axis: number,
+  block: number,
+): (i: number) => number {
   if (scaleSize === 1) return () => 0;
   const rank = xShape.length;
   const ax = axis < 0 ? axis + rank : axis;
@@ -76,7 +105,9 @@ function pack(values: number[], dtype: number): Uint8Array {
 }
 
 export function quantizeLinear(
-  x: QdqTensor, scale: QdqTensor, zeroPoint: QdqTensor | undefined,
+  x: QdqTensor,
+  scale: QdqTensor,
+  zeroPoint: QdqTensor | undefined,
   attrs: { axis?: number; blockSize?: number; saturate?: number; outputDtype?: number },
 ): { bytes: Uint8Array; dtype: number } {
   const outType = zeroPoint?.dtype ?? (attrs.outputDtype || DataType.UINT8);
@@ -100,7 +131,10 @@ export function quantizeLinear(
 }
 
 export function dequantizeLinear(
-  x: QdqTensor, scale: QdqTensor, zeroPoint: QdqTensor | undefined, attrs: { axis?: number; blockSize?: number; outputDtype?: number },
+  x: QdqTensor,
+  scale: QdqTensor,
+  zeroPoint: QdqTensor | undefined,
+  attrs: { axis?: number; blockSize?: number; outputDtype?: number },
 ): { bytes: Uint8Array; dtype: number } {
   const outType = attrs.outputDtype || scale.dtype;
   const at = scaleIndex(x.shape, scale.shape, scale.values.length, attrs.axis ?? 1, attrs.blockSize ?? 0);

@@ -51,7 +51,13 @@ export interface PackedWeight {
   payloadBits: number;
 }
 
-const MINI = { e4m3: [4, 3, 7, 'fn'], e5m2: [5, 2, 15, 'ieee'], e2m3: [2, 3, 1, 'finite'], e3m2: [3, 2, 3, 'finite'], e2m1: [2, 1, 1, 'finite'] } as const;
+const MINI = {
+  e4m3: [4, 3, 7, 'fn'],
+  e5m2: [5, 2, 15, 'ieee'],
+  e2m3: [2, 3, 1, 'finite'],
+  e3m2: [3, 2, 3, 'finite'],
+  e2m1: [2, 1, 1, 'finite'],
+} as const;
 
 /** The value of every code of a ≤ 8-bit element type. */
 export function elementTable(f: NumberFormat): Float32Array | undefined {
@@ -101,7 +107,9 @@ export function encodeScale(v: number, type: ScaleType, bits: number): number {
     case 'e4m3':
       return miniFloatBits(v, E4M3FN);
     case 'uint':
-      if (!Number.isInteger(v) || v < 0 || v >= 2 ** bits) throw new Error(`integer scale ${v} does not fit ${bits} bits`);
+      if (!Number.isInteger(v) || v < 0 || v >= 2 ** bits) {
+        throw new Error(`integer scale ${v} does not fit ${bits} bits`);
+      }
       return v;
   }
 }
@@ -172,7 +180,12 @@ function nearest(sorted: Float64Array, v: number): number {
  * Quantizes x [rows, cols] in `format` with the engine's quantizer and packs the result.
  * Also returns the dequantized values the quantizer produced (what the error estimate measured).
  */
-export function packWeight(x: Float32Array, rows: number, cols: number, format: string | NumberFormat): { packed: PackedWeight; dequantized: Float32Array } {
+export function packWeight(
+  x: Float32Array,
+  rows: number,
+  cols: number,
+  format: string | NumberFormat,
+): { packed: PackedWeight; dequantized: Float32Array } {
   const f = typeof format === 'string' ? parseFormat(format) : format;
   if (!f) throw new Error(`unknown format ${String(format)}`);
   if (x.length !== rows * cols) throw new Error(`weight has ${x.length} elements, not ${rows}×${cols}`);
@@ -182,8 +195,13 @@ export function packWeight(x: Float32Array, rows: number, cols: number, format: 
   const levels: PackedLevel[] = f.levels.map((l, i) => {
     const type = scaleType(l);
     const n = levelCount(l.block, rows, cols);
-    if (sink.scales[i].length !== n) throw new Error(`${f.name}: the quantizer reported ${sink.scales[i].length} scales at level ${i}, expected ${n}`);
-    const level: PackedLevel = { block: l.block, scale: { bits: l.bits, type, words: packStream(sink.scales[i], l.bits, type) } };
+    if (sink.scales[i].length !== n) {
+      throw new Error(`${f.name}: the quantizer reported ${sink.scales[i].length} scales at level ${i}, expected ${n}`);
+    }
+    const level: PackedLevel = {
+      block: l.block,
+      scale: { bits: l.bits, type, words: packStream(sink.scales[i], l.bits, type) },
+    };
     if (l.zeroBits !== undefined) {
       const mtype: ScaleType = mm.mode === 'zero' ? 'uint' : type;
       level.min = { bits: l.zeroBits, type: mtype, words: packStream(sink.mins[i], l.zeroBits, mtype), ...mm };
@@ -192,7 +210,8 @@ export function packWeight(x: Float32Array, rows: number, cols: number, format: 
   });
   const el = f.element;
   const elementBits = el.kind === 'float' ? 1 + el.exp + el.man : el.bits;
-  const element: PackedWeight['element'] = elementBits <= 8 ? 'lut' : elementBits === 32 ? 'f32' : el.kind === 'float' && el.exp === 8 ? 'bf16' : 'f16';
+  const element: PackedWeight['element'] =
+    elementBits <= 8 ? 'lut' : elementBits === 32 ? 'f32' : el.kind === 'float' && el.exp === 8 ? 'bf16' : 'f16';
   const lut = element === 'lut' ? elementTable(f) : undefined;
   const rowWords = Math.ceil((cols * elementBits) / 32);
   const codes = new Uint32Array(rowWords * rows);
@@ -201,12 +220,25 @@ export function packWeight(x: Float32Array, rows: number, cols: number, format: 
   let sortedValues = new Float64Array(0);
   let sortedCodes = new Uint32Array(0);
   if (lut) {
-    const entries = Array.from(lut, (v, c) => [v, c] as const).filter(([v]) => Number.isFinite(v)).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    const entries = Array.from(lut, (v, c) => [v, c] as const)
+      .filter(([v]) => Number.isFinite(v))
+      .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
     sortedValues = Float64Array.from(entries, (e) => e[0]);
     sortedCodes = Uint32Array.from(entries, (e) => e[1]);
   }
   const scaleBits = f.levels.reduce((s, l) => s + levelCount(l.block, rows, cols) * (l.bits + (l.zeroBits ?? 0)), 0);
-  const packed: PackedWeight = { format: f.name, rows, cols, elementBits, element, lut, codes, rowWords, levels, payloadBits: rows * cols * elementBits + scaleBits };
+  const packed: PackedWeight = {
+    format: f.name,
+    rows,
+    cols,
+    elementBits,
+    element,
+    lut,
+    codes,
+    rowWords,
+    levels,
+    payloadBits: rows * cols * elementBits + scaleBits,
+  };
   // The scales are packed already (they round-trip exactly): each block's S, M and z come from the
   // stored bits, as the decoder and the kernel read them.
   const block = innermostBlock(packed);
@@ -298,5 +330,7 @@ export function innermostBlock(p: PackedWeight): number {
 
 /** Bytes the GPU reads for the packed weight (codes with row padding, and every scale stream). */
 export function packedBytes(p: PackedWeight): number {
-  return p.codes.byteLength + p.levels.reduce((s, l) => s + l.scale.words.byteLength + (l.min?.words.byteLength ?? 0), 0);
+  return (
+    p.codes.byteLength + p.levels.reduce((s, l) => s + l.scale.words.byteLength + (l.min?.words.byteLength ?? 0), 0)
+  );
 }

@@ -44,7 +44,15 @@ const half = (v: number) => roundMini(v, 10, -14, 65504);
  * s, into y[lo, hi). Normal values round on their float32 bits (drop 23 − man mantissa bits); the
  * few below the format's smallest normal take roundMini.
  */
-function miniRange(x: Float32Array, y: Float32Array, lo: number, hi: number, f: MiniFloat, inv: number, s: number): void {
+function miniRange(
+  x: Float32Array,
+  y: Float32Array,
+  lo: number,
+  hi: number,
+  f: MiniFloat,
+  inv: number,
+  s: number,
+): void {
   const man = f.man;
   const minExp = 1 - f.bias;
   const max = f.maxFinite;
@@ -69,8 +77,9 @@ function miniRange(x: Float32Array, y: Float32Array, lo: number, hi: number, f: 
 }
 /** NF4 levels (Dettmers et al. 2023, QLoRA, Appendix E): quantiles of N(0, 1) normalized to [-1, 1]. */
 export const NF4_LEVELS = [
-  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
-  0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
+  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334,
+  -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
+  0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
 ];
 
 export interface QuantOptions {
@@ -91,7 +100,15 @@ export interface ScaleSink {
 const CLIP_RATIOS = [1, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5];
 
 /** y = quantize-dequantize(x) for one format (into `out` when given, to reuse one buffer across formats). */
-export function quantizeDequantize(x: Float32Array, rows: number, cols: number, format: NumberFormat | string, options: QuantOptions = {}, out?: Float32Array, sink?: ScaleSink): Float32Array {
+export function quantizeDequantize(
+  x: Float32Array,
+  rows: number,
+  cols: number,
+  format: NumberFormat | string,
+  options: QuantOptions = {},
+  out?: Float32Array,
+  sink?: ScaleSink,
+): Float32Array {
   const f = typeof format === 'string' ? parseFormat(format) : format;
   if (!f) throw new Error(`unknown format ${String(format)}`);
   const y = out && out.length === x.length ? out : new Float32Array(x.length);
@@ -107,8 +124,9 @@ export function quantizeDequantize(x: Float32Array, rows: number, cols: number, 
     miniRange(x, y, 0, x.length, mf, 1 / s, s);
   } else if (name.startsWith('mx')) mx(x, y, rows, cols, f, sink);
   else if (name === 'nvfp4') nvfp4(x, y, rows, cols, sink);
-  else if (name.startsWith('nf4')) blocks(rows, cols, f.levels[0].block, (lo, hi, i) => nf4Block(x, y, lo, hi, i, sink));
-  else if (/^q[458]_[01]$/.test(name)) blocks(rows, cols, 32, (lo, hi, i) => ggufLegacy(x, y, lo, hi, name, i, sink));
+  else if (name.startsWith('nf4')) {
+    blocks(rows, cols, f.levels[0].block, (lo, hi, i) => nf4Block(x, y, lo, hi, i, sink));
+  } else if (/^q[458]_[01]$/.test(name)) blocks(rows, cols, 32, (lo, hi, i) => ggufLegacy(x, y, lo, hi, name, i, sink));
   else if (/^q[2-6]_k$/.test(name)) kQuant(x, y, rows, cols, name, sink);
   else if (f.element.kind === 'int') intFormat(x, y, rows, cols, f, options, sink);
   else throw new Error(`no quantizer for ${name}`);
@@ -158,11 +176,21 @@ function absmax(x: Float32Array, lo: number, hi: number): number {
 /** Calls fn(lo, hi, index) for each block of `block` elements along each row (a block never spans rows), in row-major order. */
 function blocks(rows: number, cols: number, block: number, fn: (lo: number, hi: number, index: number) => void): void {
   let i = 0;
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c += block) fn(r * cols + c, r * cols + Math.min(cols, c + block), i++);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c += block) fn(r * cols + c, r * cols + Math.min(cols, c + block), i++);
+  }
 }
 
 /** Symmetric or asymmetric integers with a per-tensor / per-row / per-group fp16 scale; optionally a second (int8) level. */
-function intFormat(x: Float32Array, y: Float32Array, rows: number, cols: number, f: NumberFormat, options: QuantOptions, sink?: ScaleSink): void {
+function intFormat(
+  x: Float32Array,
+  y: Float32Array,
+  rows: number,
+  cols: number,
+  f: NumberFormat,
+  options: QuantOptions,
+  sink?: ScaleSink,
+): void {
   const el = f.element as { bits: number; signed: boolean };
   const level = f.levels[0];
   const asym = level.zeroBits !== undefined;
@@ -237,7 +265,17 @@ function zeroPoint(min: number, s: number, qmax: number): number {
 }
 
 /** Quantizes x[lo, hi) with scale s (and zero point from `min`); writes y when given, returns the squared error. */
-function intRange(x: Float32Array, y: Float32Array | undefined, lo: number, hi: number, s: number, min: number, asym: boolean, qmin: number, qmax: number): number {
+function intRange(
+  x: Float32Array,
+  y: Float32Array | undefined,
+  lo: number,
+  hi: number,
+  s: number,
+  min: number,
+  asym: boolean,
+  qmin: number,
+  qmax: number,
+): number {
   const z = asym ? zeroPoint(min, s, qmax) : 0;
   // float32 arithmetic, as the WebAssembly kernel computes: identical results on both paths.
   const inv = Math.fround(1 / s);
@@ -266,7 +304,15 @@ function intRange(x: Float32Array, y: Float32Array | undefined, lo: number, hi: 
 }
 
 /** llama.cpp's reference quantizers (ggml-quants.c quantize_row_q*_ref) for the 32-element legacy blocks. */
-function ggufLegacy(x: Float32Array, y: Float32Array, lo: number, hi: number, name: string, index: number, sink?: ScaleSink): void {
+function ggufLegacy(
+  x: Float32Array,
+  y: Float32Array,
+  lo: number,
+  hi: number,
+  name: string,
+  index: number,
+  sink?: ScaleSink,
+): void {
   if (name === 'q8_0') {
     const d = absmax(x, lo, hi) / 127;
     const id = d ? 1 / d : 0;
@@ -310,8 +356,10 @@ function ggufLegacy(x: Float32Array, y: Float32Array, lo: number, hi: number, na
 }
 
 const KQ: Record<string, { bits: number; sub: number; scaleBits: number; asym: boolean }> = {
-  q2_k: { bits: 2, sub: 16, scaleBits: 4, asym: true }, q3_k: { bits: 3, sub: 16, scaleBits: 6, asym: false },
-  q4_k: { bits: 4, sub: 32, scaleBits: 6, asym: true }, q5_k: { bits: 5, sub: 32, scaleBits: 6, asym: true },
+  q2_k: { bits: 2, sub: 16, scaleBits: 4, asym: true },
+  q3_k: { bits: 3, sub: 16, scaleBits: 6, asym: false },
+  q4_k: { bits: 4, sub: 32, scaleBits: 6, asym: true },
+  q5_k: { bits: 5, sub: 32, scaleBits: 6, asym: true },
   q6_k: { bits: 6, sub: 16, scaleBits: 8, asym: false },
 };
 
@@ -463,7 +511,14 @@ export function errorMetrics(x: Float32Array, y: Float32Array): ErrorMetrics {
 }
 
 /** ErrorMetrics from Σx², Σ(y − x)², Σx·y, Σy² and max|y − x| over n elements (JS loop or SIMD kernel alike). */
-function metricsFromSums(signal: number, noise: number, dot: number, yy: number, maxAbs: number, n: number): ErrorMetrics {
+function metricsFromSums(
+  signal: number,
+  noise: number,
+  dot: number,
+  yy: number,
+  maxAbs: number,
+  n: number,
+): ErrorMetrics {
   return {
     mse: noise / n,
     sqnrDb: noise === 0 ? Infinity : 10 * Math.log10(signal / noise),
@@ -477,7 +532,14 @@ function metricsFromSums(signal: number, noise: number, dot: number, yy: number,
 }
 
 /** The error of quantizing x in one format; `scratch` (x.length floats) avoids an allocation per call. */
-export function quantizationError(x: Float32Array, rows: number, cols: number, format: NumberFormat, options: QuantOptions = {}, scratch?: Float32Array): ErrorMetrics {
+export function quantizationError(
+  x: Float32Array,
+  rows: number,
+  cols: number,
+  format: NumberFormat,
+  options: QuantOptions = {},
+  scratch?: Float32Array,
+): ErrorMetrics {
   const simd = intErrorSimd(x, cols, format, options);
   if (simd) return simd;
   const y = quantizeDequantize(x, rows, cols, format, options, scratch);
@@ -530,7 +592,15 @@ export function pinTensor(x: Float32Array | undefined): void {
 }
 
 function intErrorSimd(x: Float32Array, cols: number, f: NumberFormat, options: QuantOptions): ErrorMetrics | undefined {
-  if (f.element.kind !== 'int' || f.levels.length !== 1 || options.clip || f.name.startsWith('q') || f.name.startsWith('mx')) return undefined;
+  if (
+    f.element.kind !== 'int' ||
+    f.levels.length !== 1 ||
+    options.clip ||
+    f.name.startsWith('q') ||
+    f.name.startsWith('mx')
+  ) {
+    return undefined;
+  }
   const level = f.levels[0];
   const n = x.length;
   const block = level.block === -1 ? n : level.block === 0 ? cols : level.block;
@@ -543,7 +613,9 @@ function intErrorSimd(x: Float32Array, cols: number, f: NumberFormat, options: Q
   const qmin = asym ? 0 : -(2 ** (bits - 1));
   // The kernel sums each group in float32 lanes: split groups into sub-blocks of at most 1,024 (same scale) so the sums stay exact enough.
   let sub = block;
-  for (let d = Math.floor(block / 4); d >= 1 && sub > 1024; d--) if (block % (4 * d) === 0 && 4 * d <= 1024) sub = 4 * d;
+  for (let d = Math.floor(block / 4); d >= 1 && sub > 1024; d--) {
+    if (block % (4 * d) === 0 && 4 * d <= 1024) sub = 4 * d;
+  }
   const subs = block / sub;
   const groups = n / sub;
   const L = kernelLayout(n);

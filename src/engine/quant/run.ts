@@ -4,13 +4,41 @@ import { closest } from '../hardware/catalog';
 import type { GraphTensor, ModelGraph } from '../graph/model-graph';
 import { formatFor, globMatch } from '../plan/plan';
 import { FORMAT_NAMES, parseFormat, type NumberFormat } from './formats';
-import { errorMetrics, kernelScratch, pinTensor, quantizationError, quantizeDequantize, type ErrorMetrics } from './quantize';
-import { FLOAT_DTYPES, dequantizeLinearOf, loadWeightFloat32, matMulNBitsOf, transpose2d, weightLayout } from './weights';
+import {
+  errorMetrics,
+  kernelScratch,
+  pinTensor,
+  quantizationError,
+  quantizeDequantize,
+  type ErrorMetrics,
+} from './quantize';
+import {
+  FLOAT_DTYPES,
+  dequantizeLinearOf,
+  loadWeightFloat32,
+  matMulNBitsOf,
+  transpose2d,
+  weightLayout,
+} from './weights';
 
 /** The default sweep: 16 formats across the families DESIGN.md names. */
 export const DEFAULT_FORMATS = [
-  'bf16', 'fp16', 'fp8-e4m3', 'fp8-e5m2', 'int8-channel', 'int4-channel', 'int4-g128', 'int4-g128-asym', 'int4-g16-2l',
-  'mxfp8-e4m3', 'mxfp6-e2m3', 'mxfp4', 'nvfp4', 'nf4-g64', 'q4_0', 'q4_k',
+  'bf16',
+  'fp16',
+  'fp8-e4m3',
+  'fp8-e5m2',
+  'int8-channel',
+  'int4-channel',
+  'int4-g128',
+  'int4-g128-asym',
+  'int4-g16-2l',
+  'mxfp8-e4m3',
+  'mxfp6-e2m3',
+  'mxfp4',
+  'nvfp4',
+  'nf4-g64',
+  'q4_0',
+  'q4_k',
 ];
 
 export interface FormatResult {
@@ -37,18 +65,37 @@ export interface QuantReport {
 }
 
 /** Measures every format on one tensor laid out [rows, cols]; injected so Node can run it on worker threads. */
-export type MeasureFn = (values: Float32Array, rows: number, cols: number, formats: string[], clip: boolean) => Promise<FormatResult[]>;
+export type MeasureFn = (
+  values: Float32Array,
+  rows: number,
+  cols: number,
+  formats: string[],
+  clip: boolean,
+) => Promise<FormatResult[]>;
 
 /** One format's result row from its metrics (exact results have no SQNR: null). */
 function formatResult(f: NumberFormat, m: ErrorMetrics): FormatResult {
   return {
-    format: f.name, bitsPerWeight: f.bitsPerWeight, mse: m.mse, sqnrDb: Number.isFinite(m.sqnrDb) ? m.sqnrDb : null,
-    maxAbsError: m.maxAbsError, cosine: m.cosine, relFrobenius: m.relFrobenius, signal: m.signal, noise: m.noise,
+    format: f.name,
+    bitsPerWeight: f.bitsPerWeight,
+    mse: m.mse,
+    sqnrDb: Number.isFinite(m.sqnrDb) ? m.sqnrDb : null,
+    maxAbsError: m.maxAbsError,
+    cosine: m.cosine,
+    relFrobenius: m.relFrobenius,
+    signal: m.signal,
+    noise: m.noise,
   };
 }
 
 /** The per-tensor work: quantize → dequantize → metrics for each format, reusing one scratch buffer. */
-export function measureFormats(values: Float32Array, rows: number, cols: number, formats: string[], clip: boolean): FormatResult[] {
+export function measureFormats(
+  values: Float32Array,
+  rows: number,
+  cols: number,
+  formats: string[],
+  clip: boolean,
+): FormatResult[] {
   // The quantizers write into the SIMD kernel's memory when it is there, so metrics run in place.
   const scratch = kernelScratch(values) ?? new Float32Array(values.length);
   pinTensor(values);
@@ -59,7 +106,14 @@ export function measureFormats(values: Float32Array, rows: number, cols: number,
   }
 }
 
-function measureEach(values: Float32Array, rows: number, cols: number, formats: string[], clip: boolean, scratch: Float32Array): FormatResult[] {
+function measureEach(
+  values: Float32Array,
+  rows: number,
+  cols: number,
+  formats: string[],
+  clip: boolean,
+  scratch: Float32Array,
+): FormatResult[] {
   return formats.map((name) => {
     const f = parseFormat(name)!;
     const m = quantizationError(values, rows, cols, f, {}, scratch);
@@ -79,7 +133,7 @@ function measureEach(values: Float32Array, rows: number, cols: number, formats: 
 export function sqnrInterval(signal: Float64Array, noise: Float64Array): [number, number] {
   const n = signal.length;
   let seed = 12345;
-  const next = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296;
   const samples: number[] = [];
   for (let b = 0; b < 200; b++) {
     let s = 0;
@@ -141,22 +195,38 @@ export function resolveFormats(names: string[], file: string): NumberFormat[] {
 }
 
 /** Quantizes the model's weights, tensor by tensor (memory bounded by the largest tensor), in every format. */
-export async function quantModel(graph: ModelGraph, source: ByteSource, siblings: SiblingResolver | undefined, options: QuantOptions = {}): Promise<QuantReport> {
+export async function quantModel(
+  graph: ModelGraph,
+  source: ByteSource,
+  siblings: SiblingResolver | undefined,
+  options: QuantOptions = {},
+): Promise<QuantReport> {
   const formats = resolveFormats(options.formats ?? DEFAULT_FORMATS, source.name);
   const chosen: GraphTensor[] = [];
   const skipped: QuantReport['skipped'] = [];
   for (const t of graph.tensors.values()) {
     if (!t.isWeight || !t.ref) continue;
     // Stored integer weights the model dequantizes (MatMulNBits blocks, QDQ) count: they are measured as the floats they stand for.
-    const packed = !!matMulNBitsOf(graph, t) || (!FLOAT_DTYPES.has(t.dtype) && !!dequantizeLinearOf(graph, t) && (t.shape?.length ?? 0) >= 2);
+    const packed =
+      !!matMulNBitsOf(graph, t) ||
+      (!FLOAT_DTYPES.has(t.dtype) && !!dequantizeLinearOf(graph, t) && (t.shape?.length ?? 0) >= 2);
     if (options.tensors) {
       if (!globMatch(options.tensors, t.name)) continue;
-      if (!FLOAT_DTYPES.has(t.dtype) && !packed) throw new InputError(source.name, `tensor '${t.name}' is ${t.dtype}, not floating point: nothing to quantize`);
+      if (!FLOAT_DTYPES.has(t.dtype) && !packed) {
+        throw new InputError(source.name, `tensor '${t.name}' is ${t.dtype}, not floating point: nothing to quantize`);
+      }
       if (t.elements === 0) throw new InputError(source.name, `tensor '${t.name}' is empty`);
     } else if (!packed && (!FLOAT_DTYPES.has(t.dtype) || (t.shape?.length ?? 0) < 2 || t.elements < 1024)) continue;
     chosen.push(t);
   }
-  if (!chosen.length) throw new InputError(source.name, options.tensors ? `no stored floating-point tensor matches '${options.tensors}'` : 'no floating-point weight tensors to quantize');
+  if (!chosen.length) {
+    throw new InputError(
+      source.name,
+      options.tensors
+        ? `no stored floating-point tensor matches '${options.tensors}'`
+        : 'no floating-point weight tensors to quantize',
+    );
+  }
   const totals = formats.map(() => ({ signal: 0, noise: 0, parameters: 0 }));
   const report: QuantReport = { tensors: [], summary: [], skipped };
   const names = formats.map((f) => f.name);
@@ -185,7 +255,9 @@ export async function quantModel(graph: ModelGraph, source: ByteSource, siblings
         const stride = Math.max(1, Math.round(1 / fraction));
         const picked = Math.ceil(layout.rows / stride);
         const sub = new Float32Array(picked * layout.cols);
-        for (let r = 0, j = 0; r < layout.rows; r += stride, j++) sub.set(values.subarray(r * layout.cols, (r + 1) * layout.cols), j * layout.cols);
+        for (let r = 0, j = 0; r < layout.rows; r += stride, j++) {
+          sub.set(values.subarray(r * layout.cols, (r + 1) * layout.cols), j * layout.cols);
+        }
         results[i] = measureSampled(sub, picked, layout.cols, names);
       } else results[i] = await measure(values, layout.rows, layout.cols, names, !!options.clip);
       options.onProgress?.(++done, chosen.length, t.name);
@@ -202,12 +274,20 @@ export async function quantModel(graph: ModelGraph, source: ByteSource, siblings
       delete r.signal;
       delete r.noise;
     });
-    report.tensors.push({ name: t.name, shape: (t.shape ?? []).map((d) => (typeof d === 'number' ? d : 0)), layer: t.layer !== undefined ? graph.layers[t.layer]?.name ?? '' : '', results: res });
+    report.tensors.push({
+      name: t.name,
+      shape: (t.shape ?? []).map((d) => (typeof d === 'number' ? d : 0)),
+      layer: t.layer !== undefined ? (graph.layers[t.layer]?.name ?? '') : '',
+      results: res,
+    });
   });
   options.onProgress?.(chosen.length, chosen.length, '');
   report.summary = formats.map((f, k) => ({
-    format: f.name, bitsPerWeight: f.bitsPerWeight, bytes: Math.ceil((totals[k].parameters * f.bitsPerWeight) / 8),
-    sqnrDb: db(totals[k].signal, totals[k].noise), parameters: totals[k].parameters,
+    format: f.name,
+    bitsPerWeight: f.bitsPerWeight,
+    bytes: Math.ceil((totals[k].parameters * f.bitsPerWeight) / 8),
+    sqnrDb: db(totals[k].signal, totals[k].noise),
+    parameters: totals[k].parameters,
   }));
   return report;
 }
@@ -226,7 +306,10 @@ export interface AssignmentReport {
 }
 
 /** Combines a quant report (which measured every format the plan uses) into the plan's mixed-precision assignment. */
-export function assignmentReport(report: QuantReport, precision: { default?: string; rules?: { match: string; format: string }[] } | undefined): AssignmentReport {
+export function assignmentReport(
+  report: QuantReport,
+  precision: { default?: string; rules?: { match: string; format: string }[] } | undefined,
+): AssignmentReport {
   const perLayer = new Map<string, { format: string; bits: number; params: number; signal: number; noise: number }>();
   let weightBytes = 0;
   let defaultBytes = 0;
@@ -253,14 +336,22 @@ export function assignmentReport(report: QuantReport, precision: { default?: str
     if (sq !== null) relative += 10 ** (-sq / 10);
     return { name: key.split('|')[0], format: l.format, bitsPerWeight: l.bits, parameters: l.params, sqnrDb: sq };
   });
-  return { weightBytes: Math.ceil(weightBytes), defaultBytes: Math.ceil(defaultBytes), outputSqnrDb: relative ? -10 * Math.log10(relative) : null, layers };
+  return {
+    weightBytes: Math.ceil(weightBytes),
+    defaultBytes: Math.ceil(defaultBytes),
+    outputSqnrDb: relative ? -10 * Math.log10(relative) : null,
+    layers,
+  };
 }
 
 /**
  * Warnings for a plan whose precision gives a layer an estimated SQNR under the plan's error budget
  * (precision.errorBudgetDb), located at the rule (or the default) that chose the format.
  */
-export function budgetIssues(precision: { default?: string; rules?: { match: string; format: string }[]; errorBudgetDb?: number } | undefined, a: AssignmentReport): { path: (string | number)[]; message: string }[] {
+export function budgetIssues(
+  precision: { default?: string; rules?: { match: string; format: string }[]; errorBudgetDb?: number } | undefined,
+  a: AssignmentReport,
+): { path: (string | number)[]; message: string }[] {
   const budget = precision?.errorBudgetDb;
   if (budget === undefined) return [];
   const byRule = new Map<number, { format: string; layers: string[]; worst: number }>();

@@ -76,7 +76,17 @@ export function generatedInputs(batch: number, cols: number, seed = 1): Float32A
 }
 
 /** Packs w [rows, cols] in `format` and computes the references the kernel's output is judged by. */
-export function prepareVerify(tensor: string, w: Float32Array, rows: number, cols: number, format: string, x: Float32Array, batch: number, inputs: string, weighting: 'isotropic' | 'activations' = 'isotropic'): VerifyJob {
+export function prepareVerify(
+  tensor: string,
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  format: string,
+  x: Float32Array,
+  batch: number,
+  inputs: string,
+  weighting: 'isotropic' | 'activations' = 'isotropic',
+): VerifyJob {
   const f = parseFormat(format);
   if (!f) throw new Error(`unknown format ${format}`);
   const { packed, dequantized } = packWeight(w, rows, cols, f);
@@ -129,13 +139,32 @@ export function prepareVerify(tensor: string, w: Float32Array, rows: number, col
   } else {
     // The quantizer's own output (packWeight ran it): the weight SQNR without quantizing twice.
     predictedSqnrDb = errorMetrics(w, dequantized).sqnrDb;
-    predictedSource = 'weight SQNR of the same quantizer (layerplan quant); equals the output SQNR for isotropic inputs';
+    predictedSource =
+      'weight SQNR of the same quantizer (layerplan quant); equals the output SQNR for isotropic inputs';
   }
-  return { tensor, format: f.name, bitsPerWeight: f.bitsPerWeight, rows, cols, batch, inputs, packed, x, reference, bound, full, predictedSqnrDb, predictedSource };
+  return {
+    tensor,
+    format: f.name,
+    bitsPerWeight: f.bitsPerWeight,
+    rows,
+    cols,
+    batch,
+    inputs,
+    packed,
+    x,
+    reference,
+    bound,
+    full,
+    predictedSqnrDb,
+    predictedSource,
+  };
 }
 
 /** The report, from the kernel's y (or, with `fallback`, from the CPU reference itself). */
-export function finishVerify(job: VerifyJob, run: { y: Float32Array; device: string; seconds?: number } | { fallback: string }): VerifyReport {
+export function finishVerify(
+  job: VerifyJob,
+  run: { y: Float32Array; device: string; seconds?: number } | { fallback: string },
+): VerifyReport {
   const ran = 'y' in run;
   const y = ran ? run.y : Float32Array.from(job.reference);
   let maxAbs = 0;
@@ -178,6 +207,8 @@ export function finishVerify(job: VerifyJob, run: { y: Float32Array; device: str
     outcome: !ran ? 'fallback' : kernelPass && agree ? 'pass' : 'fail',
     pass: ran && kernelPass && agree,
     packedBytes: bytes,
-    ...(seconds !== undefined && Number.isFinite(seconds) ? { kernelSeconds: seconds, gbPerSecond: bytes / seconds / 1e9 } : {}),
+    ...(seconds !== undefined && Number.isFinite(seconds)
+      ? { kernelSeconds: seconds, gbPerSecond: bytes / seconds / 1e9 }
+      : {}),
   };
 }

@@ -10,15 +10,34 @@ import { dequantizeLinear, type QdqTensor } from './onnx-qdq';
 import type { GraphTensor, ModelGraph } from '../graph/model-graph';
 
 const ST_TO_ONNX: Record<string, number> = {
-  F64: DataType.DOUBLE, F32: DataType.FLOAT, F16: DataType.FLOAT16, BF16: DataType.BFLOAT16, F8_E4M3: DataType.FLOAT8E4M3FN,
-  F8_E5M2: DataType.FLOAT8E5M2, I64: DataType.INT64, I32: DataType.INT32, I16: DataType.INT16, I8: DataType.INT8, U8: DataType.UINT8,
-  U16: DataType.UINT16, U32: DataType.UINT32, U64: DataType.UINT64, BOOL: DataType.BOOL,
+  F64: DataType.DOUBLE,
+  F32: DataType.FLOAT,
+  F16: DataType.FLOAT16,
+  BF16: DataType.BFLOAT16,
+  F8_E4M3: DataType.FLOAT8E4M3FN,
+  F8_E5M2: DataType.FLOAT8E5M2,
+  I64: DataType.INT64,
+  I32: DataType.INT32,
+  I16: DataType.INT16,
+  I8: DataType.INT8,
+  U8: DataType.UINT8,
+  U16: DataType.UINT16,
+  U32: DataType.UINT32,
+  U64: DataType.UINT64,
+  BOOL: DataType.BOOL,
 };
 
 /** Stored types whose values are real numbers (floats, or ggml blocks of them): weights to quantize. */
 export const FLOAT_DTYPES = new Set([
-  'float', 'float16', 'bfloat16', 'double', 'float8e4m3fn', 'float8e5m2',
-  ...Object.values(GGML_TYPES).filter((t) => t.block > 1).map((t) => t.name.toLowerCase()),
+  'float',
+  'float16',
+  'bfloat16',
+  'double',
+  'float8e4m3fn',
+  'float8e5m2',
+  ...Object.values(GGML_TYPES)
+    .filter((t) => t.block > 1)
+    .map((t) => t.name.toLowerCase()),
 ]);
 
 /** Whether Layerplan can decode a stored type to floats (the ggml codebook types it cannot). */
@@ -41,7 +60,14 @@ function twoBits(raw: Uint8Array, qs: number, e: number): number {
 }
 
 /** 32 elements from 16 bytes of 4-bit codes through a level table (low nibbles are elements 0–15, high ones 16–31), times `scale`. */
-function nibblePairs(out: Float32Array, y: number, raw: Uint8Array, qs: number, scale: number, table: readonly number[]): void {
+function nibblePairs(
+  out: Float32Array,
+  y: number,
+  raw: Uint8Array,
+  qs: number,
+  scale: number,
+  table: readonly number[],
+): void {
   for (let j = 0; j < 16; j++) {
     out[y + j] = scale * table[raw[qs + j] & 0xf];
     out[y + 16 + j] = scale * table[raw[qs + j] >> 4];
@@ -54,7 +80,8 @@ function dequantizeK(type: string, raw: Uint8Array, count: number, out: Float32A
   const h = (o: number) => halfToFloat(dv.getUint16(o, true));
   const nb = count / 256;
   switch (type) {
-    case 'Q4_K': case 'Q5_K': {
+    case 'Q4_K':
+    case 'Q5_K': {
       const five = type === 'Q5_K';
       const bs = five ? 176 : 144;
       for (let b = 0; b < nb; b++) {
@@ -70,8 +97,12 @@ function dequantizeK(type: string, raw: Uint8Array, count: number, out: Float32A
         for (let j = 0, is = 0; j < 256; j += 64, is += 2) {
           const [s1, m1] = scaleMinK4(is, raw, sc);
           const [s2, m2] = scaleMinK4(is + 1, raw, sc);
-          for (let l = 0; l < 32; l++) out[y + l] = d * s1 * ((raw[ql + l] & 0xf) + (five && raw[qh + l] & u1 ? 16 : 0)) - dmin * m1;
-          for (let l = 0; l < 32; l++) out[y + 32 + l] = d * s2 * ((raw[ql + l] >> 4) + (five && raw[qh + l] & u2 ? 16 : 0)) - dmin * m2;
+          for (let l = 0; l < 32; l++) {
+            out[y + l] = d * s1 * ((raw[ql + l] & 0xf) + (five && raw[qh + l] & u1 ? 16 : 0)) - dmin * m1;
+          }
+          for (let l = 0; l < 32; l++) {
+            out[y + 32 + l] = d * s2 * ((raw[ql + l] >> 4) + (five && raw[qh + l] & u2 ? 16 : 0)) - dmin * m2;
+          }
           ql += 32;
           y += 64;
           u1 <<= 2;
@@ -128,7 +159,9 @@ function dequantizeK(type: string, raw: Uint8Array, count: number, out: Float32A
         const sc = o + 96;
         for (let e = 0; e < 256; e++) {
           const i = e >> 4;
-          const scale = (((raw[sc + (i & 7)] >> (4 * (i >> 3))) & 0xf) | (((raw[sc + 8 + (i & 3)] >> (2 * (i >> 2))) & 3) << 4)) - 32;
+          const scale =
+            (((raw[sc + (i & 7)] >> (4 * (i >> 3))) & 0xf) | (((raw[sc + 8 + (i & 3)] >> (2 * (i >> 2))) & 3) << 4)) -
+            32;
           const q = twoBits(raw, o + 32, e) - ((raw[o + (e & 31)] >> (e >> 5)) & 1 ? 0 : 4);
           out[b * 256 + e] = d * scale * q;
         }
@@ -160,8 +193,13 @@ function dequantizeK(type: string, raw: Uint8Array, count: number, out: Float32A
         const o = b * 54;
         const d = h(o + 52);
         for (let e = 0; e < 256; e++) {
-          const [byte, k] = e < 160 ? [raw[o + (e & 31)], e >> 5] : e < 240 ? [raw[o + 32 + ((e - 160) & 15)], (e - 160) >> 4] : [raw[o + 48 + ((e - 240) & 3)], (e - 240) >> 2];
-          out[b * 256 + e] = d * ((((byte * pow3[k]) & 0xff) * 3 >> 8) - 1);
+          const [byte, k] =
+            e < 160
+              ? [raw[o + (e & 31)], e >> 5]
+              : e < 240
+                ? [raw[o + 32 + ((e - 160) & 15)], (e - 160) >> 4]
+                : [raw[o + 48 + ((e - 240) & 3)], (e - 240) >> 2];
+          out[b * 256 + e] = d * (((((byte * pow3[k]) & 0xff) * 3) >> 8) - 1);
         }
       }
       return true;
@@ -199,10 +237,21 @@ export function dequantizeGgml(type: string, raw: Uint8Array, count: number): Fl
   const out = new Float32Array(count);
   if (dequantizeK(type, raw, count, out)) return out;
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const sizes: Record<string, number> = { Q4_0: 18, Q4_1: 20, Q5_0: 22, Q5_1: 24, Q8_0: 34, Q8_1: 36, IQ4_NL: 18, MXFP4: 17 };
+  const sizes: Record<string, number> = {
+    Q4_0: 18,
+    Q4_1: 20,
+    Q5_0: 22,
+    Q5_1: 24,
+    Q8_0: 34,
+    Q8_1: 36,
+    IQ4_NL: 18,
+    MXFP4: 17,
+  };
   const bs = sizes[type];
   if (!bs) {
-    if (GGML_CODEBOOK_TYPES.has(type)) throw new Error(`${type} stores indices into a lattice codebook, which Layerplan does not decode`);
+    if (GGML_CODEBOOK_TYPES.has(type)) {
+      throw new Error(`${type} stores indices into a lattice codebook, which Layerplan does not decode`);
+    }
     throw new Error(`decoding ${type} blocks is not implemented`);
   }
   for (let b = 0; b < count / 32; b++) {
@@ -247,7 +296,12 @@ async function fileOf(ref: CheckpointTensorRef, source: ByteSource, siblings?: S
 }
 
 /** The bytes of an ONNX-stored tensor of the graph (a MatMulNBits or DequantizeLinear operand), if it is stored. */
-async function storedOnnxTensor(graph: ModelGraph, name: string | undefined, source: ByteSource, siblings?: SiblingResolver) {
+async function storedOnnxTensor(
+  graph: ModelGraph,
+  name: string | undefined,
+  source: ByteSource,
+  siblings?: SiblingResolver,
+) {
   const r = (name ? graph.tensors.get(name)?.ref : undefined) as OnnxTensorRef | undefined;
   return r ? { bytes: await loadTensorBytes(r.tensor, source, siblings), t: r.tensor } : undefined;
 }
@@ -263,18 +317,33 @@ export function dequantizeLinearOf(graph: ModelGraph, t: GraphTensor) {
 }
 
 /** A weight's values as float32 (stored fp16 / bf16 / int8 / ggml blocks / MatMulNBits blocks are decoded first). */
-export async function loadWeightFloat32(t: GraphTensor, source: ByteSource, siblings?: SiblingResolver, graph?: ModelGraph): Promise<Float32Array> {
+export async function loadWeightFloat32(
+  t: GraphTensor,
+  source: ByteSource,
+  siblings?: SiblingResolver,
+  graph?: ModelGraph,
+): Promise<Float32Array> {
   const nbits = graph && matMulNBitsOf(graph, t);
   if (graph && nbits) {
-    const num = (n: string, d: number) => (typeof nbits.attributes[n] === 'number' ? (nbits.attributes[n] as number) : d);
+    const num = (n: string, d: number) =>
+      typeof nbits.attributes[n] === 'number' ? (nbits.attributes[n] as number) : d;
     const [N, K, bits, block] = [num('N', 0), num('K', 0), num('bits', 4), num('block_size', 32)];
     const onnxBytes = (name: string | undefined) => storedOnnxTensor(graph, name, source, siblings);
     const b = await onnxBytes(t.name);
     const sc = await onnxBytes(nbits.inputs[2]);
-    if (!b || !sc) throw new InputError(source.name, `MatMulNBits '${nbits.name}': its weights or scales are not stored in the model`);
+    if (!b || !sc) {
+      throw new InputError(
+        source.name,
+        `MatMulNBits '${nbits.name}': its weights or scales are not stored in the model`,
+      );
+    }
     const zp = await onnxBytes(nbits.inputs[3]);
     const scales = Float32Array.from(rawToNumbers(sc.bytes, sc.t.dataType, sc.t.elements));
-    const zeros = zp ? (zp.t.dataType === DataType.UINT8 ? zp.bytes : Float32Array.from(rawToNumbers(zp.bytes, zp.t.dataType, zp.t.elements))) : undefined;
+    const zeros = zp
+      ? zp.t.dataType === DataType.UINT8
+        ? zp.bytes
+        : Float32Array.from(rawToNumbers(zp.bytes, zp.t.dataType, zp.t.elements))
+      : undefined;
     return dequantizeMatMulNBits(b.bytes, scales, zeros, N, K, bits, block);
   }
   const dq = graph && dequantizeLinearOf(graph, t);
@@ -285,9 +354,18 @@ export async function loadWeightFloat32(t: GraphTensor, source: ByteSource, sibl
       return s && { values: rawToNumbers(s.bytes, s.t.dataType, s.t.elements), dtype: s.t.dataType, shape: s.t.dims };
     };
     const [x, scale, zp] = [await load(t.name), await load(dq.inputs[1]), await load(dq.inputs[2])];
-    if (!x || !scale) throw new InputError(source.name, `DequantizeLinear '${dq.name}': its weight or scale is not stored in the model`);
+    if (!x || !scale) {
+      throw new InputError(
+        source.name,
+        `DequantizeLinear '${dq.name}': its weight or scale is not stored in the model`,
+      );
+    }
     const num = (n: string) => (typeof dq.attributes[n] === 'number' ? (dq.attributes[n] as number) : undefined);
-    const out = dequantizeLinear(x, scale, zp, { axis: num('axis'), blockSize: num('block_size'), outputDtype: DataType.FLOAT });
+    const out = dequantizeLinear(x, scale, zp, {
+      axis: num('axis'),
+      blockSize: num('block_size'),
+      outputDtype: DataType.FLOAT,
+    });
     return new Float32Array(out.bytes.buffer, out.bytes.byteOffset, x.values.length);
   }
   const ref = t.ref as OnnxTensorRef | CheckpointTensorRef | undefined;
@@ -303,7 +381,8 @@ export async function loadWeightFloat32(t: GraphTensor, source: ByteSource, sibl
     return Float32Array.from(rawToNumbers(raw, code, t.elements));
   }
   switch (ref.storage) {
-    case 'F32': return new Float32Array(raw.slice().buffer, 0, t.elements);
+    case 'F32':
+      return new Float32Array(raw.slice().buffer, 0, t.elements);
     case 'F16': {
       const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
       return Float32Array.from({ length: t.elements }, (_, i) => halfToFloat(dv.getUint16(i * 2, true)));
@@ -339,7 +418,10 @@ export function weightLayout(graph: ModelGraph, t: GraphTensor): { rows: number;
   const shape = (t.shape ?? []).map((d) => (typeof d === 'number' ? d : 1));
   if (shape.length < 2) return { rows: 1, cols: t.elements, transpose: false };
   const consumer = t.consumers.map((c) => graph.nodes[c]).find((n) => n.opType !== 'Identity');
-  const asB = consumer && (consumer.opType === 'MatMul' || (consumer.opType === 'Gemm' && !consumer.attributes.transB)) && consumer.inputs[1] === t.name;
+  const asB =
+    consumer &&
+    (consumer.opType === 'MatMul' || (consumer.opType === 'Gemm' && !consumer.attributes.transB)) &&
+    consumer.inputs[1] === t.name;
   if (asB && shape.length === 2) return { rows: shape[1], cols: shape[0], transpose: true };
   return { rows: shape[0], cols: t.elements / shape[0], transpose: false };
 }
@@ -366,7 +448,15 @@ export function transpose2d(x: Float32Array, rows: number, cols: number): Float3
  * scales [N · K/block], optional zero points (packed like B, default 2^(bits−1)).
  * Returns W as [N, K] floats: W[n, k] = (q − zp) · scale, computed in float32 as onnxruntime does.
  */
-export function dequantizeMatMulNBits(b: Uint8Array, scales: Float32Array, zeroPoints: Uint8Array | Float32Array | undefined, N: number, K: number, bits: number, block: number): Float32Array {
+export function dequantizeMatMulNBits(
+  b: Uint8Array,
+  scales: Float32Array,
+  zeroPoints: Uint8Array | Float32Array | undefined,
+  N: number,
+  K: number,
+  bits: number,
+  block: number,
+): Float32Array {
   const blocks = Math.ceil(K / block);
   const bytesPerBlock = (block * bits) / 8;
   const mask = (1 << bits) - 1;

@@ -61,7 +61,13 @@ export function kernelSource(p: PackedWeight, batch: number): string {
   const eb = p.elementBits;
   const straddles = 32 % eb !== 0;
   const element =
-    p.element === 'lut' ? 'lut[code]' : p.element === 'f16' ? 'unpack2x16float(code).x' : p.element === 'bf16' ? 'bitcast<f32>(code << 16u)' : 'bitcast<f32>(code)';
+    p.element === 'lut'
+      ? 'lut[code]'
+      : p.element === 'f16'
+        ? 'unpack2x16float(code).x'
+        : p.element === 'bf16'
+          ? 'bitcast<f32>(code << 16u)'
+          : 'bitcast<f32>(code)';
   const { offsets } = metaLayout(p);
   const slots = Math.max(1, Math.ceil(offsets.length / 4));
   const lines: string[] = [];

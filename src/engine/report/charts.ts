@@ -28,15 +28,23 @@ export function memorySvg(r: CostReport): string {
     let x = left;
     for (const p of MEMORY_PARTS) {
       const w = Math.max(0, s.memory[p] * scale);
-      out.push(`<rect x="${n(x)}" y="${y}" width="${n(w)}" height="${rowH - 6}" class="m-${p}"><title>stage ${s.index} ${p}: ${gib(s.memory[p])}</title></rect>`);
+      out.push(
+        `<rect x="${n(x)}" y="${y}" width="${n(w)}" height="${rowH - 6}" class="m-${p}"><title>stage ${s.index} ${p}: ${gib(s.memory[p])}</title></rect>`,
+      );
       x += w;
     }
     const cx = n(left + s.capacity * scale);
-    out.push(`<line x1="${cx}" x2="${cx}" y1="${y - 2}" y2="${y + rowH - 4}" class="${s.memory.total > s.capacity ? 'cap over' : 'cap'}"/>`);
+    out.push(
+      `<line x1="${cx}" x2="${cx}" y1="${y - 2}" y2="${y + rowH - 4}" class="${s.memory.total > s.capacity ? 'cap over' : 'cap'}"/>`,
+    );
     desc.push(`stage ${s.index}: ${gib(s.memory.total)} of ${gib(s.capacity)}`);
   });
   const ly = r.stages.length * rowH + 18;
-  MEMORY_PARTS.forEach((p, k) => out.push(`<rect x="${left + k * 90}" y="${ly - 9}" width="10" height="10" class="m-${p}"/><text x="${left + k * 90 + 14}" y="${ly}">${p}</text>`));
+  MEMORY_PARTS.forEach((p, k) =>
+    out.push(
+      `<rect x="${left + k * 90}" y="${ly - 9}" width="10" height="10" class="m-${p}"/><text x="${left + k * 90 + 14}" y="${ly}">${p}</text>`,
+    ),
+  );
   return `<svg xmlns="http://www.w3.org/2000/svg" class="chart memory" width="${W}" height="${ly + 6}" viewBox="0 0 ${W} ${ly + 6}" role="img" aria-label="${esc(`Memory per GPU: ${desc.join('; ')}`)}">${out.join('')}</svg>`;
 }
 
@@ -48,7 +56,11 @@ export function ganttSvg(r: CostReport): string {
   const end = Math.max(1e-12, ...r.timeline.map((e) => e.end));
   const scale = (W - left - 6) / end;
   const out: string[] = [];
-  for (let s = 0; s < stages; s++) out.push(`<text x="0" y="${s * rowH + 13}">stage ${s}</text><rect x="${left}" y="${s * rowH + 2}" width="${n(end * scale)}" height="${rowH - 4}" class="idle"/>`);
+  for (let s = 0; s < stages; s++) {
+    out.push(
+      `<text x="0" y="${s * rowH + 13}">stage ${s}</text><rect x="${left}" y="${s * rowH + 2}" width="${n(end * scale)}" height="${rowH - 4}" class="idle"/>`,
+    );
+  }
   // Very long schedules are thinned to 4,000 boxes: the chart stays light, the bubble stays visible.
   const step = Math.max(1, Math.ceil(r.timeline.length / 4000));
   r.timeline.forEach((e, i) => {
@@ -58,7 +70,9 @@ export function ganttSvg(r: CostReport): string {
         `<title>stage ${e.stage}, micro-batch ${e.microBatch}${e.chunk ? `, chunk ${e.chunk}` : ''}: ${e.pass} ${secs(e.start)}–${secs(e.end)}</title></rect>`,
     );
   });
-  out.push(`<text x="${left}" y="${stages * rowH + 14}">0 … ${secs(end)} · forward / backward / idle (bubble ${(r.bubbleFraction * 100).toFixed(1)}%)</text>`);
+  out.push(
+    `<text x="${left}" y="${stages * rowH + 14}">0 … ${secs(end)} · forward / backward / idle (bubble ${(r.bubbleFraction * 100).toFixed(1)}%)</text>`,
+  );
   const label = `Pipeline schedule: ${stages} stages, ${r.microBatches} micro-batches, bubble ${(r.bubbleFraction * 100).toFixed(1)}% idle`;
   return `<svg xmlns="http://www.w3.org/2000/svg" class="chart gantt" width="${W}" height="${stages * rowH + 18}" viewBox="0 0 ${W} ${stages * rowH + 18}" role="img" aria-label="${esc(label)}">${out.join('')}</svg>`;
 }

@@ -13,7 +13,11 @@ function seconds(s: number): string {
 function memoryBar(r: CostReport['stages'][number], width: number): string {
   const scale = width / Math.max(r.capacity, r.memory.total);
   const seg = (bytes: number, ch: string) => ch.repeat(Math.round(bytes * scale));
-  let bar = seg(r.memory.weights, '█') + seg(r.memory.gradients, '▓') + seg(r.memory.optimizer, '▒') + seg(r.memory.activations, '░');
+  let bar =
+    seg(r.memory.weights, '█') +
+    seg(r.memory.gradients, '▓') +
+    seg(r.memory.optimizer, '▒') +
+    seg(r.memory.activations, '░');
   const cap = Math.round(r.capacity * scale);
   if (bar.length < cap) bar += '·'.repeat(cap - bar.length);
   else if (bar.length > cap) bar = bar.slice(0, cap) + '!'.repeat(bar.length - cap);
@@ -25,10 +29,14 @@ export function formatEstimate(file: string, r: CostReport): string {
   const lines: string[] = [];
   lines.push(`${file}: ${r.mode} on ${r.gpus} × ${r.gpu}, ${human(r.parameters)} parameters`);
   if (r.mode === 'training') {
-    lines.push(`  iteration ${seconds(r.iterationSeconds)}   ${r.tflopsPerGpu.toFixed(1)} TFLOP/s per GPU   MFU ${(r.mfu * 100).toFixed(1)}%   pipeline bubble ${(r.bubbleFraction * 100).toFixed(1)}%   ${r.microBatches} micro-batches per pipeline`);
+    lines.push(
+      `  iteration ${seconds(r.iterationSeconds)}   ${r.tflopsPerGpu.toFixed(1)} TFLOP/s per GPU   MFU ${(r.mfu * 100).toFixed(1)}%   pipeline bubble ${(r.bubbleFraction * 100).toFixed(1)}%   ${r.microBatches} micro-batches per pipeline`,
+    );
   } else if (r.inference) {
     const i = r.inference;
-    lines.push(`  request batch ${seconds(r.iterationSeconds)}: prefill ${seconds(i.prefillSeconds)}, decode ${seconds(i.decodeSecondsPerToken)} per token, ${i.tokensPerSecond.toFixed(0)} tokens/s, KV cache ${(i.kvCacheBytes / GiB).toFixed(2)} GiB`);
+    lines.push(
+      `  request batch ${seconds(r.iterationSeconds)}: prefill ${seconds(i.prefillSeconds)}, decode ${seconds(i.decodeSecondsPerToken)} per token, ${i.tokensPerSecond.toFixed(0)} tokens/s, KV cache ${(i.kvCacheBytes / GiB).toFixed(2)} GiB`,
+    );
   }
   lines.push('', 'Memory per GPU   (█ weights ▓ gradients ▒ optimizer ░ activations · free)');
   const width = 40;
@@ -43,14 +51,24 @@ export function formatEstimate(file: string, r: CostReport): string {
   if (r.mode === 'training') {
     lines.push('', 'Time per stage (one iteration)');
     lines.push('  stage   compute      comm         idle');
-    for (const s of r.stages) lines.push(`  ${String(s.index).padStart(5)}   ${seconds(s.computeSeconds).padEnd(11)}  ${seconds(s.commSeconds).padEnd(11)}  ${seconds(s.idleSeconds)}`);
+    for (const s of r.stages) {
+      lines.push(
+        `  ${String(s.index).padStart(5)}   ${seconds(s.computeSeconds).padEnd(11)}  ${seconds(s.commSeconds).padEnd(11)}  ${seconds(s.idleSeconds)}`,
+      );
+    }
   }
   const c = r.communication;
   lines.push('', 'Communication per iteration (per GPU)');
   const via = (x: { link?: string }) => (x.link && x.link !== 'none' ? `  over ${x.link}` : '');
-  lines.push(`  tensor parallel  ${human(c.tensor.bytes, 'B').padStart(8)}  ${seconds(c.tensor.seconds).padEnd(11)}${via(c.tensor)}`);
-  lines.push(`  pipeline         ${human(c.pipeline.bytes, 'B').padStart(8)}  ${seconds(c.pipeline.seconds).padEnd(11)}${via(c.pipeline)}`);
-  lines.push(`  data parallel    ${human(c.data.bytes, 'B').padStart(8)}  ${seconds(c.data.seconds).padEnd(11)}${via(c.data)} (exposed)`);
+  lines.push(
+    `  tensor parallel  ${human(c.tensor.bytes, 'B').padStart(8)}  ${seconds(c.tensor.seconds).padEnd(11)}${via(c.tensor)}`,
+  );
+  lines.push(
+    `  pipeline         ${human(c.pipeline.bytes, 'B').padStart(8)}  ${seconds(c.pipeline.seconds).padEnd(11)}${via(c.pipeline)}`,
+  );
+  lines.push(
+    `  data parallel    ${human(c.data.bytes, 'B').padStart(8)}  ${seconds(c.data.seconds).padEnd(11)}${via(c.data)} (exposed)`,
+  );
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   return lines.join('\n') + '\n';
 }

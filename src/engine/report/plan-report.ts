@@ -23,21 +23,53 @@ function rows(r: CostReport): { summary: [string, string][]; stages: string[][];
     ['peak memory per GPU', `${gib(peak)} GiB of ${gib(r.stages[0]?.capacity ?? 0)} GiB`],
     ['parameters', r.parameters.toLocaleString('en-US')],
   ];
-  const stages = r.stages.map((s) => [String(s.index), s.layers, ...MEMORY_PARTS.map((p) => gib(s.memory[p])), gib(s.memory.total), gib(s.capacity), secs(s.computeSeconds), secs(s.commSeconds), secs(s.idleSeconds)]);
-  const comm = (['data', 'tensor', 'pipeline'] as const).map((k) => [k, r.communication[k].link ?? '', `${gib(r.communication[k].bytes)} GiB`, secs(r.communication[k].seconds)]);
+  const stages = r.stages.map((s) => [
+    String(s.index),
+    s.layers,
+    ...MEMORY_PARTS.map((p) => gib(s.memory[p])),
+    gib(s.memory.total),
+    gib(s.capacity),
+    secs(s.computeSeconds),
+    secs(s.commSeconds),
+    secs(s.idleSeconds),
+  ]);
+  const comm = (['data', 'tensor', 'pipeline'] as const).map((k) => [
+    k,
+    r.communication[k].link ?? '',
+    `${gib(r.communication[k].bytes)} GiB`,
+    secs(r.communication[k].seconds),
+  ]);
   return { summary, stages, comm };
 }
 
 function inferenceRows(r: CostReport): string[][] {
   const i = r.inference!;
-  return [['prefill', secs(i.prefillSeconds)], ['decode per token', secs(i.decodeSecondsPerToken)], ['tokens per second', i.tokensPerSecond.toFixed(0)], ['KV cache per GPU', `${gib(i.kvCacheBytes)} GiB`]];
+  return [
+    ['prefill', secs(i.prefillSeconds)],
+    ['decode per token', secs(i.decodeSecondsPerToken)],
+    ['tokens per second', i.tokensPerSecond.toFixed(0)],
+    ['KV cache per GPU', `${gib(i.kvCacheBytes)} GiB`],
+  ];
 }
 
-const STAGE_HEAD = ['stage', 'layers', 'weights GiB', 'gradients GiB', 'optimizer GiB', 'activations GiB', 'total GiB', 'capacity GiB', 'compute', 'communication', 'idle'];
+const STAGE_HEAD = [
+  'stage',
+  'layers',
+  'weights GiB',
+  'gradients GiB',
+  'optimizer GiB',
+  'activations GiB',
+  'total GiB',
+  'capacity GiB',
+  'compute',
+  'communication',
+  'idle',
+];
 
 export function planReportHtml(title: string, r: CostReport): string {
   const { summary, stages, comm } = rows(r);
-  const table = (head: string[], body: string[][]) => `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${body.map((row) => `<tr>${row.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
+  const table = (head: string[], body: string[][]) =>
+    `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${body.map((row) => `<tr>${row.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="UTF-8"><title>${esc(title)} — Layerplan report</title>
 <style>body { font: 14px system-ui, sans-serif; margin: 24px; color: #222; } table { border-collapse: collapse; margin: 8px 0 16px; } td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; } th { background: #f3f3f3; } .chart { max-width: 640px; display: block; }${CHART_CSS}</style></head>
@@ -53,9 +85,18 @@ ${r.warnings.length ? `<h2>Warnings</h2><ul>${r.warnings.map((w) => `<li>${esc(w
 }
 
 /** Markdown with the two charts as image links (the caller writes `<base>-memory.svg` and `<base>-schedule.svg`). */
-export function planReportMarkdown(title: string, r: CostReport, base: string): { markdown: string; files: Record<string, string> } {
+export function planReportMarkdown(
+  title: string,
+  r: CostReport,
+  base: string,
+): { markdown: string; files: Record<string, string> } {
   const { summary, stages, comm } = rows(r);
-  const table = (head: string[], body: string[][]) => [`| ${head.join(' | ')} |`, `|${head.map(() => ' --- ').join('|')}|`, ...body.map((row) => `| ${row.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`)].join('\n');
+  const table = (head: string[], body: string[][]) =>
+    [
+      `| ${head.join(' | ')} |`,
+      `|${head.map(() => ' --- ').join('|')}|`,
+      ...body.map((row) => `| ${row.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`),
+    ].join('\n');
   const style = (svg: string) => svg.replace('>', `><style>${CHART_CSS}</style>`);
   const markdown = `# ${title}
 
@@ -65,13 +106,17 @@ ${table(['', ''], summary)}
 
 ![memory per GPU](${base}-memory.svg)
 
-${r.inference ? `## Inference
+${
+  r.inference
+    ? `## Inference
 
 ${table(['', ''], inferenceRows(r))}
-` : `## Pipeline schedule
+`
+    : `## Pipeline schedule
 
 ![pipeline schedule](${base}-schedule.svg)
-`}
+`
+}
 ## Stages
 
 ${table(STAGE_HEAD, stages)}

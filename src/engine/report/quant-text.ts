@@ -6,9 +6,15 @@ const db = (v: number | null) => (v === null ? 'exact' : `${v.toFixed(1)} dB`);
 
 /** The terminal report of `layerplan quant`: the per-format summary, then the worst tensors per format. */
 export function formatQuant(file: string, r: QuantReport): string {
-  const lines = [`${file}: ${r.tensors.length} weight tensors, ${r.summary[0]?.parameters ?? 0} parameters`, '', 'format            bits/weight   size        SQNR (parameter-weighted)'];
+  const lines = [
+    `${file}: ${r.tensors.length} weight tensors, ${r.summary[0]?.parameters ?? 0} parameters`,
+    '',
+    'format            bits/weight   size        SQNR (parameter-weighted)',
+  ];
   for (const s of [...r.summary].sort((a, b) => a.bitsPerWeight - b.bitsPerWeight)) {
-    lines.push(`  ${s.format.padEnd(16)} ${s.bitsPerWeight.toFixed(3).padStart(8)}   ${bytesHuman(s.bytes).padStart(10)}   ${db(s.sqnrDb).padStart(9)}`);
+    lines.push(
+      `  ${s.format.padEnd(16)} ${s.bitsPerWeight.toFixed(3).padStart(8)}   ${bytesHuman(s.bytes).padStart(10)}   ${db(s.sqnrDb).padStart(9)}`,
+    );
   }
   if (r.tensors.length) {
     lines.push('', 'Lowest SQNR per format');
@@ -26,17 +32,34 @@ export function formatQuant(file: string, r: QuantReport): string {
 }
 
 /** Activation calibration: 8-bit SQNR per layer and observer. */
-export function formatActivations(a: { generatedInputs: boolean; batches: number; bindings: Record<string, number>; layers: { name: string; sqnrDb: Record<ObserverName, number | null> }[] }): string {
+export function formatActivations(a: {
+  generatedInputs: boolean;
+  batches: number;
+  bindings: Record<string, number>;
+  layers: { name: string; sqnrDb: Record<ObserverName, number | null> }[];
+}): string {
   const observers = Object.keys(a.layers[0]?.sqnrDb ?? {}) as ObserverName[];
-  const lines = ['', `Activations, 8-bit, SQNR per layer (${a.batches} batches of ${a.generatedInputs ? 'inputs generated from the declared shapes' : 'your inputs'}, ${Object.entries(a.bindings).map(([k, v]) => `${k}=${v}`).join(', ')})`];
+  const lines = [
+    '',
+    `Activations, 8-bit, SQNR per layer (${a.batches} batches of ${a.generatedInputs ? 'inputs generated from the declared shapes' : 'your inputs'}, ${Object.entries(
+      a.bindings,
+    )
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ')})`,
+  ];
   lines.push('  ' + 'layer'.padEnd(24) + observers.map((o) => o.padStart(11)).join(''));
-  for (const l of a.layers) lines.push('  ' + l.name.padEnd(24) + observers.map((o) => db(l.sqnrDb[o]).padStart(11)).join(''));
+  for (const l of a.layers) {
+    lines.push('  ' + l.name.padEnd(24) + observers.map((o) => db(l.sqnrDb[o]).padStart(11)).join(''));
+  }
   return lines.join('\n') + '\n';
 }
 
 /** A plan's mixed-precision assignment: bytes and the estimated output error. */
 export function formatAssignment(plan: string, a: AssignmentReport): string {
-  const lines = ['', `Assignment from ${plan}: ${bytesHuman(a.weightBytes)} of weights (${bytesHuman(a.defaultBytes)} at the default precision), estimated output SQNR ${db(a.outputSqnrDb)}`];
+  const lines = [
+    '',
+    `Assignment from ${plan}: ${bytesHuman(a.weightBytes)} of weights (${bytesHuman(a.defaultBytes)} at the default precision), estimated output SQNR ${db(a.outputSqnrDb)}`,
+  ];
   for (const l of a.layers) lines.push(`  ${l.name.padEnd(24)} ${l.format.padEnd(14)} ${db(l.sqnrDb).padStart(9)}`);
   return lines.join('\n') + '\n';
 }

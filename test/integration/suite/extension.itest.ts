@@ -13,7 +13,10 @@ import { spawnSync } from 'child_process';
 let launcher: string | undefined;
 function cli(args: string[]): ReturnType<typeof spawnSync> & { stdout: string; stderr: string } {
   assert.ok(launcher, 'the command line is installed');
-  return spawnSync(launcher, args, { encoding: 'utf8' }) as ReturnType<typeof spawnSync> & { stdout: string; stderr: string };
+  return spawnSync(launcher, args, { encoding: 'utf8' }) as ReturnType<typeof spawnSync> & {
+    stdout: string;
+    stderr: string;
+  };
 }
 
 describe('Layerplan in a real VS Code', () => {
@@ -23,8 +26,14 @@ describe('Layerplan in a real VS Code', () => {
     // What users install: the packaged VSIX in the extensions folder, not this repository's source folder.
     const repo = path.join(vscode.workspace.workspaceFolders![0].uri.fsPath, '..');
     assert.notStrictEqual(path.resolve(ext.extensionPath), path.resolve(repo), 'the extension runs from its VSIX');
-    assert.ok(!fs.existsSync(path.join(ext.extensionPath, 'src')), `${ext.extensionPath} holds only what the VSIX ships`);
-    assert.ok(fs.existsSync(path.join(ext.extensionPath, 'dist', 'node_modules', 'onnxruntime-node')), 'the platform VSIX carries onnxruntime-node');
+    assert.ok(
+      !fs.existsSync(path.join(ext.extensionPath, 'src')),
+      `${ext.extensionPath} holds only what the VSIX ships`,
+    );
+    assert.ok(
+      fs.existsSync(path.join(ext.extensionPath, 'dist', 'node_modules', 'onnxruntime-node')),
+      'the platform VSIX carries onnxruntime-node',
+    );
     await ext.activate();
     assert.ok(ext.isActive);
     const commands = await vscode.commands.getCommands(true);
@@ -48,17 +57,23 @@ describe('Layerplan in a real VS Code', () => {
     const folder = vscode.workspace.workspaceFolders?.[0];
     assert.ok(folder, 'the examples workspace is open');
     const uri = vscode.Uri.file(path.join(folder.uri.fsPath, 'gpt2-tiny.onnx'));
-    const report = (await vscode.commands.executeCommand('layerplan.inspectModel', uri)) as { nodes: number; parameters: number } | undefined;
+    const report = (await vscode.commands.executeCommand('layerplan.inspectModel', uri)) as
+      { nodes: number; parameters: number } | undefined;
     assert.ok(report, 'the command returns its report');
     assert.strictEqual(report.nodes, 249);
     assert.strictEqual(report.parameters, 137033);
   });
 });
 
-async function renderedFor(uri: vscode.Uri, timeoutMs = 45000): Promise<{ boxes: number; layers: number; nodes: number; textNames: string[] }> {
+async function renderedFor(
+  uri: vscode.Uri,
+  timeoutMs = 45000,
+): Promise<{ boxes: number; layers: number; nodes: number; textNames: string[] }> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
-    const r = await vscode.commands.executeCommand<{ boxes: number; layers: number; nodes: number; textNames: string[] } | undefined>('layerplan.renderedBoxes', uri);
+    const r = await vscode.commands.executeCommand<
+      { boxes: number; layers: number; nodes: number; textNames: string[] } | undefined
+    >('layerplan.renderedBoxes', uri);
     if (r) return r;
     await new Promise((res) => setTimeout(res, 200));
   }
@@ -69,11 +84,16 @@ describe('the model graph editor', () => {
   it('shows node names as text: a node named <img src=x onerror=…> runs nothing', async () => {
     const evil = '<img src=x onerror=alert(1)>';
     const bytes = onnx.ModelProto.encode({
-      irVersion: 8, producerName: 'xss-test', opsetImport: [{ domain: '', version: 17 }],
+      irVersion: 8,
+      producerName: 'xss-test',
+      opsetImport: [{ domain: '', version: 17 }],
       graph: {
-        name: 'g', node: [{ opType: 'MatMul', input: ['x', 'w'], output: ['y'], name: evil }],
+        name: 'g',
+        node: [{ opType: 'MatMul', input: ['x', 'w'], output: ['y'], name: evil }],
         initializer: [{ name: 'w', dims: [2, 2], dataType: 1, floatData: [1, 2, 3, 4] }],
-        input: [{ name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }, { dimValue: 2 }] } } } }],
+        input: [
+          { name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }, { dimValue: 2 }] } } } },
+        ],
         output: [{ name: 'y', type: { tensorType: { elemType: 1 } } }],
       },
     }).finish();
@@ -120,8 +140,14 @@ describe('the graph view follows its file', () => {
     assert.notStrictEqual(layers, 7, 'the view reloaded the changed file');
     fs.rmSync(file);
     const closeBy = Date.now() + 30000;
-    while (Date.now() < closeBy && (await vscode.commands.executeCommand('layerplan.renderedBoxes', uri))) await new Promise((r) => setTimeout(r, 300));
-    assert.strictEqual(await vscode.commands.executeCommand('layerplan.renderedBoxes', uri), undefined, 'the view closed when its file was deleted');
+    while (Date.now() < closeBy && (await vscode.commands.executeCommand('layerplan.renderedBoxes', uri))) {
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.strictEqual(
+      await vscode.commands.executeCommand('layerplan.renderedBoxes', uri),
+      undefined,
+      'the view closed when its file was deleted',
+    );
   });
 });
 
@@ -149,7 +175,8 @@ describe('the side panel', () => {
 describe('inline diagnostics', () => {
   it('marks an unknown GPU in a plan file at its exact range, as layerplan check does', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-diag-'));
-    const text = '{\n  "model": {"arch": "gpt", "layers": 2, "hidden": 64, "heads": 4, "vocab": 100},\n  "cluster": {"gpu": "b300", "gpusPerNode": 1},\n  "training": {"globalBatch": 1, "microBatch": 1}\n}\n';
+    const text =
+      '{\n  "model": {"arch": "gpt", "layers": 2, "hidden": 64, "heads": 4, "vocab": 100},\n  "cluster": {"gpu": "b300", "gpusPerNode": 1},\n  "training": {"globalBatch": 1, "microBatch": 1}\n}\n';
     const file = path.join(dir, 'x.plan.json');
     fs.writeFileSync(file, text);
     const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(file));
@@ -177,12 +204,20 @@ describe('verifying a quantized layer in the webview (WebGPU in Chromium)', () =
     const uri = vscode.Uri.file(path.join(folder.uri.fsPath, 'gpt2-tiny.onnx'));
     const tensor = 'onnx::MatMul_304';
     const report = await vscode.commands.executeCommand<{
-      device: string; fallback?: string; pass: boolean; format: string;
+      device: string;
+      fallback?: string;
+      pass: boolean;
+      format: string;
       kernelVsReference: { ran: boolean; pass: boolean; maxAbsError: number };
-      outputError: { sqnrDb: number }; predicted: { sqnrDb: number };
+      outputError: { sqnrDb: number };
+      predicted: { sqnrDb: number };
     }>('layerplan.verifyLayer', uri, tensor, 'q4_k');
     assert.ok(report, 'the command returns its report');
-    assert.strictEqual(report.fallback, undefined, `a WebGPU adapter in the webview: ${report.device} ${report.fallback ?? ''}`);
+    assert.strictEqual(
+      report.fallback,
+      undefined,
+      `a WebGPU adapter in the webview: ${report.device} ${report.fallback ?? ''}`,
+    );
     assert.match(report.device, /\(webview\)$/);
     assert.ok(report.kernelVsReference.ran && report.kernelVsReference.pass, JSON.stringify(report.kernelVsReference));
     assert.ok(report.pass, JSON.stringify(report));
@@ -192,7 +227,10 @@ describe('verifying a quantized layer in the webview (WebGPU in Chromium)', () =
     const j = JSON.parse(fromCli.stdout);
     assert.strictEqual(j.outcome, 'pass', `Dawn inside the VSIX ran the kernel: ${j.device}`);
     assert.strictEqual(j.predicted.sqnrDb, report.predicted.sqnrDb);
-    assert.ok(Math.abs(j.outputError.sqnrDb - report.outputError.sqnrDb) < 0.01, `webview ${report.outputError.sqnrDb} dB vs CLI ${j.outputError.sqnrDb} dB`);
+    assert.ok(
+      Math.abs(j.outputError.sqnrDb - report.outputError.sqnrDb) < 0.01,
+      `webview ${report.outputError.sqnrDb} dB vs CLI ${j.outputError.sqnrDb} dB`,
+    );
     // What the graph view shows.
     const until = Date.now() + 20000;
     let shown: string | undefined;
@@ -207,9 +245,17 @@ describe('verifying a quantized layer in the webview (WebGPU in Chromium)', () =
     for (let s = 0; s < 2; s++) {
       fs.mkdirSync(path.join(samples, `test_data_set_${s}`));
       const ids = Array.from({ length: 16 }, (_, i) => (i * 37 + s * 11) % 256);
-      fs.writeFileSync(path.join(samples, `test_data_set_${s}`, 'input_0.pb'), onnx.TensorProto.encode({ name: 'input_ids', dims: [1, 16], dataType: 7, int64Data: ids }).finish());
+      fs.writeFileSync(
+        path.join(samples, `test_data_set_${s}`, 'input_0.pb'),
+        onnx.TensorProto.encode({ name: 'input_ids', dims: [1, 16], dataType: 7, int64Data: ids }).finish(),
+      );
     }
-    const calibrated = await vscode.commands.executeCommand<{ inputs: string; pass: boolean; fallback?: string; predicted: { source: string } }>('layerplan.verifyLayer', uri, tensor, 'q4_k', undefined, samples);
+    const calibrated = await vscode.commands.executeCommand<{
+      inputs: string;
+      pass: boolean;
+      fallback?: string;
+      predicted: { source: string };
+    }>('layerplan.verifyLayer', uri, tensor, 'q4_k', undefined, samples);
     assert.ok(calibrated, 'the command returns its report');
     assert.match(calibrated.inputs, /^calibration: 32 rows of/);
     assert.match(calibrated.predicted.source, /mean square per channel/);
@@ -222,7 +268,15 @@ describe('verifying a quantized layer in the webview (WebGPU in Chromium)', () =
 
 /** Real clicks inside a webview, performed by the harness (playwright); resolves when they are done. */
 let uiSeq = 0;
-async function ui(actions: { click?: string; modifiers?: ('Shift' | 'Control')[]; fill?: [string, string]; press?: [string, string]; drag?: [string, string] }[]): Promise<void> {
+async function ui(
+  actions: {
+    click?: string;
+    modifiers?: ('Shift' | 'Control')[];
+    fill?: [string, string];
+    press?: [string, string];
+    drag?: [string, string];
+  }[],
+): Promise<void> {
   const dir = process.env.LAYERPLAN_UI_DIR;
   assert.ok(dir, 'the harness passes LAYERPLAN_UI_DIR');
   const id = `ui${++uiSeq}`;
@@ -256,7 +310,10 @@ describe('the planner', () => {
     const planUri = (await vscode.commands.executeCommand<vscode.Uri>('layerplan.newPlan', modelUri))!;
     assert.strictEqual(planUri.fsPath, path.join(dir, 'tiny.plan.json'));
     const first = await until('the planner shows an estimate', async () => {
-      const s = await vscode.commands.executeCommand<{ summary: string; stages: string[]; ms: number }>('layerplan.plannerShown', modelUri);
+      const s = await vscode.commands.executeCommand<{ summary: string; stages: string[]; ms: number }>(
+        'layerplan.plannerShown',
+        modelUri,
+      );
       return s && /GiB per GPU/.test(s.summary) ? s : undefined;
     });
     assert.deepStrictEqual(first.stages, ['0-6'], 'one stage holds the 7 layers at first');
@@ -284,15 +341,27 @@ describe('the planner', () => {
     ]);
     // Done when the planner shows it with no edit still on its way (so the file cannot be passing through it).
     const settled = async (stages: string[]) => {
-      const s = await vscode.commands.executeCommand<{ stages: string[]; pending: number }>('layerplan.plannerShown', modelUri);
+      const s = await vscode.commands.executeCommand<{ stages: string[]; pending: number }>(
+        'layerplan.plannerShown',
+        modelUri,
+      );
       return s?.pending === 0 && JSON.stringify(s.stages) === JSON.stringify(stages);
     };
-    await until('the boundary moved back', async () => /"0-3"[\s\S]*"4-6"/.test(read()) && (await settled(['0-3', '4-6'])));
+    await until(
+      'the boundary moved back',
+      async () => /"0-3"[\s\S]*"4-6"/.test(read()) && (await settled(['0-3', '4-6'])),
+    );
     // Ctrl+Z in the planner takes its last edit back (the boundary's last move, down), Ctrl+Shift+Z redoes it.
     await ui([{ press: ['.planner tr[data-i="2"]', 'Control+z'] }]);
-    await until('undo from the planner', async () => /"0-2"[\s\S]*"3-6"/.test(read()) && (await settled(['0-2', '3-6'])));
+    await until(
+      'undo from the planner',
+      async () => /"0-2"[\s\S]*"3-6"/.test(read()) && (await settled(['0-2', '3-6'])),
+    );
     await ui([{ press: ['.planner tr[data-i="2"]', 'Control+Shift+z'] }]);
-    await until('redo from the planner', async () => /"0-3"[\s\S]*"4-6"/.test(read()) && (await settled(['0-3', '4-6'])));
+    await until(
+      'redo from the planner',
+      async () => /"0-3"[\s\S]*"4-6"/.test(read()) && (await settled(['0-3', '4-6'])),
+    );
     // The form: a global batch of 128 typed into its field.
     await ui([{ fill: ['#f-training-globalBatch input', '128'] }, { press: ['#f-training-globalBatch input', 'Tab'] }]);
     await until('the form edit reaches the plan file', () => /"globalBatch": 128/.test(read()));
@@ -303,15 +372,27 @@ describe('the planner', () => {
     assert.deepStrictEqual(plan.precision.rules, [{ match: 'h.*', format: 'int4-g128' }]);
     // 8 GPUs but data 8 × tensor 1 × pipeline 2 = 16: the Problems panel says so, as layerplan check does.
     const checkedOut = cli(['check', planUri.fsPath, '--json']);
-    const checked = (JSON.parse(checkedOut.stdout).diagnostics as { severity: string; message: string; range: { start: { line: number; character: number } } }[]).filter((x) => x.severity === 'error');
+    const checked = (
+      JSON.parse(checkedOut.stdout).diagnostics as {
+        severity: string;
+        message: string;
+        range: { start: { line: number; character: number } };
+      }[]
+    ).filter((x) => x.severity === 'error');
     assert.ok(checked.length > 0);
     // The editor re-checks after each change of the file: wait for it to show what layerplan check says of the file as it is now.
-    const shows = (d: vscode.Diagnostic, c: (typeof checked)[number]) => d.message === c.message && d.range.start.line === c.range.start.line && d.range.start.character === c.range.start.character;
+    const shows = (d: vscode.Diagnostic, c: (typeof checked)[number]) =>
+      d.message === c.message &&
+      d.range.start.line === c.range.start.line &&
+      d.range.start.character === c.range.start.character;
     const diags = await until('the Problems panel shows the errors layerplan check prints', () => {
       const d = vscode.languages.getDiagnostics(planUri).filter((x) => x.severity === vscode.DiagnosticSeverity.Error);
       return checked.every((c) => d.some((x) => shows(x, c))) && d.length === checked.length ? d : undefined;
     });
-    assert.ok(diags.some((d) => /GPU|product|16/.test(d.message)), diags.map((d) => d.message).join(' | '));
+    assert.ok(
+      diags.some((d) => /GPU|product|16/.test(d.message)),
+      diags.map((d) => d.message).join(' | '),
+    );
     // A hand edit (two nodes → 16 GPUs) updates the planner: the error goes, the estimate follows.
     const doc = await vscode.workspace.openTextDocument(planUri);
     const text = doc.getText();
@@ -321,11 +402,20 @@ describe('the planner', () => {
     await vscode.workspace.applyEdit(edit);
     await doc.save();
     const after = await until('the planner follows the hand edit', async () => {
-      const s = await vscode.commands.executeCommand<{ summary: string; stages: string[] }>('layerplan.plannerShown', modelUri);
+      const s = await vscode.commands.executeCommand<{ summary: string; stages: string[] }>(
+        'layerplan.plannerShown',
+        modelUri,
+      );
       return s && /16 ×/.test(s.summary) ? s : undefined;
     });
     assert.deepStrictEqual(after.stages, ['0-3', '4-6']);
-    await until('the degree error clears', () => !vscode.languages.getDiagnostics(planUri).some((d) => /16/.test(d.message) && d.severity === vscode.DiagnosticSeverity.Error) || undefined);
+    await until(
+      'the degree error clears',
+      () =>
+        !vscode.languages
+          .getDiagnostics(planUri)
+          .some((d) => /16/.test(d.message) && d.severity === vscode.DiagnosticSeverity.Error) || undefined,
+    );
     // Undo in the plan's editor takes the hand edit back.
     await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false });
     await vscode.commands.executeCommand('undo');
@@ -344,8 +434,14 @@ describe('the planner', () => {
     const html = fs.readFileSync(report!.fsPath, 'utf8');
     assert.match(html, /<svg[^>]*class="chart memory"/);
     assert.match(html, /<svg[^>]*class="chart gantt"/);
-    const memory = await vscode.commands.executeCommand<{ index: number; layers: string }[]>('layerplan.showMemoryBreakdown', planUri);
-    assert.deepStrictEqual(memory?.map((s) => s.layers), ['0-3', '4-6']);
+    const memory = await vscode.commands.executeCommand<{ index: number; layers: string }[]>(
+      'layerplan.showMemoryBreakdown',
+      planUri,
+    );
+    assert.deepStrictEqual(
+      memory?.map((s) => s.layers),
+      ['0-3', '4-6'],
+    );
     await new Promise((res) => setTimeout(res, 1500));
     console.log('[layerplan-screenshot] planner');
     await new Promise((res) => setTimeout(res, 1500));
@@ -381,20 +477,40 @@ describe('quick fixes', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-fix-'));
     fs.copyFileSync(path.join(folder.uri.fsPath, 'gpt2-tiny.onnx'), path.join(dir, 'm.onnx'));
     const file = path.join(dir, 'm.plan.json');
-    fs.writeFileSync(file, JSON.stringify({
-      model: 'm.onnx', cluster: { gpu: 'l4', gpusPerNode: 2, nodes: 1 }, training: { globalBatch: 32, microBatch: 4, seqLen: 64 },
-      parallel: { data: 1, tensor: 1, pipeline: 2 }, stages: [{ layers: '0-2' }, { layers: '2-5' }],
-    }, null, 2));
+    fs.writeFileSync(
+      file,
+      JSON.stringify(
+        {
+          model: 'm.onnx',
+          cluster: { gpu: 'l4', gpusPerNode: 2, nodes: 1 },
+          training: { globalBatch: 32, microBatch: 4, seqLen: 64 },
+          parallel: { data: 1, tensor: 1, pipeline: 2 },
+          stages: [{ layers: '0-2' }, { layers: '2-5' }],
+        },
+        null,
+        2,
+      ),
+    );
     const uri = vscode.Uri.file(file);
     const doc = await vscode.workspace.openTextDocument(uri);
     await vscode.window.showTextDocument(doc);
-    const diag = await until('the stage diagnostic', () => vscode.languages.getDiagnostics(uri).find((d) => /already assigned/.test(d.message)));
-    const actions = await vscode.commands.executeCommand<vscode.CodeAction[]>('vscode.executeCodeActionProvider', uri, diag.range, vscode.CodeActionKind.QuickFix.value);
+    const diag = await until('the stage diagnostic', () =>
+      vscode.languages.getDiagnostics(uri).find((d) => /already assigned/.test(d.message)),
+    );
+    const actions = await vscode.commands.executeCommand<vscode.CodeAction[]>(
+      'vscode.executeCodeActionProvider',
+      uri,
+      diag.range,
+      vscode.CodeActionKind.QuickFix.value,
+    );
     const fix = actions.find((a) => /^Rebalance stages evenly/.test(a.title));
     assert.ok(fix?.edit, `quick fixes: ${actions.map((a) => a.title).join(', ')}`);
     assert.ok(await vscode.workspace.applyEdit(fix.edit));
     assert.match(doc.getText(), /"0-3"[\s\S]*"4-6"/);
-    await until('the stage problems clear', () => !vscode.languages.getDiagnostics(uri).some((d) => /stage|assigned/.test(d.message)) || undefined);
+    await until(
+      'the stage problems clear',
+      () => !vscode.languages.getDiagnostics(uri).some((d) => /stage|assigned/.test(d.message)) || undefined,
+    );
     await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
   });
 });

@@ -4,7 +4,8 @@ import * as path from 'path';
 import { format } from 'util';
 
 // The browser's console prints printf-style arguments unexpanded: hand it finished lines.
-(Mocha.reporters.Base as unknown as { consoleLog: (...a: unknown[]) => void }).consoleLog = (...a: unknown[]) => console.log(format(...a));
+(Mocha.reporters.Base as unknown as { consoleLog: (...a: unknown[]) => void }).consoleLog = (...a: unknown[]) =>
+  console.log(format(...a));
 
 /** Entry point VS Code's extension host calls with extensionTestsPath: runs every *.itest.js here under mocha. */
 export function run(): Promise<void> {

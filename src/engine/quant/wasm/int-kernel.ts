@@ -14,7 +14,18 @@ interface WasmMemory {
 interface Kernels {
   memory: WasmMemory;
   group_range(x: number, n: number, block: number, outA: number, outB: number, asym: number): void;
-  quant_error(x: number, y: number, n: number, block: number, scales: number, invs: number, zeros: number, qmin: number, qmax: number, out: number): void;
+  quant_error(
+    x: number,
+    y: number,
+    n: number,
+    block: number,
+    scales: number,
+    invs: number,
+    zeros: number,
+    qmin: number,
+    qmax: number,
+    out: number,
+  ): void;
   metrics(x: number, y: number, n: number, out: number): void;
 }
 
@@ -22,7 +33,13 @@ interface Kernels {
  * The kernel memory layout for a tensor of n floats: x at 0, the per-group arrays, the 5 result
  * sums, then a y buffer the JS quantizers can write into directly (so metrics need no copy).
  */
-export function kernelLayout(n: number): { xOff: number; groupsOff: number; outOff: number; yOff: number; bytes: number } {
+export function kernelLayout(n: number): {
+  xOff: number;
+  groupsOff: number;
+  outOff: number;
+  yOff: number;
+  bytes: number;
+} {
   const groupsOff = n * 4;
   const outOff = Math.ceil((groupsOff + 5 * 4 * Math.ceil(n / 4)) / 16) * 16;
   const yOff = outOff + 64;
