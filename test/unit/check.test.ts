@@ -117,9 +117,27 @@ describe('layerplan check', () => {
 
 describe('the plan JSON Schema (contributed to VS Code for completion and hover)', () => {
   const schema = JSON.parse(fs.readFileSync(path.join(REPO, 'schemas', 'plan.schema.json'), 'utf8'));
-  it('lists exactly the catalog GPUs', async () => {
-    const { GPUS } = await import('../../src/engine/hardware/catalog.js');
-    assert.deepStrictEqual([...schema.properties.cluster.properties.gpu.enum].sort(), GPUS.map((g) => g.id).sort());
+  it('offers every catalog GPU and alias, each of which the estimate resolves (the schema rejects none of them)', async () => {
+    const { GPUS, GPU_NAMES, findGpu } = await import('../../src/engine/hardware/catalog.js');
+    const gpu = schema.properties.cluster.properties.gpu;
+    assert.strictEqual(
+      gpu.enum,
+      undefined,
+      'a GPU is any string the catalog resolves, so aliases like "h100" are not rejected',
+    );
+    assert.deepStrictEqual([...gpu.examples].sort(), [...GPU_NAMES].sort());
+    for (const g of GPUS) assert.ok(gpu.examples.includes(g.id), g.id);
+    for (const name of gpu.examples) assert.ok(findGpu(name), `${name} resolves`);
+    assert.strictEqual(findGpu('h100')?.id, 'h100-sxm');
+  });
+  it('is generated from the field table validatePlan checks', async () => {
+    const { PLAN_FIELDS } = await import('../../src/engine/plan/plan.js');
+    const { toJsonSchema } = await import('../../src/engine/plan/fields.js');
+    assert.deepStrictEqual(schema, {
+      $schema: 'http://json-schema.org/draft-07/schema#',
+      title: 'Layerplan plan',
+      ...toJsonSchema(PLAN_FIELDS),
+    });
   });
   it('names only formats the engine parses, and describes every example plan field', async () => {
     const { parseFormat } = await import('../../src/engine/quant/formats.js');

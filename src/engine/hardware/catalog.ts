@@ -210,6 +210,9 @@ const ALIASES: Record<string, string> = {
   l40: 'l40s',
 };
 
+/** Every name findGpu accepts: catalog ids, then aliases (the plan schema offers them all). */
+export const GPU_NAMES: readonly string[] = [...GPUS.map((g) => g.id), ...Object.keys(ALIASES)];
+
 export function findGpu(id: string): GpuSpec | undefined {
   const key = id.toLowerCase().trim();
   return GPUS.find((g) => g.id === key) ?? GPUS.find((g) => g.id === ALIASES[key]);

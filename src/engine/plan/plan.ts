@@ -5,11 +5,12 @@ import {
   type ParseError,
   printParseErrorCode,
 } from 'jsonc-parser';
-import { GPUS, closest, findGpu } from '../hardware/catalog';
+import { GPUS, GPU_NAMES, closest, findGpu } from '../hardware/catalog';
 import type { PlanEdit } from './edits';
+import { checkField, planFields, type FieldProblem } from './fields';
 import { FORMAT_NAMES, parseFormat } from '../quant/formats';
 
-/** A transformer described by its shape, for planning models that do not exist yet. */
+/** A transformer described by its shape, for planning models that do not exist yet (fields.ts documents each). */
 export interface ArchSpec {
   arch: 'gpt' | 'llama';
   layers: number;
@@ -20,6 +21,11 @@ export interface ArchSpec {
   vocab: number;
   seqLen?: number;
   tiedEmbeddings?: boolean;
+  /** Mixture of experts: experts per MoE layer, experts per token (top-k), each expert's MLP size. */
+  experts?: number;
+  expertsPerToken?: number;
+  expertFfn?: number;
+  capacityFactor?: number;
 }
 
 export interface LinkOverride {
@@ -27,12 +33,24 @@ export interface LinkOverride {
   latencyUs?: number;
 }
 
+export type Framework = 'megatron-lm-2021' | 'megatron-core' | 'nemo' | 'deepspeed' | 'fsdp' | 'torchtitan';
+
+/** A device of a heterogeneous (inference) plan: a GPU or Apple chip by catalog id, or a CPU's DRAM. */
+export interface DeviceRef {
+  gpu?: string;
+  cpu?: string;
+  memoryGB?: number;
+}
+
+/** A plan file (DESIGN.md); fields.ts declares every field with its range and meaning. */
 export interface Plan {
   model: string | ArchSpec;
   cluster: {
     gpu: string;
     gpusPerNode?: number;
     nodes?: number;
+    maxGpus?: number;
+    pricePerGpuHour?: number;
     intraNode?: LinkOverride;
     interNode?: LinkOverride;
     memoryGB?: number;
@@ -42,24 +60,48 @@ export interface Plan {
     microBatch: number;
     seqLen?: number;
     dtype?: 'fp16' | 'bf16' | 'fp32' | 'fp8';
+    fp8Recipe?: 'delayed' | 'current' | 'blockwise';
     optimizer?: 'adam' | 'adamw' | 'sgd';
     recompute?: 'none' | 'selective' | 'full';
+    framework?: Framework;
     /** Overlap the data-parallel gradient all-reduce with the backward pass. */
     overlapGradReduce?: boolean;
     dropout?: boolean;
   };
-  inference?: { batch: number; promptLen: number; genLen: number; dtype?: string };
+  inference?: {
+    batch: number;
+    promptLen: number;
+    genLen: number;
+    contextLen?: number;
+    kvCache?: string;
+    runtime?: 'llama.cpp' | 'vllm' | 'accelerate';
+    runtimeVersion?: string;
+    flashAttention?: boolean;
+    gpuLayers?: number;
+    tensorSplit?: number[];
+    gpuMemoryUtilization?: number;
+    dtype?: string;
+  };
   parallel?: {
     data?: number;
     tensor?: number;
     pipeline?: number;
+    context?: number;
+    expert?: number;
     schedule?: 'gpipe' | '1f1b' | 'interleaved';
     virtualStages?: number;
     sequenceParallel?: boolean;
     zero?: number;
+    distributedOptimizer?: boolean;
   };
-  stages?: { layers: string }[];
-  precision?: { default?: string; rules?: { match: string; format: string }[]; errorBudgetDb?: number };
+  stages?: { layers: string; device?: number }[];
+  devices?: DeviceRef[];
+  precision?: {
+    default?: string;
+    rules?: { match: string; format: string }[];
+    activations?: { format?: string; observer?: string };
+    errorBudgetDb?: number;
+  };
 }
 
 export type Severity = 'error' | 'warning' | 'information';
@@ -184,49 +226,44 @@ export function parseLayerRange(spec: string): number[] | undefined {
   return out;
 }
 
+/** The plan's field table with this build's catalogs (GPU ids and aliases, format names). */
+export const PLAN_FIELDS = planFields({ gpus: GPU_NAMES, formats: FORMAT_NAMES });
+
 /**
- * Structural validation of a plan: types, names, degrees that must multiply to the GPU count.
- * Model-dependent checks (heads divisible by the tensor degree, stage coverage) need the model:
- * see validatePlanAgainstModel in cost/estimate.ts.
+ * Structural validation of a plan: every field against the field table (types, ranges, limits,
+ * unknown names), then the rules that tie fields together (degrees that must multiply to the GPU
+ * count, batch divisibility, stages vs pipeline). Model-dependent checks (heads divisible by the
+ * tensor degree, stage coverage) need the model: see validatePlanAgainstModel in cost/estimate.ts.
  */
 export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root?: JsonNode } {
   const { value, root, syntax } = parseJsonWithTree(text);
   const c = new IssueCollector(text, root);
   c.issues.push(...syntax);
   if (syntax.length) return { issues: c.issues, root };
-  if (!value || typeof value !== 'object' || Array.isArray(value)) {
-    c.error([], 'a plan is a JSON object with "model", "cluster" and "training" or "inference"');
-    return { issues: c.issues, root };
-  }
+  const problems: FieldProblem[] = [];
+  checkField(value, PLAN_FIELDS, [], problems);
+  for (const pr of problems) c.at(pr.path, pr.severity, pr.message);
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return { issues: c.issues, root };
   const p = value as Record<string, unknown>;
   // model
-  if (typeof p.model === 'string') {
-    if (!p.model.trim()) c.error(['model'], 'model: an empty path');
-  } else if (p.model && typeof p.model === 'object') {
+  if (p.model && typeof p.model === 'object') {
     const m = p.model as Record<string, unknown>;
-    if (m.arch !== 'gpt' && m.arch !== 'llama') {
-      c.error(['model', 'arch'], `model.arch: '${String(m.arch)}' is not a known architecture (gpt, llama)`);
-    }
-    for (const k of ['layers', 'hidden', 'heads', 'vocab']) {
-      if (!isPosInt(m[k])) c.error(['model', k], `model.${k}: must be a positive integer`);
-    }
-    for (const k of ['kvHeads', 'ffn', 'seqLen']) {
-      if (m[k] !== undefined && !isPosInt(m[k])) c.error(['model', k], `model.${k}: must be a positive integer`);
-    }
     if (isPosInt(m.hidden) && isPosInt(m.heads) && m.hidden % m.heads !== 0) {
       c.error(['model', 'heads'], `model.heads: ${m.heads} does not divide hidden (${m.hidden})`);
     }
     if (isPosInt(m.heads) && isPosInt(m.kvHeads) && m.heads % m.kvHeads !== 0) {
       c.error(['model', 'kvHeads'], `model.kvHeads: ${m.kvHeads} does not divide heads (${m.heads})`);
     }
-  } else c.error(['model'], 'model: a path to a model file or an architecture object ({"arch": "gpt", …}) is required');
-  // cluster
+  }
+  // cluster (optional when devices are listed)
   const cl = p.cluster as Record<string, unknown> | undefined;
-  if (!cl || typeof cl !== 'object') {
+  if (cl === undefined && p.devices === undefined) {
     c.error(['cluster'], 'cluster: required ({"gpu": "a100-80gb", "gpusPerNode": 8, "nodes": 1})');
-  } else {
-    if (typeof cl.gpu !== 'string') c.error(['cluster', 'gpu'], 'cluster.gpu: a catalog id is required');
-    else if (!findGpu(cl.gpu)) {
+  }
+  if (cl && typeof cl === 'object' && !Array.isArray(cl)) {
+    if (cl.gpu === undefined && p.devices === undefined) {
+      c.error(['cluster', 'gpu'], 'cluster.gpu: a catalog id is required');
+    } else if (typeof cl.gpu === 'string' && !findGpu(cl.gpu)) {
       const hint = closest(
         cl.gpu,
         GPUS.map((g) => g.id),
@@ -234,97 +271,53 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
       c.error(
         ['cluster', 'gpu'],
         `cluster.gpu: unknown GPU '${cl.gpu}'${hint ? ` (did you mean '${hint}'?)` : ''}; known: ${GPUS.map((g) => g.id).join(', ')}`,
+        hint ? { title: `Use '${hint}'`, edits: [{ path: ['cluster', 'gpu'], value: hint }] } : undefined,
       );
-    }
-    for (const k of ['gpusPerNode', 'nodes']) {
-      if (cl[k] !== undefined && !isPosInt(cl[k])) c.error(['cluster', k], `cluster.${k}: must be a positive integer`);
-    }
-    for (const link of ['intraNode', 'interNode']) {
-      const l = cl[link] as Record<string, unknown> | undefined;
-      if (l === undefined) continue;
-      for (const k of ['bandwidthGBps', 'latencyUs']) {
-        if (
-          l[k] !== undefined &&
-          !(typeof l[k] === 'number' && (l[k] as number) >= 0 && (k === 'latencyUs' || (l[k] as number) > 0))
-        ) {
-          c.error(['cluster', link, k], `cluster.${link}.${k}: must be a positive number`);
-        }
-      }
     }
   }
   // training / inference
   const tr = p.training as Record<string, unknown> | undefined;
   const inf = p.inference as Record<string, unknown> | undefined;
   if (!tr && !inf) c.error([], 'a plan needs "training" or "inference"');
-  if (tr) {
-    if (!isPosInt(tr.globalBatch)) {
-      c.error(['training', 'globalBatch'], 'training.globalBatch: must be a positive integer');
-    }
-    if (!isPosInt(tr.microBatch)) {
-      c.error(['training', 'microBatch'], 'training.microBatch: must be a positive integer');
-    }
-    if (tr.seqLen !== undefined && !isPosInt(tr.seqLen)) {
-      c.error(['training', 'seqLen'], 'training.seqLen: must be a positive integer');
-    }
-    if (tr.dtype !== undefined && !['fp16', 'bf16', 'fp32', 'fp8'].includes(tr.dtype as string)) {
-      c.error(['training', 'dtype'], `training.dtype: '${String(tr.dtype)}' is not one of fp16, bf16, fp32, fp8`);
-    }
-    if (tr.recompute !== undefined && !['none', 'selective', 'full'].includes(tr.recompute as string)) {
-      c.error(
-        ['training', 'recompute'],
-        `training.recompute: '${String(tr.recompute)}' is not one of none, selective, full`,
-      );
-    }
-    if (tr.optimizer !== undefined && !['adam', 'adamw', 'sgd'].includes(tr.optimizer as string)) {
-      c.error(
-        ['training', 'optimizer'],
-        `training.optimizer: '${String(tr.optimizer)}' is not one of adam, adamw, sgd`,
-      );
-    }
-  }
-  if (inf) {
-    for (const k of ['batch', 'promptLen', 'genLen']) {
-      if (!isPosInt(inf[k])) c.error(['inference', k], `inference.${k}: must be a positive integer`);
-    }
-  }
   // parallel
-  const par = (p.parallel ?? {}) as Record<string, unknown>;
-  for (const k of ['data', 'tensor', 'pipeline', 'virtualStages']) {
-    if (par[k] !== undefined && !isPosInt(par[k])) {
-      c.error(['parallel', k], `parallel.${k}: must be a positive integer`);
-    }
-  }
-  if (par.schedule !== undefined && !['gpipe', '1f1b', 'interleaved'].includes(par.schedule as string)) {
-    c.error(
-      ['parallel', 'schedule'],
-      `parallel.schedule: '${String(par.schedule)}' is not one of gpipe, 1f1b, interleaved`,
-    );
-  }
-  if (par.zero !== undefined && ![0, 1, 2, 3].includes(par.zero as number)) {
-    c.error(['parallel', 'zero'], 'parallel.zero: must be 0, 1, 2 or 3');
-  }
+  const par = (p.parallel && typeof p.parallel === 'object' ? p.parallel : {}) as Record<string, unknown>;
   const dp = (par.data as number) ?? 1;
   const tp = (par.tensor as number) ?? 1;
   const pp = (par.pipeline as number) ?? 1;
-  if (cl && typeof cl === 'object' && isPosInt(dp) && isPosInt(tp) && isPosInt(pp)) {
-    const gpn = (cl.gpusPerNode as number) ?? findGpu(String(cl.gpu))?.gpusPerNode ?? 8;
-    const nodes = (cl.nodes as number) ?? 1;
-    if (dp * tp * pp !== gpn * nodes) {
+  const cp = (par.context as number) ?? 1;
+  const ep = (par.expert as number) ?? 1;
+  if (cl && typeof cl === 'object' && isPosInt(dp) && isPosInt(tp) && isPosInt(pp) && isPosInt(cp)) {
+    const gpn = isPosInt(cl.gpusPerNode) ? cl.gpusPerNode : (findGpu(String(cl.gpu))?.gpusPerNode ?? 8);
+    const nodes = isPosInt(cl.nodes) ? cl.nodes : 1;
+    if (dp * tp * pp * cp !== gpn * nodes) {
       const gpus = gpn * nodes;
-      const data = gpus / (tp * pp);
+      const data = gpus / (tp * pp * cp);
+      const others = cp > 1 ? `${tp} × ${pp} × ${cp}` : `${tp} × ${pp}`;
       const fix =
         Number.isInteger(data) && data >= 1
           ? {
-              title: `Set parallel.data to ${data} (${data} × ${tp} × ${pp} = ${gpus} GPUs)`,
+              title: `Set parallel.data to ${data} (${data} × ${others} = ${gpus} GPUs)`,
               edits: [{ path: ['parallel', 'data'], value: data }],
             }
           : undefined;
+      const names = cp > 1 ? 'data × tensor × pipeline × context' : 'data × tensor × pipeline';
       c.error(
         ['parallel'],
-        `parallel: data × tensor × pipeline = ${dp} × ${tp} × ${pp} = ${dp * tp * pp}, but the cluster has ${nodes} × ${gpn} = ${gpus} GPUs`,
+        `parallel: ${names} = ${dp} × ${others} = ${dp * tp * pp * cp}, but the cluster has ${nodes} × ${gpn} = ${gpus} GPUs`,
         fix,
       );
     }
+  }
+  // Expert parallelism splits the experts over ranks drawn from the data (and context) parallel
+  // group, as Megatron-Core does: it must divide data × context.
+  if (isPosInt(ep) && ep > 1 && isPosInt(dp) && isPosInt(cp) && (dp * cp) % ep !== 0) {
+    c.error(['parallel', 'expert'], `parallel.expert: ${ep} does not divide data × context = ${dp} × ${cp}`);
+  }
+  if (par.sequenceParallel === true && isPosInt(tp) && tp === 1) {
+    c.warn(
+      ['parallel', 'sequenceParallel'],
+      'parallel.sequenceParallel: has no effect with tensor = 1 (Megatron turns it off)',
+    );
   }
   if (tr && isPosInt(tr.globalBatch) && isPosInt(tr.microBatch) && isPosInt(dp)) {
     if (tr.globalBatch % (tr.microBatch * dp) !== 0) {
@@ -355,45 +348,54 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
     }
   }
   // stages
-  if (p.stages !== undefined) {
-    if (!Array.isArray(p.stages)) c.error(['stages'], 'stages: a list of {"layers": "0-11"}');
-    else {
-      if (isPosInt(pp) && p.stages.length !== pp) {
-        c.error(['stages'], `stages: ${p.stages.length} stages listed, parallel.pipeline is ${pp}`);
-      }
-      p.stages.forEach((s: unknown, i) => {
-        const spec = (s as Record<string, unknown>)?.layers;
-        if (typeof spec !== 'string' || !parseLayerRange(spec)) {
-          c.error(['stages', i, 'layers'], `stages[${i}].layers: '${String(spec)}' is not a layer range like "0-11"`);
-        }
-      });
+  if (Array.isArray(p.stages)) {
+    if (isPosInt(pp) && p.stages.length !== pp && p.devices === undefined) {
+      c.error(['stages'], `stages: ${p.stages.length} stages listed, parallel.pipeline is ${pp}`);
     }
+    p.stages.forEach((s: unknown, i) => {
+      const spec = (s as Record<string, unknown>)?.layers;
+      if (typeof spec === 'string' && !parseLayerRange(spec)) {
+        c.error(['stages', i, 'layers'], `stages[${i}].layers: '${String(spec)}' is not a layer range like "0-11"`);
+      }
+      const device = (s as Record<string, unknown>)?.device;
+      if (typeof device === 'number' && (!Array.isArray(p.devices) || device >= p.devices.length)) {
+        c.error(
+          ['stages', i, 'device'],
+          `stages[${i}].device: ${device} is not an index into "devices" (${Array.isArray(p.devices) ? p.devices.length : 0} listed)`,
+        );
+      }
+    });
   }
-  // precision
+  if (Array.isArray(p.devices)) {
+    p.devices.forEach((d: unknown, i) => {
+      const dev = d as Record<string, unknown>;
+      if (!dev || typeof dev !== 'object') return;
+      if ((dev.gpu === undefined) === (dev.cpu === undefined)) {
+        c.error(['devices', i], `devices[${i}]: one of "gpu" (a catalog id) or "cpu" (e.g. "ddr5-6000-2ch")`);
+      }
+    });
+  }
+  // precision: format names are open-ended (int4-g128-asym, q4_k_m, …), so the engine parses them
   const prec = p.precision as Record<string, unknown> | undefined;
-  if (prec) {
+  if (prec && typeof prec === 'object') {
     const checkFormat = (f: unknown, path: (string | number)[]) => {
-      if (typeof f !== 'string' || !parseFormat(f)) {
-        const hint = typeof f === 'string' ? closest(f, FORMAT_NAMES) : undefined;
+      if (typeof f === 'string' && !parseFormat(f)) {
+        const hint = closest(f, FORMAT_NAMES);
         c.error(
           path,
           `${path.join('.')}: unknown number format '${String(f)}'${hint ? ` (did you mean '${hint}'?)` : ''}`,
+          hint ? { title: `Use '${hint}'`, edits: [{ path, value: hint }] } : undefined,
         );
       }
     };
     if (prec.default !== undefined) checkFormat(prec.default, ['precision', 'default']);
-    if (prec.rules !== undefined) {
-      if (!Array.isArray(prec.rules)) {
-        c.error(['precision', 'rules'], 'precision.rules: a list of {"match": "*.mlp.*", "format": "int4-g128"}');
-      } else {
-        prec.rules.forEach((r: Record<string, unknown>, i: number) => {
-          if (typeof r?.match !== 'string') {
-            c.error(['precision', 'rules', i, 'match'], `precision.rules[${i}].match: a name pattern is required`);
-          }
-          checkFormat(r?.format, ['precision', 'rules', i, 'format']);
-        });
-      }
+    if (Array.isArray(prec.rules)) {
+      prec.rules.forEach((r: unknown, i: number) =>
+        checkFormat((r as Record<string, unknown>)?.format, ['precision', 'rules', i, 'format']),
+      );
     }
+    const act = prec.activations as Record<string, unknown> | undefined;
+    if (act && typeof act === 'object') checkFormat(act.format, ['precision', 'activations', 'format']);
   }
   const ok = !c.issues.some((i) => i.severity === 'error');
   return { plan: ok ? (value as Plan) : undefined, issues: c.issues, root };
