@@ -5,7 +5,7 @@ import { inspectFile } from './node/inspect-file';
 import { checkFile, estimatePlanFile } from './node/plan-file';
 import { quantFile } from './node/quant-file';
 import { formatActivations, formatAssignment, formatQuant } from './engine/report/quant-text';
-import { assignmentReport } from './engine/quant/run';
+import { assignmentReport } from './engine/check/precision';
 import { validatePlan, type Plan } from './engine/plan/plan';
 import { readTextFile } from './node/plan-file';
 import { calibrateFile } from './node/calibrate';

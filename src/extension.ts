@@ -2,6 +2,7 @@ import * as vscode from 'vscode';
 import { InputError } from './engine/errors';
 import { formatInspect } from './engine/report/inspect-text';
 import { ModelGraphEditor } from './host/model-editor';
+import { GraphViews } from './host/views';
 import { ModelSummaryView } from './host/summary-view';
 import { JsonDiagnostics } from './host/diagnostics';
 import { inspectFile } from './node/inspect-file';
@@ -63,14 +64,15 @@ function openGraph() {
 
 export function activate(context: vscode.ExtensionContext): void {
   const ctx: Ctx = { output: vscode.window.createOutputChannel('Layerplan') };
+  const views = new GraphViews(ModelGraphEditor.viewType);
   context.subscriptions.push(
     ctx.output,
     vscode.commands.registerCommand('layerplan.inspectModel', inspectModel(ctx)),
     vscode.commands.registerCommand('layerplan.openGraph', openGraph()),
-    ModelGraphEditor.register(context),
-    vscode.commands.registerCommand('layerplan.verifyLayer', verifyCommand(ModelGraphEditor, ctx.output)),
+    ModelGraphEditor.register(context, views),
+    vscode.commands.registerCommand('layerplan.verifyLayer', verifyCommand(views, ctx.output)),
     ModelSummaryView.register(),
-    registerPlanCommands(ctx.output),
+    registerPlanCommands(ctx.output, views),
     JsonDiagnostics.register(),
     vscode.commands.registerCommand('layerplan.installCommandLine', installCommandLine(context)),
   );

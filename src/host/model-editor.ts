@@ -3,9 +3,9 @@ import { InputError } from '../engine/errors';
 import { openModel } from '../engine/formats/registry';
 import type { ModelGraph } from '../engine/graph/model-graph';
 import { FileByteSource, FolderResolver } from '../node/file-source';
-import type { PackedWeight } from '../engine/quant/pack';
 import type { HostToWebview, WebviewToHost } from '../protocol';
 import { PlanSession } from './planner';
+import type { GraphView, GraphViews, KernelAnswer } from './views';
 import { layerNodes, modelSummary, nodeDetails, searchGraph } from './graph-summary';
 
 /** A model file opened read-only: its graph, parsed once, with positioned reads (no whole-file buffer). */
@@ -40,76 +40,33 @@ function nonce(): string {
   return Array.from({ length: 32 }, () => chars[Math.floor(Math.random() * chars.length)]).join('');
 }
 
-type KernelAnswer = Extract<WebviewToHost, { type: 'verifyResult' }>;
-
-/** One open graph view: what the host can ask of it. */
-export interface GraphView {
-  uri: vscode.Uri;
-  graph(): ModelGraph | undefined;
-  post(m: HostToWebview): void;
-  /** Runs the packed kernel in the webview (navigator.gpu). */
-  runKernel(packed: PackedWeight, x: Float32Array, batch: number, repeats: number): Promise<KernelAnswer>;
-}
-
 /** The custom read-only editor that shows a model as a layered graph. */
 export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<ModelDocument> {
   static readonly viewType = 'layerplan.modelGraph';
-  /** What each open view last reported drawing (for tests and the status of the view). */
-  static readonly rendered = new Map<string, { boxes: number; layers: number; nodes: number; textNames: string[] }>();
-  /** What each view's planner last showed (summary line, stages, estimate time). */
-  static readonly plannerShown = new Map<string, { summary: string; stages: string[]; ms: number; pending: number }>();
-  /** What each view last showed of a verification. */
-  static readonly verifyShown = new Map<string, string>();
-  /** Open views by document, ready ones only; the last focused first. */
-  private static readonly views = new Map<string, GraphView>();
-  private static readonly waiting = new Map<string, ((v: GraphView) => void)[]>();
-  private static lastActive: vscode.Uri | undefined;
 
-  /** The model of the graph view that was focused last. */
-  static activeModel(): vscode.Uri | undefined {
-    return ModelGraphEditor.lastActive && ModelGraphEditor.views.has(ModelGraphEditor.lastActive.toString())
-      ? ModelGraphEditor.lastActive
-      : undefined;
-  }
-
-  /** The graph view of a model, opening it when needed and waiting (bounded) until its webview is ready. */
-  static async viewFor(uri: vscode.Uri): Promise<GraphView> {
-    const key = uri.toString();
-    const open = ModelGraphEditor.views.get(key);
-    if (open) return open;
-    const ready = new Promise<GraphView>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the graph view did not start within 60 s')), 60000);
-      const list = ModelGraphEditor.waiting.get(key) ?? [];
-      list.push((v) => {
-        clearTimeout(timer);
-        resolve(v);
-      });
-      ModelGraphEditor.waiting.set(key, list);
-    });
-    await vscode.commands.executeCommand('vscode.openWith', uri, ModelGraphEditor.viewType);
-    return ready;
-  }
-
-  static register(context: vscode.ExtensionContext): vscode.Disposable {
-    const provider = new ModelGraphEditor(context);
+  static register(context: vscode.ExtensionContext, views: GraphViews): vscode.Disposable {
+    const provider = new ModelGraphEditor(context, views);
     return vscode.Disposable.from(
       vscode.window.registerCustomEditorProvider(ModelGraphEditor.viewType, provider, {
         webviewOptions: { retainContextWhenHidden: false },
         supportsMultipleEditorsPerDocument: true,
       }),
       vscode.commands.registerCommand('layerplan.renderedBoxes', (uri?: vscode.Uri) =>
-        uri ? ModelGraphEditor.rendered.get(uri.toString()) : [...ModelGraphEditor.rendered.values()].pop(),
+        uri ? views.rendered.get(uri.toString()) : [...views.rendered.values()].pop(),
       ),
       vscode.commands.registerCommand('layerplan.plannerShown', (uri: vscode.Uri) =>
-        ModelGraphEditor.plannerShown.get(uri.toString()),
+        views.plannerShown.get(uri.toString()),
       ),
       vscode.commands.registerCommand('layerplan.verifyShown', (uri: vscode.Uri) =>
-        ModelGraphEditor.verifyShown.get(uri.toString()),
+        views.verifyShown.get(uri.toString()),
       ),
     );
   }
 
-  constructor(private readonly context: vscode.ExtensionContext) {}
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly views: GraphViews,
+  ) {}
 
   async openCustomDocument(uri: vscode.Uri): Promise<ModelDocument> {
     const { graph, error } = await loadGraph(uri);
@@ -162,19 +119,16 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
           post({ type: 'verifyRun', id, packed, x, batch, repeats });
         }),
     };
-    if (panel.active) ModelGraphEditor.lastActive = doc.uri;
+    const views = this.views;
+    if (panel.active) views.focused(doc.uri);
     panel.onDidChangeViewState((e) => {
-      if (e.webviewPanel.active) ModelGraphEditor.lastActive = doc.uri;
+      if (e.webviewPanel.active) views.focused(doc.uri);
     });
     panel.webview.onDidReceiveMessage((m: WebviewToHost) => {
       switch (m.type) {
         case 'ready': {
           // A fresh webview (first show, or shown again after being hidden): it has drawn nothing yet.
-          ModelGraphEditor.rendered.delete(key);
-          ModelGraphEditor.views.set(key, view);
-          const waiters = ModelGraphEditor.waiting.get(key) ?? [];
-          ModelGraphEditor.waiting.delete(key);
-          for (const w of waiters) w(view);
+          views.ready(view);
           if (doc.graph) {
             post({ type: 'summary', summary: modelSummary(vscode.workspace.asRelativePath(doc.uri), doc.graph) });
           } else post({ type: 'error', message: doc.error ?? 'cannot read this model' });
@@ -200,7 +154,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
           void plannerSession().create();
           break;
         case 'plannerShown':
-          ModelGraphEditor.plannerShown.set(key, {
+          views.plannerShown.set(key, {
             summary: m.summary,
             stages: m.stages,
             ms: m.ms,
@@ -208,7 +162,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
           });
           break;
         case 'verifyShown':
-          ModelGraphEditor.verifyShown.set(key, m.text);
+          views.verifyShown.set(key, m.text);
           break;
         case 'expandLayer':
           if (doc.graph) post({ type: 'layer', layer: m.layer, ...layerNodes(doc.graph, m.layer) });
@@ -222,7 +176,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
           if (doc.graph) post({ type: 'searchResult', query: m.query, ...searchGraph(doc.graph, m.query) });
           break;
         case 'rendered':
-          ModelGraphEditor.rendered.set(key, {
+          views.rendered.set(key, {
             boxes: m.boxes,
             layers: m.layers,
             nodes: m.nodes,
@@ -246,8 +200,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
     watcher.onDidCreate(() => void reload());
     watcher.onDidDelete(() => panel.dispose());
     panel.onDidDispose(() => {
-      ModelGraphEditor.rendered.delete(key);
-      if (ModelGraphEditor.views.get(key) === view) ModelGraphEditor.views.delete(key);
+      views.closed(doc.uri, view);
       planner?.dispose();
       for (const resolve of kernels.values()) {
         resolve({ type: 'verifyResult', id: -1, error: 'the graph view was closed' });

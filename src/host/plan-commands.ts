@@ -3,24 +3,24 @@ import * as vscode from 'vscode';
 import type { CostReport } from '../engine/cost/estimate';
 import { formatEstimate } from '../engine/report/estimate-text';
 import { planReportHtml, planReportMarkdown } from '../engine/report/plan-report';
-import { ModelGraphEditor } from './model-editor';
+import type { GraphViews } from './views';
 import { createPlan, estimateUri, planFileFor } from './planner';
 
 const MODEL_RE = /\.(onnx|gguf|safetensors)$/i;
 const GiB = 2 ** 30;
 
 /** The plan a command acts on: an argument (a plan, or a model whose plan is beside it), the active plan editor, or the focused graph view's model. */
-function planTarget(arg?: vscode.Uri): vscode.Uri | undefined {
+function planTarget(views: GraphViews, arg?: vscode.Uri): vscode.Uri | undefined {
   if (arg) return /\.plan\.json$/i.test(arg.fsPath) ? arg : planFileFor(arg);
   const active = vscode.window.activeTextEditor?.document.uri;
   if (active && /\.plan\.json$/i.test(active.fsPath)) return active;
-  const model = ModelGraphEditor.activeModel();
+  const model = views.activeModel();
   return model ? planFileFor(model) : undefined;
 }
 
-async function pickPlan(arg?: vscode.Uri): Promise<vscode.Uri | undefined> {
+async function pickPlan(views: GraphViews, arg?: vscode.Uri): Promise<vscode.Uri | undefined> {
   return (
-    planTarget(arg) ??
+    planTarget(views, arg) ??
     (
       await vscode.window.showOpenDialog({
         canSelectMany: false,
@@ -32,8 +32,11 @@ async function pickPlan(arg?: vscode.Uri): Promise<vscode.Uri | undefined> {
 }
 
 /** The plan a command acts on, estimated; an error message (and undefined) when it cannot be. */
-async function estimatedPlan(arg?: vscode.Uri): Promise<{ uri: vscode.Uri; report: CostReport } | undefined> {
-  const uri = await pickPlan(arg);
+async function estimatedPlan(
+  views: GraphViews,
+  arg?: vscode.Uri,
+): Promise<{ uri: vscode.Uri; report: CostReport } | undefined> {
+  const uri = await pickPlan(views, arg);
   if (!uri) return undefined;
   const r = await estimateUri(uri);
   if (!r.report) {
@@ -43,14 +46,14 @@ async function estimatedPlan(arg?: vscode.Uri): Promise<{ uri: vscode.Uri; repor
   return { uri, report: r.report };
 }
 
-export function registerPlanCommands(output: vscode.OutputChannel): vscode.Disposable {
-  const status = new PlanStatus();
+export function registerPlanCommands(output: vscode.OutputChannel, views: GraphViews): vscode.Disposable {
+  const status = new PlanStatus(views);
   return vscode.Disposable.from(
     status,
     vscode.commands.registerCommand('layerplan.newPlan', async (arg?: vscode.Uri) => {
       const model =
         arg ??
-        ModelGraphEditor.activeModel() ??
+        views.activeModel() ??
         (
           await vscode.window.showOpenDialog({
             canSelectMany: false,
@@ -69,14 +72,14 @@ export function registerPlanCommands(output: vscode.OutputChannel): vscode.Dispo
         return undefined;
       }
       await vscode.window.showTextDocument(uri, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true });
-      if (MODEL_RE.test(model.fsPath)) (await ModelGraphEditor.viewFor(model)).post({ type: 'showPlanner' });
+      if (MODEL_RE.test(model.fsPath)) (await views.viewFor(model)).post({ type: 'showPlanner' });
       status.refresh();
       return uri;
     }),
     vscode.commands.registerCommand('layerplan.showPlanner', async (arg?: vscode.Uri) => {
       const model =
         arg ??
-        ModelGraphEditor.activeModel() ??
+        views.activeModel() ??
         (
           await vscode.window.showOpenDialog({
             canSelectMany: false,
@@ -85,10 +88,10 @@ export function registerPlanCommands(output: vscode.OutputChannel): vscode.Dispo
           })
         )?.[0];
       if (!model) return;
-      (await ModelGraphEditor.viewFor(model)).post({ type: 'showPlanner' });
+      (await views.viewFor(model)).post({ type: 'showPlanner' });
     }),
     vscode.commands.registerCommand('layerplan.estimatePlan', async (arg?: vscode.Uri) => {
-      const picked = await estimatedPlan(arg);
+      const picked = await estimatedPlan(views, arg);
       if (!picked) return undefined;
       const { uri, report } = picked;
       output.clear();
@@ -97,7 +100,7 @@ export function registerPlanCommands(output: vscode.OutputChannel): vscode.Dispo
       return report;
     }),
     vscode.commands.registerCommand('layerplan.showMemoryBreakdown', async (arg?: vscode.Uri) => {
-      const picked = await estimatedPlan(arg);
+      const picked = await estimatedPlan(views, arg);
       if (!picked) return undefined;
       const { uri, report } = picked;
       const g = (b: number) => (b / GiB).toFixed(2).padStart(9);
@@ -113,7 +116,7 @@ export function registerPlanCommands(output: vscode.OutputChannel): vscode.Dispo
       return report.stages.map((s) => ({ index: s.index, layers: s.layers, memory: s.memory, capacity: s.capacity }));
     }),
     vscode.commands.registerCommand('layerplan.exportReport', async (arg?: vscode.Uri, kind?: 'html' | 'markdown') => {
-      const picked = await estimatedPlan(arg);
+      const picked = await estimatedPlan(views, arg);
       if (!picked) return undefined;
       const { uri, report } = picked;
       const format =
@@ -156,7 +159,7 @@ class PlanStatus implements vscode.Disposable {
   private timer?: ReturnType<typeof setTimeout>;
   private seq = 0;
 
-  constructor() {
+  constructor(private readonly views: GraphViews) {
     this.item.name = 'Layerplan plan';
     this.item.command = 'layerplan.estimatePlan';
     const soon = () => {
@@ -185,6 +188,7 @@ class PlanStatus implements vscode.Disposable {
     // The active tab: a plan file, or a model in the graph view (its plan beside it).
     const tab = vscode.window.tabGroups.activeTabGroup.activeTab?.input as { uri?: vscode.Uri } | undefined;
     const uri = planTarget(
+      this.views,
       tab?.uri && (MODEL_RE.test(tab.uri.fsPath) || /\.plan\.json$/i.test(tab.uri.fsPath)) ? tab.uri : undefined,
     );
     if (!uri) {

@@ -6,10 +6,9 @@ import { InputError } from '../engine/errors';
 import { GPUS } from '../engine/hardware/catalog';
 import { setJsonPaths, type PlanEdit } from '../engine/plan/edits';
 import { parseJsonWithTree, validatePlan, type Plan } from '../engine/plan/plan';
-import { parseFormat } from '../engine/quant/formats';
+import { OFFERED_FORMATS, parseFormat } from '../engine/quant/formats';
 import { checkFile, measurePlanPrecision, planWorkloadSource, tryEstimatePlan } from '../node/plan-file';
 import type { HostToWebview, LayerErrors, PlanState } from '../protocol';
-import { VERIFY_FORMATS } from './verify';
 
 /** The plan file of a model: `<name>.plan.json` beside it. */
 export function planFileFor(model: vscode.Uri): vscode.Uri {
@@ -227,7 +226,7 @@ export class PlanSession implements vscode.Disposable {
       exists: text !== undefined,
       issues: [],
       catalog: GPUS.map((g) => ({ id: g.id, name: g.name, memoryGB: g.memoryGB })),
-      formats: VERIFY_FORMATS.map((name) => ({ name, bitsPerWeight: parseFormat(name)!.bitsPerWeight })),
+      formats: OFFERED_FORMATS.map((name) => ({ name, bitsPerWeight: parseFormat(name)!.bitsPerWeight })),
     };
     if (text !== undefined) {
       // An invalid plan (degrees that do not multiply to the GPU count…) still shows: the planner is how it gets fixed.

@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { InputError } from '../engine/errors';
-import type { InspectReport } from '../engine/inspect';
+import type { InspectReport } from '../engine/report/inspect';
 import { bytesHuman, human } from '../engine/report/inspect-text';
 import { inspectFile } from '../node/inspect-file';
 

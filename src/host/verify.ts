@@ -1,13 +1,10 @@
 import * as vscode from 'vscode';
 import { InputError } from '../engine/errors';
-import { FORMAT_NAMES, parseFormat } from '../engine/quant/formats';
+import { OFFERED_FORMATS, parseFormat } from '../engine/quant/formats';
 import { finishVerify, type VerifyReport } from '../engine/quant/verify';
 import { formatVerify } from '../engine/report/verify-text';
 import { loadLayerWeight, verifiableTensors, verifyJob } from '../node/verify-file';
-import type { ModelGraphEditor } from './model-editor';
-
-/** Every format the verify picker offers (DESIGN.md names, plus the common granularities). */
-export const VERIFY_FORMATS = [...new Set([...FORMAT_NAMES, 'int8-g32-asym', 'int4-tensor'])];
+import type { GraphViews } from './views';
 
 /**
  * "Layerplan: Verify Quantized Layer": packs a real weight of the model in a format (engine, in the
@@ -15,7 +12,7 @@ export const VERIFY_FORMATS = [...new Set([...FORMAT_NAMES, 'int8-g32-asym', 'in
  * `layerplan verify` runs through Dawn), and shows the report there and in the output channel.
  * Without a WebGPU adapter in the webview it falls back to the CPU reference and says so.
  */
-export function verifyCommand(editors: typeof ModelGraphEditor, output: vscode.OutputChannel) {
+export function verifyCommand(editors: GraphViews, output: vscode.OutputChannel) {
   return async (
     uriArg?: vscode.Uri,
     tensorArg?: string,
@@ -69,7 +66,7 @@ export function verifyCommand(editors: typeof ModelGraphEditor, output: vscode.O
       if (!tensor) return undefined;
       let format = formatArg;
       if (!format) {
-        const items = VERIFY_FORMATS.map((f) => ({
+        const items = OFFERED_FORMATS.map((f) => ({
           label: f,
           description: `${parseFormat(f)!.bitsPerWeight.toFixed(3)} bits/weight`,
         }));

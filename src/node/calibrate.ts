@@ -5,7 +5,7 @@ import { InputError } from '../engine/errors';
 import { readOnnxModel, readOnnxTensor } from '../engine/formats/onnx';
 import { allTensors, loadTensorBytes } from '../engine/formats/onnx-data';
 import { DataType, F } from '../engine/formats/onnx-schema.generated';
-import { onnxDtypeName } from '../engine/formats/dtypes';
+import { onnxDtypeName } from '../engine/graph/dtypes';
 import { onnxToGraph } from '../engine/formats/onnx-graph';
 import { evalShape } from '../engine/graph/dims';
 import type { ModelGraph } from '../engine/graph/model-graph';

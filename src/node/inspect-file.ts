@@ -1,5 +1,5 @@
 import { openModel } from '../engine/formats/registry';
-import { inspectGraph, type InspectReport } from '../engine/inspect';
+import { inspectGraph, type InspectReport } from '../engine/report/inspect';
 import { FileByteSource, FolderResolver } from './file-source';
 
 /** Opens a model file from disk (external data resolved beside it) and summarizes it. */

@@ -2,14 +2,15 @@ import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { estimate, modelChecks, rebalanceFix, type CostReport } from '../engine/cost/estimate';
 import { parseFormat } from '../engine/quant/formats';
-import { assignmentReport, budgetIssues, type AssignmentReport, type QuantReport } from '../engine/quant/run';
+import { assignmentReport, budgetIssues, type AssignmentReport } from '../engine/check/precision';
+import type { QuantReport } from '../engine/quant/run';
 import { quantFile } from './quant-file';
 import { archToSpec, graphLayerData, workloadFrom, type Workload, type WorkloadSource } from '../engine/cost/workload';
-import { ampIssues } from '../engine/plan/amp';
+import { ampIssues } from '../engine/check/amp';
 import { InputError } from '../engine/errors';
 import { openModel } from '../engine/formats/registry';
 import { IssueCollector, parseJsonWithTree, validatePlan, type Fix, type Issue, type Plan } from '../engine/plan/plan';
-import { checkDeepSpeed, checkHfConfig, detectKind, type CheckedKind } from '../engine/plan/check';
+import { checkDeepSpeed, checkHfConfig, detectKind, type CheckedKind } from '../engine/check/configs';
 import { FileByteSource, FolderResolver } from './file-source';
 
 /** Plans are small JSON files; anything bigger is not a plan. */

@@ -3,7 +3,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { checkDeepSpeed, checkHfConfig } from '../../src/engine/plan/check';
+import { checkDeepSpeed, checkHfConfig } from '../../src/engine/check/configs';
 import type { Issue } from '../../src/engine/plan/plan';
 import { REPO } from '../helpers';
 import { setJsonPaths } from '../../src/engine/plan/edits';

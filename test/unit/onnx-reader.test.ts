@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { onnx } from 'onnx-proto';
 import { MemoryByteSource } from '../../src/engine/bytes';
-import { rawToNumbers } from '../../src/engine/formats/dtypes';
+import { ONNX_DTYPE, rawToNumbers } from '../../src/engine/graph/dtypes';
 import {
   readOnnxModel,
   readOnnxTensor,
@@ -191,6 +191,12 @@ function assertSameValues(ours: Uint8Array, t: any, where: string): void {
 }
 
 const files = [...walk(path.join(SHARED_FIXTURES, 'onnx-backend'), '.onnx'), ...walk(OUR_MODELS, '.onnx')];
+
+describe('element types', () => {
+  it("the graph's dtype table has ONNX's TensorProto.DataType codes (the generated protobuf schema)", () => {
+    assert.deepStrictEqual({ ...ONNX_DTYPE }, { ...DataType });
+  });
+});
 
 describe('ONNX reader agrees with onnx-proto', function () {
   it('finds the fixtures', () => {

@@ -1,7 +1,7 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { rawToNumbers } from '../../src/engine/formats/dtypes';
+import { rawToNumbers } from '../../src/engine/graph/dtypes';
 import { readOnnxModel, readOnnxTensor, type OnnxTensor } from '../../src/engine/formats/onnx';
 import { loadTensorBytes } from '../../src/engine/formats/onnx-data';
 import { DataType } from '../../src/engine/formats/onnx-schema.generated';

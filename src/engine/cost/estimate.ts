@@ -1,6 +1,7 @@
 import { InputError } from '../errors';
 import { findGpu, type ComputeDtype, type GpuSpec, type Link } from '../hardware/catalog';
-import { globMatch, parseLayerRange, type Fix, type Plan } from '../plan/plan';
+import { globMatch } from '../glob';
+import { parseLayerRange, type Fix, type Plan } from '../plan/plan';
 import { parseFormat } from '../quant/formats';
 import { allGatherSeconds, allReduceSeconds, p2pSeconds, type GroupTopology } from './comm';
 import { gemmFlops, gemmSeconds, memorySeconds, peakFlops } from './compute';

@@ -1,9 +1,9 @@
-import { FP32_OPS } from '../plan/amp';
+import { FP32_OPS } from '../graph/ops';
 import { evalShape } from '../graph/dims';
 import type { ModelGraph } from '../graph/model-graph';
 import { bytesPerElement } from '../graph/shapes';
 import type { ArchSpec } from '../plan/plan';
-import type { TransformerSpec } from '../graph/transformer';
+import type { TransformerSpec } from '../graph/transformer-spec';
 import type { Gemm } from './compute';
 
 /** What one layer costs for one micro-batch, per GPU, with tensor parallelism applied. */

@@ -1,6 +1,6 @@
 import type { ByteSource } from '../bytes';
 import { InputError } from '../errors';
-import type { TransformerSpec } from '../graph/transformer';
+import type { TransformerSpec } from '../graph/transformer-spec';
 
 /** config.json files are small; a bigger one is not a config. */
 export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;

@@ -1,6 +1,6 @@
 import type { ByteSource, SiblingResolver } from '../bytes';
 import { InputError } from '../errors';
-import { dtypeBits, onnxDtypeName } from './dtypes';
+import { dtypeBits, onnxDtypeName } from '../graph/dtypes';
 import { subgraphsOf, type OnnxGraph, type OnnxModel, type OnnxTensor } from './onnx';
 import { DataType } from './onnx-schema.generated';
 import { ProtoReader, Wire } from './protobuf';

@@ -3,7 +3,7 @@ import { symbol, type Dim } from '../graph/dims';
 import { groupLayers } from '../graph/layers';
 import type { AttrValue, GraphNode, GraphTensor, ModelGraph } from '../graph/model-graph';
 import { inferShapes } from '../graph/shapes';
-import { dtypeBits, onnxDtypeName, rawToNumbers } from './dtypes';
+import { dtypeBits, onnxDtypeName, rawToNumbers } from '../graph/dtypes';
 import {
   subgraphsOf,
   type OnnxAttribute,

@@ -1,7 +1,7 @@
 import type { ByteSource } from '../bytes';
 import { AttributeType, DataLocation, DataType, F } from './onnx-schema.generated';
 import { ProtoReader, Wire } from './protobuf';
-import { dtypeBits, onnxDtypeName } from './dtypes';
+import { dtypeBits, onnxDtypeName } from '../graph/dtypes';
 
 /** Where a tensor's bytes live. Parsing never copies them; `loadTensorBytes` reads them on demand. */
 export type TensorData =

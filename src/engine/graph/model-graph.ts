@@ -1,5 +1,5 @@
 import type { Dim, Shape } from './dims';
-import type { TransformerSpec } from './transformer';
+import type { TransformerSpec } from './transformer-spec';
 
 /** An attribute value in a format-neutral form (subgraphs are expanded into the node list). */
 export type AttrValue = number | string | number[] | string[] | { tensor: string } | { graph: number } | null;

@@ -1,4 +1,4 @@
-import { onnxDtypeName } from '../formats/dtypes';
+import { onnxDtypeName } from './dtypes';
 import { addDims, broadcast, divDims, evalShape, mulDims, productOf, type Dim, type Shape } from './dims';
 import type { AttrValue, GraphNode, GraphTensor, ModelGraph } from './model-graph';
 

@@ -8,6 +8,7 @@ import {
 import { GPUS, GPU_NAMES, closest, findGpu } from '../hardware/catalog';
 import type { PlanEdit } from './edits';
 import { checkField, planFields, type FieldProblem } from './fields';
+import { globMatch } from '../glob';
 import { FORMAT_NAMES, parseFormat } from '../quant/formats';
 
 /** A transformer described by its shape, for planning models that do not exist yet (fields.ts documents each). */
@@ -401,7 +402,6 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
   return { plan: ok ? (value as Plan) : undefined, issues: c.issues, root };
 }
 
-/** Glob match for precision rules: `*` any run of characters, `?` one; matched against the whole name. */
 /** The precision a plan gives each tensor: its last matching rule (by tensor or layer name), else the default. */
 export function formatFor(
   precision: { default?: string; rules?: { match: string; format: string }[] } | undefined,
@@ -411,16 +411,4 @@ export function formatFor(
   let f = precision?.default ?? 'bf16';
   for (const r of precision?.rules ?? []) if (globMatch(r.match, tensor) || globMatch(r.match, layer)) f = r.format;
   return f;
-}
-
-export function globMatch(pattern: string, name: string): boolean {
-  const re = new RegExp(
-    '^' +
-      pattern
-        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-        .replace(/\*/g, '.*')
-        .replace(/\?/g, '.') +
-      '$',
-  );
-  return re.test(name);
 }

@@ -220,3 +220,6 @@ export const FORMAT_NAMES = [
   'int4-g16-2l',
   'nf4-g64',
 ];
+
+/** The formats pickers offer (verify, the planner's precision list): DESIGN.md's names plus common granularities. */
+export const OFFERED_FORMATS: readonly string[] = [...new Set([...FORMAT_NAMES, 'int8-g32-asym', 'int4-tensor'])];

@@ -1,5 +1,5 @@
 /** Scalar rounding and minifloat encodings shared by the quantizers and the ONNX QDQ reference. */
-import { bf16ToFloat as bf16BitsToFloat, halfToFloat as halfBitsToFloat } from '../formats/dtypes';
+import { bf16ToFloat as bf16BitsToFloat, halfToFloat as halfBitsToFloat } from '../graph/dtypes';
 
 export { bf16BitsToFloat, halfBitsToFloat };
 

@@ -1,4 +1,4 @@
-import { bf16ToFloat, halfToFloat, minifloatToFloat } from '../formats/dtypes';
+import { bf16ToFloat, halfToFloat, minifloatToFloat } from '../graph/dtypes';
 import { parseFormat, type NumberFormat, type ScaleLevel } from './formats';
 import { E4M3FN, floatToBf16Bits, floatToHalfBits, miniFloatBits } from './numeric';
 import { NF4_LEVELS, quantizeDequantize, type ScaleSink } from './quantize';

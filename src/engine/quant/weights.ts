@@ -2,7 +2,7 @@ import type { ByteSource, SiblingResolver } from '../bytes';
 import { InputError } from '../errors';
 import type { CheckpointTensorRef } from '../formats/checkpoint';
 import { GGML_TYPES } from '../formats/gguf';
-import { halfToFloat, bf16ToFloat, rawToNumbers } from '../formats/dtypes';
+import { halfToFloat, bf16ToFloat, rawToNumbers } from '../graph/dtypes';
 import type { OnnxTensorRef } from '../formats/onnx-graph';
 import { loadTensorBytes } from '../formats/onnx-data';
 import { DataType } from '../formats/onnx-schema.generated';

@@ -1,4 +1,4 @@
-import type { InspectReport } from '../inspect';
+import type { InspectReport } from './inspect';
 
 export function human(n: number, unit = ''): string {
   const abs = Math.abs(n);

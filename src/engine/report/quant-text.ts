@@ -1,4 +1,5 @@
-import type { AssignmentReport, QuantReport } from '../quant/run';
+import type { AssignmentReport } from '../check/precision';
+import type { QuantReport } from '../quant/run';
 import type { ObserverName } from '../quant/observers';
 import { bytesHuman } from './inspect-text';
 

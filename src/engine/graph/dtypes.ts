@@ -1,4 +1,38 @@
-import { DataType } from './onnx-schema.generated';
+/**
+ * Element types, as the engine names and sizes them. The codes are ONNX's TensorProto.DataType
+ * enumeration (onnx/onnx.proto3), which the other formats' dtypes are mapped onto; a unit test checks
+ * this table against the protobuf schema the ONNX reader is generated from.
+ */
+export const ONNX_DTYPE = {
+  UNDEFINED: 0,
+  FLOAT: 1,
+  UINT8: 2,
+  INT8: 3,
+  UINT16: 4,
+  INT16: 5,
+  INT32: 6,
+  INT64: 7,
+  STRING: 8,
+  BOOL: 9,
+  FLOAT16: 10,
+  DOUBLE: 11,
+  UINT32: 12,
+  UINT64: 13,
+  COMPLEX64: 14,
+  COMPLEX128: 15,
+  BFLOAT16: 16,
+  FLOAT8E4M3FN: 17,
+  FLOAT8E4M3FNUZ: 18,
+  FLOAT8E5M2: 19,
+  FLOAT8E5M2FNUZ: 20,
+  UINT4: 21,
+  INT4: 22,
+  FLOAT4E2M1: 23,
+  FLOAT8E8M0: 24,
+  UINT2: 25,
+  INT2: 26,
+} as const;
+const DataType = ONNX_DTYPE;
 
 /** Engine-wide element type names (lower case, as `inspect` prints them). */
 const names: Record<number, string> = {};

@@ -1,4 +1,4 @@
-import type { ModelGraph } from './graph/model-graph';
+import type { ModelGraph } from '../graph/model-graph';
 
 /** The `layerplan inspect --json` document (DESIGN.md), plus a few extra fields. */
 export interface InspectReport {

@@ -1,41 +1,10 @@
-import type { Fix, Plan } from './plan';
-import { globMatch } from './plan';
+import { globMatch } from '../glob';
+import type { Fix, Plan } from '../plan/plan';
 import { parseFormat } from '../quant/formats';
 import type { GraphLayerData, WorkloadSource } from '../cost/workload';
-import { transformerPrecisionLayers } from '../graph/transformer';
+import { transformerPrecisionLayers } from '../graph/transformer-spec';
 
 type PrecisionLayer = Pick<GraphLayerData, 'name' | 'fp32Ops' | 'matrices'>;
-
-/**
- * Ops that mixed precision keeps in fp32 (the autocast fp32 lists of PyTorch AMP and Megatron):
- * their dynamic range or their long accumulations need it — softmax, normalizations, exp/log/pow,
- * and reductions that sum.
- */
-export const FP32_OPS = new Set([
-  'Softmax',
-  'LogSoftmax',
-  'LayerNormalization',
-  'SimplifiedLayerNormalization',
-  'SkipLayerNormalization',
-  'SkipSimplifiedLayerNormalization',
-  'RMSNormalization',
-  'BatchNormalization',
-  'GroupNormalization',
-  'InstanceNormalization',
-  'LpNormalization',
-  'MeanVarianceNormalization',
-  'Exp',
-  'Log',
-  'Pow',
-  'ReduceMean',
-  'ReduceSum',
-  'ReduceSumSquare',
-  'ReduceL1',
-  'ReduceL2',
-  'ReduceLogSum',
-  'ReduceLogSumExp',
-  'CumSum',
-]);
 
 /** One warning: a rule that puts fp32 ops lower, at its format, with the fix of keeping them in fp32. */
 export interface AmpIssue {

@@ -1,4 +1,4 @@
-import { IssueCollector, parseJsonWithTree, type Issue } from './plan';
+import { IssueCollector, parseJsonWithTree, type Issue } from '../plan/plan';
 
 /** What a JSON file is, for `layerplan check` and the editor's diagnostics. */
 export type CheckedKind = 'plan' | 'hf-config' | 'deepspeed' | 'unknown';
