@@ -1,0 +1,64 @@
+import type { ParseArgsConfig } from 'util';
+
+/** A mistake in how the command line was written (exit 2, with the usage hint). */
+export class UsageError extends Error {}
+
+export type OptionValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/**
+ * One `layerplan` command: its usage lines, its options (node:util parseArgs), and what it does.
+ * Commands live one per file in src/cli/ and are listed in src/cli.ts; adding one touches no other.
+ */
+export interface Command {
+  name: string;
+  /** Usage text for --help: the first line is `name <args> [options]`, the rest explain. */
+  usage: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  /** Returns the exit code: 0 done, 1 the check it ran failed, 2 bad input, 3 see the command. */
+  run(positional: string[], values: OptionValues): Promise<number>;
+}
+
+/** Writes text to stdout. */
+export const out = (text: string): void => void process.stdout.write(text);
+
+/** A JSON document on stdout (--json). */
+export const json = (value: unknown): void => out(JSON.stringify(value) + '\n');
+
+/** An integer option in [min, max], or undefined when absent. */
+export function intOption(values: OptionValues, name: string, min: number, max: number): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new UsageError(`--${name} expects an integer from ${min} to ${max}, got '${String(raw)}'`);
+  }
+  return v;
+}
+
+/** A comma-separated list option. */
+export function listOption(values: OptionValues, name: string): string[] | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  return String(raw)
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+}
+
+/** `--dim name=value` (repeatable): symbolic dimension bindings. */
+export function dimsOption(values: OptionValues): Record<string, number> {
+  const dims: Record<string, number> = {};
+  const raw = values.dim;
+  for (const spec of Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]) {
+    const m = /^([^=]+)=(\d+)$/.exec(String(spec));
+    if (!m) throw new UsageError(`--dim expects name=value, got '${String(spec)}'`);
+    dims[m[1]] = Number(m[2]);
+  }
+  return dims;
+}
+
+/** The first positional argument, which the command needs. */
+export function needFile(positional: string[], command: string, what: string): string {
+  if (!positional[0]) throw new UsageError(`${command} needs ${what}`);
+  return positional[0];
+}

@@ -1,0 +1,17 @@
+import { formatInspect } from '../engine/report/inspect-text';
+import { inspectFile } from '../node/inspect-file';
+import { dimsOption, json, needFile, out, type Command } from './command';
+
+export const inspect: Command = {
+  name: 'inspect',
+  usage: `inspect <model> [--json] [--dim name=value ...]   graph summary: ops, parameters, dtypes, layers
+                                                     (--dim binds a symbolic dim, e.g. --dim batch=8)`,
+  options: { dim: { type: 'string', multiple: true } },
+  async run(positional, values) {
+    const file = needFile(positional, 'inspect', 'a model file');
+    const report = await inspectFile(file, dimsOption(values));
+    if (values.json) json(report);
+    else out(formatInspect(file, report));
+    return 0;
+  },
+};
