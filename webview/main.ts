@@ -4,6 +4,7 @@ import type { Edge, HostToWebview, LayerBox, ModelSummary, NodeBox, NodeDetails,
 import { adapterName, runPackedKernel } from '../src/gpu/runner';
 import type { VerifyReport } from '../src/engine/quant/verify';
 import { Planner } from './planner';
+import { formatBytes, formatCount } from '../src/engine/units';
 
 /**
  * The model-graph webview: layers start collapsed and expand on click (the host sends a layer's
@@ -156,15 +157,6 @@ const togglePlanner = (show?: boolean) => {
 };
 plannerButton.addEventListener('click', () => togglePlanner());
 
-const fmt = (n: number) =>
-  n >= 1e9
-    ? `${(n / 1e9).toFixed(2)}G`
-    : n >= 1e6
-      ? `${(n / 1e6).toFixed(2)}M`
-      : n >= 1e3
-        ? `${(n / 1e3).toFixed(1)}k`
-        : String(Math.round(n));
-
 /** A two-column table of label / value rows, as text. */
 function keyValueTable(rows: [string, string][]): HTMLTableElement {
   const table = document.createElement('table');
@@ -190,8 +182,8 @@ function showSummary(): void {
       ['format', summary.format],
       ['producer', summary.producer || '—'],
       ['nodes', String(summary.nodes)],
-      ['parameters', fmt(summary.parameters)],
-      ['weights', `${(summary.bytes / 2 ** 20).toFixed(2)} MiB`],
+      ['parameters', formatCount(summary.parameters)],
+      ['weights', formatBytes(summary.bytes)],
       ['layers', String(summary.layers.length)],
     ],
     summary.file,
@@ -202,8 +194,8 @@ function showNode(d: NodeDetails): void {
   const rows: [string, string][] = [
     ['op', d.domain ? `${d.domain}.${d.opType}` : d.opType],
     ['layer', d.layer],
-    ['FLOPs', fmt(d.flops)],
-    ['parameters', fmt(d.parameters)],
+    ['FLOPs', formatCount(d.flops)],
+    ['parameters', formatCount(d.parameters)],
   ];
   for (const i of d.inputs) rows.push([i.weight ? 'weight' : 'input', `${i.name}: ${i.dtype}${i.shape}`]);
   for (const o of d.outputs) rows.push(['output', `${o.name}: ${o.dtype}${o.shape}`]);
@@ -357,7 +349,7 @@ async function render(): Promise<void> {
         id,
         kind: 'layer',
         label: l.name,
-        sub: `${l.nodes} nodes · ${fmt(l.parameters)} params · ${l.ops}`,
+        sub: `${l.nodes} nodes · ${formatCount(l.parameters)} params · ${l.ops}`,
         index: l.index,
       });
       entry.set(l.index, id);
@@ -515,8 +507,8 @@ function activate(box: SVGGElement): void {
       showDetails(
         [
           ['nodes', String(l.nodes)],
-          ['parameters', fmt(l.parameters)],
-          ['FLOPs', fmt(l.flops)],
+          ['parameters', formatCount(l.parameters)],
+          ['FLOPs', formatCount(l.flops)],
           ['ops', l.ops],
         ],
         l.name,
@@ -583,7 +575,7 @@ window.addEventListener('message', (e: MessageEvent<HostToWebview>) => {
       // A new summary (first load, or the file changed on disk): forget the layers fetched so far.
       layerNodes.clear();
       summary = m.summary;
-      title.textContent = `${m.summary.file} — ${m.summary.format}, ${m.summary.nodes} nodes, ${fmt(m.summary.parameters)} parameters`;
+      title.textContent = `${m.summary.file} — ${m.summary.format}, ${m.summary.nodes} nodes, ${formatCount(m.summary.parameters)} parameters`;
       showSummary();
       // Layers the user had open before the view was hidden: ask for them again.
       for (const l of state.expanded) post({ type: 'expandLayer', layer: l });

@@ -4,7 +4,8 @@ import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-label/index.js';
 import { balancedSplit, rangeText, type CostReport } from '../src/engine/cost/estimate';
-import { ganttSvg, gib as fmtBytes, memorySvg, secs as fmtS } from '../src/engine/report/charts';
+import { ganttSvg, memorySvg } from '../src/engine/report/charts';
+import { formatCount, formatGiB as fmtBytes, formatSeconds as fmtS } from '../src/engine/units';
 import { globMatch } from '../src/engine/glob';
 import { formatFor, parseLayerRange, type Plan } from '../src/engine/plan/plan';
 import { PendingEdits, setPlanPaths, type PlanEdit } from '../src/engine/plan/edits';
@@ -40,15 +41,6 @@ function custom(tag: string, attrs: Record<string, string> = {}, text?: string):
   if (text !== undefined) e.textContent = text;
   return e;
 }
-
-const fmtN = (n: number) =>
-  n >= 1e9
-    ? `${(n / 1e9).toFixed(2)}B`
-    : n >= 1e6
-      ? `${(n / 1e6).toFixed(2)}M`
-      : n >= 1e3
-        ? `${(n / 1e3).toFixed(1)}k`
-        : String(n);
 
 export class Planner {
   readonly root = el('section', 'planner');
@@ -356,7 +348,7 @@ export class Planner {
       const cells = [
         String(i),
         name,
-        fmtN(this.answer?.blockParameters[i] ?? 0),
+        formatCount(this.answer?.blockParameters[i] ?? 0),
         stage >= 0 ? String(stage) : '—',
         fmt,
         sq.length ? `${Math.min(...sq).toFixed(1)} dB` : '—',

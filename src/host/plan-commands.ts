@@ -7,7 +7,7 @@ import type { GraphViews } from './views';
 import { createPlan, estimateUri, planFileFor } from './planner';
 
 const MODEL_RE = /\.(onnx|gguf|safetensors)$/i;
-const GiB = 2 ** 30;
+import { GiB } from '../engine/units';
 
 /** The plan a command acts on: an argument (a plan, or a model whose plan is beside it), the active plan editor, or the focused graph view's model. */
 function planTarget(views: GraphViews, arg?: vscode.Uri): vscode.Uri | undefined {

@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import { InputError } from '../engine/errors';
 import type { InspectReport } from '../engine/report/inspect';
-import { bytesHuman, human } from '../engine/report/inspect-text';
+import { formatBytes, formatCount } from '../engine/units';
 import { inspectFile } from '../node/inspect-file';
 
 const MODEL = /\.(onnx|gguf|safetensors)$|(^|[\\/])config\.json$|\.safetensors\.index\.json$/i;
@@ -75,13 +75,13 @@ export class ModelSummaryView implements vscode.WebviewViewProvider {
       rows([
         ['format', r.format],
         ['nodes', String(r.nodes)],
-        ['parameters', human(r.parameters)],
-        ['weights', bytesHuman(r.bytes)],
+        ['parameters', formatCount(r.parameters)],
+        ['weights', formatBytes(r.bytes)],
       ]) +
       `<h3>Parameters by dtype</h3>` +
-      rows(Object.entries(r.parametersByDtype).map(([d, n]) => [d, human(n)])) +
+      rows(Object.entries(r.parametersByDtype).map(([d, n]) => [d, formatCount(n)])) +
       `<h3>Biggest layers</h3>` +
-      rows(top.map((l) => [l.name, human(l.parameters)]))
+      rows(top.map((l) => [l.name, formatCount(l.parameters)]))
     );
   }
 }

@@ -1,15 +1,12 @@
 import type { CostReport } from '../cost/estimate';
+import { formatGiB as gib, formatSeconds as secs } from '../units';
 
 /**
  * The planner's charts as SVG text: memory per GPU by stage (stacked against capacity) and the
  * pipeline schedule (a Gantt chart with the idle time visible). The webview draws these and
  * "Export report" embeds the same. Colours are classes; the exporter and the webview style them.
  */
-const GiB = 2 ** 30;
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-/** Bytes as GiB, seconds as s or ms: the units the charts and the planner show. */
-export const gib = (b: number) => `${(b / GiB).toFixed(b < 10 * GiB ? 2 : 1)} GiB`;
-export const secs = (s: number) => (s >= 1 ? `${s.toFixed(2)} s` : `${(s * 1e3).toFixed(2)} ms`);
 const n = (v: number) => (Number.isFinite(v) ? +v.toFixed(2) : 0);
 
 export const MEMORY_PARTS = ['weights', 'gradients', 'optimizer', 'activations'] as const;

@@ -1,13 +1,5 @@
 import type { CostReport } from '../cost/estimate';
-import { human } from './inspect-text';
-
-const GiB = 2 ** 30;
-
-function seconds(s: number): string {
-  if (s >= 1) return `${s.toFixed(2)} s`;
-  if (s >= 1e-3) return `${(s * 1e3).toFixed(1)} ms`;
-  return `${(s * 1e6).toFixed(0)} µs`;
-}
+import { formatBytes, formatCount, formatSeconds as seconds, GiB } from '../units';
 
 /** A stacked bar: weights █, gradients ▓, optimizer ▒, activations ░, free ·, over capacity ! */
 function memoryBar(r: CostReport['stages'][number], width: number): string {
@@ -27,7 +19,7 @@ function memoryBar(r: CostReport['stages'][number], width: number): string {
 /** The terminal report of `layerplan estimate`. */
 export function formatEstimate(file: string, r: CostReport): string {
   const lines: string[] = [];
-  lines.push(`${file}: ${r.mode} on ${r.gpus} × ${r.gpu}, ${human(r.parameters)} parameters`);
+  lines.push(`${file}: ${r.mode} on ${r.gpus} × ${r.gpu}, ${formatCount(r.parameters)} parameters`);
   if (r.mode === 'training') {
     lines.push(
       `  iteration ${seconds(r.iterationSeconds)}   ${r.tflopsPerGpu.toFixed(1)} TFLOP/s per GPU   MFU ${(r.mfu * 100).toFixed(1)}%   pipeline bubble ${(r.bubbleFraction * 100).toFixed(1)}%   ${r.microBatches} micro-batches per pipeline`,
@@ -61,13 +53,13 @@ export function formatEstimate(file: string, r: CostReport): string {
   lines.push('', 'Communication per iteration (per GPU)');
   const via = (x: { link?: string }) => (x.link && x.link !== 'none' ? `  over ${x.link}` : '');
   lines.push(
-    `  tensor parallel  ${human(c.tensor.bytes, 'B').padStart(8)}  ${seconds(c.tensor.seconds).padEnd(11)}${via(c.tensor)}`,
+    `  tensor parallel  ${formatBytes(c.tensor.bytes).padStart(8)}  ${seconds(c.tensor.seconds).padEnd(11)}${via(c.tensor)}`,
   );
   lines.push(
-    `  pipeline         ${human(c.pipeline.bytes, 'B').padStart(8)}  ${seconds(c.pipeline.seconds).padEnd(11)}${via(c.pipeline)}`,
+    `  pipeline         ${formatBytes(c.pipeline.bytes).padStart(8)}  ${seconds(c.pipeline.seconds).padEnd(11)}${via(c.pipeline)}`,
   );
   lines.push(
-    `  data parallel    ${human(c.data.bytes, 'B').padStart(8)}  ${seconds(c.data.seconds).padEnd(11)}${via(c.data)} (exposed)`,
+    `  data parallel    ${formatBytes(c.data.bytes).padStart(8)}  ${seconds(c.data.seconds).padEnd(11)}${via(c.data)} (exposed)`,
   );
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   return lines.join('\n') + '\n';

@@ -1,22 +1,5 @@
+import { formatBytes, formatCount } from '../units';
 import type { InspectReport } from './inspect';
-
-export function human(n: number, unit = ''): string {
-  const abs = Math.abs(n);
-  const [div, suffix] =
-    abs >= 1e12 ? [1e12, 'T'] : abs >= 1e9 ? [1e9, 'G'] : abs >= 1e6 ? [1e6, 'M'] : abs >= 1e3 ? [1e3, 'k'] : [1, ''];
-  const v = n / div;
-  return `${div === 1 ? String(Math.round(v)) : v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)}${suffix}${unit}`;
-}
-
-export function bytesHuman(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i ? 2 : 0)} ${units[i]}`;
-}
 
 function table(rows: string[][], align: ('l' | 'r')[]): string {
   if (!rows.length) return '  (none)';
@@ -40,13 +23,13 @@ export function formatInspect(file: string, r: InspectReport): string {
   lines.push(`${file}`);
   lines.push(`  format ${r.format}   producer ${r.producer || '?'} ${r.producerVersion}   opsets ${opsets || '-'}`);
   lines.push(
-    `  ${r.nodes} nodes, ${r.tensors} weight tensors, ${human(r.parameters)} parameters, ${bytesHuman(r.bytes)}`,
+    `  ${r.nodes} nodes, ${r.tensors} weight tensors, ${formatCount(r.parameters)} parameters, ${formatBytes(r.bytes)}`,
   );
   const dims = Object.entries(r.bindings)
     .map(([k, v]) => `${k}=${v}`)
     .join(', ');
   lines.push(
-    `  FLOPs per run ${human(r.layers.reduce((s, l) => s + l.flops, 0))} (symbolic dims ${dims || 'bound to 1; set with --dim name=value'})`,
+    `  FLOPs per run ${formatCount(r.layers.reduce((s, l) => s + l.flops, 0))} (symbolic dims ${dims || 'bound to 1; set with --dim name=value'})`,
   );
   for (const io of r.inputs) {
     lines.push(`  input  ${io.name}: ${io.dtype}[${io.shape.map((d) => d ?? '?').join(', ')}]`);
@@ -68,7 +51,7 @@ export function formatInspect(file: string, r: InspectReport): string {
       table(
         [
           ['layer', 'parameters', 'FLOPs', 'nodes'],
-          ...rows.map((l) => [l.name, human(l.parameters), human(l.flops), String(l.nodes)]),
+          ...rows.map((l) => [l.name, formatCount(l.parameters), formatCount(l.flops), String(l.nodes)]),
         ],
         ['l', 'r', 'r', 'r'],
       ),
@@ -88,7 +71,7 @@ export function formatInspect(file: string, r: InspectReport): string {
     table(
       [
         ['dtype', 'tensors', 'parameters'],
-        ...Object.entries(r.dtypes).map(([d, n]) => [d, String(n), human(r.parametersByDtype[d])]),
+        ...Object.entries(r.dtypes).map(([d, n]) => [d, String(n), formatCount(r.parametersByDtype[d])]),
       ],
       ['l', 'r', 'r'],
     ),

@@ -1,14 +1,14 @@
 import type { CostReport } from '../cost/estimate';
+import { GiB, formatSeconds as secs } from '../units';
 import { CHART_CSS, MEMORY_PARTS, ganttSvg, memorySvg } from './charts';
 
 /**
  * "Export report": a plan's costs as a self-contained HTML page (charts inline) or as Markdown
  * (charts as SVG files beside it). Pure: the caller writes the files.
  */
-const GiB = 2 ** 30;
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** GiB as a number: the tables name the unit in their headers. */
 const gib = (b: number) => (b / GiB).toFixed(2);
-const secs = (s: number) => (s >= 1 ? `${s.toFixed(3)} s` : `${(s * 1e3).toFixed(3)} ms`);
 
 function rows(r: CostReport): { summary: [string, string][]; stages: string[][]; comm: string[][] } {
   const peak = Math.max(...r.stages.map((s) => s.memory.total));

@@ -1,7 +1,7 @@
 import type { AssignmentReport } from '../check/precision';
 import type { QuantReport } from '../quant/run';
 import type { ObserverName } from '../quant/observers';
-import { bytesHuman } from './inspect-text';
+import { formatBytes } from '../units';
 
 const db = (v: number | null) => (v === null ? 'exact' : `${v.toFixed(1)} dB`);
 
@@ -14,7 +14,7 @@ export function formatQuant(file: string, r: QuantReport): string {
   ];
   for (const s of [...r.summary].sort((a, b) => a.bitsPerWeight - b.bitsPerWeight)) {
     lines.push(
-      `  ${s.format.padEnd(16)} ${s.bitsPerWeight.toFixed(3).padStart(8)}   ${bytesHuman(s.bytes).padStart(10)}   ${db(s.sqnrDb).padStart(9)}`,
+      `  ${s.format.padEnd(16)} ${s.bitsPerWeight.toFixed(3).padStart(8)}   ${formatBytes(s.bytes).padStart(10)}   ${db(s.sqnrDb).padStart(9)}`,
     );
   }
   if (r.tensors.length) {
@@ -59,7 +59,7 @@ export function formatActivations(a: {
 export function formatAssignment(plan: string, a: AssignmentReport): string {
   const lines = [
     '',
-    `Assignment from ${plan}: ${bytesHuman(a.weightBytes)} of weights (${bytesHuman(a.defaultBytes)} at the default precision), estimated output SQNR ${db(a.outputSqnrDb)}`,
+    `Assignment from ${plan}: ${formatBytes(a.weightBytes)} of weights (${formatBytes(a.defaultBytes)} at the default precision), estimated output SQNR ${db(a.outputSqnrDb)}`,
   ];
   for (const l of a.layers) lines.push(`  ${l.name.padEnd(24)} ${l.format.padEnd(14)} ${db(l.sqnrDb).padStart(9)}`);
   return lines.join('\n') + '\n';
