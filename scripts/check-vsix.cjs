@@ -31,6 +31,7 @@ const required = [
   'extension/readme.md',
   'extension/LICENSE.txt',
   'extension/docs/planner.png',
+  'extension/media/graph.css',
   'extension/schemas/plan.schema.json',
 ];
 const forbidden = /^extension\/(src|test|node_modules|out|scripts|bench|examples)\/|\.map$/;

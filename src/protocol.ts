@@ -3,6 +3,7 @@ import type { VerifyReport } from './engine/quant/verify';
 import type { WorkloadSource } from './engine/cost/workload';
 import type { Plan } from './engine/plan/plan';
 import type { PlanEdit } from './engine/plan/edits';
+import type { CostReport } from './engine/cost/estimate';
 
 /** The plan beside a model, as the planner shows it. */
 export interface PlanState {
@@ -133,5 +134,125 @@ export type WebviewToHost =
   | { type: 'newPlan' }
   /** Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y) in the planner: take back or redo the planner's last edit of the plan file. */
   | { type: 'planUndo'; redo: boolean }
+  /** Something failed inside the view (a worker crashed, a layout failed); the view has recovered what it could. */
+  | { type: 'viewError'; message: string }
   /** What the planner shows after an estimate (for tests): the summary line, the stage assignment, and how many of its edits the file's state did not hold yet. */
   | { type: 'plannerShown'; summary: string; stages: string[]; ms: number; pending: number };
+
+/* ------------------------------------------------------------------------------------------------
+ * Web workers of the webview: the layout worker (dagre) and the estimate worker (the cost engine).
+ * Each request carries an id; each answer names the id it answers, and carries `error` when it failed.
+ * ---------------------------------------------------------------------------------------------- */
+
+/** Lay out boxes and edges (layout-worker.ts). */
+export interface LayoutRequest {
+  id: number;
+  boxes: { id: string; width: number; height: number }[];
+  edges: { from: string; to: string }[];
+}
+
+export interface LayoutAnswer {
+  id: number;
+  positions: { id: string; x: number; y: number }[];
+  paths: { from: string; to: string; points: { x: number; y: number }[] }[];
+  width: number;
+  height: number;
+  error?: string;
+}
+
+/** Estimate a plan (estimate-worker.ts); the workload is rebuilt only when `source` is sent. */
+export interface EstimateRequest {
+  id: number;
+  plan: Plan;
+  source?: WorkloadSource;
+}
+
+export interface EstimateAnswer {
+  id: number;
+  report?: CostReport;
+  problems: string[];
+  /** The engine could not estimate this plan (shown among the problems); `error` is for a failed request. */
+  engineError?: string;
+  error?: string;
+  ms: number;
+  /** Parameters per block (what stages split), for rebalancing. */
+  blockParameters: number[];
+  layerNames: string[];
+}
+
+/**
+ * For exhaustive switches over a message union: `default: return unhandled(m)` stops compiling
+ * when a message is added to the union and not handled.
+ */
+export function unhandled(m: never): never {
+  throw new Error(`unhandled message ${JSON.stringify((m as { type?: string }).type ?? m)}`);
+}
+
+/** A request that failed: its answer said so, it timed out, or the other side went away. */
+export class RequestError extends Error {}
+
+/**
+ * Requests and their replies, matched one way everywhere (host ↔ webview kernel runs, webview ↔
+ * its workers): `request()` sends a message with a fresh id and resolves with the answer carrying
+ * that id, or rejects with a RequestError (the answer's `error`, a timeout, or `failAll` when the
+ * other side crashed or closed). Answers to forgotten requests are ignored.
+ */
+export class RequestChannel<Req extends { id: number }, Ans extends { id: number; error?: string }> {
+  private nextId = 1;
+  private readonly waiting = new Map<
+    number,
+    { resolve: (a: Ans) => void; reject: (e: Error) => void; timer?: ReturnType<typeof setTimeout> }
+  >();
+
+  constructor(
+    private readonly send: (m: Req) => void,
+    private readonly timeoutMs = 0,
+  ) {}
+
+  /** Sends `body` with a fresh id; resolves with the answer, rejects on its error or a timeout. */
+  request(body: Omit<Req, 'id'>, what = 'the request'): Promise<Ans> {
+    const id = this.nextId++;
+    return new Promise<Ans>((resolve, reject) => {
+      const timer =
+        this.timeoutMs > 0
+          ? setTimeout(() => {
+              this.waiting.delete(id);
+              reject(new RequestError(`${what} got no answer within ${Math.round(this.timeoutMs / 1000)} s`));
+            }, this.timeoutMs)
+          : undefined;
+      this.waiting.set(id, { resolve, reject, timer });
+      try {
+        this.send({ ...body, id } as Req);
+      } catch (e) {
+        this.settle(id);
+        reject(new RequestError(`${what} could not be sent: ${(e as Error).message}`));
+      }
+    });
+  }
+
+  /** The id the next request will carry (for callers that drop stale answers). */
+  get latestId(): number {
+    return this.nextId - 1;
+  }
+
+  /** Feeds an answer in (from onmessage). */
+  answer(a: Ans): void {
+    const w = this.settle(a.id);
+    if (!w) return;
+    if (a.error !== undefined) w.reject(new RequestError(a.error));
+    else w.resolve(a);
+  }
+
+  /** The other side failed or closed: every open request rejects with `reason`. */
+  failAll(reason: string): void {
+    for (const id of [...this.waiting.keys()]) this.settle(id)?.reject(new RequestError(reason));
+  }
+
+  private settle(id: number) {
+    const w = this.waiting.get(id);
+    if (!w) return undefined;
+    clearTimeout(w.timer);
+    this.waiting.delete(id);
+    return w;
+  }
+}

@@ -1,27 +1,13 @@
-import { estimate, modelChecks, type CostReport } from '../src/engine/cost/estimate';
-import { workloadFrom, type Workload, type WorkloadSource } from '../src/engine/cost/workload';
-import type { Plan } from '../src/engine/plan/plan';
+import { estimate, modelChecks } from '../src/engine/cost/estimate';
+import { workloadFrom, type Workload } from '../src/engine/cost/workload';
+
+import type { EstimateAnswer, EstimateRequest } from '../src/protocol';
 
 /**
  * The planner's cost engine in a web worker: every edit re-estimates here, off the UI thread.
  * The workload is rebuilt only when the host sends a new source (a model or its bindings changed).
+ * Messages are typed in src/protocol.ts.
  */
-export interface EstimateRequest {
-  id: number;
-  plan: Plan;
-  source?: WorkloadSource;
-}
-export interface EstimateAnswer {
-  id: number;
-  report?: CostReport;
-  problems: string[];
-  error?: string;
-  ms: number;
-  /** Parameters per block (what stages split), for rebalancing. */
-  blockParameters: number[];
-  layerNames: string[];
-}
-
 let workload: Workload | undefined;
 
 self.onmessage = (e: MessageEvent<EstimateRequest>) => {
@@ -36,7 +22,7 @@ self.onmessage = (e: MessageEvent<EstimateRequest>) => {
     answer.problems = modelChecks(plan, workload).map(([, m]) => m);
     if (!answer.problems.length) answer.report = estimate(plan, workload, 'plan');
   } catch (err) {
-    answer.error = (err as Error).message;
+    answer.engineError = (err as Error).message;
   }
   answer.ms = performance.now() - t0;
   (self as unknown as Worker).postMessage(answer);

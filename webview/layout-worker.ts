@@ -1,19 +1,16 @@
 /// <reference lib="webworker" />
 import dagre from '@dagrejs/dagre';
 
-/** Lays out a graph with dagre off the UI thread: boxes in, positions out. */
-interface LayoutRequest {
-  id: number;
-  boxes: { id: string; width: number; height: number }[];
-  edges: { from: string; to: string }[];
-}
+import type { LayoutAnswer, LayoutRequest } from '../src/protocol';
+
+/** Lays out a graph with dagre off the UI thread: boxes in, positions out (or the error, by id). */
 
 /**
  * Big graphs (dagre recurses and overflows the stack past a few thousand boxes): a layered layout
  * of our own — ranks by longest path from the sources (Kahn's order, no recursion), boxes of a rank
  * side by side, straight edges.
  */
-function layered(req: LayoutRequest) {
+function layered(req: LayoutRequest): LayoutAnswer {
   const { id, boxes, edges } = req;
   const index = new Map(boxes.map((b, i) => [b.id, i]));
   const out: number[][] = boxes.map(() => []);
@@ -63,11 +60,24 @@ function layered(req: LayoutRequest) {
 const DAGRE_LIMIT = 500;
 
 self.onmessage = (e: MessageEvent<LayoutRequest>) => {
-  if (e.data.boxes.length > DAGRE_LIMIT) {
-    (self as unknown as Worker).postMessage(layered(e.data));
-    return;
+  let answer: LayoutAnswer;
+  try {
+    answer = e.data.boxes.length > DAGRE_LIMIT ? layered(e.data) : dagreLayout(e.data);
+  } catch (err) {
+    answer = {
+      id: e.data.id,
+      positions: [],
+      paths: [],
+      width: 0,
+      height: 0,
+      error: `layout failed: ${(err as Error).message}`,
+    };
   }
-  const { id, boxes, edges } = e.data;
+  (self as unknown as Worker).postMessage(answer);
+};
+
+function dagreLayout(req: LayoutRequest): LayoutAnswer {
+  const { id, boxes, edges } = req;
   const g = new dagre.graphlib.Graph();
   g.setGraph({ rankdir: 'TB', nodesep: 24, ranksep: 36, marginx: 16, marginy: 16 });
   g.setDefaultEdgeLabel(() => ({}));
@@ -82,5 +92,5 @@ self.onmessage = (e: MessageEvent<LayoutRequest>) => {
     .edges()
     .map((ed) => ({ from: ed.v, to: ed.w, points: g.edge(ed).points as { x: number; y: number }[] }));
   const graph = g.graph();
-  (self as unknown as Worker).postMessage({ id, positions, paths, width: graph.width ?? 0, height: graph.height ?? 0 });
-};
+  return { id, positions, paths, width: graph.width ?? 0, height: graph.height ?? 0 };
+}

@@ -9,8 +9,8 @@ import { formatCount, formatGiB as fmtBytes, formatSeconds as fmtS } from '../sr
 import { globMatch } from '../src/engine/glob';
 import { formatFor, parseLayerRange, type Plan } from '../src/engine/plan/plan';
 import { PendingEdits, setPlanPaths, type PlanEdit } from '../src/engine/plan/edits';
-import type { LayerErrors, PlanState, WebviewToHost } from '../src/protocol';
-import type { EstimateAnswer, EstimateRequest } from './estimate-worker';
+import type { EstimateAnswer, EstimateRequest, LayerErrors, PlanState, WebviewToHost } from '../src/protocol';
+import { WorkerClient } from './worker-client';
 
 /**
  * The planner: the model's layers with their pipeline stage and precision, a form for the cluster,
@@ -51,8 +51,9 @@ export class Planner {
   errors?: LayerErrors;
   private selected = new Set<number>();
   private anchor = -1;
-  private worker?: Worker;
-  private seq = 0;
+  private readonly worker: WorkerClient<EstimateRequest, EstimateAnswer>;
+  /** Why the last estimate did not come back (the worker failed), until one does. */
+  private failure?: string;
   /** Edits sent to the host and not yet in the state it sent back (laid over each state). */
   private readonly pending = new PendingEdits();
   private sentSource = false;
@@ -77,6 +78,7 @@ export class Planner {
   private format = 'int4-g128';
 
   constructor(private readonly host: PlannerHost) {
+    this.worker = new WorkerClient(host.workerUrl, 'the estimate worker', (m) => this.workerFailed(m));
     this.root.setAttribute('aria-label', 'Planner');
     this.root.hidden = true;
     const bar = el('div', 'pbar');
@@ -174,18 +176,12 @@ export class Planner {
     this.host.post({ type: 'planEdit', seq, edits });
   }
 
-  private async ensureWorker(): Promise<Worker> {
-    if (this.worker) return this.worker;
-    const src = await (await fetch(this.host.workerUrl)).text();
-    this.worker = new Worker(URL.createObjectURL(new Blob([src], { type: 'text/javascript' })));
-    this.worker.onmessage = (e: MessageEvent<EstimateAnswer>) => {
-      if (e.data.id !== this.seq) return;
-      this.answer = e.data;
-      this.report = e.data.report;
-      this.renderList();
-      this.renderResults();
-    };
-    return this.worker;
+  /** The estimate worker failed: say so here and to the host; the next edit starts a fresh worker. */
+  private workerFailed(message: string): void {
+    this.sentSource = false; // a fresh worker has no workload yet
+    this.failure = message;
+    this.renderResults();
+    this.host.post({ type: 'viewError', message: `planner: ${message}` });
   }
 
   private estimate(): void {
@@ -194,13 +190,22 @@ export class Planner {
       this.renderResults();
       return;
     }
-    const req: EstimateRequest = {
-      id: ++this.seq,
-      plan: this.plan,
-      source: this.sentSource ? undefined : this.state.source,
-    };
+    const source = this.sentSource ? undefined : this.state.source;
     this.sentSource = true;
-    void this.ensureWorker().then((w) => w.postMessage(req));
+    const request = this.worker.request({ plan: this.plan, source });
+    const id = this.worker.latestId;
+    request.then(
+      (answer) => {
+        // Only the latest edit's estimate is shown; older answers are dropped.
+        if (id !== this.worker.latestId) return;
+        this.failure = undefined;
+        this.answer = answer;
+        this.report = answer.report;
+        this.renderList();
+        this.renderResults();
+      },
+      () => undefined, // workerFailed has said why
+    );
   }
 
   /** Stage of each block index: the plan's explicit stages, else the engine's split. */
@@ -568,7 +573,8 @@ export class Planner {
     const problems = [
       ...(this.state?.issues ?? []).map((i) => `${i.severity}: ${i.message}`),
       ...(this.answer?.problems ?? []),
-      ...(this.answer?.error ? [this.answer.error] : []),
+      ...(this.answer?.engineError ? [this.answer.engineError] : []),
+      ...(this.failure ? [this.failure] : []),
     ];
     const r = this.report;
     const summary = el('div', 'psummary');

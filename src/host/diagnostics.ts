@@ -104,9 +104,20 @@ export class JsonDiagnostics implements vscode.CodeActionProvider {
         return d;
       });
     } catch (e) {
-      // Not a file Layerplan understands (a JSON config of something else): no diagnostics.
-      if (!(e instanceof InputError)) throw e;
-      diagnostics = [];
+      this.issues.delete(doc.uri.toString());
+      if (e instanceof InputError) {
+        // Not a file Layerplan understands (a JSON config of something else): no diagnostics.
+        diagnostics = [];
+      } else {
+        // A check that failed must not leave the last run's diagnostics standing as if current.
+        const d = new vscode.Diagnostic(
+          new vscode.Range(0, 0, 0, 1),
+          `Layerplan could not check this file: ${(e as Error).message} (an internal error; the diagnostics shown before are gone)`,
+          vscode.DiagnosticSeverity.Warning,
+        );
+        d.source = 'layerplan';
+        diagnostics = [d];
+      }
     }
     if (doc.version === version) this.collection.set(doc.uri, diagnostics);
   }

@@ -3,7 +3,7 @@ import { InputError } from '../engine/errors';
 import { openModel } from '../engine/formats/registry';
 import type { ModelGraph } from '../engine/graph/model-graph';
 import { FileByteSource, FolderResolver } from '../node/file-source';
-import type { HostToWebview, WebviewToHost } from '../protocol';
+import { RequestChannel, unhandled, type HostToWebview, type WebviewToHost } from '../protocol';
 import { PlanSession } from './planner';
 import type { GraphView, GraphViews, KernelAnswer } from './views';
 import { layerNodes, modelSummary, nodeDetails, searchGraph } from './graph-summary';
@@ -75,7 +75,9 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
 
   async resolveCustomEditor(doc: ModelDocument, panel: vscode.WebviewPanel): Promise<void> {
     const dist = vscode.Uri.joinPath(this.context.extensionUri, 'dist');
-    panel.webview.options = { enableScripts: true, localResourceRoots: [dist] };
+    const media = vscode.Uri.joinPath(this.context.extensionUri, 'media');
+    panel.webview.options = { enableScripts: true, localResourceRoots: [dist, media] };
+    const css = panel.webview.asWebviewUri(vscode.Uri.joinPath(media, 'graph.css'));
     const n = nonce();
     const script = panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js'));
     const worker = panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'layout-worker.js'));
@@ -92,32 +94,22 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
 <html lang="en"><head><meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
-<title>Layerplan graph</title></head>
+<title>Layerplan graph</title>
+<link rel="stylesheet" href="${css}"></head>
 <body data-worker="${worker}" data-estimate-worker="${estimateWorker}"><div id="app" role="application" aria-label="Model graph"></div>
 <script nonce="${n}" src="${script}"></script></body></html>`;
     const post = (m: HostToWebview) => void panel.webview.postMessage(m);
     const key = doc.uri.toString();
-    const kernels = new Map<number, (a: KernelAnswer) => void>();
+    // Kernel runs in the webview: requests matched to their answers by id (src/protocol.ts).
+    const kernels = new RequestChannel<Extract<HostToWebview, { type: 'verifyRun' }>, KernelAnswer>(post, 120000);
     let planner: PlanSession | undefined;
     const plannerSession = () => (planner ??= new PlanSession(doc.uri, post));
-    let nextKernel = 0;
     const view: GraphView = {
       uri: doc.uri,
       graph: () => doc.graph,
       post,
       runKernel: (packed, x, batch, repeats) =>
-        new Promise<KernelAnswer>((resolve) => {
-          const id = nextKernel++;
-          const timer = setTimeout(() => {
-            kernels.delete(id);
-            resolve({ type: 'verifyResult', id, error: 'the webview did not answer within 120 s' });
-          }, 120000);
-          kernels.set(id, (a) => {
-            clearTimeout(timer);
-            resolve(a);
-          });
-          post({ type: 'verifyRun', id, packed, x, batch, repeats });
-        }),
+        kernels.request({ type: 'verifyRun', packed, x, batch, repeats }, 'the WebGPU kernel in the graph view'),
     };
     const views = this.views;
     if (panel.active) views.focused(doc.uri);
@@ -135,8 +127,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
           break;
         }
         case 'verifyResult':
-          kernels.get(m.id)?.(m);
-          kernels.delete(m.id);
+          kernels.answer(m);
           break;
         case 'verifyRequest':
           void vscode.commands.executeCommand('layerplan.verifyLayer', doc.uri, m.tensor, undefined, m.layer);
@@ -183,6 +174,12 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
             textNames: m.textNames,
           });
           break;
+        case 'viewError':
+          // A failure inside the view (a worker that crashed, a layout that failed): the user hears of it.
+          void vscode.window.showErrorMessage(`Layerplan: ${vscode.workspace.asRelativePath(doc.uri)}: ${m.message}`);
+          break;
+        default:
+          unhandled(m);
       }
     });
     // A model that changes on disk reloads the view; one that is deleted closes it.
@@ -202,9 +199,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
     panel.onDidDispose(() => {
       views.closed(doc.uri, view);
       planner?.dispose();
-      for (const resolve of kernels.values()) {
-        resolve({ type: 'verifyResult', id: -1, error: 'the graph view was closed' });
-      }
+      kernels.failAll('the graph view was closed');
       watcher.dispose();
     });
   }

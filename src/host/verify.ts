@@ -112,10 +112,14 @@ export function verifyCommand(editors: GraphViews, output: vscode.OutputChannel)
           const job = await verifyJob(uri.fsPath, layer, { format: chosen, inputs: inputs || undefined });
           progress.report({ message: 'running the kernel in the graph view (WebGPU)' });
           view.post({ type: 'verifyReport', progress: `Running the ${chosen} kernel on WebGPU…` });
-          const res = await view.runKernel(job.packed, job.x, job.batch, 3);
+          // A kernel that errors or never answers is a failure, not a fallback: it rejects.
+          const res = await view.runKernel(job.packed, job.x, job.batch, 3).catch((e: Error) => {
+            view.post({ type: 'verifyReport', error: `The ${chosen} kernel failed in the graph view: ${e.message}` });
+            throw e;
+          });
           const report = res.y
             ? finishVerify(job, { y: res.y, device: res.device ?? 'WebGPU', seconds: res.seconds })
-            : finishVerify(job, { fallback: res.fallback ?? res.error ?? 'no WebGPU in the webview' });
+            : finishVerify(job, { fallback: res.fallback ?? 'no WebGPU in the webview' });
           view.post({ type: 'verifyReport', report });
           output.appendLine(formatVerify(vscode.workspace.asRelativePath(uri), report));
           if (report.outcome === 'fallback') {

@@ -10,7 +10,10 @@ export interface GraphView {
   uri: vscode.Uri;
   graph(): ModelGraph | undefined;
   post(m: HostToWebview): void;
-  /** Runs the packed kernel in the webview (navigator.gpu). */
+  /**
+   * Runs the packed kernel in the webview (navigator.gpu): the output, or `fallback` when the webview
+   * has no adapter; rejects (RequestError) when the kernel failed, timed out or the view closed.
+   */
   runKernel(packed: PackedWeight, x: Float32Array, batch: number, repeats: number): Promise<KernelAnswer>;
 }
 
