@@ -32,7 +32,7 @@ export const verify: Command = {
     });
     if (values.json) json(report);
     else out(formatVerify(file, report));
-    // 0 verified, 1 failed, 3 no adapter: only the CPU reference ran (DESIGN.md; never a pass).
+    // 0 verified, 1 failed, 3 no adapter: only the CPU reference ran (docs/ARCHITECTURE.md; never a pass).
     return report.outcome === 'fallback' ? 3 : report.pass ? 0 : 1;
   },
 };

@@ -151,7 +151,7 @@ function block(name: string, a: TransformerSpec): CostLayer {
   };
 }
 
-/** DESIGN.md's architecture object as a TransformerSpec: gpt is GPT-2/3 (LayerNorm, biases, GELU, learned positions, dropout); llama adds GQA, SwiGLU and RMSNorm. */
+/** the contract's (docs/ARCHITECTURE.md) architecture object as a TransformerSpec: gpt is GPT-2/3 (LayerNorm, biases, GELU, learned positions, dropout); llama adds GQA, SwiGLU and RMSNorm. */
 export function archToSpec(spec: ArchSpec): TransformerSpec {
   const gpt = spec.arch === 'gpt';
   return {
@@ -178,7 +178,7 @@ export function archToSpec(spec: ArchSpec): TransformerSpec {
   };
 }
 
-/** Synthesizes the layers of an architecture object (DESIGN.md's `{"arch": "gpt", …}`). */
+/** Synthesizes the layers of an architecture object (the contract's (docs/ARCHITECTURE.md) `{"arch": "gpt", …}`). */
 export function archWorkload(spec: ArchSpec): Workload {
   return transformerWorkload(archToSpec(spec));
 }

@@ -2,7 +2,7 @@ import type { Workload } from '../cost/workload';
 import type { Plan } from '../plan/plan';
 
 /**
- * What `layerplan export <plan> --to <target>` prints (DESIGN.md): the launch configuration of a
+ * What `layerplan export <plan> --to <target>` prints (docs/ARCHITECTURE.md): the launch configuration of a
  * framework or runtime for a plan. `command` is one shell string; `files` the configuration files it
  * reads (name → content); `version` the tool version whose options the output was checked against;
  * `notes` what the target cannot express of the plan and what it does instead.

@@ -43,7 +43,7 @@ export interface DeviceRef {
   memoryGB?: number;
 }
 
-/** A plan file (DESIGN.md); fields.ts declares every field with its range and meaning. */
+/** A plan file (docs/ARCHITECTURE.md); fields.ts declares every field with its range and meaning. */
 export interface Plan {
   model: string | ArchSpec;
   cluster: {

@@ -1,5 +1,5 @@
 /**
- * Number formats by name (DESIGN.md): an element type plus a stack of scale levels. This module
+ * Number formats by name (docs/ARCHITECTURE.md): an element type plus a stack of scale levels. This module
  * knows each format's exact bits per weight, scales included; the quantizers build on it.
  */
 export type ElementType =
@@ -221,5 +221,5 @@ export const FORMAT_NAMES = [
   'nf4-g64',
 ];
 
-/** The formats pickers offer (verify, the planner's precision list): DESIGN.md's names plus common granularities. */
+/** The formats pickers offer (verify, the planner's precision list): the contract's (docs/ARCHITECTURE.md) names plus common granularities. */
 export const OFFERED_FORMATS: readonly string[] = [...new Set([...FORMAT_NAMES, 'int8-g32-asym', 'int4-tensor'])];

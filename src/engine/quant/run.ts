@@ -21,7 +21,7 @@ import {
   weightLayout,
 } from './weights';
 
-/** The default sweep: 16 formats across the families DESIGN.md names. */
+/** The default sweep: 16 formats across the families docs/ARCHITECTURE.md names. */
 export const DEFAULT_FORMATS = [
   'bf16',
   'fp16',

@@ -1,6 +1,6 @@
 import type { ModelGraph } from '../graph/model-graph';
 
-/** The `layerplan inspect --json` document (DESIGN.md), plus a few extra fields. */
+/** The `layerplan inspect --json` document (docs/ARCHITECTURE.md), plus a few extra fields. */
 export interface InspectReport {
   format: string;
   producer: string;
