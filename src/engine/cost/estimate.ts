@@ -6,7 +6,7 @@ import { parseFormat } from '../quant/formats';
 import { allGatherSeconds, allReduceSeconds, p2pSeconds, type GroupTopology } from './comm';
 import { gemmFlops, gemmSeconds, memorySeconds, peakFlops } from './compute';
 import { simulate, type Schedule, type StageTimes, type TimelineEvent } from './schedule';
-import type { CostLayer, LayerWork, WorkContext, Workload } from './workload';
+import { blockPosition, type CostLayer, type LayerWork, type WorkContext, type Workload } from './workload';
 
 export interface MemoryBreakdown {
   weights: number;
@@ -490,7 +490,7 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostRep
     pipeBytes += s < pp - 1 || v > 1 ? 2 * m * v * pipelineSendBytes(workload, assignment[s][v - 1], ctx, workOf) : 0;
     stages.push({
       index: s,
-      layers: rangeText(idx.map((i) => workload.blockIndices.indexOf(i)).filter((x) => x >= 0)),
+      layers: rangeText(idx.map((i) => blockPosition(workload, i)).filter((x) => x >= 0)),
       layerNames: idx.map((i) => workload.layers[i].name),
       parameters: params,
       memory,
@@ -648,7 +648,7 @@ function estimateInference(
     kvTotal += kv;
     stages.push({
       index: s,
-      layers: rangeText(idx.map((i) => workload.blockIndices.indexOf(i)).filter((x) => x >= 0)),
+      layers: rangeText(idx.map((i) => blockPosition(workload, i)).filter((x) => x >= 0)),
       layerNames: idx.map((i) => workload.layers[i].name),
       parameters: params,
       memory,

@@ -379,3 +379,15 @@ export function graphLayersWorkload(data: GraphLayerData[]): Workload {
 export function graphWorkload(graph: ModelGraph): Workload {
   return graphLayersWorkload(graphLayerData(graph));
 }
+
+const positions = new WeakMap<Workload, Map<number, number>>();
+
+/** The position of layer `i` among the blocks (what stages count), or -1: a lookup, not a scan (100k layers). */
+export function blockPosition(workload: Workload, i: number): number {
+  let map = positions.get(workload);
+  if (!map) {
+    map = new Map(workload.blockIndices.map((layer, position) => [layer, position]));
+    positions.set(workload, map);
+  }
+  return map.get(i) ?? -1;
+}
