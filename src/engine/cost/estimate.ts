@@ -5,7 +5,7 @@ import { parseLayerRange, type Fix, type Plan } from '../plan/plan';
 import { parseFormat } from '../quant/formats';
 import { allGatherSeconds, allReduceSeconds, p2pSeconds, type GroupTopology } from './comm';
 import { gemmFlops, gemmSeconds, memorySeconds, peakFlops } from './compute';
-import { simulate, type Schedule, type StageTimes, type TimelineEvent } from './schedule';
+import { simulateBounded, type Schedule, type StageTimes, type TimelineEvent } from './schedule';
 import { blockPosition, type CostLayer, type LayerWork, type WorkContext, type Workload } from './workload';
 
 export interface MemoryBreakdown {
@@ -434,7 +434,8 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostRep
         : 0;
     times.push({ forward: fwdPerChunk, backward: bwdPerChunk, sendNext: send, sendPrev: send });
   }
-  const sim = simulate(R.schedule, times, m, v);
+  const sim = simulateBounded(R.schedule, times, m, v);
+  if (sim.approximation) warnings.push(sim.approximation);
 
   // Memory per GPU of each stage.
   const gradBytes = dtype === 'fp32' ? 4 : 2;

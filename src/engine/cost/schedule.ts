@@ -160,3 +160,72 @@ export function simulate(schedule: Schedule, stages: StageTimes[], m: number, v 
   const bubbleFraction = makespan > 0 ? idle.reduce((a, b) => a + b, 0) / (p * makespan) : 0;
   return { makespan, events, busy, idle, comm, peakInFlight, bubbleFraction };
 }
+
+/** Most ops simulate() runs: past this the schedule is extrapolated (a stated approximation). */
+export const SIMULATION_CAP = 1 << 18;
+
+/**
+ * The schedule, simulated event by event while that stays under `cap` ops (2 × stages × micro-batches
+ * × chunks); past it, bounded: the first micro-batches are simulated (at least one per stage, so the
+ * warm-up and the pipeline fill are real) and the rest are added at the steady-state pace, measured
+ * as the slope of the makespan between two truncated simulations (a full pipeline adds one period
+ * per micro-batch). The timeline then covers the simulated micro-batches only, and `approximation`
+ * says so. With more stages than the cap allows even one micro-batch each, the closed form of the
+ * synchronous schedules is used with the slowest stage's times: (m·v + p − 1) · (f + b) plus the
+ * sends along the pipeline once.
+ */
+export function simulateBounded(
+  schedule: Schedule,
+  stages: StageTimes[],
+  m: number,
+  v = 1,
+  cap = SIMULATION_CAP,
+): ScheduleResult & { approximation?: string } {
+  const p = stages.length;
+  const chunks = schedule === 'interleaved' ? v : 1;
+  if (2 * p * m * chunks <= cap) return simulate(schedule, stages, m, v);
+  const slowest = stages.reduce((a, s) => Math.max(a, s.forward + s.backward), 0);
+  // Interleaved 1F1B runs micro-batches in groups of p: simulate whole groups.
+  const step = schedule === 'interleaved' ? p : 1;
+  const simulated = Math.floor(cap / (2 * p * chunks) / step) * step;
+  const least = Math.max(step, Math.min(m, p));
+  if (simulated >= least) {
+    // The steady-state pace, measured: the makespan grows by one period per further micro-batch
+    // (sends and uneven stages included), so simulate twice and take the slope.
+    const fewer = Math.max(least, Math.floor(simulated / 2 / step) * step);
+    const head = simulate(schedule, stages, simulated, v);
+    const period =
+      fewer < simulated
+        ? (head.makespan - simulate(schedule, stages, fewer, v).makespan) / (simulated - fewer)
+        : chunks * slowest;
+    const rest = m - simulated;
+    const makespan = head.makespan + rest * period;
+    const busy = head.busy.map((b, s) => b + rest * chunks * (stages[s].forward + stages[s].backward));
+    const comm = head.comm.map((c) => (c * m) / simulated);
+    const idle = busy.map((b) => makespan - b);
+    return {
+      ...head,
+      makespan,
+      busy,
+      comm,
+      idle,
+      bubbleFraction: makespan > 0 ? idle.reduce((a, b) => a + b, 0) / (p * makespan) : 0,
+      approximation: `schedule simulated for ${simulated} of ${m} micro-batches (${2 * p * m * chunks} ops is past the ${cap} simulated); the rest at the measured steady-state pace`,
+    };
+  }
+  // Too many stages to simulate even one micro-batch each: the closed form.
+  const sends = stages.reduce((a, s) => a + s.sendNext + s.sendPrev, 0);
+  const makespan = (m * chunks + p - 1) * slowest + sends;
+  const busy = stages.map((s) => m * chunks * (s.forward + s.backward));
+  const idle = busy.map((b) => makespan - b);
+  return {
+    makespan,
+    events: [],
+    busy,
+    idle,
+    comm: stages.map((s) => m * chunks * (s.sendNext + s.sendPrev)),
+    peakInFlight: stages.map((_, s) => (schedule === 'gpipe' ? m : Math.min(m * chunks, (p - s) * chunks))),
+    bubbleFraction: makespan > 0 ? idle.reduce((a, b) => a + b, 0) / (p * makespan) : 0,
+    approximation: `${p} stages: the closed form (m·v + p − 1)·(f + b) with the slowest stage, no timeline (simulating would take ${2 * p * m * chunks} ops)`,
+  };
+}
