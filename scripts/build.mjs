@@ -37,6 +37,15 @@ const builds = [
     platform: 'node',
     format: 'cjs',
   },
+  // Plan checks and estimates off the extension host's thread (src/node/checker.ts).
+  {
+    ...common,
+    entryPoints: ['src/node/check-worker.ts'],
+    outfile: 'dist/check-worker.js',
+    platform: 'node',
+    format: 'cjs',
+    external: ['onnxruntime-node', 'webgpu'],
+  },
   { ...common, entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', platform: 'browser', format: 'iife' },
   {
     ...common,

@@ -3,6 +3,7 @@ import { InputError } from './engine/errors';
 import { formatInspect } from './engine/report/inspect-text';
 import { ModelGraphEditor } from './host/model-editor';
 import { GraphViews } from './host/views';
+import { Checker } from './node/checker';
 import { ModelSummaryView } from './host/summary-view';
 import { JsonDiagnostics } from './host/diagnostics';
 import { inspectFile } from './node/inspect-file';
@@ -65,6 +66,8 @@ function openGraph() {
 export function activate(context: vscode.ExtensionContext): void {
   const ctx: Ctx = { output: vscode.window.createOutputChannel('Layerplan') };
   const views = new GraphViews(ModelGraphEditor.viewType);
+  // Plan checks and estimates run on a worker thread with a time budget (src/node/checker.ts).
+  const checker = new Checker();
   context.subscriptions.push(
     ctx.output,
     vscode.commands.registerCommand('layerplan.inspectModel', inspectModel(ctx)),
@@ -72,8 +75,9 @@ export function activate(context: vscode.ExtensionContext): void {
     ModelGraphEditor.register(context, views),
     vscode.commands.registerCommand('layerplan.verifyLayer', verifyCommand(views, ctx.output)),
     ModelSummaryView.register(),
-    registerPlanCommands(ctx.output, views),
-    JsonDiagnostics.register(),
+    registerPlanCommands(ctx.output, views, checker),
+    JsonDiagnostics.register(checker),
+    { dispose: () => checker.dispose() },
     vscode.commands.registerCommand('layerplan.installCommandLine', installCommandLine(context)),
   );
   refreshLauncher(context);

@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import { InputError } from '../engine/errors';
 import { setJsonPaths } from '../engine/plan/edits';
 import type { Issue } from '../engine/plan/plan';
-import { checkFile } from '../node/plan-file';
+import type { Checker } from '../node/checker';
 import { minimalEdit } from './planner';
 
 const CHECKED = /\.plan\.json$|(^|[\\/])config\.json$|(ds_config|deepspeed)[^\\/]*\.json$/i;
@@ -13,8 +13,8 @@ const CHECKED = /\.plan\.json$|(^|[\\/])config\.json$|(ds_config|deepspeed)[^\\/
  * re-run as the user types (debounced).
  */
 export class JsonDiagnostics implements vscode.CodeActionProvider {
-  static register(): vscode.Disposable {
-    const d = new JsonDiagnostics();
+  static register(checker: Checker): vscode.Disposable {
+    const d = new JsonDiagnostics(checker);
     for (const doc of vscode.workspace.textDocuments) d.schedule(doc);
     return vscode.Disposable.from(
       d.collection,
@@ -35,6 +35,8 @@ export class JsonDiagnostics implements vscode.CodeActionProvider {
       ),
     );
   }
+
+  constructor(private readonly checker: Checker) {}
 
   /** The engine's issues behind the diagnostics, per document, for their quick fixes. */
   private readonly issues = new Map<string, Issue[]>();
@@ -84,9 +86,25 @@ export class JsonDiagnostics implements vscode.CodeActionProvider {
     const version = doc.version;
     let diagnostics: vscode.Diagnostic[];
     try {
-      const r = await checkFile(doc.uri.fsPath, { text: doc.getText() });
-      if (doc.version === version) this.issues.set(doc.uri.toString(), r.diagnostics);
-      diagnostics = r.diagnostics.map((i) => {
+      // On a worker thread, with a time budget; typing again cancels the run in flight.
+      const run = await this.checker.run('check', doc.uri.fsPath, doc.getText());
+      if ('superseded' in run) return;
+      if ('skipped' in run) {
+        this.issues.delete(doc.uri.toString());
+        const d = new vscode.Diagnostic(
+          new vscode.Range(0, 0, 0, 1),
+          `Layerplan did not check this file: ${run.skipped}`,
+          vscode.DiagnosticSeverity.Information,
+        );
+        d.source = 'layerplan';
+        if (doc.version === version) this.collection.set(doc.uri, [d]);
+        return;
+      }
+      if (run.done.inputError !== undefined) throw new InputError(doc.uri.fsPath, run.done.inputError);
+      if (run.done.error !== undefined) throw new Error(run.done.error);
+      const found = run.done.diagnostics ?? [];
+      if (doc.version === version) this.issues.set(doc.uri.toString(), found);
+      diagnostics = found.map((i) => {
         const range = new vscode.Range(
           i.range.start.line,
           i.range.start.character,

@@ -4,7 +4,8 @@ import type { CostReport } from '../engine/cost/estimate';
 import { formatEstimate } from '../engine/report/estimate-text';
 import { planReportHtml, planReportMarkdown } from '../engine/report/plan-report';
 import type { GraphViews } from './views';
-import { createPlan, estimateUri, planFileFor } from './planner';
+import type { Checker } from '../node/checker';
+import { createPlan, estimateUri, planFileFor, planText } from './planner';
 
 const MODEL_RE = /\.(onnx|gguf|safetensors)$/i;
 import { GiB } from '../engine/units';
@@ -46,8 +47,12 @@ async function estimatedPlan(
   return { uri, report: r.report };
 }
 
-export function registerPlanCommands(output: vscode.OutputChannel, views: GraphViews): vscode.Disposable {
-  const status = new PlanStatus(views);
+export function registerPlanCommands(
+  output: vscode.OutputChannel,
+  views: GraphViews,
+  checker: Checker,
+): vscode.Disposable {
+  const status = new PlanStatus(views, checker);
   return vscode.Disposable.from(
     status,
     vscode.commands.registerCommand('layerplan.newPlan', async (arg?: vscode.Uri) => {
@@ -159,7 +164,10 @@ class PlanStatus implements vscode.Disposable {
   private timer?: ReturnType<typeof setTimeout>;
   private seq = 0;
 
-  constructor(private readonly views: GraphViews) {
+  constructor(
+    private readonly views: GraphViews,
+    private readonly checker: Checker,
+  ) {
     this.item.name = 'Layerplan plan';
     this.item.command = 'layerplan.estimatePlan';
     const soon = () => {
@@ -195,8 +203,26 @@ class PlanStatus implements vscode.Disposable {
       this.item.hide();
       return;
     }
-    const r = await estimateUri(uri);
-    if (seq !== this.seq) return;
+    const text = await planText(uri);
+    if (text === undefined) {
+      this.item.hide();
+      return;
+    }
+    // On a worker thread with a time budget: the status bar never holds the editor up.
+    const run = await this.checker.run('estimate', uri.fsPath, text);
+    if (seq !== this.seq || 'superseded' in run) return;
+    if ('skipped' in run) {
+      this.item.text = '$(clock) estimate skipped';
+      this.item.tooltip = `${vscode.workspace.asRelativePath(uri)}: estimate ${run.skipped}`;
+      this.item.backgroundColor = undefined;
+      this.item.show();
+      return;
+    }
+    const r = {
+      plan: run.done.plan,
+      report: run.done.report,
+      error: run.done.estimateError ?? run.done.inputError ?? run.done.error,
+    };
     if (!r.plan) {
       this.item.hide();
       return;

@@ -30,7 +30,7 @@ export function defaultPlanText(model: vscode.Uri): string {
 }
 
 /** The text of a document as VS Code holds it (unsaved edits included), or of the file on disk. */
-async function planText(uri: vscode.Uri): Promise<string | undefined> {
+export async function planText(uri: vscode.Uri): Promise<string | undefined> {
   const open = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
   if (open) return open.getText();
   try {
