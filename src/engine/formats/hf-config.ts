@@ -43,9 +43,18 @@ export function isHfConfig(json: Record<string, unknown>): boolean {
 /** Maps a Hugging Face config.json to the transformer it describes. */
 export function hfConfigToSpec(json: Record<string, unknown>, file: string): TransformerSpec {
   const type = String(json.model_type ?? '').toLowerCase();
+  // Sizes past these describe no real model (the largest use ~2^15 hidden, ~2^18 vocabulary, ~2^10
+  // layers): refused at the field, so a mistyped extra zero costs a message, not minutes of work.
+  const limit = (what: string) => (/layer/.test(what) ? 100_000 : /hidden/.test(what) ? 1 << 20 : 1 << 24);
   const num = (keys: string[], what: string, fallback?: number): number => {
     for (const k of keys) {
       const v = json[k];
+      if (typeof v === 'number' && Number.isInteger(v) && v > limit(what)) {
+        throw new InputError(
+          file,
+          `${k}: ${v} is past the limit of ${limit(what).toLocaleString('en-US')} (no real model has ${what} that large)`,
+        );
+      }
       if (typeof v === 'number' && Number.isInteger(v) && v > 0) return v;
       if (v !== undefined && v !== null) {
         throw new InputError(file, `${k}: ${JSON.stringify(v)} is not a positive integer`);
