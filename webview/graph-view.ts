@@ -260,7 +260,6 @@ export class GraphCanvas {
       },
       { passive: false },
     );
-    let drag: { x: number; y: number; vx: number; vy: number } | undefined;
     this.canvas.addEventListener('pointerdown', (e) => {
       if ((e.target as Element).closest('.box')) return;
       const v = state.view ?? { x: 0, y: 0, scale: 1 };
