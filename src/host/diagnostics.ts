@@ -59,12 +59,14 @@ export class JsonDiagnostics implements vscode.CodeActionProvider {
           i.range.start.character === d.range.start.character,
       );
       if (!issue?.fix) continue;
-      const text = setJsonPaths(doc.getText(), issue.fix.edits);
-      const action = new vscode.CodeAction(issue.fix.title, vscode.CodeActionKind.QuickFix);
-      action.edit = minimalEdit(doc, text);
-      action.diagnostics = [d];
-      action.isPreferred = true;
-      out.push(action);
+      // Every way out the engine found (a stage over memory has several), the first one preferred.
+      (issue.fixes ?? [issue.fix]).forEach((fix, k) => {
+        const action = new vscode.CodeAction(fix.title, vscode.CodeActionKind.QuickFix);
+        action.edit = minimalEdit(doc, setJsonPaths(doc.getText(), fix.edits));
+        action.diagnostics = [d];
+        action.isPreferred = k === 0;
+        out.push(action);
+      });
     }
     return out;
   }

@@ -66,9 +66,20 @@ export function assignmentReport(
 export function budgetIssues(
   precision: { default?: string; rules?: { match: string; format: string }[]; errorBudgetDb?: number } | undefined,
   a: AssignmentReport,
-): { path: (string | number)[]; message: string }[] {
+): { path: (string | number)[]; message: string; severity?: 'error' }[] {
   const budget = precision?.errorBudgetDb;
   if (budget === undefined) return [];
+  // The budget is the lowest acceptable SQNR of the model's output (docs/ARCHITECTURE.md): under it, the plan is wrong.
+  const output: { path: (string | number)[]; message: string; severity: 'error' }[] =
+    a.outputSqnrDb !== null && a.outputSqnrDb < budget
+      ? [
+          {
+            path: ['precision', 'errorBudgetDb'],
+            severity: 'error',
+            message: `precision.errorBudgetDb: the plan's estimated output SQNR is ${a.outputSqnrDb.toFixed(1)} dB, under the ${budget} dB budget (the layers' weight noise added up, measured on the model's weights)`,
+          },
+        ]
+      : [];
   const byRule = new Map<number, { format: string; layers: string[]; worst: number }>();
   for (const l of a.layers) {
     if (l.sqnrDb === null || l.sqnrDb >= budget) continue;
@@ -82,8 +93,11 @@ export function budgetIssues(
     e.worst = Math.min(e.worst, l.sqnrDb);
     byRule.set(rule, e);
   }
-  return [...byRule].map(([rule, e]) => ({
-    path: rule >= 0 ? ['precision', 'rules', rule, 'format'] : ['precision', 'default'],
-    message: `${rule >= 0 ? `precision.rules[${rule}]` : 'precision.default'}: ${e.format} is estimated under the ${budget} dB error budget on ${e.layers.length} layer(s): ${e.layers.slice(0, 4).join(', ')}${e.layers.length > 4 ? ', …' : ''} (weight SQNR, measured on the model's weights)`,
-  }));
+  return [
+    ...output,
+    ...[...byRule].map(([rule, e]) => ({
+      path: rule >= 0 ? ['precision', 'rules', rule, 'format'] : ['precision', 'default'],
+      message: `${rule >= 0 ? `precision.rules[${rule}]` : 'precision.default'}: ${e.format} is estimated under the ${budget} dB error budget on ${e.layers.length} layer(s): ${e.layers.slice(0, 4).join(', ')}${e.layers.length > 4 ? ', …' : ''} (weight SQNR, measured on the model's weights)`,
+    })),
+  ];
 }

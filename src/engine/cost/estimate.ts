@@ -277,9 +277,25 @@ export function layerFormat(plan: Plan, layer: CostLayer): string | undefined {
   return fmt;
 }
 
-export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostReport {
+export interface EstimateOptions {
+  /**
+   * Estimate although the parallel degrees do not use exactly the cluster's GPUs (the diagnostics
+   * say so on their own and still show the memory per stage). Off: such a plan is an InputError,
+   * so a 32-GPU plan is never estimated as if it ran on a 16-GPU cluster.
+   */
+  allowGpuCountMismatch?: boolean;
+}
+
+export function estimate(plan: Plan, workload: Workload, file = 'plan', options: EstimateOptions = {}): CostReport {
   const R = resolve(plan, file);
   const { gpu, tp, pp, dp, v } = R;
+  const cp = plan.parallel?.context ?? 1;
+  if (!options.allowGpuCountMismatch && !plan.devices && dp * tp * pp * cp !== R.gpusPerNode * R.nodes) {
+    throw new InputError(
+      file,
+      `parallel: data × tensor × pipeline${cp > 1 ? ' × context' : ''} = ${dp * tp * pp * cp} GPUs, but the cluster has ${R.nodes} × ${R.gpusPerNode} = ${R.nodes * R.gpusPerNode}`,
+    );
+  }
   const training = plan.training;
   const dtype = training?.dtype ?? (plan.inference?.dtype as string | undefined) ?? 'bf16';
   const actBytes = dtype === 'fp32' ? 4 : 2;

@@ -188,17 +188,43 @@ export function groupLayers(graph: ModelGraph): void {
     const only = s.size === 1 ? [...s][0] : undefined;
     return only && !only.includes('.') && top.length > 20 ? only : undefined;
   })();
+  // A weight belongs to the first node that computes with it (directly or through foldable chains), unless its
+  // name names a layer; a copy handed out by an Identity (torch's deduplicated initializers) counts in each layer using it.
+  const owner = new Map<string, Layer>();
+  const extra = new Map<Layer, Set<string>>();
+  for (const node of graph.nodes) {
+    if (a.foldable[node.index]) continue;
+    const l = layers[node.layer];
+    for (const i of node.inputs) {
+      if (!i) continue;
+      for (const w of a.sourcesOf(i)) if (!owner.has(w)) owner.set(w, l);
+      for (const w of a.copiesOf(i)) {
+        if (owner.get(w) === l) continue;
+        const set = extra.get(l) ?? new Set<string>();
+        set.add(w);
+        extra.set(l, set);
+      }
+    }
+  }
   for (const t of graph.tensors.values()) {
     if (!t.isWeight) continue;
     const weightScope = scopeOf(t.name, true, strip);
     let layer: Layer | undefined;
     if (weightScope && byName.has(weightScope)) layer = byName.get(weightScope);
+    else if (owner.has(t.name)) layer = owner.get(t.name);
     else if (t.consumers.length) layer = layers[graph.nodes[t.consumers[0]].layer];
     else if (t.producer !== undefined) layer = layers[graph.nodes[t.producer].layer];
     else layer = get(weightScope ?? (graph.nodes.length ? '(unused weights)' : t.name.replace(/\.(weight|bias)$/, '')));
     t.layer = layer!.index;
     layer!.weights.push(t.name);
     layer!.parameters += t.elements;
+  }
+  for (const [l, set] of extra) {
+    for (const w of set) {
+      if (l.weights.includes(w)) continue;
+      l.weights.push(w);
+      l.parameters += graph.tensors.get(w)!.elements;
+    }
   }
   for (const node of graph.nodes) layers[node.layer].flops += node.flops;
   graph.layers = layers;

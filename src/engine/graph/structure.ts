@@ -46,7 +46,6 @@ export const WEIGHT_COMPUTE_OPS = new Set([
   'EmbedLayerNormalization',
 ]);
 const CONTROL_FLOW = new Set(['If', 'Loop', 'Scan', 'SequenceMap']);
-const RECURRENT = new Set(['LSTM', 'GRU', 'RNN']);
 /** Ops that only move or index data: left out of a block's signature. */
 const PLUMBING = new Set([
   'Shape',
@@ -76,6 +75,11 @@ export interface GraphAnalysis {
   sourcesOf(tensor: string): readonly string[];
   /** The weights a node reads, directly or through foldable chains. */
   nodeSources(node: number): string[];
+  /**
+   * The weights a tensor reaches through an `Identity` copy: torch's exporter stores identical
+   * parameters once and hands each use its own Identity, so each copy stands for a parameter of its own.
+   */
+  copiesOf(tensor: string): readonly string[];
 }
 
 const cache = new WeakMap<ModelGraph, GraphAnalysis>();
@@ -86,6 +90,7 @@ export function analyzeGraph(graph: ModelGraph): GraphAnalysis {
   const { nodes, tensors } = graph;
   const foldable = new Uint8Array(nodes.length);
   const derived = new Map<string, readonly string[]>();
+  const copies = new Map<string, readonly string[]>();
   const EMPTY: readonly string[] = [];
   const sourcesOf = (name: string): readonly string[] => {
     const d = derived.get(name);
@@ -113,6 +118,10 @@ export function analyzeGraph(graph: ModelGraph): GraphAnalysis {
     for (const i of inputs) for (const s of sourcesOf(i)) set.add(s);
     const list = [...set];
     for (const o of n.outputs) if (o) derived.set(o, list);
+    const copied = new Set<string>();
+    if (n.opType === 'Identity' && inputs.length === 1 && tensors.get(inputs[0])?.isWeight) copied.add(inputs[0]);
+    for (const i of inputs) for (const c of copies.get(i) ?? EMPTY) copied.add(c);
+    if (copied.size) for (const o of n.outputs) if (o) copies.set(o, [...copied]);
   }
   const analysis: GraphAnalysis = {
     foldable,
@@ -122,6 +131,7 @@ export function analyzeGraph(graph: ModelGraph): GraphAnalysis {
       for (const i of nodes[node].inputs) if (i) for (const s of sourcesOf(i)) set.add(s);
       return [...set];
     },
+    copiesOf: (name) => copies.get(name) ?? EMPTY,
   };
   cache.set(graph, analysis);
   return analysis;
@@ -288,9 +298,66 @@ export function structuralGroups(
     const simple = b.ks.every((k) => preds[k].filter((p) => inBlock.has(p)).length < 2);
     return { nodes: b.ks, exit, kind: kindOf(b.ks.map(nodeOf)), signature: signatureOf(b.ks.map(nodeOf)), simple };
   });
-  const merged = mergeRepeats(units);
+  const merged = mergeRepeats(mergeBottlenecks(units));
   return nameUnits(graph, merged, (k) => members[k]);
 }
+
+/**
+ * Inverted residual units without their residual (the stride-2 ones): an optional 1×1 expansion, a
+ * depthwise convolution and a 1×1 projection with no activation after it (the linear bottleneck of
+ * MobileNetV2 / V3) are one unit, although no merge closes them.
+ */
+function mergeBottlenecks(units: Unit[]): Unit[] {
+  const out: Unit[] = [];
+  for (const u of units) {
+    // A squeeze-and-excitation gate (pool, two small convs, a sigmoid, a product) belongs to the block it gates.
+    const prev = out[out.length - 1];
+    if (prev && /^(GlobalAveragePool|ReduceMean)\b/.test(u.signature) && lastOp(u.signature) === 'Mul') {
+      out[out.length - 1] = {
+        ...prev,
+        nodes: [...prev.nodes, ...u.nodes].sort((x, y) => x - y),
+        signature: `${prev.signature},${u.signature}`,
+        simple: false,
+      };
+      continue;
+    }
+    const ops = u.signature.split(',');
+    const closes = ops[0] === 'Conv1x1' && !ACTIVATIONS.has(ops[ops.length - 1]) && !u.signature.includes('DwConv');
+    const dw = out[out.length - 1];
+    if (closes && dw && dw.signature.startsWith('DwConv')) {
+      const expand = out[out.length - 2];
+      const take =
+        expand && expand.signature.startsWith('Conv1x1') && ACTIVATIONS.has(lastOp(expand.signature)) ? 2 : 1;
+      const part = [...out.splice(out.length - take, take), u];
+      out.push({
+        nodes: part.flatMap((x) => x.nodes).sort((x, y) => x - y),
+        exit: u.exit,
+        kind: 'conv',
+        signature: part.map((x) => x.signature).join('+'),
+        simple: false,
+      });
+    } else out.push(u);
+  }
+  return out;
+}
+
+const ACTIVATIONS = new Set([
+  'Relu',
+  'HardSwish',
+  'HardSigmoid',
+  'Sigmoid',
+  'Tanh',
+  'LeakyRelu',
+  'PRelu',
+  'Elu',
+  'Selu',
+  'Gelu',
+  'Clip',
+  'Mul',
+  'Softplus',
+  'Mish',
+]);
+const lastOp = (signature: string) => signature.slice(signature.lastIndexOf(',') + 1);
 
 function kindOf(nodes: GraphNode[]): string {
   for (const op of ['LSTM', 'GRU', 'RNN']) if (nodes.some((x) => x.opType === op)) return op.toLowerCase();
@@ -333,7 +400,7 @@ function mergeRepeats(units: Unit[]): Unit[] {
     while (i < units.length) {
       const window = sig.slice(i, i + p);
       let reps = 0;
-      if (window.length === p && new Set(window).size > 1 && units.slice(i, i + p).every((u) => u.simple)) {
+      if (window.length === p && new Set(window).size > 1 && units.slice(i, i + p - 1).every((u) => u.simple)) {
         while (
           i + (reps + 1) * p <= units.length &&
           sig.slice(i + reps * p, i + (reps + 1) * p).join('|') === window.join('|')
@@ -375,7 +442,8 @@ function nameUnits(graph: ModelGraph, units: Unit[], member: (k: number) => numb
     return t?.shape;
   };
   const shapes = units.map(outShape);
-  const isMap = shapes.map((s) => s?.length === 4);
+  // Feature maps: convolution units with an [N, C, H, W] output (an LSTM's output is 4-D too, but not a map).
+  const isMap = shapes.map((s, i) => s?.length === 4 && units[i].kind === 'conv');
   let backbone = 0;
   while (backbone < units.length && isMap[backbone]) backbone++;
   const names: string[] = new Array(units.length);
