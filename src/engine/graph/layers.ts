@@ -45,6 +45,19 @@ function nodeScope(name: string, opType: string, strip?: string): string | undef
 const blockLike = (scope: string) =>
   /(^|\.)\d+$/.test(scope) || BLOCK_SEGMENT.test(scope.slice(scope.lastIndexOf('.') + 1));
 
+/** The longest dotted prefix every scope shares ('' or undefined among them: none). */
+function commonScope(scopes: (string | undefined)[]): string | undefined {
+  if (!scopes.length || scopes.some((x) => !x)) return undefined;
+  let prefix = scopes[0]!.split('.');
+  for (const s of scopes) {
+    const segs = s!.split('.');
+    let k = 0;
+    while (k < prefix.length && k < segs.length && prefix[k] === segs[k]) k++;
+    prefix = prefix.slice(0, k);
+  }
+  return prefix.length ? prefix.join('.') : undefined;
+}
+
 /** A group of one graph level: its name and its nodes (foldable ones included), in graph order. */
 export interface LevelGroup {
   name: string;
@@ -100,7 +113,10 @@ export function groupLevel(
       const node = graph.nodes[i];
       let scope = nodeScope(node.name, node.opType, strip);
       const sources = a.nodeSources(i);
-      if (!scope) {
+      if (!scope && graph.subgraphs && [...graph.subgraphs.values()].some((sg) => sg.parent === i)) {
+        // An If / Loop / Scan: the scope all the weights inside share (none: its own name).
+        scope = commonScope(sources.filter((w) => isParameter(graph, w)).map((w) => scopeOf(w, true, strip)));
+      } else if (!scope) {
         for (const w of sources) {
           scope = scopeOf(w, true, strip);
           if (scope) break;
@@ -191,18 +207,34 @@ export function groupLayers(graph: ModelGraph): void {
   // A weight belongs to the first node that computes with it (directly or through foldable chains), unless its
   // name names a layer; a copy handed out by an Identity (torch's deduplicated initializers) counts in each layer using it.
   const owner = new Map<string, Layer>();
-  const extra = new Map<Layer, Set<string>>();
+  // Each use of a stored weight: directly ('') or through one Identity copy (the copy's name). The first counts
+  // where the weight lives; every other instance counts once more, in the layer that first uses it.
+  const instances = new Map<string, Set<string>>();
+  const extra = new Map<Layer, Map<string, string>>();
   for (const node of graph.nodes) {
     if (a.foldable[node.index]) continue;
     const l = layers[node.layer];
     for (const i of node.inputs) {
       if (!i) continue;
-      for (const w of a.sourcesOf(i)) if (!owner.has(w)) owner.set(w, l);
-      for (const w of a.copiesOf(i)) {
-        if (owner.get(w) === l) continue;
-        const set = extra.get(l) ?? new Set<string>();
-        set.add(w);
-        extra.set(l, set);
+      const copies = a.copiesOf(i);
+      const behindCopy = new Set(copies.map((c) => c.weight));
+      const uses = [
+        ...a
+          .sourcesOf(i)
+          .filter((w) => !behindCopy.has(w))
+          .map((w) => ({ weight: w, key: '' })),
+        ...copies.map((c) => ({ weight: c.weight, key: c.copy })),
+      ];
+      for (const { weight, key } of uses) {
+        if (!owner.has(weight)) owner.set(weight, l);
+        const seen = instances.get(weight) ?? new Set<string>();
+        if (seen.has(key)) continue;
+        seen.add(key);
+        instances.set(weight, seen);
+        if (seen.size === 1) continue;
+        const more = extra.get(l) ?? new Map<string, string>();
+        more.set(key, weight);
+        extra.set(l, more);
       }
     }
   }
@@ -219,10 +251,9 @@ export function groupLayers(graph: ModelGraph): void {
     layer!.weights.push(t.name);
     layer!.parameters += t.elements;
   }
-  for (const [l, set] of extra) {
-    for (const w of set) {
-      if (l.weights.includes(w)) continue;
-      l.weights.push(w);
+  for (const [l, copies] of extra) {
+    for (const w of copies.values()) {
+      if (!l.weights.includes(w)) l.weights.push(w);
       l.parameters += graph.tensors.get(w)!.elements;
     }
   }

@@ -79,7 +79,13 @@ export interface GraphAnalysis {
    * The weights a tensor reaches through an `Identity` copy: torch's exporter stores identical
    * parameters once and hands each use its own Identity, so each copy stands for a parameter of its own.
    */
-  copiesOf(tensor: string): readonly string[];
+  copiesOf(tensor: string): readonly WeightCopy[];
+}
+
+/** A weight handed out by an Identity node: the copy (the Identity's output) and the stored weight behind it. */
+export interface WeightCopy {
+  copy: string;
+  weight: string;
 }
 
 const cache = new WeakMap<ModelGraph, GraphAnalysis>();
@@ -90,7 +96,8 @@ export function analyzeGraph(graph: ModelGraph): GraphAnalysis {
   const { nodes, tensors } = graph;
   const foldable = new Uint8Array(nodes.length);
   const derived = new Map<string, readonly string[]>();
-  const copies = new Map<string, readonly string[]>();
+  const copies = new Map<string, readonly WeightCopy[]>();
+  const NO_COPIES: readonly WeightCopy[] = [];
   const EMPTY: readonly string[] = [];
   const sourcesOf = (name: string): readonly string[] => {
     const d = derived.get(name);
@@ -118,10 +125,21 @@ export function analyzeGraph(graph: ModelGraph): GraphAnalysis {
     for (const i of inputs) for (const s of sourcesOf(i)) set.add(s);
     const list = [...set];
     for (const o of n.outputs) if (o) derived.set(o, list);
-    const copied = new Set<string>();
-    if (n.opType === 'Identity' && inputs.length === 1 && tensors.get(inputs[0])?.isWeight) copied.add(inputs[0]);
-    for (const i of inputs) for (const c of copies.get(i) ?? EMPTY) copied.add(c);
-    if (copied.size) for (const o of n.outputs) if (o) copies.set(o, [...copied]);
+    const copied = new Map<string, WeightCopy>();
+    if (n.opType === 'Identity' && inputs.length === 1 && n.outputs[0] && tensors.get(inputs[0])?.isWeight) {
+      copied.set(n.outputs[0], { copy: n.outputs[0], weight: inputs[0] });
+    }
+    for (const i of inputs) for (const c of copies.get(i) ?? NO_COPIES) copied.set(c.copy, c);
+    if (copied.size) for (const o of n.outputs) if (o) copies.set(o, [...copied.values()]);
+  }
+  // The nodes inside each subgraph holder, all levels down.
+  const inside = new Map<number, number[]>();
+  for (const n of nodes) {
+    for (let p = n.parent, guard = 0; p >= 0 && guard < 1000; p = nodes[p].parent, guard++) {
+      const list = inside.get(p) ?? [];
+      list.push(n.index);
+      inside.set(p, list);
+    }
   }
   const analysis: GraphAnalysis = {
     foldable,
@@ -129,9 +147,12 @@ export function analyzeGraph(graph: ModelGraph): GraphAnalysis {
     nodeSources(node) {
       const set = new Set<string>();
       for (const i of nodes[node].inputs) if (i) for (const s of sourcesOf(i)) set.add(s);
+      // An If / Loop / Scan reads what its subgraphs read (their own weights, and the outer ones they capture).
+      for (const d of inside.get(node) ?? [])
+        for (const i of nodes[d].inputs) if (i) for (const s of sourcesOf(i)) set.add(s);
       return [...set];
     },
-    copiesOf: (name) => copies.get(name) ?? EMPTY,
+    copiesOf: (name) => copies.get(name) ?? NO_COPIES,
   };
   cache.set(graph, analysis);
   return analysis;
