@@ -14,11 +14,23 @@ self.onmessage = (e: MessageEvent<EstimateRequest>) => {
   const t0 = performance.now();
   const { id, plan, source } = e.data;
   if (source) workload = workloadFrom(source);
-  const answer: EstimateAnswer = { id, problems: [], ms: 0, blockParameters: [], layerNames: [] };
+  const answer: EstimateAnswer = {
+    id,
+    problems: [],
+    ms: 0,
+    blockParameters: [],
+    layerNames: [],
+    layerParameters: [],
+    layerBlocks: [],
+  };
   try {
     if (!workload) throw new Error('no model yet');
-    answer.blockParameters = workload.blockIndices.map((i) => workload!.layers[i].parameters);
-    answer.layerNames = workload.layers.map((l) => l.name);
+    const w = workload;
+    answer.blockParameters = w.blockIndices.map((i) => w.layers[i].parameters);
+    answer.layerNames = w.layers.map((l) => l.name);
+    answer.layerParameters = w.layers.map((l) => l.parameters);
+    const blockOf = new Map(w.blockIndices.map((layer, b) => [layer, b]));
+    answer.layerBlocks = w.layers.map((_, i) => blockOf.get(i) ?? -1);
     answer.problems = modelChecks(plan, workload).map(([, m]) => m);
     if (!answer.problems.length) answer.report = estimate(plan, workload, 'plan');
   } catch (err) {

@@ -148,8 +148,9 @@ export function analyzeGraph(graph: ModelGraph): GraphAnalysis {
       const set = new Set<string>();
       for (const i of nodes[node].inputs) if (i) for (const s of sourcesOf(i)) set.add(s);
       // An If / Loop / Scan reads what its subgraphs read (their own weights, and the outer ones they capture).
-      for (const d of inside.get(node) ?? [])
+      for (const d of inside.get(node) ?? []) {
         for (const i of nodes[d].inputs) if (i) for (const s of sourcesOf(i)) set.add(s);
+      }
       return [...set];
     },
     copiesOf: (name) => copies.get(name) ?? NO_COPIES,
