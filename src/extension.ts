@@ -21,7 +21,7 @@ const MODEL_FILTERS = { 'Model files': ['onnx', 'gguf', 'safetensors', 'json'] }
 function inspectModel(ctx: Ctx) {
   return async (uri?: vscode.Uri) => {
     let target = uri ?? vscode.window.activeTextEditor?.document.uri;
-    if (!target || !/\.onnx$/i.test(target.fsPath)) {
+    if (!target || !/\.(onnx|gguf|safetensors)$|(^|[\\/])config\.json$/i.test(target.fsPath)) {
       const picked = await vscode.window.showOpenDialog({
         canSelectMany: false,
         filters: MODEL_FILTERS,

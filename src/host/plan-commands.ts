@@ -8,7 +8,7 @@ import type { GraphViews } from './views';
 import type { Checker } from '../node/checker';
 import { createPlan, estimateUri, planFileFor, planText } from './planner';
 
-const MODEL_RE = /\.(onnx|gguf|safetensors)$/i;
+const MODEL_RE = /\.(onnx|gguf|safetensors)$|(^|[\\/])config\.json$/i;
 import { GiB } from '../engine/units';
 
 /** The plan a command acts on: an argument (a plan, or a model whose plan is beside it), the active plan editor, or the focused graph view's model. */

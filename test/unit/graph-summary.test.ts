@@ -62,8 +62,9 @@ describe('graph view model (host side)', () => {
       r.hits.map((h) => h.node),
       [...r.hits.map((h) => h.node)].sort((a, b) => a - b),
     );
-    for (const h of r.hits)
+    for (const h of r.hits) {
       assert.strictEqual(graph.layers[h.layer].name, graph.layers[graph.nodes[h.node].layer].name);
+    }
   });
 
   it("hides constant nodes unless asked, and says how many; a node's details link its producer and consumers", () => {
