@@ -51,18 +51,6 @@ function inspectModel(ctx: Ctx) {
   };
 }
 
-function openGraph() {
-  return async (uri?: vscode.Uri) => {
-    const target =
-      uri ??
-      vscode.window.activeTextEditor?.document.uri ??
-      (
-        await vscode.window.showOpenDialog({ canSelectMany: false, filters: MODEL_FILTERS, title: 'Open model graph' })
-      )?.[0];
-    if (target) await vscode.commands.executeCommand('vscode.openWith', target, ModelGraphEditor.viewType);
-  };
-}
-
 export function activate(context: vscode.ExtensionContext): void {
   const ctx: Ctx = { output: vscode.window.createOutputChannel('Layerplan') };
   const views = new GraphViews(ModelGraphEditor.viewType);
@@ -71,7 +59,6 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(
     ctx.output,
     vscode.commands.registerCommand('layerplan.inspectModel', inspectModel(ctx)),
-    vscode.commands.registerCommand('layerplan.openGraph', openGraph()),
     ModelGraphEditor.register(context, views),
     vscode.commands.registerCommand('layerplan.verifyLayer', verifyCommand(views, ctx.output)),
     ModelSummaryView.register(),

@@ -682,7 +682,8 @@ export class Planner {
     this.host.post({
       type: 'plannerShown',
       summary: summary.textContent ?? '',
-      stages: r?.stages.map((s) => s.layers) ?? [],
+      // The stages as the table shows them: the estimate's, or the plan's own while it cannot be estimated.
+      stages: r?.stages.map((s) => s.layers) ?? this.plan?.stages?.map((s) => s.layers) ?? [],
       ms: this.answer?.ms ?? 0,
       pending: this.pending.size,
       rows: this.shownRows,

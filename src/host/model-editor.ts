@@ -47,6 +47,39 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
   static register(context: vscode.ExtensionContext, views: GraphViews): vscode.Disposable {
     const provider = new ModelGraphEditor(context, views);
     return vscode.Disposable.from(
+      // A Hugging Face config.json opens as JSON; its graph opens in a panel of its own, titled as a graph (a custom
+      // editor's tab would read "config.json", like the JSON's).
+      vscode.commands.registerCommand('layerplan.openGraph', async (uri?: vscode.Uri) => {
+        const target =
+          uri ??
+          vscode.window.activeTextEditor?.document.uri ??
+          (
+            await vscode.window.showOpenDialog({
+              canSelectMany: false,
+              filters: { 'Model files': ['onnx', 'gguf', 'safetensors', 'json'] },
+              title: 'Open model graph',
+            })
+          )?.[0];
+        if (!target) return;
+        if (!/\.json$/i.test(target.fsPath)) {
+          await vscode.commands.executeCommand('vscode.openWith', target, ModelGraphEditor.viewType);
+          return;
+        }
+        const open = provider.panels.get(target.toString());
+        if (open) {
+          open.reveal();
+          return;
+        }
+        const doc = await provider.openCustomDocument(target);
+        const panel = vscode.window.createWebviewPanel(
+          ModelGraphEditor.viewType,
+          `${target.path.split('/').pop()} · graph`,
+          vscode.ViewColumn.Active,
+        );
+        provider.panels.set(target.toString(), panel);
+        panel.onDidDispose(() => provider.panels.delete(target.toString()));
+        await provider.resolveCustomEditor(doc, panel);
+      }),
       vscode.window.registerCustomEditorProvider(ModelGraphEditor.viewType, provider, {
         webviewOptions: { retainContextWhenHidden: false },
         supportsMultipleEditorsPerDocument: true,
@@ -96,6 +129,9 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
     );
   }
 
+  /** The graph panels of config.json files (opened by layerplan.openGraph, not as custom editors). */
+  private readonly panels = new Map<string, vscode.WebviewPanel>();
+
   constructor(
     private readonly context: vscode.ExtensionContext,
     private readonly views: GraphViews,
@@ -136,8 +172,6 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
     const post = (m: HostToWebview) => void panel.webview.postMessage(m);
     const key = doc.uri.toString();
     const relative = () => vscode.workspace.asRelativePath(doc.uri);
-    // A config.json opens in a text editor too: the graph's tab says which one it is.
-    if (/\.json$/i.test(doc.uri.fsPath)) panel.title = `${doc.uri.path.split('/').pop()} (graph)`;
     // Images of the view: asked for by the Export Graph Image command (by id), or sent by the view's own button.
     const images = new Map<number, (m: Extract<WebviewToHost, { type: 'exportImage' }>) => void>();
     let imageId = 0;

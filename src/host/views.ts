@@ -84,7 +84,7 @@ export class GraphViews {
       });
       this.waiting.set(key, list);
     });
-    await vscode.commands.executeCommand('vscode.openWith', uri, this.viewType);
+    await vscode.commands.executeCommand('layerplan.openGraph', uri);
     return ready;
   }
 }

@@ -94,7 +94,8 @@ export function groupLevel(
     weighted++;
     if (ws.some((w) => blockLike(scopeOf(w, true, strip) ?? ''))) blockScoped++;
   }
-  const byName = members.length === 0 || named >= members.length / 2 || (weighted > 0 && blockScoped >= weighted / 3);
+  // Structure says little about a handful of nodes: small levels keep the names they have.
+  const byName = members.length < 8 || named >= members.length / 2 || (weighted > 0 && blockScoped >= weighted / 3);
   const groupOf = new Map<number, number>();
   const groups: LevelGroup[] = [];
   if (byName) {
