@@ -655,7 +655,7 @@ describe('what Netron users expect of the graph view', () => {
     await ui([{ fill: ['#search input', 'MatMul'] }]);
     await viewUntil(uri, 'the count', (v) => v.search === `${matmuls.length} matches`);
     await ui([{ click: '#search-next' }]);
-    let v = await viewUntil(uri, 'the first match', (x) => x.search.startsWith('1 of') && x.details === matmuls[0]);
+    const v = await viewUntil(uri, 'the first match', (x) => x.search.startsWith('1 of') && x.details === matmuls[0]);
     assert.deepStrictEqual(v.expanded, ['h.0']);
     // Every highlighted node is a MatMul (before: the Div, Add and Transpose that read a MatMul's output lit up too).
     const [labels, selected, canvas] = (await ui([
