@@ -14,6 +14,19 @@ import { analyzeGraph, isParameter, levelAncestor, structuralGroups, type GraphA
  * instead (structure.ts): blocks between articulation points, repeated patterns, stages, roles.
  */
 export function scopeOf(name: string, isTensor: boolean, strip?: string): string | undefined {
+  // Names repeat (every node of a block shares its prefix; grouping asks for each name several times): cached.
+  const key = strip === undefined ? name : `${strip}\u0000${name}`;
+  const hit = scopes.get(key);
+  if (hit !== undefined || scopes.has(key)) return hit;
+  const s = computeScope(name, strip);
+  if (scopes.size > 200000) scopes.clear();
+  scopes.set(key, s);
+  void isTensor;
+  return s;
+}
+const scopes = new Map<string, string | undefined>();
+
+function computeScope(name: string, strip?: string): string | undefined {
   if (!name || name.startsWith('onnx::') || /^(val|_v|tmp|Constant)_?\d+$/.test(name)) return undefined;
   let segs = name
     .replace(/^[/.]+/, '')
@@ -26,7 +39,6 @@ export function scopeOf(name: string, isTensor: boolean, strip?: string): string
     if (BLOCK_SEGMENT.test(segs[i])) return segs.slice(0, i + 1).join('.');
   }
   // No numbered block: the scope without its last segment (the op or the parameter name).
-  void isTensor;
   const scope = segs.slice(0, segs.length - 1);
   return scope.length ? scope.join('.') : undefined;
 }
@@ -85,15 +97,18 @@ export function groupLevel(
   const only = scopes.size === 1 ? [...scopes][0] : undefined;
   const strip = only && !only.includes('.') && level.length > 20 ? only : undefined;
 
-  const named = members.filter((i) => nodeScope(graph.nodes[i].name, graph.nodes[i].opType, strip)).length;
+  // Each member's own scope and the parameters it reads, worked out once.
+  const own = members.map((i) => nodeScope(graph.nodes[i].name, graph.nodes[i].opType, strip));
+  const params = members.map((i) => a.nodeSources(i).filter((w) => isParameter(graph, w)));
+  let named = 0;
   let weighted = 0;
   let blockScoped = 0;
-  for (const i of members) {
-    const ws = a.nodeSources(i).filter((w) => isParameter(graph, w));
-    if (!ws.length) continue;
+  members.forEach((_, k) => {
+    if (own[k]) named++;
+    if (!params[k].length) return;
     weighted++;
-    if (ws.some((w) => blockLike(scopeOf(w, true, strip) ?? ''))) blockScoped++;
-  }
+    if (params[k].some((w) => blockLike(scopeOf(w, true, strip) ?? ''))) blockScoped++;
+  });
   // Structure says little about a handful of nodes: small levels keep the names they have.
   const byName = members.length < 8 || named >= members.length / 2 || (weighted > 0 && blockScoped >= weighted / 3);
   const groupOf = new Map<number, number>();
@@ -109,14 +124,15 @@ export function groupLevel(
       }
       return g;
     };
+    const holders = new Set([...(graph.subgraphs?.values() ?? [])].map((sg) => sg.parent));
     let current: number | undefined;
-    for (const i of members) {
+    members.forEach((i, k) => {
       const node = graph.nodes[i];
-      let scope = nodeScope(node.name, node.opType, strip);
+      let scope = own[k];
       const sources = a.nodeSources(i);
-      if (!scope && graph.subgraphs && [...graph.subgraphs.values()].some((sg) => sg.parent === i)) {
+      if (!scope && holders.has(i)) {
         // An If / Loop / Scan: the scope all the weights inside share (none: its own name).
-        scope = commonScope(sources.filter((w) => isParameter(graph, w)).map((w) => scopeOf(w, true, strip)));
+        scope = commonScope(params[k].map((w) => scopeOf(w, true, strip)));
       } else if (!scope) {
         for (const w of sources) {
           scope = scopeOf(w, true, strip);
@@ -125,12 +141,11 @@ export function groupLevel(
       }
       let g: number;
       if (scope) g = get(scope);
-      else if (sources.some((w) => isParameter(graph, w))) {
-        g = get(node.name || sources.find((w) => isParameter(graph, w)) || `${node.opType}_${i}`);
-      } else g = current ?? get('(input)');
+      else if (params[k].length) g = get(node.name || params[k][0] || `${node.opType}_${i}`);
+      else g = current ?? get('(input)');
       groupOf.set(i, g);
       current = g;
-    }
+    });
     // Foldable nodes with a scope of their own that names a group (torch's `/h.0/attn/Constant`) join it.
     for (const i of level) {
       if (!a.foldable[i]) continue;
@@ -145,13 +160,14 @@ export function groupLevel(
   }
   // The other foldable nodes (Constants, Identity / Transpose / Cast of weights) join the group of the node that consumes them.
   const inLevel = new Set(level);
+  const isLevel = (x: number) => inLevel.has(x);
   for (let k = level.length - 1; k >= 0; k--) {
     const i = level[k];
     if (groupOf.has(i)) continue;
     let g: number | undefined;
     for (const o of graph.nodes[i].outputs) {
       for (const c of graph.tensors.get(o)?.consumers ?? []) {
-        const anc = levelAncestor(graph, c, (x) => inLevel.has(x));
+        const anc = levelAncestor(graph, c, isLevel);
         if (anc >= 0 && groupOf.has(anc)) {
           g = groupOf.get(anc);
           break;
@@ -218,12 +234,11 @@ export function groupLayers(graph: ModelGraph): void {
     for (const i of node.inputs) {
       if (!i) continue;
       const copies = a.copiesOf(i);
+      const direct = a.sourcesOf(i);
+      if (!copies.length && !direct.length) continue;
       const behindCopy = new Set(copies.map((c) => c.weight));
       const uses = [
-        ...a
-          .sourcesOf(i)
-          .filter((w) => !behindCopy.has(w))
-          .map((w) => ({ weight: w, key: '' })),
+        ...direct.filter((w) => !behindCopy.has(w)).map((w) => ({ weight: w, key: '' })),
         ...copies.map((c) => ({ weight: c.weight, key: c.copy })),
       ];
       for (const { weight, key } of uses) {

@@ -159,10 +159,12 @@ export function analyzeGraph(graph: ModelGraph): GraphAnalysis {
   return analysis;
 }
 
+const INDEX_TYPES = new Set(['int64', 'int32', 'uint64', 'uint32', 'bool']);
+
 /** A weight that is a real parameter (not a shape, an index or a scalar constant). */
 export function isParameter(graph: ModelGraph, name: string): boolean {
   const w = graph.tensors.get(name);
-  return !!w && w.isWeight && w.elements > 1 && !/^u?int(64|32)$|^bool$/.test(w.dtype);
+  return !!w && w.isWeight && w.elements > 1 && !INDEX_TYPES.has(w.dtype);
 }
 
 /** A group of one graph level's nodes (foldable nodes excluded: callers place them with their consumers). */
