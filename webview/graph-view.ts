@@ -229,7 +229,25 @@ export class GraphCanvas {
     return this.layoutWorker.request(req);
   }
 
-  async render(): Promise<void> {
+  /**
+   * Draws the view again. Bursts coalesce: while a layout is in the worker, more requests make one
+   * more render after it, not one each (opening 268 layers at once made 268 layouts of up to 10k boxes).
+   */
+  render(): Promise<void> {
+    this.dirty = true;
+    if (!this.running) this.running = this.pump().finally(() => (this.running = undefined));
+    return this.running;
+  }
+  private dirty = false;
+  private running: Promise<void> | undefined;
+  private async pump(): Promise<void> {
+    while (this.dirty) {
+      this.dirty = false;
+      await this.renderNow();
+    }
+  }
+
+  private async renderNow(): Promise<void> {
     if (!this.summary) return;
     const seq = ++this.renderSeq;
     const boxes: Drawn[] = [];

@@ -142,3 +142,18 @@ describe('layers from the structure when names carry no scope', () => {
     assert.deepStrictEqual([y[1], y[3]], [1, 16]);
   });
 });
+
+describe('a synthesized transformer names its modules once', () => {
+  it("Llama's final norm is the layer model.norm (was model.norm.model.norm), BERT's pooler bert.pooler.dense", async () => {
+    const llama = await inspectFile(path.join(OUR_MODELS, '..', 'hf-configs', 'llama-2-7b', 'config.json'));
+    assert.deepStrictEqual(
+      llama.layers.slice(-2).map((l) => [l.name, l.parameters]),
+      [
+        ['model.norm', 4096],
+        ['lm_head', 32000 * 4096],
+      ],
+    );
+    const bert = await inspectFile(path.join(OUR_MODELS, '..', 'hf-configs', 'bert-base-uncased', 'config.json'));
+    assert.ok(bert.layers.some((l) => l.name === 'bert.pooler.dense' && l.parameters === 768 * 768 + 768));
+  });
+});
