@@ -16,6 +16,9 @@ import {
 import { NF4_LEVELS, errorMetrics, quantizeDequantize } from '../../src/engine/quant/quantize';
 import { measureFormats } from '../../src/engine/quant/run';
 import { dequantizeGgml } from '../../src/engine/quant/weights';
+import { expandGrid } from '../../src/engine/quant/iq-decode';
+import { IQ_GRIDS } from '../../src/engine/quant/iq-grids';
+import { createHash } from 'crypto';
 import { REPO, rng } from '../helpers';
 
 function gaussian(n: number, seed = 1): Float32Array {
@@ -220,11 +223,31 @@ describe('quantization formats', () => {
         assert.strictEqual(bad, -1, `${b.type} [${bad}]: ${got[bad]} ≠ ${b.values[bad]}`);
       }
     });
-    it('refuse the codebook IQ types by name (the quant report lists such tensors as skipped)', () => {
-      assert.throws(
-        () => dequantizeGgml('IQ2_XXS', new Uint8Array(66), 256),
-        /IQ2_XXS stores indices into a lattice codebook/,
-      );
+    it("decode llama.cpp's codebook IQ types exactly as gguf-py does (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S)", () => {
+      const fixture = JSON.parse(
+        fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'ggml-iq-blocks.json'), 'utf8'),
+      ) as { blocks: { type: string; bytes: string; values: number[] }[] };
+      const types = new Set(fixture.blocks.map((b) => b.type));
+      assert.deepStrictEqual([...types].sort(), ['IQ1_M', 'IQ1_S', 'IQ2_S', 'IQ2_XS', 'IQ2_XXS', 'IQ3_S', 'IQ3_XXS']);
+      for (const type of types) {
+        // All of a type's blocks as one tensor: blocks after the first must start at the right offsets too.
+        const bs = fixture.blocks.filter((b) => b.type === type);
+        const raw = Uint8Array.from(Buffer.concat(bs.map((b) => Buffer.from(b.bytes, 'hex'))));
+        const got = dequantizeGgml(type, raw, 256 * bs.length);
+        const want = bs.flatMap((b) => b.values);
+        const bad = want.findIndex((v, i) => got[i] !== v);
+        assert.strictEqual(bad, -1, `${type} [${bad}]: ${got[bad]} ≠ ${want[bad]}`);
+      }
+    });
+    it('expand the compact IQ grids to exactly the bytes of ggml-common.h (SHA-256 of each table as C lays it out)', () => {
+      for (const g of Object.values(IQ_GRIDS)) {
+        const v = expandGrid(g);
+        assert.strictEqual(v.length, g.entries * g.width, g.table);
+        const bytes = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+        assert.strictEqual(createHash('sha256').update(bytes).digest('hex'), g.sha256, g.table);
+      }
+    });
+    it('decode Q8_K and Q8_1 blocks (plain int8 with their own scale layouts)', () => {
       // Q8_K (d as float32) and Q8_1 (d, then d·Σq) are plain int8 blocks.
       const q8k = new Uint8Array(292);
       new DataView(q8k.buffer).setFloat32(0, 0.25, true);
@@ -387,45 +410,68 @@ describe('layerplan quant', () => {
     }
   });
   const CLI = path.join(REPO, 'out', 'src', 'cli.js');
-  it('measures GGUF weights stored as Q3_K, IQ4_XS and MXFP4 blocks, and lists an IQ2_XXS weight as skipped, with the reason', () => {
-    const fixture = JSON.parse(fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'ggml-blocks.json'), 'utf8')) as {
-      blocks: { type: string; bytes: string }[];
-    };
-    // 8 rows of 256: the fixture's (llama.cpp-checked) blocks repeated.
+  it('measures GGUF weights stored as Q3_K, IQ4_XS, MXFP4 and every codebook IQ type, in the statistical formats too, with exact bits', () => {
+    const read = (f: string) =>
+      (
+        JSON.parse(fs.readFileSync(path.join(REPO, 'test', 'fixtures', f), 'utf8')) as {
+          blocks: { type: string; bytes: string }[];
+        }
+      ).blocks;
+    const blocks = [...read('ggml-blocks.json'), ...read('ggml-iq-blocks.json')];
+    // 8 rows of 256: the fixtures' (llama.cpp-checked) blocks repeated.
     const fill = (type: string, n: number) => {
-      const b = Buffer.from(fixture.blocks.find((x) => x.type === type)!.bytes, 'hex');
+      const all = blocks.filter((x) => x.type === type).map((x) => Buffer.from(x.bytes, 'hex'));
+      const b = Buffer.concat(all);
       return Uint8Array.from({ length: n }, (_, i) => b[i % b.length]);
     };
-    const iq2 = new Uint8Array(8 * 66).map((_, i) => (i * 37) & 0xff);
-    for (let b = 0; b < 8; b++) iq2.set([0x00, 0x20], b * 66); // d = fp16 0.0078125
+    const IQ: [string, number, number][] = [
+      ['IQ2_XXS', 16, 66],
+      ['IQ2_XS', 17, 74],
+      ['IQ3_XXS', 18, 98],
+      ['IQ1_S', 19, 50],
+      ['IQ3_S', 21, 110],
+      ['IQ2_S', 22, 82],
+      ['IQ1_M', 29, 56],
+    ];
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-gguf-'));
     const file = path.join(dir, 'mixed.gguf');
     writeGguf(file, [
       { name: 'blk.0.attn_q.weight', type: 11, dims: [256, 8], bytes: fill('Q3_K', 8 * 110) },
       { name: 'blk.0.ffn_up.weight', type: 23, dims: [256, 8], bytes: fill('IQ4_XS', 8 * 136) },
       { name: 'blk.0.ffn_gate.weight', type: 39, dims: [256, 8], bytes: fill('MXFP4', 64 * 17) },
-      { name: 'blk.0.ffn_down.weight', type: 16, dims: [256, 8], bytes: iq2 },
+      ...IQ.map(([t, code, bytes]) => ({
+        name: `blk.1.${t.toLowerCase()}.weight`,
+        type: code,
+        dims: [256, 8],
+        bytes: fill(t, 8 * bytes),
+      })),
     ]);
-    const r = spawnSync(process.execPath, [CLI, 'quant', file, '--formats', 'int8-channel', '--json'], {
+    const formats = ['int8-channel', 'int4-g128', 'int4-g128-perm', 'int4-g128+o1', 'kmeans4', 'fp8-e4m3-b128'];
+    const r = spawnSync(process.execPath, [CLI, 'quant', file, '--formats', formats.join(','), '--json'], {
       encoding: 'utf8',
     });
     assert.strictEqual(r.status, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
-    assert.deepStrictEqual(doc.tensors.map((t: { name: string }) => t.name).sort(), [
-      'blk.0.attn_q.weight',
-      'blk.0.ffn_gate.weight',
-      'blk.0.ffn_up.weight',
-    ]);
+    assert.strictEqual(doc.tensors.length, 10);
+    assert.deepStrictEqual(doc.skipped, []);
+    // [8, 256]: per-row fp16 scale 16/256; groups of 128: 2 scales per row; ⌈log2 256⌉ = 8-bit indices; 1% of 256 → 3 channels; 16 fp16 centroids per row; one 128 × 128 block row of two fp32 scales.
+    const bits = [
+      8 + 16 / 256,
+      4.125,
+      4.125 + (256 * 8) / 2048,
+      4.125 + (3 * (8 + 16 * 8)) / 2048,
+      4 + 256 / 256,
+      8 + 64 / 2048,
+    ];
     for (const t of doc.tensors) {
-      assert.ok(t.results[0].sqnrDb > 25 && t.results[0].sqnrDb < 80, `${t.name}: ${t.results[0].sqnrDb} dB`);
+      assert.deepStrictEqual(
+        t.results.map((x: { bitsPerWeight: number }) => x.bitsPerWeight),
+        bits,
+        t.name,
+      );
+      const i8 = t.results[0].sqnrDb;
+      assert.ok(i8 > 25 && i8 < 80, `${t.name}: ${i8} dB`);
     }
-    assert.deepStrictEqual(
-      doc.skipped.map((x: { name: string }) => x.name),
-      ['blk.0.ffn_down.weight'],
-    );
-    assert.match(doc.skipped[0].reason, /IQ2_XXS stores indices into a lattice codebook/);
-    const text = spawnSync(process.execPath, [CLI, 'quant', file, '--formats', 'int8-channel'], { encoding: 'utf8' });
-    assert.match(text.stdout, /skipped blk\.0\.ffn_down\.weight: .*IQ2_XXS/);
     fs.rmSync(dir, { recursive: true, force: true });
   });
   it('gives per-tensor results for every format on a real exported transformer, and a parameter-weighted summary', () => {
@@ -476,7 +522,9 @@ describe('layerplan quant', () => {
     let bytes = 0;
     for (const t of tensors) {
       const n = t.shape.reduce((a: number, b: number) => a * b, 1);
-      bytes += (n * (/^h\./.test(t.layer) ? 4.125 : 16)) / 8;
+      // MatMul weights [K, N]: int4-g128 stores an fp16 scale per started group of 128 along K (one per 64 when K = 64).
+      const K = t.shape[0];
+      bytes += (n * (/^h\./.test(t.layer) ? 4 + (16 * Math.ceil(K / 128)) / K : 16)) / 8;
     }
     assert.strictEqual(assignment.weightBytes, Math.ceil(bytes));
     const blocks = assignment.layers.filter((l: { name: string }) => /^h\./.test(l.name));

@@ -3,7 +3,7 @@ import { InputError } from '../errors';
 import { closest } from '../hardware/catalog';
 import type { GraphTensor, ModelGraph } from '../graph/model-graph';
 import { globMatch } from '../glob';
-import { FORMAT_NAMES, parseFormat, type NumberFormat } from './formats';
+import { FORMAT_NAMES, bitsPerWeightFor, parseFormat, storedBits, type NumberFormat } from './formats';
 import {
   errorMetrics,
   kernelScratch,
@@ -43,6 +43,7 @@ export const DEFAULT_FORMATS = [
 
 export interface FormatResult {
   format: string;
+  /** Exact for this tensor: every stored bit (scales per row and tensor, codebooks, permutation, outliers) over its elements. */
   bitsPerWeight: number;
   mse: number;
   sqnrDb: number | null;
@@ -73,11 +74,11 @@ export type MeasureFn = (
   clip: boolean,
 ) => Promise<FormatResult[]>;
 
-/** One format's result row from its metrics (exact results have no SQNR: null). */
-function formatResult(f: NumberFormat, m: ErrorMetrics): FormatResult {
+/** One format's result row from its metrics on a [rows, cols] tensor (exact results have no SQNR: null). */
+function formatResult(f: NumberFormat, m: ErrorMetrics, rows: number, cols: number): FormatResult {
   return {
     format: f.name,
-    bitsPerWeight: f.bitsPerWeight,
+    bitsPerWeight: bitsPerWeightFor(f, rows, cols),
     mse: m.mse,
     sqnrDb: Number.isFinite(m.sqnrDb) ? m.sqnrDb : null,
     maxAbsError: m.maxAbsError,
@@ -117,7 +118,7 @@ function measureEach(
   return formats.map((name) => {
     const f = parseFormat(name)!;
     const m = quantizationError(values, rows, cols, f, {}, scratch);
-    const r = formatResult(f, m);
+    const r = formatResult(f, m, rows, cols);
     if (clip && f.element.kind === 'int' && f.levels.length === 1) {
       const c = quantizationError(values, rows, cols, f, { clip: true }, scratch);
       r.clipped = { mse: c.mse, sqnrDb: Number.isFinite(c.sqnrDb) ? c.sqnrDb : null };
@@ -164,7 +165,7 @@ export function measureSampled(values: Float32Array, rows: number, cols: number,
       }
     }
     const m = errorMetrics(values, y);
-    return { ...formatResult(f, m), sqnrDbCi: rows > 1 ? sqnrInterval(sig, noi) : undefined };
+    return { ...formatResult(f, m, rows, cols), sqnrDbCi: rows > 1 ? sqnrInterval(sig, noi) : undefined };
   });
 }
 
@@ -189,6 +190,12 @@ export function resolveFormats(names: string[], file: string): NumberFormat[] {
     if (!f) {
       const hint = closest(n, FORMAT_NAMES);
       throw new InputError(file, `unknown number format '${n}'${hint ? ` (did you mean '${hint}'?)` : ''}`);
+    }
+    if (f.decodeOnly) {
+      throw new InputError(
+        file,
+        `'${f.name}' is one of llama.cpp's codebook types: Layerplan decodes it from GGUF files but does not quantize to it`,
+      );
     }
     return f;
   });
@@ -227,7 +234,8 @@ export async function quantModel(
         : 'no floating-point weight tensors to quantize',
     );
   }
-  const totals = formats.map(() => ({ signal: 0, noise: 0, parameters: 0 }));
+  const totals = formats.map(() => ({ signal: 0, noise: 0, parameters: 0, bits: 0 }));
+  const layouts: { rows: number; cols: number }[] = new Array(chosen.length);
   const report: QuantReport = { tensors: [], summary: [], skipped };
   const names = formats.map((f) => f.name);
   const measure: MeasureFn = options.measure ?? (async (v, r, c, f, clip) => measureFormats(v, r, c, f, clip));
@@ -248,6 +256,7 @@ export async function quantModel(
         continue;
       }
       const layout = weightLayout(graph, t);
+      layouts[i] = layout;
       if (layout.transpose) values = transpose2d(values, layout.cols, layout.rows);
       const fraction = options.sample;
       if (fraction !== undefined && fraction < 1 && layout.rows > 1) {
@@ -267,7 +276,11 @@ export async function quantModel(
   chosen.forEach((t, i) => {
     const res = results[i];
     if (!res) return;
+    const { rows, cols } = layouts[i];
     res.forEach((r, k) => {
+      // Sampled rows measure the error; the storage is the whole tensor's.
+      r.bitsPerWeight = bitsPerWeightFor(formats[k], rows, cols);
+      totals[k].bits += storedBits(formats[k], rows, cols);
       totals[k].signal += r.signal ?? 0;
       totals[k].noise += r.noise ?? 0;
       totals[k].parameters += t.elements;
@@ -284,8 +297,9 @@ export async function quantModel(
   options.onProgress?.(chosen.length, chosen.length, '');
   report.summary = formats.map((f, k) => ({
     format: f.name,
-    bitsPerWeight: f.bitsPerWeight,
-    bytes: Math.ceil((totals[k].parameters * f.bitsPerWeight) / 8),
+    // Every stored bit of the measured tensors over their parameters (the format's nominal figure when none was measured).
+    bitsPerWeight: totals[k].parameters ? totals[k].bits / totals[k].parameters : f.bitsPerWeight,
+    bytes: Math.ceil(totals[k].bits / 8),
     sqnrDb: db(totals[k].signal, totals[k].noise),
     parameters: totals[k].parameters,
   }));
