@@ -35,6 +35,7 @@ ap.add_argument('--batch', type=int, default=32)
 ap.add_argument('--seed', type=int, default=0)
 ap.add_argument('--threads', type=int, default=1)
 ap.add_argument('--lr', type=float, default=2e-3)
+ap.add_argument('--resume', help='a tiny-gpt.pt written by an earlier run: continue training it')
 args = ap.parse_args()
 os.makedirs(args.out, exist_ok=True)
 torch.manual_seed(args.seed)
@@ -101,6 +102,25 @@ class TinyGPT(nn.Module):
 
 model = TinyGPT(256, args.d, args.layers, args.heads, args.ctx)
 opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1, betas=(0.9, 0.95))
+done_before = 0
+if args.resume and args.resume.endswith('.safetensors'):
+    # Weights only (a run's safetensors output): the optimizer starts afresh.
+    raw = open(args.resume, 'rb').read()
+    n = struct.unpack('<Q', raw[:8])[0]
+    head = json.loads(raw[8 : 8 + n])
+    model.load_state_dict(
+        {
+            k: torch.from_numpy(np.frombuffer(raw[8 + n + v['data_offsets'][0] : 8 + n + v['data_offsets'][1]], dtype=np.float32).reshape(v['shape']).copy())
+            for k, v in head.items()
+            if k != '__metadata__'
+        }
+    )
+    done_before = int(json.load(open(os.path.join(os.path.dirname(args.resume), 'train-log.json')))['steps'])
+elif args.resume:
+    state = torch.load(args.resume)
+    model.load_state_dict(state['model'])
+    opt.load_state_dict(state['opt'])
+    done_before = state['steps']
 
 
 def batch(src):
@@ -139,11 +159,12 @@ while time.time() - t0 < args.minutes * 60:
 
 model.eval()
 final = loss_on(valid, 32)
+torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'steps': done_before + step}, os.path.join(args.out, 'tiny-gpt.pt'))
 json.dump(
     {
         'corpus': 'common-licenses + /usr/share/doc/*/copyright (distinct files)',
         'corpusBytes': int(len(data)),
-        'steps': step,
+        'steps': done_before + step,
         'seconds': round(time.time() - t0, 1),
         'validLossNats': round(final, 4),
         'validBitsPerByte': round(final / math.log(2), 4),

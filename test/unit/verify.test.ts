@@ -80,7 +80,17 @@ describe('layerplan verify on a real exported GPT-2 (WebGPU in Node)', function 
       );
     }
     try {
-      for (const format of ['int4-g128', 'q4_k', 'nvfp4', 'q2_k']) {
+      // The statistical formats rank channels by the activations' mean square here (not the weights' columns).
+      for (const format of [
+        'int4-g128',
+        'q4_k',
+        'nvfp4',
+        'q2_k',
+        'int4-g32-perm',
+        'int4-g128+o1',
+        'kmeans4',
+        'fp8-e4m3-b128',
+      ]) {
         const r = await verifyFile(MODEL, { tensor: 'onnx::MatMul_304', format, gpu, inputs: dir });
         assert.match(r.inputs, /^calibration: 64 rows of '\/h\.0\/ln_2\/Add_1_output_0' from 4 sample set/);
         assert.match(r.predicted.source, /mean square per channel/);

@@ -202,23 +202,8 @@ function statistical(
   }
   let perm: number[] | undefined;
   if (f.permute) {
-    const mag = new Float64Array(cols);
-    if (act) for (let c = 0; c < cols; c++) mag[c] = act[c];
-    else {
-      for (let r = 0; r < rows; r++) {
-        const o = r * cols;
-        for (let c = 0; c < cols; c++) mag[c] += src[o + c] * src[o + c];
-      }
-    }
-    // Outlier channels are zeros in the dense part: they go last, out of the way of real groups.
-    for (const c of outCols) mag[c] = -1;
-    perm = byImportance(mag);
-    const gathered = new Float32Array(x.length);
-    for (let r = 0; r < rows; r++) {
-      const o = r * cols;
-      for (let j = 0; j < cols; j++) gathered[o + j] = src[o + perm[j]];
-    }
-    src = gathered;
+    perm = channelPermutation(src, rows, cols, act, outCols);
+    src = gatherColumns(src, rows, cols, perm);
     if (sink) sink.perm = perm;
   }
   const yb = perm ? new Float32Array(x.length) : y;
@@ -245,6 +230,39 @@ function statistical(
     }
     if (sink) sink.outliers = { cols: outCols, values, dense };
   }
+}
+
+/**
+ * -perm's order: input channels by Σ_r w² (or the activations' mean square), largest first; the
+ * outlier channels (zeros in the dense part) go last, out of the way of real groups.
+ */
+function channelPermutation(
+  x: Float32Array,
+  rows: number,
+  cols: number,
+  act: ArrayLike<number> | undefined,
+  outCols: number[],
+): number[] {
+  const mag = new Float64Array(cols);
+  if (act) for (let c = 0; c < cols; c++) mag[c] = act[c];
+  else {
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      for (let c = 0; c < cols; c++) mag[c] += x[o + c] * x[o + c];
+    }
+  }
+  for (const c of outCols) mag[c] = -1;
+  return byImportance(mag);
+}
+
+/** x with its columns in `perm`'s order: column j of the result is column perm[j] of x. */
+function gatherColumns(x: Float32Array, rows: number, cols: number, perm: number[]): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    for (let j = 0; j < cols; j++) out[o + j] = x[o + perm[j]];
+  }
+  return out;
 }
 
 /** DeepSeek-V3's fp8 weights: E4M3 with an fp32 scale absmax / 448 per block of R rows × B columns. */
@@ -274,16 +292,78 @@ function blockFp8(
 }
 
 /**
+ * Sorts n float32 values (x[o … o + n)) with their positions: an LSD radix sort on the float bits
+ * mapped to unsigned order (3 passes of 11 bits), O(n) per row instead of a comparison sort.
+ * Writes the sorted values to `sorted` and their positions (0 … n − 1) to `index`.
+ */
+function radixSortRow(
+  x: Float32Array,
+  o: number,
+  n: number,
+  sorted: Float32Array,
+  index: Uint32Array,
+  scratch: { keys: Uint32Array; keys2: Uint32Array; index2: Uint32Array; count: Uint32Array },
+): void {
+  const xb = new Uint32Array(x.buffer, x.byteOffset + o * 4, n);
+  const count = scratch.count;
+  let ka = scratch.keys;
+  let kb = scratch.keys2;
+  let ia = index;
+  let ib = scratch.index2;
+  for (let i = 0; i < n; i++) {
+    const b = xb[i];
+    // Negative floats: all bits flipped (larger magnitude sorts first); positive: the sign bit set.
+    ka[i] = b & 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
+    ia[i] = i;
+  }
+  for (let shift = 0; shift < 32; shift += 11) {
+    count.fill(0);
+    for (let i = 0; i < n; i++) count[(ka[i] >>> shift) & 0x7ff]++;
+    let sum = 0;
+    for (let d = 0; d < 2048; d++) {
+      const c = count[d];
+      count[d] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < n; i++) {
+      const k = ka[i];
+      const at = count[(k >>> shift) & 0x7ff]++;
+      kb[at] = k;
+      ib[at] = ia[i];
+    }
+    const tk = ka;
+    ka = kb;
+    kb = tk;
+    const ti = ia;
+    ia = ib;
+    ib = ti;
+  }
+  // After three passes the positions are in scratch.index2 (ia): copy them to `index`.
+  for (let i = 0; i < n; i++) {
+    const j = ia[i];
+    index[i] = j;
+    sorted[i] = x[o + j];
+  }
+}
+
+/**
  * kmeans<B>: per row, 2^B centroids by Lloyd's algorithm in one dimension, seeded at the row's
  * quantiles (deterministic: the same row gives the same codebook). On the sorted row each step is
- * a binary search per boundary and a prefix-sum mean per cluster. The centroids are stored in fp16.
+ * a binary search per boundary and a prefix-sum mean per cluster; the final assignment fills the
+ * sorted ranges. The centroids are stored in fp16.
  */
 function kmeans(x: Float32Array, y: Float32Array, rows: number, cols: number, bits: number, sink?: ScaleSink): void {
   const K = 2 ** bits;
   const sorted = new Float32Array(cols);
+  const index = new Uint32Array(cols);
+  const scratch = {
+    keys: new Uint32Array(cols),
+    keys2: new Uint32Array(cols),
+    index2: new Uint32Array(cols),
+    count: new Uint32Array(2048),
+  };
   const prefix = new Float64Array(cols + 1);
   const c = new Float64Array(K);
-  const mid = new Float64Array(K - 1);
   const book: number[] | undefined = sink ? (sink.codebook = []) : undefined;
   // First index of the sorted row whose value is above v.
   const upper = (v: number) => {
@@ -298,8 +378,7 @@ function kmeans(x: Float32Array, y: Float32Array, rows: number, cols: number, bi
   };
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
-    sorted.set(x.subarray(o, o + cols));
-    sorted.sort();
+    radixSortRow(x, o, cols, sorted, index, scratch);
     for (let i = 0; i < cols; i++) prefix[i + 1] = prefix[i] + sorted[i];
     for (let k = 0; k < K; k++) c[k] = sorted[Math.min(cols - 1, Math.floor(((k + 0.5) * cols) / K))];
     for (let iter = 0; iter < 50; iter++) {
@@ -317,13 +396,13 @@ function kmeans(x: Float32Array, y: Float32Array, rows: number, cols: number, bi
     }
     for (let k = 0; k < K; k++) c[k] = half(c[k]);
     c.sort();
-    for (let k = 0; k < K - 1; k++) mid[k] = (c[k] + c[k + 1]) / 2;
     if (book) for (let k = 0; k < K; k++) book.push(c[k]);
-    for (let i = o; i < o + cols; i++) {
-      const v = x[i];
-      let k = 0;
-      for (let step = K >> 1; step >= 1; step >>= 1) if (k + step <= K - 1 && v > mid[k + step - 1]) k += step;
-      y[i] = c[k];
+    // Nearest centroid: values up to the midpoint with the next go to the lower one.
+    let start = 0;
+    for (let k = 0; k < K; k++) {
+      const end = k === K - 1 ? cols : Math.max(start, upper((c[k] + c[k + 1]) / 2));
+      for (let i = start; i < end; i++) y[o + index[i]] = c[k];
+      start = end;
     }
   }
 }
@@ -735,6 +814,13 @@ export function quantizationError(
   options: QuantOptions = {},
   scratch?: Float32Array,
 ): ErrorMetrics {
+  if (format.permute && !format.outlierPercent) {
+    // The metrics do not depend on the order of the elements: measure the base format on the
+    // permuted matrix, on the SIMD kernel where the base has one.
+    const perm = channelPermutation(x, rows, cols, options.channelWeights, []);
+    const base = format.base!;
+    return quantizationError(gatherColumns(x, rows, cols, perm), rows, cols, base, { clip: options.clip }, scratch);
+  }
   const simd = intErrorSimd(x, cols, format, options);
   if (simd) return simd;
   const y = quantizeDequantize(x, rows, cols, format, options, scratch);

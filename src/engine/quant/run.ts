@@ -63,6 +63,61 @@ export interface QuantReport {
   tensors: { name: string; shape: number[]; layer: string; results: FormatResult[] }[];
   summary: { format: string; bitsPerWeight: number; bytes: number; sqnrDb: number | null; parameters: number }[];
   skipped: { name: string; reason: string }[];
+  /** Each statistical format measured beside its positional counterpart (statisticalComparisons). */
+  comparisons?: Comparison[];
+}
+
+/**
+ * A statistical format (`-perm`, `+o<P>`, `kmeans<B>`, block-scaled fp8) against the positional
+ * format it refines, on the same weights: exact bits of both, SQNR summed over the tensors and per
+ * layer (gain = statistical − positional, in dB).
+ */
+export interface Comparison {
+  format: string;
+  counterpart: string;
+  bitsPerWeight: number;
+  counterpartBitsPerWeight: number;
+  sqnrDb: number | null;
+  counterpartSqnrDb: number | null;
+  gainDb: number | null;
+  layers: { layer: string; parameters: number; gainDb: number | null }[];
+  /** Layers where the statistical format's SQNR is higher (lower) by more than TIE_DB, of those with a finite gain. */
+  layersWon: number;
+  layersLost: number;
+  layersCompared: number;
+}
+
+/** Differences below this are summation order, not the format: a layer counts as neither won nor lost. */
+export const TIE_DB = 0.01;
+
+/** Whether a format groups by statistics rather than position. */
+export function isStatistical(f: NumberFormat): boolean {
+  return !!f.base || !!f.codebook || f.levels.some((l) => (l.blockRows ?? 1) > 1);
+}
+
+/**
+ * The positional format a statistical one is measured against: its base (`-perm`, `+o<P>`), the
+ * integer format of the same index width per channel for `kmeans<B>` (then per group of 128), the
+ * per-tensor-scaled fp8 for `fp8-e4m3-b128`; else the measured positional format nearest in bits.
+ */
+export function counterpartOf(
+  f: NumberFormat,
+  measured: { name: string; bits: number }[],
+  bits: number,
+): string | undefined {
+  const el = f.element;
+  const natural = f.base
+    ? [f.base.name]
+    : el.kind === 'codebook'
+      ? [`int${el.bits}-channel`, `int${el.bits}-g128`]
+      : f.name.startsWith('fp8-e4m3')
+        ? ['fp8-e4m3']
+        : [];
+  const positional = measured.filter((m) => !isStatistical(parseFormat(m.name)!));
+  for (const n of natural) if (positional.some((m) => m.name === n)) return n;
+  let best: { name: string; bits: number } | undefined;
+  for (const m of positional) if (!best || Math.abs(m.bits - bits) < Math.abs(best.bits - bits)) best = m;
+  return best?.name;
 }
 
 /** Measures every format on one tensor laid out [rows, cols]; injected so Node can run it on worker threads. */
@@ -273,11 +328,19 @@ export async function quantModel(
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 1) }, worker));
+  // Per layer and format: Σx², Σe² and parameters, for the statistical-vs-positional comparison.
+  const perLayer = new Map<string, { signal: number[]; noise: number[]; parameters: number }>();
   chosen.forEach((t, i) => {
     const res = results[i];
     if (!res) return;
     const { rows, cols } = layouts[i];
+    const layer = t.layer !== undefined ? (graph.layers[t.layer]?.name ?? t.name) : t.name;
+    const l = perLayer.get(layer) ?? { signal: formats.map(() => 0), noise: formats.map(() => 0), parameters: 0 };
+    perLayer.set(layer, l);
+    l.parameters += t.elements;
     res.forEach((r, k) => {
+      l.signal[k] += r.signal ?? 0;
+      l.noise[k] += r.noise ?? 0;
       // Sampled rows measure the error; the storage is the whole tensor's.
       r.bitsPerWeight = bitsPerWeightFor(formats[k], rows, cols);
       totals[k].bits += storedBits(formats[k], rows, cols);
@@ -303,5 +366,34 @@ export async function quantModel(
     sqnrDb: db(totals[k].signal, totals[k].noise),
     parameters: totals[k].parameters,
   }));
+  const comparisons: Comparison[] = [];
+  const measured = report.summary.map((x) => ({ name: x.format, bits: x.bitsPerWeight }));
+  formats.forEach((f, k) => {
+    if (!isStatistical(f) || !totals[k].parameters) return;
+    const name = counterpartOf(f, measured, report.summary[k].bitsPerWeight);
+    const j = names.indexOf(name ?? '');
+    if (j < 0) return;
+    const gain = (a: number | null, b: number | null) => (a === null || b === null ? null : a - b);
+    const layers = [...perLayer].map(([layer, l]) => ({
+      layer,
+      parameters: l.parameters,
+      gainDb: gain(db(l.signal[k], l.noise[k]), db(l.signal[j], l.noise[j])),
+    }));
+    const finite = layers.filter((l) => l.gainDb !== null);
+    comparisons.push({
+      format: f.name,
+      counterpart: names[j],
+      bitsPerWeight: report.summary[k].bitsPerWeight,
+      counterpartBitsPerWeight: report.summary[j].bitsPerWeight,
+      sqnrDb: report.summary[k].sqnrDb,
+      counterpartSqnrDb: report.summary[j].sqnrDb,
+      gainDb: gain(report.summary[k].sqnrDb, report.summary[j].sqnrDb),
+      layers,
+      layersWon: finite.filter((l) => l.gainDb! > TIE_DB).length,
+      layersLost: finite.filter((l) => l.gainDb! < -TIE_DB).length,
+      layersCompared: finite.length,
+    });
+  });
+  if (comparisons.length) report.comparisons = comparisons;
   return report;
 }

@@ -28,6 +28,18 @@ export function formatQuant(file: string, r: QuantReport): string {
       if (worst) lines.push(`  ${s.format.padEnd(16)} ${worst.v.toFixed(1).padStart(6)} dB  ${worst.name}`);
     }
   }
+  for (const c of r.comparisons ?? []) {
+    if (c === r.comparisons![0]) lines.push('', 'Statistical vs positional, same weights (gain = SQNR difference)');
+    const gain = (v: number | null) => (v === null ? '—' : `${v >= 0 ? '+' : ''}${v.toFixed(2)} dB`);
+    lines.push(
+      `  ${c.format.padEnd(22)} vs ${c.counterpart.padEnd(14)} ${(c.bitsPerWeight - c.counterpartBitsPerWeight >= 0 ? '+' : '') + (c.bitsPerWeight - c.counterpartBitsPerWeight).toFixed(3)} bits/weight   ${gain(c.gainDb).padStart(9)} summed   better in ${c.layersWon}, worse in ${c.layersLost} of ${c.layersCompared} layers`,
+    );
+    // Every layer for small models; the three best and worst for large ones.
+    const sorted = c.layers.filter((l) => l.gainDb !== null).sort((a, b) => b.gainDb! - a.gainDb!);
+    const shown = sorted.length <= 12 ? sorted : [...sorted.slice(0, 3), ...sorted.slice(-3)];
+    for (const l of shown) lines.push(`      ${l.layer.padEnd(32)} ${gain(l.gainDb).padStart(9)}`);
+    if (shown.length < sorted.length) lines.push(`      (${sorted.length - shown.length} more layers in --json)`);
+  }
   for (const s of r.skipped) lines.push(`skipped ${s.name}: ${s.reason}`);
   return lines.join('\n') + '\n';
 }
