@@ -148,11 +148,12 @@ describe('statistical grouping, outlier channels, codebooks and block-scaled fp8
       }
       const want = c.map(toHalf).sort((p, q) => p - q);
       const got = a.codebook!.slice(r * 16, (r + 1) * 16);
-      for (let k = 0; k < 16; k++)
+      for (let k = 0; k < 16; k++) {
         assert.ok(
           Math.abs(got[k] - want[k]) <= Math.abs(want[k]) * 2 ** -10,
           `row ${r} centroid ${k}: ${got[k]} vs ${want[k]}`,
         );
+      }
     }
     // Sixteen distinct fp16 values per row: the codebook holds them all, nothing is lost.
     const few = Float32Array.from({ length: rows * cols }, (_, i) => toHalf(((i * 7) % 16) - 7.5));
@@ -172,8 +173,9 @@ describe('statistical grouping, outlier channels, codebooks and block-scaled fp8
     for (let b = 0; b < 4; b++) {
       const [r0, c0] = [128 * (b >> 1), 128 * (b & 1)];
       let m = 0;
-      for (let r = r0; r < r0 + 128; r++)
+      for (let r = r0; r < r0 + 128; r++) {
         for (let c = c0; c < c0 + 128; c++) m = Math.max(m, Math.abs(x[r * cols + c]));
+      }
       assert.strictEqual(s.scales[0][b], Math.fround(m / 448), `block ${b}`);
     }
     // The quiet blocks keep fp8's ~30 dB instead of underflowing under a per-tensor scale.
