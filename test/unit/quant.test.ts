@@ -239,6 +239,44 @@ describe('quantization formats', () => {
         assert.strictEqual(bad, -1, `${type} [${bad}]: ${got[bad]} ≠ ${want[bad]}`);
       }
     });
+    it("decode 1,024 pseudo-random blocks of each IQ type to exactly gguf-py's float32 output (SHA-256; every grid entry drawn)", () => {
+      const fixture = JSON.parse(
+        fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'ggml-iq-coverage.json'), 'utf8'),
+      ) as { recipe: { blocks: number; d: number }; types: Record<string, { id: number; sha256: string }> };
+      const { blocks, d } = fixture.recipe;
+      const sizes: Record<string, number> = {
+        IQ2_XXS: 66,
+        IQ2_XS: 74,
+        IQ2_S: 82,
+        IQ3_XXS: 98,
+        IQ3_S: 110,
+        IQ1_S: 50,
+        IQ1_M: 56,
+      };
+      assert.strictEqual(Object.keys(fixture.types).length, 7);
+      for (const [type, { id, sha256 }] of Object.entries(fixture.types)) {
+        const bs = sizes[type];
+        const raw = new Uint8Array(blocks * bs);
+        let s = 19 + id;
+        for (let b = 0; b < blocks; b++) {
+          for (let i = 0; i < bs; i++) {
+            s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+            raw[b * bs + i] = s >>> 24;
+          }
+          if (type === 'IQ1_M') {
+            for (let k = 0; k < 4; k++) {
+              const o = b * bs + 49 + 2 * k;
+              raw[o] = (raw[o] & 0x0f) | (((d >> (4 * k)) & 0xf) << 4);
+            }
+          } else [raw[b * bs], raw[b * bs + 1]] = [d & 0xff, d >> 8];
+        }
+        const y = dequantizeGgml(type, raw, blocks * 256);
+        const hash = createHash('sha256')
+          .update(Buffer.from(y.buffer, y.byteOffset, y.byteLength))
+          .digest('hex');
+        assert.strictEqual(hash, sha256, type);
+      }
+    });
     it('expand the compact IQ grids to exactly the bytes of ggml-common.h (SHA-256 of each table as C lays it out)', () => {
       for (const g of Object.values(IQ_GRIDS)) {
         const v = expandGrid(g);
