@@ -1,7 +1,9 @@
 import * as assert from 'assert';
 import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
-import { bitsPerWeightFor, outlierCount, parseFormat } from '../../src/engine/quant/formats';
+import { OFFERED_FORMATS, bitsPerWeightFor, outlierCount, parseFormat } from '../../src/engine/quant/formats';
 import { toHalf } from '../../src/engine/quant/numeric';
 import { errorMetrics, quantizeDequantize, type ScaleSink } from '../../src/engine/quant/quantize';
 import { measureFormats } from '../../src/engine/quant/run';
@@ -207,6 +209,61 @@ describe('statistical grouping, outlier channels, codebooks and block-scaled fp8
         8 + (4 * 32) / (64 * 512),
       ],
     );
+  });
+
+  it("the planner offers them (OFFERED_FORMATS), and a plan's rules assign them with their exact bits and measured SQNR", () => {
+    for (const f of [
+      'int4-g128-perm',
+      'int4-g128+o1',
+      'int4-g128-asym-perm+o1',
+      'kmeans3',
+      'kmeans4',
+      'fp8-e4m3-b128',
+    ]) {
+      assert.ok(OFFERED_FORMATS.includes(f), f);
+    }
+    assert.ok(!OFFERED_FORMATS.some((f) => f.startsWith('iq')), 'decode-only types are not offered');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-stat-plan-'));
+    const plan = path.join(dir, 'p.plan.json');
+    fs.writeFileSync(
+      plan,
+      JSON.stringify({
+        model: path.join(REPO, 'examples', 'gpt2-tiny.onnx'),
+        cluster: { gpu: 'l4', gpusPerNode: 1, nodes: 1 },
+        training: { globalBatch: 8, microBatch: 8, seqLen: 64, dtype: 'bf16' },
+        parallel: { data: 1, tensor: 1, pipeline: 1 },
+        precision: {
+          default: 'bf16',
+          rules: [
+            { match: 'h.0', format: 'int4-g128+o1' },
+            { match: 'h.1', format: 'kmeans4' },
+          ],
+        },
+      }),
+    );
+    const r = spawnSync(
+      process.execPath,
+      [
+        path.join(REPO, 'out', 'src', 'cli.js'),
+        'quant',
+        path.join(REPO, 'examples', 'gpt2-tiny.onnx'),
+        '--plan',
+        plan,
+        '--json',
+      ],
+      { encoding: 'utf8' },
+    );
+    fs.rmSync(dir, { recursive: true, force: true });
+    assert.strictEqual(r.status, 0, r.stderr);
+    const { assignment, comparisons } = JSON.parse(r.stdout);
+    const layer = (n: string) => assignment.layers.find((l: { name: string }) => l.name === n);
+    assert.strictEqual(layer('h.0').format, 'int4-g128+o1');
+    assert.strictEqual(layer('h.1').format, 'kmeans4');
+    assert.ok(layer('h.0').sqnrDb > 15 && layer('h.1').sqnrDb > 15);
+    // gpt2-tiny's blocks are 64 wide: a 16-entry fp16 codebook per row is 4 more bits per weight, on top of the 4-bit codes.
+    assert.ok(layer('h.1').bitsPerWeight > 7 && layer('h.1').bitsPerWeight < 8.5, String(layer('h.1').bitsPerWeight));
+    // The plan measures no positional format near these in size (bf16 is 12 bits away): nothing to compare.
+    assert.strictEqual(comparisons, undefined);
   });
 
   it('`layerplan quant` refuses to quantize to a decode-only IQ type, naming it', () => {

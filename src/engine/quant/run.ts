@@ -98,7 +98,8 @@ export function isStatistical(f: NumberFormat): boolean {
 /**
  * The positional format a statistical one is measured against: its base (`-perm`, `+o<P>`), the
  * integer format of the same index width per channel for `kmeans<B>` (then per group of 128), the
- * per-tensor-scaled fp8 for `fp8-e4m3-b128`; else the measured positional format nearest in bits.
+ * per-tensor-scaled fp8 for `fp8-e4m3-b128`; else the measured positional format nearest in bits
+ * (within one bit per weight), or none.
  */
 export function counterpartOf(
   f: NumberFormat,
@@ -115,8 +116,11 @@ export function counterpartOf(
         : [];
   const positional = measured.filter((m) => !isStatistical(parseFormat(m.name)!));
   for (const n of natural) if (positional.some((m) => m.name === n)) return n;
+  // Only a neighbour in size is a counterpart: within one bit per weight.
   let best: { name: string; bits: number } | undefined;
-  for (const m of positional) if (!best || Math.abs(m.bits - bits) < Math.abs(best.bits - bits)) best = m;
+  for (const m of positional) {
+    if (Math.abs(m.bits - bits) <= 1 && (!best || Math.abs(m.bits - bits) < Math.abs(best.bits - bits))) best = m;
+  }
   return best?.name;
 }
 
