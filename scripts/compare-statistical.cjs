@@ -19,13 +19,13 @@ const FORMATS = [
   'int4-g32-perm',
   'int4-channel',
   'kmeans4',
-  'int3-g128',
-  'kmeans3',
   'fp8-e4m3',
   'fp8-e4m3-b128',
-].filter((f) => !f.startsWith('int3'));
+];
 const cli = path.join(__dirname, '..', 'dist', 'cli.js');
 const rows = [];
+const dB = (v) => (v === null ? 'exact' : v.toFixed(2));
+const gain = (a, b) => (a === null || b === null ? '—' : `${a - b >= 0 ? '+' : ''}${(a - b).toFixed(2)}`);
 for (const arg of process.argv.slice(2)) {
   const [label, file] = arg.includes('=') ? arg.split(/=(.*)/s) : [path.basename(arg), arg];
   const t = process.hrtime.bigint();
@@ -45,8 +45,8 @@ for (const arg of process.argv.slice(2)) {
         label,
         `${c.format} vs ${c.counterpart}`,
         `${c.bitsPerWeight.toFixed(3)} vs ${c.counterpartBitsPerWeight.toFixed(3)}`,
-        `${c.sqnrDb.toFixed(2)} vs ${c.counterpartSqnrDb.toFixed(2)}`,
-        `${c.gainDb >= 0 ? '+' : ''}${c.gainDb.toFixed(2)}`,
+        `${dB(c.sqnrDb)} vs ${dB(c.counterpartSqnrDb)}`,
+        gain(c.sqnrDb, c.counterpartSqnrDb),
         `${c.layersWon} / ${c.layersLost} of ${c.layersCompared}`,
       ].join(' | '),
     );
@@ -65,8 +65,8 @@ for (const arg of process.argv.slice(2)) {
         label,
         `${stat} vs ${pos} (size)`,
         `${a.bitsPerWeight.toFixed(3)} vs ${b.bitsPerWeight.toFixed(3)}`,
-        `${a.sqnrDb.toFixed(2)} vs ${b.sqnrDb.toFixed(2)}`,
-        `${a.sqnrDb - b.sqnrDb >= 0 ? '+' : ''}${(a.sqnrDb - b.sqnrDb).toFixed(2)}`,
+        `${dB(a.sqnrDb)} vs ${dB(b.sqnrDb)}`,
+        gain(a.sqnrDb, b.sqnrDb),
         '',
       ].join(' | '),
     );
