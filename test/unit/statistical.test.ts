@@ -7,7 +7,7 @@ import { OFFERED_FORMATS, bitsPerWeightFor, outlierCount, parseFormat } from '..
 import { toHalf } from '../../src/engine/quant/numeric';
 import { errorMetrics, quantizeDequantize, type ScaleSink } from '../../src/engine/quant/quantize';
 import { measureFormats } from '../../src/engine/quant/run';
-import { REPO, rng } from '../helpers';
+import { REPO, SHARED_FIXTURES, rng } from '../helpers';
 
 function gaussian(n: number, seed: number): Float32Array {
   const r = rng(seed);
@@ -264,6 +264,35 @@ describe('statistical grouping, outlier channels, codebooks and block-scaled fp8
     assert.ok(layer('h.1').bitsPerWeight > 7 && layer('h.1').bitsPerWeight < 8.5, String(layer('h.1').bitsPerWeight));
     // The plan measures no positional format near these in size (bf16 is 12 bits away): nothing to compare.
     assert.strictEqual(comparisons, undefined);
+  });
+
+  it("the issue's command runs on ONNX and safetensors weights, with each statistical format compared to its counterpart", () => {
+    const formats = 'int4-g128,int4-g128-perm,int4-g128+o1,kmeans4,fp8-e4m3-b128';
+    for (const model of [
+      path.join(REPO, 'test', 'fixtures', 'models', 'bert-tiny.onnx'),
+      path.join(SHARED_FIXTURES, 'safetensors', 'test-model-vocab-quantized', 'model.safetensors'),
+    ]) {
+      const r = spawnSync(
+        process.execPath,
+        [path.join(REPO, 'out', 'src', 'cli.js'), 'quant', model, '--formats', formats, '--json'],
+        {
+          encoding: 'utf8',
+        },
+      );
+      assert.strictEqual(r.status, 0, r.stderr);
+      const doc = JSON.parse(r.stdout);
+      assert.deepStrictEqual(
+        doc.comparisons.map((c: { format: string; counterpart: string }) => `${c.format} vs ${c.counterpart}`),
+        ['int4-g128-perm vs int4-g128', 'int4-g128+o1 vs int4-g128', 'kmeans4 vs int4-g128'],
+        model,
+      );
+      for (const c of doc.comparisons) {
+        assert.ok(Math.abs(c.gainDb - (c.sqnrDb - c.counterpartSqnrDb)) < 1e-9);
+        assert.strictEqual(c.layers.length, new Set(doc.tensors.map((t: { layer: string }) => t.layer)).size);
+      }
+      // The summary's bits are every stored bit of the measured tensors.
+      for (const s of doc.summary) assert.strictEqual(s.bytes, Math.ceil((s.bitsPerWeight * s.parameters) / 8 - 1e-9));
+    }
   });
 
   it('`layerplan quant` refuses to quantize to a decode-only IQ type, naming it', () => {
