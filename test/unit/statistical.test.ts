@@ -21,8 +21,8 @@ const sink = (levels: number): ScaleSink => ({
 const sqnr = (x: Float32Array, rows: number, cols: number, f: string, options = {}) =>
   errorMetrics(x, quantizeDequantize(x, rows, cols, f, options)).sqnrDb;
 
-describe('statistical grouping, outlier channels, codebooks and block-scaled fp8 (the contract’s formats)', () => {
-  it('parses the suffixes in the contract’s order and refuses what cannot mean anything', () => {
+describe("statistical grouping, outlier channels, codebooks and block-scaled fp8 (the contract's formats)", () => {
+  it("parses the suffixes in the contract's order and refuses what cannot mean anything", () => {
     for (const ok of [
       'int4-g128-perm',
       'int4-g128+o1',
