@@ -10,7 +10,16 @@
 const { spawnSync } = require('child_process');
 const path = require('path');
 
-const FORMATS = ['int4-g128', 'int4-g128-perm', 'int4-g128+o1', 'int4-g64', 'int4-g32', 'int4-g32-perm', 'int4-channel', 'kmeans4'];
+const FORMATS = [
+  'int4-g128',
+  'int4-g128-perm',
+  'int4-g128+o1',
+  'int4-g64',
+  'int4-g32',
+  'int4-g32-perm',
+  'int4-channel',
+  'kmeans4',
+];
 const [model, samples, ...tensors] = process.argv.slice(2);
 const cli = path.join(__dirname, '..', 'dist', 'cli.js');
 const table = [];
@@ -28,7 +37,9 @@ for (const arg of tensors) {
     const j = JSON.parse(r.stdout);
     if (!j.kernelVsReference.pass) throw new Error(`${tensor} ${format}: the kernel disagrees with the CPU reference`);
     row.push(`${j.outputError.sqnrDb.toFixed(2)} (${j.bitsPerWeight.toFixed(3)})`);
-    process.stderr.write(`${tensor} ${format}: ${j.outputError.sqnrDb.toFixed(2)} dB measured, ${j.predicted.sqnrDb.toFixed(2)} predicted, ${j.outcome}\n`);
+    process.stderr.write(
+      `${tensor} ${format}: ${j.outputError.sqnrDb.toFixed(2)} dB measured, ${j.predicted.sqnrDb.toFixed(2)} predicted, ${j.outcome}\n`,
+    );
     // Output-error power relative to signal, summed over layers as the planner's first-order estimate does.
     const t = totals[format];
     t.noise += 10 ** (-j.outputError.sqnrDb / 10);
