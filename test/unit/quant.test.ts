@@ -13,7 +13,7 @@ import {
   toBf16,
   toHalf,
 } from '../../src/engine/quant/numeric';
-import { NF4_LEVELS, errorMetrics, quantizeDequantize } from '../../src/engine/quant/quantize';
+import { NF4_LEVELS, errorMetrics, quantizeDequantize, type ScaleSink } from '../../src/engine/quant/quantize';
 import { measureFormats } from '../../src/engine/quant/run';
 import { dequantizeGgml } from '../../src/engine/quant/weights';
 import { expandGrid } from '../../src/engine/quant/iq-decode';
@@ -352,34 +352,48 @@ describe('quantization formats', () => {
         assert.strictEqual(got2[i], ((0b11100100 >> shift) & 3) - 0.5, `Q2_K [${i}]`);
       }
     });
-    it("q4_0 and q8_0 quantize as llama.cpp's reference quantizer does: the block's values round-trip through its bytes", () => {
-      const x = gaussian(32, 11);
-      let amax = 0;
-      let max = 0;
-      for (const v of x) if (Math.abs(v) > amax) [amax, max] = [Math.abs(v), v];
-      // q4_0: d = max / −8 stored as fp16, elements (q − 8)·d with q in 0…15
-      const d4 = halfBitsToFloat(floatToHalfBits(max / -8));
-      const y4 = quantizeDequantize(x, 1, 32, 'q4_0');
-      const q4 = Array.from(y4, (v) => v / d4 + 8);
-      assert.ok(
-        q4.every((q) => Number.isInteger(q) && q >= 0 && q <= 15),
-        `${q4}`,
-      );
-      const b4 = Uint8Array.from([
-        ...half(max / -8),
-        ...Array.from({ length: 16 }, (_, j) => q4[j] | (q4[j + 16] << 4)),
-      ]);
-      assert.deepStrictEqual(Array.from(dequantizeGgml('Q4_0', b4, 32)), Array.from(y4));
-      // q8_0: d = amax / 127, elements q·d with q in −127…127
-      const d8 = halfBitsToFloat(floatToHalfBits(amax / 127));
-      const y8 = quantizeDequantize(x, 1, 32, 'q8_0');
-      const q8 = Array.from(y8, (v) => v / d8);
-      assert.ok(
-        q8.every((q) => Number.isInteger(q) && Math.abs(q) <= 127),
-        `${q8}`,
-      );
-      const b8 = Uint8Array.from([...half(amax / 127), ...q8.map((q) => q & 0xff)]);
-      assert.deepStrictEqual(Array.from(dequantizeGgml('Q8_0', b8, 32)), Array.from(y8));
+    it("q4_0, q4_1, q5_0, q5_1 and q8_0 quantize exactly as llama.cpp's own quantizers do (gguf-py's output, pinned)", () => {
+      // test/fixtures/ggml-quantize.json: gguf-py's quantize_blocks / dequantize_blocks run on fixed
+      // inputs (random blocks, a zero block, outliers, and blocks of k + 0.5 ties where the rounding rule decides).
+      const fixture = JSON.parse(
+        fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'ggml-quantize.json'), 'utf8'),
+      ) as { rows: number; cols: number; input: string; types: Record<string, { bytes: string; dequantized: string }> };
+      const f32 = (hex: string) => {
+        const b = Buffer.from(hex, 'hex');
+        return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+      };
+      const x = f32(fixture.input);
+      const { rows, cols } = fixture;
+      assert.deepStrictEqual(Object.keys(fixture.types), ['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0']);
+      for (const [name, want] of Object.entries(fixture.types)) {
+        const ref = f32(want.dequantized);
+        const bytes = Uint8Array.from(Buffer.from(want.bytes, 'hex'));
+        // Our decoder agrees with gguf-py's on gguf-py's bytes (the decoders are pinned the same way).
+        const decoded = dequantizeGgml(name.toUpperCase(), bytes, x.length);
+        assert.strictEqual(
+          ref.findIndex((v, i) => decoded[i] !== v),
+          -1,
+          `${name}: decoding gguf-py's bytes`,
+        );
+        // Our quantizer: the same values and the same fp16 scales (and minimums) as gguf-py's blocks hold.
+        const sink: ScaleSink = { scales: [[]], mins: [[]] };
+        const y = quantizeDequantize(x, rows, cols, name, {}, undefined, sink);
+        const bad = ref.findIndex((v, i) => !(y[i] === v || (y[i] === 0 && v === 0)));
+        assert.strictEqual(
+          bad,
+          -1,
+          `${name} [${bad}]: ${y[bad]} quantized vs ${ref[bad]} from llama.cpp (input ${x[bad]})`,
+        );
+        const blockBytes = bytes.length / (x.length / 32);
+        const d = Array.from({ length: x.length / 32 }, (_, b) =>
+          halfBitsToFloat(bytes[b * blockBytes] | (bytes[b * blockBytes + 1] << 8)),
+        );
+        assert.deepStrictEqual(sink.scales[0], d, `${name}: block scales`);
+        if (name.endsWith('_1')) {
+          const m = d.map((_, b) => halfBitsToFloat(bytes[b * blockBytes + 2] | (bytes[b * blockBytes + 3] << 8)));
+          assert.deepStrictEqual(sink.mins[0], m, `${name}: block minimums`);
+        }
+      }
     });
   });
 });

@@ -577,7 +577,12 @@ function intRange(
   return err;
 }
 
-/** llama.cpp's reference quantizers (ggml-quants.c quantize_row_q*_ref) for the 32-element legacy blocks. */
+/**
+ * llama.cpp's reference quantizers for the 32-element legacy blocks, in its float32 arithmetic
+ * (gguf-py/gguf/quants.py Q4_0 … Q8_0, which follows ggml-quants.c quantize_row_q*_ref): scale,
+ * inverse and products rounded to float32 where llama.cpp rounds them. In float64 a value next to a
+ * rounding boundary takes the other code; test/fixtures/ggml-quantize.json pins gguf-py's output.
+ */
 function ggufLegacy(
   x: Float32Array,
   y: Float32Array,
@@ -587,12 +592,17 @@ function ggufLegacy(
   index: number,
   sink?: ScaleSink,
 ): void {
+  const f = Math.fround;
   if (name === 'q8_0') {
-    const d = absmax(x, lo, hi) / 127;
-    const id = d ? 1 / d : 0;
+    const d = f(absmax(x, lo, hi) / 127);
+    const id = d ? f(1 / d) : 0;
     const dh = toHalf(d);
     if (sink) sink.scales[0][index] = dh;
-    for (let k = lo; k < hi; k++) y[k] = Math.round(Math.abs(x[k] * id)) * Math.sign(x[k] * id) * dh;
+    // roundf: half away from zero
+    for (let k = lo; k < hi; k++) {
+      const t = f(x[k] * id);
+      y[k] = Math.round(Math.abs(t)) * Math.sign(t) * dh;
+    }
     return;
   }
   if (name === 'q4_0' || name === 'q5_0') {
@@ -600,12 +610,13 @@ function ggufLegacy(
     let amax = 0;
     let max = 0;
     for (let k = lo; k < hi; k++) if (Math.abs(x[k]) > amax) [amax, max] = [Math.abs(x[k]), x[k]];
-    const d = max / -half;
-    const id = d ? 1 / d : 0;
+    const d = f(max / -half);
+    const id = d ? f(1 / d) : 0;
     const dh = toHalf(d);
     if (sink) sink.scales[0][index] = dh;
     for (let k = lo; k < hi; k++) {
-      const q = Math.min(2 * half - 1, Math.trunc(Math.fround(x[k] * id) + half + 0.5));
+      // x·id + half + 0.5 rounded once to float32 (llama.cpp's fused multiply-add; gguf-py computes it so).
+      const q = Math.max(0, Math.min(2 * half - 1, Math.trunc(f(x[k] * id + half + 0.5))));
       y[k] = (q - half) * dh;
     }
     return;
@@ -618,13 +629,13 @@ function ggufLegacy(
     mn = Math.min(mn, x[k]);
     mx = Math.max(mx, x[k]);
   }
-  const d = (mx - mn) / levels;
-  const id = d ? 1 / d : 0;
+  const d = f(f(mx - mn) / levels);
+  const id = d ? f(1 / d) : 0;
   const dh = toHalf(d);
   const mh = toHalf(mn);
   if (sink) [sink.scales[0][index], sink.mins[0][index]] = [dh, mh];
   for (let k = lo; k < hi; k++) {
-    const q = Math.min(levels, Math.trunc((x[k] - mn) * id + 0.5));
+    const q = Math.min(levels, Math.trunc(f(f(f(x[k] - mn) * id) + 0.5)));
     y[k] = q * dh + mh;
   }
 }
