@@ -75,6 +75,8 @@ export interface ModelSummary {
   layers: LayerBox[];
   /** Edges between layers (a tensor produced in one and consumed in another). */
   edges: Edge[];
+  /** What the FLOPs and bytes shown miss (graph/warnings.ts): unbound symbolic dims, failed shape rules, no config. */
+  warnings: string[];
 }
 
 export interface NodeDetails {
@@ -88,6 +90,8 @@ export interface NodeDetails {
   outputs: { name: string; shape: string; dtype: string; weight: boolean }[];
   flops: number;
   parameters: number;
+  /** Why this node's shape rule failed (its FLOPs are not counted), when it did. */
+  shapeError?: string;
 }
 
 export type HostToWebview =

@@ -37,6 +37,7 @@ export class Details {
         ['parameters', formatCount(summary.parameters)],
         ['weights', formatBytes(summary.bytes)],
         ['layers', String(summary.layers.length)],
+        ...summary.warnings.map((w): [string, string] => ['warning', w]),
       ],
       summary.file,
     );
@@ -48,6 +49,7 @@ export class Details {
       ['layer', d.layer],
       ['FLOPs', formatCount(d.flops)],
       ['parameters', formatCount(d.parameters)],
+      ...(d.shapeError !== undefined ? [['shape rule failed', d.shapeError] as [string, string]] : []),
     ];
     for (const i of d.inputs) rows.push([i.weight ? 'weight' : 'input', `${i.name}: ${i.dtype}${i.shape}`]);
     for (const o of d.outputs) rows.push(['output', `${o.name}: ${o.dtype}${o.shape}`]);

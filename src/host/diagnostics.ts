@@ -100,6 +100,12 @@ export class JsonDiagnostics implements vscode.CodeActionProvider {
         if (doc.version === version) this.collection.set(doc.uri, [d]);
         return;
       }
+      if (run.done.notChecked) {
+        // Not a file Layerplan understands (a JSON config of something else): no diagnostics.
+        this.issues.delete(doc.uri.toString());
+        if (doc.version === version) this.collection.set(doc.uri, []);
+        return;
+      }
       if (run.done.inputError !== undefined) throw new InputError(doc.uri.fsPath, run.done.inputError);
       if (run.done.error !== undefined) throw new Error(run.done.error);
       const found = run.done.diagnostics ?? [];
@@ -124,8 +130,10 @@ export class JsonDiagnostics implements vscode.CodeActionProvider {
     } catch (e) {
       this.issues.delete(doc.uri.toString());
       if (e instanceof InputError) {
-        // Not a file Layerplan understands (a JSON config of something else): no diagnostics.
-        diagnostics = [];
+        // The check could not run on this input: say why, instead of clearing every diagnostic of the file.
+        const d = new vscode.Diagnostic(new vscode.Range(0, 0, 0, 1), e.problem, vscode.DiagnosticSeverity.Error);
+        d.source = 'layerplan';
+        diagnostics = [d];
       } else {
         // A check that failed must not leave the last run's diagnostics standing as if current.
         const d = new vscode.Diagnostic(

@@ -1,4 +1,5 @@
 import type { ModelGraph } from '../engine/graph/model-graph';
+import { graphWarnings } from '../engine/graph/warnings';
 import type { Edge, LayerBox, ModelSummary, NodeBox, NodeDetails } from '../protocol';
 
 const shapeText = (s: (number | string | null)[] | undefined) => (s ? `[${s.map((d) => d ?? '?').join(', ')}]` : '?');
@@ -43,6 +44,7 @@ export function modelSummary(file: string, graph: ModelGraph): ModelSummary {
     bytes,
     layers,
     edges,
+    warnings: graphWarnings(graph),
   };
 }
 
@@ -95,6 +97,7 @@ export function nodeDetails(graph: ModelGraph, index: number): NodeDetails | und
     outputs: n.outputs.filter(Boolean).map(io),
     flops: n.flops,
     parameters,
+    ...(n.shapeError !== undefined ? { shapeError: n.shapeError } : {}),
   };
 }
 

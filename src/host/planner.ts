@@ -7,7 +7,7 @@ import { GPUS } from '../engine/hardware/catalog';
 import { setJsonPaths, type PlanEdit } from '../engine/plan/edits';
 import { parseJsonWithTree, validatePlan, type Plan } from '../engine/plan/plan';
 import { OFFERED_FORMATS, parseFormat } from '../engine/quant/formats';
-import { checkFile, measurePlanPrecision, planWorkloadSource, tryEstimatePlan } from '../node/plan-file';
+import { checkFile, planLayerErrors, planWorkloadSource, tryEstimatePlan } from '../node/plan-file';
 import type { HostToWebview, LayerErrors, PlanState } from '../protocol';
 
 /** The plan file of a model: `<name>.plan.json` beside it. */
@@ -269,32 +269,26 @@ export class PlanSession implements vscode.Disposable {
     this.post({ type: 'plan', state });
   }
 
+  /** The last measurement started: an older one that finishes later must not replace its answer. */
+  private measuring = 0;
+
   /** Quantization error per layer for the formats the plan uses, on the real weights (the measurement the diagnostics use, cached there). */
   private async measure(plan: Plan): Promise<void> {
-    const budgetDb = plan.precision?.errorBudgetDb;
-    const note = (text: string) =>
-      this.post({ type: 'layerErrors', errors: { budgetDb, outputSqnrDb: null, layers: [], note: text } });
-    try {
-      const m = await measurePlanPrecision(plan, this.planUri.fsPath, (formats) =>
-        note(`measuring the quantization error of ${formats.join(', ')} on the weights…`),
-      );
-      if (!m) return;
-      if ('tooLargeBytes' in m) {
-        note(
-          `error heatmap: the model is ${(m.tooLargeBytes / 2 ** 30).toFixed(1)} GiB, too large to measure on every edit; run layerplan quant --plan`,
-        );
-        return;
-      }
-      const a = m.assignment;
-      const errors: LayerErrors = {
-        budgetDb,
-        outputSqnrDb: a.outputSqnrDb,
-        layers: a.layers.map((l) => ({ name: l.name, format: l.format, sqnrDb: l.sqnrDb })),
-      };
-      this.post({ type: 'layerErrors', errors });
-    } catch {
-      // The model cannot be measured (missing, unsupported weights): the planner shows no heatmap.
-    }
+    const run = ++this.measuring;
+    const show = (errors: LayerErrors) => {
+      if (run === this.measuring) this.post({ type: 'layerErrors', errors });
+    };
+    // Always one answer: the figures, or why there are none (a failure must not leave the last plan's heatmap standing).
+    show(
+      await planLayerErrors(plan, this.planUri.fsPath, (formats) =>
+        show({
+          budgetDb: plan.precision?.errorBudgetDb,
+          outputSqnrDb: null,
+          layers: [],
+          note: `measuring the quantization error of ${formats.join(', ')} on the weights…`,
+        }),
+      ),
+    );
   }
 
   dispose(): void {

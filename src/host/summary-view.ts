@@ -81,7 +81,10 @@ export class ModelSummaryView implements vscode.WebviewViewProvider {
       `<h3>Parameters by dtype</h3>` +
       rows(Object.entries(r.parametersByDtype).map(([d, n]) => [d, formatCount(n)])) +
       `<h3>Biggest layers</h3>` +
-      rows(top.map((l) => [l.name, formatCount(l.parameters)]))
+      rows(top.map((l) => [l.name, formatCount(l.parameters)])) +
+      (r.warnings.length
+        ? `<h3>Warnings</h3><ul>${r.warnings.map((w) => `<li class="warning">${escape(w)}</li>`).join('')}</ul>`
+        : '')
     );
   }
 }

@@ -9,8 +9,10 @@ import { archToSpec, graphLayerData, workloadFrom, type Workload, type WorkloadS
 import { ampIssues } from '../engine/check/amp';
 import { InputError } from '../engine/errors';
 import { openModel } from '../engine/formats/registry';
+import { graphWarnings } from '../engine/graph/warnings';
 import { IssueCollector, parseJsonWithTree, validatePlan, type Fix, type Issue, type Plan } from '../engine/plan/plan';
 import { checkDeepSpeed, checkHfConfig, detectKind, type CheckedKind } from '../engine/check/configs';
+import type { LayerErrors } from '../protocol';
 import { FileByteSource, FolderResolver } from './file-source';
 
 /** Plans are small JSON files; anything bigger is not a plan. */
@@ -40,9 +42,12 @@ export async function planWorkloadSource(plan: Plan, planFile: string): Promise<
       : { batch: plan.inference?.batch ?? 1, sequence: plan.inference?.promptLen ?? 1 };
     const graph = await openModel(source, { siblings, bindings });
     // Transformers (configs, checkpoints with their config) get the per-block model; other graphs the generic one.
+    // The per-block model does not use the graph's shapes: only the reader's own warnings apply to it.
+    const w = graph.transformer ? (graph.warnings ?? []) : graphWarnings(graph);
+    const warnings = w.length ? { warnings: w } : {};
     return graph.transformer
-      ? { kind: 'arch', arch: graph.transformer }
-      : { kind: 'graph', layers: graphLayerData(graph) };
+      ? { kind: 'arch', arch: graph.transformer, ...warnings }
+      : { kind: 'graph', layers: graphLayerData(graph), ...warnings };
   } finally {
     await source.close();
     await siblings.close();
@@ -78,6 +83,8 @@ export async function checkPlanFile(
     return { plan, issues: [...issues, ...c.issues], text };
   }
   const workload = workloadFrom(source);
+  // What the model's numbers miss (no config.json beside a checkpoint, dims counted as 1) is said at `model`.
+  for (const w of source.warnings ?? []) c.warn(['model'], `model: ${w}`);
   const rebalance = rebalanceFix(plan, workload);
   for (const [p, message] of modelChecks(plan, workload)) {
     c.error(p, message, p[0] === 'stages' ? rebalance : undefined);
@@ -117,7 +124,20 @@ export async function checkFile(
             r.plan.stages ? r.rebalance : undefined,
           );
         }
-        for (const b of await budgetChecks(r.plan, file)) c.at(b.path, b.severity ?? 'warning', b.message);
+        // One check that cannot run (weights that cannot be measured) is one diagnostic, not the end of the others.
+        let budget: Awaited<ReturnType<typeof budgetChecks>>;
+        try {
+          budget = await budgetChecks(r.plan, file);
+        } catch (e) {
+          if (!(e instanceof InputError)) throw e;
+          budget = [
+            {
+              path: ['precision', 'errorBudgetDb'],
+              message: `precision.errorBudgetDb: not checked: ${e.message}`,
+            },
+          ];
+        }
+        for (const b of budget) c.at(b.path, b.severity ?? 'warning', b.message);
         diagnostics.push(...c.issues);
       }
       return { kind, diagnostics, source: r.source };
@@ -127,9 +147,12 @@ export async function checkFile(
     case 'deepspeed':
       return { kind, diagnostics: checkDeepSpeed(text, options.worldSize) };
     default:
-      throw new InputError(file, 'not a plan, a Hugging Face config.json or a DeepSpeed config');
+      throw new NotCheckedError(file, 'not a plan, a Hugging Face config.json or a DeepSpeed config');
   }
 }
+
+/** A JSON file that is none of the kinds Layerplan checks: `layerplan check` refuses it; the editor leaves it alone. */
+export class NotCheckedError extends InputError {}
 
 const measured = new Map<string, QuantReport>();
 
@@ -170,6 +193,40 @@ export async function measurePlanPrecision(
     measured.set(key, report);
   }
   return { assignment: assignmentReport(report, plan.precision) };
+}
+
+/**
+ * What the planner's error heatmap shows for a plan: the measured error per layer, or why there is
+ * none. Always an answer, never nothing: a measurement that fails must not leave the last plan's
+ * heatmap (or "measuring…") on screen. `onMeasure` is called when a measurement starts.
+ */
+export async function planLayerErrors(
+  plan: Plan,
+  planFile: string,
+  onMeasure?: (formats: string[]) => void,
+): Promise<LayerErrors> {
+  const budgetDb = plan.precision?.errorBudgetDb;
+  const none = (note?: string): LayerErrors => ({ budgetDb, outputSqnrDb: null, layers: [], ...(note ? { note } : {}) });
+  let m: Awaited<ReturnType<typeof measurePlanPrecision>>;
+  try {
+    m = await measurePlanPrecision(plan, planFile, onMeasure);
+  } catch (e) {
+    return none(
+      `error heatmap: not measured: ${e instanceof InputError ? e.message : `internal error: ${(e as Error).message}`}`,
+    );
+  }
+  if (!m) return none();
+  if ('tooLargeBytes' in m) {
+    return none(
+      `error heatmap: the model is ${(m.tooLargeBytes / 2 ** 30).toFixed(1)} GiB, too large to measure on every edit; run layerplan quant --plan`,
+    );
+  }
+  const a = m.assignment;
+  return {
+    budgetDb,
+    outputSqnrDb: a.outputSqnrDb,
+    layers: a.layers.map((l) => ({ name: l.name, format: l.format, sqnrDb: l.sqnrDb })),
+  };
 }
 
 /** The plan's precision against its error budget (warnings at the rules), or why it was not checked. */

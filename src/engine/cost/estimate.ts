@@ -283,7 +283,8 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostRep
   const training = plan.training;
   const dtype = training?.dtype ?? (plan.inference?.dtype as string | undefined) ?? 'bf16';
   const actBytes = dtype === 'fp32' ? 4 : 2;
-  const warnings: string[] = [];
+  // What the model's reader could not know comes first: the numbers below miss it.
+  const warnings: string[] = [...(workload.warnings ?? [])];
   const formatOf = (l: CostLayer) => {
     const f = layerFormat(plan, l);
     return f ? parseFormat(f) : undefined;

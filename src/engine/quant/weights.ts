@@ -285,7 +285,7 @@ export function dequantizeGgml(type: string, raw: Uint8Array, count: number): Fl
 async function fileOf(ref: CheckpointTensorRef, source: ByteSource, siblings?: SiblingResolver): Promise<ByteSource> {
   if (ref.file === source.name) return source;
   if (!siblings || !ref.shard) throw new InputError(source.name, `cannot open '${ref.file}'`);
-  return siblings.open(ref.shard);
+  return siblings.open(ref.shard, 'checkpoint');
 }
 
 /** The bytes of an ONNX-stored tensor of the graph (a MatMulNBits or DequantizeLinear operand), if it is stored. */
