@@ -87,7 +87,9 @@ export function reportError(e: unknown, command: string, file: string | undefine
     process.stderr.write(`${file ?? 'layerplan'}: too large to read in this process's memory (${e.message})\n`);
   } else {
     const err = e instanceof Error ? e : new Error(String(e));
-    const where = process.env.LAYERPLAN_DEBUG ? ` ${(err.stack ?? '').split('\n').slice(1, 4).join(' ').replace(/\s+/g, ' ')}` : '';
+    const where = process.env.LAYERPLAN_DEBUG
+      ? ` ${(err.stack ?? '').split('\n').slice(1, 4).join(' ').replace(/\s+/g, ' ')}`
+      : '';
     process.stderr.write(
       `layerplan ${command}: internal error${file ? ` on ${file}` : ''}: ${err.name}: ${err.message.split('\n')[0]} (a bug in Layerplan, not a problem with the input; LAYERPLAN_DEBUG=1 shows where)${where}\n`,
     );

@@ -206,7 +206,12 @@ export async function planLayerErrors(
   onMeasure?: (formats: string[]) => void,
 ): Promise<LayerErrors> {
   const budgetDb = plan.precision?.errorBudgetDb;
-  const none = (note?: string): LayerErrors => ({ budgetDb, outputSqnrDb: null, layers: [], ...(note ? { note } : {}) });
+  const none = (note?: string): LayerErrors => ({
+    budgetDb,
+    outputSqnrDb: null,
+    layers: [],
+    ...(note ? { note } : {}),
+  });
   let m: Awaited<ReturnType<typeof measurePlanPrecision>>;
   try {
     m = await measurePlanPrecision(plan, planFile, onMeasure);

@@ -341,8 +341,24 @@ describe('layerplan estimate (CLI)', () => {
     );
     assert.strictEqual(r.status, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
-    assert.strictEqual(doc.stages.length, 2);
-    assert.ok(doc.iterationSeconds > 0);
+    assert.deepStrictEqual(
+      doc.stages.map((s: { layers: string }) => s.layers),
+      ['0-3', '4-6'],
+    );
+    // The model's own numbers, from references outside the engine: onnx's parameter count of the file
+    // (test/fixtures/models/expected.json; examples/gpt2-tiny.onnx is the same file) and Megatron-LM's
+    // FLOPs for GPT (Narayanan et al. 2021, eq. 3) with the exported dims (scripts/make-fixtures.py:
+    // vocab 256, hidden 64, 2 layers), for the plan's 32 sequences of 64 tokens, in integers:
+    // 72·B·s·l·h² + 12·B·s²·l·h + 6·B·s·V·h.
+    const expected = JSON.parse(
+      fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'models', 'expected.json'), 'utf8'),
+    );
+    assert.strictEqual(doc.parameters, expected['gpt2-tiny.onnx'].parameters);
+    const [B, s, l, h, V] = [32, 64, 2, 64, 256];
+    assert.strictEqual(doc.modelFlops, 72 * B * s * l * h * h + 12 * B * s * s * l * h + 6 * B * s * V * h);
+    // No faster than the two L4s' dense bf16 peak (121 TFLOPS each, NVIDIA L4 datasheet) allows.
+    assert.ok(doc.iterationSeconds >= doc.modelFlops / (2 * 121e12), String(doc.iterationSeconds));
+    assert.deepStrictEqual(doc.warnings, []);
   });
   const bad: [string, unknown, RegExp][] = [
     [

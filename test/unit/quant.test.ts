@@ -2,6 +2,7 @@ import * as assert from 'assert';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
+import { onnx } from 'onnx-proto';
 import * as path from 'path';
 import { parseFormat } from '../../src/engine/quant/formats';
 import {
@@ -597,6 +598,16 @@ describe('layerplan quant', () => {
       );
     const full = run();
     const sampled = run('--sample', '0.5');
+    // Every float matrix of the file, read with onnx-proto: the 2-D float initializers of at least 1024 elements.
+    const proto = onnx.ModelProto.decode(fs.readFileSync(path.join(REPO, 'examples', 'gpt2-tiny.onnx')));
+    const matrices = (proto.graph?.initializer ?? [])
+      .filter((t) => t.dataType === 1 && t.dims?.length === 2 && Number(t.dims[0]) * Number(t.dims[1]) >= 1024)
+      .map((t) => t.name)
+      .sort();
+    assert.strictEqual(matrices.length, 11);
+    const names = (r: { tensors: { name: string }[] }) => r.tensors.map((t) => t.name).sort();
+    assert.deepStrictEqual(names(full), matrices);
+    assert.deepStrictEqual(names(sampled), matrices);
     for (const t of sampled.tensors) {
       const r = t.results[0];
       const [lo, hi] = r.sqnrDbCi;

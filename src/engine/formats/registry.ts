@@ -86,7 +86,8 @@ export async function openModel(source: ByteSource, options: OpenOptions = {}): 
       'not a model file Layerplan can read (expected .onnx, .safetensors, a safetensors index, .gguf or a Hugging Face config.json)',
     );
   }
-  const foreign = byName && byName.id !== 'gguf' ? FOREIGN.find(([, magic]) => magic.every((b, i) => head[i] === b)) : undefined;
+  const foreign =
+    byName && byName.id !== 'gguf' ? FOREIGN.find(([, magic]) => magic.every((b, i) => head[i] === b)) : undefined;
   if (foreign) throw new InputError(source.name, `is ${foreign[0]}, not ${LABEL[byName!.id] ?? byName!.id}`);
   return format.open(source, options);
 }
@@ -105,5 +106,8 @@ const FOREIGN: [string, number[]][] = [
   ['a ZIP archive (PyTorch .pt / .pth checkpoints are ZIP archives)', [0x50, 0x4b, 0x03, 0x04]],
   ['gzip-compressed data', [0x1f, 0x8b]],
   ['a GGUF file (name it .gguf)', [0x47, 0x47, 0x55, 0x46]],
-  ['a Git LFS pointer, not the file itself (run git lfs pull)', [...'version https://git-lfs'].map((c) => c.charCodeAt(0))],
+  [
+    'a Git LFS pointer (git lfs pull fetches the file itself)',
+    [...'version https://git-lfs'].map((c) => c.charCodeAt(0)),
+  ],
 ];
