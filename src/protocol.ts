@@ -141,7 +141,7 @@ export type WebviewToHost =
   /** Something failed inside the view (a worker crashed, a layout failed); the view has recovered what it could. */
   | { type: 'viewError'; message: string }
   /** What the planner shows after an estimate (for tests): the summary line, the stage assignment, and how many of its edits the file's state did not hold yet. */
-  | { type: 'plannerShown'; summary: string; stages: string[]; ms: number; pending: number };
+  | { type: 'plannerShown'; summary: string; stages: string[]; ms: number; pending: number; note?: string };
 
 /* ------------------------------------------------------------------------------------------------
  * Web workers of the webview: the layout worker (dagre) and the estimate worker (the cost engine).

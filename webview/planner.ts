@@ -621,6 +621,7 @@ export class Planner {
       stages: r?.stages.map((s) => s.layers) ?? [],
       ms: this.answer?.ms ?? 0,
       pending: this.pending.size,
+      note: this.errors?.note,
     });
   }
 

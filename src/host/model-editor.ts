@@ -150,6 +150,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
             stages: m.stages,
             ms: m.ms,
             pending: m.pending,
+            note: m.note,
           });
           break;
         case 'verifyShown':

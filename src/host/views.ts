@@ -27,7 +27,10 @@ export class GraphViews {
   /** What each open view last reported drawing. */
   readonly rendered = new Map<string, { boxes: number; layers: number; nodes: number; textNames: string[] }>();
   /** What each view's planner last showed (summary line, stages, estimate time, edits on their way). */
-  readonly plannerShown = new Map<string, { summary: string; stages: string[]; ms: number; pending: number }>();
+  readonly plannerShown = new Map<
+    string,
+    { summary: string; stages: string[]; ms: number; pending: number; note?: string }
+  >();
   /** What each view last showed of a verification. */
   readonly verifyShown = new Map<string, string>();
   private readonly views = new Map<string, GraphView>();

@@ -7,7 +7,7 @@ import { checkDeepSpeed, checkHfConfig } from '../../src/engine/check/configs';
 import type { Issue } from '../../src/engine/plan/plan';
 import { REPO } from '../helpers';
 import { setJsonPaths } from '../../src/engine/plan/edits';
-import { checkFile } from '../../src/node/plan-file';
+import { checkFile, planLayerErrors } from '../../src/node/plan-file';
 
 const CLI = path.join(REPO, 'out', 'src', 'cli.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-check-'));
@@ -385,5 +385,100 @@ describe('the error budget on a model too large to measure on every check', () =
     assert.strictEqual(info.severity, 'information');
     assert.deepStrictEqual(info.range, rangeOf(text, '"errorBudgetDb": 20'));
     fs.rmSync(file);
+  });
+});
+
+describe('one check that cannot run does not hide the others', () => {
+  // control-flow.onnx: 129 parameters, no weight matrix large enough to measure (the error budget cannot be checked).
+  const model = path.join(REPO, 'test', 'fixtures', 'models', 'control-flow.onnx');
+  const planText = (memoryGB: number) =>
+    JSON.stringify(
+      {
+        model,
+        cluster: { gpu: 'l4', gpusPerNode: 1, nodes: 1, memoryGB },
+        training: { globalBatch: 4, microBatch: 4, seqLen: 64 },
+        precision: { default: 'int4-g32', errorBudgetDb: 20 },
+      },
+      null,
+      2,
+    );
+
+  it('a model with no float weights to measure: the stage over memory is still an error, the budget says why it was not checked', async () => {
+    const text = planText(1e-6);
+    const { diagnostics } = await checkFile(path.join(tmp, 'cf.plan.json'), { text });
+    const over = only(diagnostics, /^stage 0 needs .* GiB per GPU, .* GiB over the 0\.0 GiB of l4$/);
+    assert.strictEqual(over.severity, 'error');
+    const budget = only(diagnostics, /^precision\.errorBudgetDb: not checked: /);
+    assert.strictEqual(
+      budget.message,
+      `precision.errorBudgetDb: not checked: ${model}: no floating-point weight tensors to quantize`,
+    );
+    assert.deepStrictEqual(budget.range, rangeOf(text, '"errorBudgetDb": 20'));
+  });
+
+  it("the planner's heatmap: why there are no figures, instead of the last plan's (or 'measuring…' forever)", async () => {
+    const plan = JSON.parse(planText(80));
+    const errors = await planLayerErrors(plan, path.join(tmp, 'cf.plan.json'));
+    assert.deepStrictEqual(errors, {
+      budgetDb: 20,
+      outputSqnrDb: null,
+      layers: [],
+      note: `error heatmap: not measured: ${model}: no floating-point weight tensors to quantize`,
+    });
+    // Nothing to measure (an architecture object): an empty heatmap replaces the last one.
+    const arch = { ...plan, model: { arch: 'gpt', layers: 2, hidden: 64, heads: 4, vocab: 100 } };
+    assert.deepStrictEqual(await planLayerErrors(arch, path.join(tmp, 'cf.plan.json')), {
+      budgetDb: 20,
+      outputSqnrDb: null,
+      layers: [],
+    });
+    // A model that measures: figures per layer, and the whole model's output SQNR.
+    const measured = await planLayerErrors(
+      { ...plan, model: path.join(REPO, 'examples', 'gpt2-tiny.onnx') },
+      path.join(tmp, 'cf.plan.json'),
+    );
+    assert.ok(measured.layers.length > 0 && typeof measured.outputSqnrDb === 'number' && !measured.note);
+  });
+});
+
+describe('the CLI tells internal errors from bad input', () => {
+  it('a RangeError from a bug is an internal error (exit 70), not "too large or malformed"; an allocation failure is too large', async () => {
+    const { COMMANDS, main } = await import('../../src/cli.js');
+    const fail = (e: Error) => ({
+      name: 'fail-for-test',
+      usage: 'fail-for-test <file>',
+      options: {},
+      run: () => Promise.reject(e),
+    });
+    const run = async (e: Error) => {
+      COMMANDS.push(fail(e));
+      const write = process.stderr.write.bind(process.stderr);
+      let stderr = '';
+      process.stderr.write = ((s: string) => {
+        stderr += s;
+        return true;
+      }) as typeof process.stderr.write;
+      try {
+        return { code: await main(['fail-for-test', 'model.onnx']), stderr };
+      } finally {
+        process.stderr.write = write;
+        COMMANDS.pop();
+      }
+    };
+    const bug = await run(new RangeError('toFixed() digits argument must be between 0 and 100'));
+    assert.strictEqual(bug.code, 70);
+    assert.strictEqual(
+      bug.stderr,
+      'layerplan fail-for-test: internal error on model.onnx: RangeError: toFixed() digits argument must be between 0 and 100 (a bug in Layerplan, not a problem with the input; LAYERPLAN_DEBUG=1 shows where)\n',
+    );
+    const big = await run(new RangeError('Array buffer allocation failed'));
+    assert.strictEqual(big.code, 2);
+    assert.strictEqual(
+      big.stderr,
+      "model.onnx: too large to read in this process's memory (Array buffer allocation failed)\n",
+    );
+    const typeError = await run(new TypeError("Cannot read properties of undefined (reading 'split')"));
+    assert.strictEqual(typeError.code, 70);
+    assert.match(typeError.stderr, /^layerplan fail-for-test: internal error on model\.onnx: TypeError: /);
   });
 });

@@ -158,12 +158,12 @@ describe('the side panel', () => {
     await vscode.commands.executeCommand('vscode.openWith', uri, 'layerplan.modelGraph');
     await vscode.commands.executeCommand('layerplan.showSummary');
     const until = Date.now() + 30000;
-    let state: { file: string; parameters: number } | undefined;
+    let state: { file: string; parameters: number; warnings: string[] } | undefined;
     while (Date.now() < until && state?.file !== uri.fsPath) {
       await new Promise((r) => setTimeout(r, 300));
       state = await vscode.commands.executeCommand('layerplan.summaryState');
     }
-    assert.deepStrictEqual(state, { file: uri.fsPath, parameters: 137033 });
+    assert.deepStrictEqual(state, { file: uri.fsPath, parameters: 137033, warnings: [] });
     // Hidden behind another editor and shown again, the graph draws itself anew (and stays for the closing screenshot).
     await vscode.window.showTextDocument(vscode.Uri.file(path.join(folder.uri.fsPath, 'gpt2-tiny.plan.json')));
     await new Promise((r) => setTimeout(r, 500));
@@ -512,5 +512,158 @@ describe('quick fixes', () => {
       () => !vscode.languages.getDiagnostics(uri).some((d) => /stage|assigned/.test(d.message)) || undefined,
     );
     await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
+  });
+});
+
+/** Writes a .safetensors file of bf16 tensors (8-byte header length, JSON header, then the bytes). */
+function writeSafetensors(file: string, tensors: { name: string; shape: number[] }[]): void {
+  const entries: Record<string, unknown> = {};
+  let off = 0;
+  for (const t of tensors) {
+    const n = t.shape.reduce((a, b) => a * b, 1) * 2;
+    entries[t.name] = { dtype: 'BF16', shape: t.shape, data_offsets: [off, off + n] };
+    off += n;
+  }
+  const json = Buffer.from(JSON.stringify(entries));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  fs.writeFileSync(file, Buffer.concat([len, json, Buffer.alloc(off, 0x3f)]));
+}
+
+describe('a checkpoint in the Hugging Face hub cache', () => {
+  it('estimates exactly as its flat copy (snapshots/<rev>/* are links to ../../blobs/*), in the CLI and the side panel', async function () {
+    this.timeout(60000);
+    const config = {
+      model_type: 'llama',
+      hidden_size: 16,
+      intermediate_size: 32,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      num_hidden_layers: 2,
+      vocab_size: 64,
+      tie_word_embeddings: false,
+    };
+    const tensors = [{ name: 'model.embed_tokens.weight', shape: [64, 16] }];
+    for (let i = 0; i < 2; i++) {
+      const p = `model.layers.${i}`;
+      tensors.push(
+        { name: `${p}.input_layernorm.weight`, shape: [16] },
+        { name: `${p}.self_attn.q_proj.weight`, shape: [16, 16] },
+        { name: `${p}.self_attn.k_proj.weight`, shape: [8, 16] },
+        { name: `${p}.self_attn.v_proj.weight`, shape: [8, 16] },
+        { name: `${p}.self_attn.o_proj.weight`, shape: [16, 16] },
+        { name: `${p}.post_attention_layernorm.weight`, shape: [16] },
+        { name: `${p}.mlp.gate_proj.weight`, shape: [32, 16] },
+        { name: `${p}.mlp.up_proj.weight`, shape: [32, 16] },
+        { name: `${p}.mlp.down_proj.weight`, shape: [16, 32] },
+      );
+    }
+    tensors.push({ name: 'model.norm.weight', shape: [16] }, { name: 'lm_head.weight', shape: [64, 16] });
+    const parameters = tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-hub-'));
+    const flat = path.join(root, 'flat');
+    fs.mkdirSync(flat);
+    writeSafetensors(path.join(flat, 'model.safetensors'), tensors);
+    fs.writeFileSync(path.join(flat, 'config.json'), JSON.stringify(config));
+    // huggingface_hub's cache: <cache>/models--org--name/{blobs/<hash>, refs/main, snapshots/<rev>/<file> → ../../blobs/<hash>}
+    const repo = path.join(root, 'hub', 'models--test--tiny-llama');
+    const rev = 'c0ffee0000000000000000000000000000000000';
+    const snapshot = path.join(repo, 'snapshots', rev);
+    for (const d of ['blobs', 'refs', path.join('snapshots', rev)])
+      {fs.mkdirSync(path.join(repo, d), { recursive: true });}
+    fs.writeFileSync(path.join(repo, 'refs', 'main'), rev);
+    for (const [name, blob] of [
+      ['model.safetensors', '9f2a'],
+      ['config.json', '41c7'],
+    ]) {
+      fs.copyFileSync(path.join(flat, name), path.join(repo, 'blobs', blob));
+      fs.symlinkSync(`../../blobs/${blob}`, path.join(snapshot, name));
+    }
+    const plan = {
+      cluster: { gpu: 'a100-80gb', gpusPerNode: 1, nodes: 1 },
+      training: { globalBatch: 8, microBatch: 2, seqLen: 32 },
+    };
+    fs.writeFileSync(path.join(flat, 'm.plan.json'), JSON.stringify({ ...plan, model: 'model.safetensors' }));
+    fs.writeFileSync(
+      path.join(root, 'cached.plan.json'),
+      JSON.stringify({ ...plan, model: path.join(snapshot, 'model.safetensors') }),
+    );
+    const estimate = (file: string) => {
+      const r = cli(['estimate', file, '--json']);
+      assert.strictEqual(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout);
+    };
+    const fromCache = estimate(path.join(root, 'cached.plan.json'));
+    assert.deepStrictEqual(fromCache, estimate(path.join(flat, 'm.plan.json')));
+    // The tiny llama's FLOPs by hand: 2 per multiply-add of the projections and the output layer, the two attention matmuls, ×3 for training.
+    const s = plan.training.seqLen;
+    const perToken = 2 * (2 * (16 * 16 + 2 * 16 * 8 + 16 * 16 + 3 * 16 * 32) + 64 * 16) + 2 * 2 * 2 * s * 16;
+    assert.strictEqual(fromCache.modelFlops, 3 * perToken * s * plan.training.globalBatch);
+    assert.strictEqual(fromCache.parameters, parameters);
+    assert.deepStrictEqual(fromCache.warnings, []);
+    // The graph view and the side panel, on the weights in the snapshot: their config was read through its link.
+    const uri = vscode.Uri.file(path.join(snapshot, 'model.safetensors'));
+    await vscode.commands.executeCommand('vscode.openWith', uri, 'layerplan.modelGraph');
+    assert.ok((await renderedFor(uri)).textNames.includes('model.layers.1'));
+    await vscode.commands.executeCommand('layerplan.showSummary');
+    const state = await until('the side panel summarizes the cached config', async () => {
+      const st = await vscode.commands.executeCommand<{ file: string; parameters: number; warnings: string[] }>(
+        'layerplan.summaryState',
+      );
+      return st?.file === uri.fsPath ? st : undefined;
+    });
+    assert.deepStrictEqual(state, { file: uri.fsPath, parameters, warnings: [] });
+    await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+  });
+});
+
+describe('a check that cannot run', () => {
+  it('leaves the other diagnostics standing, and the planner says why it shows no error heatmap', async function () {
+    this.timeout(90000);
+    const folder = vscode.workspace.workspaceFolders![0];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-nofloat-'));
+    // control-flow.onnx: no weight matrix large enough to measure, so the error budget cannot be checked.
+    const repo = path.join(folder.uri.fsPath, '..');
+    fs.copyFileSync(path.join(repo, 'test', 'fixtures', 'models', 'control-flow.onnx'), path.join(dir, 'cf.onnx'));
+    const planFile = path.join(dir, 'cf.plan.json');
+    fs.writeFileSync(
+      planFile,
+      JSON.stringify(
+        {
+          model: 'cf.onnx',
+          cluster: { gpu: 'l4', gpusPerNode: 1, nodes: 1, memoryGB: 0.000001 },
+          training: { globalBatch: 4, microBatch: 4, seqLen: 64 },
+          precision: { default: 'int4-g32', errorBudgetDb: 20 },
+        },
+        null,
+        2,
+      ),
+    );
+    const planUri = vscode.Uri.file(planFile);
+    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(planUri));
+    const diags = await until('the stage over memory and the unchecked budget', () => {
+      const d = vscode.languages.getDiagnostics(planUri).filter((x) => x.source === 'layerplan');
+      return d.some((x) => /^stage 0 needs/.test(x.message)) &&
+        d.some((x) => /errorBudgetDb: not checked/.test(x.message))
+        ? d
+        : undefined;
+    });
+    assert.match(
+      diags.find((x) => /errorBudgetDb/.test(x.message))!.message,
+      /not checked: .*cf\.onnx: no floating-point weight tensors to quantize$/,
+    );
+    await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+    // The planner: not "measuring…" forever, but why there are no figures.
+    const model = vscode.Uri.file(path.join(dir, 'cf.onnx'));
+    await vscode.commands.executeCommand('layerplan.showPlanner', model);
+    const shown = await until('the planner says why there is no heatmap', async () => {
+      const s = await vscode.commands.executeCommand<{ note?: string }>('layerplan.plannerShown', model);
+      return s?.note && /not measured/.test(s.note) ? s : undefined;
+    });
+    assert.match(
+      shown.note!,
+      /^error heatmap: not measured: .*cf\.onnx: no floating-point weight tensors to quantize$/,
+    );
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
   });
 });
