@@ -132,8 +132,9 @@ export class FolderResolver implements SiblingResolver {
         // lstat fails too: nothing at that path
       }
       if (link) throw new InputError(this.modelFile, `${what} '${rel}' is a symlink to a file that does not exist`);
-      if (code === 'ENOENT')
-        {throw new MissingFileError(this.modelFile, `${what} '${rel}' does not exist beside the model`);}
+      if (code === 'ENOENT') {
+        throw new MissingFileError(this.modelFile, `${what} '${rel}' does not exist beside the model`);
+      }
       throw new InputError(this.modelFile, `${what} '${rel}' cannot be read (${code ?? String(e)})`);
     }
     const blobs = kind === 'checkpoint' ? hubCacheBlobs(folder) : undefined;

@@ -569,8 +569,9 @@ describe('a checkpoint in the Hugging Face hub cache', () => {
     const repo = path.join(root, 'hub', 'models--test--tiny-llama');
     const rev = 'c0ffee0000000000000000000000000000000000';
     const snapshot = path.join(repo, 'snapshots', rev);
-    for (const d of ['blobs', 'refs', path.join('snapshots', rev)])
-      {fs.mkdirSync(path.join(repo, d), { recursive: true });}
+    for (const d of ['blobs', 'refs', path.join('snapshots', rev)]) {
+      fs.mkdirSync(path.join(repo, d), { recursive: true });
+    }
     fs.writeFileSync(path.join(repo, 'refs', 'main'), rev);
     for (const [name, blob] of [
       ['model.safetensors', '9f2a'],
