@@ -203,7 +203,17 @@ class PlanStatus implements vscode.Disposable {
       this.item.hide();
       return;
     }
-    const text = await planText(uri);
+    let text: string | undefined;
+    try {
+      text = await planText(uri);
+    } catch (e) {
+      if (seq !== this.seq) return;
+      this.item.text = '$(error) plan unreadable';
+      this.item.tooltip = (e as Error).message;
+      this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
+      this.item.show();
+      return;
+    }
     if (text === undefined) {
       this.item.hide();
       return;
@@ -236,8 +246,10 @@ class PlanStatus implements vscode.Disposable {
       const peak = Math.max(...report.stages.map((s) => s.memory.total));
       const cap = report.stages[0].capacity;
       const step = report.iterationSeconds;
-      this.item.text = `${peak > cap ? '$(warning)' : '$(server)'} ${(peak / GiB).toFixed(1)} / ${(cap / GiB).toFixed(1)} GiB · ${step >= 1 ? step.toFixed(2) + ' s' : (step * 1e3).toFixed(1) + ' ms'}/step`;
-      this.item.tooltip = `${vscode.workspace.asRelativePath(uri)}: peak memory per GPU ${(peak / GiB).toFixed(2)} of ${(cap / GiB).toFixed(2)} GiB on ${report.gpu}; ${step.toFixed(4)} s per iteration, MFU ${(report.mfu * 100).toFixed(1)}%. Click for the estimate.`;
+      // What the numbers miss (no config.json beside a checkpoint, dims counted as 1) is said beside them.
+      const caveat = report.warnings.length ? ` Warnings: ${report.warnings.join('; ')}.` : '';
+      this.item.text = `${peak > cap || caveat ? '$(warning)' : '$(server)'} ${(peak / GiB).toFixed(1)} / ${(cap / GiB).toFixed(1)} GiB · ${step >= 1 ? step.toFixed(2) + ' s' : (step * 1e3).toFixed(1) + ' ms'}/step`;
+      this.item.tooltip = `${vscode.workspace.asRelativePath(uri)}: peak memory per GPU ${(peak / GiB).toFixed(2)} of ${(cap / GiB).toFixed(2)} GiB on ${report.gpu}; ${step.toFixed(4)} s per iteration, MFU ${(report.mfu * 100).toFixed(1)}%.${caveat} Click for the estimate.`;
       this.item.backgroundColor = peak > cap ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
     }
     this.item.show();

@@ -29,14 +29,19 @@ export function defaultPlanText(model: vscode.Uri): string {
 `;
 }
 
-/** The text of a document as VS Code holds it (unsaved edits included), or of the file on disk. */
+/**
+ * The text of a document as VS Code holds it (unsaved edits included), or of the file on disk;
+ * undefined when there is no such file. A file that is there and cannot be read is an InputError,
+ * not "no plan".
+ */
 export async function planText(uri: vscode.Uri): Promise<string | undefined> {
   const open = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
   if (open) return open.getText();
   try {
     return new TextDecoder().decode(await vscode.workspace.fs.readFile(uri));
-  } catch {
-    return undefined;
+  } catch (e) {
+    if (e instanceof vscode.FileSystemError && e.code === 'FileNotFound') return undefined;
+    throw new InputError(uri.fsPath, `cannot read the plan (${(e as Error).message})`);
   }
 }
 
@@ -94,9 +99,9 @@ export async function createPlan(model: vscode.Uri): Promise<vscode.Uri> {
 
 /** A plan's estimate from its file or unsaved buffer, as `layerplan estimate` makes it: the plan and the report, or the first error. */
 export async function estimateUri(uri: vscode.Uri): Promise<{ plan?: Plan; report?: CostReport; error?: string }> {
-  const text = await planText(uri);
-  if (text === undefined) return { error: 'no such file' };
   try {
+    const text = await planText(uri);
+    if (text === undefined) return { error: 'no such file' };
     const r = await tryEstimatePlan(uri.fsPath, text);
     return { plan: r.plan, report: r.report, error: r.error?.problem };
   } catch (e) {
@@ -219,12 +224,18 @@ export class PlanSession implements vscode.Disposable {
   private async send(): Promise<void> {
     // Read before the text: a state may then claim fewer edits than its text holds, never more (re-applying one is harmless).
     const editSeq = this.appliedSeq;
-    const text = await planText(this.planUri);
+    let text: string | undefined;
+    let unreadable: string | undefined;
+    try {
+      text = await planText(this.planUri);
+    } catch (e) {
+      unreadable = (e as Error).message;
+    }
     const state: PlanState = {
       editSeq,
       file: vscode.workspace.asRelativePath(this.planUri),
-      exists: text !== undefined,
-      issues: [],
+      exists: text !== undefined || unreadable !== undefined,
+      issues: unreadable ? [{ severity: 'error', message: unreadable }] : [],
       catalog: GPUS.map((g) => ({ id: g.id, name: g.name, memoryGB: g.memoryGB })),
       formats: OFFERED_FORMATS.map((name) => ({ name, bitsPerWeight: parseFormat(name)!.bitsPerWeight })),
     };
