@@ -411,6 +411,27 @@ describe('GGUF', () => {
     assert.ok(r.layers.some((l) => l.name === 'model.layers.0' && l.parameters === 4 * 64 + 3 * 256 + 16));
     assert.ok(r.nodes > 0);
   });
+  it('says that a GGUF of an architecture it does not synthesize has no FLOPs (and a llama has no such warning)', async () => {
+    const llama = await inspectFile(path.join(SHARED_FIXTURES, 'gguf', 'llama-2-tiny-random.gguf'));
+    assert.deepStrictEqual(llama.warnings, []);
+    // GGUF v3: magic, version, 0 tensors, 1 metadata pair general.architecture = "gpt2" (type 8, a string).
+    const str = (v: string) => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(BigInt(Buffer.byteLength(v)));
+      return Buffer.concat([b, Buffer.from(v)]);
+    };
+    const u32 = (v: number) => Buffer.from(new Uint32Array([v]).buffer);
+    const u64 = (v: number) => Buffer.from(new BigUint64Array([BigInt(v)]).buffer);
+    const file = path.join(tmp, 'gpt2.gguf');
+    fs.writeFileSync(
+      file,
+      Buffer.concat([Buffer.from('GGUF'), u32(3), u64(0), u64(1), str('general.architecture'), u32(8), str('gpt2')]),
+    );
+    const r = await inspectFile(file);
+    assert.deepStrictEqual(r.warnings, [
+      `${file}: GGUF architecture 'gpt2' is not one Layerplan builds a transformer for (llama, mistral, qwen2, gemma, mixtral): its layers have no structure, so no FLOPs are counted and estimates have no compute time`,
+    ]);
+  });
   it('refuses ggml-vocab-gpt-2.gguf, whose float metadata was mangled into U+FFFD bytes', () =>
     refused(path.join(SHARED_FIXTURES, 'gguf', 'ggml-vocab-gpt-2.gguf'), /a string of \d+ bytes at offset 339/));
   it('refuses a wrong magic, an unsupported version and a truncated file', async () => {

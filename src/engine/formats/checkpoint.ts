@@ -206,12 +206,15 @@ export async function openGguf(source: ByteSource, bindings: Record<string, numb
   const structured = llamaLike && !!config?.intermediate_size;
   const graph = joinGraph('gguf', stored, structured ? config : undefined, source.name, bindings);
   if (!structured) {
+    const arch = g.metadata.get('general.architecture');
+    const name = typeof arch === 'string' ? arch : '';
+    const why = !GGUF_TRANSFORMERS.includes(name)
+      ? `GGUF architecture '${name || '(none)'}' is not one Layerplan builds a transformer for (${GGUF_TRANSFORMERS.join(', ')})`
+      : !config
+        ? `its metadata lacks ${name}.block_count, ${name}.embedding_length or ${name}.attention.head_count`
+        : `its metadata lacks ${name}.feed_forward_length`;
     graph.warnings = [
-      `${source.name}: ${
-        llamaLike
-          ? `its metadata has no ${family}.feed_forward_length`
-          : `GGUF architecture '${family || '(none)'}' is not one Layerplan builds a transformer for (${GGUF_TRANSFORMERS.join(', ')})`
-      }: its layers have no structure, so no FLOPs are counted and estimates have no compute time`,
+      `${source.name}: ${why}: its layers have no structure, so no FLOPs are counted and estimates have no compute time`,
     ];
   }
   graph.producer = typeof g.metadata.get('general.name') === 'string' ? (g.metadata.get('general.name') as string) : '';
