@@ -4,7 +4,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { estimate, type CostReport } from '../../src/engine/cost/estimate';
-import { simulate } from '../../src/engine/cost/schedule';
+import { simulate, stageOrder } from '../../src/engine/cost/schedule';
+import * as reference from './schedule-reference';
 import { archWorkload, type CostLayer, type WorkContext, type Workload } from '../../src/engine/cost/workload';
 import type { ArchSpec, Plan } from '../../src/engine/plan/plan';
 import { REPO } from '../helpers';
@@ -174,6 +175,31 @@ describe('cost engine: compute and FLOPs', () => {
 });
 
 describe('cost engine: pipeline schedule simulation', () => {
+  it('agrees exactly with the reference simulation (object per op) on random uneven pipelines', () => {
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (let trial = 0; trial < 60; trial++) {
+      const p = 1 + Math.floor(rand() * 9);
+      const schedule = (['gpipe', '1f1b', 'interleaved'] as const)[trial % 3];
+      const v = schedule === 'interleaved' ? 1 + Math.floor(rand() * 4) : 1;
+      const m = schedule === 'interleaved' ? p * (1 + Math.floor(rand() * 4)) : 1 + Math.floor(rand() * 20);
+      const stages = Array.from({ length: p }, () => ({
+        forward: rand(),
+        backward: 2 * rand(),
+        sendNext: rand() / 10,
+        sendPrev: rand() / 10,
+      }));
+      const want = reference.simulate(schedule, stages, m, v);
+      const got = simulate(schedule, stages, m, v);
+      assert.deepStrictEqual(got, want, `${schedule} p=${p} m=${m} v=${v}`);
+      const lean = simulate(schedule, stages, m, v, { events: false });
+      assert.deepStrictEqual({ ...lean, events: want.events }, want);
+      assert.strictEqual(lean.events.length, 0);
+      for (let s = 0; s < p; s++) {
+        assert.deepStrictEqual(stageOrder(schedule, p, m, v, s), reference.stageOrder(schedule, p, m, v, s));
+      }
+    }
+  });
   it('reproduces the 1F1B and GPipe bubble (p−1)/(m+p−1) with uniform stages', () => {
     for (const [p, m] of [
       [2, 4],

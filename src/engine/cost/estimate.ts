@@ -277,7 +277,13 @@ export function layerFormat(plan: Plan, layer: CostLayer): string | undefined {
   return fmt;
 }
 
-export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostReport {
+/** What a caller may leave out: the optimizer estimates thousands of plans and reads no timeline. */
+export interface EstimateOptions {
+  /** Build the pipeline timeline (the Gantt chart's events); default true. */
+  timeline?: boolean;
+}
+
+export function estimate(plan: Plan, workload: Workload, file = 'plan', options: EstimateOptions = {}): CostReport {
   const R = resolve(plan, file);
   const { gpu, tp, pp, dp, v } = R;
   const training = plan.training;
@@ -435,7 +441,7 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostRep
         : 0;
     times.push({ forward: fwdPerChunk, backward: bwdPerChunk, sendNext: send, sendPrev: send });
   }
-  const sim = simulateBounded(R.schedule, times, m, v);
+  const sim = simulateBounded(R.schedule, times, m, v, undefined, { events: options.timeline !== false });
   if (sim.approximation) warnings.push(sim.approximation);
 
   // Memory per GPU of each stage.
