@@ -11,11 +11,12 @@ import { UsageError, type Command } from './cli/command';
 import { estimate } from './cli/estimate';
 import { exportCommand } from './cli/export';
 import { inspect } from './cli/inspect';
+import { optimizeCommand } from './cli/optimize';
 import { quant } from './cli/quant';
 import { verify } from './cli/verify';
 
 /** Every command, in the order --help lists them. */
-export const COMMANDS: Command[] = [inspect, estimate, quant, check, verify, exportCommand];
+export const COMMANDS: Command[] = [inspect, estimate, quant, check, verify, optimizeCommand, exportCommand];
 
 /** Options every command takes. */
 const COMMON = { json: { type: 'boolean' }, help: { type: 'boolean' } } as const;

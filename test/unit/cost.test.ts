@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { estimate, type CostReport } from '../../src/engine/cost/estimate';
-import { simulate, stageOrder } from '../../src/engine/cost/schedule';
+import { peakInFlight, simulate, stageOrder } from '../../src/engine/cost/schedule';
 import * as reference from './schedule-reference';
 import { archWorkload, type CostLayer, type WorkContext, type Workload } from '../../src/engine/cost/workload';
 import type { ArchSpec, Plan } from '../../src/engine/plan/plan';
@@ -198,6 +198,7 @@ describe('cost engine: pipeline schedule simulation', () => {
       for (let s = 0; s < p; s++) {
         assert.deepStrictEqual(stageOrder(schedule, p, m, v, s), reference.stageOrder(schedule, p, m, v, s));
       }
+      assert.deepStrictEqual(peakInFlight(schedule, p, m, v), want.peakInFlight);
     }
   });
   it('reproduces the 1F1B and GPipe bubble (p−1)/(m+p−1) with uniform stages', () => {

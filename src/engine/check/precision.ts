@@ -20,6 +20,37 @@ export interface AssignmentReport {
   layers: { name: string; format: string; bitsPerWeight: number; parameters: number; sqnrDb: number | null }[];
 }
 
+/**
+ * How per-layer quantization errors combine into the error at the model's output: the one place that
+ * says so (the plan check, the planner's heatmap and the optimizer's error budget all call it). Additive
+ * by contract — the output's relative noise is a sum of per-layer terms — so the optimizer can treat the
+ * error budget as a knapsack constraint; a calibrated model (per-layer gains, issue 16) keeps that form.
+ */
+export interface OutputErrorModel {
+  /** The relative noise power a layer adds at the output for its weight SQNR (null: exact, adds none). */
+  layerNoise(layer: string, sqnrDb: number | null): number;
+  /** The output's SQNR (dB) from the layers' terms; null when they add no noise. */
+  outputSqnrDb(noises: readonly number[]): number | null;
+  /** The largest sum of layer terms whose output SQNR is still at least `db`. */
+  noiseBudget(db: number): number;
+}
+
+/**
+ * First-order: each layer's weight-quantization noise, relative to its signal, is independent and reaches
+ * the output with unit gain, so the relative noise powers add: 1/SQNR_out = Σ 1/SQNR_layer.
+ */
+export const FIRST_ORDER_ERROR: OutputErrorModel = {
+  layerNoise: (_layer, sqnrDb) => (sqnrDb === null ? 0 : 10 ** (-sqnrDb / 10)),
+  outputSqnrDb(noises) {
+    const total = noises.reduce((a, b) => a + b, 0);
+    return total > 0 ? -10 * Math.log10(total) : null;
+  },
+  noiseBudget: (db) => 10 ** (-db / 10),
+};
+
+/** The model in use (swap here when it is calibrated). */
+export const OUTPUT_ERROR: OutputErrorModel = FIRST_ORDER_ERROR;
+
 /** Combines a quant report (which measured every format the plan uses) into the plan's mixed-precision assignment. */
 export function assignmentReport(
   report: QuantReport,
@@ -45,16 +76,14 @@ export function assignmentReport(
     l.params += n;
     perLayer.set(key, l);
   }
-  let relative = 0;
   const layers = [...perLayer].map(([key, l]) => {
     const sq = l.noise === 0 || l.signal === 0 ? null : 10 * Math.log10(l.signal / l.noise);
-    if (sq !== null) relative += 10 ** (-sq / 10);
     return { name: key.split('|')[0], format: l.format, bitsPerWeight: l.bits, parameters: l.params, sqnrDb: sq };
   });
   return {
     weightBytes: Math.ceil(weightBytes),
     defaultBytes: Math.ceil(defaultBytes),
-    outputSqnrDb: relative ? -10 * Math.log10(relative) : null,
+    outputSqnrDb: OUTPUT_ERROR.outputSqnrDb(layers.map((l) => OUTPUT_ERROR.layerNoise(l.name, l.sqnrDb))),
     layers,
   };
 }

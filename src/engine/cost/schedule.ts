@@ -268,3 +268,18 @@ export function simulateBounded(
     approximation: `${p} stages: the closed form (m·v + p − 1)·(f + b) with the slowest stage, no timeline (simulating would take ${2 * p * m * chunks} ops)`,
   };
 }
+
+/**
+ * Most micro-batch chunks each stage holds at once (forwards run, backwards not yet): a property of the op
+ * order alone, so it needs no timing (equal to simulate()'s peakInFlight). GPipe runs every forward first;
+ * the 1F1B orders run their warm-up forwards, then one more before each backward.
+ */
+export function peakInFlight(schedule: Schedule, p: number, m: number, v = 1): number[] {
+  const interleaved = schedule === 'interleaved' && v > 1;
+  return Array.from({ length: p }, (_, s) => {
+    if (schedule === 'gpipe') return m;
+    if (!interleaved) return Math.min(p - s, m);
+    const total = m * v;
+    return Math.min(Math.min((p - s - 1) * 2 + (v - 1) * p, total) + 1, total);
+  });
+}
