@@ -59,6 +59,11 @@ export interface OptimizeOptions {
   now?: () => number;
   /** The plan's file, for error messages. */
   file?: string;
+  /**
+   * Estimate every configuration of the space in full, bounds unused (the brute force the tests compare the
+   * search with; a model file's stages are still the inter-op pass's split, without its memory limit).
+   */
+  exhaustive?: boolean;
 }
 
 export interface SearchProgress {
@@ -151,6 +156,7 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
   const file = options.file ?? 'plan';
   const objective = options.objective ?? 'time';
   const K = Math.max(1, options.top ?? 10);
+  const exhaustive = options.exhaustive === true;
   const locks = options.locks ?? [];
   const notes: string[] = [];
   if (base.devices?.length) {
@@ -265,13 +271,13 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
       c.zero,
       c.distributedOptimizer,
     ].join();
-    if (c.microBatch >= (tooBig.get(family) ?? Infinity)) continue;
+    if (!exhaustive && c.microBatch >= (tooBig.get(family) ?? Infinity)) continue;
     const s = bound(c, probeOf(c), inFlightOf, graph, blocks, capacity, stagesLocked ? base : undefined);
-    if (!s) {
+    if (!s || (!exhaustive && s.lowerMemory > capacity)) {
       tooBig.set(family, Math.min(c.microBatch, tooBig.get(family) ?? Infinity));
       continue;
     }
-    if (objective === 'gpus' && s.lowerSeconds > options.targetSeconds!) continue;
+    if (!exhaustive && objective === 'gpus' && s.lowerSeconds > options.targetSeconds!) continue;
     s.lowerKey = keyOf(s.lowerSeconds, c.gpus);
     scored.push(s);
   }
@@ -286,7 +292,7 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
   const baseline = safeEstimate(base, workload, file);
   for (let i = 0; i < scored.length; i++) {
     const s = scored[i];
-    if (top.length >= K && s.lowerKey >= top[K - 1].key) break;
+    if (!exhaustive && top.length >= K && s.lowerKey >= top[K - 1].key) break;
     if (evaluated % 8 === 0) {
       if (options.shouldStop?.()) {
         complete = false;
@@ -468,16 +474,44 @@ function compactWorkload(plan: Plan, w: Workload): Workload | undefined {
   return { layers, arch: w.arch, blockIndices: [first, first + 1, first + 2] };
 }
 
-/** The probe layers of each (stage, chunk) for an architecture: uniform chunks, chunk k on stage k mod p. */
-function archStages(blocks: number, pp: number, v: number): number[][] {
-  const stages: number[][] = Array.from({ length: pp }, () => []);
-  const parts = pp * v;
-  for (let k = 0; k < parts; k++) {
-    const from = Math.floor((k * blocks) / parts);
-    const to = Math.floor(((k + 1) * blocks) / parts);
-    for (let i = from; i < to; i++) stages[k % pp].push(i);
+/** Sums over layer ranges from prefix sums: the probe's figures for a stage in O(ranges). */
+interface Sums {
+  time: number[];
+  weights: number[];
+  gradients: number[];
+  optimizer: number[];
+  activations: number[];
+}
+
+const sumsOf = new WeakMap<Probe, Sums>();
+function sums(pr: Probe): Sums {
+  let s = sumsOf.get(pr);
+  if (!s) {
+    s = {
+      time: prefix(pr.time),
+      weights: prefix(pr.weights),
+      gradients: prefix(pr.gradients),
+      optimizer: prefix(pr.optimizer),
+      activations: prefix(pr.activations),
+    };
+    sumsOf.set(pr, s);
   }
-  return stages;
+  return s;
+}
+
+/** The [from, to) layer ranges of each stage of an architecture: uniform chunks, chunk k on stage k mod p. */
+const archRanges = new Map<string, [number, number][][]>();
+function archStageRanges(blocks: number, pp: number, v: number): [number, number][][] {
+  const key = `${blocks},${pp},${v}`;
+  let out = archRanges.get(key);
+  if (!out) {
+    out = Array.from({ length: pp }, () => [] as [number, number][]);
+    for (let k = 0; k < pp * v; k++) {
+      out[k % pp].push([Math.floor((k * blocks) / (pp * v)), Math.floor(((k + 1) * blocks) / (pp * v))]);
+    }
+    archRanges.set(key, out);
+  }
+  return out;
 }
 
 function bound(
@@ -495,26 +529,30 @@ function bound(
   const flight = inFlightOf(c.schedule, pp, m, v);
   // ZeRO shards over the data-parallel ranks (and the context ones, which hold the same weights).
   const ranks = c.data * c.context;
-  const shard = (level: number) => (c.zero >= level ? ranks : 1);
-  const optShard = c.distributedOptimizer ? ranks : shard(1);
-  const states = (k: number) => pr.weights[k] / shard(3) + pr.gradients[k] / shard(2) + pr.optimizer[k] / optShard;
-  let stageLayers: number[][];
+  const s3 = c.zero >= 3 ? ranks : 1;
+  const s2 = c.zero >= 2 ? ranks : 1;
+  const s1 = c.distributedOptimizer || c.zero >= 1 ? ranks : 1;
+  const P = sums(pr);
+  const span = (a: number[], from: number, to: number) => a[to] - a[from];
+  const states = (from: number, to: number) =>
+    span(P.weights, from, to) / s3 + span(P.gradients, from, to) / s2 + span(P.optimizer, from, to) / s1;
+  let ranges: [number, number][][];
   let split: [number, number][] | undefined;
   if (locked?.stages) {
-    stageLayers = locked.stages.map((st) => (parseLayerRange(st.layers) ?? []).filter((i) => i < blocks));
+    ranges = locked.stages.map((st) =>
+      (parseLayerRange(st.layers) ?? []).filter((i) => i < blocks).map((i) => [i, i + 1] as [number, number]),
+    );
   } else if (graph) {
     // Alpa's inter-op pass: the split minimizing the slowest stage, each stage within its memory bound.
-    const st = prefix(Array.from(pr.time, (_, k) => states(k)));
-    const ac = prefix(pr.activations);
     const found = splitStages(
       Array.from(pr.time),
       pp,
-      (stage, from, to) => st[to] - st[from] + flight[stage] * (ac[to] - ac[from]) <= capacity,
+      (stage, from, to) => states(from, to) + flight[stage] * span(P.activations, from, to) <= capacity,
     );
     if (!found) return undefined;
     split = found.bounds;
-    stageLayers = split.map(([a, b]) => Array.from({ length: b - a }, (_, i) => a + i));
-  } else stageLayers = archStages(blocks, pp, v);
+    ranges = split.map((r) => [r]);
+  } else ranges = archStageRanges(blocks, pp, v);
   let lower = 0;
   let ramp = 0;
   let memory = 0;
@@ -522,16 +560,15 @@ function bound(
     let t = 0;
     let st = 0;
     let act = 0;
-    for (const k of stageLayers[s]) {
-      t += pr.time[k];
-      st += states(k);
-      act += pr.activations[k];
+    for (const [from, to] of ranges[s]) {
+      t += span(P.time, from, to);
+      st += states(from, to);
+      act += span(P.activations, from, to);
     }
     lower = Math.max(lower, ramp + m * t);
     ramp += t / v;
     memory = Math.max(memory, st + (flight[s] / v) * act);
   }
-  if (memory > capacity) return undefined;
   return { config: c, split, lowerSeconds: lower, lowerKey: 0, lowerMemory: memory };
 }
 
@@ -613,8 +650,24 @@ function referenceFormat(plan: Plan): string {
 }
 
 /** The output SQNR a plan's precision predicts (OUTPUT_ERROR over every layer it can price), or null. */
+const sqnrCache = new WeakMap<Workload, Map<string, number | null>>();
 function precisionSqnr(plan: Plan, workload: Workload, options: OptimizeOptions, training: boolean): number | null {
   void training;
+  // The layout search keeps one precision: compute its error once per workload and precision.
+  const key = JSON.stringify([
+    plan.precision,
+    referenceFormat(plan),
+    options.layerSqnr ? Object.keys(options.layerSqnr).length : 0,
+  ]);
+  let cache = sqnrCache.get(workload);
+  if (!cache) sqnrCache.set(workload, (cache = new Map()));
+  if (!options.layerSqnr && cache.has(key)) return cache.get(key)!;
+  const value = precisionSqnrOf(plan, workload, options);
+  if (!options.layerSqnr) cache.set(key, value);
+  return value;
+}
+
+function precisionSqnrOf(plan: Plan, workload: Workload, options: OptimizeOptions): number | null {
   const arch = !!workload.arch;
   const reference = referenceFormat(plan);
   const names = arch ? searchableLayers(workload, options) : Object.keys(options.layerSqnr ?? {});

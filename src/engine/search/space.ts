@@ -27,6 +27,8 @@ export interface FrameworkOptions {
   sharding: readonly (Sharding & { withPipeline: boolean })[];
   tensor: boolean;
   pipeline: boolean;
+  /** Pipeline stages of unequal layer counts (DeepSpeed partitions by parameters, torchtitan by module names). */
+  unevenPipeline: boolean;
   context: boolean;
   expert: boolean;
   /** Where these facts come from. */
@@ -47,6 +49,7 @@ const MEGATRON_CORE: FrameworkOptions = {
   ],
   tensor: true,
   pipeline: true,
+  unevenPipeline: false,
   context: true,
   expert: true,
   source:
@@ -64,6 +67,7 @@ export const FRAMEWORKS: Record<Framework, FrameworkOptions> = {
     sharding: [NONE],
     tensor: true,
     pipeline: true,
+    unevenPipeline: false,
     context: false,
     expert: false,
     source: 'Narayanan et al. SC21; Megatron-LM examples/academic_paper_scripts/sc21 (commit 6985e58)',
@@ -83,6 +87,7 @@ export const FRAMEWORKS: Record<Framework, FrameworkOptions> = {
     ],
     tensor: true,
     pipeline: true,
+    unevenPipeline: true,
     context: false,
     expert: false,
     source: 'DeepSpeed v0.19.5 runtime/pipe/engine.py, runtime/zero/config.py (research/frameworks/deepspeed-rules.md)',
@@ -99,6 +104,7 @@ export const FRAMEWORKS: Record<Framework, FrameworkOptions> = {
     ],
     tensor: false,
     pipeline: false,
+    unevenPipeline: false,
     context: false,
     expert: false,
     source: 'PyTorch FullyShardedDataParallel sharding strategies (NO_SHARD, SHARD_GRAD_OP, FULL_SHARD)',
@@ -111,6 +117,7 @@ export const FRAMEWORKS: Record<Framework, FrameworkOptions> = {
     sharding: [{ zero: 3, distributedOptimizer: false, withPipeline: true }],
     tensor: true,
     pipeline: true,
+    unevenPipeline: true,
     context: true,
     expert: true,
     source:
@@ -131,6 +138,8 @@ export const ANY_FRAMEWORK: FrameworkOptions = {
     { zero: 3, distributedOptimizer: false, withPipeline: true },
     { zero: 0, distributedOptimizer: true, withPipeline: true },
   ],
+  // The cost engine splits an architecture's layers as evenly as they go.
+  unevenPipeline: true,
   source: 'the plan fields (no training.framework named)',
 };
 
@@ -200,7 +209,8 @@ export type RuleCounts = Record<string, number>;
  * The training layouts of a plan, each a Config, lazily. Rules (each from the frameworks' sources):
  * world = data × tensor × pipeline × context; tensor inside one node (divides gpusPerNode) and divides the
  * attention heads, hidden and MLP sizes, with key/value heads a multiple or divisor of it (Megatron's
- * num_query_groups rule); pipeline divides the layers of an architecture (Megatron: num_layers % PP), at most
+ * num_query_groups rule); pipeline divides the layers of an architecture (Megatron: num_layers % PP; DeepSpeed
+ * and torchtitan split unevenly), at most
  * one stage per layer of a model file; interleaving needs layers/pipeline divisible by the chunks, ≥ 2 chunks,
  * pipeline > 1 and micro-batches a multiple of pipeline; context parallel needs seqLen % (2 × context) = 0;
  * expert parallel divides the experts and data × context; globalBatch % (microBatch × data) = 0.
@@ -245,7 +255,7 @@ export function* trainingConfigs(
       );
       for (const pp of pipes) {
         if ((gpus / tp) % pp !== 0) continue;
-        if (a && shape.blocks % pp !== 0) {
+        if (a && !fw.unevenPipeline && shape.blocks % pp !== 0) {
           reject('pipeline must divide the layers');
           continue;
         }
