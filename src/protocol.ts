@@ -4,6 +4,7 @@ import type { WorkloadSource } from './engine/cost/workload';
 import type { Plan } from './engine/plan/plan';
 import type { PlanEdit } from './engine/plan/edits';
 import type { CostReport } from './engine/cost/estimate';
+import type { Objective, SearchProgress, SearchResult } from './engine/search/optimize';
 
 /** The plan beside a model, as the planner shows it. */
 export interface PlanState {
@@ -107,6 +108,8 @@ export type HostToWebview =
   | { type: 'verifyReport'; report?: VerifyReport; progress?: string; error?: string }
   | { type: 'plan'; state: PlanState }
   | { type: 'layerErrors'; errors: LayerErrors }
+  /** What the search needs from the host (answers searchPrepare): the weights' SQNR per layer and format. */
+  | { type: 'searchInputs'; layerSqnr?: Record<string, Record<string, number | null>>; notes: string[] }
   /** Open the planner (from the "New plan" / "Estimate plan" commands). */
   | { type: 'showPlanner' };
 
@@ -140,8 +143,29 @@ export type WebviewToHost =
   | { type: 'planUndo'; redo: boolean }
   /** Something failed inside the view (a worker crashed, a layout failed); the view has recovered what it could. */
   | { type: 'viewError'; message: string }
+  /** Find best plans was pressed: measure what the search needs (the weights' SQNR), answered by searchInputs. */
+  | { type: 'searchPrepare' }
   /** What the planner shows after an estimate (for tests): the summary line, the stage assignment, and how many of its edits the file's state did not hold yet. */
-  | { type: 'plannerShown'; summary: string; stages: string[]; ms: number; pending: number; note?: string };
+  | {
+      type: 'plannerShown';
+      summary: string;
+      stages: string[];
+      ms: number;
+      pending: number;
+      note?: string;
+      /** The Find best plans panel: its state, its status line and its rows as shown (in the table's order). */
+      search?: SearchShown;
+    };
+
+/** What the planner's search panel shows (for tests and screen readers). */
+export interface SearchShown {
+  state: 'idle' | 'preparing' | 'running' | 'done' | 'cancelled' | 'failed';
+  status: string;
+  rows: { rank: number; iterationSeconds: number; gpus: number; peakMemoryBytes: number; changes: string }[];
+  sortedBy: string;
+  /** The diffs opened, by rank: the candidate's fields against the current plan. */
+  diffs: { rank: number; text: string }[];
+}
 
 /* ------------------------------------------------------------------------------------------------
  * Web workers of the webview: the layout worker (dagre) and the estimate worker (the cost engine).
@@ -182,6 +206,23 @@ export interface EstimateAnswer {
   /** Parameters per block (what stages split), for rebalancing. */
   blockParameters: number[];
   layerNames: string[];
+}
+
+/** Run the optimizer (search-worker.ts): progress answers carry the request's id, the last one the result. */
+export interface SearchRequest {
+  id: number;
+  plan: Plan;
+  source: WorkloadSource;
+  objective: Objective;
+  top: number;
+  layerSqnr?: Record<string, Record<string, number | null>>;
+}
+
+export interface SearchAnswer {
+  id: number;
+  progress?: SearchProgress;
+  result?: SearchResult;
+  error?: string;
 }
 
 /**

@@ -38,6 +38,7 @@ const details = new Details(aside);
 const planner = new Planner({
   post,
   workerUrl: document.body.dataset.estimateWorker!,
+  searchWorkerUrl: document.body.dataset.searchWorker!,
   onErrors: () => void graph.render(),
 });
 const graph = new GraphCanvas(details, (layer) => planner.heat(layer));
@@ -102,6 +103,9 @@ window.addEventListener('message', (e: MessageEvent<HostToWebview>) => {
       break;
     case 'layerErrors':
       planner.setErrors(m.errors);
+      break;
+    case 'searchInputs':
+      planner.search.inputs(m.layerSqnr, m.notes);
       break;
     case 'showPlanner':
       togglePlanner(true);

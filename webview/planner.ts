@@ -11,6 +11,8 @@ import { formatFor, parseLayerRange, type Plan } from '../src/engine/plan/plan';
 import { PendingEdits, setPlanPaths, type PlanEdit } from '../src/engine/plan/edits';
 import type { EstimateAnswer, EstimateRequest, LayerErrors, PlanState, WebviewToHost } from '../src/protocol';
 import { WorkerClient } from './worker-client';
+import { SearchPanel } from './search-panel';
+import type { WorkloadSource } from '../src/engine/cost/workload';
 
 /**
  * The planner: the model's layers with their pipeline stage and precision, a form for the cluster,
@@ -24,6 +26,8 @@ type Field = HTMLElement & { value: string };
 export interface PlannerHost {
   post(m: WebviewToHost): void;
   workerUrl: string;
+  /** The optimizer's worker script (Find best plans). */
+  searchWorkerUrl: string;
   /** The per-layer error changed: recolour the graph. */
   onErrors(): void;
 }
@@ -76,6 +80,12 @@ export class Planner {
   private formShape = '';
   /** The precision picker's choice (the element's own value is empty until its options upgrade). */
   private format = 'int4-g128';
+  /** Find best plans. */
+  readonly search: SearchPanel;
+  /** The model's workload as the host last sent it (the search worker needs it whole). */
+  private source?: WorkloadSource;
+  /** What the planner last reported showing (re-sent when the search panel changes). */
+  private shown?: Omit<Extract<WebviewToHost, { type: 'plannerShown' }>, 'search'>;
 
   constructor(private readonly host: PlannerHost) {
     this.worker = new WorkerClient(host.workerUrl, 'the estimate worker', (m) => this.workerFailed(m));
@@ -86,7 +96,15 @@ export class Planner {
     newPlan.addEventListener('click', () => host.post({ type: 'newPlan' }));
     const rebalance = custom('vscode-button', { id: 'rebalance', secondary: '' }, 'Rebalance stages');
     rebalance.addEventListener('click', () => this.rebalance());
-    bar.append(this.title, newPlan, rebalance);
+    this.search = new SearchPanel({
+      post: (m) => host.post(m),
+      workerUrl: host.searchWorkerUrl,
+      plan: () => this.plan,
+      source: () => this.source,
+      apply: (edits) => this.edit(edits),
+      changed: () => this.postShown(),
+    });
+    bar.append(this.title, newPlan, rebalance, this.search.findButton);
     const left = el('div', 'pcol');
     const selectRow = el('div', 'row');
     const selectBtn = custom('vscode-button', { id: 'select-pattern', secondary: '' }, 'Select');
@@ -103,7 +121,7 @@ export class Planner {
     this.formatSelect.addEventListener('change', () => (this.format = this.formatSelect.value || this.format));
     precRow.append(this.formatSelect, apply);
     left.append(selectRow, this.list, stageRow, precRow);
-    this.root.append(bar, el('div', 'pgrid'));
+    this.root.append(bar, this.search.root, el('div', 'pgrid'));
     (this.root.lastChild as HTMLElement).append(left, this.results, this.form);
     this.list.addEventListener('keydown', (e) => this.keys(e));
     // Undo / redo of the planner's edits (not inside a text field, where they edit the text).
@@ -133,7 +151,10 @@ export class Planner {
     const first = !this.state;
     this.state = s;
     this.plan = this.pending.settle(s.plan, s.editSeq);
-    if (s.source) this.sentSource = false;
+    if (s.source) {
+      this.sentSource = false;
+      this.source = s.source;
+    }
     this.title.textContent = s.exists
       ? `Plan: ${s.file}${s.issues.some((i) => i.severity === 'error') ? ` — ${s.issues.filter((i) => i.severity === 'error').length} error(s)` : ''}`
       : `No plan yet (${s.file})`;
@@ -615,14 +636,20 @@ export class Planner {
         this.commTable(r),
       );
     }
-    this.host.post({
+    this.shown = {
       type: 'plannerShown',
       summary: summary.textContent ?? '',
       stages: r?.stages.map((s) => s.layers) ?? [],
       ms: this.answer?.ms ?? 0,
       pending: this.pending.size,
       note: this.errors?.note,
-    });
+    };
+    this.postShown();
+  }
+
+  /** Tells the host what the planner shows (the estimate's summary, the stages, the search panel). */
+  private postShown(): void {
+    if (this.shown) this.host.post({ ...this.shown, search: this.search.shown() });
   }
 
   /** A chart from the engine's SVG text (the same the exported report embeds); it holds no user-supplied names. */

@@ -9,18 +9,20 @@ export const check: Command = {
   async run(positional, values) {
     const file = needFile(positional, 'check', 'a file');
     const { diagnostics } = await checkFile(file, { worldSize: intOption(values, 'world-size', 1, 1 << 20) });
-    const found = diagnostics.map(({ severity, message, range, fix }) => ({
+    const found = diagnostics.map(({ severity, message, range, fix, fixes }) => ({
       severity,
       message,
       range,
       ...(fix ? { fix } : {}),
+      ...(fixes?.length ? { fixes } : {}),
     }));
     if (values.json) json({ diagnostics: found });
     else if (!found.length) out(`${file}: no problems found\n`);
     else {
       for (const d of found) {
         const at = `${file}:${d.range.start.line + 1}:${d.range.start.character + 1}`;
-        out(`${at}: ${d.severity}: ${d.message}${d.fix ? `\n  fix: ${d.fix.title}` : ''}\n`);
+        const fixes = [d.fix, ...(d.fixes ?? [])].filter((f) => !!f);
+        out(`${at}: ${d.severity}: ${d.message}${fixes.map((f) => `\n  fix: ${f.title}`).join('')}\n`);
       }
     }
     return found.some((d) => d.severity === 'error') ? 1 : 0;

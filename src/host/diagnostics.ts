@@ -53,18 +53,21 @@ export class JsonDiagnostics implements vscode.CodeActionProvider {
       if (d.source !== 'layerplan') continue;
       const issue = issues.find(
         (i) =>
-          i.fix &&
+          (i.fix || i.fixes?.length) &&
           i.message === d.message &&
           i.range.start.line === d.range.start.line &&
           i.range.start.character === d.range.start.character,
       );
-      if (!issue?.fix) continue;
-      const text = setJsonPaths(doc.getText(), issue.fix.edits);
-      const action = new vscode.CodeAction(issue.fix.title, vscode.CodeActionKind.QuickFix);
-      action.edit = minimalEdit(doc, text);
-      action.diagnostics = [d];
-      action.isPreferred = true;
-      out.push(action);
+      if (!issue) continue;
+      [issue.fix, ...(issue.fixes ?? [])].forEach((fix, k) => {
+        if (!fix) return;
+        const text = setJsonPaths(doc.getText(), fix.edits);
+        const action = new vscode.CodeAction(fix.title, vscode.CodeActionKind.QuickFix);
+        action.edit = minimalEdit(doc, text);
+        action.diagnostics = [d];
+        action.isPreferred = k === 0;
+        out.push(action);
+      });
     }
     return out;
   }

@@ -8,6 +8,8 @@ import { setJsonPaths, type PlanEdit } from '../engine/plan/edits';
 import { parseJsonWithTree, validatePlan, type Plan } from '../engine/plan/plan';
 import { OFFERED_FORMATS, parseFormat } from '../engine/quant/formats';
 import { checkFile, planLayerErrors, planWorkloadSource, tryEstimatePlan } from '../node/plan-file';
+import { measureLayerSqnr, planForSearch } from '../node/optimize-file';
+import { candidateFormats } from '../engine/search/optimize';
 import type { HostToWebview, LayerErrors, PlanState } from '../protocol';
 
 /** The plan file of a model: `<name>.plan.json` beside it. */
@@ -282,6 +284,27 @@ export class PlanSession implements vscode.Disposable {
 
   /** The last measurement started: an older one that finishes later must not replace its answer. */
   private measuring = 0;
+
+  /**
+   * What Find best plans needs from the host: the weights' SQNR per layer for the formats the precision search
+   * may choose (measured here, where the model file is; cached like the heatmap's measurement).
+   */
+  async prepareSearch(): Promise<void> {
+    const notes: string[] = [];
+    let layerSqnr: Record<string, Record<string, number | null>> | undefined;
+    try {
+      const text = await planText(this.planUri);
+      if (text !== undefined) {
+        const plan = planForSearch(this.planUri.fsPath, text);
+        if (plan.precision?.errorBudgetDb !== undefined) {
+          layerSqnr = await measureLayerSqnr(plan, this.planUri.fsPath, candidateFormats(plan), notes);
+        }
+      }
+    } catch (e) {
+      notes.push(`precision: ${(e as Error).message}`);
+    }
+    this.post({ type: 'searchInputs', layerSqnr, notes });
+  }
 
   /** Quantization error per layer for the formats the plan uses, on the real weights (the measurement the diagnostics use, cached there). */
   private async measure(plan: Plan): Promise<void> {

@@ -14,6 +14,9 @@ import { IssueCollector, parseJsonWithTree, validatePlan, type Fix, type Issue, 
 import { checkDeepSpeed, checkHfConfig, detectKind, type CheckedKind } from '../engine/check/configs';
 import type { LayerErrors } from '../protocol';
 import { FileByteSource, FolderResolver } from './file-source';
+import { optimize } from '../engine/search/optimize';
+import { describeEdits } from '../engine/search/describe';
+import { formatGiB, formatSeconds } from '../engine/units';
 
 /** Plans are small JSON files; anything bigger is not a plan. */
 const MAX_PLAN_BYTES = 8 * 1024 * 1024;
@@ -114,6 +117,8 @@ export async function checkFile(
         // Memory per stage against the GPU's capacity, located at the stage (or the GPU when stages are implicit).
         const report = estimate(r.plan, r.workload, file);
         const c = new IssueCollector(r.text, parseJsonWithTree(r.text).root);
+        const over = report.stages.some((st) => st.memory.total > st.capacity);
+        const fits = over ? fastestThatFits(r.plan, r.workload, file) : undefined;
         for (const st of report.stages) {
           if (st.memory.total <= st.capacity) continue;
           const over = (st.memory.total - st.capacity) / 2 ** 30;
@@ -121,8 +126,11 @@ export async function checkFile(
           c.error(
             where,
             `stage ${st.index} needs ${(st.memory.total / 2 ** 30).toFixed(1)} GiB per GPU, ${over.toFixed(1)} GiB over the ${(st.capacity / 2 ** 30).toFixed(1)} GiB of ${report.gpu}`,
-            r.plan.stages ? r.rebalance : undefined,
+            r.plan.stages ? (r.rebalance ?? fits) : fits,
           );
+          // Both fixes where both apply: the even split, and the search's fastest plan that fits.
+          const issue = c.issues[c.issues.length - 1];
+          if (fits && issue.fix !== fits) issue.fixes = [fits];
         }
         // One check that cannot run (weights that cannot be measured) is one diagnostic, not the end of the others.
         let budget: Awaited<ReturnType<typeof budgetChecks>>;
@@ -153,6 +161,28 @@ export async function checkFile(
 
 /** A JSON file that is none of the kinds Layerplan checks: `layerplan check` refuses it; the editor leaves it alone. */
 export class NotCheckedError extends InputError {}
+
+/**
+ * The quick fix for a stage over memory: the optimizer's fastest plan that fits, its changes named in the title
+ * ("Apply the fastest plan that fits: pipeline 2 → 4, recompute none → selective (1.23 s per step)"). The
+ * precision stays as it is; the search stops after a few seconds with what it has.
+ */
+export function fastestThatFits(plan: Plan, workload: Workload, file: string): Fix | undefined {
+  const deadline = Date.now() + 3000;
+  let best;
+  try {
+    best = optimize(plan, workload, { top: 1, locks: ['precision'], file, shouldStop: () => Date.now() > deadline })
+      .candidates[0];
+  } catch {
+    return undefined;
+  }
+  if (!best?.edits.length) return undefined;
+  const changes = describeEdits(plan, best.edits).join(', ');
+  return {
+    title: `Apply the fastest plan that fits: ${changes} (${formatSeconds(best.iterationSeconds)} per step, ${formatGiB(best.peakMemoryBytes)} of ${formatGiB(best.capacityBytes)})`,
+    edits: best.edits,
+  };
+}
 
 const measured = new Map<string, QuantReport>();
 

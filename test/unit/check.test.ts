@@ -94,13 +94,15 @@ describe('layerplan check', () => {
     for (const x of diagnostics) {
       assert.deepStrictEqual(
         Object.keys(x)
-          .filter((k) => k !== 'fix')
+          .filter((k) => k !== 'fix' && k !== 'fixes')
           .sort(),
         ['message', 'range', 'severity'],
       );
     }
-    // Explicit stages over memory: the quick fix rebalances them.
+    // Explicit stages over memory: the quick fix rebalances them. No layout of 2 × 40 GB holds this 39B model
+    // (even ZeRO-3 leaves 16 bytes × 39B / 2 per GPU), so the search offers no "fastest plan that fits".
     assert.match(d.fix.title, /^Rebalance stages evenly/);
+    assert.strictEqual(d.fixes, undefined);
   });
   it('plan: errors at the exact field (unknown GPU)', () => {
     const text =
@@ -214,6 +216,32 @@ describe('quick fixes and the error budget', () => {
     assert.deepStrictEqual(JSON.parse(fixed).stages, [{ layers: '0-3' }, { layers: '4-6' }]);
     assert.deepStrictEqual(
       (await check(fixed)).filter((i) => i.severity === 'error'),
+      [],
+    );
+  });
+
+  it('plan: a stage over memory gets "Apply the fastest plan that fits", naming its changes; applied, the plan fits', async () => {
+    const text = JSON.stringify(
+      {
+        // An architecture 8 L4s cannot train without sharding or recomputation.
+        model: { arch: 'llama', layers: 16, hidden: 4096, heads: 32, kvHeads: 8, vocab: 32000, seqLen: 4096 },
+        cluster: { gpu: 'l4', gpusPerNode: 8, nodes: 1 },
+        training: { globalBatch: 16, microBatch: 2, seqLen: 4096, recompute: 'none' },
+        parallel: { data: 8, tensor: 1, pipeline: 1 },
+      },
+      null,
+      2,
+    );
+    const over = only(await check(text), /stage 0 needs .* GiB per GPU/);
+    assert.ok(over.fix, 'a fix');
+    // The title names what changes (field old → new) and what it gives.
+    assert.match(
+      over.fix.title,
+      /^Apply the fastest plan that fits: (\w+ [^,]+ → [^,]+)(, \w+ [^,]+ → [^,]+)* \(.* per step, .* GiB of .* GiB\)$/,
+    );
+    const fixed = applyFix(text, over);
+    assert.deepStrictEqual(
+      (await check(fixed)).filter((i) => i.severity === 'error').map((i) => i.message),
       [],
     );
   });

@@ -167,8 +167,9 @@ describe('optimizer: stage split (Alpa inter-op pass) equals exhaustive enumerat
       yield [[from, n]];
       return;
     }
-    for (let cut = from + 1; cut <= n - p + 1; cut++)
-      {for (const rest of splits(n, p - 1, cut)) yield [[from, cut], ...rest];}
+    for (let cut = from + 1; cut <= n - p + 1; cut++) {
+      for (const rest of splits(n, p - 1, cut)) yield [[from, cut], ...rest];
+    }
   }
   it('minimizes the slowest stage under per-stage memory on 400 random chains', () => {
     const r = rng(5);

@@ -120,6 +120,8 @@ export interface Issue {
   range: { start: Position; end: Position };
   /** A fix where it is clear: JSON paths to set (the editor offers it as a quick fix). */
   fix?: Fix;
+  /** Further quick fixes, after `fix`. */
+  fixes?: Fix[];
 }
 
 export interface Fix {

@@ -20,6 +20,9 @@ import {
   type RuleCounts,
 } from './space';
 import { splitStages } from './stages';
+import { describeEdits } from './describe';
+
+export { describeEdits };
 
 /**
  * The auto-planner. Enumerates the layouts a framework can run (space.ts), bounds each from below with cheap
@@ -67,6 +70,8 @@ export interface OptimizeOptions {
 }
 
 export interface SearchProgress {
+  /** Configurations enumerated and bounded so far. */
+  searched: number;
   evaluated: number;
   /** Layouts left to consider, at most (those whose bound beats the current K-th best are fewer). */
   queued: number;
@@ -251,8 +256,17 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
   const scored: Scored[] = [];
   // Memory grows with the micro-batch: once one does not fit, larger ones of the same layout are skipped unprobed.
   const tooBig = new Map<string, number>();
+  let complete = true;
   for (const c of space) {
     searched++;
+    if (searched % 4096 === 0) {
+      if (options.shouldStop?.()) {
+        complete = false;
+        notes.push(`stopped after enumerating ${searched} configurations`);
+        break;
+      }
+      options.onProgress?.({ searched, evaluated: 0, queued: scored.length });
+    }
     if (stagesLocked && c.pipeline !== base.stages!.length) continue;
     if (!training) {
       scored.push({ config: c, lowerSeconds: 0, lowerKey: keyOf(0, c.gpus), lowerMemory: 0 });
@@ -288,9 +302,8 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
   const pool: Evaluated[] = [];
   let evaluated = 0;
   let violations = 0;
-  let complete = true;
   const baseline = safeEstimate(base, workload, file);
-  for (let i = 0; i < scored.length; i++) {
+  for (let i = 0; complete && i < scored.length; i++) {
     const s = scored[i];
     if (!exhaustive && top.length >= K && s.lowerKey >= top[K - 1].key) break;
     if (evaluated % 8 === 0) {
@@ -299,7 +312,12 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
         notes.push(`stopped after ${evaluated} estimates`);
         break;
       }
-      options.onProgress?.({ evaluated, queued: scored.length - i, bestSeconds: top[0]?.report.iterationSeconds });
+      options.onProgress?.({
+        searched,
+        evaluated,
+        queued: scored.length - i,
+        bestSeconds: top[0]?.report.iterationSeconds,
+      });
     }
     const e = evaluate(base, plan, workload, s, precision?.precision, file, capacity, keyOf, options, training);
     evaluated++;
@@ -819,13 +837,6 @@ export function candidateFormats(plan: Plan, formats?: readonly string[]): strin
   return [...new Set((formats ?? [...defaults, ...named]).map((f) => parseFormat(f)?.name ?? f))];
 }
 
-/** "layers.0-3 fp8-e4m3, layers.7 int4-g128" for the rules the search added. */
-function describeRules(rules: { match: string; format: string }[], base: Plan): string {
-  const added = rules.slice(base.precision?.rules?.length ?? 0);
-  const shown = added.slice(0, 4).map((r) => `${r.match} ${r.format}`);
-  return `+${added.length} (${shown.join(', ')}${added.length > 4 ? ', …' : ''})`;
-}
-
 /** Those no other beats on step time, peak memory and output error (higher SQNR is better) at once. */
 function paretoOf(list: Evaluated[]): Evaluated[] {
   const err = (e: Evaluated) => (e.outputSqnrDb === null ? Infinity : e.outputSqnrDb);
@@ -859,21 +870,7 @@ function candidate(
   canUseNone: boolean,
 ): Candidate {
   const r = e.report;
-  const changes = e.edits
-    .map((ed) => {
-      const path = ed.path.join('.');
-      if (path === 'stages') {
-        return ed.value === undefined
-          ? 'even stages'
-          : `stages ${(ed.value as { layers: string }[]).map((s) => s.layers).join(' | ')}`;
-      }
-      if (path === 'precision.rules') {
-        return `precision rules ${describeRules(ed.value as { match: string; format: string }[], base)}`;
-      }
-      const own = ed.path.reduce<unknown>((o, k) => (o as Record<string | number, unknown> | undefined)?.[k], base);
-      return `${ed.path[ed.path.length - 1]} ${own === undefined ? '—' : String(own)} → ${ed.value === undefined ? '—' : String(ed.value)}`;
-    })
-    .join(', ');
+  const changes = describeEdits(base, e.edits).join(', ');
   const parts: string[] = [];
   if (current) {
     const gain = 1 - r.iterationSeconds / current.iterationSeconds;

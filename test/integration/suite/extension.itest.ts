@@ -468,6 +468,124 @@ describe('the planner', () => {
     await config.update('colorTheme', undefined, vscode.ConfigurationTarget.Global);
     await vscode.commands.executeCommand('workbench.action.toggleSidebarVisibility');
   });
+
+  it('finds the best plans in a web worker (progress, cancel, the planner still answering), sorts and diffs them, applies one in one undoable edit', async function () {
+    this.timeout(240000);
+    const folder = vscode.workspace.workspaceFolders![0];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-search-'));
+    const model = path.join(dir, 'tiny.onnx');
+    fs.copyFileSync(path.join(folder.uri.fsPath, 'gpt2-tiny.onnx'), model);
+    const modelUri = vscode.Uri.file(model);
+    const planUri = (await vscode.commands.executeCommand<vscode.Uri>('layerplan.newPlan', modelUri))!;
+    const read = () => fs.readFileSync(planUri.fsPath, 'utf8');
+    type Shown = {
+      summary: string;
+      pending: number;
+      search?: {
+        state: string;
+        status: string;
+        sortedBy: string;
+        rows: { rank: number; iterationSeconds: number; gpus: number; peakMemoryBytes: number; changes: string }[];
+        diffs: { rank: number; text: string }[];
+      };
+    };
+    const shown = () => vscode.commands.executeCommand<Shown>('layerplan.plannerShown', modelUri);
+    await until('the planner shows an estimate', async () => /GiB per GPU/.test((await shown())?.summary ?? ''));
+    const original = read();
+    // A long search (every whole-node count up to 2^20 GPUs, a batch of 2^20 sequences to split): it reports
+    // progress, the planner keeps estimating edits meanwhile (its own worker), and Cancel stops it.
+    fs.writeFileSync(
+      planUri.fsPath,
+      original
+        .replace('"nodes": 1}', '"nodes": 1, "maxGpus": 1048576}')
+        .replace('"globalBatch": 64', '"globalBatch": 1048576'),
+    );
+    await until('the planner follows the file', () => /maxGpus/.test(read()) || undefined);
+    await new Promise((r) => setTimeout(r, 1000));
+    await ui([{ click: '#find-best' }]);
+    await until('the search runs and says how far it got', async () => {
+      const s = (await shown())?.search;
+      return s?.state === 'running' && /configurations bounded|plans estimated/.test(s.status) ? s : undefined;
+    });
+    const before = (await shown())!.summary;
+    await ui([{ fill: ['#f-training-globalBatch input', '96'] }, { press: ['#f-training-globalBatch input', 'Tab'] }]);
+    await until('the planner estimates an edit while the search runs', async () => {
+      const s = await shown();
+      return s &&
+        s.summary !== before &&
+        s.pending === 0 &&
+        s.search?.state === 'running' &&
+        /"globalBatch": 96/.test(read())
+        ? s
+        : undefined;
+    });
+    await ui([{ click: '#cancel-search' }]);
+    await until('the search is cancelled', async () => (await shown())?.search?.state === 'cancelled' || undefined);
+    // Back to the plan as created, then the search to its end.
+    fs.writeFileSync(planUri.fsPath, original);
+    await until('the planner follows the file', async () => {
+      const s = await shown();
+      return !/maxGpus|96/.test(read()) && s?.pending === 0 ? s : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    await ui([{ click: '#find-best' }]);
+    const done = await until(
+      'the search finishes',
+      async () => {
+        const s = (await shown())?.search;
+        return s?.state === 'done' && s.rows.length > 1 ? s : undefined;
+      },
+      120000,
+    );
+    // The webview ran the same engine as the command line: the same candidates, best first.
+    const out = cli(['optimize', planUri.fsPath, '--json', '--top', '10']);
+    assert.strictEqual(out.status, 0, out.stderr);
+    const expected = JSON.parse(out.stdout) as {
+      candidates: {
+        iterationSeconds: number;
+        plan: { parallel: Record<string, unknown>; training: Record<string, unknown> };
+      }[];
+    };
+    assert.deepStrictEqual(
+      done.rows.map((r) => r.iterationSeconds),
+      expected.candidates.map((c) => c.iterationSeconds),
+    );
+    // Sorted by memory at a click on its header.
+    await ui([{ click: '.planner th[data-sort="memory"]' }]);
+    const sorted = await until('sorted by memory', async () => {
+      const s = (await shown())?.search;
+      return s?.sortedBy === 'memory' ? s : undefined;
+    });
+    const peaks = sorted.rows.map((r) => r.peakMemoryBytes);
+    assert.deepStrictEqual(
+      [...peaks].sort((a, b) => a - b),
+      peaks,
+    );
+    // The diff of the best plan against the current one.
+    await ui([{ click: '.planner tr[data-rank="1"] vscode-button.diff' }]);
+    const diff = await until('the diff opens', async () => (await shown())?.search?.diffs.find((d) => d.rank === 1));
+    const best = expected.candidates[0];
+    assert.match(diff.text, /parallel\.|training\./);
+    // Apply it: one WorkspaceEdit; the file on disk then holds the candidate's fields, and estimates as it said.
+    const beforeApply = read();
+    await ui([{ click: '.planner tr[data-rank="1"] vscode-button.apply' }]);
+    const { parse } = await import('jsonc-parser');
+    await until('the candidate reaches the plan file', () => {
+      const p = parse(read());
+      return JSON.stringify(p.parallel) === JSON.stringify(best.plan.parallel) &&
+        JSON.stringify(p.training) === JSON.stringify(best.plan.training)
+        ? p
+        : undefined;
+    });
+    assert.match(read(), /\/\/ Created by Layerplan/, 'the comment stays');
+    const est = JSON.parse(cli(['estimate', planUri.fsPath, '--json']).stdout) as { iterationSeconds: number };
+    assert.ok(Math.abs(est.iterationSeconds - best.iterationSeconds) < 1e-9 * best.iterationSeconds);
+    // One undo step takes the whole candidate back.
+    await until('the planner settles', async () => (await shown())?.pending === 0 || undefined);
+    await ui([{ press: ['.planner tr[data-i="0"]', 'Control+z'] }]);
+    await until('undo restores the plan as it was', () => read() === beforeApply || undefined);
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
 });
 
 describe('quick fixes', () => {
@@ -512,6 +630,49 @@ describe('quick fixes', () => {
       () => !vscode.languages.getDiagnostics(uri).some((d) => /stage|assigned/.test(d.message)) || undefined,
     );
     await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
+  });
+
+  it('offers "Apply the fastest plan that fits" on a stage over memory, naming its changes; applied, the plan fits', async function () {
+    this.timeout(60000);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-fits-'));
+    const file = path.join(dir, 'big.plan.json');
+    fs.writeFileSync(
+      file,
+      JSON.stringify(
+        {
+          model: { arch: 'llama', layers: 16, hidden: 4096, heads: 32, kvHeads: 8, vocab: 32000, seqLen: 4096 },
+          cluster: { gpu: 'l4', gpusPerNode: 8, nodes: 1 },
+          training: { globalBatch: 16, microBatch: 2, seqLen: 4096, recompute: 'none' },
+          parallel: { data: 8, tensor: 1, pipeline: 1 },
+        },
+        null,
+        2,
+      ),
+    );
+    const uri = vscode.Uri.file(file);
+    const doc = await vscode.workspace.openTextDocument(uri);
+    await vscode.window.showTextDocument(doc);
+    const diag = await until('the over-memory diagnostic', () =>
+      vscode.languages.getDiagnostics(uri).find((d) => /stage 0 needs .* GiB per GPU/.test(d.message)),
+    );
+    const actions = await vscode.commands.executeCommand<vscode.CodeAction[]>(
+      'vscode.executeCodeActionProvider',
+      uri,
+      diag.range,
+      vscode.CodeActionKind.QuickFix.value,
+    );
+    const fix = actions.find((a) => /^Apply the fastest plan that fits: .+ → .+ per step/.test(a.title));
+    assert.ok(fix?.edit, `quick fixes: ${actions.map((a) => a.title).join(', ')}`);
+    assert.ok(await vscode.workspace.applyEdit(fix.edit));
+    await doc.save();
+    await until(
+      'the memory error clears',
+      () =>
+        !vscode.languages.getDiagnostics(uri).some((d) => d.severity === vscode.DiagnosticSeverity.Error) || undefined,
+    );
+    const checked = cli(['check', file, '--json']);
+    assert.strictEqual(checked.status, 0, checked.stdout);
+    await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
   });
 });
 
