@@ -172,7 +172,8 @@ export class SearchPanel {
   }
 
   private async startWorker(): Promise<Worker> {
-    this.stopWorker();
+    this.worker?.terminate();
+    this.worker = undefined;
     const response = await fetch(this.host.workerUrl);
     if (!response.ok) throw new Error(`its script did not load (${response.status})`);
     const w = new Worker(URL.createObjectURL(new Blob([await response.text()], { type: 'text/javascript' })));

@@ -162,8 +162,15 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
   const objective = options.objective ?? 'time';
   const K = Math.max(1, options.top ?? 10);
   const exhaustive = options.exhaustive === true;
-  const locks = options.locks ?? [];
   const notes: string[] = [];
+  // A model file's costs were measured with its shapes bound to the plan's micro-batch (graphLayerData): another
+  // micro-batch needs the file read again, so the search keeps the plan's.
+  const locks = [...(options.locks ?? []), ...(workload.arch ? [] : ['training.microBatch'])];
+  if (!workload.arch && !isLocked(options.locks ?? [], 'training.microBatch')) {
+    notes.push(
+      "micro-batch: a model file's costs are measured at the plan's micro-batch; kept (set another in the plan to search at it)",
+    );
+  }
   if (base.devices?.length) {
     throw new InputError(file, 'optimize: plans with "devices" (mixed hardware) are not searched yet');
   }
