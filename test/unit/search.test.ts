@@ -192,6 +192,43 @@ describe('optimizer: the space', () => {
   });
 });
 
+describe('optimizer: bounded work on large model files', () => {
+  it('a 3,000-layer model file: stages cut between groups of layers, every layer in one stage, no bound violated', () => {
+    const r = rng(17);
+    const layers: GraphLayerData[] = Array.from({ length: 3000 }, (_, i) => {
+      const w = 256 * (1 + Math.floor(r() * 4));
+      return {
+        name: `l${i}`,
+        parameters: 12 * w * w,
+        tensors: [],
+        matmulFlops: 2 * 12 * w * w * 2048,
+        matmulBytes: 24 * w * w,
+        otherBytes: 16 * 2048 * w,
+        kernels: 10,
+        activations: 34 * 2048 * w,
+        outputBytes: 2048 * w * 2,
+      };
+    });
+    const plan: Plan = {
+      model: 'big.onnx',
+      cluster: { gpu: 'l4', gpusPerNode: 8, nodes: 16 },
+      training: { globalBatch: 512, microBatch: 1, seqLen: 2048, recompute: 'none' },
+      parallel: { data: 128 },
+    };
+    const res = optimize(plan, graphLayersWorkload(layers), { top: 3 });
+    assert.strictEqual(res.boundViolations, 0);
+    assert.ok(res.candidates.length > 0);
+    for (const c of res.candidates) {
+      const covered = (c.plan.stages ?? []).flatMap((st) => {
+        const [a, b] = st.layers.split('-').map(Number);
+        return Array.from({ length: (b ?? a) - a + 1 }, (_, i) => a + i);
+      });
+      assert.deepStrictEqual(covered, [...Array(3000).keys()]);
+      assert.ok((c.plan.parallel?.pipeline ?? 1) <= 64);
+    }
+  });
+});
+
 describe('optimizer: stage split (Alpa inter-op pass) equals exhaustive enumeration', () => {
   /** Every way to cut n layers into p non-empty contiguous stages. */
   function* splits(n: number, p: number, from = 0): Generator<[number, number][]> {
@@ -496,6 +533,45 @@ describe('layerplan optimize (CLI)', () => {
     assert.strictEqual(check.status, 0, check.stdout);
     const est = JSON.parse(cli('estimate', file, '--json').stdout) as { iterationSeconds: number };
     assert.ok(Math.abs(est.iterationSeconds - best.iterationSeconds) < 1e-9 * best.iterationSeconds);
+  });
+
+  it("per-layer precision on a model file's real weights: within the budget, and layerplan quant --plan measures the same output SQNR", () => {
+    const file = path.join(tmp, 'tiny-budget.plan.json');
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        model: path.join(REPO, 'examples', 'gpt2-tiny.onnx'),
+        cluster: { gpu: 'l4', gpusPerNode: 2, nodes: 1 },
+        training: { globalBatch: 32, microBatch: 4, seqLen: 64 },
+        parallel: { data: 2 },
+        precision: { default: 'bf16', errorBudgetDb: 30 },
+      }),
+    );
+    const r = cli(
+      'optimize',
+      file,
+      '--json',
+      '--top',
+      '1',
+      '--lock',
+      'parallel,training,cluster',
+      '--formats',
+      'bf16,fp8-e4m3,int8-channel,int4-g128',
+    );
+    assert.strictEqual(r.status, 0, r.stderr);
+    const best = (JSON.parse(r.stdout) as SearchResult).candidates[0];
+    assert.ok(best.outputSqnrDb !== null && best.outputSqnrDb >= 30, `output SQNR ${best.outputSqnrDb}`);
+    const rules = best.plan.precision?.rules ?? [];
+    assert.ok(rules.length > 0 && rules.some((x) => x.format !== 'bf16'), JSON.stringify(rules));
+    const chosen = path.join(tmp, 'tiny-chosen.plan.json');
+    fs.writeFileSync(chosen, JSON.stringify(best.plan));
+    const q = cli('quant', path.join(REPO, 'examples', 'gpt2-tiny.onnx'), '--plan', chosen, '--json');
+    assert.strictEqual(q.status, 0, q.stderr);
+    const measured = (JSON.parse(q.stdout) as { assignment: { outputSqnrDb: number } }).assignment.outputSqnrDb;
+    assert.ok(
+      Math.abs(measured - best.outputSqnrDb!) < 0.01,
+      `quant --plan ${measured} dB, optimize ${best.outputSqnrDb} dB`,
+    );
   });
 
   it('--lock keeps the locked fields as the plan has them', () => {

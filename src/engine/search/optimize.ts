@@ -19,7 +19,7 @@ import {
   type ModelShape,
   type RuleCounts,
 } from './space';
-import { splitStages } from './stages';
+import { splitStages, type StageSplit } from './stages';
 import { describeEdits } from './describe';
 
 export { describeEdits };
@@ -124,6 +124,8 @@ export interface SearchResult {
 
 /** Per probe stage (one layer, or one block with the embedding / head at the ends): the engine's figures. */
 interface Probe {
+  /** Layer boundaries of the probe's units: every layer its own unit, or groups of consecutive layers. */
+  cuts: number[];
   time: Float64Array;
   weights: Float64Array;
   gradients: Float64Array;
@@ -242,7 +244,7 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
       training ? 0 : c.data,
     ].join();
     let p = probes.get(key);
-    if (!p) probes.set(key, (p = probe(plan, workload, c, graph, file)));
+    if (!p) probes.set(key, (p = probe(plan, workload, c, graph, file, stagesLocked)));
     return p;
   };
   const inFlight = new Map<string, number[]>();
@@ -435,8 +437,11 @@ function capabilities(
  * stage 0 the embedding and a block, stage 1 a block, stage 2 a block and the output layers — and the figures
  * spread over all of them: the same sums at a fraction of the work.
  */
-function probe(plan: Plan, workload: Workload, c: Config, graph: boolean, file: string): Probe {
-  const n = workload.blockIndices.length;
+function probe(plan: Plan, workload: Workload, c: Config, graph: boolean, file: string, perLayer = false): Probe {
+  const layers = workload.blockIndices.length;
+  // A long model file is probed in at most SPLIT_UNITS groups of consecutive layers (its stages are cut between them).
+  const cuts = groupCuts(layers, graph && !perLayer ? SPLIT_UNITS : layers);
+  const n = cuts.length - 1;
   const compact = graph ? undefined : compactWorkload(plan, workload);
   const w = compact ?? workload;
   const stages = compact ? 3 : n;
@@ -454,7 +459,7 @@ function probe(plan: Plan, workload: Workload, c: Config, graph: boolean, file: 
   if (p.training) {
     p.training = { ...p.training, globalBatch: c.microBatch, microBatch: c.microBatch, recompute: c.recompute };
   } else p.parallel.data = c.data;
-  if (graph) p.stages = Array.from({ length: n }, (_, k) => ({ layers: String(k) }));
+  if (graph) p.stages = Array.from({ length: n }, (_, k) => ({ layers: rangeText(range(cuts[k], cuts[k + 1])) }));
   else delete p.stages;
   const r = estimate(p, w, file, { timeline: false });
   const fields = {
@@ -465,8 +470,11 @@ function probe(plan: Plan, workload: Workload, c: Config, graph: boolean, file: 
     // Full recomputation adds the one layer being recomputed, not a sum over layers: the bound leaves it out.
     activations: (s: CostReport['stages'][number]) => (c.recompute === 'full' ? 0 : s.memory.activations),
   };
-  const out = {} as Probe;
-  for (const [name, get] of Object.entries(fields) as [keyof Probe, (s: CostReport['stages'][number]) => number][]) {
+  const out = { cuts } as Probe;
+  for (const [name, get] of Object.entries(fields) as [
+    Exclude<keyof Probe, 'cuts'>,
+    (s: CostReport['stages'][number]) => number,
+  ][]) {
     const a = new Float64Array(n);
     if (compact) {
       const [first, block, last] = r.stages.map(get);
@@ -568,15 +576,25 @@ function bound(
       (parseLayerRange(st.layers) ?? []).filter((i) => i < blocks).map((i) => [i, i + 1] as [number, number]),
     );
   } else if (graph) {
-    // Alpa's inter-op pass: the split minimizing the slowest stage, each stage within its memory bound.
-    const found = splitStages(
-      Array.from(pr.time),
-      pp,
-      (stage, from, to) => states(from, to) + flight[stage] * span(P.activations, from, to) <= capacity,
-    );
+    // Alpa's inter-op pass: the split minimizing the slowest stage, each stage within its memory bound, over the
+    // probe's units (layers, or groups of them past SPLIT_UNITS: the DP is quadratic in its units).
+    // Layouts that differ only where the split does not look (data degree without ZeRO, …) share it.
+    const key = [pp, s1, s2, s3, capacity, flight.join()].join();
+    let memo = splits.get(pr);
+    if (!memo) splits.set(pr, (memo = new Map()));
+    let found = memo.get(key);
+    if (found === undefined) {
+      found =
+        splitStages(
+          Array.from(pr.time),
+          pp,
+          (stage, from, to) => states(from, to) + flight[stage] * span(P.activations, from, to) <= capacity,
+        ) ?? null;
+      memo.set(key, found);
+    }
     if (!found) return undefined;
-    split = found.bounds;
-    ranges = split.map((r) => [r]);
+    ranges = found.bounds.map((r) => [r]);
+    split = found.bounds.map(([a, b]) => [pr.cuts[a], pr.cuts[b]]);
   } else ranges = archStageRanges(blocks, pp, v);
   let lower = 0;
   let ramp = 0;
@@ -595,6 +613,19 @@ function bound(
     memory = Math.max(memory, st + (flight[s] / v) * act);
   }
   return { config: c, split, lowerSeconds: lower, lowerKey: 0, lowerMemory: memory };
+}
+
+const splits = new WeakMap<Probe, Map<string, StageSplit | null>>();
+
+/** The stage split works on at most this many units (layers, or groups of consecutive layers past it). */
+export const SPLIT_UNITS = 128;
+
+/** Boundaries of `units` near-equal groups of n consecutive layers (every layer its own group when n ≤ units). */
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+
+function groupCuts(n: number, units: number): number[] {
+  const g = Math.min(n, units);
+  return Array.from({ length: g + 1 }, (_, i) => Math.round((i * n) / g));
 }
 
 function prefix(x: ArrayLike<number>): number[] {
@@ -766,7 +797,7 @@ function choosePrecision(
       : layers.map((name) => ({ match: name, format: f }));
     const p = clone(base);
     p.precision = { ...(base.precision ?? {}), rules: [...(base.precision?.rules ?? []), ...rules] };
-    costs.set(f, probe(p, workload, layout, !workload.arch, file));
+    costs.set(f, probe(p, workload, layout, !workload.arch, file, true));
   }
   const problem: KnapsackLayer[] = [];
   let fixedNoise = 0;

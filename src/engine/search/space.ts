@@ -171,6 +171,12 @@ export interface Config {
   recompute: Recompute;
 }
 
+/**
+ * A model file's stages are split by dynamic programming (quadratic in its layers, linear in the stages):
+ * the search offers it up to this many stages (SC21's largest run used 64).
+ */
+export const MAX_FILE_STAGES = 64;
+
 export function divisors(n: number): number[] {
   const small: number[] = [];
   const large: number[] = [];
@@ -251,7 +257,9 @@ export function* trainingConfigs(
       const pipes = keep(
         'parallel.pipeline',
         par.pipeline ?? 1,
-        fw.pipeline ? divisors(gpus / tp).filter((p) => p <= shape.blocks) : [1],
+        fw.pipeline
+          ? divisors(gpus / tp).filter((p) => p <= shape.blocks && (shape.arch || p <= MAX_FILE_STAGES))
+          : [1],
       );
       for (const pp of pipes) {
         if ((gpus / tp) % pp !== 0) continue;
