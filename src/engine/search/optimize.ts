@@ -728,9 +728,12 @@ function precisionSqnrOf(plan: Plan, workload: Workload, options: OptimizeOption
   const reference = referenceFormat(plan);
   const names = arch ? searchableLayers(workload, options) : Object.keys(options.layerSqnr ?? {});
   if (!names.length) return null;
+  // An architecture's weights are in the compute dtype unless the plan says otherwise (a measured model file's
+  // default is bf16, as layerplan quant --plan takes it).
+  const precision = arch ? { ...plan.precision, default: plan.precision?.default ?? reference } : plan.precision;
   const noises: number[] = [];
   for (const name of names) {
-    const sq = sqnrOf(name, formatFor(plan.precision, name, name), reference, options, arch);
+    const sq = sqnrOf(name, formatFor(precision, name, name), reference, options, arch);
     if (sq === undefined) return null;
     noises.push(OUTPUT_ERROR.layerNoise(name, sq));
   }
