@@ -267,7 +267,16 @@ export async function planLayerErrors(
   return {
     budgetDb,
     outputSqnrDb: a.outputSqnrDb,
-    layers: a.layers.map((l) => ({ name: l.name, format: l.format, sqnrDb: l.sqnrDb })),
+    firstOrderSqnrDb: a.firstOrderSqnrDb,
+    errorModel: a.errorModel,
+    ...(m.predicted.note ? { note: `first-order: ${m.predicted.note}` } : {}),
+    layers: a.layers.map((l) => ({
+      name: l.name,
+      format: l.format,
+      sqnrDb: l.sqnrDb,
+      sensitivity: l.sensitivity,
+      outputSqnrDb: l.outputSqnrDb,
+    })),
   };
 }
 
