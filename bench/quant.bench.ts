@@ -1,7 +1,8 @@
 /**
  * `npm run bench` (third part): throughput of the int4-g128 error computation (quantize →
  * dequantize → metrics) on 64 MB of fp32 weights, as GB/s of fp32 input and as a ratio to a plain
- * typed-array copy of the same bytes measured in the same run; then the 16-format sweep.
+ * typed-array copy of the same bytes measured in the same run; then the 16-format sweep, and the
+ * statistical formats against int4-g128 on the same weights.
  */
 import { parseFormat } from '../src/engine/quant/formats';
 import { errorMetrics, quantizationError, quantizeDequantize } from '../src/engine/quant/quantize';
@@ -43,6 +44,29 @@ console.log(
 const sweep = best(() => measureFormats(x, rows, cols, DEFAULT_FORMATS, false), 1);
 console.log(
   `  16-format sweep            ${sweep.toFixed(2)} s for ${(gb * 1000).toFixed(0)} MB → ${(sweep / gb).toFixed(1)} s per GB on one core (goal: 1 GB in < 20 s on 2 cores)`,
+);
+
+// The statistical formats (-perm, +o<P>, kmeans<B>) and DeepSeek-V3's block fp8, each against int4-g128 on the same
+// weights: -perm gathers the columns once and runs the base format's kernel (the metrics do not depend on order);
+// +o<P> quantizes the rest on the plain JS path; kmeans sorts every row (radix sort) and runs Lloyd's on prefix sums.
+console.log('  statistical formats, same weights, one core (ratio: time / int4-g128 error time):');
+for (const name of [
+  'int4-g128-perm',
+  'int4-g128+o1',
+  'int4-g128-asym-perm+o1',
+  'kmeans4',
+  'kmeans3',
+  'fp8-e4m3-b128',
+]) {
+  const t = best(() => quantizationError(x, rows, cols, parseFormat(name)!), 1);
+  console.log(
+    `    ${name.padEnd(24)} ${t.toFixed(2)} s   ${(gb / t).toFixed(3)} GB/s   ratio to int4-g128 ${(t / int4).toFixed(1)}x`,
+  );
+}
+const stat = ['int4-g128', 'int4-g128-perm', 'int4-g128+o1', 'kmeans4', 'fp8-e4m3-b128'];
+const statSweep = best(() => measureFormats(x, rows, cols, stat, false), 1);
+console.log(
+  `  the issue's 5-format sweep (${stat.join(', ')}) ${statSweep.toFixed(2)} s → ${(statSweep / gb).toFixed(1)} s per GB on one core; the 16-format sweep above: ${(sweep / gb).toFixed(1)} s per GB`,
 );
 
 // Whole process, both cores: `layerplan quant` (worker threads) on the parse benchmark's 1.35 GB GPT model.

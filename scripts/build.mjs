@@ -56,6 +56,13 @@ const builds = [
   },
   {
     ...common,
+    entryPoints: ['webview/search-worker.ts'],
+    outfile: 'dist/search-worker.js',
+    platform: 'browser',
+    format: 'iife',
+  },
+  {
+    ...common,
     entryPoints: ['webview/estimate-worker.ts'],
     outfile: 'dist/estimate-worker.js',
     platform: 'browser',

@@ -11,11 +11,12 @@ import { UsageError, type Command } from './cli/command';
 import { estimate } from './cli/estimate';
 import { exportCommand } from './cli/export';
 import { inspect } from './cli/inspect';
+import { optimizeCommand } from './cli/optimize';
 import { quant } from './cli/quant';
 import { verify } from './cli/verify';
 
 /** Every command, in the order --help lists them. */
-export const COMMANDS: Command[] = [inspect, estimate, quant, check, verify, exportCommand];
+export const COMMANDS: Command[] = [inspect, estimate, quant, check, verify, optimizeCommand, exportCommand];
 
 /** Options every command takes. */
 const COMMON = { json: { type: 'boolean' }, help: { type: 'boolean' } } as const;
@@ -65,12 +66,37 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command.run(positional, values);
   } catch (e) {
-    if (e instanceof UsageError) process.stderr.write(`layerplan: ${e.message}\n`);
-    else if (e instanceof InputError) process.stderr.write(`${e.message.split('\n')[0]}\n`);
-    else if (e instanceof RangeError) process.stderr.write(`${file}: too large or malformed to read (${e.message})\n`);
-    else process.stderr.write(`${file ?? 'layerplan'}: ${(e as Error).message ?? String(e)}\n`);
-    return 2;
+    return reportError(e, name, file);
   }
+}
+
+/** Exit code of an internal error: a bug in Layerplan, never the user's input (sysexits' EX_SOFTWARE). */
+export const EXIT_INTERNAL = 70;
+
+/** Allocation limits: the input is too large for this machine's memory, not malformed and not a bug. */
+const TOO_LARGE = /allocation failed|Invalid (typed )?array length|Invalid string length|Array buffer allocation/i;
+
+/**
+ * One line on stderr for a failed command, and its exit code: bad input (InputError, the readers'
+ * only way of refusing a file) and usage mistakes exit 2; a file too large to allocate exits 2 and
+ * says so; anything else is an internal error, said to be one (exit 70), never passed off as bad input.
+ */
+export function reportError(e: unknown, command: string, file: string | undefined): number {
+  if (e instanceof UsageError) process.stderr.write(`layerplan: ${e.message}\n`);
+  else if (e instanceof InputError) process.stderr.write(`${e.message.split('\n')[0]}\n`);
+  else if (e instanceof RangeError && TOO_LARGE.test(e.message)) {
+    process.stderr.write(`${file ?? 'layerplan'}: too large to read in this process's memory (${e.message})\n`);
+  } else {
+    const err = e instanceof Error ? e : new Error(String(e));
+    const where = process.env.LAYERPLAN_DEBUG
+      ? ` ${(err.stack ?? '').split('\n').slice(1, 4).join(' ').replace(/\s+/g, ' ')}`
+      : '';
+    process.stderr.write(
+      `layerplan ${command}: internal error${file ? ` on ${file}` : ''}: ${err.name}: ${err.message.split('\n')[0]} (a bug in Layerplan, not a problem with the input; LAYERPLAN_DEBUG=1 shows where)${where}\n`,
+    );
+    return EXIT_INTERNAL;
+  }
+  return 2;
 }
 
 if (require.main === module) {
@@ -84,8 +110,7 @@ if (require.main === module) {
       process.exitCode = code;
     },
     (e) => {
-      process.stderr.write(`layerplan: ${String(e)}\n`);
-      process.exitCode = 2;
+      process.exitCode = reportError(e, process.argv[2] ?? '', undefined);
     },
   );
 }

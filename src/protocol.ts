@@ -4,6 +4,7 @@ import type { WorkloadSource } from './engine/cost/workload';
 import type { Plan } from './engine/plan/plan';
 import type { PlanEdit } from './engine/plan/edits';
 import type { CostReport } from './engine/cost/estimate';
+import type { Objective, SearchProgress, SearchResult } from './engine/search/optimize';
 
 /** The plan beside a model, as the planner shows it. */
 export interface PlanState {
@@ -29,8 +30,32 @@ export interface LayerErrors {
   budgetDb?: number;
   /** Why there are no figures yet (measuring, or the model is too large to measure here). */
   note?: string;
+  /** The predicted output SQNR (calibrated when `errorModel` says so) and the first-order figure. */
   outputSqnrDb: number | null;
-  layers: { name: string; format: string; sqnrDb: number | null }[];
+  firstOrderSqnrDb?: number | null;
+  errorModel?: 'first-order' | 'calibrated';
+  /**
+   * Per layer: its format, its weights' SQNR, its sensitivity (output noise per unit of relative weight
+   * noise; 1 when first-order) and the output SQNR its noise alone gives.
+   */
+  layers: { name: string; format: string; sqnrDb: number | null; sensitivity?: number; outputSqnrDb?: number | null }[];
+}
+
+/** What *Export Quantized Model* measured, for the planner: the file and measured against predicted. */
+export interface QuantExportShown {
+  file: string;
+  measuredSqnrDb: number | null;
+  predictedSqnrDb: number | null;
+  firstOrderSqnrDb: number | null;
+  errorModel: 'first-order' | 'calibrated';
+  klDivergence: number | null;
+  top1Agreement: number | null;
+  generatedInputs: boolean;
+  batches: number;
+  /** Formats written as dequantized floats, with the reason. */
+  simulated: { format: string; reason: string }[];
+  bytes: number;
+  originalBytes: number;
 }
 
 /**
@@ -116,6 +141,8 @@ export interface ModelSummary {
   level: LevelInfo;
   inputs: IoEntry[];
   outputs: IoEntry[];
+  /** What the FLOPs and bytes shown miss (graph/warnings.ts): unbound symbolic dims, failed shape rules, no config. */
+  warnings: string[];
 }
 
 export interface NodeDetails {
@@ -133,10 +160,12 @@ export interface NodeDetails {
   subgraphs: SubgraphRef[];
   flops: number;
   parameters: number;
+  /** Why this node's shape rule failed (its FLOPs are not counted), when it did. */
+  shapeError?: string;
 }
 
 /** The nodes matching a search, in graph order, and what to highlight in the level shown. */
-export interface SearchResult {
+export interface GraphSearchResult {
   query: string;
   level: string;
   /** Layers of the level holding a hit (at or below it) or whose name matches. */
@@ -167,7 +196,7 @@ export type HostToWebview =
   | { type: 'summary'; summary: ModelSummary }
   | { type: 'layer'; level: string; layer: number; nodes: NodeBox[]; edges: Edge[]; hidden: number }
   | { type: 'details'; details: NodeDetails }
-  | { type: 'searchResult'; result: SearchResult }
+  | { type: 'searchResult'; result: GraphSearchResult }
   | { type: 'error'; message: string }
   /** Run the packed kernel on navigator.gpu: y = x · Wᵀ for x [batch, cols]; answered by verifyResult with the same id. */
   | { type: 'verifyRun'; id: number; packed: PackedWeight; x: Float32Array; batch: number; repeats: number }
@@ -175,6 +204,10 @@ export type HostToWebview =
   | { type: 'verifyReport'; report?: VerifyReport; progress?: string; error?: string }
   | { type: 'plan'; state: PlanState }
   | { type: 'layerErrors'; errors: LayerErrors }
+  /** What the search needs from the host (answers searchPrepare): the weights' SQNR per layer and format. */
+  | { type: 'searchInputs'; layerSqnr?: Record<string, Record<string, number | null>>; notes: string[] }
+  /** *Export Quantized Model* ran (or is running, with `progress`; or failed, with `error`): show measured against predicted. */
+  | { type: 'quantExport'; shown?: QuantExportShown; progress?: string; error?: string }
   /** Open the planner (from the "New plan" / "Estimate plan" commands). */
   | { type: 'showPlanner' }
   /** Draw the view as an image and send it back (exportImage with this id): the Export Graph Image command. */
@@ -213,10 +246,14 @@ export type WebviewToHost =
   /** Set these JSON paths of the plan file (the host edits the file through a WorkspaceEdit). */
   | { type: 'planEdit'; seq: number; edits: PlanEdit[] }
   | { type: 'newPlan' }
+  /** The planner's *Export quantized model* button. */
+  | { type: 'exportQuantized' }
   /** Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y) in the planner: take back or redo the planner's last edit of the plan file. */
   | { type: 'planUndo'; redo: boolean }
   /** Something failed inside the view (a worker crashed, a layout failed); the view has recovered what it could. */
   | { type: 'viewError'; message: string }
+  /** Find best plans was pressed: measure what the search needs (the weights' SQNR), answered by searchInputs. */
+  | { type: 'searchPrepare' }
   /** What the planner shows after an estimate (for tests): the summary line, the stage assignment, and how many of its edits the file's state did not hold yet. */
   | {
       type: 'plannerShown';
@@ -228,7 +265,22 @@ export type WebviewToHost =
       rows: { name: string; parameters: string; stage: string; precision: string }[];
       /** The problem list as shown. */
       problems: string[];
+      note?: string;
+      /** The Find best plans panel: its state, its status line and its rows as shown (in the table's order). */
+      search?: SearchShown;
+      /** The Quantized export section as shown. */
+      exportText?: string;
     };
+
+/** What the planner's search panel shows (for tests and screen readers). */
+export interface SearchShown {
+  state: 'idle' | 'preparing' | 'running' | 'done' | 'cancelled' | 'failed';
+  status: string;
+  rows: { rank: number; iterationSeconds: number; gpus: number; peakMemoryBytes: number; changes: string }[];
+  sortedBy: string;
+  /** The diffs opened, by rank: the candidate's fields against the current plan. */
+  diffs: { rank: number; text: string }[];
+}
 
 /* ------------------------------------------------------------------------------------------------
  * Web workers of the webview: the layout worker (dagre) and the estimate worker (the cost engine).
@@ -276,6 +328,23 @@ export interface EstimateAnswer {
   layerParameters: number[];
   /** For each layer, its block index (what `stages[].layers` counts), or -1 (embedding, final norm, output layer). */
   layerBlocks: number[];
+}
+
+/** Run the optimizer (search-worker.ts): progress answers carry the request's id, the last one the result. */
+export interface SearchRequest {
+  id: number;
+  plan: Plan;
+  source: WorkloadSource;
+  objective: Objective;
+  top: number;
+  layerSqnr?: Record<string, Record<string, number | null>>;
+}
+
+export interface SearchAnswer {
+  id: number;
+  progress?: SearchProgress;
+  result?: SearchResult;
+  error?: string;
 }
 
 /**

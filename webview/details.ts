@@ -82,6 +82,7 @@ export class Details {
         ['parameters', formatCount(summary.parameters)],
         ['weights', formatBytes(summary.bytes)],
         ['layers', String(summary.layers.length)],
+        ...summary.warnings.map((w): [string, string] => ['warning', w]),
       ],
       summary.file,
     );
@@ -104,6 +105,7 @@ export class Details {
       ['layer', d.layer],
       ['FLOPs', formatCount(d.flops)],
       ['parameters', formatCount(d.parameters)],
+      ...(d.shapeError !== undefined ? [['shape rule failed', d.shapeError] as [string, string]] : []),
     ];
     for (const [k, v] of d.attributes) rows.push([`@${k}`, v]);
     this.show(rows, d.name || d.opType);

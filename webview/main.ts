@@ -1,7 +1,7 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import { formatCount } from '../src/engine/units';
-import { unhandled, type HostToWebview, type LayerBox, type NodeRef, type SearchResult } from '../src/protocol';
+import { unhandled, type HostToWebview, type LayerBox, type NodeRef, type GraphSearchResult } from '../src/protocol';
 import { Details } from './details';
 import { GraphCanvas } from './graph-view';
 import { runKernel } from './kernel';
@@ -76,12 +76,13 @@ const details = new Details(aside);
 const planner = new Planner({
   post,
   workerUrl: document.body.dataset.estimateWorker!,
+  searchWorkerUrl: document.body.dataset.searchWorker!,
   onErrors: () => void graph.render(),
 });
 const graph = new GraphCanvas(details, (layer) => planner.heat(layer));
 app.append(header, graph.canvas, aside, planner.root);
 
-let result: SearchResult | undefined;
+let result: GraphSearchResult | undefined;
 /** The match shown last (its index in result.hits), -1 before the first. */
 let current = -1;
 
@@ -242,6 +243,12 @@ window.addEventListener('message', (e: MessageEvent<HostToWebview>) => {
       break;
     case 'layerErrors':
       planner.setErrors(m.errors);
+      break;
+    case 'searchInputs':
+      planner.search.inputs(m.layerSqnr, m.notes);
+      break;
+    case 'quantExport':
+      planner.setExport(m);
       break;
     case 'showPlanner':
       togglePlanner(true);

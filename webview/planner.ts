@@ -10,8 +10,17 @@ import { coverPattern, globMatch } from '../src/engine/glob';
 import { findGpu } from '../src/engine/hardware/catalog';
 import { formatFor, parseLayerRange, type Plan } from '../src/engine/plan/plan';
 import { PendingEdits, setPlanPaths, type PlanEdit } from '../src/engine/plan/edits';
-import type { EstimateAnswer, EstimateRequest, LayerErrors, PlanState, WebviewToHost } from '../src/protocol';
+import type {
+  EstimateAnswer,
+  EstimateRequest,
+  HostToWebview,
+  LayerErrors,
+  PlanState,
+  WebviewToHost,
+} from '../src/protocol';
 import { WorkerClient } from './worker-client';
+import { SearchPanel } from './search-panel';
+import type { WorkloadSource } from '../src/engine/cost/workload';
 
 /**
  * The planner: the model's layers with their pipeline stage and precision, a form for the cluster,
@@ -25,6 +34,8 @@ type Field = HTMLElement & { value: string };
 export interface PlannerHost {
   post(m: WebviewToHost): void;
   workerUrl: string;
+  /** The optimizer's worker script (Find best plans). */
+  searchWorkerUrl: string;
   /** The per-layer error changed: recolour the graph. */
   onErrors(): void;
 }
@@ -50,6 +61,8 @@ export class Planner {
   private report?: CostReport;
   private answer?: EstimateAnswer;
   errors?: LayerErrors;
+  /** The last *Export Quantized Model* run: progress, error, or measured against predicted. */
+  private exported?: Extract<HostToWebview, { type: 'quantExport' }>;
   private selected = new Set<number>();
   private anchor = -1;
   private readonly worker: WorkerClient<EstimateRequest, EstimateAnswer>;
@@ -79,6 +92,12 @@ export class Planner {
   private shownRows: { name: string; parameters: string; stage: string; precision: string }[] = [];
   /** The precision picker's choice (the element's own value is empty until its options upgrade). */
   private format = 'int4-g128';
+  /** Find best plans. */
+  readonly search: SearchPanel;
+  /** The model's workload as the host last sent it (the search worker needs it whole). */
+  private source?: WorkloadSource;
+  /** What the planner last reported showing (re-sent when the search panel changes). */
+  private shown?: Omit<Extract<WebviewToHost, { type: 'plannerShown' }>, 'search'>;
 
   constructor(private readonly host: PlannerHost) {
     this.worker = new WorkerClient(host.workerUrl, 'the estimate worker', (m) => this.workerFailed(m));
@@ -89,7 +108,26 @@ export class Planner {
     newPlan.addEventListener('click', () => host.post({ type: 'newPlan' }));
     const rebalance = custom('vscode-button', { id: 'rebalance', secondary: '' }, 'Rebalance stages');
     rebalance.addEventListener('click', () => this.rebalance());
-    bar.append(this.title, newPlan, rebalance);
+    this.search = new SearchPanel({
+      post: (m) => host.post(m),
+      workerUrl: host.searchWorkerUrl,
+      plan: () => this.plan,
+      source: () => this.source,
+      apply: (edits) => this.edit(edits),
+      changed: () => this.postShown(),
+    });
+    const exportButton = custom(
+      'vscode-button',
+      {
+        id: 'export-quantized',
+        secondary: '',
+        title:
+          "Write the plan's precision as an ONNX model, run it against the original and compare with the prediction",
+      },
+      'Export quantized model',
+    );
+    exportButton.addEventListener('click', () => host.post({ type: 'exportQuantized' }));
+    bar.append(this.title, newPlan, rebalance, this.search.findButton, exportButton);
     const left = el('div', 'pcol');
     const selectRow = el('div', 'row');
     const selectBtn = custom('vscode-button', { id: 'select-pattern', secondary: '' }, 'Select');
@@ -106,7 +144,7 @@ export class Planner {
     this.formatSelect.addEventListener('change', () => (this.format = this.formatSelect.value || this.format));
     precRow.append(this.formatSelect, apply);
     left.append(selectRow, this.list, stageRow, precRow);
-    this.root.append(bar, el('div', 'pgrid'));
+    this.root.append(bar, this.search.root, el('div', 'pgrid'));
     (this.root.lastChild as HTMLElement).append(left, this.results, this.form);
     this.list.addEventListener('keydown', (e) => this.keys(e));
     // Undo / redo of the planner's edits (not inside a text field, where they edit the text).
@@ -136,7 +174,10 @@ export class Planner {
     const first = !this.state;
     this.state = s;
     this.plan = this.pending.settle(s.plan, s.editSeq);
-    if (s.source) this.sentSource = false;
+    if (s.source) {
+      this.sentSource = false;
+      this.source = s.source;
+    }
     this.title.textContent = s.exists
       ? `Plan: ${s.file}${s.issues.some((i) => i.severity === 'error') ? ` — ${s.issues.filter((i) => i.severity === 'error').length} error(s)` : ''}`
       : `No plan yet (${s.file})`;
@@ -160,11 +201,20 @@ export class Planner {
     this.host.onErrors();
   }
 
-  /** The heat class of a layer for the graph: its precision's measured SQNR against the plan's budget. */
+  setExport(m: Extract<HostToWebview, { type: 'quantExport' }>): void {
+    this.exported = m;
+    this.renderResults();
+  }
+
+  /**
+   * The heat class of a layer for the graph: the output SQNR its precision alone gives (its weights'
+   * SQNR through its sensitivity; the weights' SQNR itself when first-order) against the plan's budget.
+   */
   heat(layer: string): string | undefined {
-    const rows = this.errors?.layers.filter((l) => l.name === layer && l.sqnrDb !== null);
+    const at = (l: LayerErrors['layers'][number]) => (l.outputSqnrDb !== undefined ? l.outputSqnrDb : l.sqnrDb);
+    const rows = this.errors?.layers.filter((l) => l.name === layer && at(l) !== null);
     if (!rows?.length || !this.visible) return undefined;
-    const worst = Math.min(...rows.map((r) => r.sqnrDb!));
+    const worst = Math.min(...rows.map((r) => at(r)!));
     const budget = this.errors?.budgetDb ?? 20;
     return worst < budget ? 'heat-bad' : worst < budget + 6 ? 'heat-warn' : 'heat-ok';
   }
@@ -380,7 +430,20 @@ export class Planner {
     table.setAttribute('role', 'grid');
     table.setAttribute('aria-multiselectable', 'true');
     const head = table.createTHead().insertRow();
-    for (const h of ['#', 'layer', 'params', 'stage', 'precision', 'SQNR']) head.append(el('th', undefined, h));
+    for (const [h, tip] of [
+      ['#', ''],
+      ['layer', ''],
+      ['params', ''],
+      ['stage', ''],
+      ['precision', ''],
+      ['SQNR', "the weights' SQNR in this precision"],
+      ['sensitivity', "how much of the layer's weight noise reaches the output (measured; 1 when first-order)"],
+      ['at output', 'the output SQNR this layer’s noise alone gives'],
+    ]) {
+      const th = el('th', undefined, h);
+      if (tip) th.title = tip;
+      head.append(th);
+    }
     const body = table.createTBody();
     this.shownRows = [];
     let prevBlockStage = -1;
@@ -394,6 +457,10 @@ export class Planner {
       const rows = this.errors?.layers.filter((l) => l.name === name) ?? [];
       const fmt = rows.map((r) => r.format).join(', ') || formatFor(this.plan?.precision, name, name);
       const sq = rows.filter((r) => r.sqnrDb !== null).map((r) => r.sqnrDb!);
+      const gain = rows.find((r) => r.sensitivity !== undefined)?.sensitivity;
+      const outAt = rows
+        .filter((r) => r.outputSqnrDb !== undefined && r.outputSqnrDb !== null)
+        .map((r) => r.outputSqnrDb!);
       const cells = [
         String(i),
         name,
@@ -401,6 +468,8 @@ export class Planner {
         stage >= 0 ? String(stage) : '—',
         fmt,
         sq.length ? `${Math.min(...sq).toFixed(1)} dB` : '—',
+        gain !== undefined && sq.length ? `×${gain < 0.01 ? gain.toExponential(1) : gain.toFixed(2)}` : '—',
+        outAt.length ? `${Math.min(...outAt).toFixed(1)} dB` : '—',
       ];
       this.shownRows.push({ name, parameters: cells[2], stage: cells[3], precision: fmt });
       // The first block of every stage after the first carries the boundary handle: drag it along the list.
@@ -410,8 +479,10 @@ export class Planner {
         const td = tr.insertCell();
         td.textContent = c;
         if (k === 3 && stage >= 0) td.className = `stage s${stage % 8}`;
+        // The first block of every stage after the first carries the boundary handle: drag it along the list.
         if (k === 3 && boundary) td.append(this.handle(stage, i));
-        if (k === 5 && sq.length) td.className = this.heat(name) ?? '';
+        if (k === 7 && outAt.length) td.className = this.heat(name) ?? '';
+        if (k === 5 && sq.length && !outAt.length) td.className = this.heat(name) ?? '';
       });
       tr.addEventListener('click', (e) => this.click(i, e));
     });
@@ -643,7 +714,12 @@ export class Planner {
       const cap = r.stages[0]?.capacity ?? 1;
       summary.textContent =
         `${fmtBytes(peak)} / ${fmtBytes(cap)} per GPU · ${fmtS(r.iterationSeconds)}/step · MFU ${(r.mfu * 100).toFixed(1)}% · bubble ${(r.bubbleFraction * 100).toFixed(1)}% · ${r.gpus} × ${r.gpu}` +
-        (this.errors?.outputSqnrDb != null ? ` · output SQNR ≈ ${this.errors.outputSqnrDb.toFixed(1)} dB` : '') +
+        (this.errors?.outputSqnrDb != null
+          ? ` · output SQNR ≈ ${this.errors.outputSqnrDb.toFixed(1)} dB` +
+            (this.errors.errorModel === 'calibrated' && this.errors.firstOrderSqnrDb != null
+              ? ` (calibrated; first-order ${this.errors.firstOrderSqnrDb.toFixed(1)} dB)`
+              : ' (first-order)')
+          : '') +
         ` (estimated in ${this.answer!.ms.toFixed(1)} ms)`;
     }
     this.results.append(summary);
@@ -652,6 +728,7 @@ export class Planner {
       note.setAttribute('role', 'status');
       this.results.append(note);
     }
+    const exportText = this.exportSection();
     if (problems.length) {
       const ul = el('ul', 'problems');
       ul.setAttribute('aria-label', 'Problems');
@@ -679,7 +756,7 @@ export class Planner {
         this.commTable(r),
       );
     }
-    this.host.post({
+    this.shown = {
       type: 'plannerShown',
       summary: summary.textContent ?? '',
       // The stages as the table shows them: the estimate's, or the plan's own while it cannot be estimated.
@@ -688,7 +765,54 @@ export class Planner {
       pending: this.pending.size,
       rows: this.shownRows,
       problems: problems.map((p) => p.text),
-    });
+      note: this.errors?.note,
+      exportText,
+    };
+    this.postShown();
+  }
+
+  /** Tells the host what the planner shows (the estimate's summary, the stages, the search panel). */
+  private postShown(): void {
+    if (this.shown) this.host.post({ ...this.shown, search: this.search.shown() });
+  }
+
+  /** The last export: measured against predicted (or its progress, or why it failed); returns its text. */
+  private exportSection(): string | undefined {
+    const m = this.exported;
+    if (!m) return undefined;
+    const box = el('div', 'pexport');
+    box.id = 'quant-export';
+    box.setAttribute('role', 'status');
+    box.append(el('h4', undefined, 'Quantized export'));
+    const db = (v: number | null) => (v === null ? 'exact' : `${v.toFixed(1)} dB`);
+    if (m.progress && !m.shown) box.append(el('div', undefined, `Exporting… ${m.progress}`));
+    if (m.error) box.append(el('div', 'problems', `Export failed: ${m.error}`));
+    const s = m.shown;
+    if (s) {
+      const t = el('table', 'comm');
+      const rows: [string, string][] = [
+        ['exported model', s.file],
+        ['output SQNR measured (onnxruntime)', db(s.measuredSqnrDb)],
+        [`predicted (${s.errorModel})`, db(s.predictedSqnrDb)],
+        ['first-order', db(s.firstOrderSqnrDb)],
+        ...(s.klDivergence !== null
+          ? ([
+              ['KL divergence (nats per position)', s.klDivergence.toExponential(2)],
+              ['top-1 agreement', `${((s.top1Agreement ?? 0) * 100).toFixed(1)}%`],
+            ] as [string, string][])
+          : []),
+        ['inputs', `${s.batches} batches, ${s.generatedInputs ? 'generated' : 'your samples'}`],
+        ...s.simulated.map((x): [string, string] => [`${x.format} simulated`, x.reason]),
+      ];
+      for (const [k, v] of rows) {
+        const row = t.insertRow();
+        row.insertCell().textContent = k;
+        row.insertCell().textContent = v;
+      }
+      box.append(t);
+    }
+    this.results.append(box);
+    return box.textContent ?? '';
   }
 
   /** A chart from the engine's SVG text (the same the exported report embeds); it holds no user-supplied names. */

@@ -14,14 +14,14 @@ export const check: Command = {
       message,
       range,
       ...(fix ? { fix } : {}),
-      ...(fixes ? { fixes } : {}),
+      ...(fixes?.length ? { fixes } : {}),
     }));
     if (values.json) json({ diagnostics: found });
     else if (!found.length) out(`${file}: no problems found\n`);
     else {
       for (const d of found) {
         const at = `${file}:${d.range.start.line + 1}:${d.range.start.character + 1}`;
-        const fixes = d.fixes ?? (d.fix ? [d.fix] : []);
+        const fixes = [d.fix, ...(d.fixes ?? [])].filter((f) => !!f);
         out(`${at}: ${d.severity}: ${d.message}${fixes.map((f) => `\n  fix: ${f.title}`).join('')}\n`);
       }
     }

@@ -14,7 +14,7 @@ export interface Command {
   /** Usage text for --help: the first line is `name <args> [options]`, the rest explain. */
   usage: string;
   options: NonNullable<ParseArgsConfig['options']>;
-  /** Returns the exit code: 0 done, 1 the check it ran failed, 2 bad input, 3 see the command. */
+  /** Returns the exit code: 0 done, 1 the check it ran failed, 2 bad input, 3 see the command (70: an internal error, src/cli.ts). */
   run(positional: string[], values: OptionValues): Promise<number>;
 }
 

@@ -13,9 +13,18 @@ export interface ByteSource {
   readSync(offset: number, length: number, into?: Uint8Array): Uint8Array;
 }
 
-/** Opens files that a model refers to (ONNX external data, safetensors shards), relative to the model's folder. */
+/**
+ * What a sibling file is to its model. `external-data`: ONNX external data, which must lie inside
+ * the model's folder (symlinks included). `checkpoint`: a checkpoint's own files (config.json,
+ * shards); in the Hugging Face hub cache these are symlinks from snapshots/<rev>/ into the cache
+ * repository's blobs/, which a resolver may allow for this kind only.
+ */
+export type SiblingKind = 'external-data' | 'checkpoint';
+
+/** Opens files that a model refers to (ONNX external data, safetensors shards, config.json), relative to the model's folder. */
 export interface SiblingResolver {
-  open(relativePath: string): Promise<ByteSource>;
+  /** Throws MissingFileError (engine/errors.ts) when no such file exists, an InputError for any other problem. */
+  open(relativePath: string, kind: SiblingKind): Promise<ByteSource>;
 }
 
 /** A ByteSource over bytes already in memory (tests, webview, small files). */

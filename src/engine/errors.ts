@@ -12,3 +12,11 @@ export class InputError extends Error {
     this.problem = oneLine;
   }
 }
+
+/** The file is not there (as opposed to there but unreadable): callers for which a file is optional tell the two apart. */
+export class MissingFileError extends InputError {
+  constructor(file: string, problem: string) {
+    super(file, problem);
+    this.name = 'MissingFileError';
+  }
+}

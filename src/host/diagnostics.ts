@@ -53,16 +53,17 @@ export class JsonDiagnostics implements vscode.CodeActionProvider {
       if (d.source !== 'layerplan') continue;
       const issue = issues.find(
         (i) =>
-          i.fix &&
+          (i.fix || i.fixes?.length) &&
           i.message === d.message &&
           i.range.start.line === d.range.start.line &&
           i.range.start.character === d.range.start.character,
       );
-      if (!issue?.fix) continue;
-      // Every way out the engine found (a stage over memory has several), the first one preferred.
-      (issue.fixes ?? [issue.fix]).forEach((fix, k) => {
+      if (!issue) continue;
+      [issue.fix, ...(issue.fixes ?? [])].forEach((fix, k) => {
+        if (!fix) return;
+        const text = setJsonPaths(doc.getText(), fix.edits);
         const action = new vscode.CodeAction(fix.title, vscode.CodeActionKind.QuickFix);
-        action.edit = minimalEdit(doc, setJsonPaths(doc.getText(), fix.edits));
+        action.edit = minimalEdit(doc, text);
         action.diagnostics = [d];
         action.isPreferred = k === 0;
         out.push(action);
@@ -102,6 +103,12 @@ export class JsonDiagnostics implements vscode.CodeActionProvider {
         if (doc.version === version) this.collection.set(doc.uri, [d]);
         return;
       }
+      if (run.done.notChecked) {
+        // Not a file Layerplan understands (a JSON config of something else): no diagnostics.
+        this.issues.delete(doc.uri.toString());
+        if (doc.version === version) this.collection.set(doc.uri, []);
+        return;
+      }
       if (run.done.inputError !== undefined) throw new InputError(doc.uri.fsPath, run.done.inputError);
       if (run.done.error !== undefined) throw new Error(run.done.error);
       const found = run.done.diagnostics ?? [];
@@ -126,8 +133,10 @@ export class JsonDiagnostics implements vscode.CodeActionProvider {
     } catch (e) {
       this.issues.delete(doc.uri.toString());
       if (e instanceof InputError) {
-        // Not a file Layerplan understands (a JSON config of something else): no diagnostics.
-        diagnostics = [];
+        // The check could not run on this input: say why, instead of clearing every diagnostic of the file.
+        const d = new vscode.Diagnostic(new vscode.Range(0, 0, 0, 1), e.problem, vscode.DiagnosticSeverity.Error);
+        d.source = 'layerplan';
+        diagnostics = [d];
       } else {
         // A check that failed must not leave the last run's diagnostics standing as if current.
         const d = new vscode.Diagnostic(

@@ -1,6 +1,7 @@
 import { groupLevel } from '../engine/graph/layers';
 import type { ModelGraph } from '../engine/graph/model-graph';
 import { analyzeGraph, isParameter, levelAncestor } from '../engine/graph/structure';
+import { graphWarnings } from '../engine/graph/warnings';
 import type {
   Edge,
   IoEntry,
@@ -10,7 +11,7 @@ import type {
   NodeBox,
   NodeDetails,
   NodeRef,
-  SearchResult,
+  GraphSearchResult,
 } from '../protocol';
 
 /**
@@ -184,6 +185,7 @@ export function modelSummary(file: string, graph: ModelGraph, levelId = ''): Mod
     level: levelInfo(graph, level.id, file),
     inputs: io(graph, level.inputs, level, 'input'),
     outputs: io(graph, level.outputs, level, 'output'),
+    warnings: graphWarnings(graph),
   };
 }
 
@@ -279,6 +281,7 @@ export function nodeDetails(graph: ModelGraph, index: number): NodeDetails | und
       .map((sg) => ({ id: sg.id, label: sg.attribute, nodes: sg.nodes.length })),
     flops: n.flops,
     parameters,
+    ...(n.shapeError !== undefined ? { shapeError: n.shapeError } : {}),
   };
 }
 
@@ -290,7 +293,7 @@ export function nodeDetails(graph: ModelGraph, index: number): NodeDetails | und
  * default, and their weights find their consumer. Also the layers of `levelId` to highlight: those
  * whose name matches or that hold a hit at or below the level.
  */
-export function searchGraph(graph: ModelGraph, query: string, levelId = ''): SearchResult {
+export function searchGraph(graph: ModelGraph, query: string, levelId = ''): GraphSearchResult {
   const q = query.trim().toLowerCase();
   if (!q) return { query, level: levelId, layers: [], nodes: [], hits: [], total: 0 };
   const a = analyzeGraph(graph);

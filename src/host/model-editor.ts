@@ -151,6 +151,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
     const script = panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js'));
     const worker = panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'layout-worker.js'));
     const estimateWorker = panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'estimate-worker.js'));
+    const searchWorker = panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'search-worker.js'));
     const csp = [
       "default-src 'none'",
       `style-src ${panel.webview.cspSource} 'unsafe-inline'`,
@@ -167,7 +168,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <title>Layerplan graph</title>
 <link rel="stylesheet" href="${css}"></head>
-<body data-worker="${worker}" data-estimate-worker="${estimateWorker}"><div id="app" role="application" aria-label="Model graph"></div>
+<body data-worker="${worker}" data-estimate-worker="${estimateWorker}" data-search-worker="${searchWorker}"><div id="app" role="application" aria-label="Model graph"></div>
 <script nonce="${n}" src="${script}"></script></body></html>`;
     const post = (m: HostToWebview) => void panel.webview.postMessage(m);
     const key = doc.uri.toString();
@@ -256,6 +257,9 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
         case 'newPlan':
           void plannerSession().create();
           break;
+        case 'exportQuantized':
+          void vscode.commands.executeCommand('layerplan.exportQuantizedModel', doc.uri, 'default');
+          break;
         case 'plannerShown':
           views.plannerShown.set(key, {
             summary: m.summary,
@@ -264,7 +268,13 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
             pending: m.pending,
             rows: m.rows,
             problems: m.problems,
+            note: m.note,
+            search: m.search,
+            exportText: m.exportText,
           });
+          break;
+        case 'searchPrepare':
+          void plannerSession().prepareSearch();
           break;
         case 'verifyShown':
           views.verifyShown.set(key, m.text);

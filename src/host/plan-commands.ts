@@ -12,7 +12,7 @@ const MODEL_RE = /\.(onnx|gguf|safetensors)$|(^|[\\/])config\.json$/i;
 import { GiB } from '../engine/units';
 
 /** The plan a command acts on: an argument (a plan, or a model whose plan is beside it), the active plan editor, or the focused graph view's model. */
-function planTarget(views: GraphViews, arg?: vscode.Uri): vscode.Uri | undefined {
+export function planTarget(views: GraphViews, arg?: vscode.Uri): vscode.Uri | undefined {
   if (arg) return /\.plan\.json$/i.test(arg.fsPath) ? arg : planFileFor(arg);
   const active = vscode.window.activeTextEditor?.document.uri;
   if (active && /\.plan\.json$/i.test(active.fsPath)) return active;
@@ -20,7 +20,7 @@ function planTarget(views: GraphViews, arg?: vscode.Uri): vscode.Uri | undefined
   return model ? planFileFor(model) : undefined;
 }
 
-async function pickPlan(views: GraphViews, arg?: vscode.Uri): Promise<vscode.Uri | undefined> {
+export async function pickPlan(views: GraphViews, arg?: vscode.Uri): Promise<vscode.Uri | undefined> {
   return (
     planTarget(views, arg) ??
     (
@@ -217,7 +217,17 @@ class PlanStatus implements vscode.Disposable {
       this.item.hide();
       return;
     }
-    const text = await planText(uri);
+    let text: string | undefined;
+    try {
+      text = await planText(uri);
+    } catch (e) {
+      if (seq !== this.seq) return;
+      this.item.text = '$(error) plan unreadable';
+      this.item.tooltip = (e as Error).message;
+      this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
+      this.item.show();
+      return;
+    }
     if (text === undefined) {
       this.item.hide();
       return;
@@ -250,8 +260,10 @@ class PlanStatus implements vscode.Disposable {
       const peak = Math.max(...report.stages.map((s) => s.memory.total));
       const cap = report.stages[0].capacity;
       const step = report.iterationSeconds;
-      this.item.text = `${peak > cap ? '$(warning)' : '$(server)'} ${(peak / GiB).toFixed(1)} / ${(cap / GiB).toFixed(1)} GiB · ${step >= 1 ? step.toFixed(2) + ' s' : (step * 1e3).toFixed(1) + ' ms'}/step`;
-      this.item.tooltip = `${vscode.workspace.asRelativePath(uri)}: peak memory per GPU ${(peak / GiB).toFixed(2)} of ${(cap / GiB).toFixed(2)} GiB on ${report.gpu}; ${step.toFixed(4)} s per iteration, MFU ${(report.mfu * 100).toFixed(1)}%. Click for the estimate.`;
+      // What the numbers miss (no config.json beside a checkpoint, dims counted as 1) is said beside them.
+      const caveat = report.warnings.length ? ` Warnings: ${report.warnings.join('; ')}.` : '';
+      this.item.text = `${peak > cap || caveat ? '$(warning)' : '$(server)'} ${(peak / GiB).toFixed(1)} / ${(cap / GiB).toFixed(1)} GiB · ${step >= 1 ? step.toFixed(2) + ' s' : (step * 1e3).toFixed(1) + ' ms'}/step`;
+      this.item.tooltip = `${vscode.workspace.asRelativePath(uri)}: peak memory per GPU ${(peak / GiB).toFixed(2)} of ${(cap / GiB).toFixed(2)} GiB on ${report.gpu}; ${step.toFixed(4)} s per iteration, MFU ${(report.mfu * 100).toFixed(1)}%.${caveat} Click for the estimate.`;
       this.item.backgroundColor = peak > cap ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
     }
     this.item.show();

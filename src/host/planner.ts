@@ -7,7 +7,9 @@ import { GPUS } from '../engine/hardware/catalog';
 import { setJsonPaths, type PlanEdit } from '../engine/plan/edits';
 import { parseJsonWithTree, validatePlan, type Plan } from '../engine/plan/plan';
 import { OFFERED_FORMATS, parseFormat } from '../engine/quant/formats';
-import { checkFile, measurePlanPrecision, planWorkloadSource, tryEstimatePlan } from '../node/plan-file';
+import { checkFile, planLayerErrors, planWorkloadSource, tryEstimatePlan } from '../node/plan-file';
+import { measureLayerSqnr, planForSearch } from '../node/optimize-file';
+import { candidateFormats } from '../engine/search/optimize';
 import type { HostToWebview, LayerErrors, PlanState } from '../protocol';
 
 /** The plan file of a model: `<name>.plan.json` beside it. */
@@ -29,14 +31,19 @@ export function defaultPlanText(model: vscode.Uri): string {
 `;
 }
 
-/** The text of a document as VS Code holds it (unsaved edits included), or of the file on disk. */
+/**
+ * The text of a document as VS Code holds it (unsaved edits included), or of the file on disk;
+ * undefined when there is no such file. A file that is there and cannot be read is an InputError,
+ * not "no plan".
+ */
 export async function planText(uri: vscode.Uri): Promise<string | undefined> {
   const open = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
   if (open) return open.getText();
   try {
     return new TextDecoder().decode(await vscode.workspace.fs.readFile(uri));
-  } catch {
-    return undefined;
+  } catch (e) {
+    if (e instanceof vscode.FileSystemError && e.code === 'FileNotFound') return undefined;
+    throw new InputError(uri.fsPath, `cannot read the plan (${(e as Error).message})`);
   }
 }
 
@@ -94,9 +101,9 @@ export async function createPlan(model: vscode.Uri): Promise<vscode.Uri> {
 
 /** A plan's estimate from its file or unsaved buffer, as `layerplan estimate` makes it: the plan and the report, or the first error. */
 export async function estimateUri(uri: vscode.Uri): Promise<{ plan?: Plan; report?: CostReport; error?: string }> {
-  const text = await planText(uri);
-  if (text === undefined) return { error: 'no such file' };
   try {
+    const text = await planText(uri);
+    if (text === undefined) return { error: 'no such file' };
     const r = await tryEstimatePlan(uri.fsPath, text);
     return { plan: r.plan, report: r.report, error: r.error?.problem };
   } catch (e) {
@@ -219,12 +226,18 @@ export class PlanSession implements vscode.Disposable {
   private async send(): Promise<void> {
     // Read before the text: a state may then claim fewer edits than its text holds, never more (re-applying one is harmless).
     const editSeq = this.appliedSeq;
-    const text = await planText(this.planUri);
+    let text: string | undefined;
+    let unreadable: string | undefined;
+    try {
+      text = await planText(this.planUri);
+    } catch (e) {
+      unreadable = (e as Error).message;
+    }
     const state: PlanState = {
       editSeq,
       file: vscode.workspace.asRelativePath(this.planUri),
-      exists: text !== undefined,
-      issues: [],
+      exists: text !== undefined || unreadable !== undefined,
+      issues: unreadable ? [{ severity: 'error', message: unreadable }] : [],
       catalog: GPUS.map((g) => ({ id: g.id, name: g.name, memoryGB: g.memoryGB })),
       formats: OFFERED_FORMATS.map((name) => ({ name, bitsPerWeight: parseFormat(name)!.bitsPerWeight })),
     };
@@ -273,32 +286,47 @@ export class PlanSession implements vscode.Disposable {
     this.post({ type: 'plan', state });
   }
 
+  /** The last measurement started: an older one that finishes later must not replace its answer. */
+  private measuring = 0;
+
+  /**
+   * What Find best plans needs from the host: the weights' SQNR per layer for the formats the precision search
+   * may choose (measured here, where the model file is; cached like the heatmap's measurement).
+   */
+  async prepareSearch(): Promise<void> {
+    const notes: string[] = [];
+    let layerSqnr: Record<string, Record<string, number | null>> | undefined;
+    try {
+      const text = await planText(this.planUri);
+      if (text !== undefined) {
+        const plan = planForSearch(this.planUri.fsPath, text);
+        if (plan.precision?.errorBudgetDb !== undefined) {
+          layerSqnr = await measureLayerSqnr(plan, this.planUri.fsPath, candidateFormats(plan), notes);
+        }
+      }
+    } catch (e) {
+      notes.push(`precision: ${(e as Error).message}`);
+    }
+    this.post({ type: 'searchInputs', layerSqnr, notes });
+  }
+
   /** Quantization error per layer for the formats the plan uses, on the real weights (the measurement the diagnostics use, cached there). */
   private async measure(plan: Plan): Promise<void> {
-    const budgetDb = plan.precision?.errorBudgetDb;
-    const note = (text: string) =>
-      this.post({ type: 'layerErrors', errors: { budgetDb, outputSqnrDb: null, layers: [], note: text } });
-    try {
-      const m = await measurePlanPrecision(plan, this.planUri.fsPath, (formats) =>
-        note(`measuring the quantization error of ${formats.join(', ')} on the weights…`),
-      );
-      if (!m) return;
-      if ('tooLargeBytes' in m) {
-        note(
-          `error heatmap: the model is ${(m.tooLargeBytes / 2 ** 30).toFixed(1)} GiB, too large to measure on every edit; run layerplan quant --plan`,
-        );
-        return;
-      }
-      const a = m.assignment;
-      const errors: LayerErrors = {
-        budgetDb,
-        outputSqnrDb: a.outputSqnrDb,
-        layers: a.layers.map((l) => ({ name: l.name, format: l.format, sqnrDb: l.sqnrDb })),
-      };
-      this.post({ type: 'layerErrors', errors });
-    } catch {
-      // The model cannot be measured (missing, unsupported weights): the planner shows no heatmap.
-    }
+    const run = ++this.measuring;
+    const show = (errors: LayerErrors) => {
+      if (run === this.measuring) this.post({ type: 'layerErrors', errors });
+    };
+    // Always one answer: the figures, or why there are none (a failure must not leave the last plan's heatmap standing).
+    show(
+      await planLayerErrors(plan, this.planUri.fsPath, (formats) =>
+        show({
+          budgetDb: plan.precision?.errorBudgetDb,
+          outputSqnrDb: null,
+          layers: [],
+          note: `measuring the quantization error of ${formats.join(', ')} on the weights, and each layer's sensitivity…`,
+        }),
+      ),
+    );
   }
 
   dispose(): void {

@@ -13,7 +13,7 @@ const escape = (s: string) =>
 export class ModelSummaryView implements vscode.WebviewViewProvider {
   static readonly viewType = 'layerplan.summary';
   /** What the panel shows now (for tests). */
-  static current: { file: string; parameters: number } | undefined;
+  static current: { file: string; parameters: number; warnings: string[] } | undefined;
   private view?: vscode.WebviewView;
   private shown?: string;
 
@@ -51,7 +51,7 @@ export class ModelSummaryView implements vscode.WebviewViewProvider {
     let body: string;
     try {
       const r = await inspectFile(uri.fsPath);
-      ModelSummaryView.current = { file: uri.fsPath, parameters: r.parameters };
+      ModelSummaryView.current = { file: uri.fsPath, parameters: r.parameters, warnings: r.warnings };
       body = this.render(vscode.workspace.asRelativePath(uri), r);
     } catch (e) {
       body = `<p class="error">${escape(e instanceof InputError ? e.message : String(e))}</p>`;
@@ -81,7 +81,10 @@ export class ModelSummaryView implements vscode.WebviewViewProvider {
       `<h3>Parameters by dtype</h3>` +
       rows(Object.entries(r.parametersByDtype).map(([d, n]) => [d, formatCount(n)])) +
       `<h3>Biggest layers</h3>` +
-      rows(top.map((l) => [l.name, formatCount(l.parameters)]))
+      rows(top.map((l) => [l.name, formatCount(l.parameters)])) +
+      (r.warnings.length
+        ? `<h3>Warnings</h3><ul>${r.warnings.map((w) => `<li class="warning">${escape(w)}</li>`).join('')}</ul>`
+        : '')
     );
   }
 }

@@ -65,6 +65,11 @@ export class GraphViews {
     this.lastActive = uri;
   }
 
+  /** The graph view of a model when one is open (nothing is opened). */
+  viewIfOpen(uri: vscode.Uri): GraphView | undefined {
+    return this.views.get(uri.toString());
+  }
+
   /** The model of the graph view that was focused last. */
   activeModel(): vscode.Uri | undefined {
     return this.lastActive && this.views.has(this.lastActive.toString()) ? this.lastActive : undefined;

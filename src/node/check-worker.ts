@@ -1,7 +1,7 @@
 import { parentPort } from 'worker_threads';
 import { InputError } from '../engine/errors';
 import type { CheckAnswer, CheckRequest } from './checker';
-import { checkFile, tryEstimatePlan } from './plan-file';
+import { checkFile, NotCheckedError, tryEstimatePlan } from './plan-file';
 
 /**
  * Checks and estimates plan files off the extension host's main thread (src/node/checker.ts starts
@@ -17,6 +17,7 @@ parentPort?.on('message', (m: CheckRequest) => {
       const r = await tryEstimatePlan(m.file, m.text);
       return { id: m.id, plan: r.plan, report: r.report, estimateError: r.error?.problem };
     } catch (e) {
+      if (e instanceof NotCheckedError) return { id: m.id, inputError: e.message, notChecked: true };
       if (e instanceof InputError) return { id: m.id, inputError: e.message };
       return { id: m.id, error: (e as Error).message ?? String(e) };
     }

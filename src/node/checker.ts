@@ -5,7 +5,7 @@ import type { CostReport } from '../engine/cost/estimate';
 import type { Issue, Plan } from '../engine/plan/plan';
 import { InputError } from '../engine/errors';
 import { RequestChannel, RequestError } from '../protocol';
-import { checkFile, tryEstimatePlan } from './plan-file';
+import { checkFile, NotCheckedError, tryEstimatePlan } from './plan-file';
 
 /** What the host asks of the check worker (src/node/check-worker.ts). */
 export type CheckRequest = { id: number; kind: 'check' | 'estimate'; file: string; text: string };
@@ -19,6 +19,8 @@ export interface CheckAnswer {
   estimateError?: string;
   /** Not a file Layerplan understands, or one it cannot read: the InputError's message. */
   inputError?: string;
+  /** A JSON file of another tool (NotCheckedError): the editor shows nothing for it. */
+  notChecked?: true;
   /** The check itself failed. */
   error?: string;
 }
@@ -115,6 +117,7 @@ async function inline(kind: CheckRequest['kind'], file: string, text: string): P
     const r = await tryEstimatePlan(file, text);
     return { id: 0, plan: r.plan, report: r.report, estimateError: r.error?.problem };
   } catch (e) {
+    if (e instanceof NotCheckedError) return { id: 0, inputError: e.message, notChecked: true };
     if (e instanceof InputError) return { id: 0, inputError: e.message };
     return { id: 0, error: (e as Error).message };
   }

@@ -1,7 +1,7 @@
-import { promises as fsp, readSync, realpathSync, statSync } from 'fs';
+import { lstatSync, promises as fsp, readSync, realpathSync, statSync } from 'fs';
 import * as path from 'path';
-import type { ByteSource, SiblingResolver } from '../engine/bytes';
-import { InputError } from '../engine/errors';
+import type { ByteSource, SiblingKind, SiblingResolver } from '../engine/bytes';
+import { InputError, MissingFileError } from '../engine/errors';
 import { checkExternalLocation } from '../engine/formats/onnx-data';
 
 /** Largest single positioned read (Node's Buffer limit is 2 GiB; stay well under). */
@@ -15,14 +15,15 @@ export class FileByteSource implements ByteSource {
     private readonly handle: fsp.FileHandle,
   ) {}
 
-  static async open(file: string): Promise<FileByteSource> {
+  /** `name`: how errors and reports name the file (a symlink's path rather than its target's). */
+  static async open(file: string, name = file): Promise<FileByteSource> {
     let handle: fsp.FileHandle;
     try {
       handle = await fsp.open(file, 'r');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       throw new InputError(
-        file,
+        name,
         code === 'ENOENT'
           ? 'no such file'
           : code === 'EISDIR'
@@ -33,9 +34,9 @@ export class FileByteSource implements ByteSource {
     const stat = await handle.stat();
     if (!stat.isFile()) {
       await handle.close();
-      throw new InputError(file, 'is not a regular file');
+      throw new InputError(name, 'is not a regular file');
     }
-    return new FileByteSource(file, stat.size, handle);
+    return new FileByteSource(name, stat.size, handle);
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
@@ -72,36 +73,79 @@ export class FileByteSource implements ByteSource {
   }
 }
 
-/** Opens files beside a model; refuses any path that leaves the model's folder (also through symlinks). */
+/**
+ * The blobs/ folder of the Hugging Face hub cache repository that `folder` is a snapshot of
+ * (<cache>/models--org--name/snapshots/<rev>[/sub…]), if it is one. The hub stores every file of a
+ * revision once in blobs/ and links snapshots/<rev>/<name> to ../../blobs/<hash>.
+ */
+export function hubCacheBlobs(folder: string): string | undefined {
+  for (let d = folder; path.dirname(d) !== d; d = path.dirname(d)) {
+    const snapshots = path.dirname(d);
+    if (path.basename(snapshots) !== 'snapshots') continue;
+    const blobs = path.join(path.dirname(snapshots), 'blobs');
+    try {
+      if (statSync(blobs).isDirectory()) return realpathSync(blobs);
+    } catch {
+      // no blobs/ beside snapshots/: not the hub cache (a missing folder is the answer, not an error)
+    }
+    return undefined;
+  }
+  return undefined;
+}
+
+const inside = (real: string, folder: string) => real === folder || real.startsWith(folder + path.sep);
+
+/**
+ * Opens files beside a model; refuses any path that leaves the model's folder (also through
+ * symlinks), except a checkpoint's own files in the Hugging Face hub cache, which may resolve into
+ * the cache repository's blobs/ (never ONNX external data).
+ */
 export class FolderResolver implements SiblingResolver {
   private readonly opened: FileByteSource[] = [];
   private readonly cache = new Map<string, Promise<FileByteSource>>();
   constructor(private readonly modelFile: string) {}
 
-  open(relativePath: string): Promise<ByteSource> {
+  open(relativePath: string, kind: SiblingKind): Promise<ByteSource> {
     const rel = checkExternalLocation(this.modelFile, relativePath);
-    let p = this.cache.get(rel);
+    const key = `${kind}:${rel}`;
+    let p = this.cache.get(key);
     if (!p) {
-      p = this.openChecked(rel);
-      this.cache.set(rel, p);
+      p = this.openChecked(rel, kind);
+      this.cache.set(key, p);
     }
     return p;
   }
 
-  private async openChecked(rel: string): Promise<FileByteSource> {
+  private async openChecked(rel: string, kind: SiblingKind): Promise<FileByteSource> {
     const folder = realpathSync(path.dirname(path.resolve(this.modelFile)));
+    const what = kind === 'external-data' ? 'external data file' : 'file';
     const target = path.join(folder, rel);
     let real: string;
     try {
       real = realpathSync(target);
-    } catch {
-      throw new InputError(this.modelFile, `external data file '${rel}' does not exist beside the model`);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      let link = false;
+      try {
+        link = lstatSync(target).isSymbolicLink();
+      } catch {
+        // lstat fails too: nothing at that path
+      }
+      if (link) throw new InputError(this.modelFile, `${what} '${rel}' is a symlink to a file that does not exist`);
+      if (code === 'ENOENT') {
+        throw new MissingFileError(this.modelFile, `${what} '${rel}' does not exist beside the model`);
+      }
+      throw new InputError(this.modelFile, `${what} '${rel}' cannot be read (${code ?? String(e)})`);
     }
-    if (real !== folder && !real.startsWith(folder + path.sep)) {
-      throw new InputError(this.modelFile, `external data location '${rel}' resolves outside the model's folder`);
+    const blobs = kind === 'checkpoint' ? hubCacheBlobs(folder) : undefined;
+    if (!inside(real, folder) && !(blobs && inside(real, blobs))) {
+      throw new InputError(
+        this.modelFile,
+        `${kind === 'external-data' ? 'external data location' : 'file'} '${rel}' resolves outside the model's folder`,
+      );
     }
-    if (!statSync(real).isFile()) throw new InputError(this.modelFile, `external data location '${rel}' is not a file`);
-    const f = await FileByteSource.open(real);
+    if (!statSync(real).isFile()) throw new InputError(this.modelFile, `${what} '${rel}' is not a file`);
+    const f = await FileByteSource.open(real, target);
     this.opened.push(f);
     return f;
   }

@@ -2,18 +2,24 @@ import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { estimate, modelChecks, rebalanceFix, type CostReport } from '../engine/cost/estimate';
 import { parseFormat } from '../engine/quant/formats';
-import { assignmentReport, budgetIssues, type AssignmentReport } from '../engine/check/precision';
+import { budgetIssues, type AssignmentReport, type Predicted } from '../engine/check/precision';
+import { AUTO_CALIBRATE_BYTES, predictPlan } from './quant-plan';
 import type { QuantReport } from '../engine/quant/run';
 import { quantFile } from './quant-file';
 import { archToSpec, graphLayerData, workloadFrom, type Workload, type WorkloadSource } from '../engine/cost/workload';
 import { ampIssues } from '../engine/check/amp';
 import { InputError } from '../engine/errors';
 import { openModel } from '../engine/formats/registry';
+import { graphWarnings } from '../engine/graph/warnings';
 import { IssueCollector, parseJsonWithTree, validatePlan, type Fix, type Issue, type Plan } from '../engine/plan/plan';
 import { checkDeepSpeed, checkHfConfig, detectKind, type CheckedKind } from '../engine/check/configs';
 import { memoryFixes } from '../engine/check/memory';
 import { findGpu } from '../engine/hardware/catalog';
+import type { LayerErrors } from '../protocol';
 import { FileByteSource, FolderResolver } from './file-source';
+import { optimize } from '../engine/search/optimize';
+import { describeEdits } from '../engine/search/describe';
+import { formatGiB, formatSeconds } from '../engine/units';
 
 /** Plans are small JSON files; anything bigger is not a plan. */
 const MAX_PLAN_BYTES = 8 * 1024 * 1024;
@@ -42,9 +48,12 @@ export async function planWorkloadSource(plan: Plan, planFile: string): Promise<
       : { batch: plan.inference?.batch ?? 1, sequence: plan.inference?.promptLen ?? 1 };
     const graph = await openModel(source, { siblings, bindings });
     // Transformers (configs, checkpoints with their config) get the per-block model; other graphs the generic one.
+    // The per-block model does not use the graph's shapes: only the reader's own warnings apply to it.
+    const w = graph.transformer ? (graph.warnings ?? []) : graphWarnings(graph);
+    const warnings = w.length ? { warnings: w } : {};
     return graph.transformer
-      ? { kind: 'arch', arch: graph.transformer }
-      : { kind: 'graph', layers: graphLayerData(graph) };
+      ? { kind: 'arch', arch: graph.transformer, ...warnings }
+      : { kind: 'graph', layers: graphLayerData(graph), ...warnings };
   } finally {
     await source.close();
     await siblings.close();
@@ -85,6 +94,8 @@ export async function checkPlanFile(
     return { plan, checked, issues: [...issues, ...c.issues], text };
   }
   const workload = workloadFrom(source);
+  // What the model's numbers miss (no config.json beside a checkpoint, dims counted as 1) is said at `model`.
+  for (const w of source.warnings ?? []) c.warn(['model'], `model: ${w}`);
   const rebalance = rebalanceFix(checked, workload);
   for (const [p, message] of modelChecks(checked, workload)) {
     c.error(p, message, p[0] === 'stages' ? rebalance : undefined);
@@ -132,11 +143,17 @@ export async function checkFile(
         } catch (e) {
           if (!(e instanceof InputError)) throw e;
         }
+        const over = report?.stages.some((st) => st.memory.total > st.capacity);
+        // The optimizer's fastest plan that fits, when the plan's degrees use the cluster (the search keeps its GPUs).
+        const mismatch = diagnostics.some((d) => d.severity === 'error');
+        const fits = over && !mismatch ? fastestThatFits(plan, r.workload, file) : undefined;
         for (const st of report?.stages ?? []) {
           if (st.memory.total <= st.capacity) continue;
           const over = (st.memory.total - st.capacity) / 2 ** 30;
           const where = plan.stages ? ['stages', st.index] : ['cluster', 'gpu'];
-          const fixes = memoryFixes(plan, r.workload, st.index, report!);
+          // The optimizer's plan first (the fastest that fits), then the single changes (those that fit first, each
+          // estimated), then an even split of the listed stages.
+          const fixes = [...(fits ? [fits] : []), ...memoryFixes(plan, r.workload, st.index, report!)];
           if (plan.stages && r.rebalance) fixes.push(r.rebalance);
           c.error(
             where,
@@ -145,7 +162,22 @@ export async function checkFile(
           );
         }
       }
-      if (plan) for (const b of await budgetChecks(plan, file)) c.at(b.path, b.severity ?? 'warning', b.message);
+      if (plan) {
+        // One check that cannot run (weights that cannot be measured) is one diagnostic, not the end of the others.
+        let budget: Awaited<ReturnType<typeof budgetChecks>>;
+        try {
+          budget = await budgetChecks(plan, file);
+        } catch (e) {
+          if (!(e instanceof InputError)) throw e;
+          budget = [
+            {
+              path: ['precision', 'errorBudgetDb'],
+              message: `precision.errorBudgetDb: not checked: ${e.message}`,
+            },
+          ];
+        }
+        for (const b of budget) c.at(b.path, b.severity ?? 'warning', b.message);
+      }
       diagnostics.push(...c.issues);
       return { kind, diagnostics, source: r.source };
     }
@@ -154,8 +186,33 @@ export async function checkFile(
     case 'deepspeed':
       return { kind, diagnostics: checkDeepSpeed(text, options.worldSize) };
     default:
-      throw new InputError(file, 'not a plan, a Hugging Face config.json or a DeepSpeed config');
+      throw new NotCheckedError(file, 'not a plan, a Hugging Face config.json or a DeepSpeed config');
   }
+}
+
+/** A JSON file that is none of the kinds Layerplan checks: `layerplan check` refuses it; the editor leaves it alone. */
+export class NotCheckedError extends InputError {}
+
+/**
+ * The quick fix for a stage over memory: the optimizer's fastest plan that fits, its changes named in the title
+ * ("Apply the fastest plan that fits: pipeline 2 → 4, recompute none → selective (1.23 s per step)"). The
+ * precision stays as it is; the search stops after a few seconds with what it has.
+ */
+export function fastestThatFits(plan: Plan, workload: Workload, file: string): Fix | undefined {
+  const deadline = Date.now() + 3000;
+  let best;
+  try {
+    best = optimize(plan, workload, { top: 1, locks: ['precision'], file, shouldStop: () => Date.now() > deadline })
+      .candidates[0];
+  } catch {
+    return undefined;
+  }
+  if (!best?.edits.length) return undefined;
+  const changes = describeEdits(plan, best.edits).join(', ');
+  return {
+    title: `Apply the fastest plan that fits: ${changes} (${formatSeconds(best.iterationSeconds)} per step, ${formatGiB(best.peakMemoryBytes)} of ${formatGiB(best.capacityBytes)})`,
+    edits: best.edits,
+  };
 }
 
 const measured = new Map<string, QuantReport>();
@@ -164,16 +221,19 @@ const measured = new Map<string, QuantReport>();
 export const MEASURE_MAX_BYTES = 2 * 2 ** 30;
 
 /**
- * The plan's precision assignment measured on its model's weights (the diagnostics' error budget
- * and the planner's heatmap share it), cached per model file, its mtime and the formats. Undefined
- * where there is nothing to measure (an architecture object, a config, a missing file, an unknown
- * format); `tooLargeBytes` past MEASURE_MAX_BYTES. `onMeasure` is called when a measurement starts.
+ * The plan's precision assignment measured on its model's weights, and its predicted output SQNR (the
+ * diagnostics' error budget and the planner's heatmap share it): the weights' error is cached per model
+ * file, its mtime and the formats; the prediction is calibrated on the model's per-layer sensitivities
+ * (node/sensitivity.ts) for ONNX models up to AUTO_CALIBRATE_BYTES, or larger ones already calibrated
+ * (an export run), and first-order otherwise. Undefined where there is nothing to measure (an
+ * architecture object, a config, a missing file, an unknown format); `tooLargeBytes` past
+ * MEASURE_MAX_BYTES. `onMeasure` is called when a measurement starts.
  */
 export async function measurePlanPrecision(
   plan: Plan,
   planFile: string,
   onMeasure?: (formats: string[]) => void,
-): Promise<{ assignment: AssignmentReport } | { tooLargeBytes: number } | undefined> {
+): Promise<{ assignment: AssignmentReport; predicted: Predicted } | { tooLargeBytes: number } | undefined> {
   if (typeof plan.model !== 'string' || !/\.(onnx|safetensors|gguf)$/i.test(plan.model)) return undefined;
   const model = path.resolve(path.dirname(planFile), plan.model);
   const formats = [
@@ -196,7 +256,58 @@ export async function measurePlanPrecision(
     if (measured.size > 16) measured.clear();
     measured.set(key, report);
   }
-  return { assignment: assignmentReport(report, plan.precision) };
+  const p = await predictPlan(model, plan.precision, report, {
+    calibrate: stat.size <= AUTO_CALIBRATE_BYTES ? 'always' : 'cached',
+  });
+  return { assignment: p.assignment, predicted: p.predicted };
+}
+
+/**
+ * What the planner's error heatmap shows for a plan: the measured error per layer, or why there is
+ * none. Always an answer, never nothing: a measurement that fails must not leave the last plan's
+ * heatmap (or "measuring…") on screen. `onMeasure` is called when a measurement starts.
+ */
+export async function planLayerErrors(
+  plan: Plan,
+  planFile: string,
+  onMeasure?: (formats: string[]) => void,
+): Promise<LayerErrors> {
+  const budgetDb = plan.precision?.errorBudgetDb;
+  const none = (note?: string): LayerErrors => ({
+    budgetDb,
+    outputSqnrDb: null,
+    layers: [],
+    ...(note ? { note } : {}),
+  });
+  let m: Awaited<ReturnType<typeof measurePlanPrecision>>;
+  try {
+    m = await measurePlanPrecision(plan, planFile, onMeasure);
+  } catch (e) {
+    return none(
+      `error heatmap: not measured: ${e instanceof InputError ? e.message : `internal error: ${(e as Error).message}`}`,
+    );
+  }
+  if (!m) return none();
+  if ('tooLargeBytes' in m) {
+    return none(
+      `error heatmap: the model is ${(m.tooLargeBytes / 2 ** 30).toFixed(1)} GiB, too large to measure on every edit; run layerplan quant --plan`,
+    );
+  }
+  const a = m.assignment;
+  return {
+    budgetDb,
+    outputSqnrDb: a.outputSqnrDb,
+    firstOrderSqnrDb: a.firstOrderSqnrDb,
+    errorModel: a.errorModel,
+    ...(m.predicted.note ? { note: `first-order: ${m.predicted.note}` } : {}),
+    layers: a.layers.map((l) => ({
+      name: l.name,
+      format: l.format,
+      sqnrDb: l.sqnrDb,
+      sensitivity: l.sensitivity,
+      outputSqnrDb: l.outputSqnrDb,
+    })),
+  };
 }
 
 /** The plan's precision against its error budget (warnings at the rules), or why it was not checked. */

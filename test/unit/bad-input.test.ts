@@ -64,7 +64,8 @@ describe('bad input gets one clear error naming the file', () => {
         'garbage.onnx',
         Uint8Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) & 0xff),
       ),
-      /./,
+      // The first byte, 0x0d, is field 1 (ModelProto.ir_version, an integer) with wire type 5 (32-bit).
+      /: wire type 5 where an integer was expected at offset 1$/,
     ));
   it('a PNG with an .onnx name (wrong magic)', () =>
     expectInputError(
@@ -72,8 +73,18 @@ describe('bad input gets one clear error naming the file', () => {
         'image.onnx',
         Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]),
       ),
-      /./,
+      /: is a PNG image, not an ONNX model$/,
     ));
+  it('a PyTorch checkpoint (a ZIP archive) and a Git LFS pointer named .onnx / .safetensors', async () => {
+    await expectInputError(
+      write('torch.onnx', Uint8Array.from([0x50, 0x4b, 0x03, 0x04, 0x14, 0, 0, 0, 0, 0])),
+      /: is a ZIP archive \(PyTorch \.pt \/ \.pth checkpoints are ZIP archives\), not an ONNX model$/,
+    );
+    await expectInputError(
+      write('lfs.safetensors', Buffer.from('version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 10\n')),
+      /: is a Git LFS pointer \(git lfs pull fetches the file itself\), not a safetensors file$/,
+    );
+  });
   it('a truncated model', () => {
     const full = fs.readFileSync(path.join(OUR_MODELS, 'cnn-tiny.onnx'));
     return expectInputError(

@@ -7,6 +7,7 @@ import { InputError } from '../../src/engine/errors';
 import type { CheckpointTensorRef } from '../../src/engine/formats/checkpoint';
 import { openModel } from '../../src/engine/formats/registry';
 import { inspectFile } from '../../src/node/inspect-file';
+import { checkFile, estimatePlanFile } from '../../src/node/plan-file';
 import { REPO, SHARED_FIXTURES, rng } from '../helpers';
 
 const CONFIGS = path.join(REPO, 'test', 'fixtures', 'hf-configs');
@@ -50,10 +51,11 @@ describe('Hugging Face config.json', () => {
     number
   >;
   for (const [name, params] of Object.entries(expected)) {
-    it(`${name}: ${(params / 1e9).toFixed(2)}B parameters, within 0.5%`, async () => {
+    it(`${name}: exactly the ${params} parameters of the published checkpoint`, async () => {
       const r = await inspectFile(path.join(CONFIGS, name, 'config.json'));
       assert.strictEqual(r.format, 'hf-config');
-      assert.ok(Math.abs(r.parameters / params - 1) < 0.005, `${r.parameters} vs ${params}`);
+      // The synthesized transformer has every tensor the checkpoint stores: the count is exact, not close.
+      assert.strictEqual(r.parameters, params);
     });
   }
   it('counts all experts as weights and only the active ones as FLOPs (Mixtral)', async () => {
@@ -128,6 +130,11 @@ describe('safetensors', () => {
     return t;
   };
   const fileParams = tinyTensors().reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
+  const tinyPlan = {
+    cluster: { gpu: 'a100-80gb', gpusPerNode: 1, nodes: 1 },
+    training: { globalBatch: 8, microBatch: 2, seqLen: 32 },
+    parallel: { data: 1, tensor: 1, pipeline: 1 },
+  };
 
   it('joins a checkpoint with its config: the synthesized layers own the real tensors', async () => {
     const dir = path.join(tmp, 'tiny-llama');
@@ -171,12 +178,158 @@ describe('safetensors', () => {
     assert.strictEqual(r.tensors, all.length);
   });
 
-  it('opens weights without a config, grouped by their names', async () => {
+  it('opens weights without a config, grouped by their names, and says that their FLOPs are not counted', async () => {
     const file = path.join(tmp, 'noconfig', 'model.safetensors');
     writeSafetensors(file, tinyTensors());
     const r = await inspectFile(file);
     assert.strictEqual(r.nodes, 0);
     assert.ok(['model.layers.0', 'model.layers.1', 'lm_head'].every((n) => r.layers.some((l) => l.name === n)));
+    assert.deepStrictEqual(r.warnings, [
+      `${file}: no config.json beside it: its layers have no structure, so no FLOPs are counted and estimates have no compute time; put the model's config.json in its folder`,
+    ]);
+    // The estimate and the plan's diagnostics repeat it (the estimate's compute time is missing, not zero).
+    const plan = path.join(tmp, 'noconfig', 'm.plan.json');
+    fs.writeFileSync(plan, JSON.stringify({ ...tinyPlan, model: 'model.safetensors' }));
+    const e = await estimatePlanFile(plan);
+    assert.strictEqual(e.modelFlops, 0);
+    assert.deepStrictEqual(e.warnings, r.warnings);
+    const checked = await checkFile(plan);
+    assert.deepStrictEqual(
+      checked.diagnostics.map((d) => [d.severity, d.message]),
+      [['warning', `model: ${r.warnings[0]}`]],
+    );
+  });
+
+  it('says so when the config.json beside the weights is not a Hugging Face config', async () => {
+    const dir = path.join(tmp, 'foreign-config');
+    writeSafetensors(path.join(dir, 'model.safetensors'), tinyTensors());
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ learning_rate: 0.1 }));
+    const r = await inspectFile(path.join(dir, 'model.safetensors'));
+    assert.deepStrictEqual(r.warnings, [
+      `${path.join(dir, 'config.json')}: not a Hugging Face config (no model_type or architectures): its layers have no structure, so no FLOPs are counted and estimates have no compute time`,
+    ]);
+  });
+
+  it('refuses a config.json it cannot read, naming it: a symlink out of the folder, a dangling symlink, broken JSON', async () => {
+    const outside = path.join(tmp, 'outside-config.json');
+    fs.writeFileSync(outside, JSON.stringify(tiny));
+    const cases: [string, (cfg: string) => void, RegExp][] = [
+      ['escape', (cfg) => fs.symlinkSync(outside, cfg), /file 'config\.json' resolves outside the model's folder/],
+      [
+        'dangling',
+        (cfg) => fs.symlinkSync(path.join(tmp, 'nothing-here.json'), cfg),
+        /file 'config\.json' is a symlink to a file that does not exist/,
+      ],
+      ['broken', (cfg) => fs.writeFileSync(cfg, '{"model_type": '), /config\.json: not valid JSON/],
+    ];
+    for (const [name, make, pattern] of cases) {
+      const dir = path.join(tmp, `unreadable-${name}`);
+      writeSafetensors(path.join(dir, 'model.safetensors'), tinyTensors());
+      make(path.join(dir, 'config.json'));
+      await assert.rejects(inspectFile(path.join(dir, 'model.safetensors')), (e: unknown) => {
+        assert.ok(e instanceof InputError, String(e));
+        assert.ok(e.message.startsWith(dir + path.sep), e.message);
+        assert.match(e.message, pattern);
+        return true;
+      });
+    }
+  });
+
+  it('opens a checkpoint in the Hugging Face hub cache (snapshots/<rev>/* → ../../blobs/*) exactly as its flat copy', async () => {
+    // The flat copy: the files themselves in one folder.
+    const flat = path.join(tmp, 'flat-llama');
+    writeSafetensors(path.join(flat, 'model.safetensors'), tinyTensors());
+    fs.writeFileSync(path.join(flat, 'config.json'), JSON.stringify(tiny));
+    // The hub cache (huggingface_hub's layout): blobs named by hash, a snapshot of links to them, refs/main.
+    const repo = path.join(tmp, 'hub', 'models--test--tiny-llama');
+    const rev = '0123456789abcdef0123456789abcdef01234567';
+    const snapshot = path.join(repo, 'snapshots', rev);
+    fs.mkdirSync(path.join(repo, 'blobs'), { recursive: true });
+    fs.mkdirSync(path.join(repo, 'refs'), { recursive: true });
+    fs.mkdirSync(snapshot, { recursive: true });
+    fs.writeFileSync(path.join(repo, 'refs', 'main'), rev);
+    for (const [name, blob] of [
+      ['model.safetensors', 'a1b2c3'],
+      ['config.json', 'd4e5f6'],
+    ]) {
+      fs.copyFileSync(path.join(flat, name), path.join(repo, 'blobs', blob));
+      fs.symlinkSync(path.join('..', '..', 'blobs', blob), path.join(snapshot, name));
+    }
+    const cached = await inspectFile(path.join(snapshot, 'model.safetensors'));
+    const copy = await inspectFile(path.join(flat, 'model.safetensors'));
+    assert.deepStrictEqual(cached, copy);
+    assert.deepStrictEqual(cached.warnings, []);
+    assert.ok(cached.nodes > 20, 'the config gave the graph its structure');
+    // The estimate: the same report, with the FLOPs of the tiny llama by hand (Megatron's count: 2 per
+    // multiply-add of every projection and the output layer, the two attention matmuls, ×3 for training).
+    fs.writeFileSync(path.join(flat, 'm.plan.json'), JSON.stringify({ ...tinyPlan, model: 'model.safetensors' }));
+    const elsewhere = path.join(tmp, 'plans');
+    fs.mkdirSync(elsewhere, { recursive: true });
+    fs.writeFileSync(
+      path.join(elsewhere, 'cached.plan.json'),
+      JSON.stringify({ ...tinyPlan, model: path.join(snapshot, 'model.safetensors') }),
+    );
+    const fromCache = await estimatePlanFile(path.join(elsewhere, 'cached.plan.json'));
+    const fromCopy = await estimatePlanFile(path.join(flat, 'm.plan.json'));
+    assert.deepStrictEqual(fromCache, fromCopy);
+    const [h, q, kv, f, layers, vocab] = [16, 16, 8, 32, 2, 64];
+    const s = tinyPlan.training.seqLen;
+    const perToken = 2 * (layers * (h * q + 2 * h * kv + q * h + 3 * h * f) + vocab * h) + layers * 2 * 2 * s * q;
+    assert.strictEqual(fromCache.modelFlops, 3 * perToken * s * tinyPlan.training.globalBatch);
+    assert.strictEqual(fromCache.parameters, fileParams);
+    assert.deepStrictEqual(fromCache.warnings, []);
+  });
+
+  it('reads a sharded checkpoint in the hub cache: index, shards and config all links into blobs/', async () => {
+    const repo = path.join(tmp, 'hub', 'models--test--sharded');
+    const snapshot = path.join(repo, 'snapshots', 'main-rev');
+    fs.mkdirSync(path.join(repo, 'blobs'), { recursive: true });
+    fs.mkdirSync(snapshot, { recursive: true });
+    const all = tinyTensors();
+    const half = Math.floor(all.length / 2);
+    const files: [string, (f: string) => void][] = [
+      ['model-00001-of-00002.safetensors', (f) => writeSafetensors(f, all.slice(0, half))],
+      ['model-00002-of-00002.safetensors', (f) => writeSafetensors(f, all.slice(half))],
+      ['config.json', (f) => fs.writeFileSync(f, JSON.stringify(tiny))],
+      [
+        'model.safetensors.index.json',
+        (f) =>
+          fs.writeFileSync(
+            f,
+            JSON.stringify({
+              weight_map: Object.fromEntries(
+                all.map((t, i) => [
+                  t.name,
+                  i < half ? 'model-00001-of-00002.safetensors' : 'model-00002-of-00002.safetensors',
+                ]),
+              ),
+            }),
+          ),
+      ],
+    ];
+    files.forEach(([name, write], i) => {
+      write(path.join(repo, 'blobs', `blob${i}`));
+      fs.symlinkSync(`../../blobs/blob${i}`, path.join(snapshot, name));
+    });
+    const r = await inspectFile(path.join(snapshot, 'model.safetensors.index.json'));
+    assert.strictEqual(r.parameters, fileParams);
+    assert.ok(r.nodes > 20);
+    assert.deepStrictEqual(r.warnings, []);
+  });
+
+  it('keeps ONNX external data strict in the hub cache: a link into blobs/ is refused', async () => {
+    const repo = path.join(tmp, 'hub', 'models--test--onnx');
+    const snapshot = path.join(repo, 'snapshots', 'rev');
+    fs.mkdirSync(path.join(repo, 'blobs'), { recursive: true });
+    fs.mkdirSync(snapshot, { recursive: true });
+    const models = path.join(REPO, 'test', 'fixtures', 'models');
+    fs.copyFileSync(path.join(models, 'gpt2-tiny-external.onnx'), path.join(snapshot, 'model.onnx'));
+    fs.copyFileSync(path.join(models, 'gpt2-tiny-external.onnx.data'), path.join(repo, 'blobs', 'data'));
+    fs.symlinkSync('../../blobs/data', path.join(snapshot, 'gpt2-tiny-external.onnx.data'));
+    await refused(
+      path.join(snapshot, 'model.onnx'),
+      /external data location 'gpt2-tiny-external\.onnx\.data' resolves outside the model's folder/,
+    );
   });
 
   const bad: [string, () => void, RegExp][] = [
@@ -257,6 +410,27 @@ describe('GGUF', () => {
     assert.deepStrictEqual(r.parametersByDtype, { float16: 2 * 32000 * 8 + 4 * 64 + 3 * 256, float: 24 });
     assert.ok(r.layers.some((l) => l.name === 'model.layers.0' && l.parameters === 4 * 64 + 3 * 256 + 16));
     assert.ok(r.nodes > 0);
+  });
+  it('says that a GGUF of an architecture it does not synthesize has no FLOPs (and a llama has no such warning)', async () => {
+    const llama = await inspectFile(path.join(SHARED_FIXTURES, 'gguf', 'llama-2-tiny-random.gguf'));
+    assert.deepStrictEqual(llama.warnings, []);
+    // GGUF v3: magic, version, 0 tensors, 1 metadata pair general.architecture = "gpt2" (type 8, a string).
+    const str = (v: string) => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(BigInt(Buffer.byteLength(v)));
+      return Buffer.concat([b, Buffer.from(v)]);
+    };
+    const u32 = (v: number) => Buffer.from(new Uint32Array([v]).buffer);
+    const u64 = (v: number) => Buffer.from(new BigUint64Array([BigInt(v)]).buffer);
+    const file = path.join(tmp, 'gpt2.gguf');
+    fs.writeFileSync(
+      file,
+      Buffer.concat([Buffer.from('GGUF'), u32(3), u64(0), u64(1), str('general.architecture'), u32(8), str('gpt2')]),
+    );
+    const r = await inspectFile(file);
+    assert.deepStrictEqual(r.warnings, [
+      `${file}: GGUF architecture 'gpt2' is not one Layerplan builds a transformer for (llama, mistral, qwen2, gemma, mixtral): its layers have no structure, so no FLOPs are counted and estimates have no compute time`,
+    ]);
   });
   it('refuses ggml-vocab-gpt-2.gguf, whose float metadata was mangled into U+FFFD bytes', () =>
     refused(path.join(SHARED_FIXTURES, 'gguf', 'ggml-vocab-gpt-2.gguf'), /a string of \d+ bytes at offset 339/));

@@ -4,7 +4,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { estimate, type CostReport } from '../../src/engine/cost/estimate';
-import { simulate } from '../../src/engine/cost/schedule';
+import { peakInFlight, simulate, stageOrder } from '../../src/engine/cost/schedule';
+import * as reference from './schedule-reference';
 import { archWorkload, type CostLayer, type WorkContext, type Workload } from '../../src/engine/cost/workload';
 import type { ArchSpec, Plan } from '../../src/engine/plan/plan';
 import { REPO } from '../helpers';
@@ -174,6 +175,32 @@ describe('cost engine: compute and FLOPs', () => {
 });
 
 describe('cost engine: pipeline schedule simulation', () => {
+  it('agrees exactly with the reference simulation (object per op) on random uneven pipelines', () => {
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (let trial = 0; trial < 60; trial++) {
+      const p = 1 + Math.floor(rand() * 9);
+      const schedule = (['gpipe', '1f1b', 'interleaved'] as const)[trial % 3];
+      const v = schedule === 'interleaved' ? 1 + Math.floor(rand() * 4) : 1;
+      const m = schedule === 'interleaved' ? p * (1 + Math.floor(rand() * 4)) : 1 + Math.floor(rand() * 20);
+      const stages = Array.from({ length: p }, () => ({
+        forward: rand(),
+        backward: 2 * rand(),
+        sendNext: rand() / 10,
+        sendPrev: rand() / 10,
+      }));
+      const want = reference.simulate(schedule, stages, m, v);
+      const got = simulate(schedule, stages, m, v);
+      assert.deepStrictEqual(got, want, `${schedule} p=${p} m=${m} v=${v}`);
+      const lean = simulate(schedule, stages, m, v, { events: false });
+      assert.deepStrictEqual({ ...lean, events: want.events }, want);
+      assert.strictEqual(lean.events.length, 0);
+      for (let s = 0; s < p; s++) {
+        assert.deepStrictEqual(stageOrder(schedule, p, m, v, s), reference.stageOrder(schedule, p, m, v, s));
+      }
+      assert.deepStrictEqual(peakInFlight(schedule, p, m, v), want.peakInFlight);
+    }
+  });
   it('reproduces the 1F1B and GPipe bubble (p−1)/(m+p−1) with uniform stages', () => {
     for (const [p, m] of [
       [2, 4],
@@ -341,8 +368,24 @@ describe('layerplan estimate (CLI)', () => {
     );
     assert.strictEqual(r.status, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
-    assert.strictEqual(doc.stages.length, 2);
-    assert.ok(doc.iterationSeconds > 0);
+    assert.deepStrictEqual(
+      doc.stages.map((s: { layers: string }) => s.layers),
+      ['0-3', '4-6'],
+    );
+    // The model's own numbers, from references outside the engine: onnx's parameter count of the file
+    // (test/fixtures/models/expected.json; examples/gpt2-tiny.onnx is the same file) and Megatron-LM's
+    // FLOPs for GPT (Narayanan et al. 2021, eq. 3) with the exported dims (scripts/make-fixtures.py:
+    // vocab 256, hidden 64, 2 layers), for the plan's 32 sequences of 64 tokens, in integers:
+    // 72·B·s·l·h² + 12·B·s²·l·h + 6·B·s·V·h.
+    const expected = JSON.parse(
+      fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'models', 'expected.json'), 'utf8'),
+    );
+    assert.strictEqual(doc.parameters, expected['gpt2-tiny.onnx'].parameters);
+    const [B, s, l, h, V] = [32, 64, 2, 64, 256];
+    assert.strictEqual(doc.modelFlops, 72 * B * s * l * h * h + 12 * B * s * s * l * h + 6 * B * s * V * h);
+    // No faster than the two L4s' dense bf16 peak (121 TFLOPS each, NVIDIA L4 datasheet) allows.
+    assert.ok(doc.iterationSeconds >= doc.modelFlops / (2 * 121e12), String(doc.iterationSeconds));
+    assert.deepStrictEqual(doc.warnings, []);
   });
   const bad: [string, unknown, RegExp][] = [
     [

@@ -25,6 +25,8 @@ describe('graph view model (host side)', () => {
       'h.0 feeds h.1',
     );
     assert.ok(s.edges.every((e) => e.from !== e.to));
+    // Opened without bindings: the FLOPs the view shows count batch and sequence as 1, and it says so.
+    assert.deepStrictEqual(s.warnings, ['symbolic dims not bound, counted as 1 in FLOPs and bytes: batch, sequence']);
   });
   it("gives a layer's nodes with shapes, and a node's details", () => {
     const h0 = graph.layers.find((l) => l.name === 'h.0')!;

@@ -1,5 +1,5 @@
 import * as assert from 'assert';
-import { parseFormat, FORMAT_NAMES } from '../../src/engine/quant/formats';
+import { parseFormat, FORMAT_NAMES, OFFERED_FORMATS, storedBits } from '../../src/engine/quant/formats';
 import { dequantizePacked, packWeight } from '../../src/engine/quant/pack';
 import { generatedInputs } from '../../src/engine/quant/verify';
 
@@ -13,10 +13,26 @@ function sameValues(a: Float32Array, b: Float32Array, name: string): void {
   }
 }
 
-/** Every DESIGN format name, and the extra granularities the planner offers. */
+/** Every DESIGN format name Layerplan quantizes to (not the decode-only IQ types), and the extra granularities the planner offers. */
 export const ALL_FORMATS = [
-  ...new Set([...FORMAT_NAMES, 'int8-g32-asym', 'int2-g64', 'int4-tensor', 'int8-g16-2l', 'nf4-g64']),
-];
+  ...new Set([
+    ...FORMAT_NAMES,
+    ...OFFERED_FORMATS,
+    'int8-g32-asym',
+    'int2-g64',
+    'int4-tensor',
+    'int8-g16-2l',
+    'nf4-g64',
+    // The statistical suffixes on other families: a GGUF block format, microscaling, NF4, a per-channel base, codebooks.
+    'q4_0-perm+o1',
+    'mxfp4-perm',
+    'nf4-g64+o2',
+    'int8-channel+o1',
+    'kmeans4+o1',
+    'kmeans2',
+    'int4-g32-asym-perm',
+  ]),
+].filter((n) => !parseFormat(n)!.decodeOnly);
 
 describe('packing quantized weights into their real bits', () => {
   for (const name of ALL_FORMATS) {
@@ -30,13 +46,44 @@ describe('packing quantized weights into their real bits', () => {
       const { packed, dequantized } = packWeight(x, rows, cols, name);
       sameValues(dequantizePacked(packed), dequantized, name);
       const f = parseFormat(name)!;
-      // Scales per row / per tensor are O(1/cols) and not part of bitsPerWeight.
-      const outer = f.levels
-        .filter((l) => l.block <= 0)
-        .reduce((s, l) => s + (l.block === 0 ? rows : 1) * (l.bits + (l.zeroBits ?? 0)), 0);
-      assert.strictEqual(packed.payloadBits - outer, f.bitsPerWeight * rows * cols, `${name} payload bits`);
+      assert.strictEqual(packed.payloadBits, storedBits(f, rows, cols), `${name} payload bits`);
+      if (!f.base && !f.codebook && !f.levels.some((l) => l.blockRows)) {
+        // Scales per row / per tensor are O(1/cols) and not part of the nominal bitsPerWeight.
+        const outer = f.levels
+          .filter((l) => l.block <= 0)
+          .reduce((s, l) => s + (l.block === 0 ? rows : 1) * (l.bits + (l.zeroBits ?? 0)), 0);
+        assert.strictEqual(packed.payloadBits - outer, f.bitsPerWeight * rows * cols, `${name} payload bits`);
+      }
     });
   }
+
+  it('counts every stored bit of the statistical formats: permutation, outlier indices and values, codebooks, 2-D scales', () => {
+    const rows = 24;
+    const cols = 512;
+    const x = gaussian(rows * cols, 9);
+    // ⌈log2 512⌉ = 9 bits per channel index; 1% of 512 channels is 5.12, rounded up to 6; int4-g128: 4 fp16 scales per row.
+    const expected: Record<string, number> = {
+      'int4-g128': rows * cols * 4 + rows * 4 * 16,
+      'int4-g128-perm': rows * cols * 4 + rows * 4 * 16 + cols * 9,
+      'int4-g128+o1': rows * cols * 4 + rows * 4 * 16 + 6 * (9 + 16 * rows),
+      'int4-g128-asym-perm+o1': rows * cols * 4 + rows * 4 * (16 + 4) + cols * 9 + 6 * (9 + 16 * rows),
+      'int8-channel+o0.1': rows * cols * 8 + rows * 16 + 1 * (9 + 16 * rows),
+      kmeans4: rows * cols * 4 + rows * 16 * 16,
+      kmeans3: rows * cols * 3 + rows * 8 * 16,
+      // One 128-row block row (24 rows), four 128-column blocks, an fp32 scale each.
+      'fp8-e4m3-b128': rows * cols * 8 + 4 * 32,
+    };
+    for (const [name, bits] of Object.entries(expected)) {
+      const { packed } = packWeight(x, rows, cols, name);
+      assert.strictEqual(packed.payloadBits, bits, name);
+      assert.strictEqual(storedBits(parseFormat(name)!, rows, cols), bits, name);
+    }
+    // The nominal figures count the shape-dependent storage on a 4096 × 4096 matrix.
+    assert.strictEqual(parseFormat('kmeans4')!.bitsPerWeight, 4 + 256 / 4096);
+    assert.strictEqual(parseFormat('int4-g128-perm')!.bitsPerWeight, 4.125 + 12 / 4096);
+    assert.strictEqual(parseFormat('int4-g128+o1')!.bitsPerWeight, 4.125 + (41 * (12 + 16 * 4096)) / 4096 ** 2);
+    assert.strictEqual(parseFormat('fp8-e4m3-b128')!.bitsPerWeight, 8 + 32 / 128 ** 2);
+  });
 
   it('packs rows whose length is not a multiple of the block or the word (3-, 5- and 6-bit codes straddle words)', () => {
     for (const name of ['q3_k', 'q5_0', 'mxfp6-e2m3', 'int4-g128', 'q6_k', 'nvfp4']) {

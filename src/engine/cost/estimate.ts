@@ -277,6 +277,7 @@ export function layerFormat(plan: Plan, layer: CostLayer): string | undefined {
   return fmt;
 }
 
+/** What a caller may leave out or allow: the optimizer estimates thousands of plans and reads no timeline. */
 export interface EstimateOptions {
   /**
    * Estimate although the parallel degrees do not use exactly the cluster's GPUs (the diagnostics
@@ -284,6 +285,8 @@ export interface EstimateOptions {
    * so a 32-GPU plan is never estimated as if it ran on a 16-GPU cluster.
    */
   allowGpuCountMismatch?: boolean;
+  /** Build the pipeline timeline (the Gantt chart's events); default true. */
+  timeline?: boolean;
 }
 
 export function estimate(plan: Plan, workload: Workload, file = 'plan', options: EstimateOptions = {}): CostReport {
@@ -299,7 +302,8 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan', options:
   const training = plan.training;
   const dtype = training?.dtype ?? (plan.inference?.dtype as string | undefined) ?? 'bf16';
   const actBytes = dtype === 'fp32' ? 4 : 2;
-  const warnings: string[] = [];
+  // What the model's reader could not know comes first: the numbers below miss it.
+  const warnings: string[] = [...(workload.warnings ?? [])];
   const formatOf = (l: CostLayer) => {
     const f = layerFormat(plan, l);
     return f ? parseFormat(f) : undefined;
@@ -450,7 +454,7 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan', options:
         : 0;
     times.push({ forward: fwdPerChunk, backward: bwdPerChunk, sendNext: send, sendPrev: send });
   }
-  const sim = simulateBounded(R.schedule, times, m, v);
+  const sim = simulateBounded(R.schedule, times, m, v, undefined, { events: options.timeline !== false });
   if (sim.approximation) warnings.push(sim.approximation);
 
   // Memory per GPU of each stage.

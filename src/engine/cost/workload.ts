@@ -60,6 +60,8 @@ export interface Workload {
   arch?: TransformerSpec;
   /** Indices of the repeated blocks (what stages split). */
   blockIndices: number[];
+  /** What the model's numbers miss (a checkpoint without its config has no FLOPs): every estimate repeats them. */
+  warnings?: string[];
 }
 
 const emptyWork = (): LayerWork => ({
@@ -287,11 +289,18 @@ export interface GraphLayerData {
   matrices?: string[];
 }
 
-/** A workload as plain data: a transformer's architecture, or a model file's measured layers. */
-export type WorkloadSource = { kind: 'arch'; arch: TransformerSpec } | { kind: 'graph'; layers: GraphLayerData[] };
+/**
+ * A workload as plain data: a transformer's architecture, or a model file's measured layers; with
+ * what the model's reader could not know (graph/warnings.ts), which estimates repeat.
+ */
+export type WorkloadSource = ({ kind: 'arch'; arch: TransformerSpec } | { kind: 'graph'; layers: GraphLayerData[] }) & {
+  warnings?: string[];
+};
 
 export function workloadFrom(source: WorkloadSource): Workload {
-  return source.kind === 'arch' ? transformerWorkload(source.arch) : graphLayersWorkload(source.layers);
+  const w = source.kind === 'arch' ? transformerWorkload(source.arch) : graphLayersWorkload(source.layers);
+  if (source.warnings?.length) w.warnings = [...source.warnings];
+  return w;
 }
 
 /**

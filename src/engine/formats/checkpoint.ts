@@ -1,5 +1,5 @@
 import type { ByteSource, SiblingResolver } from '../bytes';
-import { InputError } from '../errors';
+import { InputError, MissingFileError } from '../errors';
 import { groupLayers } from '../graph/layers';
 import type { GraphTensor, ModelGraph } from '../graph/model-graph';
 import { synthesizeTransformer } from '../graph/transformer';
@@ -29,23 +29,36 @@ interface StoredTensor {
   ref: CheckpointTensorRef;
 }
 
-async function tryOpen(siblings: SiblingResolver | undefined, name: string): Promise<ByteSource | undefined> {
-  if (!siblings) return undefined;
-  try {
-    return await siblings.open(name);
-  } catch {
+/**
+ * The config.json beside a checkpoint, which gives it its structure (and so its FLOPs). A missing
+ * or foreign config is not an error, but it is said: the graph carries a warning, which inspect,
+ * estimate and the plan's diagnostics show. A config that is there and cannot be read (refused,
+ * unreadable, broken JSON) is an error naming it.
+ */
+async function siblingConfig(
+  checkpoint: string,
+  siblings: SiblingResolver | undefined,
+  warnings: string[],
+): Promise<{ json: Record<string, unknown>; name: string } | undefined> {
+  const noFlops = 'its layers have no structure, so no FLOPs are counted and estimates have no compute time';
+  if (!siblings) {
+    warnings.push(`${checkpoint}: opened without its folder, so no config.json was read: ${noFlops}`);
     return undefined;
   }
-}
-
-/** The config.json beside a checkpoint, if there is one and it is a Hugging Face config. */
-async function siblingConfig(
-  siblings?: SiblingResolver,
-): Promise<{ json: Record<string, unknown>; name: string } | undefined> {
-  const src = await tryOpen(siblings, 'config.json');
-  if (!src) return undefined;
+  let src: ByteSource;
+  try {
+    src = await siblings.open('config.json', 'checkpoint');
+  } catch (e) {
+    if (!(e instanceof MissingFileError)) throw e;
+    warnings.push(`${checkpoint}: no config.json beside it: ${noFlops}; put the model's config.json in its folder`);
+    return undefined;
+  }
   const json = await readJsonSource(src, 'config');
-  return isHfConfig(json) ? { json, name: src.name } : undefined;
+  if (!isHfConfig(json)) {
+    warnings.push(`${src.name}: not a Hugging Face config (no model_type or architectures): ${noFlops}`);
+    return undefined;
+  }
+  return { json, name: src.name };
 }
 
 /**
@@ -126,9 +139,11 @@ export async function openSafetensors(
   bindings: Record<string, number>,
 ): Promise<ModelGraph> {
   const st = await readSafetensors(source);
-  const cfg = await siblingConfig(siblings);
+  const warnings: string[] = [];
+  const cfg = await siblingConfig(source.name, siblings, warnings);
   const g = joinGraph('safetensors', st.tensors.map(safetensorsStored), cfg?.json, cfg?.name ?? '', bindings);
   g.metadata = st.metadata;
+  if (warnings.length) g.warnings = [...(g.warnings ?? []), ...warnings];
   return g;
 }
 
@@ -141,7 +156,7 @@ export async function openSafetensorsIndex(
   if (!siblings) throw new InputError(source.name, 'a sharded checkpoint needs its folder to read the shards');
   const stored: StoredTensor[] = [];
   for (const [shard, names] of shards) {
-    const src = await siblings.open(shard);
+    const src = await siblings.open(shard, 'checkpoint');
     const st = await readSafetensors(src);
     const byName = new Map(st.tensors.map((t) => [t.name, t]));
     for (const n of names) {
@@ -152,15 +167,21 @@ export async function openSafetensorsIndex(
       stored.push(st2);
     }
   }
-  const cfg = await siblingConfig(siblings);
-  return joinGraph('safetensors', stored, cfg?.json, cfg?.name ?? '', bindings);
+  const warnings: string[] = [];
+  const cfg = await siblingConfig(source.name, siblings, warnings);
+  const g = joinGraph('safetensors', stored, cfg?.json, cfg?.name ?? '', bindings);
+  if (warnings.length) g.warnings = [...(g.warnings ?? []), ...warnings];
+  return g;
 }
+
+/** GGUF architectures whose metadata becomes a synthesized transformer (with tensor names mapped to Hugging Face's). */
+const GGUF_TRANSFORMERS = ['llama', 'mistral', 'qwen2', 'gemma', 'mixtral'];
 
 export async function openGguf(source: ByteSource, bindings: Record<string, number>): Promise<ModelGraph> {
   const g = await readGguf(source);
   const config = ggufConfig(g);
   const family = String(config?.model_type ?? '');
-  const llamaLike = ['llama', 'mistral', 'qwen2', 'gemma', 'mixtral'].includes(family);
+  const llamaLike = GGUF_TRANSFORMERS.includes(family);
   const stored: StoredTensor[] = g.tensors.map((t) => {
     // GGUF lists dims innermost first; report them outermost first, as the other formats do.
     const shape = [...t.dims].reverse();
@@ -182,13 +203,20 @@ export async function openGguf(source: ByteSource, bindings: Record<string, numb
       ref: { format: 'gguf', file: source.name, offset: t.offset, length: t.length, storage: t.typeName, shape },
     };
   });
-  const graph = joinGraph(
-    'gguf',
-    stored,
-    llamaLike && config?.intermediate_size ? config : undefined,
-    source.name,
-    bindings,
-  );
+  const structured = llamaLike && !!config?.intermediate_size;
+  const graph = joinGraph('gguf', stored, structured ? config : undefined, source.name, bindings);
+  if (!structured) {
+    const arch = g.metadata.get('general.architecture');
+    const name = typeof arch === 'string' ? arch : '';
+    const why = !GGUF_TRANSFORMERS.includes(name)
+      ? `GGUF architecture '${name || '(none)'}' is not one Layerplan builds a transformer for (${GGUF_TRANSFORMERS.join(', ')})`
+      : !config
+        ? `its metadata lacks ${name}.block_count, ${name}.embedding_length or ${name}.attention.head_count`
+        : `its metadata lacks ${name}.feed_forward_length`;
+    graph.warnings = [
+      `${source.name}: ${why}: its layers have no structure, so no FLOPs are counted and estimates have no compute time`,
+    ];
+  }
   graph.producer = typeof g.metadata.get('general.name') === 'string' ? (g.metadata.get('general.name') as string) : '';
   graph.metadata = Object.fromEntries(
     [...g.metadata].filter(([, v]) => typeof v !== 'object').map(([k, v]) => [k, String(v)]),

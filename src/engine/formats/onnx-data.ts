@@ -58,10 +58,13 @@ export async function loadTensorBytes(
       return new Uint8Array(0);
     case 'raw':
       return source.read(d.offset, d.length);
+    case 'inline':
+      if (d.bytes.length !== byteLength) fail(source.name, `holds ${d.bytes.length} bytes, needs ${byteLength}`);
+      return d.bytes;
     case 'external': {
       const rel = checkExternalLocation(source.name, d.location);
       if (!siblings) fail(source.name, `is stored in external file '${rel}' but no folder was given to read it from`);
-      const file = await siblings!.open(rel);
+      const file = await siblings!.open(rel, 'external-data');
       const length = d.length ?? file.size - d.offset;
       if (d.offset + length > file.size || length < 0) {
         fail(file.name, `external data [${d.offset}, ${d.offset + length}) lies outside the file (${file.size} bytes)`);
@@ -209,7 +212,7 @@ export async function checkExternalData(
       if (t.data.kind !== 'external') continue;
       const rel = checkExternalLocation(source.name, t.data.location);
       if (!siblings) continue;
-      const file = await siblings.open(rel);
+      const file = await siblings.open(rel, 'external-data');
       const bits = dtypeBits(t.dataType) ?? 8;
       const length = t.data.length ?? Math.ceil((t.elements * bits) / 8);
       if (t.data.offset + length > file.size) {

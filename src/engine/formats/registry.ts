@@ -86,5 +86,28 @@ export async function openModel(source: ByteSource, options: OpenOptions = {}): 
       'not a model file Layerplan can read (expected .onnx, .safetensors, a safetensors index, .gguf or a Hugging Face config.json)',
     );
   }
+  const foreign =
+    byName && byName.id !== 'gguf' ? FOREIGN.find(([, magic]) => magic.every((b, i) => head[i] === b)) : undefined;
+  if (foreign) throw new InputError(source.name, `is ${foreign[0]}, not ${LABEL[byName!.id] ?? byName!.id}`);
   return format.open(source, options);
 }
+
+const LABEL: Record<string, string> = {
+  onnx: 'an ONNX model',
+  safetensors: 'a safetensors file',
+  'safetensors-index': 'a safetensors index',
+  'hf-config': 'a Hugging Face config',
+};
+
+/** Files that are often misnamed as models, by their first bytes: said as what they are, not as a parse error at some offset. */
+const FOREIGN: [string, number[]][] = [
+  ['a PNG image', [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]],
+  ['a JPEG image', [0xff, 0xd8, 0xff]],
+  ['a ZIP archive (PyTorch .pt / .pth checkpoints are ZIP archives)', [0x50, 0x4b, 0x03, 0x04]],
+  ['gzip-compressed data', [0x1f, 0x8b]],
+  ['a GGUF file (name it .gguf)', [0x47, 0x47, 0x55, 0x46]],
+  [
+    'a Git LFS pointer (git lfs pull fetches the file itself)',
+    [...'version https://git-lfs'].map((c) => c.charCodeAt(0)),
+  ],
+];

@@ -80,7 +80,7 @@ export function productOf(dims: Shape): Dim {
   return p;
 }
 
-/** Evaluates a dim with symbol bindings (unbound symbols count as 1, unknown dims as 1). */
+/** Evaluates a dim with symbol bindings (unbound symbols count as 1, unknown dims as 1: graph/warnings.ts says which, wherever the numbers are shown). */
 export function evalDim(d: Dim, bindings: Record<string, number>): number {
   if (typeof d === 'number') return d;
   if (d === null) return 1;

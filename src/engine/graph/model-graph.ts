@@ -40,8 +40,10 @@ export interface GraphNode {
   /** The id of the subgraph holding this node (`<parent index>:<attribute>`, see ModelGraph.subgraphs); absent at top level. */
   subgraph?: string;
   layer: number;
-  /** False when shape inference does not know this op: it is kept, with unknown output shapes. */
+  /** False when shape inference does not know this op, or its rule failed: it is kept, with unknown output shapes. */
   known: boolean;
+  /** Why this op's shape rule failed on this node (bad attributes, inputs it cannot take); its FLOPs are not counted. */
+  shapeError?: string;
   /** FLOPs of one execution (symbolic dims bound as the graph's bindings say). */
   flops: number;
   /** Bytes read and written (inputs + outputs) of one execution. */
@@ -74,6 +76,11 @@ export interface ModelGraph {
   metadata: Record<string, string>;
   /** Set when the graph was synthesized from (or joined with) a transformer description. */
   transformer?: TransformerSpec;
+  /**
+   * What the reader could not know and the numbers therefore miss (a checkpoint without its
+   * config.json has no FLOPs): shown by inspect, carried into estimates and the plan's diagnostics.
+   */
+  warnings?: string[];
   /** The subgraphs of If / Loop / Scan nodes, by id `<parent index>:<attribute>` (`body`, `then_branch`, `branches[1]`). */
   subgraphs?: Map<string, Subgraph>;
 }

@@ -685,6 +685,11 @@ const handlers: Record<string, Handler> = {
   Einsum: einsum,
 };
 
+/** A dim a handler may produce: a non-negative integer, a symbol product, or null (unknown). */
+const validDim = (d: unknown) =>
+  d === null || typeof d === 'string' || (typeof d === 'number' && Number.isInteger(d) && d >= 0);
+const shapeText = (s: Shape | undefined) => (s ? `[${s.map((d) => (d === null ? '?' : String(d))).join(', ')}]` : '?');
+
 export function isKnownOp(opType: string): boolean {
   return opType in handlers || opType === 'Constant';
 }
@@ -720,10 +725,15 @@ export function inferShapes(graph: ModelGraph): void {
     } else if (handler) {
       try {
         outs = handler(ctx);
+        const bad = outs.find((o) => o.shape?.some((d) => !validDim(d)));
+        if (bad) throw new Error(`output shape ${shapeText(bad.shape)} is not a shape`);
         node.known = true;
-      } catch {
+      } catch (e) {
+        // The rule failed on this node: no shapes, no FLOPs, and it is listed with the unknown ops, with the reason.
         outs = [];
-        node.known = true;
+        ctx.flops = 0;
+        node.known = false;
+        node.shapeError = `inputs ${ins.map((t) => shapeText(t?.shape)).join(', ') || 'none'}: ${e instanceof Error ? e.message : String(e)}`;
       }
     } else node.known = false;
     node.flops = Number.isFinite(ctx.flops) ? ctx.flops : 0;

@@ -34,7 +34,18 @@ export interface GpuSpec {
   interNode: Link;
   gpusPerNode: number;
   source: string;
+  /** US$ per GPU-hour for the cost objective (a plan's cluster.pricePerGpuHour overrides it); absent where no list price was found. */
+  pricePerGpuHour?: number;
 }
+
+/**
+ * GPU-hour list prices: Runpod Serverless "flex" rates per second × 3600 (docs.runpod.io/serverless/pricing,
+ * as read in 2026: A100 80 GB $0.00076/s, H100 PRO $0.00116/s, H200 PRO $0.00155/s, B200 $0.00240/s,
+ * L40/L40S $0.00053/s, L4 $0.00019/s, 4090 PRO $0.00031/s). One vendor's on-demand list, so the cost
+ * objective compares GPUs on one scale; reserved and spot prices are lower — set cluster.pricePerGpuHour.
+ */
+export const PRICE_SOURCE = 'Runpod Serverless flex rates (docs.runpod.io/serverless/pricing, 2026), per second × 3600';
+const perSecond = (usd: number) => Math.round(usd * 3600 * 1000) / 1000;
 
 const ib = (gbit: number): Link => ({
   bandwidthGBps: gbit / 8,
@@ -73,6 +84,7 @@ export const GPUS: GpuSpec[] = [
     interNode: ib(200),
     gpusPerNode: 8,
     source: 'NVIDIA A100 Tensor Core GPU datasheet',
+    pricePerGpuHour: perSecond(0.00076),
   },
   {
     id: 'h100-sxm',
@@ -88,6 +100,7 @@ export const GPUS: GpuSpec[] = [
     interNode: ib(400),
     gpusPerNode: 8,
     source: 'NVIDIA H100 Tensor Core GPU datasheet',
+    pricePerGpuHour: perSecond(0.00116),
   },
   {
     id: 'h100-pcie',
@@ -118,6 +131,7 @@ export const GPUS: GpuSpec[] = [
     interNode: ib(400),
     gpusPerNode: 8,
     source: 'NVIDIA H200 Tensor Core GPU datasheet',
+    pricePerGpuHour: perSecond(0.00155),
   },
   {
     id: 'b200',
@@ -133,6 +147,7 @@ export const GPUS: GpuSpec[] = [
     interNode: ib(400),
     gpusPerNode: 8,
     source: 'NVIDIA HGX B200 datasheet',
+    pricePerGpuHour: perSecond(0.0024),
   },
   {
     id: 'l40s',
@@ -148,6 +163,7 @@ export const GPUS: GpuSpec[] = [
     interNode: ib(200),
     gpusPerNode: 8,
     source: 'NVIDIA L40S datasheet',
+    pricePerGpuHour: perSecond(0.00053),
   },
   {
     id: 'l4',
@@ -163,6 +179,7 @@ export const GPUS: GpuSpec[] = [
     interNode: ib(100),
     gpusPerNode: 8,
     source: 'NVIDIA L4 datasheet',
+    pricePerGpuHour: perSecond(0.00019),
   },
   {
     id: 'rtx-4090',
@@ -178,6 +195,7 @@ export const GPUS: GpuSpec[] = [
     interNode: { bandwidthGBps: 12.5, latencyUs: 10, efficiency: 0.9, kind: 'Ethernet 100 Gb/s' },
     gpusPerNode: 8,
     source: 'NVIDIA Ada GPU architecture whitepaper',
+    pricePerGpuHour: perSecond(0.00031),
   },
   {
     id: 'mi300x',

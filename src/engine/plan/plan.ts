@@ -120,7 +120,7 @@ export interface Issue {
   range: { start: Position; end: Position };
   /** A fix where it is clear: JSON paths to set (the editor offers it as a quick fix). */
   fix?: Fix;
-  /** More fixes where there are several ways out (a stage over memory: recompute, ZeRO, a smaller micro-batch…), `fix` first. */
+  /** Further quick fixes, after `fix`, where there are several ways out (a stage over memory: recompute, ZeRO, a smaller micro-batch…). */
   fixes?: Fix[];
 }
 
@@ -171,7 +171,7 @@ export class IssueCollector {
       path,
       range: { start: this.lines.position(start), end: this.lines.position(end) },
       ...(all.length ? { fix: all[0] } : {}),
-      ...(all.length > 1 ? { fixes: all } : {}),
+      ...(all.length > 1 ? { fixes: all.slice(1) } : {}),
     });
   }
   error(path: (string | number)[], message: string, fix?: Fix | Fix[]): void {

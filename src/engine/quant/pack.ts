@@ -1,5 +1,5 @@
 import { bf16ToFloat, halfToFloat, minifloatToFloat } from '../graph/dtypes';
-import { parseFormat, type NumberFormat, type ScaleLevel } from './formats';
+import { indexBits, levelCount, parseFormat, storedBits, type NumberFormat, type ScaleLevel } from './formats';
 import { E4M3FN, floatToBf16Bits, floatToHalfBits, miniFloatBits } from './numeric';
 import { NF4_LEVELS, quantizeDequantize, type ScaleSink } from './quantize';
 
@@ -15,6 +15,11 @@ import { NF4_LEVELS, quantizeDequantize, type ScaleSink } from './quantize';
  * Each scale level is one bitstream of `bits`-wide codes (with its minimums or zero points in a
  * second stream), blocks in row-major order. The payload is exactly the format's bits per weight:
  * llama.cpp's and OCP's byte orders are permutations of the same bits.
+ *
+ * The statistical formats store more streams of the same kind: a per-row codebook (kmeans<B>: the
+ * element code indexes its row's fp16 centroids), a permutation (-perm: stored position j of every
+ * row holds input channel perm[j], so the kernel gathers x through it) and outlier channels (+o<P>:
+ * their indices and one fp16 value per row each, added to what the codes decode to there).
  */
 export type ScaleType = 'f32' | 'f16' | 'e8m0' | 'e4m3' | 'uint';
 
@@ -28,6 +33,8 @@ export interface PackedStream {
 export interface PackedLevel {
   /** Elements along a row per scale: 0 = one per row, -1 = one for the whole tensor. */
   block: number;
+  /** Rows per scale for two-dimensional blocks (fp8-e4m3-b128); 1 when absent. */
+  blockRows?: number;
   scale: PackedStream;
   /**
    * Beside the scale: 'zero' is an integer zero point subtracted from the element (w = S·(e − z));
@@ -41,13 +48,19 @@ export interface PackedWeight {
   rows: number;
   cols: number;
   elementBits: number;
-  /** How element codes decode: a table of values (≤ 8 bits) or the bits of an IEEE type. */
-  element: 'lut' | 'f16' | 'bf16' | 'f32';
+  /** How element codes decode: a table of values (≤ 8 bits), the bits of an IEEE type, or the row's codebook. */
+  element: 'lut' | 'f16' | 'bf16' | 'f32' | 'codebook';
   lut?: Float32Array;
   codes: Uint32Array;
   rowWords: number;
   levels: PackedLevel[];
-  /** Bits of codes and scales without padding. */
+  /** kmeans<B>: each row's `entries` fp16 centroids; row r's entry e is value r·entries + e. */
+  codebook?: { entries: number; values: PackedStream };
+  /** -perm: ⌈log2 cols⌉-bit entries; stored position j of every row holds input channel perm[j]. */
+  perm?: PackedStream;
+  /** +o<P>: `count` input channels (⌈log2 cols⌉-bit indices) and their fp16 values, row r's o-th at r·count + o. */
+  outliers?: { count: number; index: PackedStream; values: PackedStream };
+  /** Bits of codes, scales, codebooks, permutation and outliers without padding. */
   payloadBits: number;
 }
 
@@ -62,6 +75,7 @@ const MINI = {
 /** The value of every code of a ≤ 8-bit element type. */
 export function elementTable(f: NumberFormat): Float32Array | undefined {
   const el = f.element;
+  if (el.kind === 'codebook') return undefined;
   if (el.kind === 'levels') return Float32Array.from(NF4_LEVELS);
   if (el.kind === 'int') {
     // Codes are offset binary: code − 2^(bits−1) for signed types; MXINT8 carries an implicit 2^-6.
@@ -84,6 +98,7 @@ function scaleType(level: ScaleLevel): ScaleType {
 
 /** How a level's zeroBits are used: integer zero points (…-asym), added minimums (q4_1, q5_1) or subtracted minimums (k-quants). */
 function minMode(f: NumberFormat): { mode: 'zero' | 'min'; sign: 1 | -1 } {
+  if (f.base) return minMode(f.base);
   if (f.name.endsWith('-asym')) return { mode: 'zero', sign: 1 };
   if (/^q[45]_1$/.test(f.name)) return { mode: 'min', sign: -1 };
   return { mode: 'min', sign: 1 };
@@ -155,13 +170,12 @@ function packStream(values: number[], bits: number, type: ScaleType): Uint32Arra
   return words;
 }
 
-/** Scales per level: row-major blocks (r·⌈cols/block⌉ + g), one per row, or one per tensor. */
-export function levelCount(block: number, rows: number, cols: number): number {
-  return block === -1 ? 1 : block === 0 ? rows : rows * Math.ceil(cols / block);
-}
-
-export function levelIndex(block: number, r: number, c: number, cols: number): number {
-  return block === -1 ? 0 : block === 0 ? r : r * Math.ceil(cols / block) + Math.floor(c / block);
+/** The scale of (r, c) at a level: row-major blocks (⌊r/R⌋·⌈cols/block⌉ + ⌊c/block⌋), one per row, or one per tensor. */
+export function levelIndex(level: Pick<ScaleLevel, 'block' | 'blockRows'>, r: number, c: number, cols: number): number {
+  const { block } = level;
+  if (block === -1) return 0;
+  if (block === 0) return r;
+  return Math.floor(r / (level.blockRows ?? 1)) * Math.ceil(cols / block) + Math.floor(c / block);
 }
 
 /** Index of the nearest value in a sorted table (finite values only). */
@@ -185,21 +199,24 @@ export function packWeight(
   rows: number,
   cols: number,
   format: string | NumberFormat,
+  options: { channelWeights?: ArrayLike<number> } = {},
 ): { packed: PackedWeight; dequantized: Float32Array } {
   const f = typeof format === 'string' ? parseFormat(format) : format;
   if (!f) throw new Error(`unknown format ${String(format)}`);
+  if (f.decodeOnly) throw new Error(`${f.name} is decoded from GGUF files; Layerplan has no quantizer to pack it`);
   if (x.length !== rows * cols) throw new Error(`weight has ${x.length} elements, not ${rows}×${cols}`);
   const sink: ScaleSink = { scales: f.levels.map(() => []), mins: f.levels.map(() => []) };
-  const y = quantizeDequantize(x, rows, cols, f, {}, undefined, sink);
+  const y = quantizeDequantize(x, rows, cols, f, { channelWeights: options.channelWeights }, undefined, sink);
   const mm = minMode(f);
   const levels: PackedLevel[] = f.levels.map((l, i) => {
     const type = scaleType(l);
-    const n = levelCount(l.block, rows, cols);
+    const n = levelCount(l, rows, cols);
     if (sink.scales[i].length !== n) {
       throw new Error(`${f.name}: the quantizer reported ${sink.scales[i].length} scales at level ${i}, expected ${n}`);
     }
     const level: PackedLevel = {
       block: l.block,
+      ...(l.blockRows ? { blockRows: l.blockRows } : {}),
       scale: { bits: l.bits, type, words: packStream(sink.scales[i], l.bits, type) },
     };
     if (l.zeroBits !== undefined) {
@@ -211,7 +228,15 @@ export function packWeight(
   const el = f.element;
   const elementBits = el.kind === 'float' ? 1 + el.exp + el.man : el.bits;
   const element: PackedWeight['element'] =
-    elementBits <= 8 ? 'lut' : elementBits === 32 ? 'f32' : el.kind === 'float' && el.exp === 8 ? 'bf16' : 'f16';
+    el.kind === 'codebook'
+      ? 'codebook'
+      : elementBits <= 8
+        ? 'lut'
+        : elementBits === 32
+          ? 'f32'
+          : el.kind === 'float' && el.exp === 8
+            ? 'bf16'
+            : 'f16';
   const lut = element === 'lut' ? elementTable(f) : undefined;
   const rowWords = Math.ceil((cols * elementBits) / 32);
   const codes = new Uint32Array(rowWords * rows);
@@ -219,14 +244,19 @@ export function packWeight(
   // Values of the table in order, with their codes: y → nearest table entry after undoing scale, minimum and zero point.
   let sortedValues = new Float64Array(0);
   let sortedCodes = new Uint32Array(0);
-  if (lut) {
-    const entries = Array.from(lut, (v, c) => [v, c] as const)
+  const sortTable = (table: ArrayLike<number>) => {
+    const entries = Array.from(table, (v, c) => [v, c] as const)
       .filter(([v]) => Number.isFinite(v))
       .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
     sortedValues = Float64Array.from(entries, (e) => e[0]);
     sortedCodes = Uint32Array.from(entries, (e) => e[1]);
+  };
+  if (lut) sortTable(lut);
+  let payloadBits = rows * cols * elementBits;
+  for (const l of levels) {
+    const n = levelCount(l, rows, cols);
+    payloadBits += n * (l.scale.bits + (l.min?.bits ?? 0));
   }
-  const scaleBits = f.levels.reduce((s, l) => s + levelCount(l.block, rows, cols) * (l.bits + (l.zeroBits ?? 0)), 0);
   const packed: PackedWeight = {
     format: f.name,
     rows,
@@ -237,18 +267,62 @@ export function packWeight(
     codes,
     rowWords,
     levels,
-    payloadBits: rows * cols * elementBits + scaleBits,
+    payloadBits,
   };
+  if (f.codebook) {
+    const entries = f.codebook.entries;
+    if (sink.codebook?.length !== rows * entries) {
+      throw new Error(
+        `${f.name}: the quantizer reported ${sink.codebook?.length ?? 0} centroids, expected ${rows * entries}`,
+      );
+    }
+    packed.codebook = { entries, values: { bits: 16, type: 'f16', words: packStream(sink.codebook, 16, 'f16') } };
+    packed.payloadBits += rows * entries * 16;
+  }
+  const ib = indexBits(cols);
+  if (f.permute) {
+    if (sink.perm?.length !== cols) {
+      throw new Error(`${f.name}: the quantizer reported no permutation of ${cols} channels`);
+    }
+    packed.perm = { bits: ib, type: 'uint', words: packStream(sink.perm, ib, 'uint') };
+    packed.payloadBits += cols * ib;
+  }
+  // What the codes hold: y, except at outlier channels, where y = dense + the fp16 value stored beside.
+  let dense = y;
+  const out = sink.outliers;
+  if (f.outlierPercent) {
+    if (!out || out.values.length !== rows * out.cols.length) {
+      throw new Error(`${f.name}: the quantizer reported no outliers`);
+    }
+    const count = out.cols.length;
+    packed.outliers = {
+      count,
+      index: { bits: ib, type: 'uint', words: packStream(out.cols, ib, 'uint') },
+      values: { bits: 16, type: 'f16', words: packStream(out.values, 16, 'f16') },
+    };
+    packed.payloadBits += count * (ib + 16 * rows);
+    dense = y.slice();
+    for (let r = 0; r < rows; r++) {
+      for (let k = 0; k < count; k++) dense[r * cols + out.cols[k]] = out.dense[r * count + k];
+    }
+  }
+  if (packed.payloadBits !== storedBits(f, rows, cols)) {
+    throw new Error(`${f.name}: packed ${packed.payloadBits} bits, the format counts ${storedBits(f, rows, cols)}`);
+  }
+  const perm = sink.perm;
   // The scales are packed already (they round-trip exactly): each block's S, M and z come from the
   // stored bits, as the decoder and the kernel read them.
   const block = innermostBlock(packed);
   for (let r = 0; r < rows; r++) {
     rowBits.fill(0);
     const off = r * cols;
+    if (element === 'codebook') {
+      sortTable(sink.codebook!.slice(r * packed.codebook!.entries, (r + 1) * packed.codebook!.entries));
+    }
     let params = blockParams(packed, r, 0);
-    for (let c = 0; c < cols; c++) {
-      if (c > 0 && c % block === 0) params = blockParams(packed, r, c);
-      const v = y[off + c];
+    for (let j = 0; j < cols; j++) {
+      if (j > 0 && j % block === 0) params = blockParams(packed, r, j);
+      const v = dense[off + (perm ? perm[j] : j)];
       let code: number;
       if (element === 'f32') {
         F32[0] = v;
@@ -256,7 +330,7 @@ export function packWeight(
       } else if (element === 'bf16') code = floatToBf16Bits(v);
       else if (element === 'f16') code = floatToHalfBits(v);
       else code = sortedCodes[nearest(sortedValues, params.S === 0 ? 0 : (v + params.M) / params.S + params.z)];
-      writeBits(rowBits, c * elementBits, elementBits, code);
+      writeBits(rowBits, j * elementBits, elementBits, code);
     }
     for (let w = 0; w < rowWords; w++) codes[w * rows + r] = rowBits[w];
   }
@@ -276,7 +350,7 @@ export function blockParams(p: PackedWeight, r: number, c: number): { S: number;
   let sign = 1;
   let z = 0;
   for (const l of p.levels) {
-    const idx = levelIndex(l.block, r, c, p.cols);
+    const idx = levelIndex(l, r, c, p.cols);
     S *= decodeScale(readBits(l.scale.words, idx * l.scale.bits, l.scale.bits), l.scale.type);
     if (l.min) {
       const m = decodeScale(readBits(l.min.words, idx * l.min.bits, l.min.bits), l.min.type);
@@ -291,9 +365,13 @@ export function blockParams(p: PackedWeight, r: number, c: number): { S: number;
   return { S, M: hasMin ? sign * Mprod : 0, z };
 }
 
-/** Decodes one element code to its (unscaled) value. */
-export function elementValue(p: PackedWeight, code: number): number {
+/** Decodes one element code of row r to its (unscaled) value. */
+export function elementValue(p: PackedWeight, code: number, r = 0): number {
   if (p.element === 'lut') return p.lut![code];
+  if (p.element === 'codebook') {
+    const cb = p.codebook!;
+    return halfToFloat(readBits(cb.values.words, (r * cb.entries + code) * 16, 16));
+  }
   if (p.element === 'f32') {
     U32[0] = code;
     return F32[0];
@@ -301,23 +379,51 @@ export function elementValue(p: PackedWeight, code: number): number {
   return p.element === 'bf16' ? bf16ToFloat(code) : halfToFloat(code);
 }
 
+/** The input channel of every stored position (the identity without a permutation). */
+export function permutation(p: PackedWeight): Uint32Array {
+  const out = new Uint32Array(p.cols);
+  for (let j = 0; j < p.cols; j++) out[j] = p.perm ? readBits(p.perm.words, j * p.perm.bits, p.perm.bits) : j;
+  return out;
+}
+
+/** The outlier channels and their values (row r's o-th at r·count + o), decoded from the packed bits. */
+export function outlierValues(p: PackedWeight): { cols: number[]; values: Float64Array } {
+  const o = p.outliers;
+  if (!o) return { cols: [], values: new Float64Array(0) };
+  const cols = Array.from({ length: o.count }, (_, k) => readBits(o.index.words, k * o.index.bits, o.index.bits));
+  const values = Float64Array.from({ length: p.rows * o.count }, (_, i) =>
+    halfToFloat(readBits(o.values.words, i * 16, 16)),
+  );
+  return { cols, values };
+}
+
 /**
- * The CPU reference: W [rows, cols] decoded from the packed bits alone, w = S·(e − z) − M,
- * computed in double and stored in float32 as the quantizer stored its output.
- * `magnitude`, when given, receives |S·e| + |S·z| + |M| per element (for rounding bounds).
+ * The CPU reference: W [rows, cols] decoded from the packed bits alone, w = S·(e − z) − M at input
+ * channel perm[j] for stored position j, plus the outlier values; computed in double and stored in
+ * float32 as the quantizer stored its output.
+ * `magnitude`, when given, receives |S·e| + |S·z| + |M| (+ |outlier value|) per element (for rounding bounds).
  */
 export function dequantizePacked(p: PackedWeight, magnitude?: Float32Array): Float32Array {
   const w = new Float32Array(p.rows * p.cols);
   const block = innermostBlock(p);
+  const perm = permutation(p);
+  const out = outlierValues(p);
   for (let r = 0; r < p.rows; r++) {
     let params = blockParams(p, r, 0);
-    for (let c = 0; c < p.cols; c++) {
-      if (c > 0 && c % block === 0) params = blockParams(p, r, c);
-      const e = elementValue(p, elementCode(p, r, c));
+    for (let j = 0; j < p.cols; j++) {
+      if (j > 0 && j % block === 0) params = blockParams(p, r, j);
+      const e = elementValue(p, elementCode(p, r, j), r);
       const { S, M, z } = params;
-      w[r * p.cols + c] = p.levels.length ? S * (e - z) - M : e;
-      if (magnitude) magnitude[r * p.cols + c] = Math.abs(S * e) + Math.abs(S * z) + Math.abs(M);
+      const i = r * p.cols + perm[j];
+      w[i] = p.levels.length ? S * (e - z) - M : e;
+      if (magnitude) magnitude[i] = Math.abs(S * e) + Math.abs(S * z) + Math.abs(M);
     }
+    out.cols.forEach((c, k) => {
+      const v = out.values[r * out.cols.length + k];
+      const i = r * p.cols + c;
+      w[i] = w[i] + v;
+      if (magnitude) magnitude[i] += Math.abs(v);
+    });
   }
   return w;
 }
@@ -331,6 +437,10 @@ export function innermostBlock(p: PackedWeight): number {
 /** Bytes the GPU reads for the packed weight (codes with row padding, and every scale stream). */
 export function packedBytes(p: PackedWeight): number {
   return (
-    p.codes.byteLength + p.levels.reduce((s, l) => s + l.scale.words.byteLength + (l.min?.words.byteLength ?? 0), 0)
+    p.codes.byteLength +
+    p.levels.reduce((s, l) => s + l.scale.words.byteLength + (l.min?.words.byteLength ?? 0), 0) +
+    (p.codebook?.values.words.byteLength ?? 0) +
+    (p.perm?.words.byteLength ?? 0) +
+    (p.outliers ? p.outliers.index.words.byteLength + p.outliers.values.words.byteLength : 0)
   );
 }

@@ -1,4 +1,4 @@
-import { parseFormat, type NumberFormat } from './formats';
+import { outlierCount, parseFormat, type NumberFormat } from './formats';
 import { ensureMemory, intKernels, kernelLayout } from './wasm/int-kernel';
 import { E2M1, E2M3, E3M2, E4M3FN, E5M2, roundHalfEven, toHalf, type MiniFloat } from './numeric';
 
@@ -85,16 +85,31 @@ export const NF4_LEVELS = [
 export interface QuantOptions {
   /** Search the clipping ratio that minimizes MSE per scale block (instead of absmax). */
   clip?: boolean;
+  /**
+   * The mean square of each input channel's activations (from calibration samples): `-perm` sorts
+   * and `+o<P>` picks channels by it instead of by the weights' own column magnitudes.
+   */
+  channelWeights?: ArrayLike<number>;
 }
 
 /**
  * What a quantizer chose, for packing the real bits (pack.ts): per scale level (innermost first),
  * the stored scale values and the minimums or zero points beside them, indexed block by block in
- * row-major order (row r, block g of a row: r·⌈cols/block⌉ + g; per-row levels by r; per-tensor 0).
+ * row-major order (row r, block g of a row: r·⌈cols/block⌉ + g; per-row levels by r; per-tensor 0;
+ * 2-D blocks of R rows: ⌊r/R⌋·⌈cols/block⌉ + g). Statistical formats add what they store besides.
  */
 export interface ScaleSink {
   scales: number[][];
   mins: number[][];
+  /** kmeans<B>: each row's 2^B centroids (fp16 values, ascending), row after row. */
+  codebook?: number[];
+  /** -perm: stored position j of every row holds input channel perm[j]; scale blocks run over stored positions. */
+  perm?: number[];
+  /**
+   * +o<P>: the outlier input channels (ascending), the fp16 value added back per row and channel
+   * (row-major, rows × count), and the dense part's decoded value there (what its codes hold).
+   */
+  outliers?: { cols: number[]; values: number[]; dense: number[] };
 }
 
 const CLIP_RATIOS = [1, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5];
@@ -113,7 +128,8 @@ export function quantizeDequantize(
   if (!f) throw new Error(`unknown format ${String(format)}`);
   const y = out && out.length === x.length ? out : new Float32Array(x.length);
   const name = f.name;
-  if (name === 'fp32') y.set(x);
+  if (f.base) statistical(x, y, rows, cols, f, options, sink);
+  else if (name === 'fp32') y.set(x);
   else if (name === 'bf16') bf16(x, y);
   else if (name === 'fp16') fp16(x, y);
   else if (name === 'fp8-e4m3' || name === 'fp8-e5m2') {
@@ -122,7 +138,10 @@ export function quantizeDequantize(
     const s = Math.fround(absmax(x, 0, x.length) / mf.maxFinite) || 1;
     if (sink) sink.scales[0][0] = s;
     miniRange(x, y, 0, x.length, mf, 1 / s, s);
-  } else if (name.startsWith('mx')) mx(x, y, rows, cols, f, sink);
+  } else if (name === 'fp8-e4m3-b128') blockFp8(x, y, rows, cols, f.levels[0].block, f.levels[0].blockRows ?? 1, sink);
+  else if (f.element.kind === 'codebook') kmeans(x, y, rows, cols, f.element.bits, sink);
+  else if (f.decodeOnly) throw new Error(`${name} is decoded from GGUF files; Layerplan has no quantizer for it`);
+  else if (name.startsWith('mx')) mx(x, y, rows, cols, f, sink);
   else if (name === 'nvfp4') nvfp4(x, y, rows, cols, sink);
   else if (name.startsWith('nf4')) {
     blocks(rows, cols, f.levels[0].block, (lo, hi, i) => nf4Block(x, y, lo, hi, i, sink));
@@ -131,6 +150,261 @@ export function quantizeDequantize(
   else if (f.element.kind === 'int') intFormat(x, y, rows, cols, f, options, sink);
   else throw new Error(`no quantizer for ${name}`);
   return y;
+}
+
+/**
+ * Channel order by importance, largest first (ties: lower index first, so the order is deterministic):
+ * `score` per input channel.
+ */
+function byImportance(score: Float64Array): number[] {
+  return Array.from(score.keys()).sort((a, b) => score[b] - score[a] || a - b);
+}
+
+/**
+ * The statistical formats (`-perm`, `+o<P>`): the outlier input channels leave the matrix (kept in
+ * fp16, the dense part sees zeros there), the remaining channels are sorted by magnitude so that
+ * channels of similar size share a group, and the positional base format quantizes the result.
+ * Importance: the calibration activations' mean square per channel when given (GPTQ's act-order,
+ * LLM.int8's outlier features), else the weights' own columns (Σw² to sort, max|w| for outliers).
+ */
+function statistical(
+  x: Float32Array,
+  y: Float32Array,
+  rows: number,
+  cols: number,
+  f: NumberFormat,
+  options: QuantOptions,
+  sink?: ScaleSink,
+): void {
+  const base = f.base!;
+  const act = options.channelWeights;
+  if (act && act.length !== cols) throw new Error(`${act.length} channel weights for ${cols} input channels`);
+  const n = outlierCount(f, cols);
+  let src = x;
+  let outCols: number[] = [];
+  if (n) {
+    const score = new Float64Array(cols);
+    if (act) for (let c = 0; c < cols; c++) score[c] = act[c];
+    else {
+      for (let r = 0; r < rows; r++) {
+        const o = r * cols;
+        for (let c = 0; c < cols; c++) {
+          const a = Math.abs(x[o + c]);
+          if (a > score[c]) score[c] = a;
+        }
+      }
+    }
+    outCols = byImportance(score)
+      .slice(0, n)
+      .sort((a, b) => a - b);
+    src = x.slice();
+    for (let r = 0; r < rows; r++) for (const c of outCols) src[r * cols + c] = 0;
+  }
+  let perm: number[] | undefined;
+  if (f.permute) {
+    perm = channelPermutation(src, rows, cols, act, outCols);
+    src = gatherColumns(src, rows, cols, perm);
+    if (sink) sink.perm = perm;
+  }
+  const yb = perm ? new Float32Array(x.length) : y;
+  quantizeDequantize(src, rows, cols, base, { clip: options.clip }, yb, sink);
+  if (perm) {
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      for (let j = 0; j < cols; j++) y[o + perm[j]] = yb[o + j];
+    }
+  }
+  if (n) {
+    // fp16 residuals over what the dense part decodes to there (zero for most formats): y = dense + v.
+    const values: number[] = new Array(rows * n);
+    const dense: number[] = new Array(rows * n);
+    for (let r = 0; r < rows; r++) {
+      for (let k = 0; k < n; k++) {
+        const i = r * cols + outCols[k];
+        const d = y[i];
+        const v = toHalf(x[i] - d);
+        values[r * n + k] = v;
+        dense[r * n + k] = d;
+        y[i] = d + v;
+      }
+    }
+    if (sink) sink.outliers = { cols: outCols, values, dense };
+  }
+}
+
+/**
+ * -perm's order: input channels by Σ_r w² (or the activations' mean square), largest first; the
+ * outlier channels (zeros in the dense part) go last, out of the way of real groups.
+ */
+function channelPermutation(
+  x: Float32Array,
+  rows: number,
+  cols: number,
+  act: ArrayLike<number> | undefined,
+  outCols: number[],
+): number[] {
+  const mag = new Float64Array(cols);
+  if (act) for (let c = 0; c < cols; c++) mag[c] = act[c];
+  else {
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      for (let c = 0; c < cols; c++) mag[c] += x[o + c] * x[o + c];
+    }
+  }
+  for (const c of outCols) mag[c] = -1;
+  return byImportance(mag);
+}
+
+/** x with its columns in `perm`'s order: column j of the result is column perm[j] of x. */
+function gatherColumns(x: Float32Array, rows: number, cols: number, perm: number[]): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    for (let j = 0; j < cols; j++) out[o + j] = x[o + perm[j]];
+  }
+  return out;
+}
+
+/** DeepSeek-V3's fp8 weights: E4M3 with an fp32 scale absmax / 448 per block of R rows × B columns. */
+function blockFp8(
+  x: Float32Array,
+  y: Float32Array,
+  rows: number,
+  cols: number,
+  B: number,
+  R: number,
+  sink?: ScaleSink,
+): void {
+  const perRow = Math.ceil(cols / B);
+  for (let r0 = 0, br = 0; r0 < rows; r0 += R, br++) {
+    const r1 = Math.min(rows, r0 + R);
+    for (let g = 0; g < perRow; g++) {
+      const c0 = g * B;
+      const c1 = Math.min(cols, c0 + B);
+      let a = 0;
+      for (let r = r0; r < r1; r++) a = Math.max(a, absmax(x, r * cols + c0, r * cols + c1));
+      // Stored in fp32: round it there so that the kernel reads what y used.
+      const s = Math.fround(a / E4M3FN.maxFinite) || 1;
+      if (sink) sink.scales[0][br * perRow + g] = s;
+      for (let r = r0; r < r1; r++) miniRange(x, y, r * cols + c0, r * cols + c1, E4M3FN, 1 / s, s);
+    }
+  }
+}
+
+/**
+ * Sorts n float32 values (x[o … o + n)) with their positions: an LSD radix sort on the float bits
+ * mapped to unsigned order (3 passes of 11 bits), O(n) per row instead of a comparison sort.
+ * Writes the sorted values to `sorted` and their positions (0 … n − 1) to `index`.
+ */
+function radixSortRow(
+  x: Float32Array,
+  o: number,
+  n: number,
+  sorted: Float32Array,
+  index: Uint32Array,
+  scratch: { keys: Uint32Array; keys2: Uint32Array; index2: Uint32Array; count: Uint32Array },
+): void {
+  const xb = new Uint32Array(x.buffer, x.byteOffset + o * 4, n);
+  const count = scratch.count;
+  let ka = scratch.keys;
+  let kb = scratch.keys2;
+  let ia = index;
+  let ib = scratch.index2;
+  for (let i = 0; i < n; i++) {
+    const b = xb[i];
+    // Negative floats: all bits flipped (larger magnitude sorts first); positive: the sign bit set.
+    ka[i] = b & 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
+    ia[i] = i;
+  }
+  for (let shift = 0; shift < 32; shift += 11) {
+    count.fill(0);
+    for (let i = 0; i < n; i++) count[(ka[i] >>> shift) & 0x7ff]++;
+    let sum = 0;
+    for (let d = 0; d < 2048; d++) {
+      const c = count[d];
+      count[d] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < n; i++) {
+      const k = ka[i];
+      const at = count[(k >>> shift) & 0x7ff]++;
+      kb[at] = k;
+      ib[at] = ia[i];
+    }
+    const tk = ka;
+    ka = kb;
+    kb = tk;
+    const ti = ia;
+    ia = ib;
+    ib = ti;
+  }
+  // After three passes the positions are in scratch.index2 (ia): copy them to `index`.
+  for (let i = 0; i < n; i++) {
+    const j = ia[i];
+    index[i] = j;
+    sorted[i] = x[o + j];
+  }
+}
+
+/**
+ * kmeans<B>: per row, 2^B centroids by Lloyd's algorithm in one dimension, seeded at the row's
+ * quantiles (deterministic: the same row gives the same codebook). On the sorted row each step is
+ * a binary search per boundary and a prefix-sum mean per cluster; the final assignment fills the
+ * sorted ranges. The centroids are stored in fp16.
+ */
+function kmeans(x: Float32Array, y: Float32Array, rows: number, cols: number, bits: number, sink?: ScaleSink): void {
+  const K = 2 ** bits;
+  const sorted = new Float32Array(cols);
+  const index = new Uint32Array(cols);
+  const scratch = {
+    keys: new Uint32Array(cols),
+    keys2: new Uint32Array(cols),
+    index2: new Uint32Array(cols),
+    count: new Uint32Array(2048),
+  };
+  const prefix = new Float64Array(cols + 1);
+  const c = new Float64Array(K);
+  const book: number[] | undefined = sink ? (sink.codebook = []) : undefined;
+  // First index of the sorted row whose value is above v.
+  const upper = (v: number) => {
+    let lo = 0;
+    let hi = cols;
+    while (lo < hi) {
+      const m = (lo + hi) >> 1;
+      if (sorted[m] <= v) lo = m + 1;
+      else hi = m;
+    }
+    return lo;
+  };
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    radixSortRow(x, o, cols, sorted, index, scratch);
+    for (let i = 0; i < cols; i++) prefix[i + 1] = prefix[i] + sorted[i];
+    for (let k = 0; k < K; k++) c[k] = sorted[Math.min(cols - 1, Math.floor(((k + 0.5) * cols) / K))];
+    for (let iter = 0; iter < 50; iter++) {
+      let moved = false;
+      let start = 0;
+      for (let k = 0; k < K; k++) {
+        const end = k === K - 1 ? cols : upper((c[k] + c[k + 1]) / 2);
+        if (end > start) {
+          const m = (prefix[end] - prefix[start]) / (end - start);
+          if (m !== c[k]) [c[k], moved] = [m, true];
+        }
+        start = Math.max(start, end);
+      }
+      if (!moved) break;
+    }
+    for (let k = 0; k < K; k++) c[k] = half(c[k]);
+    c.sort();
+    if (book) for (let k = 0; k < K; k++) book.push(c[k]);
+    // Nearest centroid: values up to the midpoint with the next go to the lower one.
+    let start = 0;
+    for (let k = 0; k < K; k++) {
+      const end = k === K - 1 ? cols : Math.max(start, upper((c[k] + c[k + 1]) / 2));
+      for (let i = start; i < end; i++) y[o + index[i]] = c[k];
+      start = end;
+    }
+  }
 }
 
 /** bf16 round-to-nearest-even on the float32 bits, a whole array at a time. */
@@ -303,7 +577,12 @@ function intRange(
   return err;
 }
 
-/** llama.cpp's reference quantizers (ggml-quants.c quantize_row_q*_ref) for the 32-element legacy blocks. */
+/**
+ * llama.cpp's reference quantizers for the 32-element legacy blocks, in its float32 arithmetic
+ * (gguf-py/gguf/quants.py Q4_0 … Q8_0, which follows ggml-quants.c quantize_row_q*_ref): scale,
+ * inverse and products rounded to float32 where llama.cpp rounds them. In float64 a value next to a
+ * rounding boundary takes the other code; test/fixtures/ggml-quantize.json pins gguf-py's output.
+ */
 function ggufLegacy(
   x: Float32Array,
   y: Float32Array,
@@ -313,12 +592,17 @@ function ggufLegacy(
   index: number,
   sink?: ScaleSink,
 ): void {
+  const f = Math.fround;
   if (name === 'q8_0') {
-    const d = absmax(x, lo, hi) / 127;
-    const id = d ? 1 / d : 0;
+    const d = f(absmax(x, lo, hi) / 127);
+    const id = d ? f(1 / d) : 0;
     const dh = toHalf(d);
     if (sink) sink.scales[0][index] = dh;
-    for (let k = lo; k < hi; k++) y[k] = Math.round(Math.abs(x[k] * id)) * Math.sign(x[k] * id) * dh;
+    // roundf: half away from zero
+    for (let k = lo; k < hi; k++) {
+      const t = f(x[k] * id);
+      y[k] = Math.round(Math.abs(t)) * Math.sign(t) * dh;
+    }
     return;
   }
   if (name === 'q4_0' || name === 'q5_0') {
@@ -326,12 +610,13 @@ function ggufLegacy(
     let amax = 0;
     let max = 0;
     for (let k = lo; k < hi; k++) if (Math.abs(x[k]) > amax) [amax, max] = [Math.abs(x[k]), x[k]];
-    const d = max / -half;
-    const id = d ? 1 / d : 0;
+    const d = f(max / -half);
+    const id = d ? f(1 / d) : 0;
     const dh = toHalf(d);
     if (sink) sink.scales[0][index] = dh;
     for (let k = lo; k < hi; k++) {
-      const q = Math.min(2 * half - 1, Math.trunc(Math.fround(x[k] * id) + half + 0.5));
+      // x·id + half + 0.5 rounded once to float32 (llama.cpp's fused multiply-add; gguf-py computes it so).
+      const q = Math.max(0, Math.min(2 * half - 1, Math.trunc(f(x[k] * id + half + 0.5))));
       y[k] = (q - half) * dh;
     }
     return;
@@ -344,13 +629,13 @@ function ggufLegacy(
     mn = Math.min(mn, x[k]);
     mx = Math.max(mx, x[k]);
   }
-  const d = (mx - mn) / levels;
-  const id = d ? 1 / d : 0;
+  const d = f(f(mx - mn) / levels);
+  const id = d ? f(1 / d) : 0;
   const dh = toHalf(d);
   const mh = toHalf(mn);
   if (sink) [sink.scales[0][index], sink.mins[0][index]] = [dh, mh];
   for (let k = lo; k < hi; k++) {
-    const q = Math.min(levels, Math.trunc((x[k] - mn) * id + 0.5));
+    const q = Math.min(levels, Math.trunc(f(f(f(x[k] - mn) * id) + 0.5)));
     y[k] = q * dh + mh;
   }
 }
@@ -540,6 +825,13 @@ export function quantizationError(
   options: QuantOptions = {},
   scratch?: Float32Array,
 ): ErrorMetrics {
+  if (format.permute && !format.outlierPercent) {
+    // The metrics do not depend on the order of the elements: measure the base format on the
+    // permuted matrix, on the SIMD kernel where the base has one.
+    const perm = channelPermutation(x, rows, cols, options.channelWeights, []);
+    const base = format.base!;
+    return quantizationError(gatherColumns(x, rows, cols, perm), rows, cols, base, { clip: options.clip }, scratch);
+  }
   const simd = intErrorSimd(x, cols, format, options);
   if (simd) return simd;
   const y = quantizeDequantize(x, rows, cols, format, options, scratch);
@@ -593,6 +885,7 @@ export function pinTensor(x: Float32Array | undefined): void {
 
 function intErrorSimd(x: Float32Array, cols: number, f: NumberFormat, options: QuantOptions): ErrorMetrics | undefined {
   if (
+    f.base ||
     f.element.kind !== 'int' ||
     f.levels.length !== 1 ||
     options.clip ||

@@ -3,7 +3,7 @@ import { InputError } from '../errors';
 import { closest } from '../hardware/catalog';
 import type { GraphTensor, ModelGraph } from '../graph/model-graph';
 import { globMatch } from '../glob';
-import { FORMAT_NAMES, parseFormat, type NumberFormat } from './formats';
+import { FORMAT_NAMES, bitsPerWeightFor, parseFormat, storedBits, type NumberFormat } from './formats';
 import {
   errorMetrics,
   kernelScratch,
@@ -43,6 +43,7 @@ export const DEFAULT_FORMATS = [
 
 export interface FormatResult {
   format: string;
+  /** Exact for this tensor: every stored bit (scales per row and tensor, codebooks, permutation, outliers) over its elements. */
   bitsPerWeight: number;
   mse: number;
   sqnrDb: number | null;
@@ -62,6 +63,65 @@ export interface QuantReport {
   tensors: { name: string; shape: number[]; layer: string; results: FormatResult[] }[];
   summary: { format: string; bitsPerWeight: number; bytes: number; sqnrDb: number | null; parameters: number }[];
   skipped: { name: string; reason: string }[];
+  /** Each statistical format measured beside its positional counterpart (statisticalComparisons). */
+  comparisons?: Comparison[];
+}
+
+/**
+ * A statistical format (`-perm`, `+o<P>`, `kmeans<B>`, block-scaled fp8) against the positional
+ * format it refines, on the same weights: exact bits of both, SQNR summed over the tensors and per
+ * layer (gain = statistical − positional, in dB).
+ */
+export interface Comparison {
+  format: string;
+  counterpart: string;
+  bitsPerWeight: number;
+  counterpartBitsPerWeight: number;
+  sqnrDb: number | null;
+  counterpartSqnrDb: number | null;
+  gainDb: number | null;
+  layers: { layer: string; parameters: number; gainDb: number | null }[];
+  /** Layers where the statistical format's SQNR is higher (lower) by more than TIE_DB, of those with a finite gain. */
+  layersWon: number;
+  layersLost: number;
+  layersCompared: number;
+}
+
+/** Differences below this are summation order, not the format: a layer counts as neither won nor lost. */
+export const TIE_DB = 0.01;
+
+/** Whether a format groups by statistics rather than position. */
+export function isStatistical(f: NumberFormat): boolean {
+  return !!f.base || !!f.codebook || f.levels.some((l) => (l.blockRows ?? 1) > 1);
+}
+
+/**
+ * The positional format a statistical one is measured against: its base (`-perm`, `+o<P>`), the
+ * integer format of the same index width per channel for `kmeans<B>` (then per group of 128), the
+ * per-tensor-scaled fp8 for `fp8-e4m3-b128`; else the measured positional format nearest in bits
+ * (within one bit per weight), or none.
+ */
+export function counterpartOf(
+  f: NumberFormat,
+  measured: { name: string; bits: number }[],
+  bits: number,
+): string | undefined {
+  const el = f.element;
+  const natural = f.base
+    ? [f.base.name]
+    : el.kind === 'codebook'
+      ? [`int${el.bits}-channel`, `int${el.bits}-g128`]
+      : f.name.startsWith('fp8-e4m3')
+        ? ['fp8-e4m3']
+        : [];
+  const positional = measured.filter((m) => !isStatistical(parseFormat(m.name)!));
+  for (const n of natural) if (positional.some((m) => m.name === n)) return n;
+  // Only a neighbour in size is a counterpart: within one bit per weight.
+  let best: { name: string; bits: number } | undefined;
+  for (const m of positional) {
+    if (Math.abs(m.bits - bits) <= 1 && (!best || Math.abs(m.bits - bits) < Math.abs(best.bits - bits))) best = m;
+  }
+  return best?.name;
 }
 
 /** Measures every format on one tensor laid out [rows, cols]; injected so Node can run it on worker threads. */
@@ -73,11 +133,11 @@ export type MeasureFn = (
   clip: boolean,
 ) => Promise<FormatResult[]>;
 
-/** One format's result row from its metrics (exact results have no SQNR: null). */
-function formatResult(f: NumberFormat, m: ErrorMetrics): FormatResult {
+/** One format's result row from its metrics on a [rows, cols] tensor (exact results have no SQNR: null). */
+function formatResult(f: NumberFormat, m: ErrorMetrics, rows: number, cols: number): FormatResult {
   return {
     format: f.name,
-    bitsPerWeight: f.bitsPerWeight,
+    bitsPerWeight: bitsPerWeightFor(f, rows, cols),
     mse: m.mse,
     sqnrDb: Number.isFinite(m.sqnrDb) ? m.sqnrDb : null,
     maxAbsError: m.maxAbsError,
@@ -117,7 +177,7 @@ function measureEach(
   return formats.map((name) => {
     const f = parseFormat(name)!;
     const m = quantizationError(values, rows, cols, f, {}, scratch);
-    const r = formatResult(f, m);
+    const r = formatResult(f, m, rows, cols);
     if (clip && f.element.kind === 'int' && f.levels.length === 1) {
       const c = quantizationError(values, rows, cols, f, { clip: true }, scratch);
       r.clipped = { mse: c.mse, sqnrDb: Number.isFinite(c.sqnrDb) ? c.sqnrDb : null };
@@ -164,7 +224,7 @@ export function measureSampled(values: Float32Array, rows: number, cols: number,
       }
     }
     const m = errorMetrics(values, y);
-    return { ...formatResult(f, m), sqnrDbCi: rows > 1 ? sqnrInterval(sig, noi) : undefined };
+    return { ...formatResult(f, m, rows, cols), sqnrDbCi: rows > 1 ? sqnrInterval(sig, noi) : undefined };
   });
 }
 
@@ -190,8 +250,29 @@ export function resolveFormats(names: string[], file: string): NumberFormat[] {
       const hint = closest(n, FORMAT_NAMES);
       throw new InputError(file, `unknown number format '${n}'${hint ? ` (did you mean '${hint}'?)` : ''}`);
     }
+    if (f.decodeOnly) {
+      throw new InputError(
+        file,
+        `'${f.name}' is one of llama.cpp's codebook types: Layerplan decodes it from GGUF files but does not quantize to it`,
+      );
+    }
     return f;
   });
+}
+
+/** Stored integer weights the model dequantizes (MatMulNBits blocks, QDQ): measured as the floats they stand for. */
+function isPackedWeight(graph: ModelGraph, t: GraphTensor): boolean {
+  return !!matMulNBitsOf(graph, t) || (!!dequantizeLinearOf(graph, t) && (t.shape?.length ?? 0) >= 2);
+}
+
+/**
+ * The weights quant measures when no --tensors glob is given (and that a plan's precision applies to,
+ * in its assignment and its export): floating-point matrices of at least 1,024 elements, and packed weights.
+ */
+export function measuredWeight(graph: ModelGraph, t: GraphTensor): boolean {
+  if (!t.isWeight || !t.ref) return false;
+  if (isPackedWeight(graph, t)) return true;
+  return FLOAT_DTYPES.has(t.dtype) && (t.shape?.length ?? 0) >= 2 && t.elements >= 1024;
 }
 
 /** Quantizes the model's weights, tensor by tensor (memory bounded by the largest tensor), in every format. */
@@ -206,17 +287,14 @@ export async function quantModel(
   const skipped: QuantReport['skipped'] = [];
   for (const t of graph.tensors.values()) {
     if (!t.isWeight || !t.ref) continue;
-    // Stored integer weights the model dequantizes (MatMulNBits blocks, QDQ) count: they are measured as the floats they stand for.
-    const packed =
-      !!matMulNBitsOf(graph, t) ||
-      (!FLOAT_DTYPES.has(t.dtype) && !!dequantizeLinearOf(graph, t) && (t.shape?.length ?? 0) >= 2);
+    const packed = isPackedWeight(graph, t);
     if (options.tensors) {
       if (!globMatch(options.tensors, t.name)) continue;
       if (!FLOAT_DTYPES.has(t.dtype) && !packed) {
         throw new InputError(source.name, `tensor '${t.name}' is ${t.dtype}, not floating point: nothing to quantize`);
       }
       if (t.elements === 0) throw new InputError(source.name, `tensor '${t.name}' is empty`);
-    } else if (!packed && (!FLOAT_DTYPES.has(t.dtype) || (t.shape?.length ?? 0) < 2 || t.elements < 1024)) continue;
+    } else if (!measuredWeight(graph, t)) continue;
     chosen.push(t);
   }
   if (!chosen.length) {
@@ -227,7 +305,8 @@ export async function quantModel(
         : 'no floating-point weight tensors to quantize',
     );
   }
-  const totals = formats.map(() => ({ signal: 0, noise: 0, parameters: 0 }));
+  const totals = formats.map(() => ({ signal: 0, noise: 0, parameters: 0, bits: 0 }));
+  const layouts: { rows: number; cols: number }[] = new Array(chosen.length);
   const report: QuantReport = { tensors: [], summary: [], skipped };
   const names = formats.map((f) => f.name);
   const measure: MeasureFn = options.measure ?? (async (v, r, c, f, clip) => measureFormats(v, r, c, f, clip));
@@ -248,6 +327,7 @@ export async function quantModel(
         continue;
       }
       const layout = weightLayout(graph, t);
+      layouts[i] = layout;
       if (layout.transpose) values = transpose2d(values, layout.cols, layout.rows);
       const fraction = options.sample;
       if (fraction !== undefined && fraction < 1 && layout.rows > 1) {
@@ -264,10 +344,22 @@ export async function quantModel(
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 1) }, worker));
+  // Per layer and format: Σx², Σe² and parameters, for the statistical-vs-positional comparison.
+  const perLayer = new Map<string, { signal: number[]; noise: number[]; parameters: number }>();
   chosen.forEach((t, i) => {
     const res = results[i];
     if (!res) return;
+    const { rows, cols } = layouts[i];
+    const layer = t.layer !== undefined ? (graph.layers[t.layer]?.name ?? t.name) : t.name;
+    const l = perLayer.get(layer) ?? { signal: formats.map(() => 0), noise: formats.map(() => 0), parameters: 0 };
+    perLayer.set(layer, l);
+    l.parameters += t.elements;
     res.forEach((r, k) => {
+      l.signal[k] += r.signal ?? 0;
+      l.noise[k] += r.noise ?? 0;
+      // Sampled rows measure the error; the storage is the whole tensor's.
+      r.bitsPerWeight = bitsPerWeightFor(formats[k], rows, cols);
+      totals[k].bits += storedBits(formats[k], rows, cols);
       totals[k].signal += r.signal ?? 0;
       totals[k].noise += r.noise ?? 0;
       totals[k].parameters += t.elements;
@@ -284,10 +376,40 @@ export async function quantModel(
   options.onProgress?.(chosen.length, chosen.length, '');
   report.summary = formats.map((f, k) => ({
     format: f.name,
-    bitsPerWeight: f.bitsPerWeight,
-    bytes: Math.ceil((totals[k].parameters * f.bitsPerWeight) / 8),
+    // Every stored bit of the measured tensors over their parameters (the format's nominal figure when none was measured).
+    bitsPerWeight: totals[k].parameters ? totals[k].bits / totals[k].parameters : f.bitsPerWeight,
+    bytes: Math.ceil(totals[k].bits / 8),
     sqnrDb: db(totals[k].signal, totals[k].noise),
     parameters: totals[k].parameters,
   }));
+  const comparisons: Comparison[] = [];
+  const measured = report.summary.map((x) => ({ name: x.format, bits: x.bitsPerWeight }));
+  formats.forEach((f, k) => {
+    if (!isStatistical(f) || !totals[k].parameters) return;
+    const name = counterpartOf(f, measured, report.summary[k].bitsPerWeight);
+    const j = names.indexOf(name ?? '');
+    if (j < 0) return;
+    const gain = (a: number | null, b: number | null) => (a === null || b === null ? null : a - b);
+    const layers = [...perLayer].map(([layer, l]) => ({
+      layer,
+      parameters: l.parameters,
+      gainDb: gain(db(l.signal[k], l.noise[k]), db(l.signal[j], l.noise[j])),
+    }));
+    const finite = layers.filter((l) => l.gainDb !== null);
+    comparisons.push({
+      format: f.name,
+      counterpart: names[j],
+      bitsPerWeight: report.summary[k].bitsPerWeight,
+      counterpartBitsPerWeight: report.summary[j].bitsPerWeight,
+      sqnrDb: report.summary[k].sqnrDb,
+      counterpartSqnrDb: report.summary[j].sqnrDb,
+      gainDb: gain(report.summary[k].sqnrDb, report.summary[j].sqnrDb),
+      layers,
+      layersWon: finite.filter((l) => l.gainDb! > TIE_DB).length,
+      layersLost: finite.filter((l) => l.gainDb! < -TIE_DB).length,
+      layersCompared: finite.length,
+    });
+  });
+  if (comparisons.length) report.comparisons = comparisons;
   return report;
 }

@@ -1,4 +1,4 @@
-import { parseFormat } from './formats';
+import { bitsPerWeightFor, parseFormat } from './formats';
 import { dequantizePacked, innermostBlock, packedBytes, packWeight, type PackedWeight } from './pack';
 import { errorMetrics } from './quantize';
 
@@ -89,7 +89,18 @@ export function prepareVerify(
 ): VerifyJob {
   const f = parseFormat(format);
   if (!f) throw new Error(`unknown format ${format}`);
-  const { packed, dequantized } = packWeight(w, rows, cols, f);
+  // Real activations: the statistical formats (-perm, +o<P>) rank input channels by their mean square.
+  const meanSquare = new Float64Array(cols);
+  for (let b = 0; b < batch; b++) {
+    for (let k = 0; k < cols; k++) meanSquare[k] += (x[b * cols + k] * x[b * cols + k]) / batch;
+  }
+  const { packed, dequantized } = packWeight(
+    w,
+    rows,
+    cols,
+    f,
+    weighting === 'activations' ? { channelWeights: meanSquare } : {},
+  );
   const magnitude = new Float32Array(rows * cols);
   const wq = dequantizePacked(packed, magnitude);
   const reference = new Float64Array(batch * rows);
@@ -97,7 +108,7 @@ export function prepareVerify(
   const full = new Float64Array(batch * rows);
   // The kernel sums a block in float32, then blocks: worst-case relative rounding (n·u) on Σ|terms|.
   const block = innermostBlock(packed);
-  const terms = block + Math.ceil(cols / block) + 4;
+  const terms = block + Math.ceil(cols / block) + (packed.outliers?.count ?? 0) + 4;
   const gamma = (terms * 2 ** -24) / (1 - terms * 2 ** -24);
   for (let b = 0; b < batch; b++) {
     const xo = b * cols;
@@ -122,8 +133,7 @@ export function prepareVerify(
   if (weighting === 'activations') {
     // Real activations are not isotropic: weight each input channel's error by its mean square
     // (the diagonal of the inputs' second moment, as GPTQ/AWQ-style estimates do).
-    const c = new Float64Array(cols);
-    for (let b = 0; b < batch; b++) for (let k = 0; k < cols; k++) c[k] += (x[b * cols + k] * x[b * cols + k]) / batch;
+    const c = meanSquare;
     let signal = 0;
     let noise = 0;
     for (let n = 0; n < rows; n++) {
@@ -145,7 +155,7 @@ export function prepareVerify(
   return {
     tensor,
     format: f.name,
-    bitsPerWeight: f.bitsPerWeight,
+    bitsPerWeight: bitsPerWeightFor(f, rows, cols),
     rows,
     cols,
     batch,

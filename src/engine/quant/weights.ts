@@ -6,6 +6,7 @@ import { halfToFloat, bf16ToFloat, rawToNumbers } from '../graph/dtypes';
 import type { OnnxTensorRef } from '../formats/onnx-graph';
 import { loadTensorBytes } from '../formats/onnx-data';
 import { DataType } from '../formats/onnx-schema.generated';
+import { dequantizeIq } from './iq-decode';
 import { dequantizeLinear, type QdqTensor } from './onnx-qdq';
 import type { GraphTensor, ModelGraph } from '../graph/model-graph';
 
@@ -40,9 +41,9 @@ export const FLOAT_DTYPES = new Set([
     .map((t) => t.name.toLowerCase()),
 ]);
 
-/** Whether Layerplan can decode a stored type to floats (the ggml codebook types it cannot). */
+/** Whether Layerplan can decode a stored type to floats (every ggml block type, the IQ codebooks included). */
 export function decodable(dtype: string): boolean {
-  return FLOAT_DTYPES.has(dtype) && !GGML_CODEBOOK_TYPES.has(dtype.toUpperCase());
+  return FLOAT_DTYPES.has(dtype);
 }
 
 /**
@@ -226,16 +227,13 @@ function dequantizeK(type: string, raw: Uint8Array, count: number, out: Float32A
 const IQ4_VALUES = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 /** MXFP4 in GGUF: E2M1 codes as doubled integers (ggml's kvalues_mxfp4); the E8M0 scale is halved to match. */
 const MXFP4_DOUBLED = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
-/** ggml types whose values are a lattice codebook (grids of 256–2048 entries) that Layerplan does not decode. */
-export const GGML_CODEBOOK_TYPES = new Set(['IQ2_XXS', 'IQ2_XS', 'IQ2_S', 'IQ3_XXS', 'IQ3_S', 'IQ1_S', 'IQ1_M']);
-
 /**
  * Decodes ggml blocks (ggml-common.h layouts) to floats: the legacy 32-element blocks, the k-quants Q2_K…Q6_K
- * and Q8_K, the ternary TQ1_0 / TQ2_0, IQ4_NL / IQ4_XS and MXFP4. The codebook IQ types are refused by name.
+ * and Q8_K, the ternary TQ1_0 / TQ2_0, IQ4_NL / IQ4_XS, MXFP4 and the codebook types IQ1_S … IQ3_S (iq-decode.ts).
  */
 export function dequantizeGgml(type: string, raw: Uint8Array, count: number): Float32Array {
   const out = new Float32Array(count);
-  if (dequantizeK(type, raw, count, out)) return out;
+  if (dequantizeK(type, raw, count, out) || dequantizeIq(type, raw, count, out)) return out;
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const sizes: Record<string, number> = {
     Q4_0: 18,
@@ -248,12 +246,7 @@ export function dequantizeGgml(type: string, raw: Uint8Array, count: number): Fl
     MXFP4: 17,
   };
   const bs = sizes[type];
-  if (!bs) {
-    if (GGML_CODEBOOK_TYPES.has(type)) {
-      throw new Error(`${type} stores indices into a lattice codebook, which Layerplan does not decode`);
-    }
-    throw new Error(`decoding ${type} blocks is not implemented`);
-  }
+  if (!bs) throw new Error(`decoding ${type} blocks is not implemented`);
   for (let b = 0; b < count / 32; b++) {
     const o = b * bs;
     if (type === 'MXFP4' || type === 'IQ4_NL') {
@@ -292,7 +285,7 @@ export function dequantizeGgml(type: string, raw: Uint8Array, count: number): Fl
 async function fileOf(ref: CheckpointTensorRef, source: ByteSource, siblings?: SiblingResolver): Promise<ByteSource> {
   if (ref.file === source.name) return source;
   if (!siblings || !ref.shard) throw new InputError(source.name, `cannot open '${ref.file}'`);
-  return siblings.open(ref.shard);
+  return siblings.open(ref.shard, 'checkpoint');
 }
 
 /** The bytes of an ONNX-stored tensor of the graph (a MatMulNBits or DequantizeLinear operand), if it is stored. */
@@ -347,7 +340,8 @@ export async function loadWeightFloat32(
     return dequantizeMatMulNBits(b.bytes, scales, zeros, N, K, bits, block);
   }
   const dq = graph && dequantizeLinearOf(graph, t);
-  if (graph && dq && !FLOAT_DTYPES.has(t.dtype)) {
+  // Whatever DequantizeLinear reads is stored quantized (integers, or float8 codes under a scale).
+  if (graph && dq) {
     // QDQ: the weight as the model computes with it, through the conformance-tested DequantizeLinear reference.
     const load = async (name: string | undefined): Promise<QdqTensor | undefined> => {
       const s = await storedOnnxTensor(graph, name, source, siblings);

@@ -25,17 +25,29 @@ export function kernelBlock(p: PackedWeight): number {
   return inner < p.cols ? inner : Math.min(p.cols, 256);
 }
 
-/** Word offsets of the scale streams inside the one `meta` buffer, in level order (scale, then min). */
+/**
+ * The streams of the one `meta` buffer, in order: each level's scale (then min), then the codebook,
+ * the permutation, the outlier indices and the outlier values, where the format has them.
+ */
+function metaStreams(p: PackedWeight): Uint32Array[] {
+  const out: Uint32Array[] = [];
+  for (const l of p.levels) {
+    out.push(l.scale.words);
+    if (l.min) out.push(l.min.words);
+  }
+  if (p.codebook) out.push(p.codebook.values.words);
+  if (p.perm) out.push(p.perm.words);
+  if (p.outliers) out.push(p.outliers.index.words, p.outliers.values.words);
+  return out;
+}
+
+/** Word offsets of the streams inside the one `meta` buffer (metaStreams' order). */
 export function metaLayout(p: PackedWeight): { offsets: number[]; words: number } {
   const offsets: number[] = [];
   let words = 0;
-  for (const l of p.levels) {
+  for (const s of metaStreams(p)) {
     offsets.push(words);
-    words += l.scale.words.length;
-    if (l.min) {
-      offsets.push(words);
-      words += l.min.words.length;
-    }
+    words += s.length;
   }
   return { offsets, words };
 }
@@ -51,10 +63,11 @@ const DECODE: Record<ScaleType, string> = {
 
 const mask = (bits: number) => (bits >= 32 ? '0xffffffffu' : `${(2 ** bits - 1) >>> 0}u`);
 
-function indexExpr(block: number): string {
+function indexExpr(block: number, blockRows = 1): string {
   if (block === -1) return '0u';
   if (block === 0) return 'r';
-  return `r * ((p.cols + ${block}u - 1u) / ${block}u) + k0 / ${block}u`;
+  const row = blockRows > 1 ? `(r / ${blockRows}u)` : 'r';
+  return `${row} * ((p.cols + ${block}u - 1u) / ${block}u) + k0 / ${block}u`;
 }
 
 export function kernelSource(p: PackedWeight, batch: number): string {
@@ -63,11 +76,13 @@ export function kernelSource(p: PackedWeight, batch: number): string {
   const element =
     p.element === 'lut'
       ? 'lut[code]'
-      : p.element === 'f16'
-        ? 'unpack2x16float(code).x'
-        : p.element === 'bf16'
-          ? 'bitcast<f32>(code << 16u)'
-          : 'bitcast<f32>(code)';
+      : p.element === 'codebook'
+        ? 'cb[code]'
+        : p.element === 'f16'
+          ? 'unpack2x16float(code).x'
+          : p.element === 'bf16'
+            ? 'bitcast<f32>(code << 16u)'
+            : 'bitcast<f32>(code)';
   const { offsets } = metaLayout(p);
   const slots = Math.max(1, Math.ceil(offsets.length / 4));
   const lines: string[] = [];
@@ -80,7 +95,7 @@ export function kernelSource(p: PackedWeight, batch: number): string {
   let hasZero = false;
   let minSign = 1;
   p.levels.forEach((l, i) => {
-    lines.push(`    let i${i} = ${indexExpr(l.block)};`);
+    lines.push(`    let i${i} = ${indexExpr(l.block, l.blockRows)};`);
     const c = `scale_bits(${off()}, i${i} * ${l.scale.bits}u, ${l.scale.bits}u, ${mask(l.scale.bits)})`;
     lines.push(`    { let c = ${c}; S = S * ${DECODE[l.scale.type]}; }`);
     if (l.min) {
@@ -97,6 +112,34 @@ export function kernelSource(p: PackedWeight, batch: number): string {
   });
   const sumX = hasMin || hasZero;
   const B = batch;
+  // The row's codebook (kmeans), read once per thread from its fp16 stream.
+  let rowSetup = '';
+  if (p.codebook) {
+    const E = p.codebook.entries;
+    rowSetup = `  var cb = array<f32, ${E}>();
+  for (var i = 0u; i < ${E}u; i = i + 1u) { cb[i] = unpack2x16float(scale_bits(${off()}, (r * ${E}u + i) * 16u, 16u, 0xffffu)).x; }
+`;
+  }
+  // -perm: stored position k holds input channel perm[k]; x is gathered through it.
+  const perm = p.perm;
+  const permOff = perm ? off() : '';
+  const col = (k: string) =>
+    perm ? `scale_bits(${permOff}, (${k}) * ${perm.bits}u, ${perm.bits}u, ${mask(perm.bits)})` : k;
+  // +o<P>: the outlier channels' fp16 values, added once per row (by the first split).
+  let outlierLoop = '';
+  if (p.outliers) {
+    const o = p.outliers;
+    const io = off();
+    const vo = off();
+    outlierLoop = `  if (gid.z == 0u) {
+    for (var o = 0u; o < ${o.count}u; o = o + 1u) {
+      let c = scale_bits(${io}, o * ${o.index.bits}u, ${o.index.bits}u, ${mask(o.index.bits)});
+      let v = unpack2x16float(scale_bits(${vo}, (r * ${o.count}u + o) * 16u, 16u, 0xffffu)).x;
+      for (var b = 0u; b < ${B}u; b = b + 1u) { acc[b] = acc[b] + x[b * p.cols + c] * v; }
+    }
+  }
+`;
+  }
   // Whole words at a time where codes never straddle words and blocks start on word boundaries:
   // one load per 32/eb elements (the element loop below finishes a row's tail).
   const perWord = 32 / eb;
@@ -108,15 +151,16 @@ export function kernelSource(p: PackedWeight, batch: number): string {
       for (var j = 0u; j < ${perWord}u; j = j + 1u) {
         let code = ${eb === 32 ? 'word' : `(word >> (j * ${eb}u)) & ${mask(eb)}`};
         let e = ${element};
+        let c = ${col('k + j')};
         for (var b = 0u; b < ${B}u; b = b + 1u) {
-          let xv = x[b * p.cols + k + j];
+          let xv = x[b * p.cols + c];
           ae[b] = ae[b] + xv * e;
 ${sumX ? '          ax[b] = ax[b] + xv;\n' : ''}        }
       }
     }
 `
       : '';
-  return `// Layerplan packed ${p.format} (${eb}-bit elements, ${p.levels.length} scale level(s)), batch ${B}: generated by kernelSource.
+  return `// Layerplan packed ${p.format} (${eb}-bit elements, ${p.levels.length} scale level(s)${p.codebook ? ', a codebook per row' : ''}${perm ? ', permuted channels' : ''}${p.outliers ? `, ${p.outliers.count} outlier channel(s)` : ''}), batch ${B}: generated by kernelSource.
 struct Params { rows: u32, cols: u32, block: u32, splits: u32, off: array<vec4<u32>, ${slots}> }
 @group(0) @binding(0) var<storage, read> codes: array<u32>;
 @group(0) @binding(1) var<storage, read> scales: array<u32>;
@@ -146,7 +190,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let r = gid.x + gid.y * nwg.x * ${WORKGROUP}u;
   if (r >= p.rows) { return; }
   var acc = array<f32, ${B}>();
-  // Split-K: workgroup z takes one contiguous share of the row's blocks; partial sums go to y[split].
+${rowSetup}  // Split-K: workgroup z takes one contiguous share of the row's blocks; partial sums go to y[split].
   let nb = (p.cols + p.block - 1u) / p.block;
   let share = (nb + p.splits - 1u) / p.splits;
   let g0 = gid.z * share;
@@ -167,8 +211,9 @@ ${wordLoop}    for (; k < k1; k = k + 1u) {
       var v = codes[w * p.rows + r] >> sh;
 ${straddles ? `      if (sh + ${eb}u > 32u) { v = v | (codes[(w + 1u) * p.rows + r] << (32u - sh)); }\n` : ''}      let code = v & ${mask(eb)};
       let e = ${element};
+      let c = ${col('k')};
       for (var b = 0u; b < ${B}u; b = b + 1u) {
-        let xv = x[b * p.cols + k];
+        let xv = x[b * p.cols + c];
         ae[b] = ae[b] + xv * e;
 ${sumX ? '        ax[b] = ax[b] + xv;\n' : ''}      }
     }
@@ -176,7 +221,7 @@ ${sumX ? '        ax[b] = ax[b] + xv;\n' : ''}      }
       acc[b] = acc[b] + ${sumX ? `S * (ae[b] - z * ax[b]) ${minSign < 0 ? '+' : '-'} M * ax[b]` : 'S * ae[b]'};
     }
   }
-  for (var b = 0u; b < ${B}u; b = b + 1u) { y[(gid.z * ${B}u + b) * p.rows + r] = acc[b]; }
+${outlierLoop}  for (var b = 0u; b < ${B}u; b = b + 1u) { y[(gid.z * ${B}u + b) * p.rows + r] = acc[b]; }
 }
 `;
 }
@@ -224,13 +269,9 @@ export function metaWords(p: PackedWeight): Uint32Array {
   const { words } = metaLayout(p);
   const out = new Uint32Array(Math.max(1, words));
   let at = 0;
-  for (const l of p.levels) {
-    out.set(l.scale.words, at);
-    at += l.scale.words.length;
-    if (l.min) {
-      out.set(l.min.words, at);
-      at += l.min.words.length;
-    }
+  for (const s of metaStreams(p)) {
+    out.set(s, at);
+    at += s.length;
   }
   return out;
 }

@@ -28,8 +28,11 @@ export function formatInspect(file: string, r: InspectReport): string {
   const dims = Object.entries(r.bindings)
     .map(([k, v]) => `${k}=${v}`)
     .join(', ');
+  const unbound = r.unboundDims.length
+    ? `${r.unboundDims.join(', ')} not bound, counted as 1: set with --dim name=value`
+    : '';
   lines.push(
-    `  FLOPs per run ${formatCount(r.layers.reduce((s, l) => s + l.flops, 0))} (symbolic dims ${dims || 'bound to 1; set with --dim name=value'})`,
+    `  FLOPs per run ${formatCount(r.layers.reduce((s, l) => s + l.flops, 0))} (symbolic dims ${[dims, unbound].filter(Boolean).join('; ') || 'none'})`,
   );
   for (const io of r.inputs) {
     lines.push(`  input  ${io.name}: ${io.dtype}[${io.shape.map((d) => d ?? '?').join(', ')}]`);
@@ -38,6 +41,7 @@ export function formatInspect(file: string, r: InspectReport): string {
     lines.push(`  output ${io.name}: ${io.dtype}[${io.shape.map((d) => d ?? '?').join(', ')}]`);
   }
   if (r.unknownOps.length) lines.push(`  ops without shape/FLOP rules (kept, marked): ${r.unknownOps.join(', ')}`);
+  for (const w of r.warnings) lines.push(`  warning: ${w}`);
   const top = (key: 'parameters' | 'flops') =>
     [...r.layers]
       .sort((a, b) => b[key] - a[key])

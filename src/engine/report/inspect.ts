@@ -1,3 +1,4 @@
+import { graphWarnings, unboundSymbols } from '../graph/warnings';
 import type { ModelGraph } from '../graph/model-graph';
 
 /** The `layerplan inspect --json` document (docs/ARCHITECTURE.md), plus a few extra fields. */
@@ -18,6 +19,10 @@ export interface InspectReport {
   outputs: { name: string; dtype: string; shape: (number | string | null)[] }[];
   bindings: Record<string, number>;
   layers: { name: string; parameters: number; flops: number; nodes: number }[];
+  /** Symbolic dims the shapes use that `bindings` leaves unbound: FLOPs and bytes count each as 1. */
+  unboundDims: string[];
+  /** What the numbers miss and why (a checkpoint without its config.json, ops whose shape rule failed). */
+  warnings: string[];
 }
 
 /** Summarizes a graph: counts include nodes inside subgraphs; parameters are all stored weight elements. */
@@ -67,5 +72,7 @@ export function inspectGraph(graph: ModelGraph): InspectReport {
       flops: l.flops,
       nodes: l.nodes.length,
     })),
+    unboundDims: unboundSymbols(graph),
+    warnings: graphWarnings(graph, { unboundDims: false }),
   };
 }

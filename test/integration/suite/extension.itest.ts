@@ -159,12 +159,12 @@ describe('the side panel', () => {
     await vscode.commands.executeCommand('vscode.openWith', uri, 'layerplan.modelGraph');
     await vscode.commands.executeCommand('layerplan.showSummary');
     const until = Date.now() + 30000;
-    let state: { file: string; parameters: number } | undefined;
+    let state: { file: string; parameters: number; warnings: string[] } | undefined;
     while (Date.now() < until && state?.file !== uri.fsPath) {
       await new Promise((r) => setTimeout(r, 300));
       state = await vscode.commands.executeCommand('layerplan.summaryState');
     }
-    assert.deepStrictEqual(state, { file: uri.fsPath, parameters: 137033 });
+    assert.deepStrictEqual(state, { file: uri.fsPath, parameters: 137033, warnings: [] });
     // Hidden behind another editor and shown again, the graph draws itself anew (and stays for the closing screenshot).
     await vscode.window.showTextDocument(vscode.Uri.file(path.join(folder.uri.fsPath, 'gpt2-tiny.plan.json')));
     await new Promise((r) => setTimeout(r, 500));
@@ -552,6 +552,194 @@ describe('the planner', () => {
     await config.update('colorTheme', undefined, vscode.ConfigurationTarget.Global);
     await vscode.commands.executeCommand('workbench.action.toggleSidebarVisibility');
   });
+
+  it('finds the best plans in a web worker (progress, cancel, the planner still answering), sorts and diffs them, applies one in one undoable edit', async function () {
+    this.timeout(240000);
+    const folder = vscode.workspace.workspaceFolders![0];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-search-'));
+    const model = path.join(dir, 'tiny.onnx');
+    fs.copyFileSync(path.join(folder.uri.fsPath, 'gpt2-tiny.onnx'), model);
+    const modelUri = vscode.Uri.file(model);
+    const planUri = (await vscode.commands.executeCommand<vscode.Uri>('layerplan.newPlan', modelUri))!;
+    const read = () => fs.readFileSync(planUri.fsPath, 'utf8');
+    type Shown = {
+      summary: string;
+      pending: number;
+      search?: {
+        state: string;
+        status: string;
+        sortedBy: string;
+        rows: { rank: number; iterationSeconds: number; gpus: number; peakMemoryBytes: number; changes: string }[];
+        diffs: { rank: number; text: string }[];
+      };
+    };
+    const shown = () => vscode.commands.executeCommand<Shown>('layerplan.plannerShown', modelUri);
+    await until('the planner shows an estimate', async () => /GiB per GPU/.test((await shown())?.summary ?? ''));
+    const original = read();
+    // A long search (every whole-node count up to 2^20 GPUs, a batch of 2^20 sequences to split): it reports
+    // progress, the planner keeps estimating edits meanwhile (its own worker), and Cancel stops it.
+    fs.writeFileSync(
+      planUri.fsPath,
+      original
+        .replace('"nodes": 1}', '"nodes": 1, "maxGpus": 1048576}')
+        .replace('"globalBatch": 64', '"globalBatch": 1048576'),
+    );
+    await until('the planner follows the file', () => /maxGpus/.test(read()) || undefined);
+    await new Promise((r) => setTimeout(r, 1000));
+    await ui([{ click: '#find-best' }]);
+    await until('the search runs and says how far it got', async () => {
+      const s = (await shown())?.search;
+      return s?.state === 'running' && /configurations bounded|plans estimated/.test(s.status) ? s : undefined;
+    });
+    const before = (await shown())!.summary;
+    await ui([{ fill: ['#f-training-globalBatch input', '96'] }, { press: ['#f-training-globalBatch input', 'Tab'] }]);
+    await until('the planner estimates an edit while the search runs', async () => {
+      const s = await shown();
+      return s &&
+        s.summary !== before &&
+        s.pending === 0 &&
+        s.search?.state === 'running' &&
+        /"globalBatch": 96/.test(read())
+        ? s
+        : undefined;
+    });
+    await ui([{ click: '#cancel-search' }]);
+    await until('the search is cancelled', async () => (await shown())?.search?.state === 'cancelled' || undefined);
+    // Back to the plan as created, then the search to its end.
+    fs.writeFileSync(planUri.fsPath, original);
+    await until('the planner follows the file', async () => {
+      const s = await shown();
+      return !/maxGpus|96/.test(read()) && s?.pending === 0 ? s : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    await ui([{ click: '#find-best' }]);
+    const done = await until(
+      'the search finishes',
+      async () => {
+        const s = (await shown())?.search;
+        return s?.state === 'done' && s.rows.length > 1 ? s : undefined;
+      },
+      120000,
+    );
+    // The webview ran the same engine as the command line: the same candidates, best first.
+    const out = cli(['optimize', planUri.fsPath, '--json', '--top', '10']);
+    assert.strictEqual(out.status, 0, out.stderr);
+    const expected = JSON.parse(out.stdout) as {
+      candidates: {
+        iterationSeconds: number;
+        plan: { parallel: Record<string, unknown>; training: Record<string, unknown> };
+      }[];
+    };
+    assert.deepStrictEqual(
+      done.rows.map((r) => r.iterationSeconds),
+      expected.candidates.map((c) => c.iterationSeconds),
+    );
+    // Sorted by memory at a click on its header.
+    await ui([{ click: '.planner th[data-sort="memory"]' }]);
+    const sorted = await until('sorted by memory', async () => {
+      const s = (await shown())?.search;
+      return s?.sortedBy === 'memory' ? s : undefined;
+    });
+    const peaks = sorted.rows.map((r) => r.peakMemoryBytes);
+    assert.deepStrictEqual(
+      [...peaks].sort((a, b) => a - b),
+      peaks,
+    );
+    // The diff of the best plan against the current one.
+    await ui([{ click: '.planner tr[data-rank="1"] vscode-button.diff' }]);
+    const diff = await until('the diff opens', async () => (await shown())?.search?.diffs.find((d) => d.rank === 1));
+    const best = expected.candidates[0];
+    assert.match(diff.text, /parallel\.|training\./);
+    // Apply it: one WorkspaceEdit; the file on disk then holds the candidate's fields, and estimates as it said.
+    const beforeApply = read();
+    await ui([{ click: '.planner tr[data-rank="1"] vscode-button.apply' }]);
+    const { parse } = await import('jsonc-parser');
+    await until('the candidate reaches the plan file', () => {
+      const p = parse(read());
+      return JSON.stringify(p.parallel) === JSON.stringify(best.plan.parallel) &&
+        JSON.stringify(p.training) === JSON.stringify(best.plan.training)
+        ? p
+        : undefined;
+    });
+    assert.match(read(), /\/\/ Created by Layerplan/, 'the comment stays');
+    const est = JSON.parse(cli(['estimate', planUri.fsPath, '--json']).stdout) as { iterationSeconds: number };
+    assert.ok(Math.abs(est.iterationSeconds - best.iterationSeconds) < 1e-9 * best.iterationSeconds);
+    // One undo step takes the whole candidate back.
+    await until('the planner settles', async () => (await shown())?.pending === 0 || undefined);
+    await ui([{ press: ['.planner tr[data-i="0"]', 'Control+z'] }]);
+    await until('undo restores the plan as it was', () => read() === beforeApply || undefined);
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+});
+
+describe('exporting the quantized model', () => {
+  it('exports from the planner button: the exported model opens in the graph view, the planner shows measured against predicted, as the CLI measures it', async function () {
+    this.timeout(300000);
+    const folder = vscode.workspace.workspaceFolders![0];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-export-'));
+    const model = path.join(dir, 'tiny.onnx');
+    fs.copyFileSync(path.join(folder.uri.fsPath, 'gpt2-tiny.onnx'), model);
+    const planFile = path.join(dir, 'tiny.plan.json');
+    fs.writeFileSync(
+      planFile,
+      JSON.stringify(
+        {
+          model: 'tiny.onnx',
+          cluster: { gpu: 'l4', gpusPerNode: 1, nodes: 1 },
+          inference: { batch: 1, promptLen: 16, genLen: 16 },
+          precision: { default: 'int8-channel', rules: [{ match: 'h.*', format: 'int4-g32' }], errorBudgetDb: 20 },
+        },
+        null,
+        2,
+      ),
+    );
+    const modelUri = vscode.Uri.file(model);
+    await vscode.commands.executeCommand('layerplan.showPlanner', modelUri);
+    await until('the planner shows the plan', async () => {
+      const s = await vscode.commands.executeCommand<{ summary: string }>('layerplan.plannerShown', modelUri);
+      return s && /GiB per GPU/.test(s.summary) ? s : undefined;
+    });
+    await ui([{ click: '#export-quantized' }]);
+    const exported = vscode.Uri.file(path.join(dir, 'tiny.quantized.onnx'));
+    const drawn = await renderedFor(exported, 240000);
+    assert.ok(drawn.layers >= 5, `the exported model is drawn: ${JSON.stringify(drawn)}`);
+    const text = await until(
+      'the planner shows measured against predicted',
+      async () => {
+        const s = await vscode.commands.executeCommand<{ exportText?: string }>('layerplan.plannerShown', modelUri);
+        return s?.exportText && /measured/.test(s.exportText) ? s.exportText : undefined;
+      },
+      60000,
+    );
+    const measured = Number(/measured \(onnxruntime\)(-?\d+\.\d) dB/.exec(text)?.[1]);
+    const predicted = Number(/predicted \(calibrated\)(-?\d+\.\d) dB/.exec(text)?.[1]);
+    assert.ok(Number.isFinite(measured) && Number.isFinite(predicted), text);
+    assert.ok(Math.abs(measured - predicted) <= 2, `measured ${measured}, predicted ${predicted}`);
+    // The CLI inside the VSIX measures the same model the same way.
+    const r = cli(['quant', model, '--plan', planFile, '--export', path.join(dir, 'cli.onnx'), '--measure', '--json']);
+    assert.strictEqual(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.strictEqual(j.endToEnd.outputSqnrDb.toFixed(1), measured.toFixed(1));
+    assert.strictEqual(j.predicted.outputSqnrDb.toFixed(1), predicted.toFixed(1));
+    assert.ok(j.endToEnd.klDivergence > 0 && j.endToEnd.top1Agreement > 0.5);
+    // The command, with an output file, returns what it measured.
+    const out = vscode.Uri.file(path.join(dir, 'cmd.onnx'));
+    const res = await vscode.commands.executeCommand<{ endToEnd: { outputSqnrDb: number } }>(
+      'layerplan.exportQuantizedModel',
+      vscode.Uri.file(planFile),
+      out,
+    );
+    assert.strictEqual(res?.endToEnd.outputSqnrDb.toFixed(1), measured.toFixed(1));
+    assert.ok(
+      fs.statSync(out.fsPath).size < fs.statSync(model).size / 2,
+      'the weights are stored in their packed bits',
+    );
+    await vscode.commands.executeCommand('notifications.clearAll');
+    await new Promise((res) => setTimeout(res, 1500));
+    console.log('[layerplan-screenshot] quant-export');
+    await new Promise((res) => setTimeout(res, 1500));
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
 });
 
 describe('quick fixes', () => {
@@ -596,6 +784,203 @@ describe('quick fixes', () => {
       () => !vscode.languages.getDiagnostics(uri).some((d) => /stage|assigned/.test(d.message)) || undefined,
     );
     await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
+  });
+
+  it('offers "Apply the fastest plan that fits" on a stage over memory, naming its changes; applied, the plan fits', async function () {
+    this.timeout(60000);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-fits-'));
+    const file = path.join(dir, 'big.plan.json');
+    fs.writeFileSync(
+      file,
+      JSON.stringify(
+        {
+          model: { arch: 'llama', layers: 16, hidden: 4096, heads: 32, kvHeads: 8, vocab: 32000, seqLen: 4096 },
+          cluster: { gpu: 'l4', gpusPerNode: 8, nodes: 1 },
+          training: { globalBatch: 16, microBatch: 2, seqLen: 4096, recompute: 'none' },
+          parallel: { data: 8, tensor: 1, pipeline: 1 },
+        },
+        null,
+        2,
+      ),
+    );
+    const uri = vscode.Uri.file(file);
+    const doc = await vscode.workspace.openTextDocument(uri);
+    await vscode.window.showTextDocument(doc);
+    const diag = await until('the over-memory diagnostic', () =>
+      vscode.languages.getDiagnostics(uri).find((d) => /stage 0 needs .* GiB per GPU/.test(d.message)),
+    );
+    const actions = await vscode.commands.executeCommand<vscode.CodeAction[]>(
+      'vscode.executeCodeActionProvider',
+      uri,
+      diag.range,
+      vscode.CodeActionKind.QuickFix.value,
+    );
+    const fix = actions.find((a) => /^Apply the fastest plan that fits: .+ → .+ per step/.test(a.title));
+    assert.ok(fix?.edit, `quick fixes: ${actions.map((a) => a.title).join(', ')}`);
+    assert.ok(await vscode.workspace.applyEdit(fix.edit));
+    await doc.save();
+    await until(
+      'the memory error clears',
+      () =>
+        !vscode.languages.getDiagnostics(uri).some((d) => d.severity === vscode.DiagnosticSeverity.Error) || undefined,
+    );
+    const checked = cli(['check', file, '--json']);
+    assert.strictEqual(checked.status, 0, checked.stdout);
+    await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+  });
+});
+
+/** Writes a .safetensors file of bf16 tensors (8-byte header length, JSON header, then the bytes). */
+function writeSafetensors(file: string, tensors: { name: string; shape: number[] }[]): void {
+  const entries: Record<string, unknown> = {};
+  let off = 0;
+  for (const t of tensors) {
+    const n = t.shape.reduce((a, b) => a * b, 1) * 2;
+    entries[t.name] = { dtype: 'BF16', shape: t.shape, data_offsets: [off, off + n] };
+    off += n;
+  }
+  const json = Buffer.from(JSON.stringify(entries));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  fs.writeFileSync(file, Buffer.concat([len, json, Buffer.alloc(off, 0x3f)]));
+}
+
+describe('a checkpoint in the Hugging Face hub cache', () => {
+  it('estimates exactly as its flat copy (snapshots/<rev>/* are links to ../../blobs/*), in the CLI and the side panel', async function () {
+    this.timeout(60000);
+    const config = {
+      model_type: 'llama',
+      hidden_size: 16,
+      intermediate_size: 32,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      num_hidden_layers: 2,
+      vocab_size: 64,
+      tie_word_embeddings: false,
+    };
+    const tensors = [{ name: 'model.embed_tokens.weight', shape: [64, 16] }];
+    for (let i = 0; i < 2; i++) {
+      const p = `model.layers.${i}`;
+      tensors.push(
+        { name: `${p}.input_layernorm.weight`, shape: [16] },
+        { name: `${p}.self_attn.q_proj.weight`, shape: [16, 16] },
+        { name: `${p}.self_attn.k_proj.weight`, shape: [8, 16] },
+        { name: `${p}.self_attn.v_proj.weight`, shape: [8, 16] },
+        { name: `${p}.self_attn.o_proj.weight`, shape: [16, 16] },
+        { name: `${p}.post_attention_layernorm.weight`, shape: [16] },
+        { name: `${p}.mlp.gate_proj.weight`, shape: [32, 16] },
+        { name: `${p}.mlp.up_proj.weight`, shape: [32, 16] },
+        { name: `${p}.mlp.down_proj.weight`, shape: [16, 32] },
+      );
+    }
+    tensors.push({ name: 'model.norm.weight', shape: [16] }, { name: 'lm_head.weight', shape: [64, 16] });
+    const parameters = tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-hub-'));
+    const flat = path.join(root, 'flat');
+    fs.mkdirSync(flat);
+    writeSafetensors(path.join(flat, 'model.safetensors'), tensors);
+    fs.writeFileSync(path.join(flat, 'config.json'), JSON.stringify(config));
+    // huggingface_hub's cache: <cache>/models--org--name/{blobs/<hash>, refs/main, snapshots/<rev>/<file> → ../../blobs/<hash>}
+    const repo = path.join(root, 'hub', 'models--test--tiny-llama');
+    const rev = 'c0ffee0000000000000000000000000000000000';
+    const snapshot = path.join(repo, 'snapshots', rev);
+    for (const d of ['blobs', 'refs', path.join('snapshots', rev)]) {
+      fs.mkdirSync(path.join(repo, d), { recursive: true });
+    }
+    fs.writeFileSync(path.join(repo, 'refs', 'main'), rev);
+    for (const [name, blob] of [
+      ['model.safetensors', '9f2a'],
+      ['config.json', '41c7'],
+    ]) {
+      fs.copyFileSync(path.join(flat, name), path.join(repo, 'blobs', blob));
+      fs.symlinkSync(`../../blobs/${blob}`, path.join(snapshot, name));
+    }
+    const plan = {
+      cluster: { gpu: 'a100-80gb', gpusPerNode: 1, nodes: 1 },
+      training: { globalBatch: 8, microBatch: 2, seqLen: 32 },
+    };
+    fs.writeFileSync(path.join(flat, 'm.plan.json'), JSON.stringify({ ...plan, model: 'model.safetensors' }));
+    fs.writeFileSync(
+      path.join(root, 'cached.plan.json'),
+      JSON.stringify({ ...plan, model: path.join(snapshot, 'model.safetensors') }),
+    );
+    const estimate = (file: string) => {
+      const r = cli(['estimate', file, '--json']);
+      assert.strictEqual(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout);
+    };
+    const fromCache = estimate(path.join(root, 'cached.plan.json'));
+    assert.deepStrictEqual(fromCache, estimate(path.join(flat, 'm.plan.json')));
+    // The tiny llama's FLOPs by hand: 2 per multiply-add of the projections and the output layer, the two attention matmuls, ×3 for training.
+    const s = plan.training.seqLen;
+    const perToken = 2 * (2 * (16 * 16 + 2 * 16 * 8 + 16 * 16 + 3 * 16 * 32) + 64 * 16) + 2 * 2 * 2 * s * 16;
+    assert.strictEqual(fromCache.modelFlops, 3 * perToken * s * plan.training.globalBatch);
+    assert.strictEqual(fromCache.parameters, parameters);
+    assert.deepStrictEqual(fromCache.warnings, []);
+    // The graph view and the side panel, on the weights in the snapshot: their config was read through its link.
+    const uri = vscode.Uri.file(path.join(snapshot, 'model.safetensors'));
+    await vscode.commands.executeCommand('vscode.openWith', uri, 'layerplan.modelGraph');
+    assert.ok((await renderedFor(uri)).textNames.includes('model.layers.1'));
+    await vscode.commands.executeCommand('layerplan.showSummary');
+    const state = await until('the side panel summarizes the cached config', async () => {
+      const st = await vscode.commands.executeCommand<{ file: string; parameters: number; warnings: string[] }>(
+        'layerplan.summaryState',
+      );
+      return st?.file === uri.fsPath ? st : undefined;
+    });
+    assert.deepStrictEqual(state, { file: uri.fsPath, parameters, warnings: [] });
+    await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+  });
+});
+
+describe('a check that cannot run', () => {
+  it('leaves the other diagnostics standing, and the planner says why it shows no error heatmap', async function () {
+    this.timeout(90000);
+    const folder = vscode.workspace.workspaceFolders![0];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-nofloat-'));
+    // control-flow.onnx: no weight matrix large enough to measure, so the error budget cannot be checked.
+    const repo = path.join(folder.uri.fsPath, '..');
+    fs.copyFileSync(path.join(repo, 'test', 'fixtures', 'models', 'control-flow.onnx'), path.join(dir, 'cf.onnx'));
+    const planFile = path.join(dir, 'cf.plan.json');
+    fs.writeFileSync(
+      planFile,
+      JSON.stringify(
+        {
+          model: 'cf.onnx',
+          cluster: { gpu: 'l4', gpusPerNode: 1, nodes: 1, memoryGB: 0.000001 },
+          training: { globalBatch: 4, microBatch: 4, seqLen: 64 },
+          precision: { default: 'int4-g32', errorBudgetDb: 20 },
+        },
+        null,
+        2,
+      ),
+    );
+    const planUri = vscode.Uri.file(planFile);
+    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(planUri));
+    const diags = await until('the stage over memory and the unchecked budget', () => {
+      const d = vscode.languages.getDiagnostics(planUri).filter((x) => x.source === 'layerplan');
+      return d.some((x) => /^stage 0 needs/.test(x.message)) &&
+        d.some((x) => /errorBudgetDb: not checked/.test(x.message))
+        ? d
+        : undefined;
+    });
+    assert.match(
+      diags.find((x) => /errorBudgetDb/.test(x.message))!.message,
+      /not checked: .*cf\.onnx: no floating-point weight tensors to quantize$/,
+    );
+    await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+    // The planner: not "measuring…" forever, but why there are no figures.
+    const model = vscode.Uri.file(path.join(dir, 'cf.onnx'));
+    await vscode.commands.executeCommand('layerplan.showPlanner', model);
+    const shown = await until('the planner says why there is no heatmap', async () => {
+      const s = await vscode.commands.executeCommand<{ note?: string }>('layerplan.plannerShown', model);
+      return s?.note && /not measured/.test(s.note) ? s : undefined;
+    });
+    assert.match(
+      shown.note!,
+      /^error heatmap: not measured: .*cf\.onnx: no floating-point weight tensors to quantize$/,
+    );
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
   });
 });
 
