@@ -253,7 +253,7 @@ export class PlanSession implements vscode.Disposable {
         state.issues = checked.diagnostics.map((d) => ({
           severity: d.severity,
           message: d.message,
-          ...(d.fix ? { fixes: d.fixes ?? [d.fix] } : {}),
+          ...(d.fix ? { fixes: [d.fix, ...(d.fixes ?? [])] } : {}),
         }));
         checkedSource = checked.source;
       } catch (e) {
