@@ -479,7 +479,6 @@ export class Planner {
         const td = tr.insertCell();
         td.textContent = c;
         if (k === 3 && stage >= 0) td.className = `stage s${stage % 8}`;
-        // The first block of every stage after the first carries the boundary handle: drag it along the list.
         if (k === 3 && boundary) td.append(this.handle(stage, i));
         if (k === 7 && outAt.length) td.className = this.heat(name) ?? '';
         if (k === 5 && sq.length && !outAt.length) td.className = this.heat(name) ?? '';
