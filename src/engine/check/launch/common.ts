@@ -22,6 +22,8 @@ export interface LaunchContext {
   worldSize?: number;
   /** The model for plan.model: a path relative to the launch file, or an architecture object. */
   model?: string | ArchSpec;
+  /** A model found beside the configuration (torchtitan: config.json in model.hf_assets_path), relative to it. */
+  assetsModel?: string;
   /** The model's transformer shape, when it was read (to check the file's shape flags against it). */
   modelSpec?: TransformerSpec;
   /** Another file of the launch (DeepSpeed: the script that runs this config, or the config a script names). */
@@ -56,6 +58,8 @@ export interface LaunchHeader {
   model?: string | ArchSpec;
   cluster?: Plan['cluster'];
   plan?: string;
+  /** What the framework leaves to the model's code (DeepSpeed: the sequence length, dropout). */
+  training?: { seqLen?: number; dropout?: boolean };
   span: Span;
 }
 
@@ -103,10 +107,18 @@ export function readHeader(text: string): LaunchHeader | undefined {
       ? (v.model as string | ArchSpec)
       : undefined;
   const cluster = v.cluster && typeof v.cluster === 'object' ? (v.cluster as Plan['cluster']) : undefined;
+  const t = v.training && typeof v.training === 'object' ? (v.training as Record<string, unknown>) : undefined;
+  const training = t
+    ? {
+        ...(typeof t.seqLen === 'number' ? { seqLen: t.seqLen } : {}),
+        ...(typeof t.dropout === 'boolean' ? { dropout: t.dropout } : {}),
+      }
+    : undefined;
   return {
     model,
     cluster,
     plan: typeof v.plan === 'string' ? v.plan : undefined,
+    training,
     span: { start, end: start + m[1].length },
   };
 }
@@ -117,6 +129,7 @@ export function headerLine(header: Omit<LaunchHeader, 'span'>): string {
   if (header.plan) v.plan = header.plan;
   if (header.model !== undefined) v.model = header.model;
   if (header.cluster) v.cluster = header.cluster;
+  if (header.training) v.training = header.training;
   return `# layerplan: ${JSON.stringify(v)}`;
 }
 
@@ -149,6 +162,13 @@ export function locate(
     return { span: o.span, message: renamed };
   }
   return { span: imp.anchor, message };
+}
+
+/** A world size as nodes × GPUs per node: whole nodes of `perNode` when it divides, else one node. */
+export function splitWorld(world: number, perNode = 8): { nodes: number; gpusPerNode: number } {
+  return world > perNode && world % perNode === 0
+    ? { nodes: world / perNode, gpusPerNode: perNode }
+    : { nodes: 1, gpusPerNode: world };
 }
 
 /** Integer division that is exact, or undefined. */

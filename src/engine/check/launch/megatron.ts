@@ -13,6 +13,7 @@ import {
   OffsetIssues,
   exactDiv,
   readHeader,
+  splitWorld,
   type LaunchContext,
   type LaunchImport,
   type Origin,
@@ -426,10 +427,8 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
   const headerCluster = header?.cluster;
   let gpusPerNode = ctx.gpusPerNode ?? launch.nprocPerNode?.n ?? headerCluster?.gpusPerNode;
   let nodes = ctx.nodes ?? launch.nnodes?.n ?? headerCluster?.nodes;
-  if (ctx.worldSize && !ctx.gpusPerNode && !ctx.nodes) {
-    gpusPerNode = Math.min(ctx.worldSize, gpusPerNode ?? 8);
-    nodes = Math.max(1, Math.round(ctx.worldSize / gpusPerNode));
-  }
+  if (ctx.worldSize && !ctx.gpusPerNode && !ctx.nodes)
+    {({ nodes, gpusPerNode } = splitWorld(ctx.worldSize, gpusPerNode));}
   const launcherSpan = launch.nprocPerNode?.span ?? anchor;
   if (gpusPerNode === undefined || nodes === undefined) {
     const known = gpusPerNode ?? nodes;
