@@ -7,6 +7,8 @@ import type { TransformerSpec } from '../graph/transformer-spec';
 import { InputError } from '../errors';
 import { parseLayerRange, type Plan } from '../plan/plan';
 import { evenSplit } from '../check/launch/megatron';
+import { estimatedSplit } from '../check/launch';
+import { estimate } from '../cost/estimate';
 import type { ExportContext } from './target';
 
 /** A plan with every value the estimate would default filled in. */
@@ -55,14 +57,17 @@ export function effective(plan: Plan, ctx: ExportContext): Effective {
   const v = schedule === 'interleaved' ? Math.max(1, par.virtualStages ?? 2) : 1;
   const dp = par.data ?? 1;
   const blocks = ctx.workload.blockIndices.length;
-  // The estimate's split: the plan's stages when given (and not interleaved), else even.
+  // The estimate's own split (the plan's stages, or its default for the plan's software profile), so the
+  // framework runs the layers where the estimate put them.
   let stageSizes = evenSplit(blocks, pp * v);
   let stagesExpressible = true;
   if (plan.stages && v === 1 && pp > 1) {
-    const lists = plan.stages.map((s) => parseLayerRange(s.layers) ?? []);
-    const flat = lists.flat();
+    const flat = plan.stages.flatMap((s) => parseLayerRange(s.layers) ?? []);
     stagesExpressible = flat.length === blocks && flat.every((l, i) => l === i);
-    if (stagesExpressible) stageSizes = lists.map((l) => l.length);
+  }
+  if (pp > 1 && stagesExpressible) {
+    const sizes = estimatedSplit(estimate(plan, ctx.workload, ctx.planFile), pp, v);
+    if (sizes && sizes.reduce((a, b) => a + b, 0) === blocks) stageSizes = sizes;
   }
   return {
     gpu: plan.cluster.gpu,

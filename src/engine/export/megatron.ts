@@ -4,7 +4,7 @@
  * checked against test/fixtures/frameworks/megatron-args.json in test/unit/launch.test.ts).
  */
 import type { Plan } from '../plan/plan';
-import { evenSplit, layoutString } from '../check/launch/megatron';
+import { layoutString, megatronSplit } from '../check/launch/megatron';
 import { headerLine } from '../check/launch/common';
 import { MEGATRON_VERSION } from '../check/launch/options.generated';
 import {
@@ -117,26 +117,22 @@ export function megatronArgs(
   }
   if (e.sp && e.tp > 1) parallel.push(['--sequence-parallel']);
   if (e.pp > 1) {
-    const sizes = e.stageSizes;
-    const even = sizes.every((n) => n === sizes[0]);
+    // The estimate's split, in Megatron's words: its default, its account-for-embedding/loss split, or a layout.
+    const sizes = e.stageSizes.join();
+    const plain = megatronSplit(L, e.pp, e.v, false, false)?.join() === sizes;
+    const edges = !plain && megatronSplit(L, e.pp, e.v, true, true)?.join() === sizes;
+    if (edges) parallel.push(['--account-for-embedding-in-pipeline-split'], ['--account-for-loss-in-pipeline-split']);
+    if ((plain || edges) && e.v > 1) parallel.push(['--num-virtual-stages-per-pipeline-rank', String(e.v)]);
+    if (!plain && !edges) {
+      parallel.push(['--pipeline-model-parallel-layout', layoutString(e.stageSizes)]);
+      notes.push(
+        `the layout gives each ${e.v > 1 ? 'chunk' : 'stage'} the layers Layerplan's estimate gives it (${e.stageSizes.join(', ')}); Megatron's default needs the layers divisible by the ${e.v > 1 ? 'chunks' : 'pipeline size'}`,
+      );
+    }
     if (e.v > 1) {
-      if (even) parallel.push(['--num-virtual-stages-per-pipeline-rank', String(e.v)]);
-      else {
-        parallel.push(['--pipeline-model-parallel-layout', layoutString(sizes)]);
-        notes.push(
-          `${L} layers do not split evenly into ${e.pp} × ${e.v} chunks: the layout gives each chunk the layers Layerplan's estimate gives it`,
-        );
-      }
       notes.push(
         `virtual stages as Megatron counts them: --num-virtual-stages-per-pipeline-rank ${e.v} is the plan's virtualStages (model chunks per GPU); the older --num-layers-per-virtual-pipeline-stage counts layers per chunk instead (${Math.floor(L / (e.pp * e.v))} here)`,
       );
-    } else if (!even || sizes.join() !== evenSplit(L, e.pp).join() || L % e.pp !== 0) {
-      parallel.push(['--pipeline-model-parallel-layout', layoutString(sizes)]);
-      if (L % e.pp !== 0 && !plan.stages) {
-        notes.push(
-          `Megatron needs the layers divisible by the pipeline size unless a layout is given: the layout reproduces Layerplan's split (${sizes.join(', ')})`,
-        );
-      }
     }
     if (e.schedule === 'gpipe') {
       notes.push('Megatron-LM has no GPipe schedule: it runs 1F1B (the same idle time, fewer activations in flight)');

@@ -51,6 +51,12 @@ export interface LaunchImport {
   notes: string[];
   /** The header Layerplan writes into exported files, when present. */
   header?: LaunchHeader;
+  /**
+   * How the framework splits the transformer layers: per pipeline stage, in the framework's stage order
+   * (pipeline × virtual stages entries, chunk-major). completeImport pins the plan's stages to it where the
+   * estimate would split differently.
+   */
+  split?: number[];
 }
 
 /** `# layerplan: {…}` — what an exported file records that the framework has no option for. */

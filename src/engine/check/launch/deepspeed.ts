@@ -469,6 +469,7 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
       ...(pp > 1 ? { schedule: '1f1b' as const } : {}),
       sequenceParallel: false,
       zero,
+      distributedOptimizer: false,
     },
   };
   if (sp > 1)

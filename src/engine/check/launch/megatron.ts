@@ -1029,16 +1029,11 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
     c.info(anchor, `Megatron-LM does not name the GPU; estimated on ${DEFAULT_GPU} (pass --gpu)`);
   }
   const dataPar = dp ?? Math.max(1, Math.floor(world / modelSize));
-  const stages =
-    stageSizes && pp > 1 && stageSizes.some((n, i) => n !== evenSplit(layers ?? 0, pp)[i])
-      ? stagesOf(stageSizes)
-      : undefined;
-  if (chunkSizes && layers && chunkSizes.some((n, i) => n !== evenSplit(layers, pp * vpp)[i])) {
-    c.info(
-      at('pipeline_model_parallel_layout'),
-      'Layerplan splits interleaved chunks evenly; this layout is uneven (the estimate uses even chunks)',
-    );
-    notes.push('the uneven interleaved layout is estimated with even chunks');
+  // The framework's split (completeImport pins plan.stages to it where the estimate would split otherwise).
+  if (layers !== undefined && pp > 1) {
+    if (layoutArg !== undefined) out.split = chunkSizes ?? stageSizes;
+    else if (first !== undefined || last !== undefined) out.split = vpp === 1 ? stageSizes : undefined;
+    else out.split = megatronSplit(layers, pp, vpp, accEmb, accLoss);
   }
   const training: NonNullable<Plan['training']> = {
     globalBatch: gbs ?? mbs ?? 1,
@@ -1067,19 +1062,34 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
     ...(pp > 1 ? { schedule: vpp > 1 ? 'interleaved' : '1f1b' } : {}),
     ...(vpp > 1 ? { virtualStages: vpp } : {}),
     sequenceParallel: sp,
-    ...(zero !== undefined ? { zero } : {}),
-    ...(distOpt ? { distributedOptimizer: true } : {}),
+    // The distributed optimizer shards optimizer states over data ranks: ZeRO-1 (written both ways).
+    zero: zero ?? (distOpt ? 1 : 0),
+    distributedOptimizer: distOpt,
   };
   out.plan = {
     model: model!,
     cluster: { ...(headerCluster ?? {}), gpu: gpu ?? DEFAULT_GPU, gpusPerNode, nodes },
     training,
     parallel,
-    ...(stages ? { stages } : {}),
   };
   origins.set('cluster', { span: launcherSpan });
   origins.set('cluster.gpu', { span: header?.span ?? anchor });
   return out;
+}
+
+/**
+ * Megatron's own split without a layout (transformer_block.py get_num_layers_to_build): (layers [+1 embedding]
+ * [+1 loss]) / pipeline per rank, / virtual stages per chunk, the embedding's and the loss's places taken from
+ * the first and the last chunk. Chunk-major; undefined where Megatron would refuse it.
+ */
+export function megatronSplit(layers: number, pp: number, v: number, emb: boolean, loss: boolean): number[] | undefined {
+  const L = layers + (emb ? 1 : 0) + (loss ? 1 : 0);
+  if (L % pp !== 0 || (L / pp) % v !== 0) return undefined;
+  const per = L / pp / v;
+  const sizes = Array.from({ length: pp * v }, () => per);
+  if (emb) sizes[0]--;
+  if (loss) sizes[pp * v - 1]--;
+  return sizes.every((n) => n >= 0) ? sizes : undefined;
 }
 
 /** Layerplan's even split of `layers` into `parts` (stage k: floor(k·L/P) … floor((k+1)·L/P)). */

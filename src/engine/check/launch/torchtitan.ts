@@ -18,7 +18,6 @@ import {
   type LaunchImport,
   type Origin,
 } from './common';
-import { evenSplit, stagesOf } from './megatron';
 import {
   TORCHTITAN_CONVERTERS,
   TORCHTITAN_SCHEDULES,
@@ -657,17 +656,10 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
       ...(v > 1 ? { virtualStages: v } : {}),
       sequenceParallel: tp > 1,
       zero: fsdp ? 3 : 0,
+      distributedOptimizer: false,
     },
   };
-  if (stageSizes && v === 1 && layers !== undefined && stageSizes.join() !== evenSplit(layers, pp).join()) {
-    out.plan.stages = stagesOf(stageSizes);
-  } else if (stageSizes && v > 1 && layers !== undefined && stageSizes.join() !== evenSplit(layers, pp * v).join()) {
-    c.info(
-      at('parallelism', 'pipeline_parallel_degree'),
-      `torchtitan splits the chunks ${stageSizes.join(', ')} layers; Layerplan estimates interleaved chunks split evenly`,
-    );
-    notes.push(`the interleaved chunks (${stageSizes.join(', ')} layers) are estimated as even`);
-  }
+  if (stageSizes && pp > 1) out.split = stageSizes;
   origins.set('cluster', { span: anchor });
   origins.set('cluster.gpu', { span: header?.span ?? anchor });
   return out;
