@@ -30,7 +30,10 @@ export const exportCommand: Command = {
     const dir = values.out as string | undefined;
     // The launch files name the model relative to where they are written (beside the plan unless --out).
     const modelRef = modelPath
-      ? path.relative(path.resolve(dir ?? path.dirname(file)), modelPath).split(path.sep).join('/')
+      ? path
+          .relative(path.resolve(dir ?? path.dirname(file)), modelPath)
+          .split(path.sep)
+          .join('/')
       : undefined;
     const result = exportPlan(plan, to, { planFile: file, modelPath, workload, modelRef });
     if (dir) {

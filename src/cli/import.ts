@@ -31,7 +31,10 @@ export const importCommand: Command = {
     if (target && typeof plan.model === 'string') {
       // plan.model is relative to the launch file; the written plan names it relative to itself.
       const abs = path.resolve(path.dirname(r.file), plan.model);
-      plan.model = path.relative(path.dirname(path.resolve(target)), abs).split(path.sep).join('/');
+      plan.model = path
+        .relative(path.dirname(path.resolve(target)), abs)
+        .split(path.sep)
+        .join('/');
     }
     const text = planText({ ...r.imp, plan }, path.basename(file));
     if (target) fs.writeFileSync(target, text);

@@ -102,7 +102,10 @@ export async function importLaunchFile(
   const body = text ?? (await readTextFile(file, 'launch configuration'));
   const detected = launchKindOf(file, body);
   if (!detected) {
-    throw new InputError(file, 'not a launch configuration Layerplan reads (a Megatron-LM script, a DeepSpeed config, a torchtitan TOML)');
+    throw new InputError(
+      file,
+      'not a launch configuration Layerplan reads (a Megatron-LM script, a DeepSpeed config, a torchtitan TOML)',
+    );
   }
   const related: LaunchFileResult['related'] = [];
   let kind: LaunchKind;
@@ -174,7 +177,10 @@ export async function importLaunchFile(
   const imp = importLaunch(kind, configText, ctx);
   if (headerModelMissing) {
     const c = new OffsetIssues(companion?.text ?? configText);
-    c.warn(header!.span, `the model this file was exported for (${headerModelMissing}) is not there; ${kind === 'megatron' ? 'the model is built from the shape flags' : 'pass --model'}`);
+    c.warn(
+      header!.span,
+      `the model this file was exported for (${headerModelMissing}) is not there; ${kind === 'megatron' ? 'the model is built from the shape flags' : 'pass --model'}`,
+    );
     (companion ? related[0]?.diagnostics : imp.issues)?.push(...c.issues);
   }
   const result: LaunchFileResult = { kind, file: configFile, imp, diagnostics: imp.issues, related, plan: imp.plan };

@@ -22,20 +22,25 @@ export const deepspeed: ExportTarget = {
       throw new InputError(ctx.planFile, `deepspeed: ${why}; export to megatron instead`);
     };
     // What one DeepSpeed config can describe (DeepSpeed v0.19.5).
-    if (e.tp > 1 && e.pp > 1)
-      {refuse(
+    if (e.tp > 1 && e.pp > 1) {
+      refuse(
         'tensor × pipeline parallelism needs Megatron-DeepSpeed’s topology in the training script, not a DeepSpeed config',
-      );}
-    if (e.tp > 1 && e.cp > 1)
-      {refuse('AutoTP tensor parallelism and Ulysses sequence parallelism are not combined in one DeepSpeed config');}
-    if (e.pp > 1 && e.cp > 1)
-      {refuse('pipeline parallelism and Ulysses sequence parallelism are not combined in one DeepSpeed config');}
-    if (e.pp > 1 && e.zero >= 2)
-      {refuse(
+      );
+    }
+    if (e.tp > 1 && e.cp > 1) {
+      refuse('AutoTP tensor parallelism and Ulysses sequence parallelism are not combined in one DeepSpeed config');
+    }
+    if (e.pp > 1 && e.cp > 1) {
+      refuse('pipeline parallelism and Ulysses sequence parallelism are not combined in one DeepSpeed config');
+    }
+    if (e.pp > 1 && e.zero >= 2) {
+      refuse(
         `ZeRO-${e.zero} is incompatible with DeepSpeed's pipeline engine (runtime/pipe/engine.py asserts stage < 2)`,
-      );}
-    if (e.tp > 1 && e.zero === 3)
-      {refuse('AutoTP training supports ZeRO stages 0, 1 and 2 (docs/_tutorials/autotp-training.md)');}
+      );
+    }
+    if (e.tp > 1 && e.zero === 3) {
+      refuse('AutoTP training supports ZeRO stages 0, 1 and 2 (docs/_tutorials/autotp-training.md)');
+    }
 
     let zero = e.zero;
     if (e.distOpt && zero === 0) {
@@ -82,8 +87,9 @@ export const deepspeed: ExportTarget = {
       notes.push(
         `DeepSpeed builds the pipeline in the training script: PipelineModule(layers, num_stages=${e.pp}, partition_method="uniform"); pipeline.stages records it for Layerplan (DeepSpeed does not read it)`,
       );
-      if (e.schedule !== '1f1b')
-        {notes.push(`DeepSpeed's PipelineEngine runs 1F1B; the plan's ${e.schedule} schedule is not available`);}
+      if (e.schedule !== '1f1b') {
+        notes.push(`DeepSpeed's PipelineEngine runs 1F1B; the plan's ${e.schedule} schedule is not available`);
+      }
       if (plan.stages && e.stageSizes.some((n) => n !== e.stageSizes[0])) {
         notes.push(
           `uneven stages (${e.stageSizes.join(', ')} layers) are not a DeepSpeed option: partition_method "uniform" splits them evenly`,
@@ -100,10 +106,11 @@ export const deepspeed: ExportTarget = {
         'selective recomputation (of the attention core) is the model code’s choice, not a DeepSpeed option: the config leaves activation checkpointing off, and re-importing it estimates no recomputation',
       );
     }
-    if (e.ep > 1)
-      {notes.push(
+    if (e.ep > 1) {
+      notes.push(
         `expert parallelism is the model code's: deepspeed.moe.layer.MoE(..., ep_size=${e.ep}); re-importing the config estimates without it`,
-      );}
+      );
+    }
     if (e.sp && e.tp > 1) notes.push('Megatron sequence parallelism is not an AutoTP option');
 
     const base = baseName(ctx.planFile);

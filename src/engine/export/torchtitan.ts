@@ -67,8 +67,9 @@ export const torchtitan: ExportTarget = {
       if (a.positions) differs.push('learned positions');
       if (a.tied) differs.push('tied embeddings');
       if (a.qkvBias || a.denseBias) differs.push('linear biases');
-      if (a.experts > 1 || (typeof plan.model === 'object' && (plan.model.experts ?? 1) > 1))
-        {differs.push('experts (torchtitan’s MoE models are llama4, qwen3, deepseek_v3, gpt_oss)');}
+      if (a.experts > 1 || (typeof plan.model === 'object' && (plan.model.experts ?? 1) > 1)) {
+        differs.push('experts (torchtitan’s MoE models are llama4, qwen3, deepseek_v3, gpt_oss)');
+      }
       if (differs.length) {
         notes.push(
           `torchtitan's llama3 has RMSNorm, SwiGLU, rotary positions and no biases; this model has ${differs.join(', ')}: the flavor matches its shapes, not its blocks`,
@@ -101,10 +102,11 @@ export const torchtitan: ExportTarget = {
         );
       }
     }
-    if (e.cp > 1 && e.zero < 3)
-      {notes.push(
+    if (e.cp > 1 && e.zero < 3) {
+      notes.push(
         'with context parallelism torchtitan applies FSDP over the context ranks too (re-importing estimates ZeRO-3)',
-      );}
+      );
+    }
     const fsdp = dataShard > 1 || e.cp > 1;
     const dtype = e.dtype === 'fp16' ? 'bf16' : e.dtype;
     if (e.dtype === 'fp16') notes.push('torchtitan trains in bfloat16 or float32, not float16: written as bfloat16');
@@ -118,12 +120,14 @@ export const torchtitan: ExportTarget = {
     }
     if (dtype === 'fp8') {
       modelTable.push(['converters', ['quantize.linear.float8']]);
-      if (e.fp8Recipe === 'delayed')
-        {notes.push('torchao has no delayed fp8 scaling any more: written as tensorwise (current) scaling');}
-      if (e.fp8Recipe === 'blockwise')
-        {notes.push(
+      if (e.fp8Recipe === 'delayed') {
+        notes.push('torchao has no delayed fp8 scaling any more: written as tensorwise (current) scaling');
+      }
+      if (e.fp8Recipe === 'blockwise') {
+        notes.push(
           'torchtitan v0.2.2 has no 128×128 blockwise fp8 for nn.Linear: written as the rowwise recipe (a scale per row)',
-        );}
+        );
+      }
     }
     tables.push([
       'job',
@@ -152,10 +156,11 @@ export const torchtitan: ExportTarget = {
       ['context_parallel_degree', e.cp],
     ];
     if (e.ep > 1) par.push(['expert_parallel_degree', e.ep]);
-    if (e.tp > 1 && !e.sp)
-      {notes.push(
+    if (e.tp > 1 && !e.sp) {
+      notes.push(
         "torchtitan's tensor parallelism always shards the norms' activations along the sequence (sequence parallel)",
-      );}
+      );
+    }
     if (e.pp > 1) {
       const schedule = e.schedule === 'gpipe' ? 'GPipe' : e.v > 1 ? 'Interleaved1F1B' : '1F1B';
       par.push(['pipeline_parallel_schedule', schedule], ['pipeline_parallel_microbatch_size', e.microBatch]);
@@ -179,8 +184,9 @@ export const torchtitan: ExportTarget = {
         });
         par.push(['module_fqns_per_model_part', fqns]);
       }
-      if (e.v > 1 && e.stageSizes.join() !== evenSplit(L, parts).join())
-        {notes.push('uneven interleaved chunks are written module by module');}
+      if (e.v > 1 && e.stageSizes.join() !== evenSplit(L, parts).join()) {
+        notes.push('uneven interleaved chunks are written module by module');
+      }
     }
     tables.push(['parallelism', par]);
 
@@ -199,10 +205,11 @@ export const torchtitan: ExportTarget = {
         [['recipe_name', e.fp8Recipe === 'blockwise' ? 'rowwise' : 'tensorwise']],
       ]);
     }
-    if (!e.overlapGradReduce && e.dp > 1)
-      {notes.push(
+    if (!e.overlapGradReduce && e.dp > 1) {
+      notes.push(
         'FSDP2 and DDP always overlap the gradient reduction with the backward pass (re-importing estimates it overlapped)',
-      );}
+      );
+    }
     if (e.dropout) notes.push("torchtitan's llama3 has no dropout");
 
     const file = `${base}.torchtitan.toml`;

@@ -37,8 +37,9 @@ function checkValue(c: IssueCollector, path: (string | number)[], v: unknown, f:
   if (v === 'auto' || v === null) return;
   switch (f.k) {
     case 'int':
-      if (typeof v !== 'number' || !Number.isInteger(v))
-        {return c.error(path, `${name}: ${JSON.stringify(v)} is not an integer`);}
+      if (typeof v !== 'number' || !Number.isInteger(v)) {
+        return c.error(path, `${name}: ${JSON.stringify(v)} is not an integer`);
+      }
       break;
     case 'number':
       if (typeof v !== 'number') return c.error(path, `${name}: ${JSON.stringify(v)} is not a number`);
@@ -58,8 +59,9 @@ function checkValue(c: IssueCollector, path: (string | number)[], v: unknown, f:
       if (typeof v !== 'string') return c.error(path, `${name}: ${JSON.stringify(v)} is not a string`);
       break;
     case 'object':
-      if (typeof v !== 'object' && typeof v !== 'boolean')
-        {return c.error(path, `${name}: ${JSON.stringify(v)} is not an object`);}
+      if (typeof v !== 'object' && typeof v !== 'boolean') {
+        return c.error(path, `${name}: ${JSON.stringify(v)} is not an object`);
+      }
       break;
   }
   if (typeof v === 'number') {
@@ -234,8 +236,9 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
   let mbs = j.train_micro_batch_size_per_gpu;
   let gas = j.gradient_accumulation_steps;
   for (const k of ['train_batch_size', 'train_micro_batch_size_per_gpu', 'gradient_accumulation_steps']) {
-    if (j[k] !== undefined && j[k] !== 'auto' && !posInt(j[k]))
-      {c.error([k], `${k}: ${JSON.stringify(j[k])} is not a positive integer`);}
+    if (j[k] !== undefined && j[k] !== 'auto' && !posInt(j[k])) {
+      c.error([k], `${k}: ${JSON.stringify(j[k])} is not a positive integer`);
+    }
   }
   if (tbs === 'auto') tbs = undefined;
   if (mbs === 'auto') mbs = undefined;
@@ -297,11 +300,12 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
     )
   ) {
     const ignore = (j.elasticity as Record<string, unknown>).ignore_non_elastic_batch_info === true;
-    if (!ignore)
-      {c.error(
+    if (!ignore) {
+      c.error(
         ['elasticity'],
         'elasticity computes the batch sizes: remove train_batch_size / micro batch / gradient_accumulation_steps, or set elasticity.ignore_non_elastic_batch_info (config.py)',
-      );}
+      );
+    }
   }
   origin('training.globalBatch', ['train_batch_size']);
   origin('training.microBatch', ['train_micro_batch_size_per_gpu']);
@@ -338,8 +342,9 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
   const zeroObj = (zeroSection && typeof zeroSection === 'object' ? zeroSection : {}) as Record<string, unknown>;
   let zero =
     typeof zeroSection === 'boolean' ? (zeroSection ? 1 : 0) : typeof zeroObj.stage === 'number' ? zeroObj.stage : 0;
-  if (typeof zeroSection === 'boolean')
-    {c.warn(['zero_optimization'], 'zero_optimization as true / false is deprecated (true means stage 1)');}
+  if (typeof zeroSection === 'boolean') {
+    c.warn(['zero_optimization'], 'zero_optimization as true / false is deprecated (true means stage 1)');
+  }
   if (![0, 1, 2, 3].includes(zero)) zero = 0;
   for (const [k, msg] of [
     ['offload_param', 'parameters'],
@@ -358,8 +363,9 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
     );
     notes.push(`zero_optimization.${k} (${String(off.device)}): the estimate keeps the ${msg} on the GPU`);
   }
-  if (zeroObj.cpu_offload === true)
-    {notes.push('zero_optimization.cpu_offload (deprecated): the estimate keeps the optimizer states on the GPU');}
+  if (zeroObj.cpu_offload === true) {
+    notes.push('zero_optimization.cpu_offload (deprecated): the estimate keeps the optimizer states on the GPU');
+  }
   if (pp > 1 && zero >= 2) {
     c.error(
       ['zero_optimization', 'stage'],
@@ -406,10 +412,11 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
     );
     origin('training.recompute', ['activation_checkpointing']);
   } else if (interval > 0) origin('training.recompute', ['pipeline', 'activation_checkpoint_interval']);
-  if (interval > 1)
-    {notes.push(
+  if (interval > 1) {
+    notes.push(
       `pipeline.activation_checkpoint_interval ${interval}: checkpoints every ${interval} layers; estimated as full recomputation of every layer`,
-    );}
+    );
+  }
 
   // ---- the plan
   const model = ctx.model ?? header?.model;
@@ -472,10 +479,11 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
       distributedOptimizer: false,
     },
   };
-  if (sp > 1)
-    {notes.push(
+  if (sp > 1) {
+    notes.push(
       'sequence_parallel_size is DeepSpeed-Ulysses: the sequence is split and attention heads exchanged by all-to-all; Layerplan estimates it as context parallelism',
-    );}
+    );
+  }
   if (pp > 1) notes.push('the pipeline schedule is DeepSpeed’s 1F1B (its PipelineEngine)');
   origins.set('parallel', { span: anchor });
   origins.set('cluster', { span: anchor });
@@ -484,5 +492,6 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
 
 /** The issues of a DeepSpeed config (what `layerplan check` prints for one). */
 export function deepSpeedIssues(text: string, worldSize?: number): Issue[] {
-  return importDeepSpeed(text, { worldSize }).issues;
+  // The config alone: what it says, without the remark that it names no model.
+  return importDeepSpeed(text, { worldSize }).issues.filter((i) => !/does not name the model/.test(i.message));
 }

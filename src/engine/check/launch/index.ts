@@ -19,12 +19,17 @@ export type { LaunchContext, LaunchImport, LaunchKind } from './common';
  * DeepSpeed config (JSON with DeepSpeed's keys), a script that runs the deepspeed launcher on a config
  * ('deepspeed-script'), or a Megatron-LM launch script or argument list. Undefined for anything else.
  */
-export function detectLaunch(fileName: string, text: string, jsonKind?: string): LaunchKind | 'deepspeed-script' | undefined {
+export function detectLaunch(
+  fileName: string,
+  text: string,
+  jsonKind?: string,
+): LaunchKind | 'deepspeed-script' | undefined {
   if (/\.toml$/i.test(fileName)) return 'torchtitan';
   if (/\.jsonc?$/i.test(fileName)) return jsonKind === 'deepspeed' ? 'deepspeed' : undefined;
   const head = text.slice(0, 1 << 20);
   const megatronFlags = /--(num-layers|tensor-model-parallel-size|micro-batch-size|hidden-size)\b/.test(head);
-  if (/(^|[\s/])deepspeed\s/m.test(head) && /--deepspeed_config\b/.test(head) && !megatronFlags) return 'deepspeed-script';
+  if (/(^|[\s/])deepspeed\s/m.test(head) && /--deepspeed_config\b/.test(head) && !megatronFlags)
+    {return 'deepspeed-script';}
   if (/\.(sh|bash|zsh|args|txt)$/i.test(fileName) || /^#!.*\b(ba|z)?sh\b/.test(head)) {
     return megatronFlags || /pretrain_\w+\.py/.test(head) ? 'megatron' : undefined;
   }
@@ -78,7 +83,8 @@ export function completeImport(imp: LaunchImport, text: string, workload: Worklo
   if (!plan || !split || plan.stages) return [];
   const pp = plan.parallel?.pipeline ?? 1;
   const v = plan.parallel?.schedule === 'interleaved' ? Math.max(1, plan.parallel.virtualStages ?? 2) : 1;
-  if (pp <= 1 || split.length !== pp * v || split.reduce((a, b) => a + b, 0) !== workload.blockIndices.length) return [];
+  if (pp <= 1 || split.length !== pp * v || split.reduce((a, b) => a + b, 0) !== workload.blockIndices.length)
+    {return [];}
   let sizes: number[] | undefined;
   try {
     sizes = estimatedSplit(estimate(plan, workload), pp, v);
@@ -92,7 +98,10 @@ export function completeImport(imp: LaunchImport, text: string, workload: Worklo
   }
   const c = new OffsetIssues(text);
   const l = locate(imp, ['stages'], '');
-  c.info(l.span, `${imp.version} splits the interleaved chunks ${split.join(', ')} layers; Layerplan estimates them as ${sizes.join(', ')}`);
+  c.info(
+    l.span,
+    `${imp.version} splits the interleaved chunks ${split.join(', ')} layers; Layerplan estimates them as ${sizes.join(', ')}`,
+  );
   imp.notes.push(`the interleaved chunks (${split.join(', ')} layers) are estimated as ${sizes.join(', ')}`);
   return c.issues;
 }

@@ -427,8 +427,9 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
   const headerCluster = header?.cluster;
   let gpusPerNode = ctx.gpusPerNode ?? launch.nprocPerNode?.n ?? headerCluster?.gpusPerNode;
   let nodes = ctx.nodes ?? launch.nnodes?.n ?? headerCluster?.nodes;
-  if (ctx.worldSize && !ctx.gpusPerNode && !ctx.nodes)
-    {({ nodes, gpusPerNode } = splitWorld(ctx.worldSize, gpusPerNode));}
+  if (ctx.worldSize && !ctx.gpusPerNode && !ctx.nodes) {
+    ({ nodes, gpusPerNode } = splitWorld(ctx.worldSize, gpusPerNode));
+  }
   const launcherSpan = launch.nprocPerNode?.span ?? anchor;
   if (gpusPerNode === undefined || nodes === undefined) {
     const known = gpusPerNode ?? nodes;
@@ -1082,7 +1083,13 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
  * [+1 loss]) / pipeline per rank, / virtual stages per chunk, the embedding's and the loss's places taken from
  * the first and the last chunk. Chunk-major; undefined where Megatron would refuse it.
  */
-export function megatronSplit(layers: number, pp: number, v: number, emb: boolean, loss: boolean): number[] | undefined {
+export function megatronSplit(
+  layers: number,
+  pp: number,
+  v: number,
+  emb: boolean,
+  loss: boolean,
+): number[] | undefined {
   const L = layers + (emb ? 1 : 0) + (loss ? 1 : 0);
   if (L % pp !== 0 || (L / pp) % v !== 0) return undefined;
   const per = L / pp / v;

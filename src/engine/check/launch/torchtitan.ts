@@ -292,15 +292,17 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
   ] as const) {
     if (!(v >= 1)) c.error(at('parallelism', key), `parallelism.${key}: ${v} must be at least 1 (parallel_dims.py)`);
   }
-  if (!(shard === -1 || shard >= 1))
-    {c.error(
+  if (!(shard === -1 || shard >= 1)) {
+    c.error(
       at('parallelism', 'data_parallel_shard_degree'),
       `parallelism.data_parallel_shard_degree: ${shard} must be -1 (the rest) or at least 1 (parallel_dims.py)`,
-    );}
+    );
+  }
   let gpusPerNode = ctx.gpusPerNode ?? header?.cluster?.gpusPerNode;
   let nodes = ctx.nodes ?? header?.cluster?.nodes;
-  if (ctx.worldSize !== undefined && ctx.gpusPerNode === undefined && ctx.nodes === undefined)
-    {({ nodes, gpusPerNode } = splitWorld(ctx.worldSize, gpusPerNode));}
+  if (ctx.worldSize !== undefined && ctx.gpusPerNode === undefined && ctx.nodes === undefined) {
+    ({ nodes, gpusPerNode } = splitWorld(ctx.worldSize, gpusPerNode));
+  }
   let world = gpusPerNode !== undefined && nodes !== undefined ? gpusPerNode * nodes : undefined;
   const rest = rep * cp * tp * pp;
   if (world === undefined && shard >= 1) {
@@ -323,16 +325,18 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
     );
   }
   if (ep > 1) {
-    if (etp !== tp && etp !== 1)
-      {c.error(
+    if (etp !== tp && etp !== 1) {
+      c.error(
         at('parallelism', 'expert_tensor_parallel_degree'),
         `parallelism.expert_tensor_parallel_degree: ${etp}; torchtitan supports ETP = TP (${tp}) or 1 with expert parallelism (parallel_dims.py)`,
-      );}
-    if ((shard * cp * tp) % (etp * ep) !== 0)
-      {c.error(
+      );
+    }
+    if ((shard * cp * tp) % (etp * ep) !== 0) {
+      c.error(
         at('parallelism', 'expert_parallel_degree'),
         `data_parallel_shard × context × tensor = ${shard * cp * tp} is not divisible by expert_tensor × expert = ${etp * ep} (parallel_dims.py build_mesh)`,
-      );}
+      );
+    }
   }
   const fsdp = shard > 1 || cp > 1;
   if (rep > 1 && !fsdp && world !== rep) {
@@ -418,16 +422,18 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
         );
       } else {
         stagesPerRank = nvs / pp;
-        if (single && stagesPerRank !== 1)
-          {c.error(
+        if (single && stagesPerRank !== 1) {
+          c.error(
             at('parallelism', 'pipeline_parallel_layers_per_stage'),
             `Single stage schedule requires exactly 1 stage per rank, but got ${stagesPerRank} (pipeline_parallel.py)`,
-          );}
-        if (!single && stagesPerRank < 2)
-          {c.error(
+          );
+        }
+        if (!single && stagesPerRank < 2) {
+          c.error(
             at('parallelism', 'pipeline_parallel_layers_per_stage'),
             `Multi-stage schedule requires at least 2 stages per rank, but got ${stagesPerRank} (pipeline_parallel.py)`,
-          );}
+          );
+        }
       }
     }
     if (['zbvzerobubble', 'dualpipev'].includes(scheduleKey) && stagesPerRank !== 2) {
@@ -439,12 +445,12 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
     v = single ? 1 : stagesPerRank;
     const fqns = get<string[][] | null>('parallelism', 'module_fqns_per_model_part');
     if (Array.isArray(fqns)) {
-      if (fqns.length % pp !== 0)
-        {c.error(
+      if (fqns.length % pp !== 0) {
+        c.error(
           at('parallelism', 'module_fqns_per_model_part'),
           `module_fqns_per_model_part: ${fqns.length} parts are not divisible by the ${pp} pipeline ranks (pipeline_parallel.py)`,
-        );}
-      else {
+        );
+      } else {
         v = single ? 1 : fqns.length / pp;
         const ix = fqns.map((part) =>
           part
@@ -463,12 +469,12 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
       origin('stages', 'parallelism', 'module_fqns_per_model_part');
     } else if (layers !== undefined) {
       const sizes = torchtitanStages(pp * v, layers, inW, outW);
-      if (typeof sizes === 'string')
-        {c.error(
+      if (typeof sizes === 'string') {
+        c.error(
           at('parallelism', 'pipeline_parallel_degree'),
           `${sizes} (pipeline_parallel.py generate_llm_fqn_per_model_part)`,
-        );}
-      else stageSizes = sizes;
+        );
+      } else stageSizes = sizes;
       origin(
         'stages',
         'parallelism',
@@ -571,17 +577,19 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
         );
         notes.push(`selective_ac_option "${option}" (every ${n}th layer) is estimated as full recomputation`);
       }
-    } else
-      {c.error(
+    } else {
+      c.error(
         at('activation_checkpoint', 'selective_ac_option'),
         `Invalid selective AC option: ${option} ('op' or a number) (activation_checkpoint.py)`,
-      );}
+      );
+    }
   } else if (mode === 'memory_budget') {
-    if (!compile)
-      {c.error(
+    if (!compile) {
+      c.error(
         at('activation_checkpoint', 'mode'),
         'memory_budget activation checkpointing needs compile.enable with "model" in compile.components (activation_checkpoint.py)',
-      );}
+      );
+    }
     c.info(
       at('activation_checkpoint', 'mode'),
       'the compiler chooses what to recompute under a memory budget: estimated as selective recomputation',
@@ -597,11 +605,12 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
 
   // ---- optimizer (components/optimizer.py)
   const optName = get<string>('optimizer', 'name');
-  if (!['Adam', 'AdamW'].includes(optName))
-    {c.error(
+  if (!['Adam', 'AdamW'].includes(optName)) {
+    c.error(
       at('optimizer', 'name'),
       `optimizer.name: '${optName}' is not implemented (Adam or AdamW; components/optimizer.py)`,
-    );}
+    );
+  }
   if (get<boolean>('optimizer', 'early_step_in_backward') && (ep > 1 || pp > 1)) {
     c.error(
       at('optimizer', 'early_step_in_backward'),
@@ -615,8 +624,9 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
     );
     notes.push('HSDP is estimated as sharding over every data-parallel rank');
   }
-  if (get<boolean>('training', 'enable_cpu_offload'))
-    {notes.push('training.enable_cpu_offload: the estimate keeps parameters, gradients and optimizer states on the GPU');}
+  if (get<boolean>('training', 'enable_cpu_offload')) {
+    notes.push('training.enable_cpu_offload: the estimate keeps parameters, gradients and optimizer states on the GPU');
+  }
 
   if (model === undefined) {
     c.info(
