@@ -28,8 +28,9 @@ export function detectLaunch(
   if (/\.jsonc?$/i.test(fileName)) return jsonKind === 'deepspeed' ? 'deepspeed' : undefined;
   const head = text.slice(0, 1 << 20);
   const megatronFlags = /--(num-layers|tensor-model-parallel-size|micro-batch-size|hidden-size)\b/.test(head);
-  if (/(^|[\s/])deepspeed\s/m.test(head) && /--deepspeed_config\b/.test(head) && !megatronFlags)
-    {return 'deepspeed-script';}
+  if (/(^|[\s/])deepspeed\s/m.test(head) && /--deepspeed_config\b/.test(head) && !megatronFlags) {
+    return 'deepspeed-script';
+  }
   if (/\.(sh|bash|zsh|args|txt)$/i.test(fileName) || /^#!.*\b(ba|z)?sh\b/.test(head)) {
     return megatronFlags || /pretrain_\w+\.py/.test(head) ? 'megatron' : undefined;
   }
@@ -83,8 +84,9 @@ export function completeImport(imp: LaunchImport, text: string, workload: Worklo
   if (!plan || !split || plan.stages) return [];
   const pp = plan.parallel?.pipeline ?? 1;
   const v = plan.parallel?.schedule === 'interleaved' ? Math.max(1, plan.parallel.virtualStages ?? 2) : 1;
-  if (pp <= 1 || split.length !== pp * v || split.reduce((a, b) => a + b, 0) !== workload.blockIndices.length)
-    {return [];}
+  if (pp <= 1 || split.length !== pp * v || split.reduce((a, b) => a + b, 0) !== workload.blockIndices.length) {
+    return [];
+  }
   let sizes: number[] | undefined;
   try {
     sizes = estimatedSplit(estimate(plan, workload), pp, v);
