@@ -110,6 +110,9 @@ window.addEventListener('message', (e: MessageEvent<HostToWebview>) => {
     case 'showPlanner':
       togglePlanner(true);
       break;
+    case 'exportResult':
+      planner.setExport(m.shown);
+      break;
     case 'verifyRun':
       void runKernel(m);
       break;

@@ -15,7 +15,7 @@ import {
 import { readDeepSpeedScript } from '../engine/check/launch/deepspeed';
 import { OffsetIssues, readHeader } from '../engine/check/launch/common';
 import { parseJsonWithTree, type Issue, type Plan } from '../engine/plan/plan';
-import { checkFile, planWorkloadSource, readTextFile } from './plan-file';
+import { checkFile, NotCheckedError, planWorkloadSource, readTextFile } from './plan-file';
 
 /** What the command line or the editor adds to a launch file: the flags --gpu, --nodes, --gpus-per-node, --world-size, --model. */
 export interface LaunchOptions {
@@ -252,6 +252,12 @@ export async function checkAnyFile(
   if (launchKindOf(file, text)) {
     const r = await importLaunchFile(file, options, text);
     return { kind: r.kind, diagnostics: r.diagnostics, related: r.related, source: r.source, launch: r };
+  }
+  if (!/\.jsonc?$/i.test(file) && !/^\s*[{[/]/.test(text)) {
+    throw new NotCheckedError(
+      file,
+      'not a file Layerplan checks (a plan, a Hugging Face config, a launch configuration)',
+    );
   }
   const r = await checkFile(file, { worldSize: options.worldSize, text });
   return { kind: r.kind, diagnostics: r.diagnostics, related: [], source: r.source };

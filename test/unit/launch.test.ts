@@ -670,10 +670,22 @@ describe('round trip: plan → export → import → plan, the same estimate', (
         continue;
       }
       it(`${to}: ${c.name}`, () => {
-        // The plan in the framework's profile; torchtitan's FSDP2 and DDP always overlap the gradient reduction.
+        // The plan in the framework's profile, with what profiles default stated (torchtitan's FSDP2 and DDP
+        // always overlap the gradient reduction), so the round trip does not depend on a profile's defaults.
         const profile = to === 'megatron' ? 'megatron-core' : to;
-        const overlap = to === 'torchtitan' ? { overlapGradReduce: true } : {};
-        const plan: Plan = { ...c.plan, training: { ...c.plan.training!, framework: profile, ...overlap } };
+        const plan: Plan = {
+          ...c.plan,
+          training: {
+            ...c.plan.training!,
+            framework: profile,
+            overlapGradReduce: c.plan.training!.overlapGradReduce ?? to === 'torchtitan',
+          },
+          parallel: {
+            ...c.plan.parallel,
+            zero: c.plan.parallel?.zero ?? 0,
+            distributedOptimizer: c.plan.parallel?.distributedOptimizer ?? false,
+          },
+        };
         const r = exported(plan, to);
         const imp = reimport(to, r.files);
         assert.deepStrictEqual(errors(imp.issues), [], `${to} import of its own export`);
