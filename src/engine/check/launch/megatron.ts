@@ -448,7 +448,18 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
   const modelSize = tp * pp * cp;
   const dp = exactDiv(world, modelSize);
   if (dp === undefined) {
-    const where = has('pipeline_model_parallel_size') ? 'pipeline_model_parallel_size' : 'tensor_model_parallel_size';
+    // At the degree that does not divide the world size, else at the largest one given.
+    const degrees = (
+      [
+        ['tensor_model_parallel_size', tp],
+        ['pipeline_model_parallel_size', pp],
+        ['context_parallel_size', cp],
+      ] as const
+    ).filter(([d]) => has(d));
+    const where =
+      degrees.find(([, v]) => world % v !== 0)?.[0] ??
+      [...degrees].sort((x, y) => y[1] - x[1])[0]?.[0] ??
+      'tensor_model_parallel_size';
     c.error(
       at(where),
       `world size ${world} (${nodes} × ${gpusPerNode} GPUs) is not divisible by tensor × pipeline × context = ${tp} × ${pp} × ${cp} = ${modelSize} (arguments.py validate_args)`,
