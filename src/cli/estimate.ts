@@ -10,7 +10,8 @@ export const estimate: Command = {
   usage: `estimate <plan.json | launch config> [--json] [--gpu id] [--nodes N] [--gpus-per-node N] [--model f]
                                                      memory per GPU, step time, communication, pipeline bubble of a
                                                      plan, or of the plan a Megatron-LM script, a DeepSpeed config or
-                                                     a torchtitan TOML describes; ${LAUNCH_USAGE}`,
+                                                     a torchtitan TOML describes;
+                                                     ${LAUNCH_USAGE}`,
   options: { ...LAUNCH_OPTIONS },
   async run(positional, values) {
     const file = needFile(positional, 'estimate', 'a plan file or a launch configuration');

@@ -11,7 +11,8 @@ export const importCommand: Command = {
   usage: `import <launch config> [--json] [--out plan.json] [--gpu id] [--nodes N] [--gpus-per-node N] [--model f]
                                                      the plan a Megatron-LM script (or argument list), a DeepSpeed
                                                      config or a torchtitan TOML describes; --out writes it (model
-                                                     paths relative to it); ${LAUNCH_USAGE}`,
+                                                     paths relative to it);
+                                                     ${LAUNCH_USAGE}`,
   options: { ...LAUNCH_OPTIONS, out: { type: 'string' } },
   async run(positional, values) {
     const file = needFile(positional, 'import', 'a launch configuration');

@@ -10,10 +10,15 @@ export const LAUNCH_OPTIONS = {
   model: { type: 'string' },
 } as const;
 
-export const LAUNCH_USAGE = `launch configurations (a Megatron-LM script, a DeepSpeed config, a torchtitan TOML) do not
-                                                     name the GPU and often not the world size or the model:
-                                                     --gpu <id>, --nodes N, --gpus-per-node N (or --world-size N),
-                                                     --model <file> fill them in (over what the file says)`;
+const PAD = ' '.repeat(53);
+/** Usage lines for the launch options (aligned under a command's description). */
+export const LAUNCH_USAGE = [
+  'a launch configuration does not name the GPU, and often',
+  'not the world size or the model: --gpu, --nodes,',
+  '--gpus-per-node (or --world-size), --model fill them in',
+]
+  .map((l, i) => (i ? PAD : '') + l)
+  .join('\n');
 
 export function launchOptions(values: OptionValues): LaunchOptions {
   return {

@@ -40,6 +40,8 @@ export interface LaunchFileResult {
   source?: WorkloadSource;
   workload?: Workload;
   report?: CostReport;
+  /** The errors that keep the file from being estimated (memory over capacity is a finding, not one of them). */
+  blocking?: Issue[];
 }
 
 /** Sibling scripts are small; anything bigger is not a launch script. */
@@ -198,7 +200,8 @@ export async function importLaunchFile(
       imp.issues.push(...c.issues);
     }
     const checked = planIssues(imp, configText, result.workload);
-    result.diagnostics = [...imp.issues, ...checked.issues];
+    result.diagnostics = [...imp.issues, ...checked.issues, ...checked.memory];
+    result.blocking = [...imp.issues, ...checked.issues].filter((d) => d.severity === 'error');
     result.report = checked.report;
   }
   if (configFile !== file) {
@@ -220,11 +223,11 @@ export async function estimateLaunchFile(
 ): Promise<{ report: CostReport; plan: Plan; notes: string[]; version: string }> {
   const r = await importLaunchFile(file, options);
   const all = [
-    { file: r.file, diagnostics: r.diagnostics },
+    { file: r.file, diagnostics: r.blocking ?? r.diagnostics },
     ...r.related.map((x) => ({ file: x.file, diagnostics: x.diagnostics })),
   ];
   for (const { file: f, diagnostics } of all) {
-    const e = diagnostics.find((d) => d.severity === 'error');
+    const e = diagnostics.find((d) => d.severity === 'error' && !/^stage \d+ needs .* GiB per GPU/.test(d.message));
     if (e) throw new InputError(`${f}:${e.range.start.line + 1}:${e.range.start.character + 1}`, e.message);
   }
   if (!r.plan || !r.report) {

@@ -263,7 +263,7 @@ describe('Megatron-LM launch scripts as plans (core_v0.19.0 rules, at the flag)'
       { gpu: 'a100-80gb' },
     );
     const r = planIssues(big, 'x', archWorkload(big.plan!.model as ArchSpec));
-    only(r.issues, /stage 0 needs .* GiB per GPU, .* over the .* of a100-80gb/);
+    only(r.memory, /stage 0 needs .* GiB per GPU, .* over the .* of a100-80gb/);
   });
 });
 
@@ -482,9 +482,10 @@ const CASES: Case[] = [
       model: { ...llama8b, layers: 48 },
       cluster: cluster('h100-sxm', 2),
       training: { globalBatch: 32, microBatch: 1, seqLen: 2048, dtype: 'bf16', recompute: 'none' },
+      // TP 4: 128256 rows are not a multiple of 128 × 4, so Megatron's default would pad them.
       parallel: {
-        data: 2,
-        tensor: 2,
+        data: 1,
+        tensor: 4,
         pipeline: 4,
         schedule: 'interleaved',
         virtualStages: 3,
@@ -507,6 +508,16 @@ const CASES: Case[] = [
       deepspeed: /uneven stages \(6, 8, 8, 8 layers\) are not a DeepSpeed option/,
       torchtitan: /the plan's ZeRO-1 is written as FSDP/,
     },
+  },
+  {
+    name: 'pipeline 4 × FSDP 2 (torchtitan would weigh the embedding and the output as layers)',
+    plan: {
+      model: llama8b,
+      cluster: cluster('h100-sxm', 1),
+      training: { globalBatch: 32, microBatch: 1, seqLen: 4096, dtype: 'bf16', recompute: 'selective' },
+      parallel: { data: 2, tensor: 1, pipeline: 4, schedule: '1f1b', zero: 3 },
+    },
+    refuses: ['deepspeed'],
   },
   {
     name: 'data parallel ZeRO-1 with fp16 and Adam',
@@ -563,6 +574,7 @@ const CASES: Case[] = [
 ];
 
 type Target = 'megatron' | 'deepspeed' | 'torchtitan';
+const byName = (start: string): Case => CASES.find((c) => c.name.startsWith(start))!;
 const TARGETS: Target[] = ['megatron', 'deepspeed', 'torchtitan'];
 
 /** What the round trip must keep: the estimate's figures. */
@@ -709,8 +721,8 @@ describe('round trip: plan → export → import → plan, the same estimate', (
   it('megatron and torchtitan carry an architecture in their own words (the header removed)', () => {
     for (const to of ['megatron', 'torchtitan'] as const) {
       const plan: Plan = {
-        ...CASES[1].plan,
-        training: { ...CASES[1].plan.training!, framework: to === 'megatron' ? 'megatron-core' : to },
+        ...byName('Llama 3 8B shape').plan,
+        training: { ...byName('Llama 3 8B shape').plan.training!, framework: to === 'megatron' ? 'megatron-core' : to },
       };
       const imp = reimport(to, exported(plan, to).files, true);
       assert.deepStrictEqual(errors(imp.issues), []);
@@ -721,6 +733,16 @@ describe('round trip: plan → export → import → plan, the same estimate', (
         figures(estimate(plan, archWorkload(plan.model as ArchSpec))),
       );
     }
+  });
+  it('an estimate of a launch file that does not fit its GPUs still prints, and check says by how much', () => {
+    const file = path.join(EX, 'megatron-llama3-8b-fp8.sh');
+    const est = spawnSync('node', [CLI, 'estimate', file, '--gpu', 'a100-40gb', '--json'], { encoding: 'utf8' });
+    assert.strictEqual(est.status, 0, est.stderr);
+    assert.strictEqual(JSON.parse(est.stdout).gpus, 8);
+    const check = spawnSync('node', [CLI, 'check', file, '--gpu', 'a100-40gb', '--json'], { encoding: 'utf8' });
+    assert.strictEqual(check.status, 1);
+    const d = (JSON.parse(check.stdout).diagnostics as Issue[]).filter((x) => /needs .* GiB per GPU/.test(x.message));
+    assert.strictEqual(d.length, 1);
   });
   it('a plan on a model file (Llama-2-7B config.json) through the files and the command line', async () => {
     const dir = fs.mkdtempSync(path.join(tmp, 'file-'));
@@ -775,19 +797,24 @@ describe('round trip: plan → export → import → plan, the same estimate', (
 
 describe('what each framework cannot express is said in the notes', () => {
   it('precision rules, uneven stages, GPipe, fp8 and selective recomputation per framework', () => {
-    const c = CASES[7].plan; // GPipe + int4 rules
+    const c = byName('GPipe').plan; // GPipe + int4 rules
     const notes = (to: Target, p: Plan) => exported(p, to).notes.join('\n');
     for (const to of ['megatron', 'deepspeed'] as const) assert.match(notes(to, c), /per-layer precision rules/);
-    const uneven = CASES[3].plan;
+    const uneven = byName('uneven').plan;
     assert.match(notes('deepspeed', uneven), /uneven stages/);
     assert.match(notes('megatron', { ...uneven, stages: undefined }), /the layout gives each stage the layers/);
-    assert.match(notes('deepspeed', CASES[5].plan), /fp8 is not a DeepSpeed config option/);
-    const selective: Plan = { ...CASES[4].plan, training: { ...CASES[4].plan.training!, recompute: 'selective' } };
+    assert.match(notes('deepspeed', byName('fp8 with current').plan), /fp8 is not a DeepSpeed config option/);
+    const fp16 = byName('data parallel ZeRO-1').plan;
+    const selective: Plan = { ...fp16, training: { ...fp16.training!, recompute: 'selective' } };
     assert.match(notes('deepspeed', selective), /selective recomputation .* not a DeepSpeed option/);
-    assert.match(notes('torchtitan', CASES[4].plan), /not float16/);
+    assert.match(notes('torchtitan', fp16), /not float16/);
     assert.match(
-      notes('megatron', CASES[2].plan),
+      notes('megatron', byName('interleaved').plan),
       /virtual stages as Megatron counts them: --num-virtual-stages-per-pipeline-rank 3/,
+    );
+    assert.match(
+      notes('megatron', byName('interleaved').plan),
+      /--make-vocab-size-divisible-by 64 keeps the vocabulary at the plan's 128256 rows/,
     );
   });
   it('a graph model without a transformer shape: megatron and torchtitan say why; deepspeed exports it', async () => {

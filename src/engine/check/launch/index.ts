@@ -118,9 +118,9 @@ export function planIssues(
   imp: LaunchImport,
   text: string,
   workload: Workload | undefined,
-): { issues: Issue[]; report?: CostReport } {
+): { issues: Issue[]; memory: Issue[]; report?: CostReport } {
   const c = new OffsetIssues(text);
-  if (!imp.plan || imp.issues.some((i) => i.severity === 'error')) return { issues: [] };
+  if (!imp.plan || imp.issues.some((i) => i.severity === 'error')) return { issues: [], memory: [] };
   if (workload) c.issues.push(...completeImport(imp, text, workload));
   const put = (severity: Issue['severity'], path: (string | number)[], message: string) => {
     const l = locate(imp, path, message);
@@ -128,18 +128,23 @@ export function planIssues(
   };
   const checked = validatePlan(JSON.stringify(imp.plan));
   for (const i of checked.issues) put(i.severity, i.path, i.message);
-  if (!checked.plan || !workload || c.issues.some((i) => i.severity === 'error')) return { issues: c.issues };
+  if (!checked.plan || !workload || c.issues.some((i) => i.severity === 'error'))
+    {return { issues: c.issues, memory: [] };}
   for (const [p, message] of modelChecks(checked.plan, workload)) put('error', p, message);
-  if (c.issues.some((i) => i.severity === 'error')) return { issues: c.issues };
+  if (c.issues.some((i) => i.severity === 'error')) return { issues: c.issues, memory: [] };
   const report = estimate(checked.plan as Plan, workload);
+  // Memory over a GPU's capacity: a finding of the estimate, not a reason to withhold it.
+  const m = new OffsetIssues(text);
   for (const st of report.stages) {
     if (st.memory.total <= st.capacity) continue;
     const gib = (b: number) => (b / 2 ** 30).toFixed(1);
-    put(
-      'error',
-      imp.plan.stages ? ['stages', st.index] : ['cluster', 'gpu'],
+    const where = imp.plan.stages ? ['stages', st.index] : ['cluster', 'gpu'];
+    const l = locate(
+      imp,
+      where,
       `stage ${st.index} needs ${gib(st.memory.total)} GiB per GPU, ${gib(st.memory.total - st.capacity)} GiB over the ${gib(st.capacity)} GiB of ${report.gpu}`,
     );
+    m.add('error', l.span, l.message, where);
   }
-  return { issues: c.issues, report };
+  return { issues: c.issues, memory: m.issues, report };
 }
