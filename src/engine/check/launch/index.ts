@@ -128,8 +128,9 @@ export function planIssues(
   };
   const checked = validatePlan(JSON.stringify(imp.plan));
   for (const i of checked.issues) put(i.severity, i.path, i.message);
-  if (!checked.plan || !workload || c.issues.some((i) => i.severity === 'error'))
-    {return { issues: c.issues, memory: [] };}
+  if (!checked.plan || !workload || c.issues.some((i) => i.severity === 'error')) {
+    return { issues: c.issues, memory: [] };
+  }
   for (const [p, message] of modelChecks(checked.plan, workload)) put('error', p, message);
   if (c.issues.some((i) => i.severity === 'error')) return { issues: c.issues, memory: [] };
   const report = estimate(checked.plan as Plan, workload);
