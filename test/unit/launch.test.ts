@@ -360,8 +360,10 @@ describe('torchtitan TOML configs as plans (v0.2.2 rules, at the key)', () => {
     assert.deepStrictEqual(sizes('405B'), [126, 16384, 53248, 8]);
   });
   it('the 70B example on its 64 A100s: FSDP 8 × TP 8, full recomputation', () => {
-    const imp = importTorchtitan(example('torchtitan-llama3_70b.toml'), { nodes: 8, gpusPerNode: 8, gpu: 'a100-80gb' });
-    assert.deepStrictEqual(errors(imp.issues), []);
+    // Only the node count given: the GPUs per node default to 8 (the preset's 64 GPUs).
+    const imp = importTorchtitan(example('torchtitan-llama3_70b.toml'), { nodes: 8, gpu: 'a100-80gb' });
+    assert.deepStrictEqual(imp.issues, []);
+    assert.deepStrictEqual(imp.plan!.cluster, { gpu: 'a100-80gb', gpusPerNode: 8, nodes: 8 });
     assert.deepStrictEqual(imp.plan!.parallel, {
       data: 8,
       tensor: 8,

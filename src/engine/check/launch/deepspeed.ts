@@ -226,6 +226,11 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
   if (ctx.worldSize !== undefined && ctx.gpusPerNode === undefined && ctx.nodes === undefined) {
     ({ nodes, gpusPerNode } = splitWorld(ctx.worldSize, gpusPerNode));
   }
+  // One of nodes / GPUs per node given: the other defaults (8 GPUs per node, one node).
+  if ((nodes === undefined) !== (gpusPerNode === undefined)) {
+    gpusPerNode ??= 8;
+    nodes ??= 1;
+  }
   const world = gpusPerNode !== undefined && nodes !== undefined ? gpusPerNode * nodes : ctx.worldSize;
 
   // ---- batch identity (config.py _set_batch_related_parameters, _batch_assertion). DeepSpeed's world size

@@ -431,6 +431,14 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
     ({ nodes, gpusPerNode } = splitWorld(ctx.worldSize, gpusPerNode));
   }
   const launcherSpan = launch.nprocPerNode?.span ?? anchor;
+  if (
+    (gpusPerNode === undefined) !== (nodes === undefined) &&
+    (ctx.nodes !== undefined || ctx.gpusPerNode !== undefined)
+  ) {
+    // One of them given on the command line: the other defaults.
+    gpusPerNode ??= 8;
+    nodes ??= 1;
+  }
   if (gpusPerNode === undefined || nodes === undefined) {
     const known = gpusPerNode ?? nodes;
     gpusPerNode ??= 8;

@@ -303,8 +303,14 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
   if (ctx.worldSize !== undefined && ctx.gpusPerNode === undefined && ctx.nodes === undefined) {
     ({ nodes, gpusPerNode } = splitWorld(ctx.worldSize, gpusPerNode));
   }
-  let world = gpusPerNode !== undefined && nodes !== undefined ? gpusPerNode * nodes : undefined;
   const rest = rep * cp * tp * pp;
+  // One of nodes / GPUs per node given: the other from the degrees when they fix the world size, else the default.
+  if ((nodes === undefined) !== (gpusPerNode === undefined)) {
+    const fixed = shard >= 1 ? rest * shard : undefined;
+    if (nodes !== undefined) gpusPerNode = fixed && fixed % nodes === 0 ? fixed / nodes : 8;
+    else nodes = fixed && gpusPerNode && fixed % gpusPerNode === 0 ? fixed / gpusPerNode : 1;
+  }
+  let world = gpusPerNode !== undefined && nodes !== undefined ? gpusPerNode * nodes : undefined;
   if (world === undefined && shard >= 1) {
     world = rest * shard;
     ({ nodes, gpusPerNode } = splitWorld(world));
