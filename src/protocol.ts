@@ -5,6 +5,17 @@ import type { Plan } from './engine/plan/plan';
 import type { PlanEdit } from './engine/plan/edits';
 import type { CostReport } from './engine/cost/estimate';
 import type { Objective, SearchProgress, SearchResult } from './engine/search/optimize';
+import type { ExportResult } from './engine/export/target';
+
+/** A launch configuration the planner shows (Export): the targets it may ask for and the result or why not. */
+export interface ExportShown {
+  to: string;
+  targets: { name: string; description: string }[];
+  result?: ExportResult;
+  error?: string;
+  /** The files were written beside the plan (Save): their workspace-relative paths. */
+  saved?: string[];
+}
 
 /** The plan beside a model, as the planner shows it. */
 export interface PlanState {
@@ -137,7 +148,9 @@ export type HostToWebview =
   /** *Export Quantized Model* ran (or is running, with `progress`; or failed, with `error`): show measured against predicted. */
   | { type: 'quantExport'; shown?: QuantExportShown; progress?: string; error?: string }
   /** Open the planner (from the "New plan" / "Estimate plan" commands). */
-  | { type: 'showPlanner' };
+  | { type: 'showPlanner' }
+  /** The plan as a framework's launch configuration (the planner's Export panel). */
+  | { type: 'exportResult'; shown: ExportShown };
 
 export type WebviewToHost =
   | { type: 'ready' }
@@ -173,6 +186,10 @@ export type WebviewToHost =
   | { type: 'viewError'; message: string }
   /** Find best plans was pressed: measure what the search needs (the weights' SQNR), answered by searchInputs. */
   | { type: 'searchPrepare' }
+  /** Export the plan to a target (megatron, deepspeed, torchtitan, …): answered by exportResult. */
+  | { type: 'exportRequest'; to: string }
+  /** Copy the export's command to the clipboard, or save its files beside the plan. */
+  | { type: 'exportAction'; to: string; action: 'copy' | 'save' }
   /** What the planner shows after an estimate (for tests): the summary line, the stage assignment, and how many of its edits the file's state did not hold yet. */
   | {
       type: 'plannerShown';

@@ -108,10 +108,13 @@ window.addEventListener('message', (e: MessageEvent<HostToWebview>) => {
       planner.search.inputs(m.layerSqnr, m.notes);
       break;
     case 'quantExport':
-      planner.setExport(m);
+      planner.setQuantExport(m);
       break;
     case 'showPlanner':
       togglePlanner(true);
+      break;
+    case 'exportResult':
+      planner.setExport(m.shown);
       break;
     case 'verifyRun':
       void runKernel(m);

@@ -13,6 +13,7 @@ import type {
   EstimateAnswer,
   EstimateRequest,
   HostToWebview,
+  ExportShown,
   LayerErrors,
   PlanState,
   WebviewToHost,
@@ -95,6 +96,9 @@ export class Planner {
   private source?: WorkloadSource;
   /** What the planner last reported showing (re-sent when the search panel changes). */
   private shown?: Omit<Extract<WebviewToHost, { type: 'plannerShown' }>, 'search'>;
+  /** The Export panel: the plan as a framework's launch configuration (the host computes it). */
+  private readonly exportPanel = el('div', 'export');
+  private exportTarget = 'megatron';
 
   constructor(private readonly host: PlannerHost) {
     this.worker = new WorkerClient(host.workerUrl, 'the estimate worker', (m) => this.workerFailed(m));
@@ -124,7 +128,21 @@ export class Planner {
       'Export quantized model',
     );
     exportButton.addEventListener('click', () => host.post({ type: 'exportQuantized' }));
-    bar.append(this.title, newPlan, rebalance, this.search.findButton, exportButton);
+    const exportBtn = custom(
+      'vscode-button',
+      {
+        id: 'export-plan',
+        secondary: '',
+        title: 'The plan as a Megatron-LM, DeepSpeed or torchtitan launch configuration',
+      },
+      'Export launch config',
+    );
+    exportBtn.addEventListener('click', () => this.toggleExport());
+    bar.append(this.title, newPlan, rebalance, this.search.findButton, exportBtn, exportButton);
+    this.exportPanel.hidden = true;
+    this.exportPanel.setAttribute('aria-label', 'Export launch configuration');
+    this.exportPanel.style.cssText =
+      'border: 1px solid var(--vscode-panel-border); padding: 6px 8px; margin-bottom: 8px; max-height: 40vh; overflow: auto;';
     const left = el('div', 'pcol');
     const selectRow = el('div', 'row');
     const selectBtn = custom('vscode-button', { id: 'select-pattern', secondary: '' }, 'Select');
@@ -141,7 +159,7 @@ export class Planner {
     this.formatSelect.addEventListener('change', () => (this.format = this.formatSelect.value || this.format));
     precRow.append(this.formatSelect, apply);
     left.append(selectRow, this.list, stageRow, precRow);
-    this.root.append(bar, this.search.root, el('div', 'pgrid'));
+    this.root.append(bar, this.search.root, this.exportPanel, el('div', 'pgrid'));
     (this.root.lastChild as HTMLElement).append(left, this.results, this.form);
     this.list.addEventListener('keydown', (e) => this.keys(e));
     // Undo / redo of the planner's edits (not inside a text field, where they edit the text).
@@ -189,6 +207,74 @@ export class Planner {
     }
     this.buildForm();
     this.estimate();
+    // The Export panel follows the plan.
+    if (!this.exportPanel.hidden && s.exists) this.host.post({ type: 'exportRequest', to: this.exportTarget });
+  }
+
+  private toggleExport(): void {
+    this.exportPanel.hidden = !this.exportPanel.hidden;
+    if (!this.exportPanel.hidden) {
+      this.exportPanel.replaceChildren(el('div', 'pnote', 'Writing the launch configuration…'));
+      this.host.post({ type: 'exportRequest', to: this.exportTarget });
+    }
+  }
+
+  /** The host's export of the plan: the command, the files and what the framework cannot express. */
+  setExport(shown: ExportShown): void {
+    this.exportTarget = shown.to;
+    const p = this.exportPanel;
+    p.hidden = false;
+    p.replaceChildren();
+    const targets = el('div', 'row');
+    targets.append(el('span', 'lbl', 'Export to:'));
+    for (const t of shown.targets) {
+      const b = custom(
+        'vscode-button',
+        {
+          id: `export-to-${t.name.replace(/\W/g, '-')}`,
+          title: t.description,
+          ...(t.name === shown.to ? {} : { secondary: '' }),
+        },
+        t.name,
+      );
+      b.addEventListener('click', () => this.host.post({ type: 'exportRequest', to: t.name }));
+      targets.append(b);
+    }
+    p.append(targets);
+    if (shown.error || !shown.result) {
+      const e = el('div', 'problems', shown.error ?? 'no launch configuration');
+      e.id = 'export-error';
+      e.setAttribute('role', 'alert');
+      p.append(e);
+      return;
+    }
+    const r = shown.result;
+    const actions = el('div', 'row');
+    const copy = custom('vscode-button', { id: 'export-copy' }, 'Copy command');
+    copy.addEventListener('click', () => this.host.post({ type: 'exportAction', to: r.to, action: 'copy' }));
+    const save = custom('vscode-button', { id: 'export-save', secondary: '' }, 'Save files beside the plan');
+    save.addEventListener('click', () => this.host.post({ type: 'exportAction', to: r.to, action: 'save' }));
+    actions.append(el('span', 'lbl', `options of ${r.version}`), copy, save);
+    if (shown.saved) actions.append(el('span', 'pnote', `saved: ${shown.saved.join(', ')}`));
+    p.append(actions);
+    const pre = (text: string, id?: string) => {
+      const e = el('pre', undefined, text);
+      if (id) e.id = id;
+      e.style.cssText = 'white-space: pre-wrap; word-break: break-all; margin: 2px 0 6px; font-size: 11px;';
+      return e;
+    };
+    p.append(el('h4', undefined, 'Command'), pre(r.command, 'export-command'));
+    for (const [name, text] of Object.entries(r.files)) {
+      const d = el('details');
+      d.append(el('summary', undefined, name), pre(text));
+      p.append(d);
+    }
+    if (r.notes.length) {
+      p.append(el('h4', undefined, 'What this configuration does not express of the plan'));
+      const ul = el('ul', 'pnote');
+      for (const n of r.notes) ul.append(el('li', undefined, n));
+      p.append(ul);
+    }
   }
 
   setErrors(e: LayerErrors): void {
@@ -198,7 +284,7 @@ export class Planner {
     this.host.onErrors();
   }
 
-  setExport(m: Extract<HostToWebview, { type: 'quantExport' }>): void {
+  setQuantExport(m: Extract<HostToWebview, { type: 'quantExport' }>): void {
     this.exported = m;
     this.renderResults();
   }

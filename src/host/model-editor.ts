@@ -60,6 +60,9 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
       vscode.commands.registerCommand('layerplan.verifyShown', (uri: vscode.Uri) =>
         views.verifyShown.get(uri.toString()),
       ),
+      vscode.commands.registerCommand('layerplan.exportShown', (uri: vscode.Uri) =>
+        views.exportShown.get(uri.toString()),
+      ),
     );
   }
 
@@ -147,6 +150,16 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
           break;
         case 'exportQuantized':
           void vscode.commands.executeCommand('layerplan.exportQuantizedModel', doc.uri, 'default');
+          break;
+        case 'exportRequest':
+          void plannerSession()
+            .exportTo(m.to)
+            .then((shown) => views.exportShown.set(key, shown));
+          break;
+        case 'exportAction':
+          void plannerSession()
+            .exportAction(m.to, m.action)
+            .then((shown) => views.exportShown.set(key, shown));
           break;
         case 'plannerShown':
           views.plannerShown.set(key, {

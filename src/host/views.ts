@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import type { ModelGraph } from '../engine/graph/model-graph';
 import type { PackedWeight } from '../engine/quant/pack';
-import type { HostToWebview, SearchShown, WebviewToHost } from '../protocol';
+import type { ExportShown, HostToWebview, SearchShown, WebviewToHost } from '../protocol';
 
 export type KernelAnswer = Extract<WebviewToHost, { type: 'verifyResult' }>;
 
@@ -39,6 +39,8 @@ export class GraphViews {
       exportText?: string;
     }
   >();
+  /** What each view's planner last showed in its Export panel (and saved). */
+  readonly exportShown = new Map<string, ExportShown>();
   /** What each view last showed of a verification. */
   readonly verifyShown = new Map<string, string>();
   private readonly views = new Map<string, GraphView>();

@@ -899,3 +899,140 @@ describe('a check that cannot run', () => {
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
   });
 });
+
+describe('launch configurations (Megatron-LM, DeepSpeed, torchtitan)', () => {
+  it('exports a plan through the command, opens the script, imports it back: the same estimate; the script gets diagnostics', async function () {
+    this.timeout(120000);
+    const folder = vscode.workspace.workspaceFolders![0];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-launch-'));
+    fs.mkdirSync(path.join(dir, 'llama-2-7b'));
+    fs.copyFileSync(
+      path.join(folder.uri.fsPath, 'llama-2-7b', 'config.json'),
+      path.join(dir, 'llama-2-7b', 'config.json'),
+    );
+    // The example's plan, with what software profiles default stated, in Megatron-Core's profile.
+    fs.writeFileSync(
+      path.join(dir, 'llama.plan.json'),
+      JSON.stringify({
+        model: 'llama-2-7b/config.json',
+        cluster: { gpu: 'h100-sxm', gpusPerNode: 8, nodes: 1 },
+        training: {
+          globalBatch: 64,
+          microBatch: 2,
+          seqLen: 4096,
+          dtype: 'bf16',
+          optimizer: 'adam',
+          recompute: 'selective',
+          framework: 'megatron-core',
+          overlapGradReduce: true,
+        },
+        parallel: { data: 8, tensor: 1, pipeline: 1, zero: 1, distributedOptimizer: true },
+      }),
+    );
+    const planUri = vscode.Uri.file(path.join(dir, 'llama.plan.json'));
+    const exported = await vscode.commands.executeCommand<{ files: vscode.Uri[]; result: { command: string } }>(
+      'layerplan.exportLaunchConfig',
+      planUri,
+      'megatron',
+    );
+    assert.ok(exported, 'the command exports');
+    const script = exported.files[0];
+    assert.strictEqual(script.fsPath, path.join(dir, 'llama.megatron.sh'));
+    assert.strictEqual(vscode.window.activeTextEditor?.document.uri.fsPath, script.fsPath, 'the script is open');
+    // The same files as the command line writes.
+    const cli1 = cli(['export', planUri.fsPath, '--to', 'megatron', '--json']);
+    assert.strictEqual(cli1.status, 0, cli1.stderr);
+    assert.strictEqual(fs.readFileSync(script.fsPath, 'utf8'), JSON.parse(cli1.stdout).files['llama.megatron.sh']);
+    // Back into a plan: the same estimate.
+    const before = await vscode.commands.executeCommand<{ iterationSeconds: number; stages: { memory: unknown }[] }>(
+      'layerplan.estimatePlan',
+      planUri,
+    );
+    const newPlan = await vscode.commands.executeCommand<vscode.Uri>('layerplan.newPlanFromLaunchConfig', script, {});
+    assert.ok(newPlan && newPlan.fsPath === path.join(dir, 'llama.megatron.plan.json'), String(newPlan?.fsPath));
+    const after = await vscode.commands.executeCommand<{ iterationSeconds: number; stages: { memory: unknown }[] }>(
+      'layerplan.estimatePlan',
+      newPlan,
+    );
+    assert.ok(before && after);
+    assert.strictEqual(after.iterationSeconds, before.iterationSeconds);
+    assert.deepStrictEqual(
+      after.stages.map((s) => s.memory),
+      before.stages.map((s) => s.memory),
+    );
+    const viaCli = cli(['estimate', script.fsPath, '--json']);
+    assert.strictEqual(viaCli.status, 0, viaCli.stderr);
+    assert.strictEqual(JSON.parse(viaCli.stdout).iterationSeconds, before.iterationSeconds);
+    // A tensor degree that does not divide the 8 GPUs: the editor marks the flag's value, as layerplan check does.
+    const doc = await vscode.workspace.openTextDocument(script);
+    const at = doc.getText().indexOf('--tensor-model-parallel-size 1') + '--tensor-model-parallel-size '.length;
+    const edit = new vscode.WorkspaceEdit();
+    edit.replace(script, new vscode.Range(doc.positionAt(at), doc.positionAt(at + 1)), '3');
+    await vscode.workspace.applyEdit(edit);
+    await doc.save();
+    const checked = JSON.parse(cli(['check', script.fsPath, '--json']).stdout).diagnostics as {
+      severity: string;
+      message: string;
+      range: { start: { line: number; character: number }; end: { line: number; character: number } };
+    }[];
+    const expected = checked.find(
+      (d) => d.severity === 'error' && /is not divisible by tensor × pipeline × context/.test(d.message),
+    );
+    assert.ok(expected, JSON.stringify(checked));
+    assert.deepStrictEqual(expected.range.start, {
+      line: doc.positionAt(at).line,
+      character: doc.positionAt(at).character,
+    });
+    await until('the Problems panel marks the flag', () =>
+      vscode.languages
+        .getDiagnostics(script)
+        .find(
+          (d) =>
+            d.message === expected.message &&
+            d.range.start.line === expected.range.start.line &&
+            d.range.start.character === expected.range.start.character,
+        ),
+    );
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+
+  it("the planner's Export panel: says why Megatron cannot take an ONNX graph, shows DeepSpeed's config and saves it", async function () {
+    this.timeout(120000);
+    const folder = vscode.workspace.workspaceFolders![0];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-export-'));
+    const model = path.join(dir, 'tiny.onnx');
+    fs.copyFileSync(path.join(folder.uri.fsPath, 'gpt2-tiny.onnx'), model);
+    const modelUri = vscode.Uri.file(model);
+    const planUri = (await vscode.commands.executeCommand<vscode.Uri>('layerplan.newPlan', modelUri))!;
+    await until('the planner shows an estimate', async () => {
+      const s = await vscode.commands.executeCommand<{ summary: string }>('layerplan.plannerShown', modelUri);
+      return s && /GiB per GPU/.test(s.summary) ? s : undefined;
+    });
+    type Shown = {
+      to: string;
+      result?: { command: string; files: Record<string, string> };
+      error?: string;
+      saved?: string[];
+    };
+    const shown = (test: (s: Shown) => boolean) =>
+      until('the Export panel', async () => {
+        const s = await vscode.commands.executeCommand<Shown>('layerplan.exportShown', modelUri);
+        return s && test(s) ? s : undefined;
+      });
+    await ui([{ click: '#export-plan' }]);
+    const megatron = await shown((s) => s.to === 'megatron');
+    assert.match(megatron.error ?? '', /Megatron-LM builds its model from shape flags/);
+    await ui([{ click: '#export-to-deepspeed' }]);
+    const ds = await shown((s) => s.to === 'deepspeed' && !!s.result);
+    const expected = JSON.parse(cli(['export', planUri.fsPath, '--to', 'deepspeed', '--json']).stdout);
+    assert.strictEqual(ds.result!.command, expected.command);
+    await ui([{ click: '#export-save' }]);
+    const saved = await shown((s) => !!s.saved);
+    assert.strictEqual(saved.saved!.length, 2);
+    assert.strictEqual(
+      fs.readFileSync(path.join(dir, 'tiny.ds_config.json'), 'utf8'),
+      expected.files['tiny.ds_config.json'],
+    );
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+});
