@@ -29,6 +29,8 @@ export interface GgufModel {
   nFf: number;
   nVocab: number;
   nExpert: number;
+  /** Experts each token is routed to (expert_used_count). */
+  nExpertUsed: number;
   /** Training context (context_length), what llama.cpp uses for -c 0. */
   nCtxTrain: number;
   tensors: GgufTensorInfo[];
@@ -89,6 +91,7 @@ export function ggufModel(g: GgufFile): GgufModel | undefined {
     nFf: num('feed_forward_length') ?? 0,
     nVocab,
     nExpert: num('expert_count') ?? 0,
+    nExpertUsed: num('expert_used_count') ?? 0,
     nCtxTrain: num('context_length') ?? 4096,
     tensors: g.tensors.map((t) => ({ name: t.name, dims: t.dims, type: t.typeName, bytes: t.length })),
   };

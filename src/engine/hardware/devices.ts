@@ -123,12 +123,12 @@ export function closestDeviceGpu(id: string): string | undefined {
 export const DEFAULT_CPU_MEMORY_GB = 32;
 
 /**
- * CPU prefill throughput per DRAM channel, TFLOP/s: llama.cpp's CPU prompt processing measured 0.8 TFLOP/s
- * on a 2-channel laptop (Apple M2, 4 threads: pp512 60.5 t/s on Llama-2-7B Q4_0) and 3.7 on an 8-channel
- * Xeon with AMX (52 threads: pp512 228 t/s on Llama-3.1-8B Q4_K_M) — bench.json in test/fixtures/llamacpp.
- * Core counts grow with channels, so this rough rule scales with them; a device may give "tflops".
+ * CPU prefill throughput per DRAM channel, TFLOP/s: llama.cpp's prompt processing on a 2-channel laptop
+ * CPU (Apple M2, 4 threads: pp512 60.5 t/s on Llama-2-7B Q4_0 = 0.82 TFLOP/s; bench.json in
+ * test/fixtures/llamacpp, the one CPU point of the speed fit). Core counts grow with channels, so this
+ * rough rule scales with them (an 8-channel AMX Xeon, held out, ran 3.7 TFLOP/s); a device may give "tflops".
  */
-export const CPU_TFLOPS_PER_CHANNEL = 0.45;
+export const CPU_TFLOPS_PER_CHANNEL = 0.41;
 
 /** A CPU by its DRAM: ddr4-3200-2ch = DDR4 at 3200 MT/s on 2 channels of 64 bits = 51.2 GB/s. */
 export function cpuDevice(id: string, memoryGB?: number): DeviceSpec | undefined {

@@ -420,6 +420,7 @@ export function synthesizeGguf(spec: TransformerSpec, fileTypeName: string, opti
     nFf: spec.ffn,
     nVocab: spec.vocab,
     nExpert: spec.experts > 1 ? spec.experts : 0,
+    nExpertUsed: spec.experts > 1 ? spec.topK : 0,
     nCtxTrain: spec.maxSeqLen ?? spec.positions ?? 4096,
     tensors: ggufTensorsOf(spec),
   };
