@@ -7,6 +7,8 @@ import { allGatherSeconds, allReduceSeconds, p2pSeconds, type GroupTopology } fr
 import { gemmFlops, gemmSeconds, memorySeconds, peakFlops } from './compute';
 import { simulateBounded, type Schedule, type StageTimes, type TimelineEvent } from './schedule';
 import { blockPosition, type CostLayer, type LayerWork, type WorkContext, type Workload } from './workload';
+import { usesDevices, type InferenceDevice } from './inference-devices';
+import { estimateDevices, type InferencePlanReport } from './inference-plan';
 
 export interface MemoryBreakdown {
   weights: number;
@@ -56,6 +58,12 @@ export interface CostReport {
   timeline: TimelineEvent[];
   warnings: string[];
   inference?: { prefillSeconds: number; decodeSecondsPerToken: number; tokensPerSecond: number; kvCacheBytes: number };
+  /** Inference plans (DESIGN.md): prefill time, decode speed and each device's memory. */
+  prefillSeconds?: number;
+  decodeTokensPerSecond?: number;
+  devices?: InferenceDevice[];
+  /** Inference on devices: the runtime's placement, its notes and quick fixes. */
+  runtime?: Omit<InferencePlanReport, 'devices' | 'prefillSeconds' | 'decodeTokensPerSecond'>;
 }
 
 interface Resolved {
@@ -284,6 +292,7 @@ export interface EstimateOptions {
 }
 
 export function estimate(plan: Plan, workload: Workload, file = 'plan', options: EstimateOptions = {}): CostReport {
+  if (usesDevices(plan)) return onDevices(plan, workload, file);
   const R = resolve(plan, file);
   const { gpu, tp, pp, dp, v } = R;
   const training = plan.training;
@@ -344,15 +353,21 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan', options:
   const gpus = dp * tp * pp;
 
   if (!training) {
-    return estimateInference(
+    return withDevices(
+      estimateInference(
+        plan,
+        workload,
+        R,
+        assignLayers(plan, workload, pp, v),
+        weightBytes,
+        layerCompute,
+        actBytes,
+        warnings,
+      ),
       plan,
       workload,
       R,
-      assignLayers(plan, workload, pp, v),
-      weightBytes,
-      layerCompute,
       actBytes,
-      warnings,
     );
   }
 
@@ -699,6 +714,112 @@ function estimateInference(
       tokensPerSecond: (inf.batch * inf.genLen) / total,
       kvCacheBytes: kvTotal,
     },
+  };
+}
+
+/**
+ * DESIGN.md's per-device view of a homogeneous inference plan: each GPU of a pipeline stage (one data-
+ * parallel replica) with its weights, KV cache and the rest of its activations.
+ */
+function withDevices(r: CostReport, plan: Plan, workload: Workload, R: Resolved, actBytes: number): CostReport {
+  const inf = plan.inference!;
+  const a = workload.arch;
+  const batch = Math.ceil(inf.batch / R.dp);
+  const kvPerBlock = a
+    ? (2 * batch * (inf.promptLen + inf.genLen) * a.kvHeads * a.headDim * actBytes) / Math.min(R.tp, a.kvHeads)
+    : 0;
+  const devices: InferenceDevice[] = [];
+  for (const st of r.stages) {
+    const blocks = parseLayerRange(st.layers) ?? [];
+    const kv = kvPerBlock * blocks.length;
+    for (let t = 0; t < R.tp; t++) {
+      const i = devices.length;
+      const memory = {
+        weights: st.memory.weights,
+        kvCache: kv,
+        compute: st.memory.activations - kv,
+        total: st.memory.total,
+      };
+      devices.push({
+        name: `${i}:${R.gpu.id}`,
+        index: i,
+        kind: 'gpu',
+        memory,
+        capacity: st.capacity,
+        layers: st.layers,
+        layerList: blocks,
+        output: st.index === r.stages.length - 1,
+        prefillSeconds: st.forwardSeconds,
+        decodeSeconds: (st.computeSeconds - st.forwardSeconds) / Math.max(1, inf.genLen),
+      });
+    }
+  }
+  return {
+    ...r,
+    prefillSeconds: r.inference!.prefillSeconds,
+    decodeTokensPerSecond: r.inference!.tokensPerSecond,
+    devices,
+  };
+}
+
+/** An inference plan on its devices, under its runtime's rules (inference-plan.ts), as a CostReport. */
+function onDevices(plan: Plan, workload: Workload, file: string): CostReport {
+  const inf = plan.inference!;
+  const rep = estimateDevices(plan, { gguf: workload.gguf, spec: workload.arch }, file);
+  const { devices, prefillSeconds, decodeTokensPerSecond, ...runtime } = rep;
+  const total = prefillSeconds + inf.genLen * rep.decodeStepSeconds;
+  const parameters = workload.layers.reduce((x, l) => x + l.parameters, 0);
+  const flops = 2 * parameters * inf.batch * (inf.promptLen + inf.genLen);
+  const stages: StageReport[] = devices.map((d) => ({
+    index: d.index,
+    layers: d.layers,
+    layerNames: d.layerList.map((i) => workload.layers[workload.blockIndices[i]]?.name ?? `layers.${i}`),
+    parameters: 0,
+    memory: {
+      weights: d.memory.weights,
+      gradients: 0,
+      optimizer: 0,
+      activations: d.memory.kvCache + d.memory.compute,
+      total: d.memory.total,
+    },
+    capacity: d.capacity ?? d.memory.total,
+    computeSeconds: d.prefillSeconds + inf.genLen * d.decodeSeconds,
+    commSeconds: 0,
+    idleSeconds: 0,
+    forwardSeconds: d.prefillSeconds,
+    backwardSeconds: 0,
+  }));
+  return {
+    mode: 'inference',
+    iterationSeconds: total,
+    tflopsPerGpu: flops / Math.max(total, 1e-12) / Math.max(1, devices.length) / 1e12,
+    mfu: 0,
+    bubbleFraction: 0,
+    stages,
+    communication: {
+      data: { bytes: 0, seconds: 0 },
+      tensor: { bytes: 0, seconds: 0 },
+      pipeline: { bytes: 0, seconds: 0 },
+    },
+    gpus: devices.filter((d) => d.index >= 0).length,
+    gpu: devices.map((d) => d.name.replace(/^\d+:/, '')).join(' + '),
+    microBatches: 1,
+    modelFlops: flops,
+    hardwareFlops: flops,
+    parameters,
+    optimizerSeconds: 0,
+    timeline: [],
+    warnings: rep.problems.map((p) => p.message),
+    inference: {
+      prefillSeconds,
+      decodeSecondsPerToken: rep.decodeStepSeconds,
+      tokensPerSecond: (inf.batch * inf.genLen) / total,
+      kvCacheBytes: devices.reduce((x, d) => x + d.memory.kvCache, 0),
+    },
+    prefillSeconds,
+    decodeTokensPerSecond,
+    devices,
+    runtime,
   };
 }
 

@@ -8,7 +8,7 @@ import { InputError } from '../errors';
 import type { GgufModel } from '../formats/gguf-model';
 import type { TransformerSpec } from '../graph/transformer-spec';
 import { GPUS } from '../hardware/catalog';
-import { cpuDevice, resolveDevice, type DeviceSpec } from '../hardware/devices';
+import { cpuDevice, resolveDevice, type DeviceSpec, deviceBytes } from '../hardware/devices';
 import { globMatch } from '../glob';
 import type { Plan } from '../plan/plan';
 import { parseLayerRange } from '../plan/plan';
@@ -19,7 +19,6 @@ import {
   KV_TYPES,
   LLAMACPP_DEFAULTS,
   kvLayerBytes,
-  layerDevices,
   llamaCppMemory,
   nglAndSplit,
   parseBuild,
@@ -152,11 +151,12 @@ export function planFileType(plan: Plan): string {
 /** The model llama.cpp loads: the GGUF as it is, or the plan's file type built from the transformer, with precision rules as --tensor-type overrides. */
 export function llamaModelOf(plan: Plan, model: InferenceModel, build: number, file: string): GgufModel {
   if (model.gguf) return model.gguf;
-  if (!model.spec)
+  if (!model.spec) {
     throw new InputError(
       file,
       'model: llama.cpp needs a transformer (a GGUF, a checkpoint with its config.json, a config or an architecture object)',
     );
+  }
   const overrides = (plan.precision?.rules ?? [])
     .map((r) => ({ r, t: ggmlTypeOf(r.format) }))
     .filter((x): x is { r: { match: string; format: string }; t: string } => !!x.t)
@@ -410,7 +410,7 @@ export function llamaCppReport(
       index: d.index,
       kind: d.spec.kind,
       memory: sum(s),
-      capacity: d.spec.memoryGB * 1e9,
+      capacity: deviceBytes(d.spec),
       layers: rangeList(s.layers),
       layerList: [...s.layers].sort((a, b) => a - b),
       output: s.output,
@@ -443,7 +443,7 @@ export function llamaCppReport(
   if (!ngl && placement === 'stages') {
     notes.push('this placement is not a -ngl / --tensor-split split: the export pins layers with --override-tensor');
   }
-  if (gpuIdx.length > 1 && mem.host.layers.length === 0) {
+  if (mem.gpus.filter((g) => g.layers.length > 0).length > 1 && mem.host.layers.length === 0) {
     notes.push(
       'several GPUs with every layer offloaded: llama.cpp pipelines micro-batches across them (prefill overlaps; decode does not)',
     );

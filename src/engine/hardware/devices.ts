@@ -155,6 +155,14 @@ export function cpuDevice(id: string, memoryGB?: number): DeviceSpec | undefined
   };
 }
 
+/**
+ * A device's memory in bytes. Vendors sell memory in binary units under the name "GB": a 24 GB card has
+ * 24 GiB (nvidia-smi: 24564 MiB on an RTX 4090), a 64 GB Mac 64 GiB, a 64 GB DIMM kit 64 GiB.
+ */
+export function deviceBytes(d: { memoryGB: number }): number {
+  return d.memoryGB * 2 ** 30;
+}
+
 /** What a plan's device entry names, with its memory (and optional overrides) applied. */
 export interface DeviceRefLike {
   gpu?: string;

@@ -43,6 +43,11 @@ export interface NumberFormat {
   base?: NumberFormat;
   /** Decoded from GGUF files only (llama.cpp's codebook IQ types): Layerplan has no quantizer for it. */
   decodeOnly?: boolean;
+  /**
+   * A GGUF file type (q4_k_m …): llama-quantize's per-tensor mix (quant/gguf-filetypes.ts picks each
+   * tensor's type); the rest of this format describes its default type, for code that takes one format.
+   */
+  mix?: string;
 }
 
 /** The matrix the nominal bitsPerWeight counts shape-dependent storage on (a 4096-wide projection). */
@@ -284,6 +289,10 @@ export function parseFormat(name: string): NumberFormat | undefined {
 
 function parseBase(key: string): NumberFormat | undefined {
   if (FIXED[key]) return FIXED[key]();
+  // GGUF file types: llama-quantize's mix over the k-quants (IQ file types need an importance matrix and
+  // codebook quantizers this build does not have).
+  const mix = /^(q2_k_s|q3_k_[sml]|q4_k_[sm]|q5_k_[sm])$/.exec(key);
+  if (mix) return { ...FIXED[`q${key[1]}_k`](), name: key, mix: key };
   let m = /^kmeans([1-8])$/.exec(key);
   if (m) {
     // Deep Compression's weight sharing (Han et al. 2016): 2^B fp16 centroids per output channel, B-bit indices.
@@ -335,6 +344,14 @@ function parseBase(key: string): NumberFormat | undefined {
 
 export const FORMAT_NAMES = [
   ...Object.keys(FIXED),
+  'q2_k_s',
+  'q3_k_s',
+  'q3_k_m',
+  'q3_k_l',
+  'q4_k_s',
+  'q4_k_m',
+  'q5_k_s',
+  'q5_k_m',
   'int8-tensor',
   'int8-channel',
   'int8-g128',
