@@ -21,6 +21,7 @@ import {
   contextOf,
   overflowProblems,
   rangeList,
+  stageDevices,
   type InferenceDevice,
   type InferenceModel,
   type InferenceReport,
@@ -46,6 +47,8 @@ export interface AcceleratePlacement {
   maxMemory: Map<AccelerateDevice, number>;
   /** Plan device index of each accelerate device. */
   planIndex: Map<AccelerateDevice, number>;
+  /** The map follows the plan's stages (max_memory then plays no part). */
+  explicit?: boolean;
 }
 
 /**
@@ -137,6 +140,28 @@ export function defaultMaxMemory(
   return { maxMemory, planIndex };
 }
 
+/** The plan's stage devices as a device_map: each decoder layer where its stage says, the embedding with the first layer, the final norm and head with the last (tied weights together). */
+export function explicitDeviceMap(
+  modules: AccelerateModule[],
+  layerDevice: (number | undefined)[],
+  planIndex: Map<AccelerateDevice, number>,
+  devices: PlanDevice[],
+): Record<string, AccelerateDevice> {
+  const keyOf = (i: number | undefined): AccelerateDevice => {
+    const d = i === undefined ? devices.find((x) => x.spec.kind === 'cpu')?.index : i;
+    const k = [...planIndex.entries()].find(([, v]) => v === d)?.[0];
+    return k ?? 'cpu';
+  };
+  const blocks = modules.filter((m) => m.block !== undefined);
+  const first = blocks.length ? keyOf(layerDevice[blocks[0].block!]) : keyOf(undefined);
+  const last = blocks.length ? keyOf(layerDevice[blocks[blocks.length - 1].block!]) : keyOf(undefined);
+  const map: Record<string, AccelerateDevice> = {};
+  for (const m of modules) {
+    map[m.name] = m.block !== undefined ? keyOf(layerDevice[m.block]) : m === modules[0] ? first : last;
+  }
+  return map;
+}
+
 export function accelerateReport(
   plan: Plan,
   model: InferenceModel,
@@ -155,7 +180,10 @@ export function accelerateReport(
   const modules = accelerateModules(spec, wb);
   const { maxMemory, planIndex } = defaultMaxMemory(devices, modules);
   const n = naming(spec.family);
-  const deviceMap = inferAutoDeviceMap(modules, maxMemory, spec.tied ? [[n.embed, n.head]] : []);
+  const explicit = stageDevices(plan, spec.layers);
+  const deviceMap = explicit
+    ? explicitDeviceMap(modules, explicit, planIndex, devices)
+    : inferAutoDeviceMap(modules, maxMemory, spec.tied ? [[n.embed, n.head]] : []);
   const ctx = contextOf(plan);
   const kvPerLayer = 2 * inf.batch * ctx * spec.kvHeads * spec.headDim * 2;
   const share = new Map<
@@ -253,6 +281,6 @@ export function accelerateReport(
       'speed: the llama.cpp-fitted efficiencies of each device class (not validated against transformers)',
     ],
     problems,
-    accelerate: { deviceMap, maxMemory, planIndex },
+    accelerate: { deviceMap, maxMemory, planIndex, explicit: !!explicit },
   };
 }

@@ -133,7 +133,13 @@ export function runtimeOf(plan: Plan): Runtime {
   return plan.inference?.runtime ?? 'llama.cpp';
 }
 
-/** The context a plan asks the runtime for: contextLen, else prompt + generation. */
+/** llama.cpp's -c: the cache all slots share (-np = batch): contextLen, else batch × (prompt + generation). */
+export function llamaContext(plan: Plan): number {
+  const inf = plan.inference!;
+  return inf.contextLen ?? Math.max(1, inf.batch) * (inf.promptLen + inf.genLen);
+}
+
+/** The context a plan asks the runtime for per request: contextLen, else prompt + generation. */
 export function contextOf(plan: Plan): number {
   const inf = plan.inference!;
   return inf.contextLen ?? inf.promptLen + inf.genLen;
@@ -187,7 +193,7 @@ export function llamaOptions(plan: Plan, build: number): LlamaCppOptions {
   const kv = inf.kvCache ?? LLAMACPP_DEFAULTS.typeK;
   return {
     build,
-    nCtx: contextOf(plan),
+    nCtx: llamaContext(plan),
     nSeq: Math.max(1, inf.batch),
     nUbatch: LLAMACPP_DEFAULTS.nUbatch,
     flashAttention: flashAttentionOf(plan, build),

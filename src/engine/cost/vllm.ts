@@ -35,9 +35,13 @@ export const VLLM_VERSION = 'v0.19.0';
 export const VLLM_BLOCK = 16;
 const GiB = 2 ** 30;
 
-/** Bytes per weight element for the plan's precision default (bf16 unless it names a format). */
+/**
+ * Bytes per weight element for the plan's precision default (bf16 unless it names a format). GGUF types
+ * (q4_k_m, q8_0 …) are llama.cpp's: vLLM and transformers load the checkpoint in its dtype (2 bytes).
+ */
 export function weightBytesPerElement(plan: Plan): number {
   const f = plan.precision?.default ?? plan.inference?.dtype ?? 'bf16';
+  if (/^(q\d|iq\d|tq\d)/i.test(f)) return 2;
   return (parseFormat(f)?.bitsPerWeight ?? 16) / 8;
 }
 
