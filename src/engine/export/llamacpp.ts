@@ -73,8 +73,11 @@ export const llamaCppTarget: ExportTarget = {
     if (inf.batch > 1) args.push('-np', String(inf.batch));
     const kinds = new Set(gpus.map((g) => g.spec.kind));
     if (r.gpuLayers !== undefined) {
-      args.push('-ngl', String(r.gpuLayers));
-      if (gpus.length > 1 && r.tensorSplit) args.push('-ts', r.tensorSplit.join(','));
+      // The plan's own -ngl / -ts where it gives them (the same placement as the counts the estimate derives).
+      const own = r.placement === 'gpuLayers';
+      args.push('-ngl', String(own ? inf.gpuLayers : r.gpuLayers));
+      const ts = own && inf.tensorSplit ? inf.tensorSplit : r.tensorSplit;
+      if (gpus.length > 1 && ts) args.push('-ts', ts.join(','));
     } else if (r.layerDevice) {
       // Not an -ngl / -ts split: every layer offloaded, each pinned to its device's buffer.
       args.push('-ngl', String(r.layerDevice.length));
@@ -101,10 +104,11 @@ export const llamaCppTarget: ExportTarget = {
     }
     const cpu = devices.find((d) => d.spec.kind === 'cpu');
     const onCpu = r.layerDevice?.filter((d) => d < 0 || d === cpu?.index).length ?? 0;
-    if (onCpu)
-      {notes.push(
+    if (onCpu) {
+      notes.push(
         `${onCpu} layer${onCpu > 1 ? 's stay' : ' stays'} on the CPU${cpu ? ` (${cpu.name})` : ''}: llama.cpp runs ${onCpu > 1 ? 'them' : 'it'} from RAM`,
-      );}
+      );
+    }
     if (build !== Number(LLAMACPP_CHECKED.slice(1))) {
       notes.push(
         `the plan targets b${build}; the options were checked against ${LLAMACPP_CHECKED}${build < BUILDS.faValue ? ' (-fa is a bare flag before b6325)' : ''}`,
