@@ -244,8 +244,9 @@ print(json.dumps(out))`,
       assert.match(k, /^(\d+|cpu|mps|disk)$/);
       assert.match(v, new RegExp(accel.sizePattern));
     }
-    for (const v of Object.values(deviceMap))
+    for (const v of Object.values(deviceMap)) {
       assert.ok(typeof v === 'number' || ['cpu', 'mps', 'disk'].includes(v as string));
+    }
     assert.strictEqual(Object.keys(deviceMap).length, 32 + 3, 'embeddings, 32 layers, norm, head');
     assert.strictEqual(deviceMap['model.embed_tokens'], 0);
   });

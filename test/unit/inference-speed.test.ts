@@ -54,8 +54,9 @@ function predict(p: Point, c?: SpeedConstants): number {
   const saved = SPEED[device.speedClass];
   if (c) SPEED[device.speedClass] = c;
   try {
-    if (p.test === 'decode')
+    if (p.test === 'decode') {
       return 1 / decodeStepSeconds(work, { batch: 1, context: p.context!, crossings: [] }).seconds;
+    }
     return p.tokens! / prefillSeconds(work, { batch: 1, tokens: p.tokens!, crossings: [] }).seconds;
   } finally {
     SPEED[device.speedClass] = saved;
@@ -159,11 +160,12 @@ describe('inference speed per device class: fitted on published llama.cpp result
           `\n        decode: ${dec.filter((e) => e <= 0.2).length} of ${dec.length} within 20%, median |error| ${(median(dec) * 100).toFixed(1)}%, worst ${(Math.max(...dec) * 100).toFixed(1)}%` +
           `; prefill: median |error| ${(median(pre) * 100).toFixed(1)}%, worst ${(Math.max(...pre) * 100).toFixed(1)}%`,
       );
-      if (set === 'holdout')
+      if (set === 'holdout') {
         assert.ok(
           dec.every((e) => e <= 0.2),
           'decode within 20%',
         );
+      }
     });
   }
 });

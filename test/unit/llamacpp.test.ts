@@ -82,8 +82,9 @@ describe("GGUF file types: llama-quantize's output size (published tables, withi
           `        ${r.quant.padEnd(8)} ${pad(r.size_GiB.toFixed(2), 14)} ${pad((bytes / GiB).toFixed(3), 10)} ${pad((err * 100).toFixed(2) + '%', 8)}  ${r.bpw ?? '-'} / ${((bytes * 8) / elements).toFixed(4)}`,
         );
         assert.ok(Math.abs(err) < 0.01, `${r.quant}: ${(err * 100).toFixed(2)}% off`);
-        if (r.bpw !== undefined)
+        if (r.bpw !== undefined) {
           assert.ok(Math.abs((bytes * 8) / elements - r.bpw) < 5e-4, `${r.quant} bits per weight`);
+        }
       }
       console.log(lines.join('\n') + `\n        worst |error| ${(worst * 100).toFixed(2)}%`);
     });
