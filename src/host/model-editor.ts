@@ -153,6 +153,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
             pending: m.pending,
             note: m.note,
             search: m.search,
+            devices: m.devices,
           });
           break;
         case 'searchPrepare':

@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import type { ModelGraph } from '../engine/graph/model-graph';
 import type { PackedWeight } from '../engine/quant/pack';
-import type { HostToWebview, SearchShown, WebviewToHost } from '../protocol';
+import type { HostToWebview, PlannerDeviceShown, SearchShown, WebviewToHost } from '../protocol';
 
 export type KernelAnswer = Extract<WebviewToHost, { type: 'verifyResult' }>;
 
@@ -29,7 +29,15 @@ export class GraphViews {
   /** What each view's planner last showed (summary line, stages, estimate time, edits on their way). */
   readonly plannerShown = new Map<
     string,
-    { summary: string; stages: string[]; ms: number; pending: number; note?: string; search?: SearchShown }
+    {
+      summary: string;
+      stages: string[];
+      ms: number;
+      pending: number;
+      note?: string;
+      search?: SearchShown;
+      devices?: PlannerDeviceShown[];
+    }
   >();
   /** What each view last showed of a verification. */
   readonly verifyShown = new Map<string, string>();

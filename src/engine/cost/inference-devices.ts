@@ -449,7 +449,7 @@ export function llamaCppReport(
   if (!ngl && placement === 'stages') {
     notes.push('this placement is not a -ngl / --tensor-split split: the export pins layers with --override-tensor');
   }
-  if (mem.gpus.filter((g) => g.layers.length > 0).length > 1 && mem.host.layers.length === 0) {
+  if (ngl && mem.gpus.filter((g) => g.layers.length > 0).length > 1 && mem.host.layers.length === 0) {
     notes.push(
       'several GPUs with every layer offloaded: llama.cpp pipelines micro-batches across them (prefill overlaps; decode does not)',
     );
