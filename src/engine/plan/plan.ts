@@ -10,7 +10,7 @@ import { CPU_EXAMPLES, DEVICE_GPU_NAMES, closestDeviceGpu, cpuDevice, findDevice
 import type { PlanEdit } from './edits';
 import { checkField, planFields, type FieldProblem } from './fields';
 import { globMatch } from '../glob';
-import { FORMAT_NAMES, parseFormat } from '../quant/formats';
+import { FILE_TYPE_FORMATS, FORMAT_NAMES, parseFormat } from '../quant/formats';
 
 /** A transformer described by its shape, for planning models that do not exist yet (fields.ts documents each). */
 export interface ArchSpec {
@@ -236,7 +236,7 @@ export function parseLayerRange(spec: string): number[] | undefined {
 /** The plan's field table with this build's catalogs (GPU ids and aliases, format names). */
 export const PLAN_FIELDS = planFields({
   gpus: GPU_NAMES,
-  formats: FORMAT_NAMES,
+  formats: [...FORMAT_NAMES, ...FILE_TYPE_FORMATS],
   devices: CPU_EXAMPLES,
   deviceGpus: DEVICE_GPU_NAMES,
 });
@@ -406,7 +406,7 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
   if (prec && typeof prec === 'object') {
     const checkFormat = (f: unknown, path: (string | number)[]) => {
       if (typeof f === 'string' && !parseFormat(f)) {
-        const hint = closest(f, FORMAT_NAMES);
+        const hint = closest(f, [...FORMAT_NAMES, ...FILE_TYPE_FORMATS]);
         c.error(
           path,
           `${path.join('.')}: unknown number format '${String(f)}'${hint ? ` (did you mean '${hint}'?)` : ''}`,

@@ -3,7 +3,7 @@ import { InputError } from '../errors';
 import { closest } from '../hardware/catalog';
 import type { GraphTensor, ModelGraph } from '../graph/model-graph';
 import { globMatch } from '../glob';
-import { FORMAT_NAMES, bitsPerWeightFor, parseFormat, storedBits, type NumberFormat } from './formats';
+import { FILE_TYPE_FORMATS, FORMAT_NAMES, bitsPerWeightFor, parseFormat, storedBits, type NumberFormat } from './formats';
 import { mixFallback, mixFormatsFor } from './gguf-mix-resolve';
 import {
   errorMetrics,
@@ -250,7 +250,7 @@ export function resolveFormats(names: string[], file: string): NumberFormat[] {
   return names.map((n) => {
     const f = parseFormat(n);
     if (!f) {
-      const hint = closest(n, FORMAT_NAMES);
+      const hint = closest(n, [...FORMAT_NAMES, ...FILE_TYPE_FORMATS]);
       throw new InputError(file, `unknown number format '${n}'${hint ? ` (did you mean '${hint}'?)` : ''}`);
     }
     if (f.decodeOnly) {
@@ -338,7 +338,7 @@ export async function quantModel(
       results[i]!.forEach((r, k) => {
         if (!formats[k].mix) return;
         r.resolvedFormat = r.format;
-        r.format = formats[k].name;
+        r.format = formats[k].mix!;
       });
       options.onProgress?.(++done, chosen.length, t.name);
     }
@@ -378,7 +378,7 @@ export async function quantModel(
   });
   options.onProgress?.(chosen.length, chosen.length, '');
   report.summary = formats.map((f, k) => ({
-    format: f.name,
+    format: f.mix ?? f.name,
     // Every stored bit of the measured tensors over their parameters (the format's nominal figure when none was measured).
     bitsPerWeight: totals[k].parameters ? totals[k].bits / totals[k].parameters : f.bitsPerWeight,
     bytes: Math.ceil(totals[k].bits / 8),
