@@ -163,6 +163,8 @@ function fallback(ne0: number, type: string, build: number): string {
     Q5_K: 'Q5_1',
     Q6_K: 'Q8_0',
   };
+  // A type outside the table (Q8_0 on rows not divisible by 32) makes llama-quantize stop with
+  // "Unsupported tensor size encountered"; such toy shapes are kept in F16 here.
   let r = table[type] ?? 'F16';
   if (ne0 % (ggmlType(r)?.block ?? 1) !== 0) r = 'F16';
   return r;
