@@ -3,7 +3,14 @@ import { InputError } from '../errors';
 import { closest } from '../hardware/catalog';
 import type { GraphTensor, ModelGraph } from '../graph/model-graph';
 import { globMatch } from '../glob';
-import { FILE_TYPE_FORMATS, FORMAT_NAMES, bitsPerWeightFor, parseFormat, storedBits, type NumberFormat } from './formats';
+import {
+  FILE_TYPE_FORMATS,
+  FORMAT_NAMES,
+  bitsPerWeightFor,
+  parseFormat,
+  storedBits,
+  type NumberFormat,
+} from './formats';
 import { mixFallback, mixFormatsFor } from './gguf-mix-resolve';
 import {
   errorMetrics,
