@@ -182,6 +182,37 @@ describe('auto-fit: the most layers that fit, split across unequal GPUs (llama.c
     assert.ok(fit.tensorSplit[0] > 1.5 * fit.tensorSplit[1], fit.tensorSplit.join(','));
   });
 
+  it('the faster GPU first: Llama-2-7B Q5_K_M on a 3060 (360 GB/s) + a 3070 (448 GB/s) runs from the 3070, and decodes faster for it', () => {
+    const l2 = llama({ num_key_value_heads: 32, intermediate_size: 11008, vocab_size: 32000 });
+    const model = synthesizeGguf(l2, 'q5_k_m');
+    const ids = ['rtx-3060', 'rtx-3070'];
+    const gpus = ids.map((id, index) => {
+      const d = resolveDevice({ gpu: id })!;
+      return { index, capacity: deviceBytes(d), bandwidthGBps: d.bandwidthGBps };
+    });
+    const q8 = { ...o, typeK: 'q8_0', typeV: 'q8_0' };
+    const fit = autoFitLayers(model, gpus, q8);
+    assert.ok(fit.allOnGpu);
+    assert.deepStrictEqual(fit.tensorSplit, [0, 33]);
+    const inOrder = autoFitLayers(
+      model,
+      gpus.map(({ index, capacity }) => ({ index, capacity })),
+      q8,
+    );
+    assert.deepStrictEqual(inOrder.tensorSplit, [33, 0]);
+    const w = workloadFrom({ kind: 'arch', arch: l2 });
+    const base = {
+      model: 'x',
+      devices: ids.map((gpu) => ({ gpu })),
+      inference: { batch: 1, promptLen: 512, genLen: 128, contextLen: 8192, flashAttention: true, kvCache: 'q8_0' },
+      precision: { default: 'q5_k_m' },
+    } as unknown as Plan;
+    const at = (split: number[]) =>
+      estimate({ ...base, inference: { ...base.inference!, gpuLayers: 33, tensorSplit: split } } as Plan, w)
+        .decodeTokensPerSecond!;
+    assert.ok(at([0, 33]) > 1.15 * at([33, 0]), `${at([0, 33])} vs ${at([33, 0])} tokens/s`);
+  });
+
   it('the best file type for an 8 GB GPU at 8192 tokens is the best one that fits (the next better one does not)', () => {
     const gpus = [{ index: 0, capacity: deviceBytes(resolveDevice({ gpu: 'rtx-3070' })!) }];
     const best = bestFileType(L8, gpus, o)!;

@@ -42,7 +42,7 @@ export interface FitResult {
  */
 export function autoFitLayers(
   model: GgufModel,
-  gpus: { index: number; capacity: number }[],
+  gpus: { index: number; capacity: number; bandwidthGBps?: number }[],
   o: LlamaCppOptions,
   options: { margin?: number; hostShareOn?: number } = {},
 ): FitResult {
@@ -74,6 +74,34 @@ export function autoFitLayers(
       if (gpus[k].index === options.hostShareOn) need += mem.host.weights + mem.host.kvCache + mem.host.compute;
       return need + margin <= gpus[k].capacity;
     });
+  };
+  /** Layer counts per GPU filling the highest-bandwidth GPUs first, each to what it holds (largest layer, output buffers). */
+  const fasterSplit = (
+    total: number,
+    greedy: number[],
+    pipeline: boolean,
+    cpuLayers: boolean,
+  ): number[] | undefined => {
+    const order = gpus.map((_, k) => k).sort((a, b) => (gpus[b].bandwidthGBps ?? 0) - (gpus[a].bandwidthGBps ?? 0));
+    if (order.every((k, i) => k === i)) return undefined;
+    const biggest = Math.max(...layerBytes.slice(0, nLayer)) + kv;
+    const fixed =
+      computeBuffers(model, cells, o, {
+        layers: true,
+        output: true,
+        isHost: false,
+        gpusPresent: true,
+        cpuLayers,
+        pipeline,
+      }) + layerBytes[nLayer];
+    const counts = new Array(g).fill(0);
+    let left = total;
+    for (const k of order) {
+      const room = gpus[k].capacity - margin - fixed - (gpus[k].index === options.hostShareOn ? inputBytes : 0);
+      counts[k] = Math.max(0, Math.min(left, Math.floor(room / biggest)));
+      left -= counts[k];
+    }
+    return left === 0 && counts.some((c, k) => c !== greedy[k]) ? counts : undefined;
   };
   for (let ngl = nLayer + 1; ngl >= 1 && g > 0; ngl--) {
     // The slots -ngl covers (layerDevices): since b7467 the output and the ngl − 1 layers before it,
@@ -112,11 +140,16 @@ export function autoFitLayers(
     const split = counts.some((c) => c > 0) ? counts : [1];
     const placed = layerDevices(nLayer, ngl, g > 1 ? split : [1], o.build);
     if (!fits(placed)) continue;
+    // As many layers, but the faster GPUs first: decode reads each layer from its GPU's memory, so the
+    // layers a fast GPU can hold should not sit on a slow one (llama.cpp's order stays: the counts change).
+    const fast = g > 1 ? fasterSplit(slots.length, counts, pipeline, start > 0) : undefined;
+    const use = fast && fits(layerDevices(nLayer, ngl, fast, o.build)) ? fast : split;
+    const final = g > 1 ? layerDevices(nLayer, ngl, use, o.build) : placed;
     return {
-      layerDevice: placed.map(toPlan),
+      layerDevice: final.map(toPlan),
       gpuLayers: ngl,
-      tensorSplit: split,
-      allOnGpu: placed.every((d) => d >= 0),
+      tensorSplit: use,
+      allOnGpu: final.every((d) => d >= 0),
     };
   }
   return { layerDevice: new Array(nLayer + 1).fill(-1), gpuLayers: 0, tensorSplit: [], allOnGpu: false };

@@ -36,7 +36,7 @@ export interface InferencePlanReport extends InferenceReport {
 function fitTargets(devices: PlanDevice[]): { gpus: { index: number; capacity: number }[]; hostShareOn?: number } {
   const gpus = devices
     .filter((d) => d.spec.kind !== 'cpu')
-    .map((d) => ({ index: d.index, capacity: deviceBytes(d.spec) }));
+    .map((d) => ({ index: d.index, capacity: deviceBytes(d.spec), bandwidthGBps: d.spec.bandwidthGBps }));
   const apple = devices.find((d) => d.spec.kind === 'apple');
   const cpu = devices.find((d) => d.spec.kind === 'cpu');
   return { gpus, hostShareOn: apple && !cpu ? apple.index : undefined };
