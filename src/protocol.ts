@@ -202,7 +202,23 @@ export type WebviewToHost =
       search?: SearchShown;
       /** The Quantized export section as shown. */
       exportText?: string;
+      /** Inference on devices: each device's lane as drawn (its layers, memory and the bar's label). */
+      devices?: PlannerDeviceShown[];
     };
+
+/** One device lane of the planner, as drawn. */
+export interface PlannerDeviceShown {
+  name: string;
+  layers: string;
+  output: boolean;
+  weights: number;
+  kvCache: number;
+  compute: number;
+  total: number;
+  capacity: number | null;
+  /** The memory bar's label (weights, KV cache, compute, free). */
+  bar: string;
+}
 
 /** What the planner's search panel shows (for tests and screen readers). */
 export interface SearchShown {
@@ -253,6 +269,9 @@ export interface EstimateAnswer {
   /** Parameters per block (what stages split), for rebalancing. */
   blockParameters: number[];
   layerNames: string[];
+  /** Which rows of layerNames are the blocks (what stages and devices split), and every row's parameters. */
+  blockIndices?: number[];
+  layerParameters?: number[];
 }
 
 /** Run the optimizer (search-worker.ts): progress answers carry the request's id, the last one the result. */

@@ -19,6 +19,8 @@ self.onmessage = (e: MessageEvent<EstimateRequest>) => {
     if (!workload) throw new Error('no model yet');
     answer.blockParameters = workload.blockIndices.map((i) => workload!.layers[i].parameters);
     answer.layerNames = workload.layers.map((l) => l.name);
+    answer.blockIndices = workload.blockIndices;
+    answer.layerParameters = workload.layers.map((l) => l.parameters);
     answer.problems = modelChecks(plan, workload).map(([, m]) => m);
     if (!answer.problems.length) answer.report = estimate(plan, workload, 'plan');
   } catch (err) {

@@ -462,14 +462,24 @@ export class Planner {
     if (e.key === 'ArrowDown') move(i + 1);
     else if (e.key === 'ArrowUp') move(i - 1);
     else if (e.key === ' ' || e.key === 'Enter') this.click(i, e);
-    else if (/^[0-9]$/.test(e.key) && this.selected.size) this.assignStage(Number(e.key));
-    else return;
+    else if (/^[0-9]$/.test(e.key) && this.selected.size) {
+      // Digits move the selection to that stage, or to that device when the plan places layers on devices.
+      if (this.devices()) this.moveToDevice(this.selectedBlocks(), Number(e.key));
+      else this.assignStage(Number(e.key));
+    } else return;
     e.preventDefault();
   }
 
   private renderList(): void {
     const names = this.answer?.layerNames ?? [];
     const of = this.stageOf();
+    const devices = this.devices();
+    const blockDev = devices ? this.deviceOf() : [];
+    const rb = this.rowBlocks();
+    const outputDev = devices?.find((d) => d.output)?.index ?? -1;
+    // Rows that are not blocks: the embeddings stay on the host, the final norm and head go with the output layer.
+    const firstBlockRow = rb.findIndex((b) => b >= 0);
+    const devOf = rb.map((b, i) => (b >= 0 ? blockDev[b] : i < firstBlockRow ? -1 : outputDev));
     const table = el('table');
     table.setAttribute('role', 'grid');
     table.setAttribute('aria-multiselectable', 'true');
@@ -478,7 +488,7 @@ export class Planner {
       ['#', ''],
       ['layer', ''],
       ['params', ''],
-      ['stage', ''],
+      [devices ? 'device' : 'stage', ''],
       ['precision', ''],
       ['SQNR', "the weights' SQNR in this precision"],
       ['sensitivity', "how much of the layer's weight noise reaches the output (measured; 1 when first-order)"],
@@ -506,8 +516,12 @@ export class Planner {
       const cells = [
         String(i),
         name,
-        formatCount(this.answer?.blockParameters[i] ?? 0),
-        stage >= 0 ? String(stage) : '—',
+        formatCount(this.answer?.layerParameters?.[i] ?? this.answer?.blockParameters[i] ?? 0),
+        devices
+          ? (devices.find((d) => d.index === devOf[i])?.name ?? devices.find((d) => d.kind === 'cpu')?.name ?? 'host')
+          : stage >= 0
+            ? String(stage)
+            : '—',
         fmt,
         sq.length ? `${Math.min(...sq).toFixed(1)} dB` : '—',
         gain !== undefined && sq.length ? `×${gain < 0.01 ? gain.toExponential(1) : gain.toFixed(2)}` : '—',
@@ -516,9 +530,13 @@ export class Planner {
       cells.forEach((c, k) => {
         const td = tr.insertCell();
         td.textContent = c;
-        if (k === 3 && stage >= 0) td.className = `stage s${stage % 8}`;
-        // The first row of every stage after the first carries the boundary handle: drag it along the list.
-        if (k === 3 && stage > 0 && of[i - 1] === stage - 1) td.append(this.handle(stage, i));
+        if (devices) {
+          if (k === 3) td.className = `stage s${(devOf[i] + 8) % 8}`;
+        } else {
+          if (k === 3 && stage >= 0) td.className = `stage s${stage % 8}`;
+          // The first row of every stage after the first carries the boundary handle: drag it along the list.
+          if (k === 3 && stage > 0 && of[i - 1] === stage - 1) td.append(this.handle(stage, i));
+        }
         if (k === 7 && outAt.length) td.className = this.heat(name) ?? '';
         if (k === 5 && sq.length && !outAt.length) td.className = this.heat(name) ?? '';
       });
@@ -534,7 +552,8 @@ export class Planner {
           : undefined;
     this.list.replaceChildren(table);
     if (again) (table.querySelector(again) as HTMLElement | null)?.focus();
-    // One button per stage (and one more): assign the selection there.
+    // One button per stage (and one more): assign the selection there. Device plans move layers between lanes instead.
+    if (this.stageButtons.parentElement) this.stageButtons.parentElement.style.display = devices ? 'none' : '';
     this.stageButtons.replaceChildren();
     const n = this.stageCount();
     for (let s = 0; s <= n; s++) {
@@ -616,27 +635,29 @@ export class Planner {
     const add = (label: string, path: (string | number)[], value: unknown, options?: string[], numeric = true) =>
       specs.push({ label, path, value, options, numeric });
     const heading = (text: string) => specs.push({ heading: text });
-    heading('Cluster');
-    add(
-      'GPU',
-      ['cluster', 'gpu'],
-      p.cluster.gpu,
-      cat.map((g) => g.id),
-      false,
-    );
-    add('Nodes', ['cluster', 'nodes'], p.cluster.nodes ?? 1);
-    add('GPUs per node', ['cluster', 'gpusPerNode'], p.cluster.gpusPerNode);
-    // Links: blank keeps the catalog's figure for the GPU (NVLink inside a node, the NIC between nodes).
-    add(
-      'NVLink GB/s per GPU (blank: catalog)',
-      ['cluster', 'intraNode', 'bandwidthGBps'],
-      p.cluster.intraNode?.bandwidthGBps,
-    );
-    add(
-      'Network GB/s per GPU (blank: catalog)',
-      ['cluster', 'interNode', 'bandwidthGBps'],
-      p.cluster.interNode?.bandwidthGBps,
-    );
+    if (p.cluster) {
+      heading('Cluster');
+      add(
+        'GPU',
+        ['cluster', 'gpu'],
+        p.cluster.gpu,
+        cat.map((g) => g.id),
+        false,
+      );
+      add('Nodes', ['cluster', 'nodes'], p.cluster.nodes ?? 1);
+      add('GPUs per node', ['cluster', 'gpusPerNode'], p.cluster.gpusPerNode);
+      // Links: blank keeps the catalog's figure for the GPU (NVLink inside a node, the NIC between nodes).
+      add(
+        'NVLink GB/s per GPU (blank: catalog)',
+        ['cluster', 'intraNode', 'bandwidthGBps'],
+        p.cluster.intraNode?.bandwidthGBps,
+      );
+      add(
+        'Network GB/s per GPU (blank: catalog)',
+        ['cluster', 'interNode', 'bandwidthGBps'],
+        p.cluster.interNode?.bandwidthGBps,
+      );
+    }
     if (p.training) {
       heading('Training');
       add('Global batch', ['training', 'globalBatch'], p.training.globalBatch);
@@ -648,6 +669,24 @@ export class Planner {
       add('Batch', ['inference', 'batch'], p.inference.batch);
       add('Prompt length', ['inference', 'promptLen'], p.inference.promptLen);
       add('Generated tokens', ['inference', 'genLen'], p.inference.genLen);
+      if (p.devices || p.inference.runtime) {
+        add(
+          'Runtime',
+          ['inference', 'runtime'],
+          p.inference.runtime ?? 'llama.cpp',
+          ['llama.cpp', 'vllm', 'accelerate'],
+          false,
+        );
+        add('Context (blank: batch × (prompt + generated))', ['inference', 'contextLen'], p.inference.contextLen);
+        add(
+          'KV cache',
+          ['inference', 'kvCache'],
+          p.inference.kvCache ?? 'f16',
+          ['f16', 'bf16', 'f32', 'q8_0', 'q5_1', 'q5_0', 'q4_1', 'q4_0', 'iq4_nl', 'fp8'],
+          false,
+        );
+        add('GPU layers, -ngl (blank: auto-fit)', ['inference', 'gpuLayers'], p.inference.gpuLayers);
+      }
     }
     heading('Parallelism');
     add('Data parallel', ['parallel', 'data'], p.parallel?.data ?? 1);
@@ -724,6 +763,135 @@ export class Planner {
     }
   }
 
+  /** The inference devices of the estimate (a plan with `devices` or a runtime), else undefined. */
+  private devices(): NonNullable<CostReport['devices']> | undefined {
+    return this.report?.runtime ? this.report.devices : undefined;
+  }
+
+  /** Plan device index of each block (−1: the host), from the estimate's placement. */
+  private deviceOf(): number[] {
+    const n = this.answer?.blockParameters.length ?? 0;
+    const out = new Array<number>(n).fill(-1);
+    for (const d of this.devices() ?? []) for (const b of d.layerList) if (b < n) out[b] = d.index;
+    return out;
+  }
+
+  /**
+   * Moves blocks to a device (a drop on its lane, or the device's button with rows selected): the plan's
+   * stages become the runs of consecutive blocks per device (stages[].device); blocks left on the host
+   * belong to no stage. Explicit stage devices win over -ngl / --tensor-split.
+   */
+  private moveToDevice(blocks: number[], device: number): void {
+    const of = this.deviceOf();
+    for (const b of blocks) if (b >= 0 && b < of.length) of[b] = device;
+    const stages: { layers: string; device: number }[] = [];
+    for (let i = 0; i < of.length;) {
+      let j = i;
+      while (j + 1 < of.length && of[j + 1] === of[i]) j++;
+      if (of[i] >= 0) {
+        stages.push({ layers: rangeText(Array.from({ length: j - i + 1 }, (_, k) => i + k)), device: of[i] });
+      }
+      i = j + 1;
+    }
+    this.edit([{ path: ['stages'], value: stages }]);
+  }
+
+  /** Devices as lanes: each holds its layers (drag them between lanes) over its memory bar. */
+  private devicesView(devices: NonNullable<CostReport['devices']>): HTMLElement {
+    const wrap = el('div', 'devices');
+    wrap.id = 'devices';
+    for (const d of devices) {
+      const lane = el('div', 'lane');
+      lane.dataset.lane = String(d.index);
+      lane.setAttribute('aria-label', `Device ${d.name}: layers ${d.layers || 'none'}`);
+      const cap = d.capacity;
+      const over = cap !== null && d.memory.total > cap;
+      const head = el(
+        'div',
+        'lane-head',
+        `${d.name}  ${fmtBytes(d.memory.total)} / ${cap === null ? '?' : fmtBytes(cap)}${over ? ' — over' : ''}`,
+      );
+      const bar = el('div', over ? 'mbar over' : 'mbar');
+      bar.dataset.deviceBar = String(d.index);
+      const scale = Math.max(cap ?? 0, d.memory.total, 1);
+      const parts: [string, number, string][] = [
+        ['w', d.memory.weights, 'weights'],
+        ['kv', d.memory.kvCache, 'KV cache'],
+        ['c', d.memory.compute, 'compute'],
+        ['free', Math.max(0, (cap ?? d.memory.total) - d.memory.total), 'free'],
+      ];
+      const label = parts.map(([, b, n]) => `${n} ${fmtBytes(b)}`).join(', ');
+      bar.setAttribute('role', 'img');
+      bar.setAttribute('aria-label', `${d.name}: ${label}`);
+      bar.title = label;
+      for (const [cls, bytes] of parts) {
+        const seg = el('span', cls);
+        seg.style.width = `${((100 * bytes) / scale).toFixed(2)}%`;
+        bar.append(seg);
+      }
+      const chips = el('div', 'chips');
+      for (const b of d.layerList) chips.append(this.chip(b));
+      if (d.output) chips.append(el('span', 'chip out', 'out'));
+      lane.append(head, bar, chips);
+      wrap.append(lane);
+    }
+    // Keyboard and click alternative to dragging: move the selected rows to a device.
+    const row = el('div', 'row');
+    row.append(el('span', 'lbl', 'Move selected layers to:'));
+    for (const d of devices) {
+      const b = custom('vscode-button', { 'data-device': String(d.index), secondary: '' }, d.name);
+      b.addEventListener('click', () => this.moveToDevice(this.selectedBlocks(), d.index));
+      row.append(b);
+    }
+    wrap.append(row);
+    return wrap;
+  }
+
+  /** Block index of each row of the layer list (−1 for rows that are not blocks: embeddings, final norm, head). */
+  private rowBlocks(): number[] {
+    const names = this.answer?.layerNames ?? [];
+    const blocks = this.answer?.blockIndices;
+    return names.map((_, i) => (blocks ? blocks.indexOf(i) : i));
+  }
+
+  /** The selected rows' blocks. */
+  private selectedBlocks(): number[] {
+    const rb = this.rowBlocks();
+    return [...this.selected].map((i) => rb[i]).filter((b) => b !== undefined && b >= 0);
+  }
+
+  /** A layer on a device lane: drag it to another lane. */
+  private chip(block: number): HTMLElement {
+    const row = this.rowBlocks().indexOf(block);
+    const c = el('span', this.selected.has(row) ? 'chip sel' : 'chip', String(block));
+    c.dataset.layer = String(block);
+    c.tabIndex = 0;
+    c.title = `Layer ${block}: drag to another device`;
+    c.addEventListener('pointerdown', (e) => {
+      e.preventDefault();
+      const laneAt = (ev: PointerEvent) =>
+        document.elementFromPoint(ev.clientX, ev.clientY)?.closest('[data-lane]') as HTMLElement | null;
+      const over = (ev: PointerEvent) => {
+        this.results.querySelectorAll('.lane.drop').forEach((x) => x.classList.remove('drop'));
+        laneAt(ev)?.classList.add('drop');
+      };
+      const up = (ev: PointerEvent) => {
+        window.removeEventListener('pointermove', over);
+        window.removeEventListener('pointerup', up);
+        this.results.querySelectorAll('.lane.drop').forEach((x) => x.classList.remove('drop'));
+        const lane = laneAt(ev);
+        if (!lane) return;
+        const to = Number(lane.dataset.lane);
+        // A selected layer carries the selection with it.
+        const moving = this.selected.has(row) ? this.selectedBlocks() : [block];
+        if (this.deviceOf()[block] !== to) this.moveToDevice(moving, to);
+      };
+      window.addEventListener('pointermove', over);
+      window.addEventListener('pointerup', up);
+    });
+    return c;
+  }
+
   private renderResults(): void {
     this.results.replaceChildren();
     const problems = [
@@ -739,7 +907,17 @@ export class Planner {
       summary.textContent =
         this.state?.exists === false ? 'No plan file beside this model: "New plan" creates one.' : 'Loading…';
     } else if (!r) summary.textContent = 'The plan cannot be estimated yet (see the problems below).';
-    else {
+    else if (r.runtime && r.devices) {
+      const rt = r.runtime;
+      const over = r.devices.filter((d) => d.capacity !== null && d.memory.total > d.capacity).length;
+      summary.textContent =
+        `${rt.runtime} ${rt.version}: prefill ${fmtS(r.prefillSeconds!)} · ${r.decodeTokensPerSecond!.toFixed(1)} tokens/s · ${r.devices.length} devices` +
+        (over ? ` · ${over} over memory` : '') +
+        (rt.gpuLayers !== undefined
+          ? ` · -ngl ${rt.gpuLayers}${rt.tensorSplit ? ` -ts ${rt.tensorSplit.join(',')}` : ''}`
+          : '') +
+        ` (estimated in ${this.answer!.ms.toFixed(1)} ms)`;
+    } else {
       const peak = Math.max(...r.stages.map((s) => s.memory.total));
       const cap = r.stages[0]?.capacity ?? 1;
       summary.textContent =
@@ -765,7 +943,19 @@ export class Planner {
       for (const p of problems) ul.append(el('li', undefined, p));
       this.results.append(ul);
     }
-    if (r) {
+    const devices = this.devices();
+    if (r && devices) {
+      const notes = el('ul', 'pnotes');
+      for (const n of r.runtime!.notes) notes.append(el('li', undefined, n));
+      for (const f of [r.runtime!.fix, ...r.runtime!.suggestions].filter(Boolean)) {
+        const li = el('li', undefined, `${f!.title} `);
+        const apply = custom('vscode-button', { secondary: '', 'data-fix': f!.title }, 'Apply');
+        apply.addEventListener('click', () => this.edit(f!.edits));
+        li.append(apply);
+        notes.append(li);
+      }
+      this.results.append(el('h4', undefined, 'Devices (drag layers between them)'), this.devicesView(devices), notes);
+    } else if (r) {
       const schedule: Node[] = r.inference
         ? [el('h4', undefined, 'Inference'), this.inferenceTable(r.inference)]
         : [el('h4', undefined, 'Pipeline schedule (one iteration)'), this.chart(ganttSvg(r))];
@@ -785,6 +975,17 @@ export class Planner {
       pending: this.pending.size,
       note: this.errors?.note,
       exportText,
+      devices: devices?.map((d) => ({
+        name: d.name,
+        layers: d.layers,
+        output: d.output,
+        weights: d.memory.weights,
+        kvCache: d.memory.kvCache,
+        compute: d.memory.compute,
+        total: d.memory.total,
+        capacity: d.capacity,
+        bar: (this.results.querySelector(`[data-device-bar="${d.index}"]`) as HTMLElement | null)?.title ?? '',
+      })),
     };
     this.postShown();
   }

@@ -170,6 +170,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
             note: m.note,
             search: m.search,
             exportText: m.exportText,
+            devices: m.devices,
           });
           break;
         case 'searchPrepare':

@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import type { ModelGraph } from '../engine/graph/model-graph';
 import type { PackedWeight } from '../engine/quant/pack';
-import type { ExportShown, HostToWebview, SearchShown, WebviewToHost } from '../protocol';
+import type { ExportShown, HostToWebview, PlannerDeviceShown, SearchShown, WebviewToHost } from '../protocol';
 
 export type KernelAnswer = Extract<WebviewToHost, { type: 'verifyResult' }>;
 
@@ -37,6 +37,7 @@ export class GraphViews {
       note?: string;
       search?: SearchShown;
       exportText?: string;
+      devices?: PlannerDeviceShown[];
     }
   >();
   /** What each view's planner last showed in its Export panel (and saved). */

@@ -588,6 +588,139 @@ describe('the planner', () => {
   });
 });
 
+describe('the planner with inference devices', () => {
+  it('drags a layer to another device: the plan file gets the stage device, the memory bars follow layerplan estimate', async function () {
+    this.timeout(180000);
+    // A small llama checkpoint (8 layers) with its config.json, and a plan on a 4090, a 3060 and the CPU.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-devices-'));
+    const cfg = {
+      model_type: 'llama',
+      hidden_size: 256,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      num_hidden_layers: 8,
+      intermediate_size: 512,
+      vocab_size: 1024,
+      max_position_embeddings: 4096,
+    };
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
+    const shapes: [string, number[]][] = [
+      ['model.embed_tokens.weight', [1024, 256]],
+      ['lm_head.weight', [1024, 256]],
+      ['model.norm.weight', [256]],
+    ];
+    for (let i = 0; i < 8; i++) {
+      const p = `model.layers.${i}.`;
+      shapes.push(
+        [p + 'self_attn.q_proj.weight', [256, 256]],
+        [p + 'self_attn.k_proj.weight', [128, 256]],
+        [p + 'self_attn.v_proj.weight', [128, 256]],
+        [p + 'self_attn.o_proj.weight', [256, 256]],
+        [p + 'mlp.gate_proj.weight', [512, 256]],
+        [p + 'mlp.up_proj.weight', [512, 256]],
+        [p + 'mlp.down_proj.weight', [256, 512]],
+        [p + 'input_layernorm.weight', [256]],
+        [p + 'post_attention_layernorm.weight', [256]],
+      );
+    }
+    const header: Record<string, unknown> = {};
+    let off = 0;
+    for (const [n, shape] of shapes) {
+      const bytes = shape.reduce((a, b) => a * b, 1) * 2;
+      header[n] = { dtype: 'F16', shape, data_offsets: [off, off + bytes] };
+      off += bytes;
+    }
+    const json = Buffer.from(JSON.stringify(header));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    fs.writeFileSync(path.join(dir, 'tiny.safetensors'), Buffer.concat([len, json, Buffer.alloc(off, 0x11)]));
+    const planFile = path.join(dir, 'tiny.plan.json');
+    fs.writeFileSync(
+      planFile,
+      JSON.stringify(
+        {
+          model: 'tiny.safetensors',
+          devices: [{ gpu: 'rtx-4090' }, { gpu: 'rtx-3060' }, { cpu: 'ddr5-6000-2ch', memoryGB: 64 }],
+          inference: { batch: 1, promptLen: 512, genLen: 128, contextLen: 4096, runtime: 'llama.cpp' },
+          stages: [
+            { layers: '0-3', device: 0 },
+            { layers: '4-7', device: 1 },
+          ],
+          precision: { default: 'q8_0' },
+        },
+        null,
+        2,
+      ),
+    );
+    const modelUri = vscode.Uri.file(path.join(dir, 'tiny.safetensors'));
+    await vscode.commands.executeCommand('vscode.openWith', modelUri, 'layerplan.modelGraph');
+    await renderedFor(modelUri);
+    await vscode.commands.executeCommand('layerplan.showPlanner', modelUri);
+    type Shown = {
+      summary: string;
+      pending: number;
+      devices?: {
+        name: string;
+        layers: string;
+        bar: string;
+        weights: number;
+        kvCache: number;
+        compute: number;
+        total: number;
+      }[];
+    };
+    const shown = () => vscode.commands.executeCommand<Shown>('layerplan.plannerShown', modelUri);
+    const first = await until('the planner draws the device lanes', async () => {
+      const s = await shown();
+      return s?.devices?.length === 3 && s.devices[0].layers === '0-3' ? s : undefined;
+    });
+    assert.match(first.summary, /^llama\.cpp b8746: prefill .* tokens\/s · 3 devices/);
+    assert.deepStrictEqual(
+      first.devices!.map((d) => d.layers),
+      ['0-3', '4-7', ''],
+    );
+    // Drag layer 2's chip from the 4090's lane onto the 3060's.
+    await ui([{ drag: ['.planner .chip[data-layer="2"]', '.planner .lane[data-lane="1"]'] }]);
+    const read = () => fs.readFileSync(planFile, 'utf8');
+    await until('the stage devices reach the plan file', () => /"2",\s*"device": 1/.test(read()));
+    const { parse } = await import('jsonc-parser');
+    assert.deepStrictEqual(parse(read()).stages, [
+      { layers: '0-1', device: 0 },
+      { layers: '2', device: 1 },
+      { layers: '3', device: 0 },
+      { layers: '4-7', device: 1 },
+    ]);
+    const after = await until('the lanes and memory bars follow', async () => {
+      const s = await shown();
+      return s?.pending === 0 && s.devices?.[1].layers === '2,4-7' ? s : undefined;
+    });
+    assert.strictEqual(after.devices![0].layers, '0-1,3');
+    // The bars show what layerplan estimate says of the file as it is now.
+    const est = cli(['estimate', planFile, '--json']);
+    assert.strictEqual(est.status, 0, est.stderr);
+    const doc = JSON.parse(est.stdout) as {
+      devices: { name: string; layers: string; memory: Record<string, number> }[];
+    };
+    doc.devices.forEach((d, i) => {
+      const bar = after.devices![i];
+      assert.strictEqual(bar.name, d.name);
+      assert.strictEqual(bar.layers, d.layers);
+      for (const k of ['weights', 'kvCache', 'compute', 'total'] as const) {
+        assert.strictEqual(bar[k], d.memory[k], `${d.name} ${k}`);
+      }
+      assert.match(bar.bar, /^weights [\d.]+ (GiB|MiB|KiB), KV cache .*, compute .*, free /);
+    });
+    // The 3060 gained a layer's weights and KV cache; the 4090 lost them.
+    assert.ok(after.devices![1].weights > first.devices![1].weights);
+    assert.ok(after.devices![1].kvCache > first.devices![1].kvCache);
+    assert.ok(after.devices![0].weights < first.devices![0].weights);
+    await new Promise((res) => setTimeout(res, 1000));
+    console.log('[layerplan-screenshot] planner-devices');
+    await new Promise((res) => setTimeout(res, 1500));
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+});
+
 describe('exporting the quantized model', () => {
   it('exports from the planner button: the exported model opens in the graph view, the planner shows measured against predicted, as the CLI measures it', async function () {
     this.timeout(300000);
