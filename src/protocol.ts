@@ -5,6 +5,17 @@ import type { Plan } from './engine/plan/plan';
 import type { PlanEdit } from './engine/plan/edits';
 import type { CostReport } from './engine/cost/estimate';
 import type { Objective, SearchProgress, SearchResult } from './engine/search/optimize';
+import type { ExportResult } from './engine/export/target';
+
+/** A launch configuration the planner shows (Export): the targets it may ask for and the result or why not. */
+export interface ExportShown {
+  to: string;
+  targets: { name: string; description: string }[];
+  result?: ExportResult;
+  error?: string;
+  /** The files were written beside the plan (Save): their workspace-relative paths. */
+  saved?: string[];
+}
 
 /** The plan beside a model, as the planner shows it. */
 export interface PlanState {
@@ -211,7 +222,9 @@ export type HostToWebview =
   /** Open the planner (from the "New plan" / "Estimate plan" commands). */
   | { type: 'showPlanner' }
   /** Draw the view as an image and send it back (exportImage with this id): the Export Graph Image command. */
-  | { type: 'requestImage'; id: number; format: 'svg' | 'png' };
+  | { type: 'requestImage'; id: number; format: 'svg' | 'png' }
+  /** The plan as a framework's launch configuration (the planner's Export panel). */
+  | { type: 'exportResult'; shown: ExportShown };
 
 export type WebviewToHost =
   | { type: 'ready' }
@@ -221,8 +234,8 @@ export type WebviewToHost =
   | { type: 'enterLevel'; level: string }
   | { type: 'select'; node: number }
   | { type: 'search'; query: string; level: string }
-  /** The Export button: ask the user for SVG or PNG and a file, then request the image. */
-  | { type: 'exportRequest' }
+  /** The graph view's Export button: ask the user for SVG or PNG and a file, then request the image. */
+  | { type: 'exportImageRequest' }
   /** The view as an image (SVG text, or a PNG as base64), answering requestImage `id`. */
   | { type: 'exportImage'; format: 'svg' | 'png'; data: string; id?: number; error?: string }
   /** What the view drew, reported after every render and every change of what it shows. */
@@ -254,6 +267,10 @@ export type WebviewToHost =
   | { type: 'viewError'; message: string }
   /** Find best plans was pressed: measure what the search needs (the weights' SQNR), answered by searchInputs. */
   | { type: 'searchPrepare' }
+  /** Export the plan to a target (megatron, deepspeed, torchtitan, …): answered by exportResult. */
+  | { type: 'exportRequest'; to: string }
+  /** Copy the export's command to the clipboard, or save its files beside the plan. */
+  | { type: 'exportAction'; to: string; action: 'copy' | 'save' }
   /** What the planner shows after an estimate (for tests): the summary line, the stage assignment, and how many of its edits the file's state did not hold yet. */
   | {
       type: 'plannerShown';
@@ -270,7 +287,23 @@ export type WebviewToHost =
       search?: SearchShown;
       /** The Quantized export section as shown. */
       exportText?: string;
+      /** Inference on devices: each device's lane as drawn (its layers, memory and the bar's label). */
+      devices?: PlannerDeviceShown[];
     };
+
+/** One device lane of the planner, as drawn. */
+export interface PlannerDeviceShown {
+  name: string;
+  layers: string;
+  output: boolean;
+  weights: number;
+  kvCache: number;
+  compute: number;
+  total: number;
+  capacity: number | null;
+  /** The memory bar's label (weights, KV cache, compute, free). */
+  bar: string;
+}
 
 /** What the planner's search panel shows (for tests and screen readers). */
 export interface SearchShown {
@@ -325,9 +358,9 @@ export interface EstimateAnswer {
   blockParameters: number[];
   /** Every layer of the workload, in order: the planner's rows (blocks are what stages split; the others follow them). */
   layerNames: string[];
-  layerParameters: number[];
-  /** For each layer, its block index (what `stages[].layers` counts), or -1 (embedding, final norm, output layer). */
-  layerBlocks: number[];
+  /** Which rows of layerNames are the blocks (what stages and devices split), and every row's parameters. */
+  blockIndices?: number[];
+  layerParameters?: number[];
 }
 
 /** Run the optimizer (search-worker.ts): progress answers carry the request's id, the last one the result. */

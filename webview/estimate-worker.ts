@@ -21,16 +21,13 @@ self.onmessage = (e: MessageEvent<EstimateRequest>) => {
     blockParameters: [],
     layerNames: [],
     layerParameters: [],
-    layerBlocks: [],
   };
   try {
     if (!workload) throw new Error('no model yet');
-    const w = workload;
-    answer.blockParameters = w.blockIndices.map((i) => w.layers[i].parameters);
-    answer.layerNames = w.layers.map((l) => l.name);
-    answer.layerParameters = w.layers.map((l) => l.parameters);
-    const blockOf = new Map(w.blockIndices.map((layer, b) => [layer, b]));
-    answer.layerBlocks = w.layers.map((_, i) => blockOf.get(i) ?? -1);
+    answer.blockParameters = workload.blockIndices.map((i) => workload!.layers[i].parameters);
+    answer.layerNames = workload.layers.map((l) => l.name);
+    answer.blockIndices = workload.blockIndices;
+    answer.layerParameters = workload.layers.map((l) => l.parameters);
     answer.problems = modelChecks(plan, workload).map(([, m]) => m);
     if (!answer.problems.length) answer.report = estimate(plan, workload, 'plan');
   } catch (err) {

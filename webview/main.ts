@@ -179,7 +179,7 @@ constantsButton.addEventListener('click', () => {
 prevButton.addEventListener('click', () => step(-1));
 nextButton.addEventListener('click', () => step(1));
 // The host asks SVG or PNG and where, then asks the view for the image (requestImage).
-exportButton.addEventListener('click', () => post({ type: 'exportRequest' }));
+exportButton.addEventListener('click', () => post({ type: 'exportImageRequest' }));
 search.addEventListener('input', () => {
   state.search = search.value;
   save();
@@ -248,10 +248,13 @@ window.addEventListener('message', (e: MessageEvent<HostToWebview>) => {
       planner.search.inputs(m.layerSqnr, m.notes);
       break;
     case 'quantExport':
-      planner.setExport(m);
+      planner.setQuantExport(m);
       break;
     case 'showPlanner':
       togglePlanner(true);
+      break;
+    case 'exportResult':
+      planner.setExport(m.shown);
       break;
     case 'verifyRun':
       void runKernel(m);

@@ -126,6 +126,9 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
           return to;
         },
       ),
+      vscode.commands.registerCommand('layerplan.exportShown', (uri: vscode.Uri) =>
+        views.exportShown.get(uri.toString()),
+      ),
     );
   }
 
@@ -260,6 +263,16 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
         case 'exportQuantized':
           void vscode.commands.executeCommand('layerplan.exportQuantizedModel', doc.uri, 'default');
           break;
+        case 'exportRequest':
+          void plannerSession()
+            .exportTo(m.to)
+            .then((shown) => views.exportShown.set(key, shown));
+          break;
+        case 'exportAction':
+          void plannerSession()
+            .exportAction(m.to, m.action)
+            .then((shown) => views.exportShown.set(key, shown));
+          break;
         case 'plannerShown':
           views.plannerShown.set(key, {
             summary: m.summary,
@@ -271,6 +284,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
             note: m.note,
             search: m.search,
             exportText: m.exportText,
+            devices: m.devices,
           });
           break;
         case 'searchPrepare':
@@ -295,7 +309,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
         case 'exportImage':
           void saveImage(m);
           break;
-        case 'exportRequest':
+        case 'exportImageRequest':
           void vscode.commands.executeCommand('layerplan.exportGraphImage', doc.uri);
           break;
         case 'select': {

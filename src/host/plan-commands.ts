@@ -7,6 +7,7 @@ import { planReportHtml, planReportMarkdown } from '../engine/report/plan-report
 import type { GraphViews } from './views';
 import type { Checker } from '../node/checker';
 import { createPlan, estimateUri, planFileFor, planText } from './planner';
+import { registerLaunchCommands } from './launch-commands';
 
 const MODEL_RE = /\.(onnx|gguf|safetensors)$|(^|[\\/])config\.json$/i;
 import { GiB } from '../engine/units';
@@ -56,6 +57,7 @@ export function registerPlanCommands(
   const status = new PlanStatus(views, checker);
   return vscode.Disposable.from(
     status,
+    registerLaunchCommands(output, (arg) => pickPlan(views, arg)),
     vscode.commands.registerCommand('layerplan.newPlan', async (arg?: vscode.Uri) => {
       const model =
         arg ??

@@ -10,7 +10,8 @@ import { OFFERED_FORMATS, parseFormat } from '../engine/quant/formats';
 import { checkFile, planLayerErrors, planWorkloadSource, tryEstimatePlan } from '../node/plan-file';
 import { measureLayerSqnr, planForSearch } from '../node/optimize-file';
 import { candidateFormats } from '../engine/search/optimize';
-import type { HostToWebview, LayerErrors, PlanState } from '../protocol';
+import type { ExportShown, HostToWebview, LayerErrors, PlanState } from '../protocol';
+import { exportShown, saveExport } from './launch-commands';
 
 /** The plan file of a model: `<name>.plan.json` beside it. */
 export function planFileFor(model: vscode.Uri): vscode.Uri {
@@ -210,6 +211,26 @@ export class PlanSession implements vscode.Disposable {
     }
     await replacePlanText(doc, redo ? last.after : last.before);
     to.push(last);
+  }
+
+  /** The plan as a target's launch configuration, shown in the planner's Export panel. */
+  async exportTo(to: string): Promise<ExportShown> {
+    const shown = await exportShown(this.planUri, to);
+    this.post({ type: 'exportResult', shown });
+    return shown;
+  }
+
+  /** The Export panel's buttons: copy the command, or write the files beside the plan (and open the first). */
+  async exportAction(to: string, action: 'copy' | 'save'): Promise<ExportShown> {
+    const shown = await exportShown(this.planUri, to);
+    if (shown.result && action === 'copy') await vscode.env.clipboard.writeText(shown.result.command);
+    if (shown.result && action === 'save') {
+      const uris = await saveExport(this.planUri, shown.result);
+      shown.saved = uris.map((u) => vscode.workspace.asRelativePath(u));
+      await vscode.window.showTextDocument(uris[0], { viewColumn: vscode.ViewColumn.Beside, preview: false });
+    }
+    this.post({ type: 'exportResult', shown });
+    return shown;
   }
 
   async create(): Promise<void> {

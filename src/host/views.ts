@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import type { ModelGraph } from '../engine/graph/model-graph';
 import type { PackedWeight } from '../engine/quant/pack';
-import type { HostToWebview, ViewReport, WebviewToHost } from '../protocol';
+import type { ExportShown, HostToWebview, ViewReport, WebviewToHost } from '../protocol';
 
 export type KernelAnswer = Extract<WebviewToHost, { type: 'verifyResult' }>;
 
@@ -37,6 +37,8 @@ export class GraphViews {
   readonly rendered = new Map<string, ViewReport>();
   /** What each view's planner last showed (summary line, stages, estimate time, edits on their way). */
   readonly plannerShown = new Map<string, Omit<Extract<WebviewToHost, { type: 'plannerShown' }>, 'type'>>();
+  /** What each view's planner last showed in its Export panel (and saved). */
+  readonly exportShown = new Map<string, ExportShown>();
   /** What each view last showed of a verification. */
   readonly verifyShown = new Map<string, string>();
   private readonly views = new Map<string, GraphView>();

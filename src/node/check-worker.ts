@@ -1,7 +1,8 @@
 import { parentPort } from 'worker_threads';
 import { InputError } from '../engine/errors';
 import type { CheckAnswer, CheckRequest } from './checker';
-import { checkFile, NotCheckedError, tryEstimatePlan } from './plan-file';
+import { NotCheckedError, tryEstimatePlan } from './plan-file';
+import { checkAnyFile } from './launch-file';
 
 /**
  * Checks and estimates plan files off the extension host's main thread (src/node/checker.ts starts
@@ -11,7 +12,8 @@ parentPort?.on('message', (m: CheckRequest) => {
   void (async (): Promise<CheckAnswer> => {
     try {
       if (m.kind === 'check') {
-        const r = await checkFile(m.file, { text: m.text });
+        // Plans, configs and launch configurations (Megatron-LM scripts, DeepSpeed configs, torchtitan TOMLs).
+        const r = await checkAnyFile(m.file, { text: m.text });
         return { id: m.id, diagnostics: r.diagnostics };
       }
       const r = await tryEstimatePlan(m.file, m.text);

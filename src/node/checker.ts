@@ -5,7 +5,8 @@ import type { CostReport } from '../engine/cost/estimate';
 import type { Issue, Plan } from '../engine/plan/plan';
 import { InputError } from '../engine/errors';
 import { RequestChannel, RequestError } from '../protocol';
-import { checkFile, NotCheckedError, tryEstimatePlan } from './plan-file';
+import { NotCheckedError, tryEstimatePlan } from './plan-file';
+import { checkAnyFile } from './launch-file';
 
 /** What the host asks of the check worker (src/node/check-worker.ts). */
 export type CheckRequest = { id: number; kind: 'check' | 'estimate'; file: string; text: string };
@@ -113,7 +114,7 @@ class BudgetError extends Error {}
 
 async function inline(kind: CheckRequest['kind'], file: string, text: string): Promise<CheckAnswer> {
   try {
-    if (kind === 'check') return { id: 0, diagnostics: (await checkFile(file, { text })).diagnostics };
+    if (kind === 'check') return { id: 0, diagnostics: (await checkAnyFile(file, { text })).diagnostics };
     const r = await tryEstimatePlan(file, text);
     return { id: 0, plan: r.plan, report: r.report, estimateError: r.error?.problem };
   } catch (e) {

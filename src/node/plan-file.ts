@@ -11,6 +11,8 @@ import { ampIssues } from '../engine/check/amp';
 import { InputError } from '../engine/errors';
 import { openModel } from '../engine/formats/registry';
 import { graphWarnings } from '../engine/graph/warnings';
+import { readGguf } from '../engine/formats/gguf';
+import { ggufModel } from '../engine/formats/gguf-model';
 import { IssueCollector, parseJsonWithTree, validatePlan, type Fix, type Issue, type Plan } from '../engine/plan/plan';
 import { checkDeepSpeed, checkHfConfig, detectKind, type CheckedKind } from '../engine/check/configs';
 import { memoryFixes } from '../engine/check/memory';
@@ -47,13 +49,16 @@ export async function planWorkloadSource(plan: Plan, planFile: string): Promise<
       ? { batch: plan.training.microBatch, sequence: plan.training.seqLen ?? 2048 }
       : { batch: plan.inference?.batch ?? 1, sequence: plan.inference?.promptLen ?? 1 };
     const graph = await openModel(source, { siblings, bindings });
+    // A GGUF's tensors and types as llama.cpp loads them (inference plans place them on devices).
+    const gguf = graph.format === 'gguf' ? ggufModel(await readGguf(source)) : undefined;
     // Transformers (configs, checkpoints with their config) get the per-block model; other graphs the generic one.
     // The per-block model does not use the graph's shapes: only the reader's own warnings apply to it.
     const w = graph.transformer ? (graph.warnings ?? []) : graphWarnings(graph);
     const warnings = w.length ? { warnings: w } : {};
-    return graph.transformer
+    const base: WorkloadSource = graph.transformer
       ? { kind: 'arch', arch: graph.transformer, ...warnings }
       : { kind: 'graph', layers: graphLayerData(graph), ...warnings };
+    return gguf ? { ...base, gguf } : base;
   } finally {
     await source.close();
     await siblings.close();
@@ -131,8 +136,7 @@ export async function checkFile(
         plan &&
         r.workload &&
         !blocking &&
-        plan.cluster?.gpu &&
-        findGpu(plan.cluster.gpu) &&
+        (plan.devices || (plan.cluster?.gpu && findGpu(plan.cluster.gpu))) &&
         (plan.training || plan.inference)
       ) {
         // Memory per stage against the GPU's capacity, located at the stage (or the GPU when stages are implicit),
@@ -143,11 +147,16 @@ export async function checkFile(
         } catch (e) {
           if (!(e instanceof InputError)) throw e;
         }
-        const over = report?.stages.some((st) => st.memory.total > st.capacity);
+        // Inference on devices: the runtime's problems (a device over its memory gets the auto-fit quick fix).
+        for (const p of report?.runtime?.problems ?? []) {
+          const overflow = p.message.startsWith('device ');
+          c.at(p.path, p.severity, p.message, overflow ? report?.runtime?.fix : undefined);
+        }
+        const over = !!report && !report.runtime && report.stages.some((st) => st.memory.total > st.capacity);
         // The optimizer's fastest plan that fits, when the plan's degrees use the cluster (the search keeps its GPUs).
         const mismatch = diagnostics.some((d) => d.severity === 'error');
         const fits = over && !mismatch ? fastestThatFits(plan, r.workload, file) : undefined;
-        for (const st of report?.stages ?? []) {
+        for (const st of !report || report.runtime ? [] : report.stages) {
           if (st.memory.total <= st.capacity) continue;
           const over = (st.memory.total - st.capacity) / 2 ** 30;
           const where = plan.stages ? ['stages', st.index] : ['cluster', 'gpu'];

@@ -1,99 +1,19 @@
-import { InputError } from '../errors';
-import { findGpu, type ComputeDtype, type GpuSpec, type Link } from '../hardware/catalog';
+import type { ComputeDtype, Link } from '../hardware/catalog';
 import { globMatch } from '../glob';
+import { InputError } from '../errors';
 import { parseLayerRange, type Fix, type Plan } from '../plan/plan';
 import { parseFormat } from '../quant/formats';
 import { allGatherSeconds, allReduceSeconds, p2pSeconds, type GroupTopology } from './comm';
 import { gemmFlops, gemmSeconds, memorySeconds, peakFlops } from './compute';
-import { simulateBounded, type Schedule, type StageTimes, type TimelineEvent } from './schedule';
+import { simulateBounded, type StageTimes } from './schedule';
 import { blockPosition, type CostLayer, type LayerWork, type WorkContext, type Workload } from './workload';
+import { usesDevices } from './inference-devices';
+import { estimateInference, onDevices, withDevices } from './inference';
+import type { CostReport, MemoryBreakdown, StageReport } from './report';
+import { overCapacity, parametersPerGpu, rangeText, resolve } from './resolve';
 
-export interface MemoryBreakdown {
-  weights: number;
-  gradients: number;
-  optimizer: number;
-  activations: number;
-  total: number;
-}
-
-export interface StageReport {
-  index: number;
-  /** Block (layer) indices of this stage, as a plan's `stages[].layers` spells them. */
-  layers: string;
-  layerNames: string[];
-  parameters: number;
-  memory: MemoryBreakdown;
-  capacity: number;
-  computeSeconds: number;
-  commSeconds: number;
-  idleSeconds: number;
-  forwardSeconds: number;
-  backwardSeconds: number;
-}
-
-export interface CommReport {
-  bytes: number;
-  seconds: number;
-  /** The links the traffic crosses, e.g. "NVLink 4.0 (300 GB/s)" or "NVLink, then InfiniBand 200 Gb/s per GPU". */
-  link?: string;
-}
-
-export interface CostReport {
-  mode: 'training' | 'inference';
-  iterationSeconds: number;
-  tflopsPerGpu: number;
-  mfu: number;
-  bubbleFraction: number;
-  stages: StageReport[];
-  communication: { data: CommReport; tensor: CommReport; pipeline: CommReport };
-  gpus: number;
-  gpu: string;
-  microBatches: number;
-  modelFlops: number;
-  hardwareFlops: number;
-  parameters: number;
-  optimizerSeconds: number;
-  timeline: TimelineEvent[];
-  warnings: string[];
-  inference?: { prefillSeconds: number; decodeSecondsPerToken: number; tokensPerSecond: number; kvCacheBytes: number };
-}
-
-interface Resolved {
-  gpu: GpuSpec;
-  intra: Link;
-  inter: Link;
-  gpusPerNode: number;
-  nodes: number;
-  dp: number;
-  tp: number;
-  pp: number;
-  v: number;
-  schedule: Schedule;
-  sp: boolean;
-  zero: number;
-}
-
-function resolve(plan: Plan, file: string): Resolved {
-  const gpu = findGpu(plan.cluster.gpu);
-  if (!gpu) throw new InputError(file, `cluster.gpu: unknown GPU '${plan.cluster.gpu}'`);
-  const g: GpuSpec = plan.cluster.memoryGB ? { ...gpu, memoryGB: plan.cluster.memoryGB } : gpu;
-  const par = plan.parallel ?? {};
-  const schedule = par.schedule ?? '1f1b';
-  return {
-    gpu: g,
-    intra: { ...g.intraNode, ...(plan.cluster.intraNode ?? {}) },
-    inter: { ...g.interNode, ...(plan.cluster.interNode ?? {}) },
-    gpusPerNode: plan.cluster.gpusPerNode ?? g.gpusPerNode,
-    nodes: plan.cluster.nodes ?? 1,
-    dp: par.data ?? 1,
-    tp: par.tensor ?? 1,
-    pp: par.pipeline ?? 1,
-    v: schedule === 'interleaved' ? Math.max(1, par.virtualStages ?? 2) : 1,
-    schedule,
-    sp: par.sequenceParallel ?? false,
-    zero: par.zero ?? 0,
-  };
-}
+export type { CommReport, CostReport, MemoryBreakdown, StageReport } from './report';
+export { rangeText } from './resolve';
 
 /** Checks a plan against its model: degrees that must divide heads / hidden, stage coverage. Returns [path, message] pairs. */
 export function modelChecks(plan: Plan, workload: Workload): [(string | number)[], string][] {
@@ -144,17 +64,6 @@ export function modelChecks(plan: Plan, workload: Workload): [(string | number)[
     if (missing.length) out.push([['stages'], `stages: layers ${rangeText(missing)} are not assigned to any stage`]);
   }
   return out;
-}
-
-export function rangeText(ix: number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < ix.length;) {
-    let j = i;
-    while (j + 1 < ix.length && ix[j + 1] === ix[j] + 1) j++;
-    parts.push(j > i ? `${ix[i]}-${ix[j]}` : `${ix[i]}`);
-    i = j + 1;
-  }
-  return parts.join(',');
 }
 
 /** The quick fix for stage problems: the blocks split into `parallel.pipeline` contiguous stages of even parameter counts. */
@@ -249,16 +158,6 @@ function assignLayers(plan: Plan, w: Workload, pp: number, v: number, cost?: (la
   return chunks;
 }
 
-/** A layer's weight elements on one GPU: tensor parallelism splits the sharded ones, the rest replicate. */
-function parametersPerGpu(l: CostLayer, tp: number): number {
-  return l.shardedParameters / tp + (l.parameters - l.shardedParameters);
-}
-
-function overCapacity(stage: number, total: number, capacity: number, gpu: GpuSpec): string {
-  const gib = (b: number) => (b / 2 ** 30).toFixed(1);
-  return `stage ${stage} needs ${gib(total)} GiB per GPU, over the ${gpu.name}'s ${gib(capacity)} GiB by ${gib(total - capacity)} GiB`;
-}
-
 function bytesOfDtype(dtype: string): number {
   return dtype === 'fp32' ? 4 : dtype === 'fp8' ? 1 : 2;
 }
@@ -290,6 +189,7 @@ export interface EstimateOptions {
 }
 
 export function estimate(plan: Plan, workload: Workload, file = 'plan', options: EstimateOptions = {}): CostReport {
+  if (usesDevices(plan)) return onDevices(plan, workload, file);
   const R = resolve(plan, file);
   const { gpu, tp, pp, dp, v } = R;
   const cp = plan.parallel?.context ?? 1;
@@ -357,15 +257,21 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan', options:
   const gpus = dp * tp * pp;
 
   if (!training) {
-    return estimateInference(
+    return withDevices(
+      estimateInference(
+        plan,
+        workload,
+        R,
+        assignLayers(plan, workload, pp, v),
+        weightBytes,
+        layerCompute,
+        actBytes,
+        warnings,
+      ),
       plan,
       workload,
       R,
-      assignLayers(plan, workload, pp, v),
-      weightBytes,
-      layerCompute,
       actBytes,
-      warnings,
     );
   }
 
@@ -584,135 +490,6 @@ function pipelineSendBytes(w: Workload, chunk: number[], ctx: WorkContext, workO
   if (w.arch) return ctx.microBatch * ctx.seqLen * w.arch.hidden * ctx.actBytes;
   const last = chunk[chunk.length - 1];
   return last === undefined ? 0 : workOf(last).activations.full;
-}
-
-function estimateInference(
-  plan: Plan,
-  workload: Workload,
-  R: Resolved,
-  assignment: number[][][],
-  weightBytes: (l: CostLayer) => number,
-  layerCompute: (l: CostLayer) => ComputeDtype,
-  actBytes: number,
-  warnings: string[],
-): CostReport {
-  const inf = plan.inference!;
-  const { gpu, tp, pp, dp } = R;
-  const tpGroup: GroupTopology = { size: tp, perNode: Math.min(tp, R.gpusPerNode), intra: R.intra, inter: R.inter };
-  const batch = Math.ceil(inf.batch / dp);
-  const ctxPrefill: WorkContext = {
-    microBatch: batch,
-    seqLen: inf.promptLen,
-    tensor: tp,
-    sequenceParallel: R.sp,
-    actBytes,
-    weightBytes,
-    dropout: false,
-  };
-  const a = workload.arch;
-  const stages: StageReport[] = [];
-  let prefill = 0;
-  let decode = 0;
-  let kvTotal = 0;
-  let tpBytes = 0;
-  let tpSeconds = 0;
-  let modelFlops = 0;
-  for (let s = 0; s < pp; s++) {
-    const idx = assignment[s].flat();
-    let params = 0;
-    let weightMem = 0;
-    let kv = 0;
-    let stagePrefill = 0;
-    let stageDecode = 0;
-    let act = 0;
-    for (const i of idx) {
-      const l = workload.layers[i];
-      const perGpu = parametersPerGpu(l, tp);
-      params += perGpu;
-      const wb = perGpu * weightBytes(l);
-      weightMem += wb;
-      const w = l.work(ctxPrefill);
-      const cd = layerCompute(l);
-      const ar = w.tpAllReduceBytes.reduce((x, bytes) => x + allReduceSeconds(bytes, tpGroup), 0);
-      stagePrefill +=
-        w.gemms.reduce((x, g) => x + gemmSeconds(g, gpu, cd), 0) +
-        w.bulkMatmulFlops / (peakFlops(gpu, cd) * gpu.gemmEfficiency) +
-        memorySeconds(w.memoryBytes, w.memoryKernels, gpu) +
-        ar;
-      act = Math.max(act, w.activations.none);
-      modelFlops += w.flops;
-      if (l.kind === 'block' && a) {
-        const ctxLen = inf.promptLen + inf.genLen;
-        const kvBytes = (2 * batch * ctxLen * a.kvHeads * a.headDim * actBytes) / Math.min(tp, a.kvHeads);
-        kv += kvBytes;
-        const avgKv = (kvBytes * (inf.promptLen + inf.genLen / 2)) / ctxLen;
-        const decodeAr = tp > 1 ? 2 * allReduceSeconds(batch * a.hidden * actBytes, tpGroup) : 0;
-        stageDecode += memorySeconds(wb + avgKv, 10, gpu) + decodeAr;
-        tpBytes += tp > 1 ? 2 * batch * a.hidden * actBytes * inf.genLen : 0;
-        tpSeconds += decodeAr * inf.genLen;
-      } else stageDecode += memorySeconds(wb, 2, gpu);
-      tpSeconds += ar;
-    }
-    const memory: MemoryBreakdown = {
-      weights: weightMem,
-      gradients: 0,
-      optimizer: 0,
-      activations: kv + act,
-      total: weightMem + kv + act,
-    };
-    const capacity = gpu.memoryGB * 1e9;
-    if (memory.total > capacity) warnings.push(overCapacity(s, memory.total, capacity, gpu));
-    const send = s < pp - 1 ? p2pSeconds(batch * (a?.hidden ?? 1) * actBytes, R.intra) : 0;
-    prefill +=
-      stagePrefill + (s < pp - 1 ? p2pSeconds(batch * inf.promptLen * (a?.hidden ?? 1) * actBytes, R.intra) : 0);
-    decode += stageDecode + send;
-    kvTotal += kv;
-    stages.push({
-      index: s,
-      layers: rangeText(idx.map((i) => blockPosition(workload, i)).filter((x) => x >= 0)),
-      layerNames: idx.map((i) => workload.layers[i].name),
-      parameters: params,
-      memory,
-      capacity,
-      computeSeconds: stagePrefill + stageDecode * inf.genLen,
-      commSeconds: send * inf.genLen,
-      idleSeconds: 0,
-      forwardSeconds: stagePrefill,
-      backwardSeconds: 0,
-    });
-  }
-  const total = prefill + decode * inf.genLen;
-  const gpus = dp * tp * pp;
-  const decodeFlops = (modelFlops / (inf.promptLen || 1)) * inf.genLen;
-  const allFlops = (modelFlops + decodeFlops) * dp;
-  return {
-    mode: 'inference',
-    iterationSeconds: total,
-    tflopsPerGpu: allFlops / (total * gpus) / 1e12,
-    mfu: allFlops / (total * gpus * peakFlops(gpu, 'bf16')),
-    bubbleFraction: pp > 1 ? 1 - 1 / pp : 0,
-    stages,
-    communication: {
-      data: { bytes: 0, seconds: 0 },
-      tensor: { bytes: tpBytes, seconds: tpSeconds },
-      pipeline: { bytes: 0, seconds: 0 },
-    },
-    gpus,
-    gpu: gpu.id,
-    microBatches: 1,
-    modelFlops: allFlops,
-    hardwareFlops: allFlops,
-    parameters: workload.layers.reduce((x, l) => x + l.parameters, 0),
-    optimizerSeconds: 0,
-    timeline: [],
-    warnings,
-    inference: {
-      prefillSeconds: prefill,
-      decodeSecondsPerToken: decode,
-      tokensPerSecond: (inf.batch * inf.genLen) / total,
-      kvCacheBytes: kvTotal,
-    },
-  };
 }
 
 /** Model FLOPs of one micro-batch forward, for tests and reports. */

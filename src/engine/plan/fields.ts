@@ -100,7 +100,10 @@ const archSpec: FieldSpec = {
 export function planFields(catalog: {
   gpus: readonly string[];
   formats: readonly string[];
+  /** CPU (DRAM) ids offered for devices[].cpu. */
   devices?: readonly string[];
+  /** GPU and Apple chip ids offered for devices[].gpu (default: the cluster's GPU ids). */
+  deviceGpus?: readonly string[];
 }): FieldSpec {
   return {
     kind: 'object',
@@ -292,7 +295,11 @@ export function planFields(catalog: {
           kind: 'object',
           description: 'A GPU ({"gpu": "rtx-4090"}) or a CPU with its RAM ({"cpu": "ddr5-6000-2ch", "memoryGB": 64}).',
           properties: {
-            gpu: { kind: 'string', description: 'GPU or Apple chip catalog id.', examples: catalog.gpus },
+            gpu: {
+              kind: 'string',
+              description: 'GPU or Apple chip catalog id (rtx-4090, rtx-3090, a6000, l40s, apple-m2-max, …).',
+              examples: catalog.deviceGpus ?? catalog.gpus,
+            },
             cpu: {
               kind: 'string',
               description: 'DRAM kind-speed-channels, e.g. ddr5-6000-2ch.',
@@ -301,7 +308,18 @@ export function planFields(catalog: {
             memoryGB: {
               kind: 'number',
               positive: true,
-              description: 'Memory of this device, GB (unified memory, RAM).',
+              description:
+                'Memory of this device as sold, GB (binary: a 24 GB card holds 24 GiB): VRAM, unified memory, RAM (default 32 for a CPU).',
+            },
+            bandwidthGBps: {
+              kind: 'number',
+              positive: true,
+              description: 'Override the memory bandwidth, GB/s (measured, or a part the catalog lacks).',
+            },
+            tflops: {
+              kind: 'number',
+              positive: true,
+              description: 'Override the compute rate prefill uses, TFLOP/s (a CPU: its cores; a GPU: dense FP16).',
             },
           },
         },

@@ -6,10 +6,11 @@ import {
   printParseErrorCode,
 } from 'jsonc-parser';
 import { GPUS, GPU_NAMES, closest, findGpu } from '../hardware/catalog';
+import { CPU_EXAMPLES, DEVICE_GPU_NAMES, closestDeviceGpu, cpuDevice, findDeviceGpu } from '../hardware/devices';
 import type { PlanEdit } from './edits';
 import { checkField, planFields, type FieldProblem } from './fields';
 import { globMatch } from '../glob';
-import { FORMAT_NAMES, parseFormat } from '../quant/formats';
+import { FILE_TYPE_FORMATS, FORMAT_NAMES, parseFormat } from '../quant/formats';
 
 /** A transformer described by its shape, for planning models that do not exist yet (fields.ts documents each). */
 export interface ArchSpec {
@@ -41,6 +42,9 @@ export interface DeviceRef {
   gpu?: string;
   cpu?: string;
   memoryGB?: number;
+  /** Overrides of the catalog's bandwidth (GB/s) and compute (TFLOP/s). */
+  bandwidthGBps?: number;
+  tflops?: number;
 }
 
 /** A plan file (docs/ARCHITECTURE.md); fields.ts declares every field with its range and meaning. */
@@ -232,7 +236,12 @@ export function parseLayerRange(spec: string): number[] | undefined {
 }
 
 /** The plan's field table with this build's catalogs (GPU ids and aliases, format names). */
-export const PLAN_FIELDS = planFields({ gpus: GPU_NAMES, formats: FORMAT_NAMES });
+export const PLAN_FIELDS = planFields({
+  gpus: GPU_NAMES,
+  formats: [...FORMAT_NAMES, ...FILE_TYPE_FORMATS],
+  devices: CPU_EXAMPLES,
+  deviceGpus: DEVICE_GPU_NAMES,
+});
 
 /**
  * Structural validation of a plan: every field against the field table (types, ranges, limits,
@@ -385,6 +394,20 @@ export function validatePlan(text: string): {
       if (!dev || typeof dev !== 'object') return;
       if ((dev.gpu === undefined) === (dev.cpu === undefined)) {
         c.error(['devices', i], `devices[${i}]: one of "gpu" (a catalog id) or "cpu" (e.g. "ddr5-6000-2ch")`);
+      } else if (typeof dev.gpu === 'string' && !findDeviceGpu(dev.gpu)) {
+        const hint = closestDeviceGpu(dev.gpu);
+        c.error(
+          ['devices', i, 'gpu'],
+          `devices[${i}].gpu: unknown GPU '${dev.gpu}'${hint ? ` (did you mean '${hint}'?)` : ''}`,
+          hint ? { title: `Use '${hint}'`, edits: [{ path: ['devices', i, 'gpu'], value: hint }] } : undefined,
+        );
+      } else if (typeof dev.cpu === 'string' && !cpuDevice(dev.cpu)) {
+        c.error(
+          ['devices', i, 'cpu'],
+          `devices[${i}].cpu: '${dev.cpu}' is not a DRAM id like ddr5-6000-2ch (kind-MT/s-channels: ddr4, ddr5, lpddr5, lpddr5x)`,
+        );
+      } else if (typeof dev.cpu === 'string' && dev.memoryGB === undefined) {
+        c.warn(['devices', i], `devices[${i}]: no "memoryGB" for the CPU's RAM; 32 GB is assumed`);
       }
     });
   }
@@ -393,7 +416,7 @@ export function validatePlan(text: string): {
   if (prec && typeof prec === 'object') {
     const checkFormat = (f: unknown, path: (string | number)[]) => {
       if (typeof f === 'string' && !parseFormat(f)) {
-        const hint = closest(f, FORMAT_NAMES);
+        const hint = closest(f, [...FORMAT_NAMES, ...FILE_TYPE_FORMATS]);
         c.error(
           path,
           `${path.join('.')}: unknown number format '${String(f)}'${hint ? ` (did you mean '${hint}'?)` : ''}`,

@@ -678,6 +678,139 @@ describe('the planner', () => {
   });
 });
 
+describe('the planner with inference devices', () => {
+  it('drags a layer to another device: the plan file gets the stage device, the memory bars follow layerplan estimate', async function () {
+    this.timeout(180000);
+    // A small llama checkpoint (8 layers) with its config.json, and a plan on a 4090, a 3060 and the CPU.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-devices-'));
+    const cfg = {
+      model_type: 'llama',
+      hidden_size: 256,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      num_hidden_layers: 8,
+      intermediate_size: 512,
+      vocab_size: 1024,
+      max_position_embeddings: 4096,
+    };
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
+    const shapes: [string, number[]][] = [
+      ['model.embed_tokens.weight', [1024, 256]],
+      ['lm_head.weight', [1024, 256]],
+      ['model.norm.weight', [256]],
+    ];
+    for (let i = 0; i < 8; i++) {
+      const p = `model.layers.${i}.`;
+      shapes.push(
+        [p + 'self_attn.q_proj.weight', [256, 256]],
+        [p + 'self_attn.k_proj.weight', [128, 256]],
+        [p + 'self_attn.v_proj.weight', [128, 256]],
+        [p + 'self_attn.o_proj.weight', [256, 256]],
+        [p + 'mlp.gate_proj.weight', [512, 256]],
+        [p + 'mlp.up_proj.weight', [512, 256]],
+        [p + 'mlp.down_proj.weight', [256, 512]],
+        [p + 'input_layernorm.weight', [256]],
+        [p + 'post_attention_layernorm.weight', [256]],
+      );
+    }
+    const header: Record<string, unknown> = {};
+    let off = 0;
+    for (const [n, shape] of shapes) {
+      const bytes = shape.reduce((a, b) => a * b, 1) * 2;
+      header[n] = { dtype: 'F16', shape, data_offsets: [off, off + bytes] };
+      off += bytes;
+    }
+    const json = Buffer.from(JSON.stringify(header));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    fs.writeFileSync(path.join(dir, 'tiny.safetensors'), Buffer.concat([len, json, Buffer.alloc(off, 0x11)]));
+    const planFile = path.join(dir, 'tiny.plan.json');
+    fs.writeFileSync(
+      planFile,
+      JSON.stringify(
+        {
+          model: 'tiny.safetensors',
+          devices: [{ gpu: 'rtx-4090' }, { gpu: 'rtx-3060' }, { cpu: 'ddr5-6000-2ch', memoryGB: 64 }],
+          inference: { batch: 1, promptLen: 512, genLen: 128, contextLen: 4096, runtime: 'llama.cpp' },
+          stages: [
+            { layers: '0-3', device: 0 },
+            { layers: '4-7', device: 1 },
+          ],
+          precision: { default: 'q8_0' },
+        },
+        null,
+        2,
+      ),
+    );
+    const modelUri = vscode.Uri.file(path.join(dir, 'tiny.safetensors'));
+    await vscode.commands.executeCommand('vscode.openWith', modelUri, 'layerplan.modelGraph');
+    await renderedFor(modelUri);
+    await vscode.commands.executeCommand('layerplan.showPlanner', modelUri);
+    type Shown = {
+      summary: string;
+      pending: number;
+      devices?: {
+        name: string;
+        layers: string;
+        bar: string;
+        weights: number;
+        kvCache: number;
+        compute: number;
+        total: number;
+      }[];
+    };
+    const shown = () => vscode.commands.executeCommand<Shown>('layerplan.plannerShown', modelUri);
+    const first = await until('the planner draws the device lanes', async () => {
+      const s = await shown();
+      return s?.devices?.length === 3 && s.devices[0].layers === '0-3' ? s : undefined;
+    });
+    assert.match(first.summary, /^llama\.cpp b8746: prefill .* tokens\/s · 3 devices/);
+    assert.deepStrictEqual(
+      first.devices!.map((d) => d.layers),
+      ['0-3', '4-7', ''],
+    );
+    // Drag layer 2's chip from the 4090's lane onto the 3060's.
+    await ui([{ drag: ['.planner .chip[data-layer="2"]', '.planner .lane[data-lane="1"]'] }]);
+    const read = () => fs.readFileSync(planFile, 'utf8');
+    await until('the stage devices reach the plan file', () => /"2",\s*"device": 1/.test(read()));
+    const { parse } = await import('jsonc-parser');
+    assert.deepStrictEqual(parse(read()).stages, [
+      { layers: '0-1', device: 0 },
+      { layers: '2', device: 1 },
+      { layers: '3', device: 0 },
+      { layers: '4-7', device: 1 },
+    ]);
+    const after = await until('the lanes and memory bars follow', async () => {
+      const s = await shown();
+      return s?.pending === 0 && s.devices?.[1].layers === '2,4-7' ? s : undefined;
+    });
+    assert.strictEqual(after.devices![0].layers, '0-1,3');
+    // The bars show what layerplan estimate says of the file as it is now.
+    const est = cli(['estimate', planFile, '--json']);
+    assert.strictEqual(est.status, 0, est.stderr);
+    const doc = JSON.parse(est.stdout) as {
+      devices: { name: string; layers: string; memory: Record<string, number> }[];
+    };
+    doc.devices.forEach((d, i) => {
+      const bar = after.devices![i];
+      assert.strictEqual(bar.name, d.name);
+      assert.strictEqual(bar.layers, d.layers);
+      for (const k of ['weights', 'kvCache', 'compute', 'total'] as const) {
+        assert.strictEqual(bar[k], d.memory[k], `${d.name} ${k}`);
+      }
+      assert.match(bar.bar, /^weights [\d.]+ (GiB|MiB|KiB), KV cache .*, compute .*, free /);
+    });
+    // The 3060 gained a layer's weights and KV cache; the 4090 lost them.
+    assert.ok(after.devices![1].weights > first.devices![1].weights);
+    assert.ok(after.devices![1].kvCache > first.devices![1].kvCache);
+    assert.ok(after.devices![0].weights < first.devices![0].weights);
+    await new Promise((res) => setTimeout(res, 1000));
+    console.log('[layerplan-screenshot] planner-devices');
+    await new Promise((res) => setTimeout(res, 1500));
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+});
+
 describe('exporting the quantized model', () => {
   it('exports from the planner button: the exported model opens in the graph view, the planner shows measured against predicted, as the CLI measures it', async function () {
     this.timeout(300000);
@@ -1345,5 +1478,142 @@ describe('the planner on a Hugging Face config', () => {
       const entry = menu.find((m) => m.command === command);
       assert.ok(entry && /resourceFilename == config\.json/.test(entry.when), `${command}: ${JSON.stringify(entry)}`);
     }
+  });
+});
+
+describe('launch configurations (Megatron-LM, DeepSpeed, torchtitan)', () => {
+  it('exports a plan through the command, opens the script, imports it back: the same estimate; the script gets diagnostics', async function () {
+    this.timeout(120000);
+    const folder = vscode.workspace.workspaceFolders![0];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-launch-'));
+    fs.mkdirSync(path.join(dir, 'llama-2-7b'));
+    fs.copyFileSync(
+      path.join(folder.uri.fsPath, 'llama-2-7b', 'config.json'),
+      path.join(dir, 'llama-2-7b', 'config.json'),
+    );
+    // The example's plan, with what software profiles default stated, in Megatron-Core's profile.
+    fs.writeFileSync(
+      path.join(dir, 'llama.plan.json'),
+      JSON.stringify({
+        model: 'llama-2-7b/config.json',
+        cluster: { gpu: 'h100-sxm', gpusPerNode: 8, nodes: 1 },
+        training: {
+          globalBatch: 64,
+          microBatch: 2,
+          seqLen: 4096,
+          dtype: 'bf16',
+          optimizer: 'adam',
+          recompute: 'selective',
+          framework: 'megatron-core',
+          overlapGradReduce: true,
+        },
+        parallel: { data: 8, tensor: 1, pipeline: 1, zero: 1, distributedOptimizer: true },
+      }),
+    );
+    const planUri = vscode.Uri.file(path.join(dir, 'llama.plan.json'));
+    const exported = await vscode.commands.executeCommand<{ files: vscode.Uri[]; result: { command: string } }>(
+      'layerplan.exportLaunchConfig',
+      planUri,
+      'megatron',
+    );
+    assert.ok(exported, 'the command exports');
+    const script = exported.files[0];
+    assert.strictEqual(script.fsPath, path.join(dir, 'llama.megatron.sh'));
+    assert.strictEqual(vscode.window.activeTextEditor?.document.uri.fsPath, script.fsPath, 'the script is open');
+    // The same files as the command line writes.
+    const cli1 = cli(['export', planUri.fsPath, '--to', 'megatron', '--json']);
+    assert.strictEqual(cli1.status, 0, cli1.stderr);
+    assert.strictEqual(fs.readFileSync(script.fsPath, 'utf8'), JSON.parse(cli1.stdout).files['llama.megatron.sh']);
+    // Back into a plan: the same estimate.
+    const before = await vscode.commands.executeCommand<{ iterationSeconds: number; stages: { memory: unknown }[] }>(
+      'layerplan.estimatePlan',
+      planUri,
+    );
+    const newPlan = await vscode.commands.executeCommand<vscode.Uri>('layerplan.newPlanFromLaunchConfig', script, {});
+    assert.ok(newPlan && newPlan.fsPath === path.join(dir, 'llama.megatron.plan.json'), String(newPlan?.fsPath));
+    const after = await vscode.commands.executeCommand<{ iterationSeconds: number; stages: { memory: unknown }[] }>(
+      'layerplan.estimatePlan',
+      newPlan,
+    );
+    assert.ok(before && after);
+    assert.strictEqual(after.iterationSeconds, before.iterationSeconds);
+    assert.deepStrictEqual(
+      after.stages.map((s) => s.memory),
+      before.stages.map((s) => s.memory),
+    );
+    const viaCli = cli(['estimate', script.fsPath, '--json']);
+    assert.strictEqual(viaCli.status, 0, viaCli.stderr);
+    assert.strictEqual(JSON.parse(viaCli.stdout).iterationSeconds, before.iterationSeconds);
+    // A tensor degree that does not divide the 8 GPUs: the editor marks the flag's value, as layerplan check does.
+    const doc = await vscode.workspace.openTextDocument(script);
+    const at = doc.getText().indexOf('--tensor-model-parallel-size 1') + '--tensor-model-parallel-size '.length;
+    const edit = new vscode.WorkspaceEdit();
+    edit.replace(script, new vscode.Range(doc.positionAt(at), doc.positionAt(at + 1)), '3');
+    await vscode.workspace.applyEdit(edit);
+    await doc.save();
+    const checked = JSON.parse(cli(['check', script.fsPath, '--json']).stdout).diagnostics as {
+      severity: string;
+      message: string;
+      range: { start: { line: number; character: number }; end: { line: number; character: number } };
+    }[];
+    const expected = checked.find(
+      (d) => d.severity === 'error' && /is not divisible by tensor × pipeline × context/.test(d.message),
+    );
+    assert.ok(expected, JSON.stringify(checked));
+    assert.deepStrictEqual(expected.range.start, {
+      line: doc.positionAt(at).line,
+      character: doc.positionAt(at).character,
+    });
+    await until('the Problems panel marks the flag', () =>
+      vscode.languages
+        .getDiagnostics(script)
+        .find(
+          (d) =>
+            d.message === expected.message &&
+            d.range.start.line === expected.range.start.line &&
+            d.range.start.character === expected.range.start.character,
+        ),
+    );
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+
+  it("the planner's Export panel: says why Megatron cannot take an ONNX graph, shows DeepSpeed's config and saves it", async function () {
+    this.timeout(120000);
+    const folder = vscode.workspace.workspaceFolders![0];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-export-'));
+    const model = path.join(dir, 'tiny.onnx');
+    fs.copyFileSync(path.join(folder.uri.fsPath, 'gpt2-tiny.onnx'), model);
+    const modelUri = vscode.Uri.file(model);
+    const planUri = (await vscode.commands.executeCommand<vscode.Uri>('layerplan.newPlan', modelUri))!;
+    await until('the planner shows an estimate', async () => {
+      const s = await vscode.commands.executeCommand<{ summary: string }>('layerplan.plannerShown', modelUri);
+      return s && /GiB per GPU/.test(s.summary) ? s : undefined;
+    });
+    type Shown = {
+      to: string;
+      result?: { command: string; files: Record<string, string> };
+      error?: string;
+      saved?: string[];
+    };
+    const shown = (test: (s: Shown) => boolean) =>
+      until('the Export panel', async () => {
+        const s = await vscode.commands.executeCommand<Shown>('layerplan.exportShown', modelUri);
+        return s && test(s) ? s : undefined;
+      });
+    await ui([{ click: '#export-plan' }]);
+    const megatron = await shown((s) => s.to === 'megatron');
+    assert.match(megatron.error ?? '', /Megatron-LM builds its model from shape flags/);
+    await ui([{ click: '#export-to-deepspeed' }]);
+    const ds = await shown((s) => s.to === 'deepspeed' && !!s.result);
+    const expected = JSON.parse(cli(['export', planUri.fsPath, '--to', 'deepspeed', '--json']).stdout);
+    assert.strictEqual(ds.result!.command, expected.command);
+    await ui([{ click: '#export-save' }]);
+    const saved = await shown((s) => !!s.saved);
+    assert.strictEqual(saved.saved!.length, 2);
+    assert.strictEqual(
+      fs.readFileSync(path.join(dir, 'tiny.ds_config.json'), 'utf8'),
+      expected.files['tiny.ds_config.json'],
+    );
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
   });
 });
