@@ -6,7 +6,8 @@ import '@vscode-elements/elements/dist/vscode-label/index.js';
 import { balancedSplit, rangeText, type CostReport } from '../src/engine/cost/estimate';
 import { ganttSvg, memorySvg } from '../src/engine/report/charts';
 import { formatCount, formatGiB as fmtBytes, formatSeconds as fmtS } from '../src/engine/units';
-import { globMatch } from '../src/engine/glob';
+import { coverPattern, globMatch } from '../src/engine/glob';
+import { findGpu } from '../src/engine/hardware/catalog';
 import { formatFor, parseLayerRange, type Plan } from '../src/engine/plan/plan';
 import { PendingEdits, setPlanPaths, type PlanEdit } from '../src/engine/plan/edits';
 import type {
@@ -88,6 +89,8 @@ export class Planner {
   }) as Select;
   private fields = new Map<string, Field | Select>();
   private formShape = '';
+  /** The table's rows as drawn (for plannerShown). */
+  private shownRows: { name: string; parameters: string; stage: string; precision: string }[] = [];
   /** The precision picker's choice (the element's own value is empty until its options upgrade). */
   private format = 'int4-g128';
   /** Find best plans. */
@@ -353,6 +356,34 @@ export class Planner {
     return out;
   }
 
+  /**
+   * Stage of each row (every layer of the workload): its block's stage; the layers before the first
+   * block (embedding) on the first block's stage, those after the last (final norm, output layer) on
+   * the last block's — where the estimate puts them (its stages' layer names, when there is one).
+   */
+  private rowStages(): number[] {
+    const blocks = this.rowBlocks();
+    const names = this.answer?.layerNames ?? [];
+    const of = this.stageOf();
+    const byName = new Map<string, number>();
+    this.report?.stages.forEach((st) => st.layerNames.forEach((n) => byName.set(n, st.index)));
+    const first = blocks.findIndex((b) => b >= 0);
+    return names.map((name, i) => {
+      if (blocks[i] >= 0) return of[blocks[i]] ?? -1;
+      if (byName.has(name)) return byName.get(name)!;
+      const edge = i < first ? of[0] : of[of.length - 1];
+      return edge ?? -1;
+    });
+  }
+
+  /** The block a row stands for, or the nearest block after it (before it, past the last). */
+  private blockAtRow(row: number): number {
+    const blocks = this.rowBlocks();
+    for (let r = row; r < blocks.length; r++) if (blocks[r] >= 0) return blocks[r];
+    for (let r = row; r >= 0; r--) if (blocks[r] >= 0) return blocks[r];
+    return -1;
+  }
+
   private stageCount(): number {
     return Math.max(
       this.plan?.stages?.length ?? 0,
@@ -364,7 +395,8 @@ export class Planner {
   private assignStage(stage: number): void {
     if (!this.selected.size) return;
     const of = this.stageOf();
-    for (const i of this.selected) if (i < of.length) of[i] = stage;
+    const blocks = this.rowBlocks();
+    for (const row of this.selected) if (blocks[row] >= 0 && blocks[row] < of.length) of[blocks[row]] = stage;
     this.writeStages(of, stage + 1);
   }
 
@@ -409,15 +441,24 @@ export class Planner {
     this.edit([{ path: ['stages'], value: stages }]);
   }
 
+  /**
+   * One rule for the selection: the pattern typed when it selects exactly these rows, else the
+   * narrowest pattern that does (`layers.*`, `layers.{3,4,5}`); one rule per row only when no
+   * pattern can say it.
+   */
   private applyPrecision(): void {
     const names = this.answer?.layerNames ?? [];
     const format = this.formatSelect.value || this.format;
     if (!this.selected.size || !format || !this.plan) return;
     const pat = this.pattern.value.trim();
-    const chosen = [...this.selected].map((i) => names[i]).filter(Boolean);
+    const chosen = [...this.selected]
+      .sort((a, b) => a - b)
+      .map((i) => names[i])
+      .filter(Boolean);
     const byPattern =
       pat && names.filter((n) => globMatch(pat, n)).length === chosen.length && chosen.every((n) => globMatch(pat, n));
-    const matches = byPattern ? [pat] : chosen;
+    const cover = byPattern ? pat : coverPattern(chosen, names);
+    const matches = cover ? [cover] : chosen;
     const rules = (this.plan.precision?.rules ?? []).filter((r) => !matches.includes(r.match));
     rules.push(...matches.map((match) => ({ match, format })));
     this.edit([{ path: ['precision', 'rules'], value: rules }]);
@@ -472,14 +513,14 @@ export class Planner {
 
   private renderList(): void {
     const names = this.answer?.layerNames ?? [];
-    const of = this.stageOf();
+    const blocks = this.rowBlocks();
+    const stages = this.rowStages();
     const devices = this.devices();
     const blockDev = devices ? this.deviceOf() : [];
-    const rb = this.rowBlocks();
     const outputDev = devices?.find((d) => d.output)?.index ?? -1;
     // Rows that are not blocks: the embeddings stay on the host, the final norm and head go with the output layer.
-    const firstBlockRow = rb.findIndex((b) => b >= 0);
-    const devOf = rb.map((b, i) => (b >= 0 ? blockDev[b] : i < firstBlockRow ? -1 : outputDev));
+    const firstBlockRow = blocks.findIndex((b) => b >= 0);
+    const devOf = blocks.map((b, i) => (b >= 0 ? blockDev[b] : i < firstBlockRow ? -1 : outputDev));
     const table = el('table');
     table.setAttribute('role', 'grid');
     table.setAttribute('aria-multiselectable', 'true');
@@ -499,13 +540,15 @@ export class Planner {
       head.append(th);
     }
     const body = table.createTBody();
+    this.shownRows = [];
+    let prevBlockStage = -1;
     names.forEach((name, i) => {
       const tr = body.insertRow();
       tr.dataset.i = String(i);
       tr.tabIndex = 0;
       tr.setAttribute('aria-selected', String(this.selected.has(i)));
       tr.className = this.selected.has(i) ? 'sel' : '';
-      const stage = of[i] ?? -1;
+      const stage = stages[i] ?? -1;
       const rows = this.errors?.layers.filter((l) => l.name === name) ?? [];
       const fmt = rows.map((r) => r.format).join(', ') || formatFor(this.plan?.precision, name, name);
       const sq = rows.filter((r) => r.sqnrDb !== null).map((r) => r.sqnrDb!);
@@ -516,7 +559,7 @@ export class Planner {
       const cells = [
         String(i),
         name,
-        formatCount(this.answer?.layerParameters?.[i] ?? this.answer?.blockParameters[i] ?? 0),
+        formatCount(this.answer?.layerParameters?.[i] ?? 0),
         devices
           ? (devices.find((d) => d.index === devOf[i])?.name ?? devices.find((d) => d.kind === 'cpu')?.name ?? 'host')
           : stage >= 0
@@ -527,6 +570,10 @@ export class Planner {
         gain !== undefined && sq.length ? `×${gain < 0.01 ? gain.toExponential(1) : gain.toFixed(2)}` : '—',
         outAt.length ? `${Math.min(...outAt).toFixed(1)} dB` : '—',
       ];
+      this.shownRows.push({ name, parameters: cells[2], stage: cells[3], precision: fmt });
+      // The first block of every stage after the first carries the boundary handle: drag it along the list.
+      const boundary = blocks[i] >= 0 && stage > 0 && prevBlockStage === stage - 1;
+      if (blocks[i] >= 0) prevBlockStage = stage;
       cells.forEach((c, k) => {
         const td = tr.insertCell();
         td.textContent = c;
@@ -534,8 +581,7 @@ export class Planner {
           if (k === 3) td.className = `stage s${(devOf[i] + 8) % 8}`;
         } else {
           if (k === 3 && stage >= 0) td.className = `stage s${stage % 8}`;
-          // The first row of every stage after the first carries the boundary handle: drag it along the list.
-          if (k === 3 && stage > 0 && of[i - 1] === stage - 1) td.append(this.handle(stage, i));
+          if (k === 3 && boundary) td.append(this.handle(stage, i));
         }
         if (k === 7 && outAt.length) td.className = this.heat(name) ?? '';
         if (k === 5 && sq.length && !outAt.length) td.className = this.heat(name) ?? '';
@@ -588,9 +634,9 @@ export class Planner {
       if (e.key !== 'ArrowUp' && e.key !== 'ArrowDown') return;
       e.preventDefault();
       e.stopPropagation();
-      // From where the boundary is now, not where it was when this handle was drawn.
+      // From where the boundary is now, not where it was when this handle was drawn (stages count blocks, not rows).
       const at = this.stageOf().indexOf(stage);
-      this.moveBoundary(stage, (at < 0 ? row : at) + (e.key === 'ArrowUp' ? -1 : 1));
+      this.moveBoundary(stage, (at < 0 ? this.blockAtRow(row) : at) + (e.key === 'ArrowUp' ? -1 : 1));
     });
     h.addEventListener('pointerdown', (e) => {
       e.preventDefault();
@@ -607,7 +653,7 @@ export class Planner {
         window.removeEventListener('pointerup', up);
         this.list.querySelectorAll('.drop').forEach((x) => x.classList.remove('drop'));
         const tr = rowAt(ev);
-        if (tr) this.moveBoundary(stage, Number(tr.dataset.i));
+        if (tr) this.moveBoundary(stage, this.blockAtRow(Number(tr.dataset.i)));
       };
       window.addEventListener('pointermove', over);
       window.addEventListener('pointerup', up);
@@ -637,13 +683,10 @@ export class Planner {
     const heading = (text: string) => specs.push({ heading: text });
     if (p.cluster) {
       heading('Cluster');
-      add(
-        'GPU',
-        ['cluster', 'gpu'],
-        p.cluster.gpu,
-        cat.map((g) => g.id),
-        false,
-      );
+      // An alias ("h100") shows as the catalog entry it names; an unknown name stays visible (the problems offer the fix).
+      const gpu = findGpu(String(p.cluster.gpu ?? ''))?.id ?? p.cluster.gpu;
+      const gpuIds = cat.map((g) => g.id);
+      add('GPU', ['cluster', 'gpu'], gpu, gpu && !gpuIds.includes(gpu) ? [gpu, ...gpuIds] : gpuIds, false);
       add('Nodes', ['cluster', 'nodes'], p.cluster.nodes ?? 1);
       add('GPUs per node', ['cluster', 'gpusPerNode'], p.cluster.gpusPerNode);
       // Links: blank keeps the catalog's figure for the GPU (NVLink inside a node, the NIC between nodes).
@@ -734,7 +777,10 @@ export class Planner {
       if (options) {
         input = custom('vscode-single-select', { id, 'aria-label': label }) as Select;
         for (const o of options) {
-          input.append(custom('vscode-option', { value: o }, cat.find((g) => g.id === o)?.name ?? o));
+          const known = cat.find((g) => g.id === o);
+          input.append(
+            custom('vscode-option', { value: o }, known ? known.name : path[1] === 'gpu' ? `${o} (unknown)` : o),
+          );
         }
       } else {
         input = custom('vscode-textfield', { id, 'aria-label': label, type: numeric ? 'number' : 'text' }) as Field;
@@ -894,11 +940,18 @@ export class Planner {
 
   private renderResults(): void {
     this.results.replaceChildren();
-    const problems = [
-      ...(this.state?.issues ?? []).map((i) => `${i.severity}: ${i.message}`),
-      ...(this.answer?.problems ?? []),
-      ...(this.answer?.engineError ? [this.answer.engineError] : []),
-      ...(this.failure ? [this.failure] : []),
+    // One diagnostic source: the plan file's diagnostics, the list the Problems panel and `layerplan check` show,
+    // with their quick fixes. The worker's own model checks only fill in while an edit is on its way to the file.
+    const issues = this.state?.issues ?? [];
+    const listed = new Set(issues.map((i) => i.message));
+    const errors = issues.some((i) => i.severity === 'error');
+    const problems: { text: string; fixes?: { title: string; edits: PlanEdit[] }[] }[] = [
+      ...issues.map((i) => ({ text: `${i.severity}: ${i.message}`, fixes: i.fixes })),
+      ...(this.pending.size ? (this.answer?.problems ?? []) : [])
+        .filter((p) => !listed.has(p))
+        .map((p) => ({ text: `error: ${p}` })),
+      ...(this.answer?.engineError && !errors ? [{ text: `error: ${this.answer.engineError}` }] : []),
+      ...(this.failure ? [{ text: this.failure }] : []),
     ];
     const r = this.report;
     const summary = el('div', 'psummary');
@@ -906,8 +959,9 @@ export class Planner {
     if (!this.plan) {
       summary.textContent =
         this.state?.exists === false ? 'No plan file beside this model: "New plan" creates one.' : 'Loading…';
-    } else if (!r) summary.textContent = 'The plan cannot be estimated yet (see the problems below).';
-    else if (r.runtime && r.devices) {
+    } else if (!r) {
+      summary.textContent = `The plan cannot be estimated: ${(problems.find((p) => p.text.startsWith('error: '))?.text ?? 'see the problems below').replace(/^error: /, '')}`;
+    } else if (r.runtime && r.devices) {
       const rt = r.runtime;
       const over = r.devices.filter((d) => d.capacity !== null && d.memory.total > d.capacity).length;
       summary.textContent =
@@ -940,7 +994,16 @@ export class Planner {
     if (problems.length) {
       const ul = el('ul', 'problems');
       ul.setAttribute('aria-label', 'Problems');
-      for (const p of problems) ul.append(el('li', undefined, p));
+      for (const p of problems) {
+        const li = el('li', undefined, p.text);
+        // The quick fixes the editor offers, as buttons: the same edits, through the same plan-file edit.
+        for (const f of p.fixes ?? []) {
+          const b = custom('vscode-button', { secondary: '', class: 'fix', title: f.title }, f.title);
+          b.addEventListener('click', () => this.edit(f.edits));
+          li.append(' ', b);
+        }
+        ul.append(li);
+      }
       this.results.append(ul);
     }
     const devices = this.devices();
@@ -970,9 +1033,12 @@ export class Planner {
     this.shown = {
       type: 'plannerShown',
       summary: summary.textContent ?? '',
-      stages: r?.stages.map((s) => s.layers) ?? [],
+      // The stages as the table shows them: the estimate's, or the plan's own while it cannot be estimated.
+      stages: r?.stages.map((s) => s.layers) ?? this.plan?.stages?.map((s) => s.layers) ?? [],
       ms: this.answer?.ms ?? 0,
       pending: this.pending.size,
+      rows: this.shownRows,
+      problems: problems.map((p) => p.text),
       note: this.errors?.note,
       exportText,
       devices: devices?.map((d) => ({

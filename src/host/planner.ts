@@ -271,7 +271,11 @@ export class PlanSession implements vscode.Disposable {
       let checkedSource: WorkloadSource | undefined;
       try {
         const checked = await checkFile(this.planUri.fsPath, { text });
-        state.issues = checked.diagnostics.map((d) => ({ severity: d.severity, message: d.message }));
+        state.issues = checked.diagnostics.map((d) => ({
+          severity: d.severity,
+          message: d.message,
+          ...(d.fix ? { fixes: [d.fix, ...(d.fixes ?? [])] } : {}),
+        }));
         checkedSource = checked.source;
       } catch (e) {
         state.issues = [{ severity: 'error', message: (e as Error).message }];

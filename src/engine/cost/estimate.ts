@@ -1,5 +1,6 @@
 import type { ComputeDtype, Link } from '../hardware/catalog';
 import { globMatch } from '../glob';
+import { InputError } from '../errors';
 import { parseLayerRange, type Fix, type Plan } from '../plan/plan';
 import { parseFormat } from '../quant/formats';
 import { allGatherSeconds, allReduceSeconds, p2pSeconds, type GroupTopology } from './comm';
@@ -175,8 +176,14 @@ export function layerFormat(plan: Plan, layer: CostLayer): string | undefined {
   return fmt;
 }
 
-/** What a caller may leave out: the optimizer estimates thousands of plans and reads no timeline. */
+/** What a caller may leave out or allow: the optimizer estimates thousands of plans and reads no timeline. */
 export interface EstimateOptions {
+  /**
+   * Estimate although the parallel degrees do not use exactly the cluster's GPUs (the diagnostics
+   * say so on their own and still show the memory per stage). Off: such a plan is an InputError,
+   * so a 32-GPU plan is never estimated as if it ran on a 16-GPU cluster.
+   */
+  allowGpuCountMismatch?: boolean;
   /** Build the pipeline timeline (the Gantt chart's events); default true. */
   timeline?: boolean;
 }
@@ -185,6 +192,13 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan', options:
   if (usesDevices(plan)) return onDevices(plan, workload, file);
   const R = resolve(plan, file);
   const { gpu, tp, pp, dp, v } = R;
+  const cp = plan.parallel?.context ?? 1;
+  if (!options.allowGpuCountMismatch && !plan.devices && dp * tp * pp * cp !== R.gpusPerNode * R.nodes) {
+    throw new InputError(
+      file,
+      `parallel: data × tensor × pipeline${cp > 1 ? ' × context' : ''} = ${dp * tp * pp * cp} GPUs, but the cluster has ${R.nodes} × ${R.gpusPerNode} = ${R.nodes * R.gpusPerNode}`,
+    );
+  }
   const training = plan.training;
   const dtype = training?.dtype ?? (plan.inference?.dtype as string | undefined) ?? 'bf16';
   const actBytes = dtype === 'fp32' ? 4 : 2;

@@ -339,7 +339,11 @@ export function planFields(catalog: {
               description: 'A rule.',
               required: ['match', 'format'],
               properties: {
-                match: { kind: 'string', description: 'Glob on layer or tensor names, e.g. *.mlp.*' },
+                match: {
+                  kind: 'string',
+                  description:
+                    'Glob on layer or tensor names: * any run, ? one character, {a,b} either; e.g. *.mlp.*, layers.{3,4,5}',
+                },
                 format: formatField('A number format.', catalog.formats),
               },
             },

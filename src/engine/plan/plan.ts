@@ -124,7 +124,7 @@ export interface Issue {
   range: { start: Position; end: Position };
   /** A fix where it is clear: JSON paths to set (the editor offers it as a quick fix). */
   fix?: Fix;
-  /** Further quick fixes, after `fix`. */
+  /** Further quick fixes, after `fix`, where there are several ways out (a stage over memory: recompute, ZeRO, a smaller micro-batch…). */
   fixes?: Fix[];
 }
 
@@ -161,7 +161,8 @@ export class IssueCollector {
   ) {
     this.lines = new LineIndex(text);
   }
-  at(path: (string | number)[], severity: Severity, message: string, fix?: Fix): void {
+  at(path: (string | number)[], severity: Severity, message: string, fix?: Fix | Fix[]): void {
+    const all = Array.isArray(fix) ? fix : fix ? [fix] : [];
     let node: JsonNode | undefined;
     for (let n = path.length; n >= 0 && !node; n--) node = this.root && findNodeAtLocation(this.root, path.slice(0, n));
     // Point at the property name/value pair for object members, like VS Code's JSON diagnostics.
@@ -173,13 +174,14 @@ export class IssueCollector {
       message,
       path,
       range: { start: this.lines.position(start), end: this.lines.position(end) },
-      ...(fix ? { fix } : {}),
+      ...(all.length ? { fix: all[0] } : {}),
+      ...(all.length > 1 ? { fixes: all.slice(1) } : {}),
     });
   }
-  error(path: (string | number)[], message: string, fix?: Fix): void {
+  error(path: (string | number)[], message: string, fix?: Fix | Fix[]): void {
     this.at(path, 'error', message, fix);
   }
-  warn(path: (string | number)[], message: string, fix?: Fix): void {
+  warn(path: (string | number)[], message: string, fix?: Fix | Fix[]): void {
     this.at(path, 'warning', message, fix);
   }
 }
@@ -247,7 +249,16 @@ export const PLAN_FIELDS = planFields({
  * count, batch divisibility, stages vs pipeline). Model-dependent checks (heads divisible by the
  * tensor degree, stage coverage) need the model: see validatePlanAgainstModel in cost/estimate.ts.
  */
-export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root?: JsonNode } {
+export function validatePlan(text: string): {
+  plan?: Plan;
+  /**
+   * The plan with its ill-typed or out-of-range fields left out, when it has errors but a model and a
+   * cluster: what the checks that need the model run on, so that every independent error shows at once.
+   */
+  usable?: Plan;
+  issues: Issue[];
+  root?: JsonNode;
+} {
   const { value, root, syntax } = parseJsonWithTree(text);
   const c = new IssueCollector(text, root);
   c.issues.push(...syntax);
@@ -276,10 +287,9 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
     if (cl.gpu === undefined && p.devices === undefined) {
       c.error(['cluster', 'gpu'], 'cluster.gpu: a catalog id is required');
     } else if (typeof cl.gpu === 'string' && !findGpu(cl.gpu)) {
-      const hint = closest(
-        cl.gpu,
-        GPUS.map((g) => g.id),
-      );
+      // Nearest among ids and aliases ('h100x' is one letter from 'h100'), offered as the catalog id it stands for.
+      const near = closest(cl.gpu, [...GPU_NAMES]);
+      const hint = near ? findGpu(near)?.id : undefined;
       c.error(
         ['cluster', 'gpu'],
         `cluster.gpu: unknown GPU '${cl.gpu}'${hint ? ` (did you mean '${hint}'?)` : ''}; known: ${GPUS.map((g) => g.id).join(', ')}`,
@@ -424,7 +434,34 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
     if (act && typeof act === 'object') checkFormat(act.format, ['precision', 'activations', 'format']);
   }
   const ok = !c.issues.some((i) => i.severity === 'error');
-  return { plan: ok ? (value as Plan) : undefined, issues: c.issues, root };
+  return {
+    plan: ok ? (value as Plan) : undefined,
+    usable: ok ? undefined : withoutBadFields(p, problems),
+    issues: c.issues,
+    root,
+  };
+}
+
+/** A copy of a plan without the fields that failed their type or range check (undefined when its model or cluster did). */
+function withoutBadFields(value: Record<string, unknown>, problems: FieldProblem[]): Plan | undefined {
+  const bad = problems.filter((pr) => pr.severity === 'error');
+  if (
+    bad.some((pr) => pr.path.length <= 1 && (pr.path[0] === 'model' || pr.path[0] === 'cluster' || !pr.path.length))
+  ) {
+    return undefined;
+  }
+  if (bad.some((pr) => pr.path[0] === 'model')) return undefined;
+  const copy = structuredClone(value);
+  for (const pr of bad) {
+    let at: unknown = copy;
+    for (const key of pr.path.slice(0, -1)) {
+      at = at && typeof at === 'object' ? (at as Record<string, unknown>)[key] : undefined;
+    }
+    if (at && typeof at === 'object') delete (at as Record<string | number, unknown>)[pr.path[pr.path.length - 1]];
+  }
+  const plan = copy as unknown as Plan;
+  if (!plan.model || !plan.cluster || typeof plan.cluster !== 'object') return undefined;
+  return plan;
 }
 
 /** The precision a plan gives each tensor: its last matching rule (by tensor or layer name), else the default. */

@@ -160,6 +160,11 @@ interface Evaluated {
 
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
 const GiB = 2 ** 30;
+/**
+ * The search's own estimates: no timeline, and degrees that need not use the plan's cluster (probes run one
+ * layer per stage on one data replica; the current plan may be off its GPU count, the search sets the degrees).
+ */
+const PROBE = { timeline: false, allowGpuCountMismatch: true } as const;
 
 export function optimize(base: Plan, workload: Workload, options: OptimizeOptions = {}): SearchResult {
   const now = options.now ?? (() => Date.now());
@@ -403,7 +408,7 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
 
 function safeEstimate(plan: Plan, workload: Workload, file: string): CostReport | undefined {
   try {
-    return estimate(plan, workload, file, { timeline: false });
+    return estimate(plan, workload, file, PROBE);
   } catch {
     return undefined;
   }
@@ -423,7 +428,7 @@ function capabilities(
     p.parallel = { data: 2, tensor: 1, pipeline: 1, ...par };
     p.training = { ...base.training!, globalBatch: 2, microBatch: 1 };
     delete p.stages;
-    const r = estimate(p, workload, file, { timeline: false });
+    const r = estimate(p, workload, file, PROBE);
     return JSON.stringify([r.iterationSeconds, r.gpus, r.stages.map((s) => s.memory)]);
   };
   const plain = probe({});
@@ -465,7 +470,7 @@ function probe(plan: Plan, workload: Workload, c: Config, graph: boolean, file: 
   } else p.parallel.data = c.data;
   if (graph) p.stages = Array.from({ length: n }, (_, k) => ({ layers: rangeText(range(cuts[k], cuts[k + 1])) }));
   else delete p.stages;
-  const r = estimate(p, w, file, { timeline: false });
+  const r = estimate(p, w, file, PROBE);
   const fields = {
     time: (s: CostReport['stages'][number]) => (p.training ? s.forwardSeconds + s.backwardSeconds : s.computeSeconds),
     weights: (s: CostReport['stages'][number]) => s.memory.weights,
@@ -668,7 +673,7 @@ function evaluate(
   }
   const full = clone(base);
   setPlanPaths(full, edits);
-  const report = estimate(full, workload, file, { timeline: false });
+  const report = estimate(full, workload, file, PROBE);
   const peak = peakOf(report);
   return {
     config: s.config,
