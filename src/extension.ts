@@ -73,7 +73,7 @@ export function activate(context: vscode.ExtensionContext): void {
     ctx.output,
     vscode.commands.registerCommand('layerplan.inspectModel', inspectModel(ctx)),
     vscode.commands.registerCommand('layerplan.openGraph', openGraph()),
-    ModelGraphEditor.register(context, views),
+    ModelGraphEditor.register(context, views, checker),
     vscode.commands.registerCommand('layerplan.verifyLayer', verifyCommand(views, ctx.output)),
     ModelSummaryView.register(),
     registerPlanCommands(ctx.output, views, checker),

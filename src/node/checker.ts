@@ -2,18 +2,25 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import type { CostReport } from '../engine/cost/estimate';
+import type { WorkloadSource } from '../engine/cost/workload';
 import type { Issue, Plan } from '../engine/plan/plan';
 import { InputError } from '../engine/errors';
 import { RequestChannel, RequestError } from '../protocol';
-import { NotCheckedError, tryEstimatePlan } from './plan-file';
+import { checkFile, NotCheckedError, tryEstimatePlan } from './plan-file';
 import { checkAnyFile } from './launch-file';
 
-/** What the host asks of the check worker (src/node/check-worker.ts). */
-export type CheckRequest = { id: number; kind: 'check' | 'estimate'; file: string; text: string };
+/**
+ * What the host asks of the check worker (src/node/check-worker.ts): the Problems panel's check of any file
+ * Layerplan reads, the status bar's estimate, or the planner's check of a plan (its diagnostics and the
+ * workload the check built, so the planner's web worker can estimate without opening the model again).
+ */
+export type CheckRequest = { id: number; kind: 'check' | 'estimate' | 'planner'; file: string; text: string };
 
 export interface CheckAnswer {
   id: number;
   diagnostics?: Issue[];
+  /** 'planner': the workload of the plan's model, when the check built it. */
+  source?: WorkloadSource;
   plan?: Plan;
   report?: CostReport;
   /** The estimate could not be made (an invalid plan, a model that does not open): why. */
@@ -50,7 +57,7 @@ export class Checker {
   async run(kind: CheckRequest['kind'], file: string, text: string): Promise<Bounded<CheckAnswer>> {
     const key = `${kind}:${file}`;
     this.inFlight.get(key)?.();
-    if (!fs.existsSync(this.script)) return { done: await inline(kind, file, text) };
+    if (!fs.existsSync(this.script)) return { done: await answer({ id: 0, kind, file, text }) };
     const channel = this.start();
     let superseded = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -112,14 +119,26 @@ export class Checker {
 
 class BudgetError extends Error {}
 
-async function inline(kind: CheckRequest['kind'], file: string, text: string): Promise<CheckAnswer> {
+/** One request's answer; the worker and the inline fallback both run this. */
+export async function answer(m: CheckRequest): Promise<CheckAnswer> {
+  const { id, kind, file, text } = m;
   try {
-    if (kind === 'check') return { id: 0, diagnostics: (await checkAnyFile(file, { text })).diagnostics };
-    const r = await tryEstimatePlan(file, text);
-    return { id: 0, plan: r.plan, report: r.report, estimateError: r.error?.problem };
+    switch (kind) {
+      case 'check':
+        // Plans, configs and launch configurations (Megatron-LM scripts, DeepSpeed configs, torchtitan TOMLs).
+        return { id, diagnostics: (await checkAnyFile(file, { text })).diagnostics };
+      case 'planner': {
+        const r = await checkFile(file, { text });
+        return { id, diagnostics: r.diagnostics, source: r.source };
+      }
+      case 'estimate': {
+        const r = await tryEstimatePlan(file, text);
+        return { id, plan: r.plan, report: r.report, estimateError: r.error?.problem };
+      }
+    }
   } catch (e) {
-    if (e instanceof NotCheckedError) return { id: 0, inputError: e.message, notChecked: true };
-    if (e instanceof InputError) return { id: 0, inputError: e.message };
-    return { id: 0, error: (e as Error).message };
+    if (e instanceof NotCheckedError) return { id, inputError: e.message, notChecked: true };
+    if (e instanceof InputError) return { id, inputError: e.message };
+    return { id, error: (e as Error).message ?? String(e) };
   }
 }
