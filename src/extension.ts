@@ -55,12 +55,12 @@ function inspectModel(ctx: Ctx) {
 export function activate(context: vscode.ExtensionContext): void {
   const ctx: Ctx = { output: vscode.window.createOutputChannel('Layerplan') };
   const views = new GraphViews(ModelGraphEditor.viewType);
-  // Plan checks and estimates run on a worker thread with a time budget (src/node/checker.ts).
+  // Plan checks and estimates run in a child process with a time budget (src/node/checker.ts).
   const checker = new Checker();
   context.subscriptions.push(
     ctx.output,
     vscode.commands.registerCommand('layerplan.inspectModel', inspectModel(ctx)),
-    ModelGraphEditor.register(context, views),
+    ModelGraphEditor.register(context, views, checker),
     vscode.commands.registerCommand('layerplan.verifyLayer', verifyCommand(views, ctx.output)),
     ModelSummaryView.register(),
     registerPlanCommands(ctx.output, views, checker),

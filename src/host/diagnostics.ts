@@ -90,7 +90,7 @@ export class JsonDiagnostics implements vscode.CodeActionProvider {
     const version = doc.version;
     let diagnostics: vscode.Diagnostic[];
     try {
-      // On a worker thread, with a time budget; typing again cancels the run in flight.
+      // In the check process, with a time budget; typing again supersedes the run in flight.
       const run = await this.checker.run('check', doc.uri.fsPath, doc.getText());
       if ('superseded' in run) return;
       if ('skipped' in run) {

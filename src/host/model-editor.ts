@@ -2,6 +2,7 @@ import * as vscode from 'vscode';
 import { InputError } from '../engine/errors';
 import { openModel } from '../engine/formats/registry';
 import type { ModelGraph } from '../engine/graph/model-graph';
+import type { Checker } from '../node/checker';
 import { FileByteSource, FolderResolver } from '../node/file-source';
 import { RequestChannel, unhandled, type HostToWebview, type WebviewToHost } from '../protocol';
 import { PlanSession } from './planner';
@@ -44,8 +45,8 @@ function nonce(): string {
 export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<ModelDocument> {
   static readonly viewType = 'layerplan.modelGraph';
 
-  static register(context: vscode.ExtensionContext, views: GraphViews): vscode.Disposable {
-    const provider = new ModelGraphEditor(context, views);
+  static register(context: vscode.ExtensionContext, views: GraphViews, checker: Checker): vscode.Disposable {
+    const provider = new ModelGraphEditor(context, views, checker);
     return vscode.Disposable.from(
       // A Hugging Face config.json opens as JSON; its graph opens in a panel of its own, titled as a graph (a custom
       // editor's tab would read "config.json", like the JSON's).
@@ -138,6 +139,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
   constructor(
     private readonly context: vscode.ExtensionContext,
     private readonly views: GraphViews,
+    private readonly checker: Checker,
   ) {}
 
   async openCustomDocument(uri: vscode.Uri): Promise<ModelDocument> {
@@ -206,7 +208,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
     // Kernel runs in the webview: requests matched to their answers by id (src/protocol.ts).
     const kernels = new RequestChannel<Extract<HostToWebview, { type: 'verifyRun' }>, KernelAnswer>(post, 120000);
     let planner: PlanSession | undefined;
-    const plannerSession = () => (planner ??= new PlanSession(doc.uri, post));
+    const plannerSession = () => (planner ??= new PlanSession(doc.uri, post, this.checker));
     const view: GraphView = {
       uri: doc.uri,
       graph: () => doc.graph,

@@ -234,7 +234,7 @@ class PlanStatus implements vscode.Disposable {
       this.item.hide();
       return;
     }
-    // On a worker thread with a time budget: the status bar never holds the editor up.
+    // In the check process with a time budget: the status bar never holds the editor up.
     const run = await this.checker.run('estimate', uri.fsPath, text);
     if (seq !== this.seq || 'superseded' in run) return;
     if ('skipped' in run) {

@@ -7,7 +7,8 @@ import { GPUS } from '../engine/hardware/catalog';
 import { setJsonPaths, type PlanEdit } from '../engine/plan/edits';
 import { parseJsonWithTree, validatePlan, type Plan } from '../engine/plan/plan';
 import { OFFERED_FORMATS, parseFormat } from '../engine/quant/formats';
-import { checkFile, planLayerErrors, planWorkloadSource, tryEstimatePlan } from '../node/plan-file';
+import type { Checker } from '../node/checker';
+import { planLayerErrors, planWorkloadSource, tryEstimatePlan } from '../node/plan-file';
 import { measureLayerSqnr, planForSearch } from '../node/optimize-file';
 import { candidateFormats } from '../engine/search/optimize';
 import type { ExportShown, HostToWebview, LayerErrors, PlanState } from '../protocol';
@@ -135,6 +136,8 @@ export class PlanSession implements vscode.Disposable {
   constructor(
     private readonly model: vscode.Uri,
     private readonly post: (m: HostToWebview) => void,
+    /** Runs the plan's check off the extension host's main thread, with a time budget (src/node/checker.ts). */
+    private readonly checker: Checker,
   ) {
     this.planUri = planFileFor(model);
     const follow = (uri: vscode.Uri) => {
@@ -269,16 +272,25 @@ export class PlanSession implements vscode.Disposable {
       const plan =
         valid ?? (raw && typeof raw === 'object' && raw.cluster && typeof raw.cluster === 'object' ? raw : undefined);
       let checkedSource: WorkloadSource | undefined;
-      try {
-        const checked = await checkFile(this.planUri.fsPath, { text });
-        state.issues = checked.diagnostics.map((d) => ({
-          severity: d.severity,
-          message: d.message,
-          ...(d.fix ? { fixes: [d.fix, ...(d.fixes ?? [])] } : {}),
-        }));
-        checkedSource = checked.source;
-      } catch (e) {
-        state.issues = [{ severity: 'error', message: (e as Error).message }];
+      // On the check worker: a huge or mistyped plan must not stall the extension host while the user types.
+      const run = await this.checker.run('planner', this.planUri.fsPath, text);
+      // A newer change started its own check, which posts the newer state.
+      if ('superseded' in run) return;
+      if ('skipped' in run) {
+        state.issues = [
+          { severity: 'warning', message: `${path.basename(this.planUri.fsPath)}: check ${run.skipped}` },
+        ];
+      } else {
+        const a = run.done;
+        const failed = a.inputError ?? a.error;
+        state.issues = failed
+          ? [{ severity: 'error', message: failed }]
+          : (a.diagnostics ?? []).map((d) => ({
+              severity: d.severity,
+              message: d.message,
+              ...(d.fix ? { fixes: [d.fix, ...(d.fixes ?? [])] } : {}),
+            }));
+        checkedSource = a.source;
       }
       if (plan) {
         state.plan = plan;

@@ -315,7 +315,7 @@ async function main(): Promise<number> {
     const timeout = new Promise<number>(
       (_, reject) => (timer = setTimeout(() => reject(new Error(`no exit code within ${TIMEOUT_MS} ms`)), TIMEOUT_MS)),
     );
-    const code = await Promise.race([exit, timeout])
+    let code = await Promise.race([exit, timeout])
       .finally(() => clearTimeout(timer))
       .catch(async (e) => {
         await page.screenshot({ path: path.join(RESULTS, `${LABEL}-timeout.png`) }).catch(() => undefined);
@@ -330,6 +330,14 @@ async function main(): Promise<number> {
       .catch(() => undefined);
     fs.writeFileSync(path.join(RESULTS, `${LABEL}-console.log`), output.join('\n'));
     const counts = /integration: (\d+) passed, (\d+) failed, (\d+) skipped/.exec(output.join('\n'));
+    if (!counts) {
+      // The suite reports its counts as its last act; without them it did not finish (an extension host that
+      // crashed makes the workbench exit with 0 all the same).
+      process.stdout.write(
+        `integration: the suite ended without reporting its results (the extension host died? see ${LABEL}-code-server.log)\n`,
+      );
+      code = code || 1;
+    }
     fs.writeFileSync(
       path.join(RESULTS, `counts-integration-${LABEL}.json`),
       JSON.stringify({
