@@ -1,699 +1,319 @@
-import { InputError } from '../errors';
-import { findGpu, type ComputeDtype, type GpuSpec, type Link } from '../hardware/catalog';
-import { globMatch } from '../glob';
-import { parseLayerRange, type Fix, type Plan } from '../plan/plan';
-import { parseFormat } from '../quant/formats';
-import { allGatherSeconds, allReduceSeconds, p2pSeconds, type GroupTopology } from './comm';
-import { gemmFlops, gemmSeconds, memorySeconds, peakFlops } from './compute';
-import { simulateBounded, type Schedule, type StageTimes, type TimelineEvent } from './schedule';
-import { blockPosition, type CostLayer, type LayerWork, type WorkContext, type Workload } from './workload';
+import type { Plan } from '../plan/plan';
+import { allGatherSeconds, allReduceSeconds, p2pSeconds } from './comm';
+import { gemmFlops, memorySeconds, peakFlops } from './compute';
+import {
+  bytesOfDtype,
+  computeDtype,
+  estimateContext,
+  overCapacity,
+  parametersPerGpu,
+  type EstimateContext,
+} from './context';
+import { estimateInference } from './inference';
+import { forwardTime, trainingLayerTime, type LayerTime, type Recompute } from './layer-time';
+import type { CommReport, CostReport, MemoryBreakdown, StageReport } from './report';
+import { simulateBounded, type ScheduleResult, type StageTimes } from './schedule';
+import { assignLayers, rangeText } from './stages';
+import { blockPosition, type LayerWork, type WorkContext, type Workload } from './workload';
 
-export interface MemoryBreakdown {
-  weights: number;
-  gradients: number;
-  optimizer: number;
-  activations: number;
-  total: number;
-}
-
-export interface StageReport {
-  index: number;
-  /** Block (layer) indices of this stage, as a plan's `stages[].layers` spells them. */
-  layers: string;
-  layerNames: string[];
-  parameters: number;
-  memory: MemoryBreakdown;
-  capacity: number;
-  computeSeconds: number;
-  commSeconds: number;
-  idleSeconds: number;
-  forwardSeconds: number;
-  backwardSeconds: number;
-}
-
-export interface CommReport {
-  bytes: number;
-  seconds: number;
-  /** The links the traffic crosses, e.g. "NVLink 4.0 (300 GB/s)" or "NVLink, then InfiniBand 200 Gb/s per GPU". */
-  link?: string;
-}
-
-export interface CostReport {
-  mode: 'training' | 'inference';
-  iterationSeconds: number;
-  tflopsPerGpu: number;
-  mfu: number;
-  bubbleFraction: number;
-  stages: StageReport[];
-  communication: { data: CommReport; tensor: CommReport; pipeline: CommReport };
-  gpus: number;
-  gpu: string;
-  microBatches: number;
-  modelFlops: number;
-  hardwareFlops: number;
-  parameters: number;
-  optimizerSeconds: number;
-  timeline: TimelineEvent[];
-  warnings: string[];
-  inference?: { prefillSeconds: number; decodeSecondsPerToken: number; tokensPerSecond: number; kvCacheBytes: number };
-}
-
-interface Resolved {
-  gpu: GpuSpec;
-  intra: Link;
-  inter: Link;
-  gpusPerNode: number;
-  nodes: number;
-  dp: number;
-  tp: number;
-  pp: number;
-  v: number;
-  schedule: Schedule;
-  sp: boolean;
-  zero: number;
-}
-
-function resolve(plan: Plan, file: string): Resolved {
-  const gpu = findGpu(plan.cluster.gpu);
-  if (!gpu) throw new InputError(file, `cluster.gpu: unknown GPU '${plan.cluster.gpu}'`);
-  const g: GpuSpec = plan.cluster.memoryGB ? { ...gpu, memoryGB: plan.cluster.memoryGB } : gpu;
-  const par = plan.parallel ?? {};
-  const schedule = par.schedule ?? '1f1b';
-  return {
-    gpu: g,
-    intra: { ...g.intraNode, ...(plan.cluster.intraNode ?? {}) },
-    inter: { ...g.interNode, ...(plan.cluster.interNode ?? {}) },
-    gpusPerNode: plan.cluster.gpusPerNode ?? g.gpusPerNode,
-    nodes: plan.cluster.nodes ?? 1,
-    dp: par.data ?? 1,
-    tp: par.tensor ?? 1,
-    pp: par.pipeline ?? 1,
-    v: schedule === 'interleaved' ? Math.max(1, par.virtualStages ?? 2) : 1,
-    schedule,
-    sp: par.sequenceParallel ?? false,
-    zero: par.zero ?? 0,
-  };
-}
-
-/** Checks a plan against its model: degrees that must divide heads / hidden, stage coverage. Returns [path, message] pairs. */
-export function modelChecks(plan: Plan, workload: Workload): [(string | number)[], string][] {
-  const out: [(string | number)[], string][] = [];
-  const par = plan.parallel ?? {};
-  const tp = par.tensor ?? 1;
-  const pp = par.pipeline ?? 1;
-  const a = workload.arch;
-  if (a && tp > 1) {
-    if (a.heads % tp !== 0) {
-      out.push([['parallel', 'tensor'], `parallel.tensor: ${tp} does not divide the attention heads (${a.heads})`]);
-    } else if (a.kvHeads % tp !== 0 && tp % a.kvHeads !== 0) {
-      out.push([['parallel', 'tensor'], `parallel.tensor: ${tp} does not divide the key/value heads (${a.kvHeads})`]);
-    }
-    if (a.hidden % tp !== 0) {
-      out.push([['parallel', 'tensor'], `parallel.tensor: ${tp} does not divide hidden (${a.hidden})`]);
-    }
-    if (a.ffn % tp !== 0) {
-      out.push([['parallel', 'tensor'], `parallel.tensor: ${tp} does not divide the MLP width (${a.ffn})`]);
-    }
-  }
-  const blocks = workload.blockIndices.length;
-  const v = par.schedule === 'interleaved' ? Math.max(1, par.virtualStages ?? 2) : 1;
-  if (pp * v > blocks) {
-    out.push([
-      ['parallel', 'pipeline'],
-      `parallel.pipeline: ${pp} stages${v > 1 ? ` × ${v} chunks` : ''} for ${blocks} layers leaves stages empty`,
-    ]);
-  }
-  if (plan.stages) {
-    const seen = new Map<number, number>();
-    plan.stages.forEach((s, i) => {
-      for (const l of parseLayerRange(s.layers) ?? []) {
-        if (l >= blocks) {
-          out.push([
-            ['stages', i, 'layers'],
-            `stages[${i}].layers: layer ${l} does not exist (the model has ${blocks} layers, 0-${blocks - 1})`,
-          ]);
-        } else if (seen.has(l)) {
-          out.push([
-            ['stages', i, 'layers'],
-            `stages[${i}].layers: layer ${l} is already assigned to stage ${seen.get(l)}`,
-          ]);
-        } else seen.set(l, i);
-      }
-    });
-    const missing = [...Array(blocks).keys()].filter((l) => !seen.has(l));
-    if (missing.length) out.push([['stages'], `stages: layers ${rangeText(missing)} are not assigned to any stage`]);
-  }
-  return out;
-}
-
-export function rangeText(ix: number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < ix.length;) {
-    let j = i;
-    while (j + 1 < ix.length && ix[j + 1] === ix[j] + 1) j++;
-    parts.push(j > i ? `${ix[i]}-${ix[j]}` : `${ix[i]}`);
-    i = j + 1;
-  }
-  return parts.join(',');
-}
-
-/** The quick fix for stage problems: the blocks split into `parallel.pipeline` contiguous stages of even parameter counts. */
-export function rebalanceFix(plan: Plan, workload: Workload): Fix | undefined {
-  const parts = plan.parallel?.pipeline ?? 1;
-  const weights = workload.blockIndices.map((i) => Math.max(1, workload.layers[i].parameters));
-  if (parts < 1 || parts > weights.length) return undefined;
-  const stages = balancedSplit(weights, parts).map(([a, b]) => ({
-    layers: rangeText(Array.from({ length: b - a }, (_, i) => a + i)),
-  }));
-  return {
-    title: `Rebalance stages evenly (${stages.map((s) => s.layers).join(' | ')})`,
-    edits: [{ path: ['stages'], value: stages }],
-  };
-}
+export type { CommReport, CostReport, MemoryBreakdown, StageReport } from './report';
+export { layerFormat } from './context';
+export { balancedSplit, modelChecks, rangeText, rebalanceFix } from './stages';
 
 /**
- * Splits `weights` into `parts` contiguous groups minimizing the heaviest group (binary search on
- * the bound with a greedy fill). Returns each group's [from, to) indices.
+ * The estimate of a plan: memory per GPU, step time, communication and the pipeline's idle time.
+ *
+ * Training runs in phases around one context (EstimateContext + TrainingContext) and one per-layer
+ * time function (layer-time.ts): assign layers to stages → each stage's forward / backward per
+ * micro-batch → the pipeline schedule's event simulation → memory, data-parallel sync and optimizer
+ * per stage → FLOPs and utilization. Inference plans go to inference.ts.
  */
-export function balancedSplit(weights: number[], parts: number): [number, number][] {
-  const fits = (bound: number) => {
-    let groups = 1;
-    let sum = 0;
-    for (const w of weights) {
-      if (w > bound) return false;
-      if (sum + w > bound) {
-        groups++;
-        sum = 0;
-      }
-      sum += w;
-    }
-    return groups <= parts;
-  };
-  let lo = Math.max(0, ...weights);
-  let hi = weights.reduce((a, b) => a + b, 0);
-  for (let i = 0; i < 60 && hi - lo > 1e-12 * hi; i++) {
-    const mid = (lo + hi) / 2;
-    if (fits(mid)) hi = mid;
-    else lo = mid;
-  }
-  const out: [number, number][] = [];
-  let start = 0;
-  let sum = 0;
-  for (let i = 0; i < weights.length; i++) {
-    // Leave at least one item for each remaining group.
-    const remainingGroups = parts - out.length - 1;
-    if (i > start && (sum + weights[i] > hi || weights.length - i <= remainingGroups - 0) && out.length < parts - 1) {
-      out.push([start, i]);
-      start = i;
-      sum = 0;
-    }
-    sum += weights[i];
-  }
-  out.push([start, weights.length]);
-  while (out.length < parts) out.push([weights.length, weights.length]);
-  return out;
-}
-
-/** Which layers each (stage, chunk) runs: embedding on the first, head and final norm on the last. */
-function assignLayers(plan: Plan, w: Workload, pp: number, v: number, cost?: (layer: number) => number): number[][][] {
-  const blocks = w.blockIndices;
-  const chunks: number[][][] = Array.from({ length: pp }, () => Array.from({ length: v }, () => []));
-  if (plan.stages && v === 1) {
-    plan.stages.forEach((s, i) => {
-      for (const l of parseLayerRange(s.layers) ?? []) if (l < blocks.length) chunks[i][0].push(blocks[l]);
-    });
-  } else if (cost && !w.arch) {
-    // Graph models: layers differ, so balance the stages by their estimated time.
-    const groups = balancedSplit(blocks.map(cost), pp * v);
-    groups.forEach(([from, to], k) => {
-      for (let i = from; i < to; i++) chunks[k % pp][Math.floor(k / pp)].push(blocks[i]);
-    });
-  } else {
-    const parts = pp * v;
-    for (let k = 0; k < parts; k++) {
-      const stage = k % pp;
-      const chunk = Math.floor(k / pp);
-      const from = Math.floor((k * blocks.length) / parts);
-      const to = Math.floor(((k + 1) * blocks.length) / parts);
-      for (let i = from; i < to; i++) chunks[stage][chunk].push(blocks[i]);
-    }
-  }
-  const inBlocks = new Set(blocks);
-  const firstBlock = blocks.length ? blocks[0] : w.layers.length;
-  w.layers.forEach((_, i) => {
-    if (inBlocks.has(i)) return;
-    if (i < firstBlock) chunks[0][0].unshift(i);
-    else chunks[pp - 1][v - 1].push(i);
-  });
-  for (const st of chunks) for (const c of st) c.sort((a, b) => a - b);
-  return chunks;
-}
-
-/** A layer's weight elements on one GPU: tensor parallelism splits the sharded ones, the rest replicate. */
-function parametersPerGpu(l: CostLayer, tp: number): number {
-  return l.shardedParameters / tp + (l.parameters - l.shardedParameters);
-}
-
-function overCapacity(stage: number, total: number, capacity: number, gpu: GpuSpec): string {
-  const gib = (b: number) => (b / 2 ** 30).toFixed(1);
-  return `stage ${stage} needs ${gib(total)} GiB per GPU, over the ${gpu.name}'s ${gib(capacity)} GiB by ${gib(total - capacity)} GiB`;
-}
-
-function bytesOfDtype(dtype: string): number {
-  return dtype === 'fp32' ? 4 : dtype === 'fp8' ? 1 : 2;
-}
-
-function computeDtype(dtype: string): ComputeDtype {
-  return dtype === 'fp32' ? 'tf32' : dtype === 'fp8' ? 'fp8' : dtype === 'fp16' ? 'fp16' : 'bf16';
-}
-
-/** The precision format of a layer: the last matching rule (by layer name or any of its tensors), else the default. */
-export function layerFormat(plan: Plan, layer: CostLayer): string | undefined {
-  const rules = plan.precision?.rules ?? [];
-  let fmt = plan.precision?.default;
-  for (const r of rules) {
-    if (globMatch(r.match, layer.name) || layer.tensors.some((t) => globMatch(r.match, t))) fmt = r.format;
-  }
-  return fmt;
-}
-
 export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostReport {
-  const R = resolve(plan, file);
-  const { gpu, tp, pp, dp, v } = R;
-  const training = plan.training;
-  const dtype = training?.dtype ?? (plan.inference?.dtype as string | undefined) ?? 'bf16';
-  const actBytes = dtype === 'fp32' ? 4 : 2;
-  // What the model's reader could not know comes first: the numbers below miss it.
-  const warnings: string[] = [...(workload.warnings ?? [])];
-  const formatOf = (l: CostLayer) => {
-    const f = layerFormat(plan, l);
-    return f ? parseFormat(f) : undefined;
-  };
-  const weightBytes = (l: CostLayer) => {
-    const nf = formatOf(l);
-    return nf ? nf.bitsPerWeight / 8 : bytesOfDtype(dtype);
-  };
-  const layerCompute = (l: CostLayer): ComputeDtype => {
-    const nf = formatOf(l);
-    if (nf?.compute === 'fp8' && gpu.tflops.fp8) return 'fp8';
-    if (nf?.compute === 'fp4' && gpu.tflops.fp4) return 'fp4';
-    return computeDtype(dtype);
-  };
-
-  const gpn = R.gpusPerNode;
-  const tpGroup: GroupTopology = { size: tp, perNode: Math.min(tp, gpn), intra: R.intra, inter: R.inter };
-  const dpGroup: GroupTopology = {
-    size: dp,
-    perNode: Math.max(1, Math.min(dp, Math.floor(gpn / tp))),
-    intra: R.intra,
-    inter: R.inter,
-  };
-  const nodeOf = (rank: number) => Math.floor(rank / gpn);
-  const stageLink = (s: number) => (nodeOf(s * dp * tp) === nodeOf((s + 1) * dp * tp) ? R.intra : R.inter);
-  const linkName = (l: Link) => `${l.kind} (${l.bandwidthGBps} GB/s)`;
-  const groupLink = (g: GroupTopology) =>
-    g.size <= 1
-      ? 'none'
-      : g.perNode >= g.size
-        ? linkName(R.intra)
-        : g.perNode <= 1
-          ? linkName(R.inter)
-          : `${linkName(R.intra)}, then ${linkName(R.inter)}`;
-  const crossings = Array.from({ length: Math.max(0, pp - 1) }, (_, s) => stageLink(s) === R.inter).filter(
-    Boolean,
-  ).length;
-  const links = {
-    data: groupLink(dpGroup),
-    tensor: groupLink(tpGroup),
-    pipeline:
-      pp <= 1
-        ? 'none'
-        : crossings === 0
-          ? linkName(R.intra)
-          : crossings === pp - 1
-            ? linkName(R.inter)
-            : `${linkName(R.intra)}; ${crossings} of ${pp - 1} stage boundaries on ${linkName(R.inter)}`,
-  };
-
-  const gpus = dp * tp * pp;
-
-  if (!training) {
-    return estimateInference(
-      plan,
-      workload,
-      R,
-      assignLayers(plan, workload, pp, v),
-      weightBytes,
-      layerCompute,
-      actBytes,
-      warnings,
-    );
+  const ctx = estimateContext(plan, workload, file);
+  if (!plan.training) return estimateInference(ctx);
+  const run = trainingContext(ctx, plan.training);
+  const { pipeline, chunks } = ctx.setup;
+  const assignment = assignLayers(plan, workload, pipeline, chunks, (i) => balanceCost(run, i));
+  const passes = pipelinePasses(run, assignment);
+  const schedule = simulateBounded(ctx.setup.schedule, passes.times, run.microBatches, chunks);
+  if (schedule.approximation) ctx.warnings.push(schedule.approximation);
+  const perStage = stageReports(run, assignment, passes, schedule);
+  const embeddingSync = tiedEmbeddingSync(run);
+  const iterationSeconds = schedule.makespan + perStage.dataComm.seconds + embeddingSync + perStage.optimizerSeconds;
+  const flops = iterationFlops(run);
+  const peak = peakFlops(ctx.setup.gpu, computeDtype(ctx.dtype));
+  if (ctx.setup.sequenceParallel && ctx.setup.tensor === 1) {
+    ctx.warnings.push('parallel.sequenceParallel has no effect without tensor parallelism');
   }
+  return {
+    mode: 'training',
+    iterationSeconds,
+    tflopsPerGpu: flops.hardwareFlops / (iterationSeconds * ctx.gpus) / 1e12,
+    mfu: flops.modelFlops / (iterationSeconds * ctx.gpus * peak),
+    bubbleFraction: schedule.bubbleFraction,
+    stages: perStage.stages,
+    communication: {
+      data: { ...perStage.dataComm, link: ctx.links.data },
+      tensor: {
+        bytes: passes.tensorComm.bytes / pipeline,
+        seconds: passes.tensorComm.seconds / pipeline,
+        link: ctx.links.tensor,
+      },
+      pipeline: {
+        bytes: perStage.pipelineBytes / Math.max(1, pipeline - 1),
+        seconds: schedule.comm.reduce((a, c) => a + c, 0) / pipeline,
+        link: ctx.links.pipeline,
+      },
+    },
+    gpus: ctx.gpus,
+    gpu: ctx.setup.gpu.id,
+    microBatches: run.microBatches,
+    modelFlops: flops.modelFlops,
+    hardwareFlops: flops.hardwareFlops,
+    parameters: workload.layers.reduce((a, l) => a + l.parameters, 0),
+    optimizerSeconds: perStage.optimizerSeconds,
+    timeline: schedule.events,
+    warnings: ctx.warnings,
+  };
+}
 
+/** The estimate context of a training plan: the step's shape and each layer's work and time, computed once. */
+interface TrainingContext extends EstimateContext {
+  training: NonNullable<Plan['training']>;
+  seqLen: number;
+  microBatch: number;
+  /** Micro-batches per pipeline per step (global batch ÷ (micro-batch × data)). */
+  microBatches: number;
+  recompute: Recompute;
+  work: WorkContext;
+  workOf: (layer: number) => LayerWork;
+  timeOf: (layer: number) => LayerTime;
+}
+
+/** Recomputation applies to the repeated layers; embeddings and the output layer keep their activations. */
+const isRecomputed = (kind: string) => kind === 'block' || kind === 'generic';
+
+function trainingContext(ctx: EstimateContext, training: NonNullable<Plan['training']>): TrainingContext {
+  const { plan, workload, setup } = ctx;
   const seqLen = training.seqLen ?? (typeof plan.model === 'object' ? plan.model.seqLen : undefined) ?? 2048;
-  const b = training.microBatch;
-  const m = training.globalBatch / (b * dp);
+  const microBatch = training.microBatch;
   const recompute = training.recompute ?? 'none';
-  const ctx: WorkContext = {
-    microBatch: b,
+  const work: WorkContext = {
+    microBatch,
     seqLen,
-    tensor: tp,
-    sequenceParallel: R.sp,
-    actBytes,
-    weightBytes,
+    tensor: setup.tensor,
+    sequenceParallel: setup.sequenceParallel,
+    actBytes: ctx.actBytes,
+    weightBytes: ctx.weightBytes,
     dropout: training.dropout ?? (typeof plan.model === 'object' && plan.model.arch === 'gpt'),
   };
   const works = new Map<number, LayerWork>();
   const workOf = (i: number) => {
     let w = works.get(i);
-    if (!w) works.set(i, (w = workload.layers[i].work(ctx)));
+    if (!w) works.set(i, (w = workload.layers[i].work(work)));
     return w;
   };
-
-  const layerSeconds = (i: number) => {
-    const w = workOf(i);
-    const cd = layerCompute(workload.layers[i]);
-    const gemm =
-      w.gemms.reduce((x, g) => x + gemmSeconds(g, gpu, cd), 0) +
-      w.bulkMatmulFlops / (peakFlops(gpu, cd) * gpu.gemmEfficiency);
-    return 3 * (gemm + memorySeconds(w.memoryBytes, w.memoryKernels, gpu));
+  const times = new Map<number, LayerTime>();
+  const timeOf = (i: number) => {
+    let t = times.get(i);
+    if (!t) {
+      const layer = workload.layers[i];
+      t = trainingLayerTime(
+        workOf(i),
+        ctx.computeDtypeOf(layer),
+        setup.gpu,
+        ctx.tensorGroup,
+        recompute,
+        isRecomputed(layer.kind),
+      );
+      times.set(i, t);
+    }
+    return t;
   };
-  const assignment = assignLayers(plan, workload, pp, v, layerSeconds);
+  return {
+    ...ctx,
+    training,
+    seqLen,
+    microBatch,
+    microBatches: training.globalBatch / (microBatch * setup.data),
+    recompute,
+    work,
+    workOf,
+    timeOf,
+  };
+}
 
-  let tpBytesTotal = 0;
-  let tpSecondsTotal = 0;
-  const times: StageTimes[] = [];
-  const stageForward: number[] = [];
-  const stageBackward: number[] = [];
-  for (let s = 0; s < pp; s++) {
-    let fwd = 0;
-    let bwd = 0;
-    let tpSec = 0;
-    let tpBytes = 0;
-    for (const chunk of assignment[s]) {
+/** What balancing graph models' stages weighs: a layer's compute (forward and backward, no communication). */
+function balanceCost(run: TrainingContext, i: number): number {
+  const fwd = forwardTime(run.workOf(i), run.computeDtypeOf(run.workload.layers[i]), run.setup.gpu, run.tensorGroup);
+  return 3 * (fwd.gemm + fwd.memory);
+}
+
+interface PipelinePasses {
+  /** Per stage: one micro-batch through one chunk, and the sends between stages (the simulator's input). */
+  times: StageTimes[];
+  /** Per stage: forward and backward of one micro-batch through all its chunks. */
+  stageForward: number[];
+  stageBackward: number[];
+  /** Tensor-parallel traffic of the whole step, summed over stages. */
+  tensorComm: { bytes: number; seconds: number };
+}
+
+function pipelinePasses(run: TrainingContext, assignment: number[][][]): PipelinePasses {
+  const { tensor, pipeline, chunks, sequenceParallel } = run.setup;
+  const out: PipelinePasses = { times: [], stageForward: [], stageBackward: [], tensorComm: { bytes: 0, seconds: 0 } };
+  for (let stage = 0; stage < pipeline; stage++) {
+    let forward = 0;
+    let backward = 0;
+    let tensorSeconds = 0;
+    let tensorBytes = 0;
+    for (const chunk of assignment[stage]) {
       for (const i of chunk) {
-        const w = workOf(i);
-        const cd = layerCompute(workload.layers[i]);
-        const peak = peakFlops(gpu, cd) * gpu.gemmEfficiency;
-        const gemmF = w.gemms.reduce((x, g) => x + gemmSeconds(g, gpu, cd), 0) + w.bulkMatmulFlops / peak;
-        const memF = memorySeconds(w.memoryBytes, w.memoryKernels, gpu);
-        const ar = w.tpAllReduceBytes.reduce((x, bytes) => x + allReduceSeconds(bytes, tpGroup), 0);
-        const arBytes = w.tpAllReduceBytes.reduce((x, y) => x + y, 0);
-        const f = gemmF + memF + ar;
-        const ag = w.tpBackwardAllGatherBytes.reduce((x, bytes) => x + allGatherSeconds(bytes, tpGroup), 0);
-        let back = 2 * gemmF + memorySeconds(2 * w.memoryBytes, 2 * w.memoryKernels, gpu) + ar + ag;
-        let passes = 2;
-        // Recomputation applies to the repeated layers; embeddings and the output layer keep their activations.
-        const recomputed = workload.layers[i].kind === 'block' || workload.layers[i].kind === 'generic';
-        if (!recomputed) {
-          // nothing to recompute
-        } else if (recompute === 'full') {
-          back += f;
-          passes++;
-        } else if (recompute === 'selective') {
-          back +=
-            w.selectiveGemms.reduce((x, g) => x + gemmSeconds(g, gpu, cd), 0) +
-            memorySeconds(w.selectiveMemoryBytes, 2, gpu);
-        }
-        fwd += f;
-        bwd += back;
-        tpSec += ar * passes + ag;
-        tpBytes += arBytes * passes + w.tpBackwardAllGatherBytes.reduce((x, y) => x + y, 0);
+        const t = run.timeOf(i);
+        forward += t.forward;
+        backward += t.backward;
+        tensorSeconds += t.tensorCommSeconds;
+        tensorBytes += t.tensorCommBytes;
       }
     }
-    const fwdPerChunk = fwd / v;
-    const bwdPerChunk = bwd / v;
-    stageForward.push(fwd);
-    stageBackward.push(bwd);
-    tpSecondsTotal += tpSec * m;
-    tpBytesTotal += tpBytes * m;
-    const sendBytes = pipelineSendBytes(workload, assignment[s][v - 1], ctx, workOf);
+    out.stageForward.push(forward);
+    out.stageBackward.push(backward);
+    out.tensorComm.seconds += tensorSeconds * run.microBatches;
+    out.tensorComm.bytes += tensorBytes * run.microBatches;
+    // Without sequence parallelism each tensor rank sends 1/t of the activations and the next stage all-gathers them.
+    const sendBytes = pipelineSendBytes(run, assignment[stage][chunks - 1]);
+    const scattered = tensor > 1 && !sequenceParallel;
     const send =
-      s < pp - 1 || v > 1
-        ? p2pSeconds(sendBytes / (tp > 1 && !R.sp ? tp : 1), stageLink(s)) +
-          (tp > 1 && !R.sp ? allGatherSeconds(sendBytes, tpGroup) : 0)
+      stage < pipeline - 1 || chunks > 1
+        ? p2pSeconds(sendBytes / (scattered ? tensor : 1), run.stageLink(stage)) +
+          (scattered ? allGatherSeconds(sendBytes, run.tensorGroup) : 0)
         : 0;
-    times.push({ forward: fwdPerChunk, backward: bwdPerChunk, sendNext: send, sendPrev: send });
+    out.times.push({ forward: forward / chunks, backward: backward / chunks, sendNext: send, sendPrev: send });
   }
-  const sim = simulateBounded(R.schedule, times, m, v);
-  if (sim.approximation) warnings.push(sim.approximation);
+  return out;
+}
 
-  // Memory per GPU of each stage.
+/** Bytes one micro-batch's activations take crossing from the end of a stage chunk to the next. */
+function pipelineSendBytes(run: TrainingContext, chunk: number[]): number {
+  const arch = run.workload.arch;
+  if (arch) return run.microBatch * run.seqLen * arch.hidden * run.actBytes;
+  const last = chunk[chunk.length - 1];
+  return last === undefined ? 0 : run.workOf(last).activations.full;
+}
+
+interface StageResults {
+  stages: StageReport[];
+  /** Exposed data-parallel gradient synchronization (the slowest stage's). */
+  dataComm: CommReport;
+  optimizerSeconds: number;
+  pipelineBytes: number;
+}
+
+/** Memory per GPU of each stage, its data-parallel gradient sync and its optimizer step. */
+function stageReports(
+  run: TrainingContext,
+  assignment: number[][][],
+  passes: PipelinePasses,
+  schedule: ScheduleResult,
+): StageResults {
+  const { gpu, tensor, pipeline, chunks, data, zero } = run.setup;
+  const { dtype, recompute, workload } = run;
   const gradBytes = dtype === 'fp32' ? 4 : 2;
-  const optimizerBytes = training.optimizer === 'sgd' ? (dtype === 'fp32' ? 4 : 8) : dtype === 'fp32' ? 8 : 12;
-  const stages: StageReport[] = [];
-  let dataBytes = 0;
-  let dataSeconds = 0;
-  let optimizerSeconds = 0;
-  let pipeBytes = 0;
-  for (let s = 0; s < pp; s++) {
-    const idx = assignment[s].flat();
-    let params = 0;
-    let weightMem = 0;
-    let actPerMicroBatch = 0;
-    let worstLayer = 0;
-    for (const i of idx) {
-      const l = workload.layers[i];
-      const perGpu = parametersPerGpu(l, tp);
-      params += perGpu;
-      weightMem += perGpu * weightBytes(l);
-      const a = workOf(i).activations;
-      const kind = workload.layers[i].kind;
-      actPerMicroBatch += kind === 'block' || kind === 'generic' ? a[recompute] : a.none;
-      worstLayer = Math.max(worstLayer, a.none);
+  const optimizerBytes = run.training.optimizer === 'sgd' ? (dtype === 'fp32' ? 4 : 8) : dtype === 'fp32' ? 8 : 12;
+  const shard = (level: number) => (zero >= level ? data : 1);
+  const out: StageResults = { stages: [], dataComm: { bytes: 0, seconds: 0 }, optimizerSeconds: 0, pipelineBytes: 0 };
+  for (let stage = 0; stage < pipeline; stage++) {
+    const layers = assignment[stage].flat();
+    let parameters = 0;
+    let weightBytes = 0;
+    let activationsPerMicroBatch = 0;
+    let largestLayerActivations = 0;
+    for (const i of layers) {
+      const layer = workload.layers[i];
+      const perGpu = parametersPerGpu(layer, tensor);
+      parameters += perGpu;
+      weightBytes += perGpu * run.weightBytes(layer);
+      const kept = run.workOf(i).activations;
+      activationsPerMicroBatch += isRecomputed(layer.kind) ? kept[recompute] : kept.none;
+      largestLayerActivations = Math.max(largestLayerActivations, kept.none);
     }
-    const inFlightChunks = sim.peakInFlight[s];
-    let activations = (actPerMicroBatch / v) * inFlightChunks;
-    if (recompute === 'full') activations += worstLayer;
-    const shard = (level: number) => (R.zero >= level ? dp : 1);
+    let activations = (activationsPerMicroBatch / chunks) * schedule.peakInFlight[stage];
+    // Full recomputation rebuilds one layer's activations at a time during the backward.
+    if (recompute === 'full') activations += largestLayerActivations;
     const memory: MemoryBreakdown = {
-      weights: weightMem / shard(3),
-      gradients: (params * gradBytes) / shard(2),
-      optimizer: (params * optimizerBytes) / shard(1),
+      weights: weightBytes / shard(3),
+      gradients: (parameters * gradBytes) / shard(2),
+      optimizer: (parameters * optimizerBytes) / shard(1),
       activations,
       total: 0,
     };
     memory.total = memory.weights + memory.gradients + memory.optimizer + memory.activations;
     const capacity = gpu.memoryGB * 1e9;
-    if (memory.total > capacity) warnings.push(overCapacity(s, memory.total, capacity, gpu));
+    if (memory.total > capacity) run.warnings.push(overCapacity(stage, memory.total, capacity, gpu));
     // Data-parallel gradient reduction (all-reduce, or reduce-scatter + all-gather under ZeRO: the same volume).
-    const gradVolume = params * gradBytes;
-    let dpSec = allReduceSeconds(gradVolume, dpGroup);
-    if (R.zero >= 3) dpSec += 2 * m * allGatherSeconds(weightMem, dpGroup);
-    dataBytes = Math.max(dataBytes, dp > 1 ? gradVolume : 0);
-    const exposed = training.overlapGradReduce ? Math.max(0, dpSec - stageBackward[s] / v) : dpSec;
-    dataSeconds = Math.max(dataSeconds, exposed);
+    const gradientVolume = parameters * gradBytes;
+    let dataSeconds = allReduceSeconds(gradientVolume, run.dataGroup);
+    if (zero >= 3) dataSeconds += 2 * run.microBatches * allGatherSeconds(weightBytes, run.dataGroup);
+    out.dataComm.bytes = Math.max(out.dataComm.bytes, data > 1 ? gradientVolume : 0);
+    const exposed = run.training.overlapGradReduce
+      ? Math.max(0, dataSeconds - passes.stageBackward[stage] / chunks)
+      : dataSeconds;
+    out.dataComm.seconds = Math.max(out.dataComm.seconds, exposed);
     // Optimizer step: streams weights, gradients, master weights and moments (read + write), memory-bound.
-    const optParams = params / shard(1);
-    optimizerSeconds = Math.max(
-      optimizerSeconds,
-      memorySeconds(optParams * (gradBytes + 2 * (optimizerBytes + bytesOfDtype(dtype))), 6, gpu),
+    const optimizerParameters = parameters / shard(1);
+    out.optimizerSeconds = Math.max(
+      out.optimizerSeconds,
+      memorySeconds(optimizerParameters * (gradBytes + 2 * (optimizerBytes + bytesOfDtype(dtype))), 6, gpu),
     );
-    pipeBytes += s < pp - 1 || v > 1 ? 2 * m * v * pipelineSendBytes(workload, assignment[s][v - 1], ctx, workOf) : 0;
-    stages.push({
-      index: s,
-      layers: rangeText(idx.map((i) => blockPosition(workload, i)).filter((x) => x >= 0)),
-      layerNames: idx.map((i) => workload.layers[i].name),
-      parameters: params,
+    out.pipelineBytes +=
+      stage < pipeline - 1 || chunks > 1
+        ? 2 * run.microBatches * chunks * pipelineSendBytes(run, assignment[stage][chunks - 1])
+        : 0;
+    out.stages.push({
+      index: stage,
+      layers: rangeText(layers.map((i) => blockPosition(workload, i)).filter((x) => x >= 0)),
+      layerNames: layers.map((i) => workload.layers[i].name),
+      parameters,
       memory,
       capacity,
-      computeSeconds: sim.busy[s],
-      commSeconds: sim.comm[s],
-      idleSeconds: sim.idle[s],
-      forwardSeconds: stageForward[s],
-      backwardSeconds: stageBackward[s],
+      computeSeconds: schedule.busy[stage],
+      commSeconds: schedule.comm[stage],
+      idleSeconds: schedule.idle[stage],
+      forwardSeconds: passes.stageForward[stage],
+      backwardSeconds: passes.stageBackward[stage],
     });
   }
-  // Tied word embeddings live on the first and the last stage; their gradients are all-reduced between the two.
-  let embeddingSync = 0;
-  if (workload.arch?.tied && pp > 1) {
-    const e = workload.layers.find((l) => l.kind === 'embedding');
-    if (e) {
-      embeddingSync = allReduceSeconds((e.shardedParameters / tp) * gradBytes, {
-        size: 2,
-        perNode: 1,
-        intra: R.intra,
-        inter: R.inter,
-      });
-    }
-  }
-  const iterationSeconds = sim.makespan + dataSeconds + embeddingSync + optimizerSeconds;
-  const microBatchesTotal = m * dp;
+  return out;
+}
+
+/** Tied word embeddings live on the first and the last stage; their gradients are all-reduced between the two. */
+function tiedEmbeddingSync(run: TrainingContext): number {
+  if (!run.workload.arch?.tied || run.setup.pipeline <= 1) return 0;
+  const embedding = run.workload.layers.find((l) => l.kind === 'embedding');
+  if (!embedding) return 0;
+  const gradBytes = run.dtype === 'fp32' ? 4 : 2;
+  return allReduceSeconds((embedding.shardedParameters / run.setup.tensor) * gradBytes, {
+    size: 2,
+    perNode: 1,
+    intra: run.setup.intra,
+    inter: run.setup.inter,
+  });
+}
+
+/** Model FLOPs of the step (forward and backward, as MFU counts them) and the hardware's (recomputation included). */
+function iterationFlops(run: TrainingContext): { modelFlops: number; hardwareFlops: number } {
+  const microBatchesTotal = run.microBatches * run.setup.data;
   let modelFlops = 0;
-  let extraFlops = 0;
-  workload.layers.forEach((l, i) => {
-    const w = workOf(i);
+  let recomputedFlops = 0;
+  run.workload.layers.forEach((layer, i) => {
+    const w = run.workOf(i);
     modelFlops += 3 * w.flops;
-    if (l.kind !== 'block' && l.kind !== 'generic') return;
-    if (recompute === 'full') extraFlops += w.flops;
-    else if (recompute === 'selective') extraFlops += w.selectiveFlops;
+    if (!isRecomputed(layer.kind)) return;
+    if (run.recompute === 'full') recomputedFlops += w.flops;
+    else if (run.recompute === 'selective') recomputedFlops += w.selectiveFlops;
   });
   modelFlops *= microBatchesTotal;
-  const hardwareFlops = modelFlops + extraFlops * microBatchesTotal;
-  const peak = peakFlops(gpu, computeDtype(dtype));
-  if (R.sp && tp === 1) warnings.push('parallel.sequenceParallel has no effect without tensor parallelism');
-  return {
-    mode: 'training',
-    iterationSeconds,
-    tflopsPerGpu: hardwareFlops / (iterationSeconds * gpus) / 1e12,
-    mfu: modelFlops / (iterationSeconds * gpus * peak),
-    bubbleFraction: sim.bubbleFraction,
-    stages,
-    communication: {
-      data: { bytes: dataBytes, seconds: dataSeconds, link: links.data },
-      tensor: { bytes: tpBytesTotal / pp, seconds: tpSecondsTotal / pp, link: links.tensor },
-      pipeline: {
-        bytes: pipeBytes / Math.max(1, pp - 1),
-        seconds: sim.comm.reduce((a, c) => a + c, 0) / pp,
-        link: links.pipeline,
-      },
-    },
-    gpus,
-    gpu: gpu.id,
-    microBatches: m,
-    modelFlops,
-    hardwareFlops,
-    parameters: workload.layers.reduce((a, l) => a + l.parameters, 0),
-    optimizerSeconds,
-    timeline: sim.events,
-    warnings,
-  };
-}
-
-/** Bytes one micro-batch's activations take crossing from the end of a stage chunk to the next. */
-function pipelineSendBytes(w: Workload, chunk: number[], ctx: WorkContext, workOf: (i: number) => LayerWork): number {
-  if (w.arch) return ctx.microBatch * ctx.seqLen * w.arch.hidden * ctx.actBytes;
-  const last = chunk[chunk.length - 1];
-  return last === undefined ? 0 : workOf(last).activations.full;
-}
-
-function estimateInference(
-  plan: Plan,
-  workload: Workload,
-  R: Resolved,
-  assignment: number[][][],
-  weightBytes: (l: CostLayer) => number,
-  layerCompute: (l: CostLayer) => ComputeDtype,
-  actBytes: number,
-  warnings: string[],
-): CostReport {
-  const inf = plan.inference!;
-  const { gpu, tp, pp, dp } = R;
-  const tpGroup: GroupTopology = { size: tp, perNode: Math.min(tp, R.gpusPerNode), intra: R.intra, inter: R.inter };
-  const batch = Math.ceil(inf.batch / dp);
-  const ctxPrefill: WorkContext = {
-    microBatch: batch,
-    seqLen: inf.promptLen,
-    tensor: tp,
-    sequenceParallel: R.sp,
-    actBytes,
-    weightBytes,
-    dropout: false,
-  };
-  const a = workload.arch;
-  const stages: StageReport[] = [];
-  let prefill = 0;
-  let decode = 0;
-  let kvTotal = 0;
-  let tpBytes = 0;
-  let tpSeconds = 0;
-  let modelFlops = 0;
-  for (let s = 0; s < pp; s++) {
-    const idx = assignment[s].flat();
-    let params = 0;
-    let weightMem = 0;
-    let kv = 0;
-    let stagePrefill = 0;
-    let stageDecode = 0;
-    let act = 0;
-    for (const i of idx) {
-      const l = workload.layers[i];
-      const perGpu = parametersPerGpu(l, tp);
-      params += perGpu;
-      const wb = perGpu * weightBytes(l);
-      weightMem += wb;
-      const w = l.work(ctxPrefill);
-      const cd = layerCompute(l);
-      const ar = w.tpAllReduceBytes.reduce((x, bytes) => x + allReduceSeconds(bytes, tpGroup), 0);
-      stagePrefill +=
-        w.gemms.reduce((x, g) => x + gemmSeconds(g, gpu, cd), 0) +
-        w.bulkMatmulFlops / (peakFlops(gpu, cd) * gpu.gemmEfficiency) +
-        memorySeconds(w.memoryBytes, w.memoryKernels, gpu) +
-        ar;
-      act = Math.max(act, w.activations.none);
-      modelFlops += w.flops;
-      if (l.kind === 'block' && a) {
-        const ctxLen = inf.promptLen + inf.genLen;
-        const kvBytes = (2 * batch * ctxLen * a.kvHeads * a.headDim * actBytes) / Math.min(tp, a.kvHeads);
-        kv += kvBytes;
-        const avgKv = (kvBytes * (inf.promptLen + inf.genLen / 2)) / ctxLen;
-        const decodeAr = tp > 1 ? 2 * allReduceSeconds(batch * a.hidden * actBytes, tpGroup) : 0;
-        stageDecode += memorySeconds(wb + avgKv, 10, gpu) + decodeAr;
-        tpBytes += tp > 1 ? 2 * batch * a.hidden * actBytes * inf.genLen : 0;
-        tpSeconds += decodeAr * inf.genLen;
-      } else stageDecode += memorySeconds(wb, 2, gpu);
-      tpSeconds += ar;
-    }
-    const memory: MemoryBreakdown = {
-      weights: weightMem,
-      gradients: 0,
-      optimizer: 0,
-      activations: kv + act,
-      total: weightMem + kv + act,
-    };
-    const capacity = gpu.memoryGB * 1e9;
-    if (memory.total > capacity) warnings.push(overCapacity(s, memory.total, capacity, gpu));
-    const send = s < pp - 1 ? p2pSeconds(batch * (a?.hidden ?? 1) * actBytes, R.intra) : 0;
-    prefill +=
-      stagePrefill + (s < pp - 1 ? p2pSeconds(batch * inf.promptLen * (a?.hidden ?? 1) * actBytes, R.intra) : 0);
-    decode += stageDecode + send;
-    kvTotal += kv;
-    stages.push({
-      index: s,
-      layers: rangeText(idx.map((i) => blockPosition(workload, i)).filter((x) => x >= 0)),
-      layerNames: idx.map((i) => workload.layers[i].name),
-      parameters: params,
-      memory,
-      capacity,
-      computeSeconds: stagePrefill + stageDecode * inf.genLen,
-      commSeconds: send * inf.genLen,
-      idleSeconds: 0,
-      forwardSeconds: stagePrefill,
-      backwardSeconds: 0,
-    });
-  }
-  const total = prefill + decode * inf.genLen;
-  const gpus = dp * tp * pp;
-  const decodeFlops = (modelFlops / (inf.promptLen || 1)) * inf.genLen;
-  const allFlops = (modelFlops + decodeFlops) * dp;
-  return {
-    mode: 'inference',
-    iterationSeconds: total,
-    tflopsPerGpu: allFlops / (total * gpus) / 1e12,
-    mfu: allFlops / (total * gpus * peakFlops(gpu, 'bf16')),
-    bubbleFraction: pp > 1 ? 1 - 1 / pp : 0,
-    stages,
-    communication: {
-      data: { bytes: 0, seconds: 0 },
-      tensor: { bytes: tpBytes, seconds: tpSeconds },
-      pipeline: { bytes: 0, seconds: 0 },
-    },
-    gpus,
-    gpu: gpu.id,
-    microBatches: 1,
-    modelFlops: allFlops,
-    hardwareFlops: allFlops,
-    parameters: workload.layers.reduce((x, l) => x + l.parameters, 0),
-    optimizerSeconds: 0,
-    timeline: [],
-    warnings,
-    inference: {
-      prefillSeconds: prefill,
-      decodeSecondsPerToken: decode,
-      tokensPerSecond: (inf.batch * inf.genLen) / total,
-      kvCacheBytes: kvTotal,
-    },
-  };
+  return { modelFlops, hardwareFlops: modelFlops + recomputedFlops * microBatchesTotal };
 }
 
 /** Model FLOPs of one micro-batch forward, for tests and reports. */

@@ -234,7 +234,7 @@ export const PLAN_FIELDS = planFields({ gpus: GPU_NAMES, formats: FORMAT_NAMES }
  * Structural validation of a plan: every field against the field table (types, ranges, limits,
  * unknown names), then the rules that tie fields together (degrees that must multiply to the GPU
  * count, batch divisibility, stages vs pipeline). Model-dependent checks (heads divisible by the
- * tensor degree, stage coverage) need the model: see validatePlanAgainstModel in cost/estimate.ts.
+ * tensor degree, stage coverage) need the model: see modelChecks in cost/stages.ts.
  */
 export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root?: JsonNode } {
   const { value, root, syntax } = parseJsonWithTree(text);
