@@ -17,6 +17,12 @@ export interface ClusterSetup {
   data: number;
   tensor: number;
   pipeline: number;
+  /** Context-parallel degree (the sequence split across GPUs). */
+  context: number;
+  /** Expert-parallel degree (MoE experts split across GPUs, folded over tensor × context × data). */
+  expert: number;
+  /** Tensor parallelism inside each expert. */
+  expertTensor: number;
   /** Model chunks per pipeline stage: the interleaved schedule's virtual stages, else 1. */
   chunks: number;
   schedule: Schedule;
@@ -42,7 +48,12 @@ export interface EstimateContext {
   /** The tensor-core path a layer's GEMMs run on. */
   computeDtypeOf: (layer: CostLayer) => ComputeDtype;
   tensorGroup: GroupTopology;
+  /** Ranks that reduce the dense weights' gradients: data × context. */
   dataGroup: GroupTopology;
+  contextGroup: GroupTopology;
+  expertGroup: GroupTopology;
+  /** Ranks that hold the same experts and reduce their gradients: data × context ÷ expert. */
+  expertDataGroup: GroupTopology;
   /** The link between pipeline stage s and s + 1. */
   stageLink: (stage: number) => Link;
   /** Which links each kind of traffic crosses, for reports. */
@@ -65,6 +76,9 @@ export function resolveSetup(plan: Plan, file: string): ClusterSetup {
     data: parallel.data ?? 1,
     tensor: parallel.tensor ?? 1,
     pipeline: parallel.pipeline ?? 1,
+    context: parallel.context ?? 1,
+    expert: parallel.expert ?? 1,
+    expertTensor: parallel.expertTensor ?? parallel.tensor ?? 1,
     chunks: schedule === 'interleaved' ? Math.max(1, parallel.virtualStages ?? 2) : 1,
     schedule,
     sequenceParallel: parallel.sequenceParallel ?? false,
@@ -96,7 +110,7 @@ const linkName = (link: Link) => `${link.kind} (${link.bandwidthGBps} GB/s)`;
 
 export function estimateContext(plan: Plan, workload: Workload, file: string): EstimateContext {
   const setup = resolveSetup(plan, file);
-  const { gpu, tensor, pipeline, data, gpusPerNode } = setup;
+  const { gpu, tensor, pipeline, data, context, expert, expertTensor, gpusPerNode } = setup;
   const dtype = plan.training?.dtype ?? (plan.inference?.dtype as string | undefined) ?? 'bf16';
   const formatOf = (layer: CostLayer) => {
     const name = layerFormat(plan, layer);
@@ -113,21 +127,33 @@ export function estimateContext(plan: Plan, workload: Workload, file: string): E
     return computeDtype(dtype);
   };
 
+  // Rank order as Megatron-Core lays it out (tp-cp-ep-dp-pp): a group whose members are `stride`
+  // ranks apart has floor(gpusPerNode / stride) of them in each node.
+  const group = (size: number, stride: number): GroupTopology => ({
+    size,
+    perNode: Math.max(1, Math.min(size, Math.floor(gpusPerNode / stride))),
+    intra: setup.intra,
+    inter: setup.inter,
+  });
   const tensorGroup: GroupTopology = {
     size: tensor,
     perNode: Math.min(tensor, gpusPerNode),
     intra: setup.intra,
     inter: setup.inter,
   };
-  const dataGroup: GroupTopology = {
-    size: data,
-    perNode: Math.max(1, Math.min(data, Math.floor(gpusPerNode / tensor))),
-    intra: setup.intra,
-    inter: setup.inter,
-  };
+  const dataGroup = group(data * context, tensor);
+  const contextGroup = group(context, tensor);
+  // Experts fold their own layout over the stage's ranks: expert-tensor innermost, then expert, then expert-data.
+  const expertGroup = group(expert, expertTensor);
+  const expertDataGroup = group(
+    Math.max(1, (data * context * tensor) / (expert * expertTensor)),
+    expertTensor * expert,
+  );
   const nodeOf = (rank: number) => Math.floor(rank / gpusPerNode);
   const stageLink = (stage: number) =>
-    nodeOf(stage * data * tensor) === nodeOf((stage + 1) * data * tensor) ? setup.intra : setup.inter;
+    nodeOf(stage * data * tensor * context) === nodeOf((stage + 1) * data * tensor * context)
+      ? setup.intra
+      : setup.inter;
   const groupLink = (group: GroupTopology) =>
     group.size <= 1
       ? 'none'
@@ -155,13 +181,16 @@ export function estimateContext(plan: Plan, workload: Workload, file: string): E
     plan,
     workload,
     setup,
-    gpus: data * tensor * pipeline,
+    gpus: data * tensor * pipeline * context,
     dtype,
     actBytes: dtype === 'fp32' ? 4 : 2,
     weightBytes,
     computeDtypeOf,
     tensorGroup,
     dataGroup,
+    contextGroup,
+    expertGroup,
+    expertDataGroup,
     stageLink,
     links,
     // What the model's reader could not know comes first: the numbers below miss it.
@@ -169,9 +198,20 @@ export function estimateContext(plan: Plan, workload: Workload, file: string): E
   };
 }
 
-/** A layer's weight elements on one GPU: tensor parallelism splits the sharded ones, the rest replicate. */
-export function parametersPerGpu(layer: CostLayer, tensor: number): number {
-  return layer.shardedParameters / tensor + (layer.parameters - layer.shardedParameters);
+/**
+ * A layer's weight elements on one GPU: tensor parallelism splits the sharded ones, expert
+ * parallelism splits the experts' further, the rest (norms, biases) replicate.
+ */
+export function parametersPerGpu(layer: CostLayer, tensor: number, expert = 1, expertTensor = tensor): number {
+  const experts = layer.expertParameters ?? 0;
+  if ((expert <= 1 && expertTensor === tensor) || !experts) {
+    return layer.shardedParameters / tensor + (layer.parameters - layer.shardedParameters);
+  }
+  return (
+    (layer.shardedParameters - experts) / tensor +
+    experts / (expertTensor * expert) +
+    (layer.parameters - layer.shardedParameters)
+  );
 }
 
 export function overCapacity(stage: number, total: number, capacity: number, gpu: GpuSpec): string {

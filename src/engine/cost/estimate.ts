@@ -1,20 +1,30 @@
+import type { ComputeDtype } from '../hardware/catalog';
 import type { Plan } from '../plan/plan';
-import { allGatherSeconds, allReduceSeconds, p2pSeconds } from './comm';
+import { allGatherSeconds, allReduceSeconds, p2pSeconds, reduceScatterSeconds } from './comm';
 import { gemmFlops, memorySeconds, peakFlops } from './compute';
 import {
   bytesOfDtype,
   computeDtype,
   estimateContext,
+  layerFormat,
   overCapacity,
   parametersPerGpu,
   type EstimateContext,
 } from './context';
 import { estimateInference } from './inference';
-import { forwardTime, trainingLayerTime, type LayerTime, type Recompute } from './layer-time';
+import {
+  forwardTime,
+  trainingLayerTime,
+  type KernelModel,
+  type LayerGroups,
+  type LayerTime,
+  type Recompute,
+} from './layer-time';
+import { runSettings, type ProfileOverrides, type RunSettings } from './profiles';
 import type { CommReport, CostReport, MemoryBreakdown, StageReport } from './report';
 import { simulateBounded, type ScheduleResult, type StageTimes } from './schedule';
 import { assignLayers, rangeText } from './stages';
-import { blockPosition, type LayerWork, type WorkContext, type Workload } from './workload';
+import { blockPosition, type CostLayer, type LayerWork, type WorkContext, type Workload } from './workload';
 
 export type { CommReport, CostReport, MemoryBreakdown, StageReport } from './report';
 export { layerFormat } from './context';
@@ -25,21 +35,29 @@ export { balancedSplit, modelChecks, rangeText, rebalanceFix } from './stages';
  *
  * Training runs in phases around one context (EstimateContext + TrainingContext) and one per-layer
  * time function (layer-time.ts): assign layers to stages → each stage's forward / backward per
- * micro-batch → the pipeline schedule's event simulation → memory, data-parallel sync and optimizer
- * per stage → FLOPs and utilization. Inference plans go to inference.ts.
+ * micro-batch (with FSDP's per-micro-batch gathers) → the pipeline schedule's event simulation →
+ * memory, data-parallel sync and optimizer per stage → FLOPs and utilization. Inference plans go
+ * to inference.ts.
  */
-export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostReport {
+export function estimate(plan: Plan, workload: Workload, file = 'plan', overrides?: ProfileOverrides): CostReport {
   const ctx = estimateContext(plan, workload, file);
   if (!plan.training) return estimateInference(ctx);
-  const run = trainingContext(ctx, plan.training);
+  const run = trainingContext(ctx, plan.training, overrides);
   const { pipeline, chunks } = ctx.setup;
-  const assignment = assignLayers(plan, workload, pipeline, chunks, (i) => balanceCost(run, i));
+  const assignment = assignLayers(
+    plan,
+    workload,
+    pipeline,
+    chunks,
+    (i) => balanceCost(run, i),
+    run.settings.profile.balanceEdges,
+  );
   const passes = pipelinePasses(run, assignment);
   const schedule = simulateBounded(ctx.setup.schedule, passes.times, run.microBatches, chunks);
   if (schedule.approximation) ctx.warnings.push(schedule.approximation);
   const perStage = stageReports(run, assignment, passes, schedule);
   const embeddingSync = tiedEmbeddingSync(run);
-  const iterationSeconds = schedule.makespan + perStage.dataComm.seconds + embeddingSync + perStage.optimizerSeconds;
+  const iterationSeconds = perStage.stepEnd + embeddingSync + perStage.optimizerSeconds + perStage.paramGatherSeconds;
   const flops = iterationFlops(run);
   const peak = peakFlops(ctx.setup.gpu, computeDtype(ctx.dtype));
   if (ctx.setup.sequenceParallel && ctx.setup.tensor === 1) {
@@ -50,6 +68,10 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostRep
     iterationSeconds,
     tflopsPerGpu: flops.hardwareFlops / (iterationSeconds * ctx.gpus) / 1e12,
     mfu: flops.modelFlops / (iterationSeconds * ctx.gpus * peak),
+    hfu: flops.hardwareFlops / (iterationSeconds * ctx.gpus * peak),
+    modelTflopsPerGpu: flops.modelFlops / (iterationSeconds * ctx.gpus) / 1e12,
+    peakTflops: peak / 1e12,
+    framework: run.settings.profile.id,
     bubbleFraction: schedule.bubbleFraction,
     stages: perStage.stages,
     communication: {
@@ -77,14 +99,19 @@ export function estimate(plan: Plan, workload: Workload, file = 'plan'): CostRep
   };
 }
 
-/** The estimate context of a training plan: the step's shape and each layer's work and time, computed once. */
+/** The estimate context of a training plan: the step's shape, its software, each layer's work and time. */
 interface TrainingContext extends EstimateContext {
   training: NonNullable<Plan['training']>;
+  settings: RunSettings;
+  kernels: KernelModel;
+  groups: LayerGroups;
   seqLen: number;
   microBatch: number;
   /** Micro-batches per pipeline per step (global batch ÷ (micro-batch × data)). */
   microBatches: number;
   recompute: Recompute;
+  /** Bytes per gradient element kept and reduced (fp32 main gradients in Megatron and FSDP). */
+  gradientBytes: number;
   work: WorkContext;
   workOf: (layer: number) => LayerWork;
   timeOf: (layer: number) => LayerTime;
@@ -93,11 +120,21 @@ interface TrainingContext extends EstimateContext {
 /** Recomputation applies to the repeated layers; embeddings and the output layer keep their activations. */
 const isRecomputed = (kind: string) => kind === 'block' || kind === 'generic';
 
-function trainingContext(ctx: EstimateContext, training: NonNullable<Plan['training']>): TrainingContext {
+function activationDtype(dtype: string): ComputeDtype {
+  return dtype === 'fp32' ? 'tf32' : dtype === 'fp16' ? 'fp16' : 'bf16';
+}
+
+function trainingContext(
+  ctx: EstimateContext,
+  training: NonNullable<Plan['training']>,
+  overrides?: ProfileOverrides,
+): TrainingContext {
   const { plan, workload, setup } = ctx;
+  const settings = runSettings(plan, overrides);
   const seqLen = training.seqLen ?? (typeof plan.model === 'object' ? plan.model.seqLen : undefined) ?? 2048;
   const microBatch = training.microBatch;
   const recompute = training.recompute ?? 'none';
+  const fp8 = ctx.dtype === 'fp8' ? (training.fp8Recipe ?? 'delayed') : undefined;
   const work: WorkContext = {
     microBatch,
     seqLen,
@@ -106,7 +143,20 @@ function trainingContext(ctx: EstimateContext, training: NonNullable<Plan['train
     actBytes: ctx.actBytes,
     weightBytes: ctx.weightBytes,
     dropout: training.dropout ?? (typeof plan.model === 'object' && plan.model.arch === 'gpt'),
+    context: setup.context,
+    expert: setup.expert,
+    expertTensor: setup.expertTensor,
+    attention: settings.profile.attention,
+    ...(fp8 ? { fp8 } : {}),
   };
+  const kernels: KernelModel = {
+    gemmSustained: settings.profile.gemmSustained,
+    attention: settings.profile.attention,
+    activationDtype: activationDtype(ctx.dtype),
+    tpCommOverlap: settings.tpCommOverlap,
+    contextParallel: settings.profile.contextParallel,
+  };
+  const groups: LayerGroups = { tensor: ctx.tensorGroup, context: ctx.contextGroup, expert: ctx.expertGroup };
   const works = new Map<number, LayerWork>();
   const workOf = (i: number) => {
     let w = works.get(i);
@@ -122,7 +172,8 @@ function trainingContext(ctx: EstimateContext, training: NonNullable<Plan['train
         workOf(i),
         ctx.computeDtypeOf(layer),
         setup.gpu,
-        ctx.tensorGroup,
+        groups,
+        kernels,
         recompute,
         isRecomputed(layer.kind),
       );
@@ -133,10 +184,14 @@ function trainingContext(ctx: EstimateContext, training: NonNullable<Plan['train
   return {
     ...ctx,
     training,
+    settings,
+    kernels,
+    groups,
     seqLen,
     microBatch,
     microBatches: training.globalBatch / (microBatch * setup.data),
     recompute,
+    gradientBytes: settings.profile.gradientBytes(ctx.dtype),
     work,
     workOf,
     timeOf,
@@ -147,6 +202,51 @@ function trainingContext(ctx: EstimateContext, training: NonNullable<Plan['train
 function balanceCost(run: TrainingContext, i: number): number {
   const fwd = forwardTime(run.workOf(i), run.computeDtypeOf(run.workload.layers[i]), run.setup.gpu, run.tensorGroup);
   return 3 * (fwd.gemm + fwd.memory);
+}
+
+/** Bytes per element of the weights a step keeps and gathers: fp8 training keeps bf16 weights (Transformer Engine). */
+function keptWeightBytes(run: TrainingContext, layer: CostLayer): number {
+  if (run.dtype === 'fp8' && layerFormat(run.plan, layer) === undefined) return 2;
+  return run.weightBytes(layer);
+}
+
+/** A stage's weights on one GPU: dense and expert elements (they sync over different groups), and bytes. */
+interface StageWeights {
+  dense: number;
+  experts: number;
+  bytes: number;
+  /** The largest layer's bytes (FSDP holds it gathered while it runs). */
+  largestLayerBytes: number;
+}
+
+function stageWeights(run: TrainingContext, layers: number[]): StageWeights {
+  const { tensor, expert, expertTensor } = run.setup;
+  const out: StageWeights = { dense: 0, experts: 0, bytes: 0, largestLayerBytes: 0 };
+  for (const i of layers) {
+    const layer = run.workload.layers[i];
+    const perGpu = parametersPerGpu(layer, tensor, expert, expertTensor);
+    const expertPart = (layer.expertParameters ?? 0) / (expertTensor * Math.max(1, expert));
+    out.experts += expertPart;
+    out.dense += perGpu - expertPart;
+    const bytes = perGpu * keptWeightBytes(run, layer);
+    out.bytes += bytes;
+    out.largestLayerBytes = Math.max(out.largestLayerBytes, bytes);
+  }
+  return out;
+}
+
+/** FSDP / ZeRO-3: per micro-batch, weights are all-gathered for the forward and again for the backward, and gradients reduce-scattered. */
+function shardedWeightTraffic(run: TrainingContext, weights: StageWeights): { forward: number; backward: number } {
+  if (run.settings.zero < 3 || run.setup.data * run.setup.context <= 1) return { forward: 0, backward: 0 };
+  const elementBytes = weights.bytes / Math.max(1, weights.dense + weights.experts);
+  const gather = (dense: number, experts: number) =>
+    allGatherSeconds(dense * elementBytes, run.dataGroup) +
+    allGatherSeconds(experts * elementBytes, run.expertDataGroup);
+  const reduce =
+    reduceScatterSeconds(weights.dense * run.gradientBytes, run.dataGroup) +
+    reduceScatterSeconds(weights.experts * run.gradientBytes, run.expertDataGroup);
+  const allGather = gather(weights.dense, weights.experts);
+  return { forward: allGather, backward: allGather + reduce };
 }
 
 interface PipelinePasses {
@@ -176,16 +276,25 @@ function pipelinePasses(run: TrainingContext, assignment: number[][][]): Pipelin
         tensorBytes += t.tensorCommBytes;
       }
     }
+    // FSDP's gathers and reductions run on their own stream, prefetched under the compute; what the
+    // compute of the pass cannot cover (plus the first layer's gather) is exposed.
+    const sharded = shardedWeightTraffic(run, stageWeights(run, assignment[stage].flat()));
+    const layersInStage = Math.max(1, assignment[stage].flat().length);
+    if (sharded.forward > 0) {
+      forward += Math.max(sharded.forward / layersInStage, sharded.forward - forward);
+      backward += Math.max(sharded.backward / layersInStage, sharded.backward - backward);
+    }
     out.stageForward.push(forward);
     out.stageBackward.push(backward);
     out.tensorComm.seconds += tensorSeconds * run.microBatches;
     out.tensorComm.bytes += tensorBytes * run.microBatches;
-    // Without sequence parallelism each tensor rank sends 1/t of the activations and the next stage all-gathers them.
+    // Each tensor rank sends 1/t of the activations: with sequence parallelism they are sharded
+    // already; without it Megatron scatters them and the next stage all-gathers them.
     const sendBytes = pipelineSendBytes(run, assignment[stage][chunks - 1]);
     const scattered = tensor > 1 && !sequenceParallel;
     const send =
       stage < pipeline - 1 || chunks > 1
-        ? p2pSeconds(sendBytes / (scattered ? tensor : 1), run.stageLink(stage)) +
+        ? p2pSeconds(sendBytes / tensor, run.stageLink(stage)) +
           (scattered ? allGatherSeconds(sendBytes, run.tensorGroup) : 0)
         : 0;
     out.times.push({ forward: forward / chunks, backward: backward / chunks, sendNext: send, sendPrev: send });
@@ -196,17 +305,32 @@ function pipelinePasses(run: TrainingContext, assignment: number[][][]): Pipelin
 /** Bytes one micro-batch's activations take crossing from the end of a stage chunk to the next. */
 function pipelineSendBytes(run: TrainingContext, chunk: number[]): number {
   const arch = run.workload.arch;
-  if (arch) return run.microBatch * run.seqLen * arch.hidden * run.actBytes;
+  if (arch) return (run.microBatch * run.seqLen * arch.hidden * run.actBytes) / run.setup.context;
   const last = chunk[chunk.length - 1];
   return last === undefined ? 0 : run.workOf(last).activations.full;
 }
 
 interface StageResults {
   stages: StageReport[];
+  /** When the last stage finishes its gradient synchronization (the step's end before the optimizer). */
+  stepEnd: number;
   /** Exposed data-parallel gradient synchronization (the slowest stage's). */
   dataComm: CommReport;
   optimizerSeconds: number;
+  /** Exposed all-gather of the updated weights (distributed optimizer, ZeRO 1–2). */
+  paramGatherSeconds: number;
   pipelineBytes: number;
+}
+
+/**
+ * Each stage's end of its last backward in the simulated schedule; where the schedule was
+ * extrapolated (its timeline covers the first micro-batches only) the step's end stands for all.
+ */
+function lastBackwardEnds(schedule: ScheduleResult & { approximation?: string }, stages: number): number[] {
+  if (schedule.approximation) return new Array<number>(stages).fill(schedule.makespan);
+  const ends = new Array<number>(stages).fill(0);
+  for (const e of schedule.events) if (e.pass === 'backward' && e.end > ends[e.stage]) ends[e.stage] = e.end;
+  return ends;
 }
 
 /** Memory per GPU of each stage, its data-parallel gradient sync and its optimizer step. */
@@ -216,23 +340,31 @@ function stageReports(
   passes: PipelinePasses,
   schedule: ScheduleResult,
 ): StageResults {
-  const { gpu, tensor, pipeline, chunks, data, zero } = run.setup;
-  const { dtype, recompute, workload } = run;
-  const gradBytes = dtype === 'fp32' ? 4 : 2;
+  const { gpu, pipeline, chunks, data, context } = run.setup;
+  const { dtype, recompute, workload, settings } = run;
+  const zero = settings.zero;
+  const replicas = data * context;
+  const gradBytes = run.gradientBytes;
   const optimizerBytes = run.training.optimizer === 'sgd' ? (dtype === 'fp32' ? 4 : 8) : dtype === 'fp32' ? 8 : 12;
-  const shard = (level: number) => (zero >= level ? data : 1);
-  const out: StageResults = { stages: [], dataComm: { bytes: 0, seconds: 0 }, optimizerSeconds: 0, pipelineBytes: 0 };
+  const shardStates = zero >= 1 || settings.distributedOptimizer;
+  const fsdp = zero >= 3;
+  const backwardEnds = lastBackwardEnds(schedule, pipeline);
+  const out: StageResults = {
+    stages: [],
+    stepEnd: 0,
+    dataComm: { bytes: 0, seconds: 0 },
+    optimizerSeconds: 0,
+    paramGatherSeconds: 0,
+    pipelineBytes: 0,
+  };
   for (let stage = 0; stage < pipeline; stage++) {
     const layers = assignment[stage].flat();
-    let parameters = 0;
-    let weightBytes = 0;
+    const weights = stageWeights(run, layers);
+    const parameters = weights.dense + weights.experts;
     let activationsPerMicroBatch = 0;
     let largestLayerActivations = 0;
     for (const i of layers) {
       const layer = workload.layers[i];
-      const perGpu = parametersPerGpu(layer, tensor);
-      parameters += perGpu;
-      weightBytes += perGpu * run.weightBytes(layer);
       const kept = run.workOf(i).activations;
       activationsPerMicroBatch += isRecomputed(layer.kind) ? kept[recompute] : kept.none;
       largestLayerActivations = Math.max(largestLayerActivations, kept.none);
@@ -240,27 +372,54 @@ function stageReports(
     let activations = (activationsPerMicroBatch / chunks) * schedule.peakInFlight[stage];
     // Full recomputation rebuilds one layer's activations at a time during the backward.
     if (recompute === 'full') activations += largestLayerActivations;
+    // Sharded copies: weights by ZeRO-3, gradients by ZeRO-2+, optimizer states by ZeRO-1+ or the
+    // distributed optimizer. PyTorch FSDP gathers a whole block at a time: it holds the running block
+    // and the prefetched next one unsharded (DeepSpeed bounds its live parameters by configuration,
+    // and the ZeRO paper counts the sharded states only).
+    const gatheredBlocks = fsdp && settings.profile.stack === 'pytorch' ? 2 * weights.largestLayerBytes : 0;
     const memory: MemoryBreakdown = {
-      weights: weightBytes / shard(3),
-      gradients: (parameters * gradBytes) / shard(2),
-      optimizer: (parameters * optimizerBytes) / shard(1),
+      weights: fsdp ? weights.bytes / replicas + gatheredBlocks : weights.bytes,
+      gradients: (parameters * gradBytes) / (zero >= 2 ? replicas : 1),
+      optimizer: (parameters * optimizerBytes) / (shardStates ? replicas : 1),
       activations,
       total: 0,
     };
     memory.total = memory.weights + memory.gradients + memory.optimizer + memory.activations;
     const capacity = gpu.memoryGB * 1e9;
     if (memory.total > capacity) run.warnings.push(overCapacity(stage, memory.total, capacity, gpu));
-    // Data-parallel gradient reduction (all-reduce, or reduce-scatter + all-gather under ZeRO: the same volume).
-    const gradientVolume = parameters * gradBytes;
-    let dataSeconds = allReduceSeconds(gradientVolume, run.dataGroup);
-    if (zero >= 3) dataSeconds += 2 * run.microBatches * allGatherSeconds(weightBytes, run.dataGroup);
-    out.dataComm.bytes = Math.max(out.dataComm.bytes, data > 1 ? gradientVolume : 0);
-    const exposed = run.training.overlapGradReduce
-      ? Math.max(0, dataSeconds - passes.stageBackward[stage] / chunks)
-      : dataSeconds;
+
+    // Gradient synchronization after the stage's last backward: all-reduce, or reduce-scatter when
+    // the optimizer states are sharded (and an all-gather of the updated weights after the step).
+    // FSDP reduced its gradients micro-batch by micro-batch inside the passes.
+    const dense = weights.dense * gradBytes;
+    const experts = weights.experts * gradBytes;
+    let gradientSeconds = 0;
+    let gatherSeconds = 0;
+    if (!fsdp) {
+      if (shardStates) {
+        gradientSeconds =
+          reduceScatterSeconds(dense, run.dataGroup) + reduceScatterSeconds(experts, run.expertDataGroup);
+        const elementBytes = weights.bytes / Math.max(1, parameters);
+        gatherSeconds =
+          allGatherSeconds(weights.dense * elementBytes, run.dataGroup) +
+          allGatherSeconds(weights.experts * elementBytes, run.expertDataGroup);
+      } else {
+        gradientSeconds = allReduceSeconds(dense, run.dataGroup) + allReduceSeconds(experts, run.expertDataGroup);
+      }
+    }
+    out.dataComm.bytes = Math.max(out.dataComm.bytes, replicas > 1 ? parameters * gradBytes : 0);
+    // Overlapped: buckets reduce while the last micro-batch's backward still runs.
+    const exposed = settings.overlapGradReduce
+      ? Math.max(0, gradientSeconds - passes.stageBackward[stage])
+      : gradientSeconds;
     out.dataComm.seconds = Math.max(out.dataComm.seconds, exposed);
+    out.stepEnd = Math.max(out.stepEnd, backwardEnds[stage] + exposed);
+    const exposedGather = settings.overlapParamGather
+      ? Math.max(0, gatherSeconds - passes.stageForward[stage])
+      : gatherSeconds;
+    out.paramGatherSeconds = Math.max(out.paramGatherSeconds, exposedGather);
     // Optimizer step: streams weights, gradients, master weights and moments (read + write), memory-bound.
-    const optimizerParameters = parameters / shard(1);
+    const optimizerParameters = parameters / (shardStates ? replicas : 1);
     out.optimizerSeconds = Math.max(
       out.optimizerSeconds,
       memorySeconds(optimizerParameters * (gradBytes + 2 * (optimizerBytes + bytesOfDtype(dtype))), 6, gpu),
@@ -291,8 +450,7 @@ function tiedEmbeddingSync(run: TrainingContext): number {
   if (!run.workload.arch?.tied || run.setup.pipeline <= 1) return 0;
   const embedding = run.workload.layers.find((l) => l.kind === 'embedding');
   if (!embedding) return 0;
-  const gradBytes = run.dtype === 'fp32' ? 4 : 2;
-  return allReduceSeconds((embedding.shardedParameters / run.setup.tensor) * gradBytes, {
+  return allReduceSeconds((embedding.shardedParameters / run.setup.tensor) * run.gradientBytes, {
     size: 2,
     perNode: 1,
     intra: run.setup.intra,

@@ -35,8 +35,18 @@ export interface CommReport {
 export interface CostReport {
   mode: 'training' | 'inference';
   iterationSeconds: number;
+  /** Hardware FLOP/s per GPU, recomputation included (what Megatron-LM logs as TFLOPs). */
   tflopsPerGpu: number;
+  /** Model FLOPs utilization (Chowdhery et al. 2022; Korthikanti et al. 2022): model FLOPs ÷ (time × GPUs × peak). */
   mfu: number;
+  /** Hardware FLOPs utilization (Korthikanti et al. 2022): the FLOPs executed, recomputation included. */
+  hfu?: number;
+  /** Model FLOP/s per GPU (what NeMo and Megatron-Bridge print as model TFLOP/s/GPU). */
+  modelTflopsPerGpu?: number;
+  /** The dense peak MFU and HFU divide by, TFLOP/s per GPU (the training dtype's). */
+  peakTflops?: number;
+  /** The software profile the estimate used (training). */
+  framework?: string;
   bubbleFraction: number;
   stages: StageReport[];
   communication: { data: CommReport; tensor: CommReport; pipeline: CommReport };

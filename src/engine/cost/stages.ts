@@ -130,6 +130,9 @@ export function assignLayers(
   pp: number,
   v: number,
   cost?: (layer: number) => number,
+  /** Count the embedding and the output layer as one block each in the even split (Megatron-Core's
+   * --account-for-embedding-in-pipeline-split / --account-for-loss-in-pipeline-split). */
+  edgesAsBlocks = false,
 ): number[][][] {
   const blocks = w.blockIndices;
   const chunks: number[][][] = Array.from({ length: pp }, () => Array.from({ length: v }, () => []));
@@ -145,11 +148,14 @@ export function assignLayers(
     });
   } else {
     const parts = pp * v;
+    // With the edges counted, unit 0 is the embedding and the last unit the output layer.
+    const edge = edgesAsBlocks && w.arch && parts > 1 ? 1 : 0;
+    const units = blocks.length + 2 * edge;
     for (let k = 0; k < parts; k++) {
       const stage = k % pp;
       const chunk = Math.floor(k / pp);
-      const from = Math.floor((k * blocks.length) / parts);
-      const to = Math.floor(((k + 1) * blocks.length) / parts);
+      const from = Math.max(0, Math.floor((k * units) / parts) - edge);
+      const to = Math.min(blocks.length, Math.floor(((k + 1) * units) / parts) - edge);
       for (let i = from; i < to; i++) chunks[stage][chunk].push(blocks[i]);
     }
   }

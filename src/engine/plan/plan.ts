@@ -18,6 +18,8 @@ export interface ArchSpec {
   hidden: number;
   heads: number;
   kvHeads?: number;
+  /** Attention head size; default hidden ÷ heads (Qwen3 and Gemma use wider heads). */
+  headDim?: number;
   ffn?: number;
   vocab: number;
   seqLen?: number;
@@ -89,11 +91,17 @@ export interface Plan {
     pipeline?: number;
     context?: number;
     expert?: number;
+    /** Tensor parallelism inside each expert (Megatron's expert-tensor-parallel size); default: tensor. */
+    expertTensor?: number;
     schedule?: 'gpipe' | '1f1b' | 'interleaved';
     virtualStages?: number;
     sequenceParallel?: boolean;
     zero?: number;
     distributedOptimizer?: boolean;
+    /** All-gather the updated parameters during the next step's forward (distributed optimizer, FSDP prefetch). */
+    overlapParamGather?: boolean;
+    /** Overlap tensor-parallel communication with the GEMMs (Transformer Engine userbuffers, async TP). */
+    tpCommOverlap?: boolean;
   };
   stages?: { layers: string; device?: number }[];
   devices?: DeviceRef[];
@@ -249,7 +257,7 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
   // model
   if (p.model && typeof p.model === 'object') {
     const m = p.model as Record<string, unknown>;
-    if (isPosInt(m.hidden) && isPosInt(m.heads) && m.hidden % m.heads !== 0) {
+    if (isPosInt(m.hidden) && isPosInt(m.heads) && m.headDim === undefined && m.hidden % m.heads !== 0) {
       c.error(['model', 'heads'], `model.heads: ${m.heads} does not divide hidden (${m.hidden})`);
     }
     if (isPosInt(m.heads) && isPosInt(m.kvHeads) && m.heads % m.kvHeads !== 0) {
@@ -309,10 +317,19 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
       );
     }
   }
-  // Expert parallelism splits the experts over ranks drawn from the data (and context) parallel
-  // group, as Megatron-Core does: it must divide data × context.
-  if (isPosInt(ep) && ep > 1 && isPosInt(dp) && isPosInt(cp) && (dp * cp) % ep !== 0) {
-    c.error(['parallel', 'expert'], `parallel.expert: ${ep} does not divide data × context = ${dp} × ${cp}`);
+  // Expert parallelism folds expert × expertTensor ranks over the tensor × context × data ranks of a
+  // pipeline stage (Megatron-Core MoE parallel folding); with expertTensor = tensor (the default) that
+  // is: expert divides data × context.
+  const etp = (par.expertTensor as number) ?? tp;
+  if (isPosInt(ep) && ep > 1 && isPosInt(dp) && isPosInt(cp) && isPosInt(tp) && isPosInt(etp)) {
+    if ((dp * cp * tp) % (ep * etp) !== 0) {
+      c.error(
+        ['parallel', 'expert'],
+        etp === tp
+          ? `parallel.expert: ${ep} does not divide data × context = ${dp} × ${cp}`
+          : `parallel.expert: expert × expertTensor = ${ep} × ${etp} does not divide tensor × context × data = ${tp} × ${cp} × ${dp}`,
+      );
+    }
   }
   if (par.sequenceParallel === true && isPosInt(tp) && tp === 1) {
     c.warn(
