@@ -108,7 +108,7 @@ export const PROFILES: Record<Framework, SoftwareProfile> = {
     contextParallel: 'ring',
     balanceEdges: true,
     gemmSustained: SUSTAINED.transformerEngine,
-    fittedOn: 'nemo2407-*',
+    fittedOn: 'bridge2511-* and bridge260401-* (Megatron-Bridge performance archive, dense runs)',
   },
   nemo: {
     id: 'nemo',
@@ -125,7 +125,7 @@ export const PROFILES: Record<Framework, SoftwareProfile> = {
     contextParallel: 'ring',
     balanceEdges: true,
     gemmSustained: SUSTAINED.transformerEngine,
-    fittedOn: 'nemo2407-*',
+    fittedOn: 'bridge2511-* and bridge260401-* (Megatron-Bridge performance archive, dense runs)',
   },
   fsdp: {
     id: 'fsdp',

@@ -21,6 +21,14 @@ export function modelChecks(plan: Plan, workload: Workload): [(string | number)[
       out.push([['parallel', 'tensor'], `parallel.tensor: ${tp} does not divide the MLP width (${a.ffn})`]);
     }
   }
+  const ep = par.expert ?? 1;
+  if (ep > 1) {
+    if (!a || a.experts <= 1) {
+      out.push([['parallel', 'expert'], `parallel.expert: ${ep}, but the model has no experts (a dense MLP)`]);
+    } else if (a.experts % ep !== 0) {
+      out.push([['parallel', 'expert'], `parallel.expert: ${ep} does not divide the experts (${a.experts})`]);
+    }
+  }
   const blocks = workload.blockIndices.length;
   const v = par.schedule === 'interleaved' ? Math.max(1, par.virtualStages ?? 2) : 1;
   if (pp * v > blocks) {

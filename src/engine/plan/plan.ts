@@ -331,6 +331,7 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
       );
     }
   }
+  if (tr) checkTrainingSoftware(c, tr, par, p.model, cl);
   if (par.sequenceParallel === true && isPosInt(tp) && tp === 1) {
     c.warn(
       ['parallel', 'sequenceParallel'],
@@ -417,6 +418,71 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
   }
   const ok = !c.issues.some((i) => i.severity === 'error');
   return { plan: ok ? (value as Plan) : undefined, issues: c.issues, root };
+}
+
+/** Frameworks without context parallelism, expert parallelism or fp8 training (their profiles' sources). */
+const NO_CONTEXT_PARALLEL: Partial<Record<Framework, string>> = {
+  'megatron-lm-2021': 'Megatron-LM of 2021 has no context parallelism (Megatron-Core added it)',
+  deepspeed: 'Megatron-DeepSpeed splits sequences with Ulysses, not ring context parallelism',
+  fsdp: 'plain PyTorch FSDP has no context parallelism (torchtitan and Megatron-Core do)',
+};
+const NO_EXPERT_PARALLEL: Partial<Record<Framework, string>> = {
+  'megatron-lm-2021': 'Megatron-LM of 2021 has no expert parallelism',
+};
+const NO_FP8: Partial<Record<Framework, string>> = {
+  'megatron-lm-2021': 'Megatron-LM of 2021 trains in fp16 / bf16 only (Transformer Engine came with Megatron-Core)',
+  deepspeed: 'Megatron-DeepSpeed trains in fp16 / bf16',
+};
+
+/**
+ * What a plan's training software and precision must agree on: fp8 needs fp8 tensor cores and a
+ * framework with fp8 training; a scaling recipe needs fp8; context parallelism splits the sequence
+ * into 2 × context chunks (causal load balancing) and needs a framework that has it; expert
+ * parallelism likewise. Model-dependent checks (experts divisible by the expert degree) are in
+ * cost/stages.ts modelChecks.
+ */
+function checkTrainingSoftware(
+  c: IssueCollector,
+  tr: Record<string, unknown>,
+  par: Record<string, unknown>,
+  model: unknown,
+  cl: Record<string, unknown> | undefined,
+): void {
+  const framework = (typeof tr.framework === 'string' ? tr.framework : 'megatron-core') as Framework;
+  const cp = par.context;
+  const ep = par.expert;
+  if (tr.dtype === 'fp8') {
+    const gpu = typeof cl?.gpu === 'string' ? findGpu(cl.gpu) : undefined;
+    if (gpu && !gpu.tflops.fp8) {
+      c.warn(
+        ['training', 'dtype'],
+        `training.dtype: fp8 needs fp8 tensor cores (Hopper or later); ${gpu.id} has none, so the estimate runs the GEMMs in bf16`,
+      );
+    }
+    const why = NO_FP8[framework];
+    if (why) c.warn(['training', 'dtype'], `training.dtype: fp8 with framework '${framework}': ${why}`);
+  } else if (tr.fp8Recipe !== undefined && tr.dtype !== undefined) {
+    c.warn(['training', 'fp8Recipe'], `training.fp8Recipe: has no effect unless training.dtype is "fp8"`, {
+      title: 'Set training.dtype to fp8',
+      edits: [{ path: ['training', 'dtype'], value: 'fp8' }],
+    });
+  }
+  if (isPosInt(cp) && cp > 1) {
+    const modelSeq = model && typeof model === 'object' ? (model as Record<string, unknown>).seqLen : undefined;
+    const seq = isPosInt(tr.seqLen) ? tr.seqLen : isPosInt(modelSeq) ? modelSeq : 2048;
+    if (seq % (2 * cp) !== 0) {
+      c.error(
+        ['parallel', 'context'],
+        `parallel.context: the sequence (${seq} tokens) must split into 2 × context = ${2 * cp} equal chunks (causal load balancing)`,
+      );
+    }
+    const why = NO_CONTEXT_PARALLEL[framework];
+    if (why) c.warn(['parallel', 'context'], `parallel.context: framework '${framework}': ${why}`);
+  }
+  if (isPosInt(ep) && ep > 1) {
+    const why = NO_EXPERT_PARALLEL[framework];
+    if (why) c.warn(['parallel', 'expert'], `parallel.expert: framework '${framework}': ${why}`);
+  }
 }
 
 /** The precision a plan gives each tensor: its last matching rule (by tensor or layer name), else the default. */
