@@ -376,7 +376,7 @@ function stageReports(
     // distributed optimizer. PyTorch FSDP gathers a whole block at a time: it holds the running block
     // and the prefetched next one unsharded (DeepSpeed bounds its live parameters by configuration,
     // and the ZeRO paper counts the sharded states only).
-    const gatheredBlocks = fsdp && settings.profile.stack === 'pytorch' ? 2 * weights.largestLayerBytes : 0;
+    const gatheredBlocks = fsdp && settings.profile.gathersBlocks ? 2 * weights.largestLayerBytes : 0;
     const memory: MemoryBreakdown = {
       weights: fsdp ? weights.bytes / replicas + gatheredBlocks : weights.bytes,
       gradients: (parameters * gradBytes) / (zero >= 2 ? replicas : 1),

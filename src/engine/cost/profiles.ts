@@ -47,6 +47,8 @@ export interface SoftwareProfile {
   contextParallel: 'ring' | 'allgather';
   /** The pipeline split counts the embedding and the output layer as a block each (else blocks split evenly). */
   balanceEdges: boolean;
+  /** ZeRO-3 gathers a whole block at a time and prefetches the next (PyTorch FSDP units); DeepSpeed bounds its live parameters by configuration instead. */
+  gathersBlocks: boolean;
   /** Calibrated: fraction of the GPU's best-shape matmul throughput sustained through training. */
   gemmSustained: number;
   /** The calibration runs gemmSustained was fitted on (validation/runs.json ids, by prefix). */
@@ -72,6 +74,7 @@ export const PROFILES: Record<Framework, SoftwareProfile> = {
     zero: 0,
     contextParallel: 'ring',
     balanceEdges: false,
+    gathersBlocks: false,
     gemmSustained: SUSTAINED.megatron2021,
     fittedOn: 'korthikanti2022-*',
   },
@@ -90,6 +93,7 @@ export const PROFILES: Record<Framework, SoftwareProfile> = {
     zero: 1,
     contextParallel: 'ring',
     balanceEdges: false,
+    gathersBlocks: false,
     gemmSustained: SUSTAINED.pytorch,
     fittedOn: 'llmfoundry-* (the same PyTorch kernels)',
   },
@@ -108,6 +112,7 @@ export const PROFILES: Record<Framework, SoftwareProfile> = {
     zero: 0,
     contextParallel: 'ring',
     balanceEdges: true,
+    gathersBlocks: false,
     gemmSustained: SUSTAINED.transformerEngine,
     fittedOn: 'bridge2511-* and bridge260401-* (Megatron-Bridge performance archive, dense runs)',
   },
@@ -125,6 +130,7 @@ export const PROFILES: Record<Framework, SoftwareProfile> = {
     zero: 0,
     contextParallel: 'ring',
     balanceEdges: true,
+    gathersBlocks: false,
     gemmSustained: SUSTAINED.transformerEngine,
     fittedOn: 'bridge2511-* and bridge260401-* (Megatron-Bridge performance archive, dense runs)',
   },
@@ -142,6 +148,7 @@ export const PROFILES: Record<Framework, SoftwareProfile> = {
     zero: 3,
     contextParallel: 'ring',
     balanceEdges: false,
+    gathersBlocks: true,
     gemmSustained: SUSTAINED.pytorch,
     fittedOn: 'llmfoundry-*',
   },
@@ -159,6 +166,7 @@ export const PROFILES: Record<Framework, SoftwareProfile> = {
     zero: 3,
     contextParallel: 'ring',
     balanceEdges: false,
+    gathersBlocks: true,
     gemmSustained: SUSTAINED.pytorch,
     fittedOn: 'llmfoundry-* (the same PyTorch kernels)',
   },
