@@ -102,6 +102,43 @@ describe('cost engine: FLOPs of MoE, GQA and context parallelism', () => {
     assert.ok(rel(work.attention!.flops, (4 * 8192 * 8192 * 4096 * 0.5) / (2 * 4)) < 1e-12);
   });
 
+  it('the ring exchange hides under the attention on NVLink and shows when the link cannot keep up', () => {
+    // Context-parallel partners on different nodes (one GPU per node), the network at 1 GB/s vs 100 GB/s.
+    const at = (bandwidthGBps: number) => {
+      const p = plan(llama, { gpus: 8, parallel: { data: 4, context: 2 }, training: { seqLen: 8192 } });
+      p.cluster = { gpu: 'h100-sxm', gpusPerNode: 1, nodes: 8, interNode: { bandwidthGBps } };
+      return estimate(p, archWorkload(llama)).stages[0].forwardSeconds;
+    };
+    const fast = at(100);
+    const slow = at(1);
+    // Per layer the exchange sends one K/V chunk: 4096 tokens × 8 KV heads × 128 × 2 (K, V) × 2 bytes = 16.8 MB.
+    const chunk = 4096 * 8 * 128 * 2 * 2;
+    const exposed = slow - fast;
+    assert.ok(exposed > 0.8 * 4 * (chunk / (1e9 * 0.92)), `exposed ${exposed} s over 4 layers`);
+    assert.ok(at(100) === at(400), 'a fast link is hidden completely');
+  });
+
+  it('a flash kernel keeps no s × s scores: the activations Korthikanti counts with selective recomputation, plus the softmax statistics', () => {
+    // Korthikanti et al. 2022 Table 2 (and Megatron's theoretical_memory_usage.py): with the
+    // attention core recomputed, a layer keeps sbh(10 + 24/t) — the 5as²b/t term is the core's.
+    const [s, b, h, a, t] = [4096, 2, 4096, 32, 4];
+    const w = archWorkload({ arch: 'gpt', layers: 1, hidden: h, heads: a, vocab: 1000 });
+    const at = (attention: 'unfused' | 'flash2') =>
+      w.layers[w.blockIndices[0]].work({
+        microBatch: b,
+        seqLen: s,
+        tensor: t,
+        sequenceParallel: false,
+        actBytes: 2,
+        weightBytes: () => 2,
+        dropout: true,
+        attention,
+      }).activations;
+    const flash = at('flash2');
+    assert.strictEqual(flash.none - flash.selective, 4 * b * (a / t) * s);
+    assert.ok(at('unfused').none - flash.none > 4 * b * (a / t) * s * s, 'the unfused core keeps its scores');
+  });
+
   it('expert parallelism splits the experts: parameters per GPU, all-to-all bytes per dispatch', () => {
     const w = archWorkload(qwen3);
     const block = w.layers[w.blockIndices[0]];
@@ -198,6 +235,27 @@ describe('cost engine: utilizations and software profiles', () => {
     assert.ok(stated.stages[0].memory.optimizer > 2 * stated.stages[0].memory.gradients);
     assert.strictEqual(fsdp.framework, 'fsdp');
     assert.strictEqual(estimate(plan(model, {}), archWorkload(model)).framework, 'megatron-core');
+  });
+  it("a stage's gradient reduction starts when its own last backward ends: the last stage's hides in the pipeline's tail", () => {
+    // Stage 1 holds three blocks (the most weights and the slowest), stage 0 one: stage 1's last
+    // backward ends one stage-0 backward before the pipeline does, and its reduction starts there.
+    const model: ArchSpec = { arch: 'llama', layers: 8, hidden: 2048, heads: 16, vocab: 1000 };
+    const p = plan(model, {
+      gpus: 8,
+      parallel: { data: 2, pipeline: 4 },
+      training: { globalBatch: 16, framework: 'megatron-lm-2021', seqLen: 2048 },
+    });
+    p.stages = [{ layers: '0' }, { layers: '1-3' }, { layers: '4-5' }, { layers: '6-7' }];
+    p.cluster = { gpu: 'h100-sxm', gpusPerNode: 1, nodes: 8, interNode: { bandwidthGBps: 5 } };
+    const r = estimate(p, archWorkload(model));
+    const makespan = Math.max(...r.timeline.map((e) => e.end));
+    const afterPipeline = r.iterationSeconds - makespan - r.optimizerSeconds;
+    assert.ok(r.communication.data.seconds > 0.05, `${r.communication.data.seconds}`);
+    const stage0Backward = r.stages[0].backwardSeconds;
+    assert.ok(
+      afterPipeline < r.communication.data.seconds - 0.9 * stage0Backward,
+      `${afterPipeline} s after the pipeline; the slowest stage's sync ${r.communication.data.seconds} s, stage 0's backward ${stage0Backward} s`,
+    );
   });
   it('every profile names the runs its constant was fitted on, and npm run calibrate reproduces the constants', function () {
     this.timeout(120_000);
