@@ -147,7 +147,7 @@ export function formatTable(title: string, s: SetSummary): string {
   const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
   const num = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
   const rows = s.results.map((r) => [
-    r.run.id,
+    r.run.notFitted ? `${r.run.id} (not fitted)` : r.run.id,
     configuration(r.run.plan),
     `${num(r.run.published.value)} ${UNITS[r.run.published.figure]}`,
     num(r.predicted),
@@ -164,6 +164,13 @@ export function formatTable(title: string, s: SetSummary): string {
     ...rows.map(line),
     `mean |error| ${(s.meanAbsError * 100).toFixed(2)}%, max |error| ${(s.maxAbsError * 100).toFixed(1)}%${s.worst ? ` (${s.worst.run.id})` : ''}`,
   ];
+  const left = s.results.filter((r) => r.run.notFitted);
+  if (left.length) {
+    const fitted = summarize(s.results.filter((r) => !r.run.notFitted));
+    out.push(
+      `fitted runs only (${fitted.results.length}): mean |error| ${(fitted.meanAbsError * 100).toFixed(2)}%, max ${(fitted.maxAbsError * 100).toFixed(1)}%; not fitted: ${left[0].run.notFitted}`,
+    );
+  }
   return out.join('\n');
 }
 
@@ -176,7 +183,7 @@ if (require.main === module) {
   console.log(formatTable('Validation set (other sources, never used for fitting)', validation));
   console.log('');
   console.log(
-    `Not scored: ${data.excluded.length} further published runs whose configuration is incomplete (validation/runs.json "excluded" gives each reason).`,
+    `Not scored: ${data.excluded.length} further published runs (validation/runs.json "excluded" gives each one's reason: configuration not published, hardware not in the catalog, architectures a plan cannot describe). --sources prints every scored run's citation and assumptions.`,
   );
   if (process.argv.includes('--sources')) {
     for (const r of [...calibration.results, ...validation.results]) {
