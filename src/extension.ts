@@ -10,6 +10,7 @@ import { inspectFile } from './node/inspect-file';
 import { verifyCommand } from './host/verify';
 import { registerPlanCommands } from './host/plan-commands';
 import { installCommandLine, refreshLauncher } from './host/command-line';
+import { exportQuantizedCommand } from './host/quant-export';
 
 /** Everything the commands share; built once in activate(). */
 interface Ctx {
@@ -79,6 +80,7 @@ export function activate(context: vscode.ExtensionContext): void {
     JsonDiagnostics.register(checker),
     { dispose: () => checker.dispose() },
     vscode.commands.registerCommand('layerplan.installCommandLine', installCommandLine(context)),
+    vscode.commands.registerCommand('layerplan.exportQuantizedModel', exportQuantizedCommand(views, ctx.output)),
   );
   refreshLauncher(context);
   const startup = vscode.workspace.getConfiguration('layerplan').get<string>('openOnStartup');

@@ -30,8 +30,32 @@ export interface LayerErrors {
   budgetDb?: number;
   /** Why there are no figures yet (measuring, or the model is too large to measure here). */
   note?: string;
+  /** The predicted output SQNR (calibrated when `errorModel` says so) and the first-order figure. */
   outputSqnrDb: number | null;
-  layers: { name: string; format: string; sqnrDb: number | null }[];
+  firstOrderSqnrDb?: number | null;
+  errorModel?: 'first-order' | 'calibrated';
+  /**
+   * Per layer: its format, its weights' SQNR, its sensitivity (output noise per unit of relative weight
+   * noise; 1 when first-order) and the output SQNR its noise alone gives.
+   */
+  layers: { name: string; format: string; sqnrDb: number | null; sensitivity?: number; outputSqnrDb?: number | null }[];
+}
+
+/** What *Export Quantized Model* measured, for the planner: the file and measured against predicted. */
+export interface QuantExportShown {
+  file: string;
+  measuredSqnrDb: number | null;
+  predictedSqnrDb: number | null;
+  firstOrderSqnrDb: number | null;
+  errorModel: 'first-order' | 'calibrated';
+  klDivergence: number | null;
+  top1Agreement: number | null;
+  generatedInputs: boolean;
+  batches: number;
+  /** Formats written as dequantized floats, with the reason. */
+  simulated: { format: string; reason: string }[];
+  bytes: number;
+  originalBytes: number;
 }
 
 /**
@@ -110,6 +134,8 @@ export type HostToWebview =
   | { type: 'layerErrors'; errors: LayerErrors }
   /** What the search needs from the host (answers searchPrepare): the weights' SQNR per layer and format. */
   | { type: 'searchInputs'; layerSqnr?: Record<string, Record<string, number | null>>; notes: string[] }
+  /** *Export Quantized Model* ran (or is running, with `progress`; or failed, with `error`): show measured against predicted. */
+  | { type: 'quantExport'; shown?: QuantExportShown; progress?: string; error?: string }
   /** Open the planner (from the "New plan" / "Estimate plan" commands). */
   | { type: 'showPlanner' };
 
@@ -139,6 +165,8 @@ export type WebviewToHost =
   /** Set these JSON paths of the plan file (the host edits the file through a WorkspaceEdit). */
   | { type: 'planEdit'; seq: number; edits: PlanEdit[] }
   | { type: 'newPlan' }
+  /** The planner's *Export quantized model* button. */
+  | { type: 'exportQuantized' }
   /** Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y) in the planner: take back or redo the planner's last edit of the plan file. */
   | { type: 'planUndo'; redo: boolean }
   /** Something failed inside the view (a worker crashed, a layout failed); the view has recovered what it could. */
@@ -155,6 +183,8 @@ export type WebviewToHost =
       note?: string;
       /** The Find best plans panel: its state, its status line and its rows as shown (in the table's order). */
       search?: SearchShown;
+      /** The Quantized export section as shown. */
+      exportText?: string;
     };
 
 /** What the planner's search panel shows (for tests and screen readers). */

@@ -107,6 +107,9 @@ window.addEventListener('message', (e: MessageEvent<HostToWebview>) => {
     case 'searchInputs':
       planner.search.inputs(m.layerSqnr, m.notes);
       break;
+    case 'quantExport':
+      planner.setExport(m);
+      break;
     case 'showPlanner':
       togglePlanner(true);
       break;

@@ -10,7 +10,14 @@ import { formatCount, formatGiB as fmtBytes, formatSeconds as fmtS } from '../sr
 import { globMatch } from '../src/engine/glob';
 import { formatFor, parseLayerRange, type Plan } from '../src/engine/plan/plan';
 import { PendingEdits, setPlanPaths, type PlanEdit } from '../src/engine/plan/edits';
-import type { EstimateAnswer, EstimateRequest, LayerErrors, PlanState, WebviewToHost } from '../src/protocol';
+import type {
+  EstimateAnswer,
+  EstimateRequest,
+  HostToWebview,
+  LayerErrors,
+  PlanState,
+  WebviewToHost,
+} from '../src/protocol';
 import { WorkerClient } from './worker-client';
 import { SearchPanel } from './search-panel';
 import type { WorkloadSource } from '../src/engine/cost/workload';
@@ -54,6 +61,8 @@ export class Planner {
   private report?: CostReport;
   private answer?: EstimateAnswer;
   errors?: LayerErrors;
+  /** The last *Export Quantized Model* run: progress, error, or measured against predicted. */
+  private exported?: Extract<HostToWebview, { type: 'quantExport' }>;
   private selected = new Set<number>();
   private anchor = -1;
   private readonly worker: WorkerClient<EstimateRequest, EstimateAnswer>;
@@ -105,7 +114,18 @@ export class Planner {
       apply: (edits) => this.edit(edits),
       changed: () => this.postShown(),
     });
-    bar.append(this.title, newPlan, rebalance, this.search.findButton);
+    const exportButton = custom(
+      'vscode-button',
+      {
+        id: 'export-quantized',
+        secondary: '',
+        title:
+          "Write the plan's precision as an ONNX model, run it against the original and compare with the prediction",
+      },
+      'Export quantized model',
+    );
+    exportButton.addEventListener('click', () => host.post({ type: 'exportQuantized' }));
+    bar.append(this.title, newPlan, rebalance, this.search.findButton, exportButton);
     const left = el('div', 'pcol');
     const selectRow = el('div', 'row');
     const selectBtn = custom('vscode-button', { id: 'select-pattern', secondary: '' }, 'Select');
@@ -179,11 +199,20 @@ export class Planner {
     this.host.onErrors();
   }
 
-  /** The heat class of a layer for the graph: its precision's measured SQNR against the plan's budget. */
+  setExport(m: Extract<HostToWebview, { type: 'quantExport' }>): void {
+    this.exported = m;
+    this.renderResults();
+  }
+
+  /**
+   * The heat class of a layer for the graph: the output SQNR its precision alone gives (its weights'
+   * SQNR through its sensitivity; the weights' SQNR itself when first-order) against the plan's budget.
+   */
   heat(layer: string): string | undefined {
-    const rows = this.errors?.layers.filter((l) => l.name === layer && l.sqnrDb !== null);
+    const at = (l: LayerErrors['layers'][number]) => (l.outputSqnrDb !== undefined ? l.outputSqnrDb : l.sqnrDb);
+    const rows = this.errors?.layers.filter((l) => l.name === layer && at(l) !== null);
     if (!rows?.length || !this.visible) return undefined;
-    const worst = Math.min(...rows.map((r) => r.sqnrDb!));
+    const worst = Math.min(...rows.map((r) => at(r)!));
     const budget = this.errors?.budgetDb ?? 20;
     return worst < budget ? 'heat-bad' : worst < budget + 6 ? 'heat-warn' : 'heat-ok';
   }
@@ -360,7 +389,20 @@ export class Planner {
     table.setAttribute('role', 'grid');
     table.setAttribute('aria-multiselectable', 'true');
     const head = table.createTHead().insertRow();
-    for (const h of ['#', 'layer', 'params', 'stage', 'precision', 'SQNR']) head.append(el('th', undefined, h));
+    for (const [h, tip] of [
+      ['#', ''],
+      ['layer', ''],
+      ['params', ''],
+      ['stage', ''],
+      ['precision', ''],
+      ['SQNR', "the weights' SQNR in this precision"],
+      ['sensitivity', "how much of the layer's weight noise reaches the output (measured; 1 when first-order)"],
+      ['at output', 'the output SQNR this layer’s noise alone gives'],
+    ]) {
+      const th = el('th', undefined, h);
+      if (tip) th.title = tip;
+      head.append(th);
+    }
     const body = table.createTBody();
     names.forEach((name, i) => {
       const tr = body.insertRow();
@@ -372,6 +414,10 @@ export class Planner {
       const rows = this.errors?.layers.filter((l) => l.name === name) ?? [];
       const fmt = rows.map((r) => r.format).join(', ') || formatFor(this.plan?.precision, name, name);
       const sq = rows.filter((r) => r.sqnrDb !== null).map((r) => r.sqnrDb!);
+      const gain = rows.find((r) => r.sensitivity !== undefined)?.sensitivity;
+      const outAt = rows
+        .filter((r) => r.outputSqnrDb !== undefined && r.outputSqnrDb !== null)
+        .map((r) => r.outputSqnrDb!);
       const cells = [
         String(i),
         name,
@@ -379,6 +425,8 @@ export class Planner {
         stage >= 0 ? String(stage) : '—',
         fmt,
         sq.length ? `${Math.min(...sq).toFixed(1)} dB` : '—',
+        gain !== undefined && sq.length ? `×${gain < 0.01 ? gain.toExponential(1) : gain.toFixed(2)}` : '—',
+        outAt.length ? `${Math.min(...outAt).toFixed(1)} dB` : '—',
       ];
       cells.forEach((c, k) => {
         const td = tr.insertCell();
@@ -386,7 +434,8 @@ export class Planner {
         if (k === 3 && stage >= 0) td.className = `stage s${stage % 8}`;
         // The first row of every stage after the first carries the boundary handle: drag it along the list.
         if (k === 3 && stage > 0 && of[i - 1] === stage - 1) td.append(this.handle(stage, i));
-        if (k === 5 && sq.length) td.className = this.heat(name) ?? '';
+        if (k === 7 && outAt.length) td.className = this.heat(name) ?? '';
+        if (k === 5 && sq.length && !outAt.length) td.className = this.heat(name) ?? '';
       });
       tr.addEventListener('click', (e) => this.click(i, e));
     });
@@ -639,7 +688,12 @@ export class Planner {
         `${fmtBytes(peak)} / ${fmtBytes(cap)} per GPU · ${fmtS(r.iterationSeconds)}/step · MFU ${(r.mfu * 100).toFixed(1)}%` +
         (r.hfu !== undefined && r.hfu !== r.mfu ? ` · HFU ${(r.hfu * 100).toFixed(1)}%` : '') +
         ` · bubble ${(r.bubbleFraction * 100).toFixed(1)}% · ${r.gpus} × ${r.gpu}` +
-        (this.errors?.outputSqnrDb != null ? ` · output SQNR ≈ ${this.errors.outputSqnrDb.toFixed(1)} dB` : '') +
+        (this.errors?.outputSqnrDb != null
+          ? ` · output SQNR ≈ ${this.errors.outputSqnrDb.toFixed(1)} dB` +
+            (this.errors.errorModel === 'calibrated' && this.errors.firstOrderSqnrDb != null
+              ? ` (calibrated; first-order ${this.errors.firstOrderSqnrDb.toFixed(1)} dB)`
+              : ' (first-order)')
+          : '') +
         ` (estimated in ${this.answer!.ms.toFixed(1)} ms)`;
     }
     this.results.append(summary);
@@ -648,6 +702,7 @@ export class Planner {
       note.setAttribute('role', 'status');
       this.results.append(note);
     }
+    const exportText = this.exportSection();
     if (problems.length) {
       const ul = el('ul', 'problems');
       ul.setAttribute('aria-label', 'Problems');
@@ -673,6 +728,7 @@ export class Planner {
       ms: this.answer?.ms ?? 0,
       pending: this.pending.size,
       note: this.errors?.note,
+      exportText,
     };
     this.postShown();
   }
@@ -680,6 +736,45 @@ export class Planner {
   /** Tells the host what the planner shows (the estimate's summary, the stages, the search panel). */
   private postShown(): void {
     if (this.shown) this.host.post({ ...this.shown, search: this.search.shown() });
+  }
+
+  /** The last export: measured against predicted (or its progress, or why it failed); returns its text. */
+  private exportSection(): string | undefined {
+    const m = this.exported;
+    if (!m) return undefined;
+    const box = el('div', 'pexport');
+    box.id = 'quant-export';
+    box.setAttribute('role', 'status');
+    box.append(el('h4', undefined, 'Quantized export'));
+    const db = (v: number | null) => (v === null ? 'exact' : `${v.toFixed(1)} dB`);
+    if (m.progress && !m.shown) box.append(el('div', undefined, `Exporting… ${m.progress}`));
+    if (m.error) box.append(el('div', 'problems', `Export failed: ${m.error}`));
+    const s = m.shown;
+    if (s) {
+      const t = el('table', 'comm');
+      const rows: [string, string][] = [
+        ['exported model', s.file],
+        ['output SQNR measured (onnxruntime)', db(s.measuredSqnrDb)],
+        [`predicted (${s.errorModel})`, db(s.predictedSqnrDb)],
+        ['first-order', db(s.firstOrderSqnrDb)],
+        ...(s.klDivergence !== null
+          ? ([
+              ['KL divergence (nats per position)', s.klDivergence.toExponential(2)],
+              ['top-1 agreement', `${((s.top1Agreement ?? 0) * 100).toFixed(1)}%`],
+            ] as [string, string][])
+          : []),
+        ['inputs', `${s.batches} batches, ${s.generatedInputs ? 'generated' : 'your samples'}`],
+        ...s.simulated.map((x): [string, string] => [`${x.format} simulated`, x.reason]),
+      ];
+      for (const [k, v] of rows) {
+        const row = t.insertRow();
+        row.insertCell().textContent = k;
+        row.insertCell().textContent = v;
+      }
+      box.append(t);
+    }
+    this.results.append(box);
+    return box.textContent ?? '';
   }
 
   /** A chart from the engine's SVG text (the same the exported report embeds); it holds no user-supplied names. */

@@ -145,6 +145,9 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
         case 'newPlan':
           void plannerSession().create();
           break;
+        case 'exportQuantized':
+          void vscode.commands.executeCommand('layerplan.exportQuantizedModel', doc.uri, 'default');
+          break;
         case 'plannerShown':
           views.plannerShown.set(key, {
             summary: m.summary,
@@ -153,6 +156,7 @@ export class ModelGraphEditor implements vscode.CustomReadonlyEditorProvider<Mod
             pending: m.pending,
             note: m.note,
             search: m.search,
+            exportText: m.exportText,
           });
           break;
         case 'searchPrepare':

@@ -11,7 +11,7 @@ const MODEL_RE = /\.(onnx|gguf|safetensors)$/i;
 import { GiB } from '../engine/units';
 
 /** The plan a command acts on: an argument (a plan, or a model whose plan is beside it), the active plan editor, or the focused graph view's model. */
-function planTarget(views: GraphViews, arg?: vscode.Uri): vscode.Uri | undefined {
+export function planTarget(views: GraphViews, arg?: vscode.Uri): vscode.Uri | undefined {
   if (arg) return /\.plan\.json$/i.test(arg.fsPath) ? arg : planFileFor(arg);
   const active = vscode.window.activeTextEditor?.document.uri;
   if (active && /\.plan\.json$/i.test(active.fsPath)) return active;
@@ -19,7 +19,7 @@ function planTarget(views: GraphViews, arg?: vscode.Uri): vscode.Uri | undefined
   return model ? planFileFor(model) : undefined;
 }
 
-async function pickPlan(views: GraphViews, arg?: vscode.Uri): Promise<vscode.Uri | undefined> {
+export async function pickPlan(views: GraphViews, arg?: vscode.Uri): Promise<vscode.Uri | undefined> {
   return (
     planTarget(views, arg) ??
     (

@@ -319,7 +319,7 @@ export class PlanSession implements vscode.Disposable {
           budgetDb: plan.precision?.errorBudgetDb,
           outputSqnrDb: null,
           layers: [],
-          note: `measuring the quantization error of ${formats.join(', ')} on the weights…`,
+          note: `measuring the quantization error of ${formats.join(', ')} on the weights, and each layer's sensitivity…`,
         }),
       ),
     );

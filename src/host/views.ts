@@ -29,7 +29,15 @@ export class GraphViews {
   /** What each view's planner last showed (summary line, stages, estimate time, edits on their way). */
   readonly plannerShown = new Map<
     string,
-    { summary: string; stages: string[]; ms: number; pending: number; note?: string; search?: SearchShown }
+    {
+      summary: string;
+      stages: string[];
+      ms: number;
+      pending: number;
+      note?: string;
+      search?: SearchShown;
+      exportText?: string;
+    }
   >();
   /** What each view last showed of a verification. */
   readonly verifyShown = new Map<string, string>();
@@ -57,6 +65,11 @@ export class GraphViews {
 
   focused(uri: vscode.Uri): void {
     this.lastActive = uri;
+  }
+
+  /** The graph view of a model when one is open (nothing is opened). */
+  viewIfOpen(uri: vscode.Uri): GraphView | undefined {
+    return this.views.get(uri.toString());
   }
 
   /** The model of the graph view that was focused last. */

@@ -2,15 +2,15 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { InputError } from '../engine/errors';
-import { readOnnxModel, readOnnxTensor } from '../engine/formats/onnx';
-import { allTensors, loadTensorBytes } from '../engine/formats/onnx-data';
+import { readOnnxModel } from '../engine/formats/onnx';
+import { allTensors } from '../engine/formats/onnx-data';
 import { DataType, F } from '../engine/formats/onnx-schema.generated';
 import { onnxDtypeName } from '../engine/graph/dtypes';
 import { onnxToGraph } from '../engine/formats/onnx-graph';
-import { evalShape } from '../engine/graph/dims';
 import type { ModelGraph } from '../engine/graph/model-graph';
 import { OBSERVERS, TensorObserver, activationError, type ObserverName } from '../engine/quant/observers';
 import { FileByteSource } from './file-source';
+import { loadOrt, readSampleSets, sampleFeeds } from './samples';
 
 export interface ActivationReport {
   /** True when the inputs were generated from the model's declared shapes (no user data given). */
@@ -62,84 +62,6 @@ function outputsAppendix(names: { name: string; elemType: number }[]): Buffer {
   }
   return Buffer.from(field(F.ModelProto.graph, graph));
 }
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** onnxruntime-node, loaded only when calibration runs (it is large and native). */
-function loadOrt(file: string): typeof import('onnxruntime-node') {
-  try {
-    return require('onnxruntime-node');
-  } catch {
-    throw new InputError(
-      file,
-      'activation calibration needs onnxruntime-node (npm install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=skip)',
-    );
-  }
-}
-
-/**
- * Calibrates the activations that feed the model's compute ops (MatMul, Gemm, Conv, …): runs the
- * model with onnxruntime-node on generated inputs, observes each activation with every observer,
- * and reports the 8-bit quantization error each observer's range gives, per tensor and per layer.
- */
-/**
- * Calibration samples from a folder, in the ONNX test-data layout: each `test_data_set_*` subfolder
- * (or the folder itself) holds `input_<i>.pb` TensorProto files, one per model input in order.
- */
-async function readSampleSets(
-  dir: string,
-): Promise<{ name: string; sets: { dtype: number; dims: number[]; bytes: Uint8Array }[][] }> {
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
-    throw new InputError(dir, 'is not a folder of calibration inputs');
-  }
-  const subdirs = fs
-    .readdirSync(dir)
-    .filter((d) => d.startsWith('test_data_set') && fs.statSync(path.join(dir, d)).isDirectory())
-    .sort();
-  const folders = subdirs.length ? subdirs.map((d) => path.join(dir, d)) : [dir];
-  const sets: { dtype: number; dims: number[]; bytes: Uint8Array }[][] = [];
-  for (const folder of folders) {
-    const files = fs
-      .readdirSync(folder)
-      .filter((f) => /^input_\d+\.pb$/.test(f))
-      .sort((a, b) => Number(a.match(/\d+/)![0]) - Number(b.match(/\d+/)![0]));
-    if (!files.length) continue;
-    const set = [];
-    for (const f of files) {
-      const src = await FileByteSource.open(path.join(folder, f));
-      try {
-        const t = await readOnnxTensor(src);
-        set.push({ dtype: t.dataType, dims: t.dims, bytes: await loadTensorBytes(t, src) });
-      } finally {
-        await src.close();
-      }
-    }
-    sets.push(set);
-  }
-  if (!sets.length) {
-    throw new InputError(dir, 'holds no input_<i>.pb files (ONNX test-data layout: test_data_set_*/input_0.pb …)');
-  }
-  return { name: dir, sets };
-}
-
-const ORT_TYPES: Record<number, string> = {
-  [DataType.FLOAT]: 'float32',
-  [DataType.FLOAT16]: 'float16',
-  [DataType.DOUBLE]: 'float64',
-  [DataType.INT64]: 'int64',
-  [DataType.INT32]: 'int32',
-  [DataType.INT8]: 'int8',
-  [DataType.UINT8]: 'uint8',
-  [DataType.BOOL]: 'bool',
-};
 
 /**
  * A model ready to run with onnxruntime-node with some intermediate tensors added to its outputs:
@@ -202,73 +124,7 @@ export async function activationSession(
       }
     }
     const session = await ort.InferenceSession.create(tmpModel, { graphOptimizationLevel: 'disabled' });
-    const feedsFor = (b: number) => {
-      if (samples) {
-        // The user's samples, fed to the inputs in order.
-        const set = samples.sets[b];
-        if (set.length !== session.inputNames.length) {
-          throw new InputError(
-            samples.name,
-            `sample set ${b} has ${set.length} inputs, the model takes ${session.inputNames.length}`,
-          );
-        }
-        const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
-        session.inputNames.forEach((name, i) => {
-          const x = set[i];
-          const type = ORT_TYPES[x.dtype];
-          if (!type) {
-            throw new InputError(
-              samples.name,
-              `input ${i} has a data type onnxruntime-node cannot take here (${x.dtype})`,
-            );
-          }
-          const buf = x.bytes.slice().buffer;
-          const data =
-            type === 'float32'
-              ? new Float32Array(buf)
-              : type === 'float64'
-                ? new Float64Array(buf)
-                : type === 'int64'
-                  ? new BigInt64Array(buf)
-                  : type === 'int32'
-                    ? new Int32Array(buf)
-                    : type === 'int8'
-                      ? new Int8Array(buf)
-                      : type === 'float16'
-                        ? new Uint16Array(buf)
-                        : new Uint8Array(buf);
-          feeds[name] = new ort.Tensor(type as 'float32', data as Float32Array, x.dims);
-        });
-        return feeds;
-      }
-      const rand = rng(1000 + b);
-      const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
-      for (const name of session.inputNames) {
-        const t = graph.tensors.get(name);
-        const dims = (t?.shape ?? []).map((d) => Math.max(1, evalShape([d], bindings)));
-        const n = dims.reduce((a, c) => a * c, 1);
-        const dtype = t?.dtype ?? 'float';
-        if (dtype === 'int64' || dtype === 'int32') {
-          // Token ids: stay below the vocabulary of the embedding that reads them.
-          const gather = t?.consumers
-            .map((c) => graph.nodes[c])
-            .find((x) => x.opType === 'Gather' && x.inputs[1] === name);
-          const rows = gather ? graph.tensors.get(gather.inputs[0])?.shape?.[0] : undefined;
-          const hi = typeof rows === 'number' ? rows : 100;
-          const v = Array.from({ length: n }, () => Math.floor(rand() * hi));
-          feeds[name] =
-            dtype === 'int64'
-              ? new ort.Tensor('int64', BigInt64Array.from(v.map(BigInt)), dims)
-              : new ort.Tensor('int32', Int32Array.from(v), dims);
-        } else if (dtype === 'bool') feeds[name] = new ort.Tensor('bool', new Uint8Array(n).fill(1), dims);
-        else {
-          const v = new Float32Array(n);
-          for (let i = 0; i < n; i++) v[i] = Math.sqrt(-2 * Math.log(rand() || 1e-12)) * Math.cos(2 * Math.PI * rand());
-          feeds[name] = new ort.Tensor('float32', v, dims);
-        }
-      }
-      return feeds;
-    };
+    const feedsFor = (b: number) => sampleFeeds(ort, graph, session.inputNames, samples, bindings, b);
     return {
       graph,
       names,
@@ -352,6 +208,81 @@ export async function calibrateFile(
       sqnrDb: Object.fromEntries(OBSERVERS.map((o) => [o, db(per[o])])) as Record<ObserverName, number | null>,
     }));
     return { generatedInputs: act.generated, batches, bindings, tensors, layers };
+  } finally {
+    await act.close();
+  }
+}
+
+/** A compute op's activation input, with its calibrated range and 8-bit error (for W8A8 export and its prediction). */
+export interface ActivationSiteRange {
+  tensor: string;
+  /** Names of the compute nodes that read it (they read its quantized copy once exported). */
+  consumers: string[];
+  layer: string;
+  min: number;
+  max: number;
+  sqnrDb: number | null;
+}
+
+const SITE_OPS = new Set(['MatMul', 'Gemm', 'Conv', 'ConvTranspose']);
+
+/**
+ * The activations W8A8 quantizes: every floating-point input of a top-level MatMul, Gemm or Conv that
+ * is not a weight (both operands of attention's matmuls), calibrated with one observer over the
+ * batches, and the 8-bit error that range gives on the same batches.
+ */
+export async function calibrateSites(
+  file: string,
+  observer: ObserverName,
+  options: { batches?: number; bindings?: Record<string, number>; inputs?: string; maxSites?: number } = {},
+): Promise<{ sites: ActivationSiteRange[]; generatedInputs: boolean; batches: number }> {
+  const sites = new Map<string, { consumers: string[]; layer: string }>();
+  const pick = (graph: ModelGraph) => {
+    for (const n of graph.nodes) {
+      if (n.parent >= 0 || !SITE_OPS.has(n.opType)) continue;
+      const data = n.opType === 'MatMul' ? n.inputs.slice(0, 2) : n.inputs.slice(0, n.opType === 'Gemm' ? 2 : 1);
+      for (const name of data) {
+        const t = graph.tensors.get(name);
+        if (!t || t.isWeight || !FLOATS.has(t.dtype)) continue;
+        // A value computed from weights alone (a DequantizeLinear of stored codes) is a weight too.
+        const producer = t.producer !== undefined ? graph.nodes[t.producer] : undefined;
+        if (producer && producer.inputs.every((i) => graph.tensors.get(i)?.isWeight)) continue;
+        const s = sites.get(name) ?? { consumers: [], layer: graph.layers[n.layer]?.name ?? '' };
+        if (!s.consumers.includes(n.name)) s.consumers.push(n.name);
+        sites.set(name, s);
+      }
+      if (sites.size >= (options.maxSites ?? 1024)) break;
+    }
+    if (!sites.size) {
+      throw new InputError(file, 'no floating-point activations feed a MatMul, Gemm or Conv: nothing to quantize');
+    }
+    return [...sites.keys()];
+  };
+  const act = await activationSession(file, pick, options);
+  try {
+    const observers = new Map(act.names.map((n) => [n, new TensorObserver()]));
+    await act.run((n, d) => observers.get(n)!.observeRange(d));
+    await act.run((n, d) => observers.get(n)!.observeHistogram(d));
+    const ranges = new Map(act.names.map((n) => [n, observers.get(n)!.range(observer)]));
+    const sums = new Map(act.names.map((n) => [n, { signal: 0, noise: 0 }]));
+    await act.run((n, d) => {
+      const e = activationError(d, ranges.get(n)!);
+      sums.get(n)!.signal += e.signal;
+      sums.get(n)!.noise += e.noise;
+    });
+    return {
+      generatedInputs: act.generated,
+      batches: act.batches,
+      sites: act.names.map((n) => {
+        const s = sums.get(n)!;
+        return {
+          tensor: n,
+          ...sites.get(n)!,
+          ...ranges.get(n)!,
+          sqnrDb: s.noise === 0 ? null : 10 * Math.log10(s.signal / s.noise),
+        };
+      }),
+    };
   } finally {
     await act.close();
   }

@@ -1,6 +1,5 @@
 import { promises as fsp } from 'fs';
 import * as path from 'path';
-import { assignmentReport } from '../engine/check/precision';
 import { workloadFrom } from '../engine/cost/workload';
 import { InputError } from '../engine/errors';
 import { setJsonPaths } from '../engine/plan/edits';
@@ -8,6 +7,7 @@ import { parseJsonWithTree, validatePlan, type Plan } from '../engine/plan/plan'
 import { candidateFormats, optimize, type OptimizeOptions, type SearchResult } from '../engine/search/optimize';
 import { MEASURE_MAX_BYTES, planWorkloadSource, readTextFile } from './plan-file';
 import { quantFile } from './quant-file';
+import { AUTO_CALIBRATE_BYTES, predictPlan } from './quant-plan';
 
 /**
  * Fields the search sets itself: a plan whose only errors are there (degrees that do not multiply to the GPU
@@ -35,8 +35,12 @@ export function planForSearch(file: string, text: string): Plan {
 }
 
 /**
- * Per-layer weight SQNR of each candidate format, measured on the plan's model file (the same measurement the
- * plan check uses); undefined for architectures, configs, or models past MEASURE_MAX_BYTES (a note says so).
+ * Per layer and candidate format, the SQNR its noise alone gives at the model's output: the weights' SQNR
+ * measured on the plan's model file (the plan check's measurement) through the model's calibrated
+ * sensitivity (node/sensitivity.ts, as `quant --plan` predicts), or with unit gain where the model cannot be
+ * calibrated (the first-order figure: the weights' SQNR itself; a note says so). The search adds these
+ * terms with OUTPUT_ERROR, so its output SQNR is the calibrated prediction. Undefined for architectures,
+ * configs, or models past MEASURE_MAX_BYTES (a note says so).
  */
 export async function measureLayerSqnr(
   plan: Plan,
@@ -58,9 +62,15 @@ export async function measureLayerSqnr(
   }
   const report = await quantFile(model, { formats, sample: size > 512 * 2 ** 20 ? 1 / 16 : undefined });
   const table: Record<string, Record<string, number | null>> = {};
+  let firstOrder: string | undefined;
   for (const f of formats) {
-    for (const l of assignmentReport(report, { default: f }).layers) (table[l.name] ??= {})[l.format] = l.sqnrDb;
+    const p = await predictPlan(model, { default: f }, report, {
+      calibrate: size <= AUTO_CALIBRATE_BYTES ? 'always' : 'cached',
+    });
+    if (p.predicted.errorModel !== 'calibrated') firstOrder = p.predicted.note;
+    for (const l of p.assignment.layers) (table[l.name] ??= {})[l.format] = l.outputSqnrDb;
   }
+  if (firstOrder) notes.push(`precision: the output error is first-order (${firstOrder})`);
   return table;
 }
 

@@ -2,7 +2,8 @@ import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { estimate, modelChecks, rebalanceFix, type CostReport } from '../engine/cost/estimate';
 import { parseFormat } from '../engine/quant/formats';
-import { assignmentReport, budgetIssues, type AssignmentReport } from '../engine/check/precision';
+import { budgetIssues, type AssignmentReport, type Predicted } from '../engine/check/precision';
+import { AUTO_CALIBRATE_BYTES, predictPlan } from './quant-plan';
 import type { QuantReport } from '../engine/quant/run';
 import { quantFile } from './quant-file';
 import { archToSpec, graphLayerData, workloadFrom, type Workload, type WorkloadSource } from '../engine/cost/workload';
@@ -190,16 +191,19 @@ const measured = new Map<string, QuantReport>();
 export const MEASURE_MAX_BYTES = 2 * 2 ** 30;
 
 /**
- * The plan's precision assignment measured on its model's weights (the diagnostics' error budget
- * and the planner's heatmap share it), cached per model file, its mtime and the formats. Undefined
- * where there is nothing to measure (an architecture object, a config, a missing file, an unknown
- * format); `tooLargeBytes` past MEASURE_MAX_BYTES. `onMeasure` is called when a measurement starts.
+ * The plan's precision assignment measured on its model's weights, and its predicted output SQNR (the
+ * diagnostics' error budget and the planner's heatmap share it): the weights' error is cached per model
+ * file, its mtime and the formats; the prediction is calibrated on the model's per-layer sensitivities
+ * (node/sensitivity.ts) for ONNX models up to AUTO_CALIBRATE_BYTES, or larger ones already calibrated
+ * (an export run), and first-order otherwise. Undefined where there is nothing to measure (an
+ * architecture object, a config, a missing file, an unknown format); `tooLargeBytes` past
+ * MEASURE_MAX_BYTES. `onMeasure` is called when a measurement starts.
  */
 export async function measurePlanPrecision(
   plan: Plan,
   planFile: string,
   onMeasure?: (formats: string[]) => void,
-): Promise<{ assignment: AssignmentReport } | { tooLargeBytes: number } | undefined> {
+): Promise<{ assignment: AssignmentReport; predicted: Predicted } | { tooLargeBytes: number } | undefined> {
   if (typeof plan.model !== 'string' || !/\.(onnx|safetensors|gguf)$/i.test(plan.model)) return undefined;
   const model = path.resolve(path.dirname(planFile), plan.model);
   const formats = [
@@ -222,7 +226,10 @@ export async function measurePlanPrecision(
     if (measured.size > 16) measured.clear();
     measured.set(key, report);
   }
-  return { assignment: assignmentReport(report, plan.precision) };
+  const p = await predictPlan(model, plan.precision, report, {
+    calibrate: stat.size <= AUTO_CALIBRATE_BYTES ? 'always' : 'cached',
+  });
+  return { assignment: p.assignment, predicted: p.predicted };
 }
 
 /**
@@ -260,7 +267,16 @@ export async function planLayerErrors(
   return {
     budgetDb,
     outputSqnrDb: a.outputSqnrDb,
-    layers: a.layers.map((l) => ({ name: l.name, format: l.format, sqnrDb: l.sqnrDb })),
+    firstOrderSqnrDb: a.firstOrderSqnrDb,
+    errorModel: a.errorModel,
+    ...(m.predicted.note ? { note: `first-order: ${m.predicted.note}` } : {}),
+    layers: a.layers.map((l) => ({
+      name: l.name,
+      format: l.format,
+      sqnrDb: l.sqnrDb,
+      sensitivity: l.sensitivity,
+      outputSqnrDb: l.outputSqnrDb,
+    })),
   };
 }
 

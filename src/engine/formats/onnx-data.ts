@@ -58,6 +58,9 @@ export async function loadTensorBytes(
       return new Uint8Array(0);
     case 'raw':
       return source.read(d.offset, d.length);
+    case 'inline':
+      if (d.bytes.length !== byteLength) fail(source.name, `holds ${d.bytes.length} bytes, needs ${byteLength}`);
+      return d.bytes;
     case 'external': {
       const rel = checkExternalLocation(source.name, d.location);
       if (!siblings) fail(source.name, `is stored in external file '${rel}' but no folder was given to read it from`);

@@ -13,7 +13,9 @@ export type TensorData =
   /** Typed repeated fields (float_data, int32_data, …) inside the model file, packed or not. */
   | { kind: 'fields'; field: TypedField; ranges: { offset: number; length: number; packed: boolean }[] }
   /** string_data, held in memory (strings are small and need decoding anyway). */
-  | { kind: 'strings'; values: Uint8Array[] };
+  | { kind: 'strings'; values: Uint8Array[] }
+  /** Bytes in the raw_data layout held in memory: a tensor built by the writer's callers (onnx-write.ts), never by the reader. */
+  | { kind: 'inline'; bytes: Uint8Array };
 
 export type TypedField = 'floatData' | 'int32Data' | 'int64Data' | 'doubleData' | 'uint64Data';
 
@@ -640,7 +642,7 @@ function checkDeclaredSize(r: ProtoReader, t: OnnxTensor): void {
     if (t.data.values.length !== t.elements) {
       r.fail(`${label} declares ${t.elements} strings but holds ${t.data.values.length}`);
     }
-  } else {
+  } else if (t.data.kind === 'fields') {
     const total = t.data.ranges.reduce((s, x) => s + x.length, 0);
     // Each element takes at least one byte in any typed field; 4-bit and 2-bit types pack into int32_data per byte.
     const perElement = bits !== undefined && bits < 8 ? bits / 8 : 1;

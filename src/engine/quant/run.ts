@@ -260,6 +260,21 @@ export function resolveFormats(names: string[], file: string): NumberFormat[] {
   });
 }
 
+/** Stored integer weights the model dequantizes (MatMulNBits blocks, QDQ): measured as the floats they stand for. */
+function isPackedWeight(graph: ModelGraph, t: GraphTensor): boolean {
+  return !!matMulNBitsOf(graph, t) || (!!dequantizeLinearOf(graph, t) && (t.shape?.length ?? 0) >= 2);
+}
+
+/**
+ * The weights quant measures when no --tensors glob is given (and that a plan's precision applies to,
+ * in its assignment and its export): floating-point matrices of at least 1,024 elements, and packed weights.
+ */
+export function measuredWeight(graph: ModelGraph, t: GraphTensor): boolean {
+  if (!t.isWeight || !t.ref) return false;
+  if (isPackedWeight(graph, t)) return true;
+  return FLOAT_DTYPES.has(t.dtype) && (t.shape?.length ?? 0) >= 2 && t.elements >= 1024;
+}
+
 /** Quantizes the model's weights, tensor by tensor (memory bounded by the largest tensor), in every format. */
 export async function quantModel(
   graph: ModelGraph,
@@ -272,17 +287,14 @@ export async function quantModel(
   const skipped: QuantReport['skipped'] = [];
   for (const t of graph.tensors.values()) {
     if (!t.isWeight || !t.ref) continue;
-    // Stored integer weights the model dequantizes (MatMulNBits blocks, QDQ) count: they are measured as the floats they stand for.
-    const packed =
-      !!matMulNBitsOf(graph, t) ||
-      (!FLOAT_DTYPES.has(t.dtype) && !!dequantizeLinearOf(graph, t) && (t.shape?.length ?? 0) >= 2);
+    const packed = isPackedWeight(graph, t);
     if (options.tensors) {
       if (!globMatch(options.tensors, t.name)) continue;
       if (!FLOAT_DTYPES.has(t.dtype) && !packed) {
         throw new InputError(source.name, `tensor '${t.name}' is ${t.dtype}, not floating point: nothing to quantize`);
       }
       if (t.elements === 0) throw new InputError(source.name, `tensor '${t.name}' is empty`);
-    } else if (!packed && (!FLOAT_DTYPES.has(t.dtype) || (t.shape?.length ?? 0) < 2 || t.elements < 1024)) continue;
+    } else if (!measuredWeight(graph, t)) continue;
     chosen.push(t);
   }
   if (!chosen.length) {

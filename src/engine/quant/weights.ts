@@ -340,7 +340,8 @@ export async function loadWeightFloat32(
     return dequantizeMatMulNBits(b.bytes, scales, zeros, N, K, bits, block);
   }
   const dq = graph && dequantizeLinearOf(graph, t);
-  if (graph && dq && !FLOAT_DTYPES.has(t.dtype)) {
+  // Whatever DequantizeLinear reads is stored quantized (integers, or float8 codes under a scale).
+  if (graph && dq) {
     // QDQ: the weight as the model computes with it, through the conformance-tested DequantizeLinear reference.
     const load = async (name: string | undefined): Promise<QdqTensor | undefined> => {
       const s = await storedOnnxTensor(graph, name, source, siblings);

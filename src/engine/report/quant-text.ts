@@ -1,4 +1,6 @@
-import type { AssignmentReport } from '../check/precision';
+import type { AssignmentReport, Predicted } from '../check/precision';
+import type { OutputComparison } from '../quant/end-to-end';
+import type { QuantExportReport } from '../quant/onnx-export';
 import type { QuantReport } from '../quant/run';
 import type { ObserverName } from '../quant/observers';
 import { formatBytes } from '../units';
@@ -67,12 +69,86 @@ export function formatActivations(a: {
   return lines.join('\n') + '\n';
 }
 
-/** A plan's mixed-precision assignment: bytes and the estimated output error. */
-export function formatAssignment(plan: string, a: AssignmentReport): string {
+/** A plan's mixed-precision assignment: bytes, each layer's error and sensitivity, and the predicted output error. */
+export function formatAssignment(plan: string, a: AssignmentReport, p?: Predicted): string {
+  const calibrated = a.errorModel === 'calibrated';
   const lines = [
     '',
-    `Assignment from ${plan}: ${formatBytes(a.weightBytes)} of weights (${formatBytes(a.defaultBytes)} at the default precision), estimated output SQNR ${db(a.outputSqnrDb)}`,
+    `Assignment from ${plan}: ${formatBytes(a.weightBytes)} of weights (${formatBytes(a.defaultBytes)} at the default precision)`,
+    `  predicted output SQNR ${db(a.outputSqnrDb)} (${calibrated ? 'calibrated on per-layer sensitivities' : 'first-order'})` +
+      (calibrated ? `; first-order ${db(a.firstOrderSqnrDb)}` : p?.note ? ` — ${p.note}` : ''),
   ];
-  for (const l of a.layers) lines.push(`  ${l.name.padEnd(24)} ${l.format.padEnd(14)} ${db(l.sqnrDb).padStart(9)}`);
+  if (p?.sensitivity) {
+    const s = p.sensitivity;
+    lines.push(
+      `  sensitivity: each weight perturbed alone by noise ${s.probeDb} dB under its power, and its ops run alone on the model's activations; ${s.batches} batches of ${s.generatedInputs ? 'generated inputs' : 'your inputs'}` +
+        (s.sampled ? `; ${s.sampled.measured} of ${s.sampled.of} weights probed (the rest take the median gain)` : ''),
+    );
+  }
+  lines.push(
+    `  ${'layer'.padEnd(24)} ${'format'.padEnd(14)} ${'weight SQNR'.padStart(11)} ${'gain'.padStart(8)} ${'at output'.padStart(10)}`,
+  );
+  for (const l of a.layers) {
+    lines.push(
+      `  ${l.name.padEnd(24)} ${l.format.padEnd(14)} ${db(l.sqnrDb).padStart(11)} ${l.sensitivity.toFixed(2).padStart(8)} ${db(l.outputSqnrDb).padStart(10)}`,
+    );
+  }
+  for (const x of a.activations ?? []) {
+    lines.push(
+      `  ${x.tensor.slice(-24).padEnd(24)} ${'int8 (input)'.padEnd(14)} ${db(x.sqnrDb).padStart(11)} ${''.padStart(8)} ${db(x.outputSqnrDb).padStart(10)}`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** What the export wrote: the file, the opset, how each format is stored, and what is simulated. */
+export function formatExport(e: QuantExportReport & { file: string; dataFile?: string; bytes: number }): string {
+  const lines = ['', `Exported ${e.file}${e.dataFile ? ` (+ ${e.dataFile})` : ''}: ${formatBytes(e.bytes)}`];
+  if (e.opset.to !== e.opset.from) {
+    lines.push(
+      `  opset ${e.opset.from} → ${e.opset.to}${e.opset.rewritten.length ? ` (rewrote ${e.opset.rewritten.join(', ')})` : ''}`,
+    );
+  }
+  const by = new Map<string, { count: number; bytes: number; original: number }>();
+  for (const w of e.weights) {
+    const k = `${w.format} as ${w.encoding}`;
+    const x = by.get(k) ?? { count: 0, bytes: 0, original: 0 };
+    x.count++;
+    x.bytes += w.bytes;
+    x.original += w.originalBytes;
+    by.set(k, x);
+  }
+  for (const [k, x] of by) {
+    lines.push(
+      `  ${k.padEnd(34)} ${String(x.count).padStart(4)} weights  ${formatBytes(x.bytes).padStart(10)} (from ${formatBytes(x.original)})`,
+    );
+  }
+  for (const s of e.simulated) {
+    lines.push(`  simulated: ${s.format} is written as its dequantized float32 values (${s.reason})`);
+  }
+  if (e.activations.length) {
+    lines.push(`  activations: ${e.activations.length} QuantizeLinear/DequantizeLinear pairs (uint8)`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** Measured against predicted: onnxruntime's outputs of the original and the exported model. */
+export function formatEndToEnd(m: OutputComparison, p: Predicted): string {
+  const lines = [
+    '',
+    `Measured end to end (onnxruntime, ${m.batches} batches of ${m.generatedInputs ? 'generated inputs' : 'your inputs'}):`,
+    `  output SQNR  measured ${db(m.outputSqnrDb)}   predicted ${db(p.outputSqnrDb)} (${p.errorModel})   first-order ${db(p.firstOrderSqnrDb)}`,
+  ];
+  if (m.outputSqnrDb !== null && p.outputSqnrDb !== null) {
+    const off = (v: number | null) =>
+      v === null ? '—' : `${v - m.outputSqnrDb! >= 0 ? '+' : ''}${(v - m.outputSqnrDb!).toFixed(1)} dB`;
+    lines.push(`  prediction off by ${off(p.outputSqnrDb)}; first-order off by ${off(p.firstOrderSqnrDb)}`);
+  }
+  if (m.outputs.length > 1) for (const o of m.outputs) lines.push(`  ${o.name.padEnd(24)} ${db(o.sqnrDb)}`);
+  if (m.logits) {
+    lines.push(
+      `  ${m.logits}: KL divergence ${m.klDivergence!.toExponential(3)} nats per position, top-1 agreement ${(m.top1Agreement! * 100).toFixed(2)}%`,
+    );
+  }
   return lines.join('\n') + '\n';
 }

@@ -52,7 +52,11 @@ export interface OptimizeOptions {
   headroom?: number;
   /** Formats the per-layer precision may take (default: by mode and GPU, plus those the plan names). */
   formats?: readonly string[];
-  /** Measured weight SQNR per layer and format (dB; null: exact), from the model's real weights. */
+  /**
+   * Per layer and format, the SQNR its noise alone gives at the model's output (dB; null: exact), from the
+   * model's real weights: calibrated on the model's sensitivities where they were measured, the weights' own
+   * SQNR otherwise (node/optimize-file.ts). OUTPUT_ERROR adds them.
+   */
   layerSqnr?: Record<string, Record<string, number | null>>;
   /** Called every few estimates. */
   onProgress?: (p: SearchProgress) => void;

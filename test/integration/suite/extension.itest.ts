@@ -588,6 +588,76 @@ describe('the planner', () => {
   });
 });
 
+describe('exporting the quantized model', () => {
+  it('exports from the planner button: the exported model opens in the graph view, the planner shows measured against predicted, as the CLI measures it', async function () {
+    this.timeout(300000);
+    const folder = vscode.workspace.workspaceFolders![0];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-export-'));
+    const model = path.join(dir, 'tiny.onnx');
+    fs.copyFileSync(path.join(folder.uri.fsPath, 'gpt2-tiny.onnx'), model);
+    const planFile = path.join(dir, 'tiny.plan.json');
+    fs.writeFileSync(
+      planFile,
+      JSON.stringify(
+        {
+          model: 'tiny.onnx',
+          cluster: { gpu: 'l4', gpusPerNode: 1, nodes: 1 },
+          inference: { batch: 1, promptLen: 16, genLen: 16 },
+          precision: { default: 'int8-channel', rules: [{ match: 'h.*', format: 'int4-g32' }], errorBudgetDb: 20 },
+        },
+        null,
+        2,
+      ),
+    );
+    const modelUri = vscode.Uri.file(model);
+    await vscode.commands.executeCommand('layerplan.showPlanner', modelUri);
+    await until('the planner shows the plan', async () => {
+      const s = await vscode.commands.executeCommand<{ summary: string }>('layerplan.plannerShown', modelUri);
+      return s && /GiB per GPU/.test(s.summary) ? s : undefined;
+    });
+    await ui([{ click: '#export-quantized' }]);
+    const exported = vscode.Uri.file(path.join(dir, 'tiny.quantized.onnx'));
+    const drawn = await renderedFor(exported, 240000);
+    assert.ok(drawn.layers >= 5, `the exported model is drawn: ${JSON.stringify(drawn)}`);
+    const text = await until(
+      'the planner shows measured against predicted',
+      async () => {
+        const s = await vscode.commands.executeCommand<{ exportText?: string }>('layerplan.plannerShown', modelUri);
+        return s?.exportText && /measured/.test(s.exportText) ? s.exportText : undefined;
+      },
+      60000,
+    );
+    const measured = Number(/measured \(onnxruntime\)(-?\d+\.\d) dB/.exec(text)?.[1]);
+    const predicted = Number(/predicted \(calibrated\)(-?\d+\.\d) dB/.exec(text)?.[1]);
+    assert.ok(Number.isFinite(measured) && Number.isFinite(predicted), text);
+    assert.ok(Math.abs(measured - predicted) <= 2, `measured ${measured}, predicted ${predicted}`);
+    // The CLI inside the VSIX measures the same model the same way.
+    const r = cli(['quant', model, '--plan', planFile, '--export', path.join(dir, 'cli.onnx'), '--measure', '--json']);
+    assert.strictEqual(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.strictEqual(j.endToEnd.outputSqnrDb.toFixed(1), measured.toFixed(1));
+    assert.strictEqual(j.predicted.outputSqnrDb.toFixed(1), predicted.toFixed(1));
+    assert.ok(j.endToEnd.klDivergence > 0 && j.endToEnd.top1Agreement > 0.5);
+    // The command, with an output file, returns what it measured.
+    const out = vscode.Uri.file(path.join(dir, 'cmd.onnx'));
+    const res = await vscode.commands.executeCommand<{ endToEnd: { outputSqnrDb: number } }>(
+      'layerplan.exportQuantizedModel',
+      vscode.Uri.file(planFile),
+      out,
+    );
+    assert.strictEqual(res?.endToEnd.outputSqnrDb.toFixed(1), measured.toFixed(1));
+    assert.ok(
+      fs.statSync(out.fsPath).size < fs.statSync(model).size / 2,
+      'the weights are stored in their packed bits',
+    );
+    await vscode.commands.executeCommand('notifications.clearAll');
+    await new Promise((res) => setTimeout(res, 1500));
+    console.log('[layerplan-screenshot] quant-export');
+    await new Promise((res) => setTimeout(res, 1500));
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+});
+
 describe('quick fixes', () => {
   it('offers "Rebalance stages evenly" on overlapping stages, and applying it clears the problem', async function () {
     this.timeout(60000);
