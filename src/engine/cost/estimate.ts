@@ -333,14 +333,13 @@ interface StageResults {
 }
 
 /**
- * Each stage's end of its last backward in the simulated schedule; where the schedule was
- * extrapolated (its timeline covers the first micro-batches only) the step's end stands for all.
+ * Each stage's end of its last backward in the simulated schedule (every schedule ends a stage with a
+ * backward; the simulator keeps these with or without the timeline's events); where the schedule was
+ * extrapolated the step's end stands for all.
  */
 function lastBackwardEnds(schedule: ScheduleResult & { approximation?: string }, stages: number): number[] {
   if (schedule.approximation) return new Array<number>(stages).fill(schedule.makespan);
-  const ends = new Array<number>(stages).fill(0);
-  for (const e of schedule.events) if (e.pass === 'backward' && e.end > ends[e.stage]) ends[e.stage] = e.end;
-  return ends;
+  return schedule.stageEnds;
 }
 
 /** Memory per GPU of each stage, its data-parallel gradient sync and its optimizer step. */

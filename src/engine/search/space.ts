@@ -1,3 +1,4 @@
+import { runSettings } from '../cost/profiles';
 import type { TransformerSpec } from '../graph/transformer-spec';
 import type { PlanEdit } from '../plan/edits';
 import type { Framework, Plan } from '../plan/plan';
@@ -363,13 +364,10 @@ function* variants(
         : fw.sequenceParallel === 'optional'
           ? [false, true]
           : [fw.sequenceParallel === 'always'];
-  const own: Sharding = {
-    zero: (par.zero ?? 0) as Sharding['zero'],
-    distributedOptimizer: par.distributedOptimizer ?? false,
-  };
+  const own = ownSharding(plan);
   const shardings: Sharding[] =
     l.dp * l.cp === 1
-      ? [{ zero: 0, distributedOptimizer: false }]
+      ? [own]
       : locked('parallel.zero') || locked('parallel.distributedOptimizer')
         ? [own]
         : fw.sharding
@@ -466,6 +464,15 @@ export function* inferenceConfigs(
 }
 
 /**
+ * The sharding a plan runs with: its own fields, else its framework's defaults as the cost engine takes them
+ * (Megatron-Core's distributed optimizer, FSDP's full shard, DeepSpeed's ZeRO-1).
+ */
+export function ownSharding(plan: Plan): Sharding {
+  const run = runSettings(plan);
+  return { zero: run.zero as Sharding['zero'], distributedOptimizer: run.distributedOptimizer };
+}
+
+/**
  * The plan edits that give a plan this configuration: the searched fields only, written where the plan has
  * them or where they differ from their defaults (a plan stays as short as it was).
  */
@@ -492,8 +499,10 @@ export function configEdits(plan: Plan, c: Config): PlanEdit[] {
     if (c.schedule === 'interleaved') set(['parallel', 'virtualStages'], c.virtualStages, par.virtualStages, 2);
     else if (par.virtualStages !== undefined) edits.push({ path: ['parallel', 'virtualStages'], value: undefined });
     set(['parallel', 'sequenceParallel'], c.sequenceParallel, par.sequenceParallel, false);
-    set(['parallel', 'zero'], c.zero, par.zero, 0);
-    set(['parallel', 'distributedOptimizer'], c.distributedOptimizer, par.distributedOptimizer, false);
+    // Unspelled sharding is the framework's default (the cost engine's profile), not zero.
+    const own = ownSharding(plan);
+    set(['parallel', 'zero'], c.zero, par.zero, own.zero);
+    set(['parallel', 'distributedOptimizer'], c.distributedOptimizer, par.distributedOptimizer, own.distributedOptimizer);
     set(['training', 'microBatch'], c.microBatch, plan.training.microBatch, undefined);
     set(['training', 'recompute'], c.recompute, plan.training.recompute, 'none');
   }
