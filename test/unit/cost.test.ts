@@ -219,6 +219,25 @@ describe('cost engine: compute and FLOPs', () => {
 });
 
 describe('cost engine: pipeline schedule simulation', () => {
+  it('the figures do not depend on the timeline: estimate(…, { timeline: false }) gives the same report less its events', () => {
+    // Each stage's gradient sync starts at its own last backward: without the events (the optimizer's
+    // estimates) the stage ends must still come from the simulation, not from an empty timeline.
+    const model: ArchSpec = { arch: 'gpt', layers: 8, hidden: 2048, heads: 16, vocab: 50304, seqLen: 2048 };
+    for (const parallel of [
+      { data: 8 },
+      { data: 2, pipeline: 4 },
+      { data: 2, tensor: 2, pipeline: 2, schedule: 'interleaved' as const, virtualStages: 2 },
+    ]) {
+      const plan = gptPlan(model, {
+        parallel,
+        training: { globalBatch: 16, microBatch: 1, seqLen: 2048, recompute: 'none', overlapGradReduce: false },
+      });
+      const full = estimate(plan, archWorkload(model));
+      const lean = estimate(plan, archWorkload(model), 'plan', { timeline: false });
+      assert.ok(full.timeline.length > 0 && lean.timeline.length === 0);
+      assert.deepStrictEqual({ ...lean, timeline: full.timeline }, full, JSON.stringify(parallel));
+    }
+  });
   it('agrees exactly with the reference simulation (object per op) on random uneven pipelines', () => {
     let seed = 7;
     const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;

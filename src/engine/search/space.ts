@@ -363,7 +363,8 @@ function* variants(
         ? [par.sequenceParallel ?? false]
         : fw.sequenceParallel === 'optional'
           ? [false, true]
-          : [fw.sequenceParallel === 'always'];
+          : // The plan's own choice stays in the space, as its recomputation does (what the user runs is ranked).
+            [...new Set([fw.sequenceParallel === 'always', par.sequenceParallel ?? fw.sequenceParallel === 'always'])];
   const own = ownSharding(plan);
   const shardings: Sharding[] =
     l.dp * l.cp === 1
