@@ -20,7 +20,15 @@ function rng(seed: number): () => number {
 const peak = (r: ReturnType<typeof estimate>) => Math.max(...r.stages.map((s) => s.memory.total));
 
 /** The search's top K against every configuration of the same space estimated in full. */
-function againstBruteForce(name: string, plan: Plan, workload: Workload, options: OptimizeOptions, k = 5): void {
+function againstBruteForce(
+  name: string,
+  plan: Plan,
+  workload: Workload,
+  options: OptimizeOptions,
+  k = 5,
+  /** What the brute force's whole space must show (the dimension the case is about is searched and matters). */
+  expectSpace?: (all: SearchResult) => void,
+): void {
   it(`${name}: the top ${k} equal brute force`, () => {
     const fast = optimize(plan, workload, { ...options, top: k });
     const brute = optimize(plan, workload, { ...options, top: k, exhaustive: true });
@@ -47,6 +55,7 @@ function againstBruteForce(name: string, plan: Plan, workload: Workload, options
     );
     // Every configuration estimated in full stayed above its bounds (what makes the pruning exact).
     assert.strictEqual(brute.boundViolations, 0);
+    if (expectSpace) expectSpace(optimize(plan, workload, { ...options, top: 100_000, exhaustive: true }));
     if (plan.training) assert.ok(fast.evaluated < brute.evaluated, 'the bounds pruned something');
     for (const c of fast.candidates) {
       // A candidate is a complete plan: the engine gives it the figures the search reported, and the checks pass.
@@ -119,6 +128,71 @@ describe('optimizer: the search equals brute force on small spaces', () => {
     },
     archWorkload(big),
     { locks: ['parallel.tensor', 'training.microBatch'], headroom: 0.05 },
+  );
+  // Issue 13's engine models context parallelism (the ring exchange under the attention), expert parallelism
+  // (all-to-alls, experts split) and the distributed optimizer: the search chooses them, and stays exact.
+  const longLlama: ArchSpec = {
+    arch: 'llama',
+    layers: 8,
+    hidden: 4096,
+    heads: 32,
+    kvHeads: 8,
+    vocab: 32000,
+    seqLen: 32768,
+  };
+  againstBruteForce(
+    'a 32k-token Llama on 8 A100-40GBs under Megatron-Core (context parallelism)',
+    {
+      model: longLlama,
+      cluster: { gpu: 'a100-40gb', gpusPerNode: 8, nodes: 1 },
+      training: { globalBatch: 8, microBatch: 1, seqLen: 32768, recompute: 'none', framework: 'megatron-core' },
+      parallel: { data: 8 },
+    },
+    archWorkload(longLlama),
+    {},
+    5,
+    (all) => {
+      const cp = (c: SearchResult['candidates'][number]) => c.plan.parallel?.context ?? 1;
+      assert.ok(new Set(all.candidates.map(cp)).size >= 3, 'context degrees 1, 2, 4, … are searched');
+      assert.ok(cp(all.candidates[0]) > 1, 'a context-parallel layout is the fastest here');
+    },
+  );
+  const moe: ArchSpec = {
+    arch: 'llama',
+    layers: 4,
+    hidden: 1024,
+    heads: 16,
+    kvHeads: 4,
+    vocab: 32000,
+    seqLen: 4096,
+    experts: 8,
+    expertsPerToken: 2,
+    expertFfn: 2048,
+  };
+  againstBruteForce(
+    'a small mixture of experts on 8 H100s (expert and expert-tensor parallelism, distributed optimizer)',
+    {
+      model: moe,
+      cluster: { gpu: 'h100-sxm', gpusPerNode: 8, nodes: 1 },
+      training: { globalBatch: 16, microBatch: 1, seqLen: 4096, recompute: 'selective', framework: 'megatron-core' },
+      parallel: { data: 8 },
+    },
+    archWorkload(moe),
+    {},
+    5,
+    (all) => {
+      const par = all.candidates.map((c) => c.plan.parallel ?? {});
+      assert.ok(new Set(par.map((p) => p.expert ?? 1)).size >= 3, 'expert degrees are searched');
+      assert.ok(
+        par.some((p) => p.expertTensor !== undefined && p.expertTensor < (p.tensor ?? 1)),
+        'expert tensor parallelism under the tensor degree is searched',
+      );
+      // Megatron-Core's default (distributed optimizer on) and off are both in the space.
+      assert.ok(
+        par.some((p) => p.distributedOptimizer === false) &&
+          par.some((p) => (p.data ?? 1) > 1 && p.distributedOptimizer === undefined),
+      );
+    },
   );
   // A model file's layers differ: the search runs Alpa's inter-op pass for each layout (stages split by DP).
   const r = rng(11);

@@ -248,6 +248,7 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
       c.tensor,
       c.context,
       c.expert,
+      c.expertTensor,
       c.microBatch,
       c.recompute,
       c.sequenceParallel,
@@ -300,6 +301,7 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
       c.pipeline,
       c.context,
       c.expert,
+      c.expertTensor,
       c.schedule,
       c.virtualStages,
       c.recompute,
@@ -345,7 +347,16 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
     evaluated++;
     if (e.report.iterationSeconds < s.lowerSeconds * (1 - 1e-9) || e.peak < s.lowerMemory * (1 - 1e-9)) {
       violations++;
-      if (process.env.LP_DEBUG && violations < 4) console.error('VIOL', JSON.stringify(s.config), e.report.iterationSeconds, s.lowerSeconds, e.peak, s.lowerMemory, JSON.stringify(e.report.stages.map((x) => [x.forwardSeconds + x.backwardSeconds, x.memory])));
+      if (process.env.LP_DEBUG && violations < 4)
+        console.error(
+          'VIOL',
+          JSON.stringify(s.config),
+          e.report.iterationSeconds,
+          s.lowerSeconds,
+          e.peak,
+          s.lowerMemory,
+          JSON.stringify(e.report.stages.map((x) => [x.forwardSeconds + x.backwardSeconds, x.memory])),
+        );
     }
     if (!e.fits) continue;
     if (objective === 'gpus' && e.report.iterationSeconds > options.targetSeconds!) continue;
@@ -465,7 +476,9 @@ function probe(plan: Plan, workload: Workload, c: Config, graph: boolean, file: 
   const n = cuts.length - 1;
   const compact = graph ? undefined : compactWorkload(plan, workload);
   const w = compact ?? workload;
-  const units = compact ? [0, 1, 2].map((i) => `${i}`) : Array.from({ length: n }, (_, k) => rangeText(range(cuts[k], cuts[k + 1])));
+  const units = compact
+    ? [0, 1, 2].map((i) => `${i}`)
+    : Array.from({ length: n }, (_, k) => rangeText(range(cuts[k], cuts[k + 1])));
   const p = clone(plan);
   // The plan's own settings the search does not choose (tensor-parallel overlap, expert tensor, …) stay.
   const own = { ...(plan.parallel ?? {}) };
@@ -477,6 +490,7 @@ function probe(plan: Plan, workload: Workload, c: Config, graph: boolean, file: 
     pipeline: units.length + 2,
     context: c.context,
     expert: c.expert,
+    expertTensor: c.expertTensor,
     schedule: '1f1b',
     sequenceParallel: c.sequenceParallel,
     zero: 0,
@@ -606,8 +620,7 @@ function bound(
   const span = (a: number[], from: number, to: number) => a[to] - a[from];
   const states = (from: number, to: number) =>
     span(P.weights, from, to) / s3 + span(P.gradients, from, to) / s2 + span(P.optimizer, from, to) / s1;
-  const edge = (stage: number, f: Field) =>
-    (stage === 0 ? pr.first[f] : 0) + (stage === pp - 1 ? pr.last[f] : 0);
+  const edge = (stage: number, f: Field) => (stage === 0 ? pr.first[f] : 0) + (stage === pp - 1 ? pr.last[f] : 0);
   const edgeStates = (stage: number) =>
     edge(stage, 'weights') / s3 + edge(stage, 'gradients') / s2 + edge(stage, 'optimizer') / s1;
   let ranges: [number, number][][];
@@ -833,6 +846,7 @@ function choosePrecision(
     pipeline: 1,
     context: 1,
     expert: 1,
+    expertTensor: par.expertTensor ?? par.tensor ?? 1,
     schedule: '1f1b',
     virtualStages: 1,
     sequenceParallel: par.sequenceParallel ?? false,
