@@ -129,6 +129,19 @@ describe('optimizer: the search equals brute force on small spaces', () => {
     archWorkload(big),
     { locks: ['parallel.tensor', 'training.microBatch'], headroom: 0.05 },
   );
+  // Settings the search does not choose stay as the plan has them, in the probes too: tensor-parallel overlap
+  // turned on where the framework's default is off (the bounds would otherwise sit over the plans' figures).
+  againstBruteForce(
+    'a 13B GPT on 16 L4s under Megatron-LM 2021 with the plan’s tensor-parallel overlap on',
+    {
+      model: big,
+      cluster: { gpu: 'l4', gpusPerNode: 8, nodes: 2 },
+      training: { globalBatch: 64, microBatch: 1, seqLen: 2048, recompute: 'full', framework: 'megatron-lm-2021' },
+      parallel: { data: 2, tensor: 8, tpCommOverlap: true },
+    },
+    archWorkload(big),
+    { headroom: 0.05 },
+  );
   // Issue 13's engine models context parallelism (the ring exchange under the attention), expert parallelism
   // (all-to-alls, experts split) and the distributed optimizer: the search chooses them, and stays exact.
   const longLlama: ArchSpec = {
