@@ -29,7 +29,9 @@ function againstBruteForce(
   /** What the brute force's whole space must show (the dimension the case is about is searched and matters). */
   expectSpace?: (all: SearchResult) => void,
 ): void {
-  it(`${name}: the top ${k} equal brute force`, () => {
+  it(`${name}: the top ${k} equal brute force`, function () {
+    // Brute force estimates every configuration in full (38,850 for the fewest-GPUs case: about a minute here).
+    this.timeout(600_000);
     const fast = optimize(plan, workload, { ...options, top: k });
     const brute = optimize(plan, workload, { ...options, top: k, exhaustive: true });
     const keys = (r: SearchResult) =>
