@@ -249,6 +249,72 @@ describe('optimizer: the search equals brute force on small spaces', () => {
   );
 });
 
+describe('optimizer: the search equals brute force on random small spaces', () => {
+  it('24 seeded plans over every framework, GPU, dtype, recomputation, MoE and sequence length: top 5 and no bound violated', function () {
+    this.timeout(600_000);
+    const r = rng(42);
+    const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)];
+    const frameworks = [
+      undefined,
+      'megatron-core',
+      'nemo',
+      'megatron-lm-2021',
+      'deepspeed',
+      'fsdp',
+      'torchtitan',
+    ] as const;
+    let estimated = 0;
+    for (let trial = 0; trial < 24; trial++) {
+      const moe = r() < 0.3;
+      const model: ArchSpec = {
+        arch: pick(['gpt', 'llama'] as const),
+        layers: pick([4, 6, 8]),
+        hidden: pick([1024, 2048]),
+        heads: 16,
+        vocab: 32000,
+        seqLen: pick([2048, 8192]),
+      };
+      if (model.arch === 'llama') model.kvHeads = pick([4, 16]);
+      if (moe)
+        Object.assign(model, { arch: 'llama', kvHeads: 4, experts: pick([4, 8]), expertsPerToken: 2, expertFfn: 1024 });
+      const framework = pick(frameworks);
+      const gpu = pick(['a100-80gb', 'h100-sxm', 'l4', 'a100-40gb']);
+      const gpusPerNode = pick([4, 8]);
+      const plan: Plan = {
+        model,
+        cluster: { gpu, gpusPerNode, nodes: pick([1, 2]) },
+        training: {
+          globalBatch: pick([16, 32]),
+          microBatch: 1,
+          seqLen: model.seqLen,
+          recompute:
+            framework === 'fsdp' || framework === 'deepspeed'
+              ? pick(['none', 'full'] as const)
+              : pick(['none', 'selective', 'full'] as const),
+          dtype: gpu === 'h100-sxm' ? pick(['bf16', 'fp8'] as const) : pick(['bf16', 'fp16'] as const),
+          ...(framework ? { framework } : {}),
+        },
+        parallel: {
+          data: gpusPerNode,
+          ...(r() < 0.3 ? { tpCommOverlap: r() < 0.5 } : {}),
+          ...(r() < 0.2 ? { overlapParamGather: false } : {}),
+        },
+      };
+      const w = archWorkload(model);
+      const brute = optimize(plan, w, { top: 5, exhaustive: true });
+      const fast = optimize(plan, w, { top: 5 });
+      estimated += brute.evaluated;
+      const what = `trial ${trial}: ${JSON.stringify(plan)}`;
+      assert.strictEqual(brute.boundViolations, 0, what);
+      const a = fast.candidates.slice(0, 5).map((c) => c.iterationSeconds);
+      const b = brute.candidates.slice(0, 5).map((c) => c.iterationSeconds);
+      assert.strictEqual(a.length, b.length, what);
+      a.forEach((x, i) => assert.ok(Math.abs(x - b[i]) <= 1e-12 * b[i], `${what}: #${i + 1} ${x} vs ${b[i]}`));
+    }
+    console.log(`        ${estimated} configurations estimated in full`);
+  });
+});
+
 describe('optimizer: the space', () => {
   it("holds the plan's own choices even where its framework's list lacks them (ZeRO-1 under Megatron-Core)", () => {
     const plan: Plan = {
