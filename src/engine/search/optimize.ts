@@ -1,10 +1,12 @@
 import { OUTPUT_ERROR } from '../check/precision';
 import { estimate, rangeText, type CostReport } from '../cost/estimate';
+import { allGatherSeconds, reduceScatterSeconds } from '../cost/comm';
+import { resolveSetup } from '../cost/context';
 import { runSettings } from '../cost/profiles';
 import { peakInFlight } from '../cost/schedule';
 import type { Workload } from '../cost/workload';
 import { InputError } from '../errors';
-import { findGpu } from '../hardware/catalog';
+import { findGpu, type Link } from '../hardware/catalog';
 import { setPlanPaths, type PlanEdit } from '../plan/edits';
 import { formatFor, parseLayerRange, type Plan } from '../plan/plan';
 import { parseFormat } from '../quant/formats';
@@ -128,8 +130,8 @@ export interface SearchResult {
 }
 
 /** The figures the search reads per probe stage. */
-type Field = 'time' | 'weights' | 'gradients' | 'optimizer' | 'activations';
-const FIELDS: readonly Field[] = ['time', 'weights', 'gradients', 'optimizer', 'activations'];
+type Field = 'time' | 'forward' | 'weights' | 'gradients' | 'optimizer' | 'activations';
+const FIELDS: readonly Field[] = ['time', 'forward', 'weights', 'gradients', 'optimizer', 'activations'];
 
 /**
  * Per probe unit (one block, or a group of consecutive layers of a model file): the engine's figures, with the
@@ -275,6 +277,10 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
   // The engine's even split of an architecture's blocks counts the embedding and the output layer as blocks
   // where the plan's framework does (the framework is not searched).
   const edgesAsBlocks = !!workload.arch && runSettings(base).profile.balanceEdges;
+  const setup = resolveSetup(base, file);
+  const fsdp: FsdpTraffic | undefined = workload.layers.every((l) => !l.expertParameters)
+    ? { intra: setup.intra, inter: setup.inter }
+    : undefined;
   let searched = 0;
   const scored: Scored[] = [];
   // Memory grows with the micro-batch: once one does not fit, larger ones of the same layout are skipped unprobed.
@@ -310,7 +316,7 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
       c.distributedOptimizer,
     ].join();
     if (!exhaustive && c.microBatch >= (tooBig.get(family) ?? Infinity)) continue;
-    const s = bound(c, probeOf(c), inFlightOf, graph, blocks, capacity, base, stagesLocked, edgesAsBlocks);
+    const s = bound(c, probeOf(c), inFlightOf, graph, blocks, capacity, base, stagesLocked, edgesAsBlocks, fsdp);
     if (!s || (!exhaustive && s.lowerMemory > capacity)) {
       tooBig.set(family, Math.min(c.microBatch, tooBig.get(family) ?? Infinity));
       continue;
@@ -492,6 +498,7 @@ function probe(plan: Plan, workload: Workload, c: Config, graph: boolean, file: 
   type Stage = CostReport['stages'][number];
   const fields: Record<Field, (s: Stage) => number> = {
     time: (s) => (p.training ? s.forwardSeconds + s.backwardSeconds : s.computeSeconds),
+    forward: (s) => (p.training ? s.forwardSeconds : 0),
     weights: (s) => s.memory.weights,
     gradients: (s) => s.memory.gradients,
     optimizer: (s) => s.memory.optimizer,
@@ -570,6 +577,15 @@ function archStageRanges(blocks: number, pp: number, v: number, edgesAsBlocks: b
 }
 
 /**
+ * What the FSDP term of the time bound needs: the links (the data-parallel group's are built as the engine
+ * builds them, context.ts), given only where no layer has experts (their weights gather over another group).
+ */
+interface FsdpTraffic {
+  intra: Link;
+  inter: Link;
+}
+
+/**
  * Lower bounds of a configuration's step time and peak memory per GPU, from the probe's per-unit figures. Why
  * each is a lower bound of what estimate() returns (estimate.ts):
  *  - time: the simulated schedule runs stage s's forward and backward of each micro-batch chunk as F_s / v and
@@ -594,6 +610,7 @@ function bound(
   base: Plan,
   stagesLocked: boolean,
   edgesAsBlocks: boolean,
+  fsdp: FsdpTraffic | undefined,
 ): Scored | undefined {
   const m = c.microBatches;
   const v = c.virtualStages;
@@ -648,17 +665,40 @@ function bound(
     ranges = found.bounds.map((r) => [r]);
     split = found.bounds.map(([a, b]) => [pr.cuts[a], pr.cuts[b]]);
   } else ranges = archStageRanges(blocks, pp, v, edgesAsBlocks);
+  // FSDP / ZeRO-3 gathers the stage's weights for each micro-batch's forward and again for its backward (and
+  // reduce-scatters its gradients): the engine adds max(gather / layers, gather − compute) to each pass, so a
+  // pass takes at least max(its compute, its traffic) (estimate.ts pipelinePasses).
+  const dataGroup =
+    fsdp && c.zero >= 3 && ranks > 1
+      ? {
+          size: ranks,
+          perNode: Math.max(1, Math.min(ranks, Math.floor(c.gpusPerNode / c.tensor))),
+          intra: fsdp.intra,
+          inter: fsdp.inter,
+        }
+      : undefined;
   let lower = 0;
   let ramp = 0;
   let memory = 0;
   for (let s = 0; s < pp; s++) {
     let t = edge(s, 'time');
+    let f = edge(s, 'forward');
+    let w = edge(s, 'weights');
+    let g = edge(s, 'gradients');
     let st = edgeStates(s);
     let act = edge(s, 'activations');
     for (const [from, to] of ranges[s]) {
       t += span(P.time, from, to);
+      f += span(P.forward, from, to);
+      w += span(P.weights, from, to);
+      g += span(P.gradients, from, to);
       st += states(from, to);
       act += span(P.activations, from, to);
+    }
+    if (dataGroup) {
+      const gather = allGatherSeconds(w, dataGroup);
+      const reduce = reduceScatterSeconds(g, dataGroup);
+      t = Math.max(f, gather) + Math.max(t - f, gather + reduce);
     }
     lower = Math.max(lower, ramp + m * t);
     ramp += t / v;
