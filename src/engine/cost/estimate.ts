@@ -354,7 +354,7 @@ function stageReports(
   const zero = settings.zero;
   const replicas = data * context;
   const gradBytes = run.gradientBytes;
-  const optimizerBytes = run.training.optimizer === 'sgd' ? (dtype === 'fp32' ? 4 : 8) : dtype === 'fp32' ? 8 : 12;
+  const optimizerBytes = optimizerBytesPerParameter(run);
   const shardStates = zero >= 1 || settings.distributedOptimizer;
   const fsdp = zero >= 3;
   const backwardEnds = lastBackwardEnds(schedule, pipeline);
@@ -450,6 +450,66 @@ function stageReports(
       forwardSeconds: passes.stageForward[stage],
       backwardSeconds: passes.stageBackward[stage],
     });
+  }
+  return out;
+}
+
+/** Bytes of optimizer state per parameter: fp32 master weights (unless training in fp32) and the moments. */
+function optimizerBytesPerParameter(run: TrainingContext): number {
+  const fp32 = run.dtype === 'fp32';
+  return run.training.optimizer === 'sgd' ? (fp32 ? 4 : 8) : fp32 ? 8 : 12;
+}
+
+/** Per layer of a training plan, for one micro-batch on one GPU: the figures each stage adds up. */
+export interface LayerFigures {
+  /** Forward and backward seconds (trainingLayerTime, as pipelinePasses sums them; FSDP's gathers not included). */
+  forward: Float64Array;
+  backward: Float64Array;
+  /** Bytes of weights, gradients and optimizer states, unsharded (ZeRO and the distributed optimizer divide them). */
+  weights: Float64Array;
+  gradients: Float64Array;
+  optimizer: Float64Array;
+  /** Activation bytes kept for the backward (with the plan's recomputation), per micro-batch in flight. */
+  activations: Float64Array;
+}
+
+/**
+ * The per-layer phase of a training estimate on its own: what estimate() sums over each stage's layers —
+ * forward and backward times, weights, gradients, optimizer states and kept activations — with the same
+ * context, kernels and communication groups, without the stage assignment, the schedule or the step's
+ * synchronization. The optimizer bounds whole layouts from these (a stage's figures are sums of its layers').
+ */
+export function trainingLayerFigures(
+  plan: Plan,
+  workload: Workload,
+  file = 'plan',
+  options: Pick<EstimateOptions, 'overrides'> = {},
+): LayerFigures {
+  const ctx = estimateContext(plan, workload, file);
+  if (!plan.training) throw new Error('trainingLayerFigures: not a training plan');
+  const run = trainingContext(ctx, plan.training, options.overrides);
+  const n = workload.layers.length;
+  const out: LayerFigures = {
+    forward: new Float64Array(n),
+    backward: new Float64Array(n),
+    weights: new Float64Array(n),
+    gradients: new Float64Array(n),
+    optimizer: new Float64Array(n),
+    activations: new Float64Array(n),
+  };
+  const optimizerBytes = optimizerBytesPerParameter(run);
+  for (let i = 0; i < n; i++) {
+    const layer = workload.layers[i];
+    const t = run.timeOf(i);
+    out.forward[i] = t.forward;
+    out.backward[i] = t.backward;
+    const w = stageWeights(run, [i]);
+    const parameters = w.dense + w.experts;
+    out.weights[i] = w.bytes;
+    out.gradients[i] = parameters * run.gradientBytes;
+    out.optimizer[i] = parameters * optimizerBytes;
+    const kept = run.workOf(i).activations;
+    out.activations[i] = isRecomputed(layer.kind) ? kept[run.recompute] : kept.none;
   }
   return out;
 }

@@ -1,5 +1,5 @@
 import { OUTPUT_ERROR } from '../check/precision';
-import { estimate, rangeText, type CostReport } from '../cost/estimate';
+import { estimate, rangeText, trainingLayerFigures, type CostReport } from '../cost/estimate';
 import { allGatherSeconds, reduceScatterSeconds } from '../cost/comm';
 import { resolveSetup } from '../cost/context';
 import { runSettings } from '../cost/profiles';
@@ -470,6 +470,7 @@ function probe(plan: Plan, workload: Workload, c: Config, graph: boolean, file: 
   const n = cuts.length - 1;
   const compact = graph ? undefined : compactWorkload(plan, workload);
   const w = compact ?? workload;
+  if (plan.training) return probeTraining(plan, w, c, cuts, !!compact, file);
   const units = compact
     ? [0, 1, 2].map((i) => `${i}`)
     : Array.from({ length: n }, (_, k) => rangeText(range(cuts[k], cuts[k + 1])));
@@ -514,6 +515,66 @@ function probe(plan: Plan, workload: Workload, c: Config, graph: boolean, file: 
     out[name] = a;
     out.first[name] = get(r.stages[0]);
     out.last[name] = get(r.stages[r.stages.length - 1]);
+  }
+  return out;
+}
+
+/**
+ * A training probe from the engine's per-layer phase (trainingLayerFigures): the layers' figures summed into
+ * the probe's units, and the layers the engine puts on the first stage (before the first block) and on the last
+ * (every other layer that is not a block) apart. The plan runs without data parallelism or sharding; its
+ * unsearched settings stay.
+ */
+function probeTraining(plan: Plan, w: Workload, c: Config, cuts: number[], compact: boolean, file: string): Probe {
+  const own = { ...(plan.parallel ?? {}) };
+  delete own.virtualStages;
+  const p: Plan = {
+    ...plan,
+    parallel: {
+      ...own,
+      data: 1,
+      tensor: c.tensor,
+      pipeline: 1,
+      context: c.context,
+      expert: c.expert,
+      expertTensor: c.expertTensor,
+      schedule: '1f1b',
+      sequenceParallel: c.sequenceParallel,
+      zero: 0,
+      distributedOptimizer: false,
+    },
+    training: { ...plan.training!, globalBatch: c.microBatch, microBatch: c.microBatch, recompute: c.recompute },
+  };
+  delete p.stages;
+  const fig = trainingLayerFigures(p, w, file);
+  const value: Record<Field, (i: number) => number> = {
+    time: (i) => fig.forward[i] + fig.backward[i],
+    forward: (i) => fig.forward[i],
+    weights: (i) => fig.weights[i],
+    gradients: (i) => fig.gradients[i],
+    optimizer: (i) => fig.optimizer[i],
+    activations: (i) => fig.activations[i],
+  };
+  const n = cuts.length - 1;
+  const blocks = w.blockIndices;
+  const inBlocks = new Set(blocks);
+  const firstBlock = blocks.length ? blocks[0] : w.layers.length;
+  const out = { cuts, first: {}, last: {} } as Probe;
+  for (const f of FIELDS) {
+    const get = value[f];
+    const a = new Float64Array(n);
+    if (compact) a.fill(get(blocks[1]));
+    else for (let k = 0; k < n; k++) for (let u = cuts[k]; u < cuts[k + 1]; u++) a[k] += get(blocks[u]);
+    out[f] = a;
+    let first = 0;
+    let last = 0;
+    for (let i = 0; i < w.layers.length; i++) {
+      if (inBlocks.has(i)) continue;
+      if (i < firstBlock) first += get(i);
+      else last += get(i);
+    }
+    out.first[f] = first;
+    out.last[f] = last;
   }
   return out;
 }
