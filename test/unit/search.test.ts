@@ -275,8 +275,9 @@ describe('optimizer: the search equals brute force on random small spaces', () =
         seqLen: pick([2048, 8192]),
       };
       if (model.arch === 'llama') model.kvHeads = pick([4, 16]);
-      if (moe)
+      if (moe) {
         Object.assign(model, { arch: 'llama', kvHeads: 4, experts: pick([4, 8]), expertsPerToken: 2, expertFfn: 1024 });
+      }
       const framework = pick(frameworks);
       const gpu = pick(['a100-80gb', 'h100-sxm', 'l4', 'a100-40gb']);
       const gpusPerNode = pick([4, 8]);
