@@ -37,7 +37,12 @@ async function main(): Promise<void> {
   await source.close();
   const summary = modelSummary('gpt-10k-nodes.onnx', graph);
   const hostMs = performance.now() - t0;
-  const layers = summary.layers.map((l) => ({ type: 'layer', layer: l.index, ...layerNodes(graph, l.index) }));
+  const layers = summary.layers.map((l) => ({
+    type: 'layer',
+    level: '',
+    layer: l.index,
+    ...layerNodes(graph, l.index),
+  }));
 
   const page = `<!DOCTYPE html><html><body data-worker="/layout-worker.js"><div id="app"></div>
 <script>

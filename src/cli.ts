@@ -10,13 +10,23 @@ import { check } from './cli/check';
 import { UsageError, type Command } from './cli/command';
 import { estimate } from './cli/estimate';
 import { exportCommand } from './cli/export';
+import { importCommand } from './cli/import';
 import { inspect } from './cli/inspect';
 import { optimizeCommand } from './cli/optimize';
 import { quant } from './cli/quant';
 import { verify } from './cli/verify';
 
 /** Every command, in the order --help lists them. */
-export const COMMANDS: Command[] = [inspect, estimate, quant, check, verify, optimizeCommand, exportCommand];
+export const COMMANDS: Command[] = [
+  inspect,
+  estimate,
+  quant,
+  check,
+  verify,
+  optimizeCommand,
+  exportCommand,
+  importCommand,
+];
 
 /** Options every command takes. */
 const COMMON = { json: { type: 'boolean' }, help: { type: 'boolean' } } as const;

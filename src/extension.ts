@@ -22,7 +22,7 @@ const MODEL_FILTERS = { 'Model files': ['onnx', 'gguf', 'safetensors', 'json'] }
 function inspectModel(ctx: Ctx) {
   return async (uri?: vscode.Uri) => {
     let target = uri ?? vscode.window.activeTextEditor?.document.uri;
-    if (!target || !/\.onnx$/i.test(target.fsPath)) {
+    if (!target || !/\.(onnx|gguf|safetensors)$|(^|[\\/])config\.json$/i.test(target.fsPath)) {
       const picked = await vscode.window.showOpenDialog({
         canSelectMany: false,
         filters: MODEL_FILTERS,
@@ -52,28 +52,15 @@ function inspectModel(ctx: Ctx) {
   };
 }
 
-function openGraph() {
-  return async (uri?: vscode.Uri) => {
-    const target =
-      uri ??
-      vscode.window.activeTextEditor?.document.uri ??
-      (
-        await vscode.window.showOpenDialog({ canSelectMany: false, filters: MODEL_FILTERS, title: 'Open model graph' })
-      )?.[0];
-    if (target) await vscode.commands.executeCommand('vscode.openWith', target, ModelGraphEditor.viewType);
-  };
-}
-
 export function activate(context: vscode.ExtensionContext): void {
   const ctx: Ctx = { output: vscode.window.createOutputChannel('Layerplan') };
   const views = new GraphViews(ModelGraphEditor.viewType);
-  // Plan checks and estimates run on a worker thread with a time budget (src/node/checker.ts).
+  // Plan checks and estimates run in a child process with a time budget (src/node/checker.ts).
   const checker = new Checker();
   context.subscriptions.push(
     ctx.output,
     vscode.commands.registerCommand('layerplan.inspectModel', inspectModel(ctx)),
-    vscode.commands.registerCommand('layerplan.openGraph', openGraph()),
-    ModelGraphEditor.register(context, views),
+    ModelGraphEditor.register(context, views, checker),
     vscode.commands.registerCommand('layerplan.verifyLayer', verifyCommand(views, ctx.output)),
     ModelSummaryView.register(),
     registerPlanCommands(ctx.output, views, checker),

@@ -5,6 +5,17 @@ import type { Plan } from './engine/plan/plan';
 import type { PlanEdit } from './engine/plan/edits';
 import type { CostReport } from './engine/cost/estimate';
 import type { Objective, SearchProgress, SearchResult } from './engine/search/optimize';
+import type { ExportResult } from './engine/export/target';
+
+/** A launch configuration the planner shows (Export): the targets it may ask for and the result or why not. */
+export interface ExportShown {
+  to: string;
+  targets: { name: string; description: string }[];
+  result?: ExportResult;
+  error?: string;
+  /** The files were written beside the plan (Save): their workspace-relative paths. */
+  saved?: string[];
+}
 
 /** The plan beside a model, as the planner shows it. */
 export interface PlanState {
@@ -12,8 +23,8 @@ export interface PlanState {
   file: string;
   exists: boolean;
   plan?: Plan;
-  /** Diagnostics of the plan file (what the Problems panel shows), as text. */
-  issues: { severity: string; message: string }[];
+  /** Diagnostics of the plan file (what the Problems panel shows), with their quick fixes. */
+  issues: { severity: string; message: string; fixes?: { title: string; edits: PlanEdit[] }[] }[];
   /** The workload, when the model or its bindings changed (the worker keeps the last one). */
   source?: WorkloadSource;
   catalog: { id: string; name: string; memoryGB: number }[];
@@ -67,11 +78,21 @@ export interface QuantExportShown {
 export interface LayerBox {
   index: number;
   name: string;
+  /** Nodes inside, subgraphs' nodes included. */
   nodes: number;
   parameters: number;
   flops: number;
   /** The most common ops inside, for the box's subtitle. */
   ops: string;
+}
+
+/** A subgraph a node holds (an If's branches, a Loop's or Scan's body): enter it to see its graph. */
+export interface SubgraphRef {
+  /** The level id to enter: `<node index>:<attribute>`. */
+  id: string;
+  /** The attribute: then_branch, else_branch, body. */
+  label: string;
+  nodes: number;
 }
 
 export interface NodeBox {
@@ -82,6 +103,9 @@ export interface NodeBox {
   shape: string;
   flops: number;
   known: boolean;
+  /** A constant-foldable node (Constant, Identity / Transpose / Cast of a weight): hidden unless constants are shown. */
+  constant: boolean;
+  subgraphs?: SubgraphRef[];
 }
 
 export interface Edge {
@@ -90,16 +114,44 @@ export interface Edge {
   label?: string;
 }
 
+/** Where a node is, to go there: its level ('' the top, else a subgraph id) and its layer at that level. */
+export interface NodeRef {
+  node: number;
+  name: string;
+  opType: string;
+  level: string;
+  layer: number;
+}
+
+/** The level a view shows and how it got there (the model, then the If / Loop / Scan entered). */
+export interface LevelInfo {
+  id: string;
+  crumbs: { id: string; label: string }[];
+}
+
+/** A graph input or output (of the level shown), with the node that reads or writes it. */
+export interface IoEntry {
+  name: string;
+  dtype: string;
+  shape: string;
+  node?: NodeRef;
+}
+
 export interface ModelSummary {
   file: string;
   format: string;
   producer: string;
+  /** Whole-model counts. */
   nodes: number;
   parameters: number;
   bytes: number;
+  /** The layers of the level shown. */
   layers: LayerBox[];
   /** Edges between layers (a tensor produced in one and consumed in another). */
   edges: Edge[];
+  level: LevelInfo;
+  inputs: IoEntry[];
+  outputs: IoEntry[];
   /** What the FLOPs and bytes shown miss (graph/warnings.ts): unbound symbolic dims, failed shape rules, no config. */
   warnings: string[];
 }
@@ -110,21 +162,52 @@ export interface NodeDetails {
   opType: string;
   domain: string;
   layer: string;
+  level: string;
+  layerIndex: number;
   attributes: [string, string][];
-  inputs: { name: string; shape: string; dtype: string; weight: boolean }[];
-  outputs: { name: string; shape: string; dtype: string; weight: boolean }[];
+  /** `sources`: the stored weights behind an input that reaches the node through Identity / Transpose / … chains. */
+  inputs: { name: string; shape: string; dtype: string; weight: boolean; producer?: NodeRef; sources?: string[] }[];
+  outputs: { name: string; shape: string; dtype: string; weight: boolean; consumers: NodeRef[] }[];
+  subgraphs: SubgraphRef[];
   flops: number;
   parameters: number;
   /** Why this node's shape rule failed (its FLOPs are not counted), when it did. */
   shapeError?: string;
 }
 
+/** The nodes matching a search, in graph order, and what to highlight in the level shown. */
+export interface GraphSearchResult {
+  query: string;
+  level: string;
+  /** Layers of the level holding a hit (at or below it) or whose name matches. */
+  layers: number[];
+  /** Nodes of the level that are hits or hold one. */
+  nodes: number[];
+  hits: NodeRef[];
+  total: number;
+}
+
+/** What the view shows, reported after each render (for tests and screen readers alike). */
+export interface ViewReport {
+  boxes: number;
+  layers: number;
+  nodes: number;
+  textNames: string[];
+  level: string;
+  crumbs: string[];
+  clusters: string[];
+  /** The details pane's heading, and the search counter's text. */
+  details: string;
+  search: string;
+  constants: boolean;
+  expanded: string[];
+}
+
 export type HostToWebview =
   | { type: 'summary'; summary: ModelSummary }
-  | { type: 'layer'; layer: number; nodes: NodeBox[]; edges: Edge[] }
+  | { type: 'layer'; level: string; layer: number; nodes: NodeBox[]; edges: Edge[]; hidden: number }
   | { type: 'details'; details: NodeDetails }
-  /** Layers holding a node or tensor whose name matches the query (case-insensitive substring). */
-  | { type: 'searchResult'; query: string; layers: number[]; nodes: number[] }
+  | { type: 'searchResult'; result: GraphSearchResult }
   | { type: 'error'; message: string }
   /** Run the packed kernel on navigator.gpu: y = x · Wᵀ for x [batch, cols]; answered by verifyResult with the same id. */
   | { type: 'verifyRun'; id: number; packed: PackedWeight; x: Float32Array; batch: number; repeats: number }
@@ -137,15 +220,26 @@ export type HostToWebview =
   /** *Export Quantized Model* ran (or is running, with `progress`; or failed, with `error`): show measured against predicted. */
   | { type: 'quantExport'; shown?: QuantExportShown; progress?: string; error?: string }
   /** Open the planner (from the "New plan" / "Estimate plan" commands). */
-  | { type: 'showPlanner' };
+  | { type: 'showPlanner' }
+  /** Draw the view as an image and send it back (exportImage with this id): the Export Graph Image command. */
+  | { type: 'requestImage'; id: number; format: 'svg' | 'png' }
+  /** The plan as a framework's launch configuration (the planner's Export panel). */
+  | { type: 'exportResult'; shown: ExportShown };
 
 export type WebviewToHost =
   | { type: 'ready' }
-  | { type: 'expandLayer'; layer: number }
+  /** The nodes of a layer of a level; `constants`: with the constant-foldable ones. */
+  | { type: 'expandLayer'; level: string; layer: number; constants: boolean }
+  /** Show another level: a subgraph (If branch, Loop / Scan body) or, with '', the model's top level. */
+  | { type: 'enterLevel'; level: string }
   | { type: 'select'; node: number }
-  | { type: 'search'; query: string }
-  /** How many boxes (layers and nodes) the view drew, reported after every render. */
-  | { type: 'rendered'; boxes: number; layers: number; nodes: number; textNames: string[] }
+  | { type: 'search'; query: string; level: string }
+  /** The graph view's Export button: ask the user for SVG or PNG and a file, then request the image. */
+  | { type: 'exportImageRequest' }
+  /** The view as an image (SVG text, or a PNG as base64), answering requestImage `id`. */
+  | { type: 'exportImage'; format: 'svg' | 'png'; data: string; id?: number; error?: string }
+  /** What the view drew, reported after every render and every change of what it shows. */
+  | ({ type: 'rendered' } & ViewReport)
   /** The kernel's output, or why no kernel ran (`fallback`: no adapter; `error`: it failed). */
   | {
       type: 'verifyResult';
@@ -173,6 +267,10 @@ export type WebviewToHost =
   | { type: 'viewError'; message: string }
   /** Find best plans was pressed: measure what the search needs (the weights' SQNR), answered by searchInputs. */
   | { type: 'searchPrepare' }
+  /** Export the plan to a target (megatron, deepspeed, torchtitan, …): answered by exportResult. */
+  | { type: 'exportRequest'; to: string }
+  /** Copy the export's command to the clipboard, or save its files beside the plan. */
+  | { type: 'exportAction'; to: string; action: 'copy' | 'save' }
   /** What the planner shows after an estimate (for tests): the summary line, the stage assignment, and how many of its edits the file's state did not hold yet. */
   | {
       type: 'plannerShown';
@@ -180,12 +278,32 @@ export type WebviewToHost =
       stages: string[];
       ms: number;
       pending: number;
+      /** The layer table as shown: name, parameters, stage and precision of each row. */
+      rows: { name: string; parameters: string; stage: string; precision: string }[];
+      /** The problem list as shown. */
+      problems: string[];
       note?: string;
       /** The Find best plans panel: its state, its status line and its rows as shown (in the table's order). */
       search?: SearchShown;
       /** The Quantized export section as shown. */
       exportText?: string;
+      /** Inference on devices: each device's lane as drawn (its layers, memory and the bar's label). */
+      devices?: PlannerDeviceShown[];
     };
+
+/** One device lane of the planner, as drawn. */
+export interface PlannerDeviceShown {
+  name: string;
+  layers: string;
+  output: boolean;
+  weights: number;
+  kvCache: number;
+  compute: number;
+  total: number;
+  capacity: number | null;
+  /** The memory bar's label (weights, KV cache, compute, free). */
+  bar: string;
+}
 
 /** What the planner's search panel shows (for tests and screen readers). */
 export interface SearchShown {
@@ -202,17 +320,20 @@ export interface SearchShown {
  * Each request carries an id; each answer names the id it answers, and carries `error` when it failed.
  * ---------------------------------------------------------------------------------------------- */
 
-/** Lay out boxes and edges (layout-worker.ts). */
+/** Lay out boxes and edges (layout-worker.ts); a box may sit in a cluster, a cluster in another. */
 export interface LayoutRequest {
   id: number;
-  boxes: { id: string; width: number; height: number }[];
+  boxes: { id: string; width: number; height: number; parent?: string }[];
   edges: { from: string; to: string }[];
+  clusters?: { id: string; parent?: string }[];
 }
 
 export interface LayoutAnswer {
   id: number;
   positions: { id: string; x: number; y: number }[];
   paths: { from: string; to: string; points: { x: number; y: number }[] }[];
+  /** Each cluster's frame: top-left corner, width and height. */
+  clusters: { id: string; x: number; y: number; width: number; height: number }[];
   width: number;
   height: number;
   error?: string;
@@ -235,7 +356,11 @@ export interface EstimateAnswer {
   ms: number;
   /** Parameters per block (what stages split), for rebalancing. */
   blockParameters: number[];
+  /** Every layer of the workload, in order: the planner's rows (blocks are what stages split; the others follow them). */
   layerNames: string[];
+  /** Which rows of layerNames are the blocks (what stages and devices split), and every row's parameters. */
+  blockIndices?: number[];
+  layerParameters?: number[];
 }
 
 /** Run the optimizer (search-worker.ts): progress answers carry the request's id, the last one the result. */

@@ -14,11 +14,20 @@ self.onmessage = (e: MessageEvent<EstimateRequest>) => {
   const t0 = performance.now();
   const { id, plan, source } = e.data;
   if (source) workload = workloadFrom(source);
-  const answer: EstimateAnswer = { id, problems: [], ms: 0, blockParameters: [], layerNames: [] };
+  const answer: EstimateAnswer = {
+    id,
+    problems: [],
+    ms: 0,
+    blockParameters: [],
+    layerNames: [],
+    layerParameters: [],
+  };
   try {
     if (!workload) throw new Error('no model yet');
     answer.blockParameters = workload.blockIndices.map((i) => workload!.layers[i].parameters);
     answer.layerNames = workload.layers.map((l) => l.name);
+    answer.blockIndices = workload.blockIndices;
+    answer.layerParameters = workload.layers.map((l) => l.parameters);
     answer.problems = modelChecks(plan, workload).map(([, m]) => m);
     if (!answer.problems.length) answer.report = estimate(plan, workload, 'plan');
   } catch (err) {

@@ -7,13 +7,15 @@ import { balancedSplit, rangeText, type CostReport } from '../src/engine/cost/es
 import { DEFAULT_FRAMEWORK, PROFILES } from '../src/engine/cost/profiles';
 import { ganttSvg, memorySvg } from '../src/engine/report/charts';
 import { formatCount, formatGiB as fmtBytes, formatSeconds as fmtS } from '../src/engine/units';
-import { globMatch } from '../src/engine/glob';
+import { coverPattern, globMatch } from '../src/engine/glob';
+import { findGpu } from '../src/engine/hardware/catalog';
 import { formatFor, parseLayerRange, type Plan } from '../src/engine/plan/plan';
 import { PendingEdits, setPlanPaths, type PlanEdit } from '../src/engine/plan/edits';
 import type {
   EstimateAnswer,
   EstimateRequest,
   HostToWebview,
+  ExportShown,
   LayerErrors,
   PlanState,
   WebviewToHost,
@@ -88,6 +90,8 @@ export class Planner {
   }) as Select;
   private fields = new Map<string, Field | Select>();
   private formShape = '';
+  /** The table's rows as drawn (for plannerShown). */
+  private shownRows: { name: string; parameters: string; stage: string; precision: string }[] = [];
   /** The precision picker's choice (the element's own value is empty until its options upgrade). */
   private format = 'int4-g128';
   /** Find best plans. */
@@ -96,6 +100,9 @@ export class Planner {
   private source?: WorkloadSource;
   /** What the planner last reported showing (re-sent when the search panel changes). */
   private shown?: Omit<Extract<WebviewToHost, { type: 'plannerShown' }>, 'search'>;
+  /** The Export panel: the plan as a framework's launch configuration (the host computes it). */
+  private readonly exportPanel = el('div', 'export');
+  private exportTarget = 'megatron';
 
   constructor(private readonly host: PlannerHost) {
     this.worker = new WorkerClient(host.workerUrl, 'the estimate worker', (m) => this.workerFailed(m));
@@ -125,7 +132,21 @@ export class Planner {
       'Export quantized model',
     );
     exportButton.addEventListener('click', () => host.post({ type: 'exportQuantized' }));
-    bar.append(this.title, newPlan, rebalance, this.search.findButton, exportButton);
+    const exportBtn = custom(
+      'vscode-button',
+      {
+        id: 'export-plan',
+        secondary: '',
+        title: 'The plan as a Megatron-LM, DeepSpeed or torchtitan launch configuration',
+      },
+      'Export launch config',
+    );
+    exportBtn.addEventListener('click', () => this.toggleExport());
+    bar.append(this.title, newPlan, rebalance, this.search.findButton, exportBtn, exportButton);
+    this.exportPanel.hidden = true;
+    this.exportPanel.setAttribute('aria-label', 'Export launch configuration');
+    this.exportPanel.style.cssText =
+      'border: 1px solid var(--vscode-panel-border); padding: 6px 8px; margin-bottom: 8px; max-height: 40vh; overflow: auto;';
     const left = el('div', 'pcol');
     const selectRow = el('div', 'row');
     const selectBtn = custom('vscode-button', { id: 'select-pattern', secondary: '' }, 'Select');
@@ -142,7 +163,7 @@ export class Planner {
     this.formatSelect.addEventListener('change', () => (this.format = this.formatSelect.value || this.format));
     precRow.append(this.formatSelect, apply);
     left.append(selectRow, this.list, stageRow, precRow);
-    this.root.append(bar, this.search.root, el('div', 'pgrid'));
+    this.root.append(bar, this.search.root, this.exportPanel, el('div', 'pgrid'));
     (this.root.lastChild as HTMLElement).append(left, this.results, this.form);
     this.list.addEventListener('keydown', (e) => this.keys(e));
     // Undo / redo of the planner's edits (not inside a text field, where they edit the text).
@@ -190,6 +211,74 @@ export class Planner {
     }
     this.buildForm();
     this.estimate();
+    // The Export panel follows the plan.
+    if (!this.exportPanel.hidden && s.exists) this.host.post({ type: 'exportRequest', to: this.exportTarget });
+  }
+
+  private toggleExport(): void {
+    this.exportPanel.hidden = !this.exportPanel.hidden;
+    if (!this.exportPanel.hidden) {
+      this.exportPanel.replaceChildren(el('div', 'pnote', 'Writing the launch configuration…'));
+      this.host.post({ type: 'exportRequest', to: this.exportTarget });
+    }
+  }
+
+  /** The host's export of the plan: the command, the files and what the framework cannot express. */
+  setExport(shown: ExportShown): void {
+    this.exportTarget = shown.to;
+    const p = this.exportPanel;
+    p.hidden = false;
+    p.replaceChildren();
+    const targets = el('div', 'row');
+    targets.append(el('span', 'lbl', 'Export to:'));
+    for (const t of shown.targets) {
+      const b = custom(
+        'vscode-button',
+        {
+          id: `export-to-${t.name.replace(/\W/g, '-')}`,
+          title: t.description,
+          ...(t.name === shown.to ? {} : { secondary: '' }),
+        },
+        t.name,
+      );
+      b.addEventListener('click', () => this.host.post({ type: 'exportRequest', to: t.name }));
+      targets.append(b);
+    }
+    p.append(targets);
+    if (shown.error || !shown.result) {
+      const e = el('div', 'problems', shown.error ?? 'no launch configuration');
+      e.id = 'export-error';
+      e.setAttribute('role', 'alert');
+      p.append(e);
+      return;
+    }
+    const r = shown.result;
+    const actions = el('div', 'row');
+    const copy = custom('vscode-button', { id: 'export-copy' }, 'Copy command');
+    copy.addEventListener('click', () => this.host.post({ type: 'exportAction', to: r.to, action: 'copy' }));
+    const save = custom('vscode-button', { id: 'export-save', secondary: '' }, 'Save files beside the plan');
+    save.addEventListener('click', () => this.host.post({ type: 'exportAction', to: r.to, action: 'save' }));
+    actions.append(el('span', 'lbl', `options of ${r.version}`), copy, save);
+    if (shown.saved) actions.append(el('span', 'pnote', `saved: ${shown.saved.join(', ')}`));
+    p.append(actions);
+    const pre = (text: string, id?: string) => {
+      const e = el('pre', undefined, text);
+      if (id) e.id = id;
+      e.style.cssText = 'white-space: pre-wrap; word-break: break-all; margin: 2px 0 6px; font-size: 11px;';
+      return e;
+    };
+    p.append(el('h4', undefined, 'Command'), pre(r.command, 'export-command'));
+    for (const [name, text] of Object.entries(r.files)) {
+      const d = el('details');
+      d.append(el('summary', undefined, name), pre(text));
+      p.append(d);
+    }
+    if (r.notes.length) {
+      p.append(el('h4', undefined, 'What this configuration does not express of the plan'));
+      const ul = el('ul', 'pnote');
+      for (const n of r.notes) ul.append(el('li', undefined, n));
+      p.append(ul);
+    }
   }
 
   setErrors(e: LayerErrors): void {
@@ -199,7 +288,7 @@ export class Planner {
     this.host.onErrors();
   }
 
-  setExport(m: Extract<HostToWebview, { type: 'quantExport' }>): void {
+  setQuantExport(m: Extract<HostToWebview, { type: 'quantExport' }>): void {
     this.exported = m;
     this.renderResults();
   }
@@ -268,6 +357,34 @@ export class Planner {
     return out;
   }
 
+  /**
+   * Stage of each row (every layer of the workload): its block's stage; the layers before the first
+   * block (embedding) on the first block's stage, those after the last (final norm, output layer) on
+   * the last block's — where the estimate puts them (its stages' layer names, when there is one).
+   */
+  private rowStages(): number[] {
+    const blocks = this.rowBlocks();
+    const names = this.answer?.layerNames ?? [];
+    const of = this.stageOf();
+    const byName = new Map<string, number>();
+    this.report?.stages.forEach((st) => st.layerNames.forEach((n) => byName.set(n, st.index)));
+    const first = blocks.findIndex((b) => b >= 0);
+    return names.map((name, i) => {
+      if (blocks[i] >= 0) return of[blocks[i]] ?? -1;
+      if (byName.has(name)) return byName.get(name)!;
+      const edge = i < first ? of[0] : of[of.length - 1];
+      return edge ?? -1;
+    });
+  }
+
+  /** The block a row stands for, or the nearest block after it (before it, past the last). */
+  private blockAtRow(row: number): number {
+    const blocks = this.rowBlocks();
+    for (let r = row; r < blocks.length; r++) if (blocks[r] >= 0) return blocks[r];
+    for (let r = row; r >= 0; r--) if (blocks[r] >= 0) return blocks[r];
+    return -1;
+  }
+
   private stageCount(): number {
     return Math.max(
       this.plan?.stages?.length ?? 0,
@@ -279,7 +396,8 @@ export class Planner {
   private assignStage(stage: number): void {
     if (!this.selected.size) return;
     const of = this.stageOf();
-    for (const i of this.selected) if (i < of.length) of[i] = stage;
+    const blocks = this.rowBlocks();
+    for (const row of this.selected) if (blocks[row] >= 0 && blocks[row] < of.length) of[blocks[row]] = stage;
     this.writeStages(of, stage + 1);
   }
 
@@ -324,15 +442,24 @@ export class Planner {
     this.edit([{ path: ['stages'], value: stages }]);
   }
 
+  /**
+   * One rule for the selection: the pattern typed when it selects exactly these rows, else the
+   * narrowest pattern that does (`layers.*`, `layers.{3,4,5}`); one rule per row only when no
+   * pattern can say it.
+   */
   private applyPrecision(): void {
     const names = this.answer?.layerNames ?? [];
     const format = this.formatSelect.value || this.format;
     if (!this.selected.size || !format || !this.plan) return;
     const pat = this.pattern.value.trim();
-    const chosen = [...this.selected].map((i) => names[i]).filter(Boolean);
+    const chosen = [...this.selected]
+      .sort((a, b) => a - b)
+      .map((i) => names[i])
+      .filter(Boolean);
     const byPattern =
       pat && names.filter((n) => globMatch(pat, n)).length === chosen.length && chosen.every((n) => globMatch(pat, n));
-    const matches = byPattern ? [pat] : chosen;
+    const cover = byPattern ? pat : coverPattern(chosen, names);
+    const matches = cover ? [cover] : chosen;
     const rules = (this.plan.precision?.rules ?? []).filter((r) => !matches.includes(r.match));
     rules.push(...matches.map((match) => ({ match, format })));
     this.edit([{ path: ['precision', 'rules'], value: rules }]);
@@ -377,14 +504,24 @@ export class Planner {
     if (e.key === 'ArrowDown') move(i + 1);
     else if (e.key === 'ArrowUp') move(i - 1);
     else if (e.key === ' ' || e.key === 'Enter') this.click(i, e);
-    else if (/^[0-9]$/.test(e.key) && this.selected.size) this.assignStage(Number(e.key));
-    else return;
+    else if (/^[0-9]$/.test(e.key) && this.selected.size) {
+      // Digits move the selection to that stage, or to that device when the plan places layers on devices.
+      if (this.devices()) this.moveToDevice(this.selectedBlocks(), Number(e.key));
+      else this.assignStage(Number(e.key));
+    } else return;
     e.preventDefault();
   }
 
   private renderList(): void {
     const names = this.answer?.layerNames ?? [];
-    const of = this.stageOf();
+    const blocks = this.rowBlocks();
+    const stages = this.rowStages();
+    const devices = this.devices();
+    const blockDev = devices ? this.deviceOf() : [];
+    const outputDev = devices?.find((d) => d.output)?.index ?? -1;
+    // Rows that are not blocks: the embeddings stay on the host, the final norm and head go with the output layer.
+    const firstBlockRow = blocks.findIndex((b) => b >= 0);
+    const devOf = blocks.map((b, i) => (b >= 0 ? blockDev[b] : i < firstBlockRow ? -1 : outputDev));
     const table = el('table');
     table.setAttribute('role', 'grid');
     table.setAttribute('aria-multiselectable', 'true');
@@ -393,7 +530,7 @@ export class Planner {
       ['#', ''],
       ['layer', ''],
       ['params', ''],
-      ['stage', ''],
+      [devices ? 'device' : 'stage', ''],
       ['precision', ''],
       ['SQNR', "the weights' SQNR in this precision"],
       ['sensitivity', "how much of the layer's weight noise reaches the output (measured; 1 when first-order)"],
@@ -404,13 +541,15 @@ export class Planner {
       head.append(th);
     }
     const body = table.createTBody();
+    this.shownRows = [];
+    let prevBlockStage = -1;
     names.forEach((name, i) => {
       const tr = body.insertRow();
       tr.dataset.i = String(i);
       tr.tabIndex = 0;
       tr.setAttribute('aria-selected', String(this.selected.has(i)));
       tr.className = this.selected.has(i) ? 'sel' : '';
-      const stage = of[i] ?? -1;
+      const stage = stages[i] ?? -1;
       const rows = this.errors?.layers.filter((l) => l.name === name) ?? [];
       const fmt = rows.map((r) => r.format).join(', ') || formatFor(this.plan?.precision, name, name);
       const sq = rows.filter((r) => r.sqnrDb !== null).map((r) => r.sqnrDb!);
@@ -421,19 +560,30 @@ export class Planner {
       const cells = [
         String(i),
         name,
-        formatCount(this.answer?.blockParameters[i] ?? 0),
-        stage >= 0 ? String(stage) : '—',
+        formatCount(this.answer?.layerParameters?.[i] ?? 0),
+        devices
+          ? (devices.find((d) => d.index === devOf[i])?.name ?? devices.find((d) => d.kind === 'cpu')?.name ?? 'host')
+          : stage >= 0
+            ? String(stage)
+            : '—',
         fmt,
         sq.length ? `${Math.min(...sq).toFixed(1)} dB` : '—',
         gain !== undefined && sq.length ? `×${gain < 0.01 ? gain.toExponential(1) : gain.toFixed(2)}` : '—',
         outAt.length ? `${Math.min(...outAt).toFixed(1)} dB` : '—',
       ];
+      this.shownRows.push({ name, parameters: cells[2], stage: cells[3], precision: fmt });
+      // The first block of every stage after the first carries the boundary handle: drag it along the list.
+      const boundary = blocks[i] >= 0 && stage > 0 && prevBlockStage === stage - 1;
+      if (blocks[i] >= 0) prevBlockStage = stage;
       cells.forEach((c, k) => {
         const td = tr.insertCell();
         td.textContent = c;
-        if (k === 3 && stage >= 0) td.className = `stage s${stage % 8}`;
-        // The first row of every stage after the first carries the boundary handle: drag it along the list.
-        if (k === 3 && stage > 0 && of[i - 1] === stage - 1) td.append(this.handle(stage, i));
+        if (devices) {
+          if (k === 3) td.className = `stage s${(devOf[i] + 8) % 8}`;
+        } else {
+          if (k === 3 && stage >= 0) td.className = `stage s${stage % 8}`;
+          if (k === 3 && boundary) td.append(this.handle(stage, i));
+        }
         if (k === 7 && outAt.length) td.className = this.heat(name) ?? '';
         if (k === 5 && sq.length && !outAt.length) td.className = this.heat(name) ?? '';
       });
@@ -449,7 +599,8 @@ export class Planner {
           : undefined;
     this.list.replaceChildren(table);
     if (again) (table.querySelector(again) as HTMLElement | null)?.focus();
-    // One button per stage (and one more): assign the selection there.
+    // One button per stage (and one more): assign the selection there. Device plans move layers between lanes instead.
+    if (this.stageButtons.parentElement) this.stageButtons.parentElement.style.display = devices ? 'none' : '';
     this.stageButtons.replaceChildren();
     const n = this.stageCount();
     for (let s = 0; s <= n; s++) {
@@ -484,9 +635,9 @@ export class Planner {
       if (e.key !== 'ArrowUp' && e.key !== 'ArrowDown') return;
       e.preventDefault();
       e.stopPropagation();
-      // From where the boundary is now, not where it was when this handle was drawn.
+      // From where the boundary is now, not where it was when this handle was drawn (stages count blocks, not rows).
       const at = this.stageOf().indexOf(stage);
-      this.moveBoundary(stage, (at < 0 ? row : at) + (e.key === 'ArrowUp' ? -1 : 1));
+      this.moveBoundary(stage, (at < 0 ? this.blockAtRow(row) : at) + (e.key === 'ArrowUp' ? -1 : 1));
     });
     h.addEventListener('pointerdown', (e) => {
       e.preventDefault();
@@ -503,7 +654,7 @@ export class Planner {
         window.removeEventListener('pointerup', up);
         this.list.querySelectorAll('.drop').forEach((x) => x.classList.remove('drop'));
         const tr = rowAt(ev);
-        if (tr) this.moveBoundary(stage, Number(tr.dataset.i));
+        if (tr) this.moveBoundary(stage, this.blockAtRow(Number(tr.dataset.i)));
       };
       window.addEventListener('pointermove', over);
       window.addEventListener('pointerup', up);
@@ -531,27 +682,26 @@ export class Planner {
     const add = (label: string, path: (string | number)[], value: unknown, options?: string[], numeric = true) =>
       specs.push({ label, path, value, options, numeric });
     const heading = (text: string) => specs.push({ heading: text });
-    heading('Cluster');
-    add(
-      'GPU',
-      ['cluster', 'gpu'],
-      p.cluster.gpu,
-      cat.map((g) => g.id),
-      false,
-    );
-    add('Nodes', ['cluster', 'nodes'], p.cluster.nodes ?? 1);
-    add('GPUs per node', ['cluster', 'gpusPerNode'], p.cluster.gpusPerNode);
-    // Links: blank keeps the catalog's figure for the GPU (NVLink inside a node, the NIC between nodes).
-    add(
-      'NVLink GB/s per GPU (blank: catalog)',
-      ['cluster', 'intraNode', 'bandwidthGBps'],
-      p.cluster.intraNode?.bandwidthGBps,
-    );
-    add(
-      'Network GB/s per GPU (blank: catalog)',
-      ['cluster', 'interNode', 'bandwidthGBps'],
-      p.cluster.interNode?.bandwidthGBps,
-    );
+    if (p.cluster) {
+      heading('Cluster');
+      // An alias ("h100") shows as the catalog entry it names; an unknown name stays visible (the problems offer the fix).
+      const gpu = findGpu(String(p.cluster.gpu ?? ''))?.id ?? p.cluster.gpu;
+      const gpuIds = cat.map((g) => g.id);
+      add('GPU', ['cluster', 'gpu'], gpu, gpu && !gpuIds.includes(gpu) ? [gpu, ...gpuIds] : gpuIds, false);
+      add('Nodes', ['cluster', 'nodes'], p.cluster.nodes ?? 1);
+      add('GPUs per node', ['cluster', 'gpusPerNode'], p.cluster.gpusPerNode);
+      // Links: blank keeps the catalog's figure for the GPU (NVLink inside a node, the NIC between nodes).
+      add(
+        'NVLink GB/s per GPU (blank: catalog)',
+        ['cluster', 'intraNode', 'bandwidthGBps'],
+        p.cluster.intraNode?.bandwidthGBps,
+      );
+      add(
+        'Network GB/s per GPU (blank: catalog)',
+        ['cluster', 'interNode', 'bandwidthGBps'],
+        p.cluster.interNode?.bandwidthGBps,
+      );
+    }
     if (p.training) {
       heading('Training');
       add('Global batch', ['training', 'globalBatch'], p.training.globalBatch);
@@ -576,6 +726,24 @@ export class Planner {
       add('Batch', ['inference', 'batch'], p.inference.batch);
       add('Prompt length', ['inference', 'promptLen'], p.inference.promptLen);
       add('Generated tokens', ['inference', 'genLen'], p.inference.genLen);
+      if (p.devices || p.inference.runtime) {
+        add(
+          'Runtime',
+          ['inference', 'runtime'],
+          p.inference.runtime ?? 'llama.cpp',
+          ['llama.cpp', 'vllm', 'accelerate'],
+          false,
+        );
+        add('Context (blank: batch × (prompt + generated))', ['inference', 'contextLen'], p.inference.contextLen);
+        add(
+          'KV cache',
+          ['inference', 'kvCache'],
+          p.inference.kvCache ?? 'f16',
+          ['f16', 'bf16', 'f32', 'q8_0', 'q5_1', 'q5_0', 'q4_1', 'q4_0', 'iq4_nl', 'fp8'],
+          false,
+        );
+        add('GPU layers, -ngl (blank: auto-fit)', ['inference', 'gpuLayers'], p.inference.gpuLayers);
+      }
     }
     heading('Parallelism');
     add('Data parallel', ['parallel', 'data'], p.parallel?.data ?? 1);
@@ -637,7 +805,10 @@ export class Planner {
       if (options) {
         input = custom('vscode-single-select', { id, 'aria-label': label }) as Select;
         for (const o of options) {
-          input.append(custom('vscode-option', { value: o }, cat.find((g) => g.id === o)?.name ?? o));
+          const known = cat.find((g) => g.id === o);
+          input.append(
+            custom('vscode-option', { value: o }, known ? known.name : path[1] === 'gpu' ? `${o} (unknown)` : o),
+          );
         }
       } else {
         input = custom('vscode-textfield', { id, 'aria-label': label, type: numeric ? 'number' : 'text' }) as Field;
@@ -666,13 +837,149 @@ export class Planner {
     }
   }
 
+  /** The inference devices of the estimate (a plan with `devices` or a runtime), else undefined. */
+  private devices(): NonNullable<CostReport['devices']> | undefined {
+    return this.report?.runtime ? this.report.devices : undefined;
+  }
+
+  /** Plan device index of each block (−1: the host), from the estimate's placement. */
+  private deviceOf(): number[] {
+    const n = this.answer?.blockParameters.length ?? 0;
+    const out = new Array<number>(n).fill(-1);
+    for (const d of this.devices() ?? []) for (const b of d.layerList) if (b < n) out[b] = d.index;
+    return out;
+  }
+
+  /**
+   * Moves blocks to a device (a drop on its lane, or the device's button with rows selected): the plan's
+   * stages become the runs of consecutive blocks per device (stages[].device); blocks left on the host
+   * belong to no stage. Explicit stage devices win over -ngl / --tensor-split.
+   */
+  private moveToDevice(blocks: number[], device: number): void {
+    const of = this.deviceOf();
+    for (const b of blocks) if (b >= 0 && b < of.length) of[b] = device;
+    const stages: { layers: string; device: number }[] = [];
+    for (let i = 0; i < of.length;) {
+      let j = i;
+      while (j + 1 < of.length && of[j + 1] === of[i]) j++;
+      if (of[i] >= 0) {
+        stages.push({ layers: rangeText(Array.from({ length: j - i + 1 }, (_, k) => i + k)), device: of[i] });
+      }
+      i = j + 1;
+    }
+    this.edit([{ path: ['stages'], value: stages }]);
+  }
+
+  /** Devices as lanes: each holds its layers (drag them between lanes) over its memory bar. */
+  private devicesView(devices: NonNullable<CostReport['devices']>): HTMLElement {
+    const wrap = el('div', 'devices');
+    wrap.id = 'devices';
+    for (const d of devices) {
+      const lane = el('div', 'lane');
+      lane.dataset.lane = String(d.index);
+      lane.setAttribute('aria-label', `Device ${d.name}: layers ${d.layers || 'none'}`);
+      const cap = d.capacity;
+      const over = cap !== null && d.memory.total > cap;
+      const head = el(
+        'div',
+        'lane-head',
+        `${d.name}  ${fmtBytes(d.memory.total)} / ${cap === null ? '?' : fmtBytes(cap)}${over ? ' — over' : ''}`,
+      );
+      const bar = el('div', over ? 'mbar over' : 'mbar');
+      bar.dataset.deviceBar = String(d.index);
+      const scale = Math.max(cap ?? 0, d.memory.total, 1);
+      const parts: [string, number, string][] = [
+        ['w', d.memory.weights, 'weights'],
+        ['kv', d.memory.kvCache, 'KV cache'],
+        ['c', d.memory.compute, 'compute'],
+        ['free', Math.max(0, (cap ?? d.memory.total) - d.memory.total), 'free'],
+      ];
+      const label = parts.map(([, b, n]) => `${n} ${fmtBytes(b)}`).join(', ');
+      bar.setAttribute('role', 'img');
+      bar.setAttribute('aria-label', `${d.name}: ${label}`);
+      bar.title = label;
+      for (const [cls, bytes] of parts) {
+        const seg = el('span', cls);
+        seg.style.width = `${((100 * bytes) / scale).toFixed(2)}%`;
+        bar.append(seg);
+      }
+      const chips = el('div', 'chips');
+      for (const b of d.layerList) chips.append(this.chip(b));
+      if (d.output) chips.append(el('span', 'chip out', 'out'));
+      lane.append(head, bar, chips);
+      wrap.append(lane);
+    }
+    // Keyboard and click alternative to dragging: move the selected rows to a device.
+    const row = el('div', 'row');
+    row.append(el('span', 'lbl', 'Move selected layers to:'));
+    for (const d of devices) {
+      const b = custom('vscode-button', { 'data-device': String(d.index), secondary: '' }, d.name);
+      b.addEventListener('click', () => this.moveToDevice(this.selectedBlocks(), d.index));
+      row.append(b);
+    }
+    wrap.append(row);
+    return wrap;
+  }
+
+  /** Block index of each row of the layer list (−1 for rows that are not blocks: embeddings, final norm, head). */
+  private rowBlocks(): number[] {
+    const names = this.answer?.layerNames ?? [];
+    const blocks = this.answer?.blockIndices;
+    return names.map((_, i) => (blocks ? blocks.indexOf(i) : i));
+  }
+
+  /** The selected rows' blocks. */
+  private selectedBlocks(): number[] {
+    const rb = this.rowBlocks();
+    return [...this.selected].map((i) => rb[i]).filter((b) => b !== undefined && b >= 0);
+  }
+
+  /** A layer on a device lane: drag it to another lane. */
+  private chip(block: number): HTMLElement {
+    const row = this.rowBlocks().indexOf(block);
+    const c = el('span', this.selected.has(row) ? 'chip sel' : 'chip', String(block));
+    c.dataset.layer = String(block);
+    c.tabIndex = 0;
+    c.title = `Layer ${block}: drag to another device`;
+    c.addEventListener('pointerdown', (e) => {
+      e.preventDefault();
+      const laneAt = (ev: PointerEvent) =>
+        document.elementFromPoint(ev.clientX, ev.clientY)?.closest('[data-lane]') as HTMLElement | null;
+      const over = (ev: PointerEvent) => {
+        this.results.querySelectorAll('.lane.drop').forEach((x) => x.classList.remove('drop'));
+        laneAt(ev)?.classList.add('drop');
+      };
+      const up = (ev: PointerEvent) => {
+        window.removeEventListener('pointermove', over);
+        window.removeEventListener('pointerup', up);
+        this.results.querySelectorAll('.lane.drop').forEach((x) => x.classList.remove('drop'));
+        const lane = laneAt(ev);
+        if (!lane) return;
+        const to = Number(lane.dataset.lane);
+        // A selected layer carries the selection with it.
+        const moving = this.selected.has(row) ? this.selectedBlocks() : [block];
+        if (this.deviceOf()[block] !== to) this.moveToDevice(moving, to);
+      };
+      window.addEventListener('pointermove', over);
+      window.addEventListener('pointerup', up);
+    });
+    return c;
+  }
+
   private renderResults(): void {
     this.results.replaceChildren();
-    const problems = [
-      ...(this.state?.issues ?? []).map((i) => `${i.severity}: ${i.message}`),
-      ...(this.answer?.problems ?? []),
-      ...(this.answer?.engineError ? [this.answer.engineError] : []),
-      ...(this.failure ? [this.failure] : []),
+    // One diagnostic source: the plan file's diagnostics, the list the Problems panel and `layerplan check` show,
+    // with their quick fixes. The worker's own model checks only fill in while an edit is on its way to the file.
+    const issues = this.state?.issues ?? [];
+    const listed = new Set(issues.map((i) => i.message));
+    const errors = issues.some((i) => i.severity === 'error');
+    const problems: { text: string; fixes?: { title: string; edits: PlanEdit[] }[] }[] = [
+      ...issues.map((i) => ({ text: `${i.severity}: ${i.message}`, fixes: i.fixes })),
+      ...(this.pending.size ? (this.answer?.problems ?? []) : [])
+        .filter((p) => !listed.has(p))
+        .map((p) => ({ text: `error: ${p}` })),
+      ...(this.answer?.engineError && !errors ? [{ text: `error: ${this.answer.engineError}` }] : []),
+      ...(this.failure ? [{ text: this.failure }] : []),
     ];
     const r = this.report;
     const summary = el('div', 'psummary');
@@ -680,8 +987,19 @@ export class Planner {
     if (!this.plan) {
       summary.textContent =
         this.state?.exists === false ? 'No plan file beside this model: "New plan" creates one.' : 'Loading…';
-    } else if (!r) summary.textContent = 'The plan cannot be estimated yet (see the problems below).';
-    else {
+    } else if (!r) {
+      summary.textContent = `The plan cannot be estimated: ${(problems.find((p) => p.text.startsWith('error: '))?.text ?? 'see the problems below').replace(/^error: /, '')}`;
+    } else if (r.runtime && r.devices) {
+      const rt = r.runtime;
+      const over = r.devices.filter((d) => d.capacity !== null && d.memory.total > d.capacity).length;
+      summary.textContent =
+        `${rt.runtime} ${rt.version}: prefill ${fmtS(r.prefillSeconds!)} · ${r.decodeTokensPerSecond!.toFixed(1)} tokens/s · ${r.devices.length} devices` +
+        (over ? ` · ${over} over memory` : '') +
+        (rt.gpuLayers !== undefined
+          ? ` · -ngl ${rt.gpuLayers}${rt.tensorSplit ? ` -ts ${rt.tensorSplit.join(',')}` : ''}`
+          : '') +
+        ` (estimated in ${this.answer!.ms.toFixed(1)} ms)`;
+    } else {
       const peak = Math.max(...r.stages.map((s) => s.memory.total));
       const cap = r.stages[0]?.capacity ?? 1;
       summary.textContent =
@@ -706,10 +1024,31 @@ export class Planner {
     if (problems.length) {
       const ul = el('ul', 'problems');
       ul.setAttribute('aria-label', 'Problems');
-      for (const p of problems) ul.append(el('li', undefined, p));
+      for (const p of problems) {
+        const li = el('li', undefined, p.text);
+        // The quick fixes the editor offers, as buttons: the same edits, through the same plan-file edit.
+        for (const f of p.fixes ?? []) {
+          const b = custom('vscode-button', { secondary: '', class: 'fix', title: f.title }, f.title);
+          b.addEventListener('click', () => this.edit(f.edits));
+          li.append(' ', b);
+        }
+        ul.append(li);
+      }
       this.results.append(ul);
     }
-    if (r) {
+    const devices = this.devices();
+    if (r && devices) {
+      const notes = el('ul', 'pnotes');
+      for (const n of r.runtime!.notes) notes.append(el('li', undefined, n));
+      for (const f of [r.runtime!.fix, ...r.runtime!.suggestions].filter(Boolean)) {
+        const li = el('li', undefined, `${f!.title} `);
+        const apply = custom('vscode-button', { secondary: '', 'data-fix': f!.title }, 'Apply');
+        apply.addEventListener('click', () => this.edit(f!.edits));
+        li.append(apply);
+        notes.append(li);
+      }
+      this.results.append(el('h4', undefined, 'Devices (drag layers between them)'), this.devicesView(devices), notes);
+    } else if (r) {
       const schedule: Node[] = r.inference
         ? [el('h4', undefined, 'Inference'), this.inferenceTable(r.inference)]
         : [el('h4', undefined, 'Pipeline schedule (one iteration)'), this.chart(ganttSvg(r))];
@@ -724,11 +1063,25 @@ export class Planner {
     this.shown = {
       type: 'plannerShown',
       summary: summary.textContent ?? '',
-      stages: r?.stages.map((s) => s.layers) ?? [],
+      // The stages as the table shows them: the estimate's, or the plan's own while it cannot be estimated.
+      stages: r?.stages.map((s) => s.layers) ?? this.plan?.stages?.map((s) => s.layers) ?? [],
       ms: this.answer?.ms ?? 0,
       pending: this.pending.size,
+      rows: this.shownRows,
+      problems: problems.map((p) => p.text),
       note: this.errors?.note,
       exportText,
+      devices: devices?.map((d) => ({
+        name: d.name,
+        layers: d.layers,
+        output: d.output,
+        weights: d.memory.weights,
+        kvCache: d.memory.kvCache,
+        compute: d.memory.compute,
+        total: d.memory.total,
+        capacity: d.capacity,
+        bar: (this.results.querySelector(`[data-device-bar="${d.index}"]`) as HTMLElement | null)?.title ?? '',
+      })),
     };
     this.postShown();
   }

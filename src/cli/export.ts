@@ -27,8 +27,15 @@ export const exportCommand: Command = {
       throw new InputError(at, bad?.message ?? 'invalid plan');
     }
     const modelPath = typeof plan.model === 'string' ? path.resolve(path.dirname(file), plan.model) : undefined;
-    const result = exportPlan(plan, to, { planFile: file, modelPath, workload });
     const dir = values.out as string | undefined;
+    // The launch files name the model relative to where they are written (beside the plan unless --out).
+    const modelRef = modelPath
+      ? path
+          .relative(path.resolve(dir ?? path.dirname(file)), modelPath)
+          .split(path.sep)
+          .join('/')
+      : undefined;
+    const result = exportPlan(plan, to, { planFile: file, modelPath, workload, modelRef });
     if (dir) {
       fs.mkdirSync(dir, { recursive: true });
       for (const [name, content] of Object.entries(result.files)) fs.writeFileSync(path.join(dir, name), content);

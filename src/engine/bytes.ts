@@ -7,10 +7,10 @@ export interface ByteSource {
   /** Reads exactly `length` bytes at `offset` (the caller keeps ranges inside `size`). */
   read(offset: number, length: number): Promise<Uint8Array>;
   /**
-   * Optional synchronous read (local files): fills `into` when it is given and large enough, so a
-   * streaming reader can reuse one window buffer. Readers fall back to `read` without it.
+   * The same read, synchronously (local files, buffers): fills `into` when it is given and large
+   * enough, so a streaming reader can reuse one window buffer. The ONNX reader parses with it.
    */
-  readSync?(offset: number, length: number, into?: Uint8Array): Uint8Array;
+  readSync(offset: number, length: number, into?: Uint8Array): Uint8Array;
 }
 
 /**

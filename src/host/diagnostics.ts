@@ -5,12 +5,13 @@ import type { Issue } from '../engine/plan/plan';
 import type { Checker } from '../node/checker';
 import { minimalEdit } from './planner';
 
-const CHECKED = /\.plan\.json$|(^|[\\/])config\.json$|(ds_config|deepspeed)[^\\/]*\.json$/i;
+const CHECKED = /\.plan\.json$|(^|[\\/])config\.json$|(ds_config|deepspeed)[^\\/]*\.json$|\.(sh|bash|toml|args)$/i;
 
 /**
- * Inline diagnostics (squiggles and the Problems panel) for plan files, Hugging Face config.json
- * and DeepSpeed configs: the same engine and ranges as `layerplan check`, on the editor's buffer,
- * re-run as the user types (debounced).
+ * Inline diagnostics (squiggles and the Problems panel) for plan files, Hugging Face config.json,
+ * DeepSpeed configs, Megatron-LM launch scripts and torchtitan TOMLs: the same engine and ranges as
+ * `layerplan check`, on the editor's buffer, re-run as the user types (debounced). A shell script or
+ * a TOML that is no launch configuration gets none.
  */
 export class JsonDiagnostics implements vscode.CodeActionProvider {
   static register(checker: Checker): vscode.Disposable {
@@ -89,7 +90,7 @@ export class JsonDiagnostics implements vscode.CodeActionProvider {
     const version = doc.version;
     let diagnostics: vscode.Diagnostic[];
     try {
-      // On a worker thread, with a time budget; typing again cancels the run in flight.
+      // In the check process, with a time budget; typing again supersedes the run in flight.
       const run = await this.checker.run('check', doc.uri.fsPath, doc.getText());
       if ('superseded' in run) return;
       if ('skipped' in run) {

@@ -1,13 +1,15 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { CostReport } from '../engine/cost/estimate';
+import type { Plan } from '../engine/plan/plan';
 import { formatEstimate } from '../engine/report/estimate-text';
 import { planReportHtml, planReportMarkdown } from '../engine/report/plan-report';
 import type { GraphViews } from './views';
 import type { Checker } from '../node/checker';
 import { createPlan, estimateUri, planFileFor, planText } from './planner';
+import { registerLaunchCommands } from './launch-commands';
 
-const MODEL_RE = /\.(onnx|gguf|safetensors)$/i;
+const MODEL_RE = /\.(onnx|gguf|safetensors)$|(^|[\\/])config\.json$/i;
 import { GiB } from '../engine/units';
 
 /** The plan a command acts on: an argument (a plan, or a model whose plan is beside it), the active plan editor, or the focused graph view's model. */
@@ -36,15 +38,15 @@ export async function pickPlan(views: GraphViews, arg?: vscode.Uri): Promise<vsc
 async function estimatedPlan(
   views: GraphViews,
   arg?: vscode.Uri,
-): Promise<{ uri: vscode.Uri; report: CostReport } | undefined> {
+): Promise<{ uri: vscode.Uri; report: CostReport; plan: Plan } | undefined> {
   const uri = await pickPlan(views, arg);
   if (!uri) return undefined;
   const r = await estimateUri(uri);
-  if (!r.report) {
+  if (!r.report || !r.plan) {
     void vscode.window.showErrorMessage(`Layerplan: ${vscode.workspace.asRelativePath(uri)}: ${r.error}`);
     return undefined;
   }
-  return { uri, report: r.report };
+  return { uri, report: r.report, plan: r.plan };
 }
 
 export function registerPlanCommands(
@@ -55,6 +57,7 @@ export function registerPlanCommands(
   const status = new PlanStatus(views, checker);
   return vscode.Disposable.from(
     status,
+    registerLaunchCommands(output, (arg) => pickPlan(views, arg)),
     vscode.commands.registerCommand('layerplan.newPlan', async (arg?: vscode.Uri) => {
       const model =
         arg ??
@@ -120,39 +123,52 @@ export function registerPlanCommands(
       output.show(true);
       return report.stages.map((s) => ({ index: s.index, layers: s.layers, memory: s.memory, capacity: s.capacity }));
     }),
-    vscode.commands.registerCommand('layerplan.exportReport', async (arg?: vscode.Uri, kind?: 'html' | 'markdown') => {
-      const picked = await estimatedPlan(views, arg);
-      if (!picked) return undefined;
-      const { uri, report } = picked;
-      const format =
-        kind ??
-        ((
-          await vscode.window.showQuickPick(['HTML (charts inline)', 'Markdown (charts as SVG files beside it)'], {
-            title: 'Export report as',
-          })
-        )?.startsWith('HTML')
-          ? 'html'
-          : 'markdown');
-      const base = path.basename(uri.fsPath).replace(/\.plan\.json$/i, '');
-      const dir = path.dirname(uri.fsPath);
-      const title = `${vscode.workspace.asRelativePath(uri)}`;
-      const write = (name: string, text: string) =>
-        vscode.workspace.fs.writeFile(vscode.Uri.file(path.join(dir, name)), new TextEncoder().encode(text));
-      let target: vscode.Uri;
-      if (format === 'html') {
-        target = vscode.Uri.file(path.join(dir, `${base}.report.html`));
-        await write(`${base}.report.html`, planReportHtml(title, report));
-      } else {
-        const md = planReportMarkdown(title, report, `${base}.report`);
-        for (const [name, text] of Object.entries(md.files)) await write(name, text);
-        target = vscode.Uri.file(path.join(dir, `${base}.report.md`));
-        await write(`${base}.report.md`, md.markdown);
-      }
-      void vscode.window.showInformationMessage(
-        `Layerplan: report written to ${vscode.workspace.asRelativePath(target)}`,
-      );
-      return target;
-    }),
+    vscode.commands.registerCommand(
+      'layerplan.exportReport',
+      async (arg?: vscode.Uri, kind?: 'html' | 'markdown', target?: vscode.Uri) => {
+        const picked = await estimatedPlan(views, arg);
+        if (!picked) return undefined;
+        const { uri, report, plan } = picked;
+        const base = path.basename(uri.fsPath).replace(/\.plan\.json$/i, '');
+        const dir = path.dirname(uri.fsPath);
+        // Where: the caller's target, else the user picks (HTML or Markdown by the file type chosen).
+        let to = target;
+        if (!to) {
+          to = await vscode.window.showSaveDialog({
+            title: 'Export the plan report',
+            defaultUri: vscode.Uri.file(path.join(dir, `${base}.report.${kind === 'markdown' ? 'md' : 'html'}`)),
+            filters:
+              kind === 'markdown'
+                ? { Markdown: ['md'], HTML: ['html'] }
+                : { 'HTML (charts inline)': ['html'], 'Markdown (charts as SVG files beside it)': ['md'] },
+            saveLabel: 'Export',
+          });
+          if (!to) return undefined;
+        }
+        const format = kind ?? (/\.(md|markdown)$/i.test(to.fsPath) ? 'markdown' : 'html');
+        const title = vscode.workspace.asRelativePath(uri);
+        const write = (file: vscode.Uri, text: string) =>
+          vscode.workspace.fs.writeFile(file, new TextEncoder().encode(text));
+        if (format === 'html') await write(to, planReportHtml(title, report, plan));
+        else {
+          const stem = path.basename(to.fsPath).replace(/\.(md|markdown)$/i, '');
+          const md = planReportMarkdown(title, report, stem, plan);
+          for (const [name, text] of Object.entries(md.files)) {
+            await write(vscode.Uri.file(path.join(path.dirname(to.fsPath), name)), text);
+          }
+          await write(to, md.markdown);
+        }
+        const written = to;
+        void vscode.window
+          .showInformationMessage(`Layerplan: report written to ${vscode.workspace.asRelativePath(written)}`, 'Open')
+          .then((choice) => {
+            if (choice !== 'Open') return;
+            if (format === 'markdown') void vscode.commands.executeCommand('markdown.showPreview', written);
+            else void vscode.env.openExternal(written);
+          });
+        return written;
+      },
+    ),
     vscode.commands.registerCommand('layerplan.planStatus', () => status.text()),
   );
 }
@@ -218,7 +234,7 @@ class PlanStatus implements vscode.Disposable {
       this.item.hide();
       return;
     }
-    // On a worker thread with a time budget: the status bar never holds the editor up.
+    // In the check process with a time budget: the status bar never holds the editor up.
     const run = await this.checker.run('estimate', uri.fsPath, text);
     if (seq !== this.seq || 'superseded' in run) return;
     if ('skipped' in run) {

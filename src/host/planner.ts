@@ -7,10 +7,12 @@ import { GPUS } from '../engine/hardware/catalog';
 import { setJsonPaths, type PlanEdit } from '../engine/plan/edits';
 import { parseJsonWithTree, validatePlan, type Plan } from '../engine/plan/plan';
 import { OFFERED_FORMATS, parseFormat } from '../engine/quant/formats';
-import { checkFile, planLayerErrors, planWorkloadSource, tryEstimatePlan } from '../node/plan-file';
+import type { Checker } from '../node/checker';
+import { planLayerErrors, planWorkloadSource, tryEstimatePlan } from '../node/plan-file';
 import { measureLayerSqnr, planForSearch } from '../node/optimize-file';
 import { candidateFormats } from '../engine/search/optimize';
-import type { HostToWebview, LayerErrors, PlanState } from '../protocol';
+import type { ExportShown, HostToWebview, LayerErrors, PlanState } from '../protocol';
+import { exportShown, saveExport } from './launch-commands';
 
 /** The plan file of a model: `<name>.plan.json` beside it. */
 export function planFileFor(model: vscode.Uri): vscode.Uri {
@@ -134,6 +136,8 @@ export class PlanSession implements vscode.Disposable {
   constructor(
     private readonly model: vscode.Uri,
     private readonly post: (m: HostToWebview) => void,
+    /** Runs the plan's check off the extension host's main thread, with a time budget (src/node/checker.ts). */
+    private readonly checker: Checker,
   ) {
     this.planUri = planFileFor(model);
     const follow = (uri: vscode.Uri) => {
@@ -212,6 +216,26 @@ export class PlanSession implements vscode.Disposable {
     to.push(last);
   }
 
+  /** The plan as a target's launch configuration, shown in the planner's Export panel. */
+  async exportTo(to: string): Promise<ExportShown> {
+    const shown = await exportShown(this.planUri, to);
+    this.post({ type: 'exportResult', shown });
+    return shown;
+  }
+
+  /** The Export panel's buttons: copy the command, or write the files beside the plan (and open the first). */
+  async exportAction(to: string, action: 'copy' | 'save'): Promise<ExportShown> {
+    const shown = await exportShown(this.planUri, to);
+    if (shown.result && action === 'copy') await vscode.env.clipboard.writeText(shown.result.command);
+    if (shown.result && action === 'save') {
+      const uris = await saveExport(this.planUri, shown.result);
+      shown.saved = uris.map((u) => vscode.workspace.asRelativePath(u));
+      await vscode.window.showTextDocument(uris[0], { viewColumn: vscode.ViewColumn.Beside, preview: false });
+    }
+    this.post({ type: 'exportResult', shown });
+    return shown;
+  }
+
   async create(): Promise<void> {
     try {
       await createPlan(this.model);
@@ -248,12 +272,25 @@ export class PlanSession implements vscode.Disposable {
       const plan =
         valid ?? (raw && typeof raw === 'object' && raw.cluster && typeof raw.cluster === 'object' ? raw : undefined);
       let checkedSource: WorkloadSource | undefined;
-      try {
-        const checked = await checkFile(this.planUri.fsPath, { text });
-        state.issues = checked.diagnostics.map((d) => ({ severity: d.severity, message: d.message }));
-        checkedSource = checked.source;
-      } catch (e) {
-        state.issues = [{ severity: 'error', message: (e as Error).message }];
+      // On the check worker: a huge or mistyped plan must not stall the extension host while the user types.
+      const run = await this.checker.run('planner', this.planUri.fsPath, text);
+      // A newer change started its own check, which posts the newer state.
+      if ('superseded' in run) return;
+      if ('skipped' in run) {
+        state.issues = [
+          { severity: 'warning', message: `${path.basename(this.planUri.fsPath)}: check ${run.skipped}` },
+        ];
+      } else {
+        const a = run.done;
+        const failed = a.inputError ?? a.error;
+        state.issues = failed
+          ? [{ severity: 'error', message: failed }]
+          : (a.diagnostics ?? []).map((d) => ({
+              severity: d.severity,
+              message: d.message,
+              ...(d.fix ? { fixes: [d.fix, ...(d.fixes ?? [])] } : {}),
+            }));
+        checkedSource = a.source;
       }
       if (plan) {
         state.plan = plan;

@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import type { ModelGraph } from '../engine/graph/model-graph';
 import type { PackedWeight } from '../engine/quant/pack';
-import type { HostToWebview, SearchShown, WebviewToHost } from '../protocol';
+import type { ExportShown, HostToWebview, ViewReport, WebviewToHost } from '../protocol';
 
 export type KernelAnswer = Extract<WebviewToHost, { type: 'verifyResult' }>;
 
@@ -15,6 +15,15 @@ export interface GraphView {
    * has no adapter; rejects (RequestError) when the kernel failed, timed out or the view closed.
    */
   runKernel(packed: PackedWeight, x: Float32Array, batch: number, repeats: number): Promise<KernelAnswer>;
+  /** The view drawn as an image (rejects when it could not be drawn). */
+  image(format: 'svg' | 'png'): Promise<Extract<WebviewToHost, { type: 'exportImage' }>>;
+}
+
+/** Writes an image the view drew: SVG text as is, a PNG from its base64. */
+export async function writeImage(to: vscode.Uri, m: Extract<WebviewToHost, { type: 'exportImage' }>): Promise<void> {
+  const bytes =
+    m.format === 'svg' ? new TextEncoder().encode(m.data) : Uint8Array.from(atob(m.data), (c) => c.charCodeAt(0));
+  await vscode.workspace.fs.writeFile(to, bytes);
 }
 
 /**
@@ -25,20 +34,11 @@ export interface GraphView {
  */
 export class GraphViews {
   /** What each open view last reported drawing. */
-  readonly rendered = new Map<string, { boxes: number; layers: number; nodes: number; textNames: string[] }>();
+  readonly rendered = new Map<string, ViewReport>();
   /** What each view's planner last showed (summary line, stages, estimate time, edits on their way). */
-  readonly plannerShown = new Map<
-    string,
-    {
-      summary: string;
-      stages: string[];
-      ms: number;
-      pending: number;
-      note?: string;
-      search?: SearchShown;
-      exportText?: string;
-    }
-  >();
+  readonly plannerShown = new Map<string, Omit<Extract<WebviewToHost, { type: 'plannerShown' }>, 'type'>>();
+  /** What each view's planner last showed in its Export panel (and saved). */
+  readonly exportShown = new Map<string, ExportShown>();
   /** What each view last showed of a verification. */
   readonly verifyShown = new Map<string, string>();
   private readonly views = new Map<string, GraphView>();
@@ -91,7 +91,7 @@ export class GraphViews {
       });
       this.waiting.set(key, list);
     });
-    await vscode.commands.executeCommand('vscode.openWith', uri, this.viewType);
+    await vscode.commands.executeCommand('layerplan.openGraph', uri);
     return ready;
   }
 }

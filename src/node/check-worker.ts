@@ -1,25 +1,10 @@
-import { parentPort } from 'worker_threads';
-import { InputError } from '../engine/errors';
-import type { CheckAnswer, CheckRequest } from './checker';
-import { checkFile, NotCheckedError, tryEstimatePlan } from './plan-file';
+import { answer, type CheckRequest } from './checker';
 
 /**
- * Checks and estimates plan files off the extension host's main thread (src/node/checker.ts starts
- * it; the host terminates it when the user types again or it runs past its time budget).
+ * Checks and estimates plan files off the extension host (src/node/checker.ts forks this script; the
+ * host kills it when the user types again or it runs past its time budget). It ends with its parent.
  */
-parentPort?.on('message', (m: CheckRequest) => {
-  void (async (): Promise<CheckAnswer> => {
-    try {
-      if (m.kind === 'check') {
-        const r = await checkFile(m.file, { text: m.text });
-        return { id: m.id, diagnostics: r.diagnostics };
-      }
-      const r = await tryEstimatePlan(m.file, m.text);
-      return { id: m.id, plan: r.plan, report: r.report, estimateError: r.error?.problem };
-    } catch (e) {
-      if (e instanceof NotCheckedError) return { id: m.id, inputError: e.message, notChecked: true };
-      if (e instanceof InputError) return { id: m.id, inputError: e.message };
-      return { id: m.id, error: (e as Error).message ?? String(e) };
-    }
-  })().then((answer) => parentPort!.postMessage(answer));
+process.on('message', (m: CheckRequest) => {
+  void answer(m).then((a) => process.send?.(a));
 });
+process.on('disconnect', () => process.exit(0));

@@ -11,8 +11,12 @@ import { ampIssues } from '../engine/check/amp';
 import { InputError } from '../engine/errors';
 import { openModel } from '../engine/formats/registry';
 import { graphWarnings } from '../engine/graph/warnings';
+import { readGguf } from '../engine/formats/gguf';
+import { ggufModel } from '../engine/formats/gguf-model';
 import { IssueCollector, parseJsonWithTree, validatePlan, type Fix, type Issue, type Plan } from '../engine/plan/plan';
 import { checkDeepSpeed, checkHfConfig, detectKind, type CheckedKind } from '../engine/check/configs';
+import { memoryFixes } from '../engine/check/memory';
+import { findGpu } from '../engine/hardware/catalog';
 import type { LayerErrors } from '../protocol';
 import { FileByteSource, FolderResolver } from './file-source';
 import { optimize } from '../engine/search/optimize';
@@ -45,13 +49,16 @@ export async function planWorkloadSource(plan: Plan, planFile: string): Promise<
       ? { batch: plan.training.microBatch, sequence: plan.training.seqLen ?? 2048 }
       : { batch: plan.inference?.batch ?? 1, sequence: plan.inference?.promptLen ?? 1 };
     const graph = await openModel(source, { siblings, bindings });
+    // A GGUF's tensors and types as llama.cpp loads them (inference plans place them on devices).
+    const gguf = graph.format === 'gguf' ? ggufModel(await readGguf(source)) : undefined;
     // Transformers (configs, checkpoints with their config) get the per-block model; other graphs the generic one.
     // The per-block model does not use the graph's shapes: only the reader's own warnings apply to it.
     const w = graph.transformer ? (graph.warnings ?? []) : graphWarnings(graph);
     const warnings = w.length ? { warnings: w } : {};
-    return graph.transformer
+    const base: WorkloadSource = graph.transformer
       ? { kind: 'arch', arch: graph.transformer, ...warnings }
       : { kind: 'graph', layers: graphLayerData(graph), ...warnings };
+    return gguf ? { ...base, gguf } : base;
   } finally {
     await source.close();
     await siblings.close();
@@ -59,15 +66,19 @@ export async function planWorkloadSource(plan: Plan, planFile: string): Promise<
 }
 
 /**
- * Validates a plan file completely: structure, then the checks that need its model. Returns the
+ * Validates a plan file completely: structure, then the checks that need its model — also when the
+ * structure has errors, on the plan without its ill-typed fields, so every independent error shows
+ * at once (the Problems panel, the planner and `layerplan check` show this one list). Returns the
  * workload too, as data (`source`, what the planner's worker takes) and built, with the quick fix
- * for stage problems.
+ * for stage problems. `plan` is set only when the plan has no errors in its structure.
  */
 export async function checkPlanFile(
   file: string,
   buffer?: string,
 ): Promise<{
   plan?: Plan;
+  /** The plan the model checks ran on: `plan`, or the plan without its ill-typed fields. */
+  checked?: Plan;
   source?: WorkloadSource;
   workload?: Workload;
   rebalance?: Fix;
@@ -75,29 +86,30 @@ export async function checkPlanFile(
   text: string;
 }> {
   const text = buffer ?? (await readTextFile(file, 'plan'));
-  const { plan, issues, root } = validatePlan(text);
-  if (!plan) return { issues, text };
+  const { plan, usable, issues, root } = validatePlan(text);
+  const checked = plan ?? usable;
+  if (!checked) return { issues, text };
   const c = new IssueCollector(text, root);
   let source: WorkloadSource;
   try {
-    source = await planWorkloadSource(plan, file);
+    source = await planWorkloadSource(checked, file);
   } catch (e) {
     if (!(e instanceof InputError)) throw e;
     c.error(['model'], `model: ${e.message}`);
-    return { plan, issues: [...issues, ...c.issues], text };
+    return { plan, checked, issues: [...issues, ...c.issues], text };
   }
   const workload = workloadFrom(source);
   // What the model's numbers miss (no config.json beside a checkpoint, dims counted as 1) is said at `model`.
   for (const w of source.warnings ?? []) c.warn(['model'], `model: ${w}`);
-  const rebalance = rebalanceFix(plan, workload);
-  for (const [p, message] of modelChecks(plan, workload)) {
+  const rebalance = rebalanceFix(checked, workload);
+  for (const [p, message] of modelChecks(checked, workload)) {
     c.error(p, message, p[0] === 'stages' ? rebalance : undefined);
   }
   // Mixed precision keeps softmax, norms and summing reductions in fp32: a rule that names them gets a warning.
-  for (const a of ampIssues(plan.precision, source)) c.warn(a.path, a.message, a.fix);
+  for (const a of ampIssues(checked.precision, source)) c.warn(a.path, a.message, a.fix);
   // Structural stage problems (a stage count that is not parallel.pipeline) have the same fix.
   for (const i of issues) if (i.path[0] === 'stages' && !i.fix && rebalance) i.fix = rebalance;
-  return { plan, source, workload, rebalance, issues: [...issues, ...c.issues], text };
+  return { plan, checked, source, workload, rebalance, issues: [...issues, ...c.issues], text };
 }
 
 /** Diagnostics for any JSON file Layerplan understands: a plan, a Hugging Face config, a DeepSpeed config. */
@@ -114,29 +126,56 @@ export async function checkFile(
     case 'plan': {
       const r = await checkPlanFile(file, text);
       const diagnostics = [...r.issues];
-      if (r.plan && r.workload && !diagnostics.some((d) => d.severity === 'error')) {
-        // Memory per stage against the GPU's capacity, located at the stage (or the GPU when stages are implicit).
-        const report = estimate(r.plan, r.workload, file);
-        const c = new IssueCollector(r.text, parseJsonWithTree(r.text).root);
-        const over = report.stages.some((st) => st.memory.total > st.capacity);
-        const fits = over ? fastestThatFits(r.plan, r.workload, file) : undefined;
-        for (const st of report.stages) {
+      const c = new IssueCollector(r.text, parseJsonWithTree(r.text).root);
+      // The memory per stage means something when the plan's only error is a GPU count off the cluster (at 'parallel').
+      const blocking = diagnostics.some(
+        (d) => d.severity === 'error' && !(d.path.length === 1 && d.path[0] === 'parallel'),
+      );
+      const plan = r.checked;
+      if (
+        plan &&
+        r.workload &&
+        !blocking &&
+        (plan.devices || (plan.cluster?.gpu && findGpu(plan.cluster.gpu))) &&
+        (plan.training || plan.inference)
+      ) {
+        // Memory per stage against the GPU's capacity, located at the stage (or the GPU when stages are implicit),
+        // with the changes that bring it down as quick fixes. Also with a GPU count that does not match the cluster.
+        let report: CostReport | undefined;
+        try {
+          report = estimate(plan, r.workload, file, { allowGpuCountMismatch: true });
+        } catch (e) {
+          if (!(e instanceof InputError)) throw e;
+        }
+        // Inference on devices: the runtime's problems (a device over its memory gets the auto-fit quick fix).
+        for (const p of report?.runtime?.problems ?? []) {
+          const overflow = p.message.startsWith('device ');
+          c.at(p.path, p.severity, p.message, overflow ? report?.runtime?.fix : undefined);
+        }
+        const over = !!report && !report.runtime && report.stages.some((st) => st.memory.total > st.capacity);
+        // The optimizer's fastest plan that fits, when the plan's degrees use the cluster (the search keeps its GPUs).
+        const mismatch = diagnostics.some((d) => d.severity === 'error');
+        const fits = over && !mismatch ? fastestThatFits(plan, r.workload, file) : undefined;
+        for (const st of !report || report.runtime ? [] : report.stages) {
           if (st.memory.total <= st.capacity) continue;
           const over = (st.memory.total - st.capacity) / 2 ** 30;
-          const where = r.plan.stages ? ['stages', st.index] : ['cluster', 'gpu'];
+          const where = plan.stages ? ['stages', st.index] : ['cluster', 'gpu'];
+          // The optimizer's plan first (the fastest that fits), then the single changes (those that fit first, each
+          // estimated), then an even split of the listed stages.
+          const fixes = [...(fits ? [fits] : []), ...memoryFixes(plan, r.workload, st.index, report!)];
+          if (plan.stages && r.rebalance) fixes.push(r.rebalance);
           c.error(
             where,
-            `stage ${st.index} needs ${(st.memory.total / 2 ** 30).toFixed(1)} GiB per GPU, ${over.toFixed(1)} GiB over the ${(st.capacity / 2 ** 30).toFixed(1)} GiB of ${report.gpu}`,
-            r.plan.stages ? (r.rebalance ?? fits) : fits,
+            `stage ${st.index} needs ${(st.memory.total / 2 ** 30).toFixed(1)} GiB per GPU, ${over.toFixed(1)} GiB over the ${(st.capacity / 2 ** 30).toFixed(1)} GiB of ${report!.gpu}`,
+            fixes,
           );
-          // Both fixes where both apply: the even split, and the search's fastest plan that fits.
-          const issue = c.issues[c.issues.length - 1];
-          if (fits && issue.fix !== fits) issue.fixes = [fits];
         }
+      }
+      if (plan) {
         // One check that cannot run (weights that cannot be measured) is one diagnostic, not the end of the others.
         let budget: Awaited<ReturnType<typeof budgetChecks>>;
         try {
-          budget = await budgetChecks(r.plan, file);
+          budget = await budgetChecks(plan, file);
         } catch (e) {
           if (!(e instanceof InputError)) throw e;
           budget = [
@@ -147,8 +186,8 @@ export async function checkFile(
           ];
         }
         for (const b of budget) c.at(b.path, b.severity ?? 'warning', b.message);
-        diagnostics.push(...c.issues);
       }
+      diagnostics.push(...c.issues);
       return { kind, diagnostics, source: r.source };
     }
     case 'hf-config':
@@ -284,7 +323,7 @@ export async function planLayerErrors(
 async function budgetChecks(
   plan: Plan,
   file: string,
-): Promise<{ path: (string | number)[]; message: string; severity?: 'information' }[]> {
+): Promise<{ path: (string | number)[]; message: string; severity?: 'information' | 'error' }[]> {
   if (plan.precision?.errorBudgetDb === undefined) return [];
   const m = await measurePlanPrecision(plan, file);
   if (!m) return [];

@@ -60,13 +60,32 @@ async function waitForHttp(url: string, ms: number): Promise<void> {
  */
 type UiAction = {
   click?: string;
+  dblclick?: string;
   modifiers?: ('Shift' | 'Control')[];
   fill?: [string, string];
   press?: [string, string];
   drag?: [string, string];
+  /** Measure: the element's box in the webview (x, y, width, height), or null when it is not there. */
+  rect?: string;
+  /** Measure every element matching. */
+  rects?: string;
+  /** Read: the texts of every element matching. */
+  texts?: string;
+  /** Wait until an element matching is there (up to 10 s). */
+  wait?: string;
 };
-async function uiActions(page: import('playwright-core').Page, actions: UiAction[]): Promise<void> {
-  const first = actions[0].click ?? actions[0].fill?.[0] ?? actions[0].press?.[0] ?? actions[0].drag?.[0] ?? 'body';
+async function uiActions(page: import('playwright-core').Page, actions: UiAction[]): Promise<unknown[]> {
+  const a0 = actions[0];
+  const first =
+    a0.click ??
+    a0.dblclick ??
+    a0.fill?.[0] ??
+    a0.press?.[0] ??
+    a0.drag?.[0] ??
+    a0.rect ??
+    a0.texts ??
+    a0.wait ??
+    'body';
   const until = Date.now() + 20000;
   let frame: import('playwright-core').Frame | undefined;
   while (!frame && Date.now() < until) {
@@ -83,8 +102,40 @@ async function uiActions(page: import('playwright-core').Page, actions: UiAction
     if (!frame) await page.waitForTimeout(200);
   }
   if (!frame) throw new Error(`no webview frame holds ${first}`);
+  const results: unknown[] = [];
   for (const a of actions) {
     if (a.click) await frame.locator(a.click).first().click({ modifiers: a.modifiers, timeout: 10000 });
+    else if (a.dblclick) await frame.locator(a.dblclick).first().dblclick({ timeout: 10000 });
+    else if (a.rect) {
+      // In the webview's own coordinates (getBoundingClientRect), as rects measures.
+      const one = await frame
+        .locator(a.rect)
+        .first()
+        .evaluate(
+          (e) => {
+            const r = (
+              e as unknown as { getBoundingClientRect(): { x: number; y: number; width: number; height: number } }
+            ).getBoundingClientRect();
+            return { x: r.x, y: r.y, width: r.width, height: r.height };
+          },
+          undefined,
+          { timeout: 5000 },
+        )
+        .catch(() => null);
+      results.push(one);
+    } else if (a.rects) {
+      results.push(
+        await frame.locator(a.rects).evaluateAll((els) =>
+          els.map((e) => {
+            const r = (
+              e as unknown as { getBoundingClientRect(): { x: number; y: number; width: number; height: number } }
+            ).getBoundingClientRect();
+            return { x: r.x, y: r.y, width: r.width, height: r.height };
+          }),
+        ),
+      );
+    } else if (a.texts) results.push(await frame.locator(a.texts).allTextContents());
+    else if (a.wait) await frame.locator(a.wait).first().waitFor({ timeout: 10000 });
     else if (a.fill) await frame.locator(a.fill[0]).first().fill(a.fill[1], { timeout: 10000 });
     else if (a.press) await frame.locator(a.press[0]).first().press(a.press[1], { timeout: 10000 });
     else if (a.drag) {
@@ -92,6 +143,7 @@ async function uiActions(page: import('playwright-core').Page, actions: UiAction
     }
     await page.waitForTimeout(150);
   }
+  return results;
 }
 
 function killGroup(p: ChildProcess | undefined): void {
@@ -240,7 +292,7 @@ async function main(): Promise<number> {
       const ui = /\[layerplan-ui\] (\w+) (.*)$/.exec(text);
       if (ui) {
         void uiActions(page, JSON.parse(ui[2])).then(
-          () => fs.writeFileSync(path.join(uiDir, `${ui[1]}.done`), 'ok'),
+          (results) => fs.writeFileSync(path.join(uiDir, `${ui[1]}.done`), `ok\n${JSON.stringify(results)}`),
           (e: Error) => fs.writeFileSync(path.join(uiDir, `${ui[1]}.done`), `error: ${e.message}`),
         );
       }
@@ -263,7 +315,7 @@ async function main(): Promise<number> {
     const timeout = new Promise<number>(
       (_, reject) => (timer = setTimeout(() => reject(new Error(`no exit code within ${TIMEOUT_MS} ms`)), TIMEOUT_MS)),
     );
-    const code = await Promise.race([exit, timeout])
+    let code = await Promise.race([exit, timeout])
       .finally(() => clearTimeout(timer))
       .catch(async (e) => {
         await page.screenshot({ path: path.join(RESULTS, `${LABEL}-timeout.png`) }).catch(() => undefined);
@@ -278,6 +330,14 @@ async function main(): Promise<number> {
       .catch(() => undefined);
     fs.writeFileSync(path.join(RESULTS, `${LABEL}-console.log`), output.join('\n'));
     const counts = /integration: (\d+) passed, (\d+) failed, (\d+) skipped/.exec(output.join('\n'));
+    if (!counts) {
+      // The suite reports its counts as its last act; without them it did not finish (an extension host that
+      // crashed makes the workbench exit with 0 all the same).
+      process.stdout.write(
+        `integration: the suite ended without reporting its results (the extension host died? see ${LABEL}-code-server.log)\n`,
+      );
+      code = code || 1;
+    }
     fs.writeFileSync(
       path.join(RESULTS, `counts-integration-${LABEL}.json`),
       JSON.stringify({

@@ -493,6 +493,123 @@ describe('the error budget on a model too large to measure on every check', () =
   });
 });
 
+describe('one diagnostic source: every independent error at once, and the ways out', () => {
+  const llama = path.join(REPO, 'examples', 'llama-2-7b', 'config.json');
+  const plan = (over: Record<string, unknown>) =>
+    JSON.stringify(
+      {
+        model: llama,
+        cluster: { gpu: 'h100-sxm', gpusPerNode: 8, nodes: 1 },
+        training: { globalBatch: 64, microBatch: 1, seqLen: 4096, recompute: 'selective' },
+        parallel: { data: 8, tensor: 1, pipeline: 1, zero: 1 },
+        ...over,
+      },
+      null,
+      2,
+    );
+  const check = async (text: string) => (await checkFile(path.join(tmp, 'one.plan.json'), { text })).diagnostics;
+
+  it("tensor 3 on 8 GPUs: the GPU count and Llama-2-7B's divisibility errors (heads 32, hidden 4096, MLP 11008) together", async () => {
+    // Before: the structural error (3 ≠ 8 GPUs) hid the model checks, which only the planner's worker ran.
+    const issues = (await check(plan({ parallel: { data: 1, tensor: 3, pipeline: 1 } }))).filter(
+      (i) => i.severity === 'error',
+    );
+    only(issues, /data × tensor × pipeline = 1 × 3 × 1 = 3, but the cluster has 1 × 8 = 8 GPUs/);
+    only(issues, /parallel\.tensor: 3 does not divide the attention heads \(32\)/);
+    only(issues, /parallel\.tensor: 3 does not divide hidden \(4096\)/);
+    only(issues, /parallel\.tensor: 3 does not divide the MLP width \(11008\)/);
+    assert.strictEqual(issues.length, 4, JSON.stringify(issues.map((i) => i.message)));
+  });
+
+  it('the CLI prints the same set (layerplan check --json)', () => {
+    const file = path.join(tmp, 'tp3.plan.json');
+    fs.writeFileSync(file, plan({ parallel: { data: 1, tensor: 3, pipeline: 1 } }));
+    const r = spawnSync(process.execPath, [CLI, 'check', file, '--json'], { encoding: 'utf8' });
+    assert.strictEqual(r.status, 1, r.stderr);
+    const errors = JSON.parse(r.stdout).diagnostics.filter((d: Issue) => d.severity === 'error');
+    assert.strictEqual(errors.length, 4, r.stdout);
+  });
+
+  it('an unknown GPU one letter from an alias gets the catalog id it stands for, as a fix', async () => {
+    // 'h100x' is one edit from the alias 'h100' (= h100-sxm), two from 'h200': the suggestion used to be h200.
+    const text = plan({ cluster: { gpu: 'h100x', gpusPerNode: 8, nodes: 1 } });
+    const i = only(await check(text), /unknown GPU 'h100x'/);
+    assert.match(i.message, /did you mean 'h100-sxm'\?/);
+    assert.deepStrictEqual(i.fix?.edits, [{ path: ['cluster', 'gpu'], value: 'h100-sxm' }]);
+    assert.deepStrictEqual(
+      (await check(applyFix(text, i))).filter((x) => x.severity === 'error'),
+      [],
+    );
+    // An alias is a valid GPU everywhere: no diagnostic.
+    assert.deepStrictEqual(
+      (await check(plan({ cluster: { gpu: 'h100', gpusPerNode: 8, nodes: 1 } }))).filter((x) => /gpu/.test(x.message)),
+      [],
+    );
+  });
+
+  it('a stage over memory offers recompute, ZeRO and a smaller micro-batch, each checked by estimating the plan with it', async () => {
+    // Llama-2-7B, mixed-precision Adam without sharding on 8 × 80 GB: 16 bytes × 6.74 G parameters ≈ 100 GiB per GPU.
+    const text = plan({
+      training: { globalBatch: 64, microBatch: 2, seqLen: 4096, recompute: 'none' },
+      parallel: { data: 8, tensor: 1, pipeline: 1, zero: 0 },
+    });
+    const over = only(await check(text), /stage 0 needs [\d.]+ GiB per GPU, [\d.]+ GiB over/);
+    assert.strictEqual(over.severity, 'error');
+    // The optimizer's fastest plan that fits is the preferred fix; the single changes follow.
+    const all = [over.fix!, ...(over.fixes ?? [])];
+    assert.match(all[0].title, /^Apply the fastest plan that fits: /);
+    const singles = all.filter((f) => f.title.startsWith('Set '));
+    const titles = singles.map((f) => f.title);
+    for (const t of [
+      /^Set training\.recompute to "full"/,
+      /^Set parallel\.zero to 3/,
+      /^Set training\.microBatch to 1/,
+    ]) {
+      assert.ok(
+        titles.some((x) => t.test(x)),
+        `${t} in ${JSON.stringify(titles)}`,
+      );
+    }
+    // The first single change makes every stage fit, and applying it leaves no memory error.
+    assert.match(singles[0].title, /, fits\)$/);
+    const fixed = setJsonPaths(text, singles[0].edits);
+    assert.deepStrictEqual(
+      (await check(fixed)).filter((i) => /GiB over/.test(i.message)),
+      [],
+    );
+    // Each title's figure is what the estimate gives with the change.
+    for (const f of singles) assert.match(f.title, /\(stage 0: [\d.]+ GiB → [\d.]+ GiB per GPU/);
+  });
+});
+
+describe('the error budget is the output SQNR', () => {
+  it('flags a plan whose layers each pass the budget but whose output SQNR does not', async function () {
+    this.timeout(60000);
+    // int8 per channel on every layer of the exported GPT-2: each layer's weight SQNR ≈ 44.5–48.3 dB; the whole
+    // model's output ≈ 42.6 dB calibrated (39.4 dB first-order). Before: only layers under the budget were flagged.
+    const text = JSON.stringify(
+      {
+        model: path.join(REPO, 'examples', 'gpt2-tiny.onnx'),
+        cluster: { gpu: 'l4', gpusPerNode: 2, nodes: 1 },
+        training: { globalBatch: 32, microBatch: 4, seqLen: 64 },
+        parallel: { data: 1, tensor: 1, pipeline: 2 },
+        precision: { default: 'bf16', rules: [{ match: '*', format: 'int8-channel' }], errorBudgetDb: 44 },
+      },
+      null,
+      2,
+    );
+    const issues = (await checkFile(path.join(tmp, 'budget.plan.json'), { text })).diagnostics;
+    const e = only(
+      issues,
+      /precision\.rules\[0\]: int8-channel on 5 layer\(s\) .* adds 100% of the output noise; the predicted output SQNR 4[12]\.\d dB .* is under the 44 dB error budget/,
+    );
+    assert.strictEqual(e.severity, 'warning');
+    assert.deepStrictEqual(e.range, rangeOf(text, '"format": "int8-channel"'));
+    const relaxed = text.replace('"errorBudgetDb": 44', '"errorBudgetDb": 38');
+    assert.deepStrictEqual((await checkFile(path.join(tmp, 'budget.plan.json'), { text: relaxed })).diagnostics, []);
+  });
+});
+
 describe('one check that cannot run does not hide the others', () => {
   // control-flow.onnx: 129 parameters, no weight matrix large enough to measure (the error budget cannot be checked).
   const model = path.join(REPO, 'test', 'fixtures', 'models', 'control-flow.onnx');

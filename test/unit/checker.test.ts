@@ -37,14 +37,44 @@ describe('plan checks off the editor thread (a worker with a time budget and can
     }
   });
 
-  it('a newer request for the same file cancels the one in flight', async () => {
+  it("the planner's check on the worker: its diagnostics and the workload it built, as the engine gives them inline", async () => {
+    const onWorker = new Checker(SCRIPT);
+    const inline = new Checker(path.join(dir, 'no-such-worker.js'));
+    try {
+      const text = plan(8, 2, 1).replace('"gpusPerNode":8', '"gpusPerNode":4');
+      const a = await onWorker.run('planner', file, text);
+      const b = await inline.run('planner', file, text);
+      assert.ok('done' in a && 'done' in b);
+      assert.ok(
+        a.done.diagnostics!.some((d) => d.severity === 'error'),
+        JSON.stringify(a.done.diagnostics),
+      );
+      assert.deepStrictEqual(a.done.diagnostics, b.done.diagnostics);
+      const ok = await onWorker.run('planner', file, plan(8, 2, 1));
+      assert.ok('done' in ok && ok.done.source, 'a valid plan comes back with the workload the check built');
+      assert.deepStrictEqual(
+        ok.done.source,
+        ((await inline.run('planner', file, plan(8, 2, 1))) as { done: { source: unknown } }).done.source,
+      );
+      // A planner check and a Problems-panel check of the same file do not cancel each other.
+      const [p, c] = await Promise.all([onWorker.run('planner', file, text), onWorker.run('check', file, text)]);
+      assert.ok('done' in p && 'done' in c);
+    } finally {
+      onWorker.dispose();
+    }
+  });
+
+  it('a newer request for the same file supersedes the one in flight', async () => {
     const checker = new Checker(SCRIPT);
     try {
-      const slow = checker.run('estimate', file, plan(100000, 1000, 125));
-      const fast = checker.run('estimate', file, plan(8, 2, 1));
+      const order: string[] = [];
+      const slow = checker.run('estimate', file, plan(100000, 1000, 125)).finally(() => order.push('older'));
+      const fast = checker.run('estimate', file, plan(8, 2, 1)).finally(() => order.push('newer'));
       const [a, b] = await Promise.all([slow, fast]);
+      // The older one is answered 'superseded' at once; its late result is dropped, never shown over the newer.
       assert.deepStrictEqual(a, { superseded: true });
-      assert.ok('done' in b && b.done.report);
+      assert.deepStrictEqual(order, ['older', 'newer']);
+      assert.ok('done' in b && b.done.report && b.done.report.stages.length === 2);
     } finally {
       checker.dispose();
     }

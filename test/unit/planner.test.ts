@@ -10,6 +10,7 @@ import { ganttSvg, memorySvg } from '../../src/engine/report/charts';
 import { planReportHtml, planReportMarkdown } from '../../src/engine/report/plan-report';
 import { FileByteSource, FolderResolver } from '../../src/node/file-source';
 import { OUR_MODELS, REPO } from '../helpers';
+import { formatSeconds } from '../../src/engine/units';
 
 const MODEL = path.join(REPO, 'examples', 'gpt2-tiny.onnx');
 const plan: Plan = {
@@ -178,5 +179,69 @@ describe("the planner's edits on their way to the file", () => {
     assert.strictEqual(obj.training!.globalBatch, 128);
     assert.strictEqual(obj.cluster.interNode!.bandwidthGBps, 50);
     assert.ok(!('schedule' in obj.parallel!));
+  });
+});
+
+describe('what the planner and its report say agree with the estimate', () => {
+  it("the Gantt chart's axis ends at the time per step (schedule, then gradient sync and optimizer), not at the last backward", async () => {
+    const g = await graph();
+    // Gradient reduction not overlapped with the backward (the default Megatron-Core profile overlaps it,
+    // leaving nothing exposed to draw), so the sync shows between the schedule and the optimizer step.
+    const r = estimate(
+      {
+        ...plan,
+        cluster: { gpu: 'l4', gpusPerNode: 4, nodes: 1 },
+        training: { ...plan.training!, overlapGradReduce: false },
+        parallel: { ...plan.parallel, data: 2 },
+      },
+      graphWorkload(g),
+    );
+    const makespan = Math.max(...r.timeline.map((e) => e.end));
+    assert.ok(
+      r.iterationSeconds > makespan,
+      'data parallel: a gradient all-reduce and an optimizer step follow the schedule',
+    );
+    const svg = ganttSvg(r);
+    const axis = /0 … ([^ ]+ [^ ]+) ·/.exec(svg)?.[1];
+    assert.strictEqual(axis, formatSeconds(r.iterationSeconds));
+    assert.match(svg, /class="sync"/);
+    assert.match(svg, /class="opt"/);
+  });
+
+  it('a plan whose degrees use more GPUs than its cluster has is not estimated as if it fit', async () => {
+    const w = graphWorkload(await graph());
+    // 2 × 1 × 2 = 4 GPUs on a cluster of 2: the estimate used to report it, as 4 × l4.
+    assert.throws(
+      () => estimate({ ...plan, parallel: { ...plan.parallel, data: 2 } }, w),
+      /data × tensor × pipeline = 4 GPUs, but the cluster has 1 × 2 = 2/,
+    );
+    assert.strictEqual(
+      estimate({ ...plan, parallel: { ...plan.parallel, data: 2 } }, w, 'p', { allowGpuCountMismatch: true }).gpus,
+      4,
+    );
+  });
+
+  it('the exported report carries the plan: batch, parallel degrees, ZeRO, precision and its rules', async () => {
+    const p: Plan = {
+      ...plan,
+      parallel: { ...plan.parallel, zero: 1 },
+      precision: { default: 'bf16', rules: [{ match: 'h.*', format: 'int4-g128' }], errorBudgetDb: 25 },
+    };
+    const r = estimate(p, graphWorkload(await graph()));
+    const html = planReportHtml('t', r, p);
+    for (const want of [
+      /<td>global batch<\/td><td>32<\/td>/,
+      /<td>micro-batch<\/td><td>4<\/td>/,
+      /<td>parallel degrees<\/td><td>data 1 × tensor 1 × pipeline 2<\/td>/,
+      /<td>ZeRO stage<\/td><td>1<\/td>/,
+      /<td>error budget<\/td><td>25 dB output SQNR<\/td>/,
+      /<td>0<\/td><td>h\.\*<\/td><td>int4-g128<\/td>/,
+    ]) {
+      assert.match(html, want);
+    }
+    const md = planReportMarkdown('t', r, 'x', p).markdown;
+    assert.match(md, /## Plan\n\n\| {2}\| {2}\|/);
+    assert.match(md, /\| 0 \| h\.\* \| int4-g128 \|/);
+    assert.match(md, /\| ZeRO stage \| 1 \|/);
   });
 });

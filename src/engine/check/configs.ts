@@ -1,4 +1,5 @@
 import { IssueCollector, parseJsonWithTree, type Issue } from '../plan/plan';
+import { deepSpeedIssues } from './launch/deepspeed';
 
 /** What a JSON file is, for `layerplan check` and the editor's diagnostics. */
 export type CheckedKind = 'plan' | 'hf-config' | 'deepspeed' | 'unknown';
@@ -91,69 +92,10 @@ export function checkHfConfig(text: string): Issue[] {
   return c.issues;
 }
 
-/** DeepSpeed config: the batch-size identity and precision switches. */
+/**
+ * DeepSpeed config: its keys against DeepSpeed's own config classes, the batch-size identity (over
+ * `worldSize` GPUs when given), precision switches, ZeRO and offload (check/launch/deepspeed.ts).
+ */
 export function checkDeepSpeed(text: string, worldSize?: number): Issue[] {
-  const { value, root, syntax } = parseJsonWithTree(text);
-  if (syntax.length) return syntax;
-  const c = new IssueCollector(text, root);
-  const j = (value ?? {}) as Record<string, unknown>;
-  const tbs = j.train_batch_size;
-  const mbs = j.train_micro_batch_size_per_gpu;
-  const gas = j.gradient_accumulation_steps;
-  for (const k of ['train_batch_size', 'train_micro_batch_size_per_gpu', 'gradient_accumulation_steps']) {
-    if (j[k] !== undefined && j[k] !== 'auto' && !posInt(j[k])) {
-      c.error([k], `${k}: ${JSON.stringify(j[k])} is not a positive integer`);
-    }
-  }
-  if (posInt(tbs) && posInt(mbs) && posInt(gas)) {
-    const per = mbs * gas;
-    if (worldSize !== undefined) {
-      if (tbs !== per * worldSize) {
-        c.error(
-          ['train_batch_size'],
-          `train_batch_size: ${tbs} ≠ train_micro_batch_size_per_gpu × gradient_accumulation_steps × data-parallel size = ${mbs} × ${gas} × ${worldSize} = ${per * worldSize}`,
-          {
-            title: `Set train_batch_size to ${per * worldSize}`,
-            edits: [{ path: ['train_batch_size'], value: per * worldSize }],
-          },
-        );
-      }
-    } else if (tbs % per !== 0) {
-      const use = Math.max(per, Math.round(tbs / per) * per);
-      c.error(
-        ['train_batch_size'],
-        `train_batch_size: ${tbs} is not train_micro_batch_size_per_gpu × gradient_accumulation_steps × data-parallel size for any data-parallel size (${mbs} × ${gas} = ${per} does not divide ${tbs}); use ${use}`,
-        { title: `Set train_batch_size to ${use}`, edits: [{ path: ['train_batch_size'], value: use }] },
-      );
-    }
-  }
-  const enabled = (k: string) => {
-    const v = j[k] as Record<string, unknown> | undefined;
-    return !!v && typeof v === 'object' && (v.enabled === true || v.enabled === 'auto');
-  };
-  if (enabled('fp16') && enabled('bf16')) {
-    c.error(['bf16', 'enabled'], 'bf16 and fp16 are both enabled; DeepSpeed accepts one mixed-precision mode', {
-      title: 'Disable fp16 (keep bf16)',
-      edits: [{ path: ['fp16', 'enabled'], value: false }],
-    });
-  }
-  const zero = j.zero_optimization as Record<string, unknown> | undefined;
-  if (zero && typeof zero === 'object') {
-    if (zero.stage !== undefined && ![0, 1, 2, 3].includes(zero.stage as number)) {
-      c.error(
-        ['zero_optimization', 'stage'],
-        `zero_optimization.stage: ${JSON.stringify(zero.stage)} is not 0, 1, 2 or 3`,
-      );
-    }
-    const off = zero.offload_param as Record<string, unknown> | undefined;
-    if (off && typeof off === 'object' && off.device && off.device !== 'none' && zero.stage !== 3) {
-      c.error(['zero_optimization', 'offload_param'], 'zero_optimization.offload_param needs stage 3');
-    }
-  }
-  const opt = j.optimizer as Record<string, unknown> | undefined;
-  const params = opt?.params as Record<string, unknown> | undefined;
-  if (params && typeof params.lr === 'number' && (params.lr <= 0 || params.lr > 1)) {
-    c.warn(['optimizer', 'params', 'lr'], `optimizer.params.lr: ${params.lr} is an unusual learning rate`);
-  }
-  return c.issues;
+  return deepSpeedIssues(text, worldSize);
 }

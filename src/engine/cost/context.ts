@@ -1,34 +1,10 @@
-import { InputError } from '../errors';
-import { findGpu, type ComputeDtype, type GpuSpec, type Link } from '../hardware/catalog';
+import type { ComputeDtype, Link } from '../hardware/catalog';
 import { globMatch } from '../glob';
 import type { Plan } from '../plan/plan';
 import { parseFormat } from '../quant/formats';
 import type { GroupTopology } from './comm';
-import type { Schedule } from './schedule';
+import { resolveSetup, type ClusterSetup } from './resolve';
 import type { CostLayer, Workload } from './workload';
-
-/** The cluster and the parallel layout of a plan, with the catalog's defaults filled in. */
-export interface ClusterSetup {
-  gpu: GpuSpec;
-  intra: Link;
-  inter: Link;
-  gpusPerNode: number;
-  nodes: number;
-  data: number;
-  tensor: number;
-  pipeline: number;
-  /** Context-parallel degree (the sequence split across GPUs). */
-  context: number;
-  /** Expert-parallel degree (MoE experts split across GPUs, folded over tensor × context × data). */
-  expert: number;
-  /** Tensor parallelism inside each expert. */
-  expertTensor: number;
-  /** Model chunks per pipeline stage: the interleaved schedule's virtual stages, else 1. */
-  chunks: number;
-  schedule: Schedule;
-  sequenceParallel: boolean;
-  zero: number;
-}
 
 /**
  * Everything an estimate phase needs, built once per estimate: the plan and its workload, the
@@ -59,31 +35,6 @@ export interface EstimateContext {
   /** Which links each kind of traffic crosses, for reports. */
   links: { data: string; tensor: string; pipeline: string };
   warnings: string[];
-}
-
-export function resolveSetup(plan: Plan, file: string): ClusterSetup {
-  const catalogGpu = findGpu(plan.cluster.gpu);
-  if (!catalogGpu) throw new InputError(file, `cluster.gpu: unknown GPU '${plan.cluster.gpu}'`);
-  const gpu: GpuSpec = plan.cluster.memoryGB ? { ...catalogGpu, memoryGB: plan.cluster.memoryGB } : catalogGpu;
-  const parallel = plan.parallel ?? {};
-  const schedule = parallel.schedule ?? '1f1b';
-  return {
-    gpu,
-    intra: { ...gpu.intraNode, ...(plan.cluster.intraNode ?? {}) },
-    inter: { ...gpu.interNode, ...(plan.cluster.interNode ?? {}) },
-    gpusPerNode: plan.cluster.gpusPerNode ?? gpu.gpusPerNode,
-    nodes: plan.cluster.nodes ?? 1,
-    data: parallel.data ?? 1,
-    tensor: parallel.tensor ?? 1,
-    pipeline: parallel.pipeline ?? 1,
-    context: parallel.context ?? 1,
-    expert: parallel.expert ?? 1,
-    expertTensor: parallel.expertTensor ?? parallel.tensor ?? 1,
-    chunks: schedule === 'interleaved' ? Math.max(1, parallel.virtualStages ?? 2) : 1,
-    schedule,
-    sequenceParallel: parallel.sequenceParallel ?? false,
-    zero: parallel.zero ?? 0,
-  };
 }
 
 export function bytesOfDtype(dtype: string): number {
@@ -196,25 +147,4 @@ export function estimateContext(plan: Plan, workload: Workload, file: string): E
     // What the model's reader could not know comes first: the numbers below miss it.
     warnings: [...(workload.warnings ?? [])],
   };
-}
-
-/**
- * A layer's weight elements on one GPU: tensor parallelism splits the sharded ones, expert
- * parallelism splits the experts' further, the rest (norms, biases) replicate.
- */
-export function parametersPerGpu(layer: CostLayer, tensor: number, expert = 1, expertTensor = tensor): number {
-  const experts = layer.expertParameters ?? 0;
-  if ((expert <= 1 && expertTensor === tensor) || !experts) {
-    return layer.shardedParameters / tensor + (layer.parameters - layer.shardedParameters);
-  }
-  return (
-    (layer.shardedParameters - experts) / tensor +
-    experts / (expertTensor * expert) +
-    (layer.parameters - layer.shardedParameters)
-  );
-}
-
-export function overCapacity(stage: number, total: number, capacity: number, gpu: GpuSpec): string {
-  const gib = (b: number) => (b / 2 ** 30).toFixed(1);
-  return `stage ${stage} needs ${gib(total)} GiB per GPU, over the ${gpu.name}'s ${gib(capacity)} GiB by ${gib(total - capacity)} GiB`;
 }

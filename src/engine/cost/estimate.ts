@@ -1,17 +1,11 @@
+import { InputError } from '../errors';
 import type { ComputeDtype } from '../hardware/catalog';
 import type { Plan } from '../plan/plan';
 import { allGatherSeconds, allReduceSeconds, p2pSeconds, reduceScatterSeconds } from './comm';
 import { gemmFlops, memorySeconds, peakFlops } from './compute';
-import {
-  bytesOfDtype,
-  computeDtype,
-  estimateContext,
-  layerFormat,
-  overCapacity,
-  parametersPerGpu,
-  type EstimateContext,
-} from './context';
-import { estimateInference } from './inference';
+import { bytesOfDtype, computeDtype, estimateContext, layerFormat, type EstimateContext } from './context';
+import { estimateInference, onDevices, withDevices } from './inference';
+import { usesDevices } from './inference-devices';
 import {
   forwardTime,
   trainingLayerTime,
@@ -22,6 +16,7 @@ import {
 } from './layer-time';
 import { runSettings, type ProfileOverrides, type RunSettings } from './profiles';
 import type { CommReport, CostReport, MemoryBreakdown, StageReport } from './report';
+import { overCapacity, parametersPerGpu } from './resolve';
 import { simulateBounded, type ScheduleResult, type StageTimes } from './schedule';
 import { assignLayers, rangeText } from './stages';
 import { blockPosition, type CostLayer, type LayerWork, type WorkContext, type Workload } from './workload';
@@ -39,8 +34,14 @@ export { balancedSplit, modelChecks, rangeText, rebalanceFix } from './stages';
  * memory, data-parallel sync and optimizer per stage → FLOPs and utilization. Inference plans go
  * to inference.ts.
  */
-/** What a caller may change of an estimate's work: the optimizer estimates thousands of plans and reads no timeline. */
+/** What a caller may change of an estimate's work or allow: the optimizer estimates thousands of plans and reads no timeline. */
 export interface EstimateOptions {
+  /**
+   * Estimate although the parallel degrees do not use exactly the cluster's GPUs (the diagnostics
+   * say so on their own and still show the memory per stage). Off: such a plan is an InputError,
+   * so a 32-GPU plan is never estimated as if it ran on a 16-GPU cluster.
+   */
+  allowGpuCountMismatch?: boolean;
   /** Build the pipeline timeline (the Gantt chart's events); default true. */
   timeline?: boolean;
   /** Calibration (npm run calibrate) tries profile constants other than the fitted ones. */
@@ -48,10 +49,18 @@ export interface EstimateOptions {
 }
 
 export function estimate(plan: Plan, workload: Workload, file = 'plan', options: EstimateOptions = {}): CostReport {
+  if (usesDevices(plan)) return onDevices(plan, workload, file);
   const ctx = estimateContext(plan, workload, file);
-  if (!plan.training) return estimateInference(ctx);
+  const { data, tensor, pipeline, context, nodes, gpusPerNode } = ctx.setup;
+  if (!options.allowGpuCountMismatch && !plan.devices && ctx.gpus !== nodes * gpusPerNode) {
+    throw new InputError(
+      file,
+      `parallel: data × tensor × pipeline${context > 1 ? ' × context' : ''} = ${data * tensor * pipeline * context} GPUs, but the cluster has ${nodes} × ${gpusPerNode} = ${nodes * gpusPerNode}`,
+    );
+  }
+  if (!plan.training) return withDevices(estimateInference(ctx), ctx);
   const run = trainingContext(ctx, plan.training, options.overrides);
-  const { pipeline, chunks } = ctx.setup;
+  const { chunks } = ctx.setup;
   const assignment = assignLayers(
     plan,
     workload,
@@ -385,7 +394,8 @@ function stageReports(
     // distributed optimizer. PyTorch FSDP gathers a whole block at a time: it holds the running block
     // and the prefetched next one unsharded (DeepSpeed bounds its live parameters by configuration,
     // and the ZeRO paper counts the sharded states only).
-    const gatheredBlocks = fsdp && settings.profile.gathersBlocks ? 2 * weights.largestLayerBytes : 0;
+    // With one replica nothing is sharded or gathered (torchtitan applies no FSDP with a shard degree of 1).
+    const gatheredBlocks = fsdp && replicas > 1 && settings.profile.gathersBlocks ? 2 * weights.largestLayerBytes : 0;
     const memory: MemoryBreakdown = {
       weights: fsdp ? weights.bytes / replicas + gatheredBlocks : weights.bytes,
       gradients: (parameters * gradBytes) / (zero >= 2 ? replicas : 1),

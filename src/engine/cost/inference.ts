@@ -1,10 +1,19 @@
+/**
+ * Inference estimates: the homogeneous cluster's prefill and decode per pipeline stage
+ * (estimateInference), its per-device view (DESIGN.md), and plans on their own devices under a
+ * runtime's rules (inference-plan.ts) as a CostReport.
+ */
+import { parseLayerRange, type Plan } from '../plan/plan';
 import { allReduceSeconds, p2pSeconds } from './comm';
 import { memorySeconds, peakFlops } from './compute';
-import { overCapacity, parametersPerGpu, type EstimateContext } from './context';
+import type { EstimateContext } from './context';
+import type { InferenceDevice } from './inference-devices';
+import { estimateDevices } from './inference-plan';
 import { forwardTime } from './layer-time';
 import type { CostReport, MemoryBreakdown, StageReport } from './report';
-import { assignLayers, rangeText } from './stages';
-import { blockPosition, type WorkContext } from './workload';
+import { overCapacity, parametersPerGpu, rangeText } from './resolve';
+import { assignLayers } from './stages';
+import { blockPosition, type WorkContext, type Workload } from './workload';
 
 /** An inference plan: prefill of the prompt, then decoding token by token, per pipeline stage. */
 export function estimateInference(ctx: EstimateContext): CostReport {
@@ -122,5 +131,112 @@ export function estimateInference(ctx: EstimateContext): CostReport {
       tokensPerSecond: (inf.batch * inf.genLen) / total,
       kvCacheBytes: kvTotal,
     },
+  };
+}
+
+/**
+ * DESIGN.md's per-device view of a homogeneous inference plan: each GPU of a pipeline stage (one data-
+ * parallel replica) with its weights, KV cache and the rest of its activations.
+ */
+export function withDevices(r: CostReport, ctx: EstimateContext): CostReport {
+  const { plan, workload, actBytes, setup } = ctx;
+  const inf = plan.inference!;
+  const a = workload.arch;
+  const batch = Math.ceil(inf.batch / setup.data);
+  const kvPerBlock = a
+    ? (2 * batch * (inf.promptLen + inf.genLen) * a.kvHeads * a.headDim * actBytes) / Math.min(setup.tensor, a.kvHeads)
+    : 0;
+  const devices: InferenceDevice[] = [];
+  for (const st of r.stages) {
+    const blocks = parseLayerRange(st.layers) ?? [];
+    const kv = kvPerBlock * blocks.length;
+    for (let t = 0; t < setup.tensor; t++) {
+      const i = devices.length;
+      const memory = {
+        weights: st.memory.weights,
+        kvCache: kv,
+        compute: st.memory.activations - kv,
+        total: st.memory.total,
+      };
+      devices.push({
+        name: `${i}:${setup.gpu.id}`,
+        index: i,
+        kind: 'gpu',
+        memory,
+        capacity: st.capacity,
+        layers: st.layers,
+        layerList: blocks,
+        output: st.index === r.stages.length - 1,
+        prefillSeconds: st.forwardSeconds,
+        decodeSeconds: (st.computeSeconds - st.forwardSeconds) / Math.max(1, inf.genLen),
+      });
+    }
+  }
+  return {
+    ...r,
+    prefillSeconds: r.inference!.prefillSeconds,
+    decodeTokensPerSecond: r.inference!.tokensPerSecond,
+    devices,
+  };
+}
+
+/** An inference plan on its devices, under its runtime's rules (inference-plan.ts), as a CostReport. */
+export function onDevices(plan: Plan, workload: Workload, file: string): CostReport {
+  const inf = plan.inference!;
+  const rep = estimateDevices(plan, { gguf: workload.gguf, spec: workload.arch }, file);
+  const { devices, prefillSeconds, decodeTokensPerSecond, ...runtime } = rep;
+  const total = prefillSeconds + inf.genLen * rep.decodeStepSeconds;
+  const parameters = workload.layers.reduce((x, l) => x + l.parameters, 0);
+  const flops = 2 * parameters * inf.batch * (inf.promptLen + inf.genLen);
+  const stages: StageReport[] = devices.map((d) => ({
+    index: d.index,
+    layers: d.layers,
+    layerNames: d.layerList.map((i) => workload.layers[workload.blockIndices[i]]?.name ?? `layers.${i}`),
+    parameters: 0,
+    memory: {
+      weights: d.memory.weights,
+      gradients: 0,
+      optimizer: 0,
+      activations: d.memory.kvCache + d.memory.compute,
+      total: d.memory.total,
+    },
+    capacity: d.capacity ?? d.memory.total,
+    computeSeconds: d.prefillSeconds + inf.genLen * d.decodeSeconds,
+    commSeconds: 0,
+    idleSeconds: 0,
+    forwardSeconds: d.prefillSeconds,
+    backwardSeconds: 0,
+  }));
+  return {
+    mode: 'inference',
+    iterationSeconds: total,
+    tflopsPerGpu: flops / Math.max(total, 1e-12) / Math.max(1, devices.length) / 1e12,
+    mfu: 0,
+    bubbleFraction: 0,
+    stages,
+    communication: {
+      data: { bytes: 0, seconds: 0 },
+      tensor: { bytes: 0, seconds: 0 },
+      pipeline: { bytes: 0, seconds: 0 },
+    },
+    gpus: devices.filter((d) => d.index >= 0).length,
+    gpu: devices.map((d) => d.name.replace(/^\d+:/, '')).join(' + '),
+    microBatches: 1,
+    modelFlops: flops,
+    hardwareFlops: flops,
+    parameters,
+    optimizerSeconds: 0,
+    timeline: [],
+    warnings: rep.problems.map((p) => p.message),
+    inference: {
+      prefillSeconds,
+      decodeSecondsPerToken: rep.decodeStepSeconds,
+      tokensPerSecond: (inf.batch * inf.genLen) / total,
+      kvCacheBytes: devices.reduce((x, d) => x + d.memory.kvCache, 0),
+    },
+    prefillSeconds,
+    decodeTokensPerSecond,
+    devices,
+    runtime,
   };
 }

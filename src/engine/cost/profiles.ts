@@ -193,12 +193,18 @@ export function runSettings(plan: Plan, overrides?: ProfileOverrides): RunSettin
   const sustained = overrides?.[base.stack];
   const profile = sustained === undefined ? base : { ...base, gemmSustained: sustained };
   const parallel = plan.parallel ?? {};
+  const overlapGradReduce = plan.training?.overlapGradReduce ?? profile.overlapGradReduce;
+  // Megatron overlaps the parameter all-gather only with the gradient reduction overlapped, and tensor-parallel
+  // communication only with sequence parallelism (arguments.py validate_args asserts both): its defaults follow
+  // the plan's settings, so a plan that turns one off does not keep an overlap Megatron cannot run.
+  const megatron = profile.stack !== 'pytorch';
   return {
     profile,
     zero: parallel.zero ?? profile.zero,
     distributedOptimizer: parallel.distributedOptimizer ?? profile.distributedOptimizer,
-    overlapGradReduce: plan.training?.overlapGradReduce ?? profile.overlapGradReduce,
-    overlapParamGather: parallel.overlapParamGather ?? profile.overlapParamGather,
-    tpCommOverlap: parallel.tpCommOverlap ?? profile.tpCommOverlap,
+    overlapGradReduce,
+    overlapParamGather: parallel.overlapParamGather ?? (profile.overlapParamGather && (!megatron || overlapGradReduce)),
+    tpCommOverlap:
+      parallel.tpCommOverlap ?? (profile.tpCommOverlap && (!megatron || (parallel.sequenceParallel ?? false))),
   };
 }

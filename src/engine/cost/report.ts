@@ -1,3 +1,9 @@
+/**
+ * What an estimate reports (DESIGN.md's estimate JSON and what the planner and reports draw), apart
+ * from the estimate itself so that the training and inference estimates share it without a cycle.
+ */
+import type { InferenceDevice } from './inference-devices';
+import type { InferencePlanReport } from './inference-plan';
 import type { TimelineEvent } from './schedule';
 
 /** Bytes per GPU of one pipeline stage. */
@@ -60,4 +66,10 @@ export interface CostReport {
   timeline: TimelineEvent[];
   warnings: string[];
   inference?: { prefillSeconds: number; decodeSecondsPerToken: number; tokensPerSecond: number; kvCacheBytes: number };
+  /** Inference plans (DESIGN.md): prefill time, decode speed and each device's memory. */
+  prefillSeconds?: number;
+  decodeTokensPerSecond?: number;
+  devices?: InferenceDevice[];
+  /** Inference on devices: the runtime's placement, its notes and quick fixes. */
+  runtime?: Omit<InferencePlanReport, 'devices' | 'prefillSeconds' | 'decodeTokensPerSecond'>;
 }

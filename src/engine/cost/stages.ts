@@ -1,5 +1,8 @@
 import { parseLayerRange, type Fix, type Plan } from '../plan/plan';
+import { rangeText } from './resolve';
 import type { Workload } from './workload';
+
+export { rangeText };
 
 /** Checks a plan against its model: degrees that must divide heads / hidden, stage coverage. Returns [path, message] pairs. */
 export function modelChecks(plan: Plan, workload: Workload): [(string | number)[], string][] {
@@ -58,17 +61,6 @@ export function modelChecks(plan: Plan, workload: Workload): [(string | number)[
     if (missing.length) out.push([['stages'], `stages: layers ${rangeText(missing)} are not assigned to any stage`]);
   }
   return out;
-}
-
-export function rangeText(ix: number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < ix.length;) {
-    let j = i;
-    while (j + 1 < ix.length && ix[j + 1] === ix[j] + 1) j++;
-    parts.push(j > i ? `${ix[i]}-${ix[j]}` : `${ix[i]}`);
-    i = j + 1;
-  }
-  return parts.join(',');
 }
 
 /** The quick fix for stage problems: the blocks split into `parallel.pipeline` contiguous stages of even parameter counts. */

@@ -4,6 +4,7 @@ import type { ModelGraph } from '../graph/model-graph';
 import { bytesPerElement } from '../graph/shapes';
 import type { ArchSpec } from '../plan/plan';
 import type { TransformerSpec } from '../graph/transformer-spec';
+import type { GgufModel } from '../formats/gguf-model';
 import type { Gemm } from './compute';
 
 /** A flash-attention core: timed from the kernel's measured throughput, not as GEMMs. */
@@ -94,6 +95,8 @@ export interface Workload {
   blockIndices: number[];
   /** What the model's numbers miss (a checkpoint without its config has no FLOPs): every estimate repeats them. */
   warnings?: string[];
+  /** The model as llama.cpp loads it, when the model file is a GGUF (its tensors and ggml types). */
+  gguf?: GgufModel;
 }
 
 const emptyWork = (): LayerWork => ({
@@ -394,12 +397,14 @@ export interface GraphLayerData {
  */
 export type WorkloadSource = ({ kind: 'arch'; arch: TransformerSpec } | { kind: 'graph'; layers: GraphLayerData[] }) & {
   warnings?: string[];
+  /** A GGUF model file's tensors and hyperparameters as llama.cpp reads them. */
+  gguf?: GgufModel;
 };
 
 export function workloadFrom(source: WorkloadSource): Workload {
   const w = source.kind === 'arch' ? transformerWorkload(source.arch) : graphLayersWorkload(source.layers);
   if (source.warnings?.length) w.warnings = [...source.warnings];
-  return w;
+  return source.gguf ? { ...w, gguf: source.gguf } : w;
 }
 
 /**

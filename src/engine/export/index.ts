@@ -1,6 +1,12 @@
 import { InputError } from '../errors';
 import type { Plan } from '../plan/plan';
+import { accelerateTarget } from './accelerate';
+import { llamaCppTarget } from './llamacpp';
 import type { ExportContext, ExportResult, ExportTarget } from './target';
+import { deepspeed } from './deepspeed';
+import { megatron } from './megatron';
+import { torchtitan } from './torchtitan';
+import { vllmTarget } from './vllm';
 
 export type { ExportContext, ExportResult, ExportTarget } from './target';
 
@@ -8,7 +14,14 @@ export type { ExportContext, ExportResult, ExportTarget } from './target';
  * Every export target. A target is one file in this folder implementing ExportTarget; list it here.
  * (Training: megatron, deepspeed, torchtitan. Inference: llama.cpp, vllm, accelerate.)
  */
-export const EXPORT_TARGETS: ExportTarget[] = [];
+export const EXPORT_TARGETS: ExportTarget[] = [
+  megatron,
+  deepspeed,
+  torchtitan,
+  llamaCppTarget,
+  vllmTarget,
+  accelerateTarget,
+];
 
 export function findTarget(name: string): ExportTarget | undefined {
   return EXPORT_TARGETS.find((t) => t.name === name.toLowerCase());

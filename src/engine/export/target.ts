@@ -23,6 +23,12 @@ export interface ExportContext {
   modelPath?: string;
   /** The model's layers, shapes and parameters (from the model file or the architecture object). */
   workload: Workload;
+  /**
+   * The model file as the exported files should name it, relative to where they will be written (the
+   * launch files record it so that importing them finds the model); default: the plan's own `model`,
+   * for files written beside the plan.
+   */
+  modelRef?: string;
 }
 
 /** One export target: a framework (training) or a runtime (inference). One file per target in this folder. */

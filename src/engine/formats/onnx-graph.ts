@@ -4,14 +4,7 @@ import { groupLayers } from '../graph/layers';
 import type { AttrValue, GraphNode, GraphTensor, ModelGraph } from '../graph/model-graph';
 import { inferShapes } from '../graph/shapes';
 import { dtypeBits, onnxDtypeName, rawToNumbers } from '../graph/dtypes';
-import {
-  subgraphsOf,
-  type OnnxAttribute,
-  type OnnxGraph,
-  type OnnxModel,
-  type OnnxTensor,
-  type OnnxValueInfo,
-} from './onnx';
+import { type OnnxAttribute, type OnnxGraph, type OnnxModel, type OnnxTensor, type OnnxValueInfo } from './onnx';
 import { AttributeType, DataType } from './onnx-schema.generated';
 import { loadTensorBytes } from './onnx-data';
 
@@ -101,6 +94,7 @@ function loadSmallValue(gt: GraphTensor, t: OnnxTensor, source: ByteSource, pend
   );
 }
 
+/** The value of an attribute of the node about to be added (its index is graph.nodes.length at that point). */
 function attrValue(a: OnnxAttribute, graph: ModelGraph): AttrValue {
   switch (a.type) {
     case AttributeType.INT:
@@ -118,7 +112,7 @@ function attrValue(a: OnnxAttribute, graph: ModelGraph): AttrValue {
     case AttributeType.TENSOR:
       return { tensor: a.t?.name ?? '' };
     case AttributeType.GRAPH:
-      return { graph: graph.nodes.length };
+      return { graph: `${graph.nodes.length}:${a.name}` };
     default:
       return null;
   }
@@ -168,7 +162,21 @@ function addGraph(
   source: ByteSource,
   pending: Promise<void>[],
   ignoreValueInfo: boolean,
+  attribute = '',
 ): void {
+  const subgraphId = parent >= 0 ? `${parent}:${attribute}` : undefined;
+  if (subgraphId) {
+    graph.subgraphs ??= new Map();
+    graph.subgraphs.set(subgraphId, {
+      id: subgraphId,
+      parent,
+      attribute,
+      name: g.name,
+      inputs: g.inputs.map((i) => i.name),
+      outputs: g.outputs.map((o) => o.name),
+      nodes: [],
+    });
+  }
   const tensors = graph.tensors;
   const ensure = (name: string): GraphTensor => {
     let t = tensors.get(name);
@@ -224,6 +232,10 @@ function addGraph(
       flops: 0,
       bytesMoved: 0,
     };
+    if (subgraphId) {
+      node.subgraph = subgraphId;
+      graph.subgraphs!.get(subgraphId)!.nodes.push(node.index);
+    }
     graph.nodes.push(node);
     for (const a of n.attributes) node.attributes[a.name] = attrValue(a, graph);
     for (const i of n.inputs) if (i) ensure(i).consumers.push(node.index);
@@ -250,6 +262,11 @@ function addGraph(
         if (a) out.value = a.name === 'value_int' ? [a.i ?? 0] : [...a.ints];
       }
     }
-    for (const sub of subgraphsOf(n)) addGraph(graph, sub, node.index, depth + 1, source, pending, ignoreValueInfo);
+    for (const a of n.attributes) {
+      if (a.g) addGraph(graph, a.g, node.index, depth + 1, source, pending, ignoreValueInfo, a.name);
+      a.graphs.forEach((sub, i) =>
+        addGraph(graph, sub, node.index, depth + 1, source, pending, ignoreValueInfo, `${a.name}[${i}]`),
+      );
+    }
   }
 }

@@ -150,10 +150,10 @@ export function looksLikeOnnx(head: Uint8Array): boolean {
 }
 
 /** Parses an ONNX ModelProto from a ByteSource without reading tensor payloads. */
-export async function readOnnxModel(source: ByteSource): Promise<OnnxModel> {
+export function readOnnxModel(source: ByteSource): OnnxModel {
   if (source.size === 0) throw new ProtoReader(source).fail('empty file, not an ONNX model');
   const r = new ProtoReader(source);
-  const model = await readModel(r, source.size);
+  const model = readModel(r, source.size);
   if (
     !model.graph.nodes.length &&
     !model.graph.initializers.length &&
@@ -168,10 +168,10 @@ export async function readOnnxModel(source: ByteSource): Promise<OnnxModel> {
 class Ctx {
   depth = 0;
   constructor(readonly r: ProtoReader) {}
-  async nested<T>(end: number, what: string, fn: (end: number) => Promise<T>): Promise<T> {
-    const stop = await this.r.lengthPrefix(end, what);
+  nested<T>(end: number, what: string, fn: (end: number) => T): T {
+    const stop = this.r.lengthPrefix(end, what);
     if (++this.depth > MAX_DEPTH) this.r.fail(`${what} nested more than ${MAX_DEPTH} levels deep`);
-    const value = await fn(stop);
+    const value = fn(stop);
     this.depth--;
     if (this.r.pos !== stop) this.r.fail(`${what} ends at ${this.r.pos}, expected ${stop}`);
     return value;
@@ -184,7 +184,7 @@ function expectLen(r: ProtoReader, wire: number, what: string): void {
   }
 }
 
-async function readModel(r: ProtoReader, end: number): Promise<OnnxModel> {
+function readModel(r: ProtoReader, end: number): OnnxModel {
   const c = new Ctx(r);
   const m: OnnxModel = {
     irVersion: 0,
@@ -201,54 +201,54 @@ async function readModel(r: ProtoReader, end: number): Promise<OnnxModel> {
   };
   const M = F.ModelProto;
   while (r.pos < end) {
-    const [field, wire] = await r.tag(end);
+    const [field, wire] = r.tag(end);
     switch (field) {
       case M.irVersion:
-        m.irVersion = await r.scalar(wire, end);
+        m.irVersion = r.scalar(wire, end);
         break;
       case M.producerName:
         expectLen(r, wire, 'producer_name');
-        m.producerName = await r.string(end);
+        m.producerName = r.string(end);
         break;
       case M.producerVersion:
         expectLen(r, wire, 'producer_version');
-        m.producerVersion = await r.string(end);
+        m.producerVersion = r.string(end);
         break;
       case M.domain:
         expectLen(r, wire, 'domain');
-        m.domain = await r.string(end);
+        m.domain = r.string(end);
         break;
       case M.modelVersion:
-        m.modelVersion = await r.scalar(wire, end);
+        m.modelVersion = r.scalar(wire, end);
         break;
       case M.docString:
         expectLen(r, wire, 'doc_string');
-        m.docString = await r.string(end);
+        m.docString = r.string(end);
         break;
       case M.graph:
         expectLen(r, wire, 'graph');
-        m.graph = await c.nested(end, 'graph', (e) => readGraph(c, e));
+        m.graph = c.nested(end, 'graph', (e) => readGraph(c, e));
         break;
       case M.opsetImport:
         expectLen(r, wire, 'opset_import');
-        m.opsetImport.push(await c.nested(end, 'opset_import', (e) => readOpset(c, e)));
+        m.opsetImport.push(c.nested(end, 'opset_import', (e) => readOpset(c, e)));
         break;
       case M.metadataProps: {
         expectLen(r, wire, 'metadata_props');
-        const [k, v] = await c.nested(end, 'metadata_props', (e) => readEntry(c, e));
+        const [k, v] = c.nested(end, 'metadata_props', (e) => readEntry(c, e));
         m.metadata[k] = v;
         break;
       }
       case M.functions:
         expectLen(r, wire, 'functions');
-        m.functions.push(await c.nested(end, 'function', (e) => readFunction(c, e)));
+        m.functions.push(c.nested(end, 'function', (e) => readFunction(c, e)));
         break;
       case M.trainingInfo:
         expectLen(r, wire, 'training_info');
-        m.trainingGraphs.push(...(await c.nested(end, 'training_info', (e) => readTrainingInfo(c, e))));
+        m.trainingGraphs.push(...c.nested(end, 'training_info', (e) => readTrainingInfo(c, e)));
         break;
       default:
-        await r.skip(wire, end);
+        r.skip(wire, end);
     }
   }
   if (r.pos !== end) r.fail(`model ends at ${r.pos}, expected ${end}`);
@@ -268,94 +268,94 @@ function emptyGraph(): OnnxGraph {
   };
 }
 
-async function readTrainingInfo(c: Ctx, end: number): Promise<OnnxGraph[]> {
+function readTrainingInfo(c: Ctx, end: number): OnnxGraph[] {
   const r = c.r;
   const graphs: OnnxGraph[] = [];
   while (r.pos < end) {
-    const [field, wire] = await r.tag(end);
+    const [field, wire] = r.tag(end);
     if (
       (field === F.TrainingInfoProto.initialization || field === F.TrainingInfoProto.algorithm) &&
       wire === Wire.Len
     ) {
-      graphs.push(await c.nested(end, 'training graph', (e) => readGraph(c, e)));
-    } else await r.skip(wire, end);
+      graphs.push(c.nested(end, 'training graph', (e) => readGraph(c, e)));
+    } else r.skip(wire, end);
   }
   return graphs;
 }
 
-async function readOpset(c: Ctx, end: number): Promise<OpsetId> {
+function readOpset(c: Ctx, end: number): OpsetId {
   const r = c.r;
   const o: OpsetId = { domain: '', version: 0 };
   while (r.pos < end) {
-    const [field, wire] = await r.tag(end);
-    if (field === F.OperatorSetIdProto.domain && wire === Wire.Len) o.domain = await r.string(end);
-    else if (field === F.OperatorSetIdProto.version) o.version = await r.scalar(wire, end);
-    else await r.skip(wire, end);
+    const [field, wire] = r.tag(end);
+    if (field === F.OperatorSetIdProto.domain && wire === Wire.Len) o.domain = r.string(end);
+    else if (field === F.OperatorSetIdProto.version) o.version = r.scalar(wire, end);
+    else r.skip(wire, end);
   }
   return o;
 }
 
-async function readEntry(c: Ctx, end: number): Promise<[string, string]> {
+function readEntry(c: Ctx, end: number): [string, string] {
   const r = c.r;
   let key = '';
   let value = '';
   while (r.pos < end) {
-    const [field, wire] = await r.tag(end);
-    if (field === F.StringStringEntryProto.key && wire === Wire.Len) key = await r.string(end);
-    else if (field === F.StringStringEntryProto.value && wire === Wire.Len) value = await r.string(end);
-    else await r.skip(wire, end);
+    const [field, wire] = r.tag(end);
+    if (field === F.StringStringEntryProto.key && wire === Wire.Len) key = r.string(end);
+    else if (field === F.StringStringEntryProto.value && wire === Wire.Len) value = r.string(end);
+    else r.skip(wire, end);
   }
   return [key, value];
 }
 
-async function readGraph(c: Ctx, end: number): Promise<OnnxGraph> {
+function readGraph(c: Ctx, end: number): OnnxGraph {
   const r = c.r;
   const g = emptyGraph();
   const G = F.GraphProto;
   while (r.pos < end) {
-    const [field, wire] = await r.tag(end);
+    const [field, wire] = r.tag(end);
     switch (field) {
       case G.node:
         expectLen(r, wire, 'node');
-        g.nodes.push(await c.nested(end, 'node', (e) => readNode(c, e)));
+        g.nodes.push(c.nested(end, 'node', (e) => readNode(c, e)));
         break;
       case G.name:
         expectLen(r, wire, 'graph name');
-        g.name = await r.string(end);
+        g.name = r.string(end);
         break;
       case G.initializer:
         expectLen(r, wire, 'initializer');
-        g.initializers.push(await c.nested(end, 'initializer', (e) => readTensor(c, e)));
+        g.initializers.push(c.nested(end, 'initializer', (e) => readTensor(c, e)));
         break;
       case G.sparseInitializer:
         expectLen(r, wire, 'sparse_initializer');
-        g.sparseInitializers.push(await c.nested(end, 'sparse_initializer', (e) => readSparse(c, e)));
+        g.sparseInitializers.push(c.nested(end, 'sparse_initializer', (e) => readSparse(c, e)));
         break;
       case G.docString:
         expectLen(r, wire, 'doc_string');
-        g.docString = await r.string(end);
+        g.docString = r.string(end);
         break;
       case G.input:
         expectLen(r, wire, 'input');
-        g.inputs.push(await c.nested(end, 'input', (e) => readValueInfo(c, e)));
+        g.inputs.push(c.nested(end, 'input', (e) => readValueInfo(c, e)));
         break;
       case G.output:
         expectLen(r, wire, 'output');
-        g.outputs.push(await c.nested(end, 'output', (e) => readValueInfo(c, e)));
+        g.outputs.push(c.nested(end, 'output', (e) => readValueInfo(c, e)));
         break;
       case G.valueInfo:
         expectLen(r, wire, 'value_info');
-        g.valueInfo.push(await c.nested(end, 'value_info', (e) => readValueInfo(c, e)));
+        g.valueInfo.push(c.nested(end, 'value_info', (e) => readValueInfo(c, e)));
         break;
       default:
-        await r.skip(wire, end);
+        r.skip(wire, end);
     }
     if (g.nodes.length > MAX_REPEATED) r.fail(`graph has more than ${MAX_REPEATED} nodes`);
   }
   return g;
 }
 
-async function readNode(c: Ctx, end: number): Promise<OnnxNode> {
+function readNode(c: Ctx, end: number): OnnxNode {
   const r = c.r;
   const n: OnnxNode = {
     name: '',
@@ -369,42 +369,42 @@ async function readNode(c: Ctx, end: number): Promise<OnnxNode> {
   };
   const N = F.NodeProto;
   while (r.pos < end) {
-    const [field, wire] = await r.tag(end);
+    const [field, wire] = r.tag(end);
     switch (field) {
       case N.input:
         expectLen(r, wire, 'node input');
-        n.inputs.push(await r.string(end));
+        n.inputs.push(r.string(end));
         break;
       case N.output:
         expectLen(r, wire, 'node output');
-        n.outputs.push(await r.string(end));
+        n.outputs.push(r.string(end));
         break;
       case N.name:
         expectLen(r, wire, 'node name');
-        n.name = await r.string(end);
+        n.name = r.string(end);
         break;
       case N.opType:
         expectLen(r, wire, 'op_type');
-        n.opType = await r.string(end);
+        n.opType = r.string(end);
         break;
       case N.domain:
         expectLen(r, wire, 'node domain');
-        n.domain = await r.string(end);
+        n.domain = r.string(end);
         break;
       case N.overload:
         expectLen(r, wire, 'node overload');
-        n.overload = await r.string(end);
+        n.overload = r.string(end);
         break;
       case N.docString:
         expectLen(r, wire, 'doc_string');
-        n.docString = await r.string(end);
+        n.docString = r.string(end);
         break;
       case N.attribute:
         expectLen(r, wire, 'attribute');
-        n.attributes.push(await c.nested(end, 'attribute', (e) => readAttribute(c, e)));
+        n.attributes.push(c.nested(end, 'attribute', (e) => readAttribute(c, e)));
         break;
       default:
-        await r.skip(wire, end);
+        r.skip(wire, end);
     }
     if (n.inputs.length + n.outputs.length + n.attributes.length > MAX_REPEATED) {
       r.fail('node has too many inputs, outputs or attributes');
@@ -413,7 +413,7 @@ async function readNode(c: Ctx, end: number): Promise<OnnxNode> {
   return n;
 }
 
-async function readAttribute(c: Ctx, end: number): Promise<OnnxAttribute> {
+function readAttribute(c: Ctx, end: number): OnnxAttribute {
   const r = c.r;
   const a: OnnxAttribute = {
     name: '',
@@ -428,77 +428,77 @@ async function readAttribute(c: Ctx, end: number): Promise<OnnxAttribute> {
   };
   const A = F.AttributeProto;
   while (r.pos < end) {
-    const [field, wire] = await r.tag(end);
+    const [field, wire] = r.tag(end);
     switch (field) {
       case A.name:
         expectLen(r, wire, 'attribute name');
-        a.name = await r.string(end);
+        a.name = r.string(end);
         break;
       case A.refAttrName:
         expectLen(r, wire, 'ref_attr_name');
-        a.refAttrName = await r.string(end);
+        a.refAttrName = r.string(end);
         break;
       case A.docString:
         expectLen(r, wire, 'doc_string');
-        a.docString = await r.string(end);
+        a.docString = r.string(end);
         break;
       case A.type:
-        a.type = await r.scalar(wire, end);
+        a.type = r.scalar(wire, end);
         break;
       case A.f:
-        a.f = await r.float(wire, end);
+        a.f = r.float(wire, end);
         break;
       case A.i:
-        a.i = await r.scalar(wire, end);
+        a.i = r.scalar(wire, end);
         break;
       case A.s:
         expectLen(r, wire, 'attribute s');
-        a.s = await r.byteString(end);
+        a.s = r.byteString(end);
         break;
       case A.t:
         expectLen(r, wire, 'attribute t');
-        a.t = await c.nested(end, 'attribute tensor', (e) => readTensor(c, e));
+        a.t = c.nested(end, 'attribute tensor', (e) => readTensor(c, e));
         break;
       case A.g:
         expectLen(r, wire, 'attribute g');
-        a.g = await c.nested(end, 'subgraph', (e) => readGraph(c, e));
+        a.g = c.nested(end, 'subgraph', (e) => readGraph(c, e));
         break;
       case A.sparseTensor:
         expectLen(r, wire, 'sparse_tensor');
-        a.sparseTensor = await c.nested(end, 'sparse tensor', (e) => readSparse(c, e));
+        a.sparseTensor = c.nested(end, 'sparse tensor', (e) => readSparse(c, e));
         break;
       case A.tp:
         expectLen(r, wire, 'tp');
-        a.tp = await c.nested(end, 'type', (e) => readType(c, e));
+        a.tp = c.nested(end, 'type', (e) => readType(c, e));
         break;
       case A.floats:
-        await r.floats(wire, end, a.floats, MAX_REPEATED);
+        r.floats(wire, end, a.floats, MAX_REPEATED);
         break;
       case A.ints:
-        await r.int64s(wire, end, a.ints, MAX_REPEATED);
+        r.int64s(wire, end, a.ints, MAX_REPEATED);
         break;
       case A.strings:
         expectLen(r, wire, 'strings');
-        a.strings.push(await r.byteString(end));
+        a.strings.push(r.byteString(end));
         break;
       case A.tensors:
         expectLen(r, wire, 'tensors');
-        a.tensors.push(await c.nested(end, 'attribute tensor', (e) => readTensor(c, e)));
+        a.tensors.push(c.nested(end, 'attribute tensor', (e) => readTensor(c, e)));
         break;
       case A.graphs:
         expectLen(r, wire, 'graphs');
-        a.graphs.push(await c.nested(end, 'subgraph', (e) => readGraph(c, e)));
+        a.graphs.push(c.nested(end, 'subgraph', (e) => readGraph(c, e)));
         break;
       case A.sparseTensors:
         expectLen(r, wire, 'sparse_tensors');
-        a.sparseTensors.push(await c.nested(end, 'sparse tensor', (e) => readSparse(c, e)));
+        a.sparseTensors.push(c.nested(end, 'sparse tensor', (e) => readSparse(c, e)));
         break;
       case A.typeProtos:
         expectLen(r, wire, 'type_protos');
-        a.typeProtos.push(await c.nested(end, 'type', (e) => readType(c, e)));
+        a.typeProtos.push(c.nested(end, 'type', (e) => readType(c, e)));
         break;
       default:
-        await r.skip(wire, end);
+        r.skip(wire, end);
     }
     if (a.strings.length + a.tensors.length + a.graphs.length > MAX_REPEATED) r.fail('attribute has too many values');
   }
@@ -522,7 +522,7 @@ function inferAttributeType(a: OnnxAttribute): number {
   return T.UNDEFINED;
 }
 
-async function readTensor(c: Ctx, end: number): Promise<OnnxTensor> {
+function readTensor(c: Ctx, end: number): OnnxTensor {
   const r = c.r;
   const t: OnnxTensor = { name: '', dataType: 0, dims: [], data: { kind: 'none' }, docString: '', elements: 1 };
   const T = F.TensorProto;
@@ -531,41 +531,41 @@ async function readTensor(c: Ctx, end: number): Promise<OnnxTensor> {
   const strings: Uint8Array[] = [];
   let fields: Extract<TensorData, { kind: 'fields' }> | undefined;
   while (r.pos < end) {
-    const [field, wire] = await r.tag(end);
+    const [field, wire] = r.tag(end);
     switch (field) {
       case T.dims:
-        await r.int64s(wire, end, t.dims, 64);
+        r.int64s(wire, end, t.dims, 64);
         break;
       case T.dataType:
-        t.dataType = await r.scalar(wire, end);
+        t.dataType = r.scalar(wire, end);
         break;
       case T.name:
         expectLen(r, wire, 'tensor name');
-        t.name = await r.string(end);
+        t.name = r.string(end);
         break;
       case T.docString:
         expectLen(r, wire, 'doc_string');
-        t.docString = await r.string(end);
+        t.docString = r.string(end);
         break;
       case T.rawData: {
         expectLen(r, wire, 'raw_data');
-        const stop = await r.lengthPrefix(end, 'raw_data');
+        const stop = r.lengthPrefix(end, 'raw_data');
         t.data = { kind: 'raw', offset: r.pos, length: stop - r.pos };
         r.pos = stop;
         break;
       }
       case T.externalData: {
         expectLen(r, wire, 'external_data');
-        const [k, v] = await c.nested(end, 'external_data', (e) => readEntry(c, e));
+        const [k, v] = c.nested(end, 'external_data', (e) => readEntry(c, e));
         external[k] = v;
         break;
       }
       case T.dataLocation:
-        location = await r.scalar(wire, end);
+        location = r.scalar(wire, end);
         break;
       case T.stringData:
         expectLen(r, wire, 'string_data');
-        strings.push(await r.byteString(end));
+        strings.push(r.byteString(end));
         if (strings.length > MAX_REPEATED) r.fail('too many strings in a tensor');
         break;
       case T.floatData:
@@ -577,18 +577,18 @@ async function readTensor(c: Ctx, end: number): Promise<OnnxTensor> {
         if (!fields || fields.field !== name) fields = { kind: 'fields', field: name, ranges: [] };
         const start = r.pos;
         if (wire === Wire.Len) {
-          const stop = await r.lengthPrefix(end, name);
+          const stop = r.lengthPrefix(end, name);
           fields.ranges.push({ offset: r.pos, length: stop - r.pos, packed: true });
           r.pos = stop;
         } else {
-          await r.skip(wire, end);
+          r.skip(wire, end);
           fields.ranges.push({ offset: start, length: r.pos - start, packed: false });
           if (fields.ranges.length > MAX_REPEATED) r.fail('too many unpacked values in a tensor');
         }
         break;
       }
       default:
-        await r.skip(wire, end);
+        r.skip(wire, end);
     }
   }
   for (const d of t.dims) {
@@ -652,110 +652,110 @@ function checkDeclaredSize(r: ProtoReader, t: OnnxTensor): void {
   }
 }
 
-async function readSparse(c: Ctx, end: number): Promise<OnnxSparseTensor> {
+function readSparse(c: Ctx, end: number): OnnxSparseTensor {
   const r = c.r;
   const s: OnnxSparseTensor = { dims: [] };
   while (r.pos < end) {
-    const [field, wire] = await r.tag(end);
+    const [field, wire] = r.tag(end);
     if (field === F.SparseTensorProto.values && wire === Wire.Len) {
-      s.values = await c.nested(end, 'sparse values', (e) => readTensor(c, e));
+      s.values = c.nested(end, 'sparse values', (e) => readTensor(c, e));
     } else if (field === F.SparseTensorProto.indices && wire === Wire.Len) {
-      s.indices = await c.nested(end, 'sparse indices', (e) => readTensor(c, e));
-    } else if (field === F.SparseTensorProto.dims) await r.int64s(wire, end, s.dims, 64);
-    else await r.skip(wire, end);
+      s.indices = c.nested(end, 'sparse indices', (e) => readTensor(c, e));
+    } else if (field === F.SparseTensorProto.dims) r.int64s(wire, end, s.dims, 64);
+    else r.skip(wire, end);
   }
   return s;
 }
 
-async function readValueInfo(c: Ctx, end: number): Promise<OnnxValueInfo> {
+function readValueInfo(c: Ctx, end: number): OnnxValueInfo {
   const r = c.r;
   const v: OnnxValueInfo = { name: '', docString: '' };
   while (r.pos < end) {
-    const [field, wire] = await r.tag(end);
-    if (field === F.ValueInfoProto.name && wire === Wire.Len) v.name = await r.string(end);
+    const [field, wire] = r.tag(end);
+    if (field === F.ValueInfoProto.name && wire === Wire.Len) v.name = r.string(end);
     else if (field === F.ValueInfoProto.type && wire === Wire.Len) {
-      v.type = await c.nested(end, 'type', (e) => readType(c, e));
-    } else if (field === F.ValueInfoProto.docString && wire === Wire.Len) v.docString = await r.string(end);
-    else await r.skip(wire, end);
+      v.type = c.nested(end, 'type', (e) => readType(c, e));
+    } else if (field === F.ValueInfoProto.docString && wire === Wire.Len) v.docString = r.string(end);
+    else r.skip(wire, end);
   }
   return v;
 }
 
-async function readType(c: Ctx, end: number): Promise<OnnxType> {
+function readType(c: Ctx, end: number): OnnxType {
   const r = c.r;
   let t: OnnxType = { kind: 'unknown' };
   let denotation: string | undefined;
   const P = F.TypeProto;
   while (r.pos < end) {
-    const [field, wire] = await r.tag(end);
-    if (field === P.denotation && wire === Wire.Len) denotation = await r.string(end);
+    const [field, wire] = r.tag(end);
+    if (field === P.denotation && wire === Wire.Len) denotation = r.string(end);
     else if ((field === P.tensorType || field === P.sparseTensorType) && wire === Wire.Len) {
       const kind = field === P.tensorType ? 'tensor' : 'sparse_tensor';
-      t = await c.nested(end, 'tensor type', async (e) => {
+      t = c.nested(end, 'tensor type', (e) => {
         const out: { kind: 'tensor' | 'sparse_tensor'; elemType: number; shape?: Dim[] } = { kind, elemType: 0 };
         while (r.pos < e) {
-          const [f2, w2] = await r.tag(e);
-          if (f2 === F.TypeProtoTensor.elemType) out.elemType = await r.scalar(w2, e);
+          const [f2, w2] = r.tag(e);
+          if (f2 === F.TypeProtoTensor.elemType) out.elemType = r.scalar(w2, e);
           else if (f2 === F.TypeProtoTensor.shape && w2 === Wire.Len) {
-            out.shape = await c.nested(e, 'shape', (e2) => readShape(c, e2));
-          } else await r.skip(w2, e);
+            out.shape = c.nested(e, 'shape', (e2) => readShape(c, e2));
+          } else r.skip(w2, e);
         }
         return out;
       });
     } else if ((field === P.sequenceType || field === P.optionalType) && wire === Wire.Len) {
       const kind = field === P.sequenceType ? 'sequence' : 'optional';
-      t = await c.nested(end, `${kind} type`, async (e) => {
+      t = c.nested(end, `${kind} type`, (e) => {
         let elem: OnnxType | undefined;
         while (r.pos < e) {
-          const [f2, w2] = await r.tag(e);
-          if (f2 === 1 && w2 === Wire.Len) elem = await c.nested(e, 'element type', (e2) => readType(c, e2));
-          else await r.skip(w2, e);
+          const [f2, w2] = r.tag(e);
+          if (f2 === 1 && w2 === Wire.Len) elem = c.nested(e, 'element type', (e2) => readType(c, e2));
+          else r.skip(w2, e);
         }
         return { kind, elem };
       });
     } else if (field === P.mapType && wire === Wire.Len) {
-      t = await c.nested(end, 'map type', async (e) => {
+      t = c.nested(end, 'map type', (e) => {
         const out: { kind: 'map'; keyType: number; value?: OnnxType } = { kind: 'map', keyType: 0 };
         while (r.pos < e) {
-          const [f2, w2] = await r.tag(e);
-          if (f2 === F.TypeProtoMap.keyType) out.keyType = await r.scalar(w2, e);
+          const [f2, w2] = r.tag(e);
+          if (f2 === F.TypeProtoMap.keyType) out.keyType = r.scalar(w2, e);
           else if (f2 === F.TypeProtoMap.valueType && w2 === Wire.Len) {
-            out.value = await c.nested(e, 'value type', (e2) => readType(c, e2));
-          } else await r.skip(w2, e);
+            out.value = c.nested(e, 'value type', (e2) => readType(c, e2));
+          } else r.skip(w2, e);
         }
         return out;
       });
-    } else await r.skip(wire, end);
+    } else r.skip(wire, end);
   }
   if (denotation !== undefined) t.denotation = denotation;
   return t;
 }
 
-async function readShape(c: Ctx, end: number): Promise<Dim[]> {
+function readShape(c: Ctx, end: number): Dim[] {
   const r = c.r;
   const dims: Dim[] = [];
   while (r.pos < end) {
-    const [field, wire] = await r.tag(end);
+    const [field, wire] = r.tag(end);
     if (field === F.TensorShapeProto.dim && wire === Wire.Len) {
       dims.push(
-        await c.nested(end, 'dimension', async (e) => {
+        c.nested(end, 'dimension', (e) => {
           let d: Dim = null;
           while (r.pos < e) {
-            const [f2, w2] = await r.tag(e);
-            if (f2 === F.Dimension.dimValue) d = await r.scalar(w2, e);
-            else if (f2 === F.Dimension.dimParam && w2 === Wire.Len) d = await r.string(e);
-            else await r.skip(w2, e);
+            const [f2, w2] = r.tag(e);
+            if (f2 === F.Dimension.dimValue) d = r.scalar(w2, e);
+            else if (f2 === F.Dimension.dimParam && w2 === Wire.Len) d = r.string(e);
+            else r.skip(w2, e);
           }
           return d;
         }),
       );
       if (dims.length > 64) r.fail('a shape with more than 64 dimensions');
-    } else await r.skip(wire, end);
+    } else r.skip(wire, end);
   }
   return dims;
 }
 
-async function readFunction(c: Ctx, end: number): Promise<OnnxFunction> {
+function readFunction(c: Ctx, end: number): OnnxFunction {
   const r = c.r;
   const fn: OnnxFunction = {
     name: '',
@@ -772,45 +772,45 @@ async function readFunction(c: Ctx, end: number): Promise<OnnxFunction> {
   };
   const P = F.FunctionProto;
   while (r.pos < end) {
-    const [field, wire] = await r.tag(end);
+    const [field, wire] = r.tag(end);
     if (wire === Wire.Len) {
       switch (field) {
         case P.name:
-          fn.name = await r.string(end);
+          fn.name = r.string(end);
           continue;
         case P.domain:
-          fn.domain = await r.string(end);
+          fn.domain = r.string(end);
           continue;
         case P.overload:
-          fn.overload = await r.string(end);
+          fn.overload = r.string(end);
           continue;
         case P.docString:
-          fn.docString = await r.string(end);
+          fn.docString = r.string(end);
           continue;
         case P.input:
-          fn.inputs.push(await r.string(end));
+          fn.inputs.push(r.string(end));
           continue;
         case P.output:
-          fn.outputs.push(await r.string(end));
+          fn.outputs.push(r.string(end));
           continue;
         case P.attribute:
-          fn.attributes.push(await r.string(end));
+          fn.attributes.push(r.string(end));
           continue;
         case P.attributeProto:
-          fn.attributeProtos.push(await c.nested(end, 'attribute', (e) => readAttribute(c, e)));
+          fn.attributeProtos.push(c.nested(end, 'attribute', (e) => readAttribute(c, e)));
           continue;
         case P.node:
-          fn.nodes.push(await c.nested(end, 'node', (e) => readNode(c, e)));
+          fn.nodes.push(c.nested(end, 'node', (e) => readNode(c, e)));
           continue;
         case P.opsetImport:
-          fn.opsetImport.push(await c.nested(end, 'opset_import', (e) => readOpset(c, e)));
+          fn.opsetImport.push(c.nested(end, 'opset_import', (e) => readOpset(c, e)));
           continue;
         case P.valueInfo:
-          fn.valueInfo.push(await c.nested(end, 'value_info', (e) => readValueInfo(c, e)));
+          fn.valueInfo.push(c.nested(end, 'value_info', (e) => readValueInfo(c, e)));
           continue;
       }
     }
-    await r.skip(wire, end);
+    r.skip(wire, end);
   }
   return fn;
 }
@@ -826,7 +826,7 @@ export function subgraphsOf(node: OnnxNode): OnnxGraph[] {
 }
 
 /** Parses a standalone TensorProto (the ONNX test data `.pb` files), lazily like initializers. */
-export async function readOnnxTensor(source: ByteSource): Promise<OnnxTensor> {
+export function readOnnxTensor(source: ByteSource): OnnxTensor {
   const r = new ProtoReader(source);
   return readTensor(new Ctx(r), source.size);
 }

@@ -10,6 +10,8 @@ export const enum Wire {
 }
 
 const DEFAULT_WINDOW = 64 << 10;
+/** The window read after a jump (a skipped payload): enough for the headers of the next few fields. */
+const JUMP_WINDOW = 4 << 10;
 /** The largest single field the reader ever holds in memory at once (strings, small arrays). */
 export const MAX_FIELD_BYTES = 256 * 1024 * 1024;
 const utf8 = new TextDecoder('utf-8', { fatal: false });
@@ -23,7 +25,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: false });
 export class ProtoReader {
   private buf: Uint8Array = new Uint8Array(0);
   private bufStart = 0;
-  /** Reused window storage for sources with readSync. */
+  /** Reused window storage. */
   private spare: Uint8Array | undefined;
   /** Absolute offset of the next byte to decode. */
   pos = 0;
@@ -41,8 +43,13 @@ export class ProtoReader {
     throw new InputError(this.source.name, problem);
   }
 
-  /** Ensures bytes [pos, pos + n) are in the window; `n` is clamped to `end`. */
-  need(n: number, end: number): Promise<void> | void {
+  /**
+   * Ensures bytes [pos, pos + n) are in the window; `n` is clamped to `end`. Synchronous: the whole
+   * reader is (an await per field cost more than the parse itself, 3× on a 1.35 GB model). After a
+   * jump past the window (a skipped tensor payload) it reads a small window first: the next field
+   * is usually a tensor's header, not 64 KiB of it.
+   */
+  need(n: number, end: number): void {
     const want = Math.min(n, end - this.pos);
     if (this.pos + want <= this.bufStart + this.buf.length && this.pos >= this.bufStart) return;
     if (want > MAX_FIELD_BYTES) {
@@ -51,14 +58,11 @@ export class ProtoReader {
     if (this.pos + want > this.source.size) {
       this.fail(`truncated: needs ${want} bytes at offset ${this.pos}, file has ${this.source.size}`);
     }
-    const len = Math.min(Math.max(want, this.windowSize), this.source.size - this.pos);
-    if (this.source.readSync) {
-      // The window is only referenced until the next refill (strings and bytes are copied out).
-      if (!this.spare || this.spare.length < len) this.spare = new Uint8Array(Math.max(len, this.windowSize));
-      this.setWindow(this.source.readSync(this.pos, len, this.spare), want);
-      return;
-    }
-    return this.source.read(this.pos, len).then((b) => this.setWindow(b, want));
+    const jumped = this.pos > this.bufStart + this.buf.length + JUMP_WINDOW;
+    const len = Math.min(Math.max(want, jumped ? JUMP_WINDOW : this.windowSize), this.source.size - this.pos);
+    // The window is only referenced until the next refill (strings and bytes are copied out).
+    if (!this.spare || this.spare.length < len) this.spare = new Uint8Array(Math.max(len, this.windowSize));
+    this.setWindow(this.source.readSync(this.pos, len, this.spare), want);
   }
 
   private setWindow(b: Uint8Array, want: number): void {
@@ -139,25 +143,25 @@ export class ProtoReader {
     return this.buf.subarray(i, i + len);
   }
 
-  async string(end: number): Promise<string> {
-    await this.need(10, end);
+  string(end: number): string {
+    this.need(10, end);
     const len = this.uvarint();
     this.checkLength(len, end, 'string');
-    await this.need(len, end);
+    this.need(len, end);
     return utf8.decode(this.bytes(len));
   }
 
-  async byteString(end: number): Promise<Uint8Array> {
-    await this.need(10, end);
+  byteString(end: number): Uint8Array {
+    this.need(10, end);
     const len = this.uvarint();
     this.checkLength(len, end, 'bytes');
-    await this.need(len, end);
+    this.need(len, end);
     return this.bytes(len).slice();
   }
 
   /** Reads a tag; returns [field, wire]. */
-  async tag(end: number): Promise<[number, number]> {
-    await this.need(10, end);
+  tag(end: number): [number, number] {
+    this.need(10, end);
     const t = this.uvarint();
     const field = Math.floor(t / 8);
     const wire = t & 7;
@@ -166,25 +170,25 @@ export class ProtoReader {
   }
 
   /** Reads the length prefix of a length-delimited field; returns the absolute end of its payload. */
-  async lengthPrefix(end: number, what: string): Promise<number> {
-    await this.need(10, end);
+  lengthPrefix(end: number, what: string): number {
+    this.need(10, end);
     const len = this.uvarint();
     this.checkLength(len, end, what);
     return this.pos + len;
   }
 
   /** Skips a field's value without reading it into memory. */
-  async skip(wire: number, end: number): Promise<void> {
+  skip(wire: number, end: number): void {
     switch (wire) {
       case Wire.Varint:
-        await this.need(10, end);
+        this.need(10, end);
         this.int64();
         break;
       case Wire.Fixed64:
         this.advance(8, end);
         break;
       case Wire.Len: {
-        const payloadEnd = await this.lengthPrefix(end, 'field');
+        const payloadEnd = this.lengthPrefix(end, 'field');
         this.pos = payloadEnd;
         break;
       }
@@ -202,49 +206,49 @@ export class ProtoReader {
   }
 
   /** Reads a repeated int64 field, packed or not, appending to `out`. */
-  async int64s(wire: number, end: number, out: number[], limit: number): Promise<void> {
+  int64s(wire: number, end: number, out: number[], limit: number): void {
     if (wire === Wire.Len) {
-      const stop = await this.lengthPrefix(end, 'packed int64');
+      const stop = this.lengthPrefix(end, 'packed int64');
       while (this.pos < stop) {
-        await this.need(10, stop);
+        this.need(10, stop);
         out.push(this.int64());
         if (out.length > limit) this.fail(`too many values in a repeated field (over ${limit})`);
       }
       if (this.pos !== stop) this.fail(`packed field overruns its length at offset ${this.pos}`);
     } else if (wire === Wire.Varint) {
-      await this.need(10, end);
+      this.need(10, end);
       out.push(this.int64());
       if (out.length > limit) this.fail(`too many values in a repeated field (over ${limit})`);
     } else this.fail(`wire type ${wire} where integers were expected at offset ${this.pos}`);
   }
 
   /** Reads a repeated float field, packed or not, appending to `out`. */
-  async floats(wire: number, end: number, out: number[], limit: number): Promise<void> {
+  floats(wire: number, end: number, out: number[], limit: number): void {
     if (wire === Wire.Len) {
-      const stop = await this.lengthPrefix(end, 'packed float');
+      const stop = this.lengthPrefix(end, 'packed float');
       if ((stop - this.pos) % 4 !== 0) {
         this.fail(`packed float field of ${stop - this.pos} bytes at offset ${this.pos}`);
       }
       if (out.length + (stop - this.pos) / 4 > limit) this.fail(`too many values in a repeated field (over ${limit})`);
-      await this.need(stop - this.pos, stop);
+      this.need(stop - this.pos, stop);
       while (this.pos < stop) out.push(this.float32());
     } else if (wire === Wire.Fixed32) {
-      await this.need(4, end);
+      this.need(4, end);
       out.push(this.float32());
       if (out.length > limit) this.fail(`too many values in a repeated field (over ${limit})`);
     } else this.fail(`wire type ${wire} where floats were expected at offset ${this.pos}`);
   }
 
   /** Reads a varint-typed scalar (enum, int32, int64). */
-  async scalar(wire: number, end: number): Promise<number> {
+  scalar(wire: number, end: number): number {
     if (wire !== Wire.Varint) this.fail(`wire type ${wire} where an integer was expected at offset ${this.pos}`);
-    await this.need(10, end);
+    this.need(10, end);
     return this.int64();
   }
 
-  async float(wire: number, end: number): Promise<number> {
+  float(wire: number, end: number): number {
     if (wire !== Wire.Fixed32) this.fail(`wire type ${wire} where a float was expected at offset ${this.pos}`);
-    await this.need(4, end);
+    this.need(4, end);
     return this.float32();
   }
 }

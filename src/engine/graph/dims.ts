@@ -83,8 +83,9 @@ export function productOf(dims: Shape): Dim {
 /** Evaluates a dim with symbol bindings (unbound symbols count as 1, unknown dims as 1: graph/warnings.ts says which, wherever the numbers are shown). */
 export function evalDim(d: Dim, bindings: Record<string, number>): number {
   if (typeof d === 'number') return d;
-  const m = parse(d);
-  if (!m) return 1;
+  if (d === null) return 1;
+  // Read-only use of the cached parse (parse() copies it for callers that change it).
+  const m = parsed.get(d) ?? parseProduct(d);
   let v = m.coef;
   for (const s of m.syms) v *= bindings[s] ?? 1;
   return v;

@@ -1,16 +1,33 @@
-import type { GraphNode, GraphTensor, Layer, ModelGraph } from './model-graph';
+import type { Layer, ModelGraph } from './model-graph';
+import { analyzeGraph, isParameter, levelAncestor, structuralGroups, type GraphAnalysis } from './structure';
 
 /**
- * Layer grouping by name scope. A name is split on '/' and '.' into segments; the layer is the
+ * Layer grouping. Names first: a name is split on '/' and '.' into segments; the layer is the
  * prefix through the first numbered block segment (`layers.3`, `h.3`, `blk.3`, `layer.3`,
  * `block_3`), so `/model/layers.3/mlp/MatMul` and `model.layers.3.mlp.up_proj.weight` both land in
  * `model.layers.3`. Names without a block keep their scope minus the last segment (`lm_head`,
- * `transformer.ln_f`). Weights whose names say nothing (`onnx::MatMul_462`) join the layer of the
- * node that consumes them; unscoped nodes (CNN exports) start a new layer at each node that owns
- * weights, and the parameter-free nodes after it join that layer.
+ * `transformer.ln_f`). A scope that only repeats the op type (Paddle's `p2o.Conv.12`) says nothing.
+ * Weights whose names say nothing (`onnx::MatMul_462`) join the layer of the node that reads them,
+ * also through foldable chains (torch's deduplicated initializers behind `Identity`, `Transpose`,
+ * `Cast`, `DequantizeLinear`); the foldable nodes themselves join the layer of their consumer.
+ * When names carry no scope for most of a graph's nodes, the graph's structure groups them
+ * instead (structure.ts): blocks between articulation points, repeated patterns, stages, roles.
  */
 export function scopeOf(name: string, isTensor: boolean, strip?: string): string | undefined {
-  if (!name || /^onnx::/.test(name) || /^(val|_v|tmp|Constant)_?\d+$/.test(name)) return undefined;
+  // Names repeat (every node of a block shares its prefix; grouping asks for each name several times): cached.
+  const key = strip === undefined ? name : `${strip}\u0000${name}`;
+  const hit = scopes.get(key);
+  if (hit !== undefined || scopes.has(key)) return hit;
+  const s = computeScope(name, strip);
+  if (scopes.size > 200000) scopes.clear();
+  scopes.set(key, s);
+  void isTensor;
+  return s;
+}
+const scopes = new Map<string, string | undefined>();
+
+function computeScope(name: string, strip?: string): string | undefined {
+  if (!name || name.startsWith('onnx::') || /^(val|_v|tmp|Constant)_?\d+$/.test(name)) return undefined;
   let segs = name
     .replace(/^[/.]+/, '')
     .split(/[/.]+/)
@@ -19,29 +36,165 @@ export function scopeOf(name: string, isTensor: boolean, strip?: string): string
   if (segs.length < 2) return undefined;
   for (let i = 0; i < segs.length - 1; i++) {
     if (/^\d+$/.test(segs[i + 1]) && i + 1 < segs.length - 1) return segs.slice(0, i + 2).join('.');
-    if (
-      /^[A-Za-z_]+[_-]?\d+$/.test(segs[i]) &&
-      /^(block|blk|layer|h|layers)[_-]?\d+$/i.test(segs[i]) &&
-      i < segs.length - 1
-    ) {
-      return segs.slice(0, i + 1).join('.');
-    }
+    if (BLOCK_SEGMENT.test(segs[i])) return segs.slice(0, i + 1).join('.');
   }
   // No numbered block: the scope without its last segment (the op or the parameter name).
-  void isTensor;
   const scope = segs.slice(0, segs.length - 1);
   return scope.length ? scope.join('.') : undefined;
 }
 
-export function groupLayers(graph: ModelGraph): void {
+const BLOCK_SEGMENT = /^(block|blk|layer|h|layers)[_-]?\d+$/i;
+
+/** A node's scope from its own name, unless the scope only repeats its op type (`p2o.Conv.12` → `p2o.Conv`). */
+function nodeScope(name: string, opType: string, strip?: string): string | undefined {
+  const s = scopeOf(name, false, strip);
+  if (!s) return undefined;
+  const last = s.slice(s.lastIndexOf('.') + 1);
+  return last === opType ? undefined : s;
+}
+
+/** A scope that names a repeated block (`layer1.0`, `encoder.layers.3`, `blk.7`), not a single op. */
+const blockLike = (scope: string) =>
+  /(^|\.)\d+$/.test(scope) || BLOCK_SEGMENT.test(scope.slice(scope.lastIndexOf('.') + 1));
+
+/** The longest dotted prefix every scope shares ('' or undefined among them: none). */
+function commonScope(scopes: (string | undefined)[]): string | undefined {
+  if (!scopes.length || scopes.some((x) => !x)) return undefined;
+  let prefix = scopes[0]!.split('.');
+  for (const s of scopes) {
+    const segs = s!.split('.');
+    let k = 0;
+    while (k < prefix.length && k < segs.length && prefix[k] === segs[k]) k++;
+    prefix = prefix.slice(0, k);
+  }
+  return prefix.length ? prefix.join('.') : undefined;
+}
+
+/** A group of one graph level: its name and its nodes (foldable ones included), in graph order. */
+export interface LevelGroup {
+  name: string;
+  nodes: number[];
+}
+
+/**
+ * Groups one level of the graph (the top level, or one subgraph's nodes) into layers: by name scope
+ * when the names carry one, else by structure. Every node of `level` lands in exactly one group.
+ */
+export function groupLevel(
+  graph: ModelGraph,
+  level: number[],
+  outputs: readonly string[],
+  a: GraphAnalysis = analyzeGraph(graph),
+): LevelGroup[] {
+  const members = level.filter((i) => !a.foldable[i]);
   // A prefix that every name shares (caffe2's 'gpu_0/…') says nothing about layers: strip it.
   const scopes = new Set<string | undefined>();
-  for (const n of graph.nodes) if (n.parent < 0 && n.name) scopes.add(scopeOf(n.name, false));
-  for (const t of graph.tensors.values()) if (t.isWeight) scopes.add(scopeOf(t.name, true));
+  for (const i of level) if (graph.nodes[i].name) scopes.add(scopeOf(graph.nodes[i].name, false));
+  for (const i of level) {
+    for (const inp of graph.nodes[i].inputs) if (graph.tensors.get(inp)?.isWeight) scopes.add(scopeOf(inp, true));
+  }
   scopes.delete(undefined);
   const only = scopes.size === 1 ? [...scopes][0] : undefined;
-  const strip = only && !only.includes('.') && graph.nodes.length > 20 ? only : undefined;
-  const scope = (name: string, isTensor: boolean) => scopeOf(name, isTensor, strip);
+  const strip = only && !only.includes('.') && level.length > 20 ? only : undefined;
+
+  // Each member's own scope and the parameters it reads, worked out once.
+  const own = members.map((i) => nodeScope(graph.nodes[i].name, graph.nodes[i].opType, strip));
+  const params = members.map((i) => a.nodeSources(i).filter((w) => isParameter(graph, w)));
+  let named = 0;
+  let weighted = 0;
+  let blockScoped = 0;
+  members.forEach((_, k) => {
+    if (own[k]) named++;
+    if (!params[k].length) return;
+    weighted++;
+    if (params[k].some((w) => blockLike(scopeOf(w, true, strip) ?? ''))) blockScoped++;
+  });
+  // Structure says little about a handful of nodes: small levels keep the names they have.
+  const byName = members.length < 8 || named >= members.length / 2 || (weighted > 0 && blockScoped >= weighted / 3);
+  const groupOf = new Map<number, number>();
+  const groups: LevelGroup[] = [];
+  if (byName) {
+    const index = new Map<string, number>();
+    const get = (name: string) => {
+      let g = index.get(name);
+      if (g === undefined) {
+        g = groups.length;
+        groups.push({ name, nodes: [] });
+        index.set(name, g);
+      }
+      return g;
+    };
+    const holders = new Set([...(graph.subgraphs?.values() ?? [])].map((sg) => sg.parent));
+    let current: number | undefined;
+    members.forEach((i, k) => {
+      const node = graph.nodes[i];
+      let scope = own[k];
+      const sources = a.nodeSources(i);
+      if (!scope && holders.has(i)) {
+        // An If / Loop / Scan: the scope all the weights inside share (none: its own name).
+        scope = commonScope(params[k].map((w) => scopeOf(w, true, strip)));
+      } else if (!scope) {
+        for (const w of sources) {
+          scope = scopeOf(w, true, strip);
+          if (scope) break;
+        }
+      }
+      let g: number;
+      if (scope) g = get(scope);
+      else if (params[k].length) g = get(node.name || params[k][0] || `${node.opType}_${i}`);
+      else g = current ?? get('(input)');
+      groupOf.set(i, g);
+      current = g;
+    });
+    // Foldable nodes with a scope of their own that names a group (torch's `/h.0/attn/Constant`) join it.
+    for (const i of level) {
+      if (!a.foldable[i]) continue;
+      const s = scopeOf(graph.nodes[i].name, false, strip);
+      if (s !== undefined && index.has(s)) groupOf.set(i, index.get(s)!);
+    }
+  } else {
+    for (const g of structuralGroups(graph, members, outputs, a)) {
+      for (const i of g.nodes) groupOf.set(i, groups.length);
+      groups.push({ name: g.name, nodes: [] });
+    }
+  }
+  // The other foldable nodes (Constants, Identity / Transpose / Cast of weights) join the group of the node that consumes them.
+  const inLevel = new Set(level);
+  const isLevel = (x: number) => inLevel.has(x);
+  for (let k = level.length - 1; k >= 0; k--) {
+    const i = level[k];
+    if (groupOf.has(i)) continue;
+    let g: number | undefined;
+    for (const o of graph.nodes[i].outputs) {
+      for (const c of graph.tensors.get(o)?.consumers ?? []) {
+        const anc = levelAncestor(graph, c, isLevel);
+        if (anc >= 0 && groupOf.has(anc)) {
+          g = groupOf.get(anc);
+          break;
+        }
+      }
+      if (g !== undefined) break;
+    }
+    if (g === undefined) {
+      // Consumed by nothing at this level (dead, or the level's output): the group of the node before it.
+      for (let j = k - 1; j >= 0 && g === undefined; j--) g = groupOf.get(level[j]);
+      for (let j = k + 1; j < level.length && g === undefined; j++) g = groupOf.get(level[j]);
+    }
+    if (g === undefined) {
+      g = groups.length;
+      groups.push({ name: groups.length ? '(constants)' : '(input)', nodes: [] });
+    }
+    groupOf.set(i, g);
+  }
+  for (const i of level) groups[groupOf.get(i)!].nodes.push(i);
+  return groups.filter((g) => g.nodes.length > 0);
+}
+
+export function groupLayers(graph: ModelGraph): void {
+  const a = analyzeGraph(graph);
+  const top: number[] = [];
+  for (const n of graph.nodes) if (n.parent < 0) top.push(n.index);
+  const groups = groupLevel(graph, top, graph.outputs, a);
   const layers: Layer[] = [];
   const byName = new Map<string, Layer>();
   const get = (name: string): Layer => {
@@ -53,45 +206,72 @@ export function groupLayers(graph: ModelGraph): void {
     }
     return l;
   };
-  const weightsOf = (n: GraphNode): GraphTensor[] =>
-    n.inputs.map((i) => graph.tensors.get(i)).filter((t): t is GraphTensor => !!t && t.isWeight);
-  /** Weights that make a node a layer of its own: real parameters, not shape or index constants. */
-  const ownsParameters = (n: GraphNode) =>
-    n.opType !== 'Constant' && weightsOf(n).some((w) => w.elements > 1 && !/^u?int(64|32)$|^bool$/.test(w.dtype));
-
-  let current: Layer | undefined;
+  for (const g of groups) {
+    const l = get(g.name);
+    for (const i of g.nodes) graph.nodes[i].layer = l.index;
+  }
+  // Subgraph nodes belong to the layer of the If / Loop / Scan that holds them.
   for (const node of graph.nodes) {
-    if (node.parent >= 0) {
-      node.layer = graph.nodes[node.parent].layer;
-      layers[node.layer].nodes.push(node.index);
-      continue;
-    }
-    let nodeScope = scope(node.name, false);
-    if (!nodeScope) {
-      for (const w of weightsOf(node)) {
-        nodeScope = scope(w.name, true);
-        if (nodeScope) break;
+    if (node.parent >= 0) node.layer = graph.nodes[node.parent].layer;
+    layers[node.layer].nodes.push(node.index);
+  }
+  // The scope every top-level name shares, if any, to match weight names against layer names.
+  const strip = (() => {
+    const s = new Set(top.map((i) => scopeOf(graph.nodes[i].name, false)).filter(Boolean));
+    const only = s.size === 1 ? [...s][0] : undefined;
+    return only && !only.includes('.') && top.length > 20 ? only : undefined;
+  })();
+  // A weight belongs to the first node that computes with it (directly or through foldable chains), unless its
+  // name names a layer; a copy handed out by an Identity (torch's deduplicated initializers) counts in each layer using it.
+  const owner = new Map<string, Layer>();
+  // Each use of a stored weight: directly ('') or through one Identity copy (the copy's name). The first counts
+  // where the weight lives; every other instance counts once more, in the layer that first uses it.
+  const instances = new Map<string, Set<string>>();
+  const extra = new Map<Layer, Map<string, string>>();
+  for (const node of graph.nodes) {
+    if (a.foldable[node.index]) continue;
+    const l = layers[node.layer];
+    for (const i of node.inputs) {
+      if (!i) continue;
+      const copies = a.copiesOf(i);
+      const direct = a.sourcesOf(i);
+      if (!copies.length && !direct.length) continue;
+      const behindCopy = new Set(copies.map((c) => c.weight));
+      const uses = [
+        ...direct.filter((w) => !behindCopy.has(w)).map((w) => ({ weight: w, key: '' })),
+        ...copies.map((c) => ({ weight: c.weight, key: c.copy })),
+      ];
+      for (const { weight, key } of uses) {
+        if (!owner.has(weight)) owner.set(weight, l);
+        const seen = instances.get(weight) ?? new Set<string>();
+        if (seen.has(key)) continue;
+        seen.add(key);
+        instances.set(weight, seen);
+        if (seen.size === 1) continue;
+        const more = extra.get(l) ?? new Map<string, string>();
+        more.set(key, weight);
+        extra.set(l, more);
       }
     }
-    let layer: Layer;
-    if (nodeScope) layer = get(nodeScope);
-    else if (ownsParameters(node)) layer = get(node.name || weightsOf(node)[0].name || `${node.opType}_${node.index}`);
-    else layer = current ?? get('(input)');
-    node.layer = layer.index;
-    layer.nodes.push(node.index);
-    current = layer;
   }
   for (const t of graph.tensors.values()) {
     if (!t.isWeight) continue;
-    const weightScope = scope(t.name, true);
+    const weightScope = scopeOf(t.name, true, strip);
     let layer: Layer | undefined;
     if (weightScope && byName.has(weightScope)) layer = byName.get(weightScope);
+    else if (owner.has(t.name)) layer = owner.get(t.name);
     else if (t.consumers.length) layer = layers[graph.nodes[t.consumers[0]].layer];
     else if (t.producer !== undefined) layer = layers[graph.nodes[t.producer].layer];
     else layer = get(weightScope ?? (graph.nodes.length ? '(unused weights)' : t.name.replace(/\.(weight|bias)$/, '')));
     t.layer = layer!.index;
     layer!.weights.push(t.name);
     layer!.parameters += t.elements;
+  }
+  for (const [l, copies] of extra) {
+    for (const w of copies.values()) {
+      if (!l.weights.includes(w)) l.weights.push(w);
+      l.parameters += graph.tensors.get(w)!.elements;
+    }
   }
   for (const node of graph.nodes) layers[node.layer].flops += node.flops;
   graph.layers = layers;

@@ -1,8 +1,8 @@
 import type { Dim, Shape } from './dims';
 import type { TransformerSpec } from './transformer-spec';
 
-/** An attribute value in a format-neutral form (subgraphs are expanded into the node list). */
-export type AttrValue = number | string | number[] | string[] | { tensor: string } | { graph: number } | null;
+/** An attribute value in a format-neutral form (subgraphs are expanded into the node list; `graph` is the subgraph's id). */
+export type AttrValue = number | string | number[] | string[] | { tensor: string } | { graph: string } | null;
 
 /** A tensor of the graph: a weight (initializer / Constant), a graph input, or an intermediate value. */
 export interface GraphTensor {
@@ -37,6 +37,8 @@ export interface GraphNode {
   parent: number;
   /** Subgraph nesting depth (0 at top level). */
   depth: number;
+  /** The id of the subgraph holding this node (`<parent index>:<attribute>`, see ModelGraph.subgraphs); absent at top level. */
+  subgraph?: string;
   layer: number;
   /** False when shape inference does not know this op, or its rule failed: it is kept, with unknown output shapes. */
   known: boolean;
@@ -79,6 +81,19 @@ export interface ModelGraph {
    * config.json has no FLOPs): shown by inspect, carried into estimates and the plan's diagnostics.
    */
   warnings?: string[];
+  /** The subgraphs of If / Loop / Scan nodes, by id `<parent index>:<attribute>` (`body`, `then_branch`, `branches[1]`). */
+  subgraphs?: Map<string, Subgraph>;
+}
+
+/** One subgraph: the node holding it, the attribute, its formal inputs and outputs, its own nodes (not deeper ones). */
+export interface Subgraph {
+  id: string;
+  parent: number;
+  attribute: string;
+  name: string;
+  inputs: string[];
+  outputs: string[];
+  nodes: number[];
 }
 
 export function layerOf(graph: ModelGraph, name: string): Layer | undefined {

@@ -457,18 +457,25 @@ const einsum: Handler = (c) => {
   return [{ shape: outLetters.map((ch) => extent.get(ch) ?? null), dtype: dtypeOf(c, 0) }];
 };
 
-/** LSTM / GRU / RNN: X [S, B, I] (layout 0), W [dirs, gates*H, I]. */
+/**
+ * LSTM / GRU / RNN: X [S, B, I] (layout 0), W [dirs, gates*H, I], R [dirs, gates*H, H], initial_h
+ * [dirs, B, H]. When X's shape is unknown (a frame handed in by a Loop, say), the sizes come from
+ * W, R and the states: the output keeps H and the directions, with unknown dims left unknown.
+ */
 const recurrent: Handler = (c) => {
   const x = shapeOf(c, 0);
   const w = shapeOf(c, 1);
-  const hidden = c.int('hidden_size', 0) || (w && typeof w[1] === 'number' ? (w[1] as number) : 0);
+  const r = shapeOf(c, 2);
   const gates = c.node.opType === 'LSTM' ? 4 : c.node.opType === 'GRU' ? 3 : 1;
+  const fromW = w && typeof w[1] === 'number' ? (w[1] as number) / gates : r && typeof r[2] === 'number' ? r[2] : 0;
+  const h = c.int('hidden_size', 0) || fromW;
   const dirs = String(c.attr('direction') ?? 'forward') === 'bidirectional' ? 2 : 1;
   const layout = c.int('layout', 0);
-  if (!x) return c.node.outputs.map(() => ({ dtype: dtypeOf(c, 0) }));
-  const [seq, batch] = layout ? [x[1], x[0]] : [x[0], x[1]];
-  const h = hidden / (w && typeof w[1] === 'number' && !c.int('hidden_size', 0) ? gates : 1);
-  const input = x[2];
+  const initial = shapeOf(c, 5) ?? shapeOf(c, 6);
+  const stateBatch = initial ? (layout ? initial[0] : initial[1]) : null;
+  if (!x && !w) return c.node.outputs.map(() => ({ dtype: dtypeOf(c, 0) }));
+  const [seq, batch] = x ? (layout ? [x[1], x[0]] : [x[0], x[1]]) : [null, stateBatch];
+  const input = x?.[2] ?? w?.[2] ?? null;
   c.flops = 2 * dirs * gates * h * c.bind([seq, batch]) * (c.bind([input]) + h);
   const y: Shape = layout ? [batch, seq, dirs, h] : [seq, dirs, batch, h];
   const state: Shape = layout ? [batch, dirs, h] : [dirs, batch, h];

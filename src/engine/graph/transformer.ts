@@ -72,7 +72,15 @@ export function synthesizeTransformer(
   const weight = (name: string, shape: number[]) =>
     g.tensors.get(name)?.isWeight ? name : tensor(name, 'float16', shape, true).name;
   const nm = naming(t.family);
-  const opName = (scope: string, name: string, op: string) => `/${scope}/${name.split('.').slice(-2).join('/')}/${op}`;
+  // '/model/layers.3/self_attn/q_proj/MatMul'; where the module's name repeats the end of the scope (the final
+  // norm 'model.norm' in 'model/norm', the pooler's 'pooler.dense' in 'bert/pooler'), the repeat is said once.
+  const opName = (scope: string, name: string, op: string) => {
+    const head = scope.split('/');
+    const tail = name.split('.').slice(-2);
+    let k = Math.min(head.length, tail.length);
+    while (k > 0 && head.slice(head.length - k).join('/') !== tail.slice(0, k).join('/')) k--;
+    return `/${[...head, ...tail.slice(k)].join('/')}/${op}`;
+  };
   /** y = x·Wᵀ (+ b) for a weight stored [out, in]; gpt2's Conv1D [in, out] needs no transpose. */
   const linear = (scope: string, x: string, name: string, out: number, inp: number, bias: boolean) => {
     let wt = weight(`${name}.weight`, nm.conv1d ? [inp, out] : [out, inp]);

@@ -101,7 +101,10 @@ const archSpec: FieldSpec = {
 export function planFields(catalog: {
   gpus: readonly string[];
   formats: readonly string[];
+  /** CPU (DRAM) ids offered for devices[].cpu. */
   devices?: readonly string[];
+  /** GPU and Apple chip ids offered for devices[].gpu (default: the cluster's GPU ids). */
+  deviceGpus?: readonly string[];
 }): FieldSpec {
   return {
     kind: 'object',
@@ -269,12 +272,12 @@ export function planFields(catalog: {
           overlapParamGather: {
             kind: 'bool',
             description:
-              'All-gather the updated parameters during the next forward (distributed optimizer, FSDP prefetch); default: the framework’s.',
+              'All-gather the updated parameters during the next forward (distributed optimizer, FSDP prefetch); default: the framework’s (Megatron: only with training.overlapGradReduce).',
           },
           tpCommOverlap: {
             kind: 'bool',
             description:
-              'Overlap tensor-parallel communication with the GEMMs (Transformer Engine userbuffers, async TP); default: the framework’s.',
+              'Overlap tensor-parallel communication with the GEMMs (Transformer Engine userbuffers, async TP); default: the framework’s (Megatron: only with sequenceParallel).',
           },
         },
       },
@@ -307,7 +310,11 @@ export function planFields(catalog: {
           kind: 'object',
           description: 'A GPU ({"gpu": "rtx-4090"}) or a CPU with its RAM ({"cpu": "ddr5-6000-2ch", "memoryGB": 64}).',
           properties: {
-            gpu: { kind: 'string', description: 'GPU or Apple chip catalog id.', examples: catalog.gpus },
+            gpu: {
+              kind: 'string',
+              description: 'GPU or Apple chip catalog id (rtx-4090, rtx-3090, a6000, l40s, apple-m2-max, …).',
+              examples: catalog.deviceGpus ?? catalog.gpus,
+            },
             cpu: {
               kind: 'string',
               description: 'DRAM kind-speed-channels, e.g. ddr5-6000-2ch.',
@@ -316,7 +323,18 @@ export function planFields(catalog: {
             memoryGB: {
               kind: 'number',
               positive: true,
-              description: 'Memory of this device, GB (unified memory, RAM).',
+              description:
+                'Memory of this device as sold, GB (binary: a 24 GB card holds 24 GiB): VRAM, unified memory, RAM (default 32 for a CPU).',
+            },
+            bandwidthGBps: {
+              kind: 'number',
+              positive: true,
+              description: 'Override the memory bandwidth, GB/s (measured, or a part the catalog lacks).',
+            },
+            tflops: {
+              kind: 'number',
+              positive: true,
+              description: 'Override the compute rate prefill uses, TFLOP/s (a CPU: its cores; a GPU: dense FP16).',
             },
           },
         },
@@ -336,7 +354,11 @@ export function planFields(catalog: {
               description: 'A rule.',
               required: ['match', 'format'],
               properties: {
-                match: { kind: 'string', description: 'Glob on layer or tensor names, e.g. *.mlp.*' },
+                match: {
+                  kind: 'string',
+                  description:
+                    'Glob on layer or tensor names: * any run, ? one character, {a,b} either; e.g. *.mlp.*, layers.{3,4,5}',
+                },
                 format: formatField('A number format.', catalog.formats),
               },
             },

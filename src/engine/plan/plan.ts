@@ -6,10 +6,11 @@ import {
   printParseErrorCode,
 } from 'jsonc-parser';
 import { GPUS, GPU_NAMES, closest, findGpu } from '../hardware/catalog';
+import { CPU_EXAMPLES, DEVICE_GPU_NAMES, closestDeviceGpu, cpuDevice, findDeviceGpu } from '../hardware/devices';
 import type { PlanEdit } from './edits';
 import { checkField, planFields, type FieldProblem } from './fields';
 import { globMatch } from '../glob';
-import { FORMAT_NAMES, parseFormat } from '../quant/formats';
+import { FILE_TYPE_FORMATS, FORMAT_NAMES, parseFormat } from '../quant/formats';
 
 /** A transformer described by its shape, for planning models that do not exist yet (fields.ts documents each). */
 export interface ArchSpec {
@@ -43,6 +44,9 @@ export interface DeviceRef {
   gpu?: string;
   cpu?: string;
   memoryGB?: number;
+  /** Overrides of the catalog's bandwidth (GB/s) and compute (TFLOP/s). */
+  bandwidthGBps?: number;
+  tflops?: number;
 }
 
 /** A plan file (docs/ARCHITECTURE.md); fields.ts declares every field with its range and meaning. */
@@ -128,7 +132,7 @@ export interface Issue {
   range: { start: Position; end: Position };
   /** A fix where it is clear: JSON paths to set (the editor offers it as a quick fix). */
   fix?: Fix;
-  /** Further quick fixes, after `fix`. */
+  /** Further quick fixes, after `fix`, where there are several ways out (a stage over memory: recompute, ZeRO, a smaller micro-batch…). */
   fixes?: Fix[];
 }
 
@@ -165,7 +169,8 @@ export class IssueCollector {
   ) {
     this.lines = new LineIndex(text);
   }
-  at(path: (string | number)[], severity: Severity, message: string, fix?: Fix): void {
+  at(path: (string | number)[], severity: Severity, message: string, fix?: Fix | Fix[]): void {
+    const all = Array.isArray(fix) ? fix : fix ? [fix] : [];
     let node: JsonNode | undefined;
     for (let n = path.length; n >= 0 && !node; n--) node = this.root && findNodeAtLocation(this.root, path.slice(0, n));
     // Point at the property name/value pair for object members, like VS Code's JSON diagnostics.
@@ -177,13 +182,14 @@ export class IssueCollector {
       message,
       path,
       range: { start: this.lines.position(start), end: this.lines.position(end) },
-      ...(fix ? { fix } : {}),
+      ...(all.length ? { fix: all[0] } : {}),
+      ...(all.length > 1 ? { fixes: all.slice(1) } : {}),
     });
   }
-  error(path: (string | number)[], message: string, fix?: Fix): void {
+  error(path: (string | number)[], message: string, fix?: Fix | Fix[]): void {
     this.at(path, 'error', message, fix);
   }
-  warn(path: (string | number)[], message: string, fix?: Fix): void {
+  warn(path: (string | number)[], message: string, fix?: Fix | Fix[]): void {
     this.at(path, 'warning', message, fix);
   }
 }
@@ -238,7 +244,12 @@ export function parseLayerRange(spec: string): number[] | undefined {
 }
 
 /** The plan's field table with this build's catalogs (GPU ids and aliases, format names). */
-export const PLAN_FIELDS = planFields({ gpus: GPU_NAMES, formats: FORMAT_NAMES });
+export const PLAN_FIELDS = planFields({
+  gpus: GPU_NAMES,
+  formats: [...FORMAT_NAMES, ...FILE_TYPE_FORMATS],
+  devices: CPU_EXAMPLES,
+  deviceGpus: DEVICE_GPU_NAMES,
+});
 
 /**
  * Structural validation of a plan: every field against the field table (types, ranges, limits,
@@ -246,7 +257,16 @@ export const PLAN_FIELDS = planFields({ gpus: GPU_NAMES, formats: FORMAT_NAMES }
  * count, batch divisibility, stages vs pipeline). Model-dependent checks (heads divisible by the
  * tensor degree, stage coverage) need the model: see modelChecks in cost/stages.ts.
  */
-export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root?: JsonNode } {
+export function validatePlan(text: string): {
+  plan?: Plan;
+  /**
+   * The plan with its ill-typed or out-of-range fields left out, when it has errors but a model and a
+   * cluster: what the checks that need the model run on, so that every independent error shows at once.
+   */
+  usable?: Plan;
+  issues: Issue[];
+  root?: JsonNode;
+} {
   const { value, root, syntax } = parseJsonWithTree(text);
   const c = new IssueCollector(text, root);
   c.issues.push(...syntax);
@@ -275,10 +295,9 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
     if (cl.gpu === undefined && p.devices === undefined) {
       c.error(['cluster', 'gpu'], 'cluster.gpu: a catalog id is required');
     } else if (typeof cl.gpu === 'string' && !findGpu(cl.gpu)) {
-      const hint = closest(
-        cl.gpu,
-        GPUS.map((g) => g.id),
-      );
+      // Nearest among ids and aliases ('h100x' is one letter from 'h100'), offered as the catalog id it stands for.
+      const near = closest(cl.gpu, [...GPU_NAMES]);
+      const hint = near ? findGpu(near)?.id : undefined;
       c.error(
         ['cluster', 'gpu'],
         `cluster.gpu: unknown GPU '${cl.gpu}'${hint ? ` (did you mean '${hint}'?)` : ''}; known: ${GPUS.map((g) => g.id).join(', ')}`,
@@ -393,6 +412,20 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
       if (!dev || typeof dev !== 'object') return;
       if ((dev.gpu === undefined) === (dev.cpu === undefined)) {
         c.error(['devices', i], `devices[${i}]: one of "gpu" (a catalog id) or "cpu" (e.g. "ddr5-6000-2ch")`);
+      } else if (typeof dev.gpu === 'string' && !findDeviceGpu(dev.gpu)) {
+        const hint = closestDeviceGpu(dev.gpu);
+        c.error(
+          ['devices', i, 'gpu'],
+          `devices[${i}].gpu: unknown GPU '${dev.gpu}'${hint ? ` (did you mean '${hint}'?)` : ''}`,
+          hint ? { title: `Use '${hint}'`, edits: [{ path: ['devices', i, 'gpu'], value: hint }] } : undefined,
+        );
+      } else if (typeof dev.cpu === 'string' && !cpuDevice(dev.cpu)) {
+        c.error(
+          ['devices', i, 'cpu'],
+          `devices[${i}].cpu: '${dev.cpu}' is not a DRAM id like ddr5-6000-2ch (kind-MT/s-channels: ddr4, ddr5, lpddr5, lpddr5x)`,
+        );
+      } else if (typeof dev.cpu === 'string' && dev.memoryGB === undefined) {
+        c.warn(['devices', i], `devices[${i}]: no "memoryGB" for the CPU's RAM; 32 GB is assumed`);
       }
     });
   }
@@ -401,7 +434,7 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
   if (prec && typeof prec === 'object') {
     const checkFormat = (f: unknown, path: (string | number)[]) => {
       if (typeof f === 'string' && !parseFormat(f)) {
-        const hint = closest(f, FORMAT_NAMES);
+        const hint = closest(f, [...FORMAT_NAMES, ...FILE_TYPE_FORMATS]);
         c.error(
           path,
           `${path.join('.')}: unknown number format '${String(f)}'${hint ? ` (did you mean '${hint}'?)` : ''}`,
@@ -419,7 +452,34 @@ export function validatePlan(text: string): { plan?: Plan; issues: Issue[]; root
     if (act && typeof act === 'object') checkFormat(act.format, ['precision', 'activations', 'format']);
   }
   const ok = !c.issues.some((i) => i.severity === 'error');
-  return { plan: ok ? (value as Plan) : undefined, issues: c.issues, root };
+  return {
+    plan: ok ? (value as Plan) : undefined,
+    usable: ok ? undefined : withoutBadFields(p, problems),
+    issues: c.issues,
+    root,
+  };
+}
+
+/** A copy of a plan without the fields that failed their type or range check (undefined when its model or cluster did). */
+function withoutBadFields(value: Record<string, unknown>, problems: FieldProblem[]): Plan | undefined {
+  const bad = problems.filter((pr) => pr.severity === 'error');
+  if (
+    bad.some((pr) => pr.path.length <= 1 && (pr.path[0] === 'model' || pr.path[0] === 'cluster' || !pr.path.length))
+  ) {
+    return undefined;
+  }
+  if (bad.some((pr) => pr.path[0] === 'model')) return undefined;
+  const copy = structuredClone(value);
+  for (const pr of bad) {
+    let at: unknown = copy;
+    for (const key of pr.path.slice(0, -1)) {
+      at = at && typeof at === 'object' ? (at as Record<string, unknown>)[key] : undefined;
+    }
+    if (at && typeof at === 'object') delete (at as Record<string | number, unknown>)[pr.path[pr.path.length - 1]];
+  }
+  const plan = copy as unknown as Plan;
+  if (!plan.model || !plan.cluster || typeof plan.cluster !== 'object') return undefined;
+  return plan;
 }
 
 /** Frameworks without context parallelism, expert parallelism or fp8 training (their profiles' sources). */

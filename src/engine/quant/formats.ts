@@ -43,6 +43,12 @@ export interface NumberFormat {
   base?: NumberFormat;
   /** Decoded from GGUF files only (llama.cpp's codebook IQ types): Layerplan has no quantizer for it. */
   decodeOnly?: boolean;
+  /**
+   * A GGUF file type (q4_k_m …): llama-quantize's per-tensor mix (quant/gguf-filetypes.ts picks each
+   * tensor's type). `name` and the rest describe its default type (q4_k), what code that quantizes one
+   * tensor without the model around it uses.
+   */
+  mix?: string;
 }
 
 /** The matrix the nominal bitsPerWeight counts shape-dependent storage on (a 4096-wide projection). */
@@ -284,6 +290,10 @@ export function parseFormat(name: string): NumberFormat | undefined {
 
 function parseBase(key: string): NumberFormat | undefined {
   if (FIXED[key]) return FIXED[key]();
+  // GGUF file types: llama-quantize's mix over the k-quants (IQ file types need an importance matrix and
+  // codebook quantizers this build does not have).
+  const mix = /^(q2_k_s|q3_k_[sml]|q4_k_[sm]|q5_k_[sm])$/.exec(key);
+  if (mix) return { ...FIXED[`q${key[1]}_k`](), mix: key };
   let m = /^kmeans([1-8])$/.exec(key);
   if (m) {
     // Deep Compression's weight sharing (Han et al. 2016): 2^B fp16 centroids per output channel, B-bit indices.
@@ -332,6 +342,9 @@ function parseBase(key: string): NumberFormat | undefined {
   if (/^int(8|4|2)$/.test(key)) return parseBase(`${key}-channel`);
   return undefined;
 }
+
+/** GGUF file types parseFormat accepts (llama-quantize's mixes over the k-quants). */
+export const FILE_TYPE_FORMATS = ['q2_k_s', 'q3_k_s', 'q3_k_m', 'q3_k_l', 'q4_k_s', 'q4_k_m', 'q5_k_s', 'q5_k_m'];
 
 export const FORMAT_NAMES = [
   ...Object.keys(FIXED),

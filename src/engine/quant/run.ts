@@ -3,7 +3,15 @@ import { InputError } from '../errors';
 import { closest } from '../hardware/catalog';
 import type { GraphTensor, ModelGraph } from '../graph/model-graph';
 import { globMatch } from '../glob';
-import { FORMAT_NAMES, bitsPerWeightFor, parseFormat, storedBits, type NumberFormat } from './formats';
+import {
+  FILE_TYPE_FORMATS,
+  FORMAT_NAMES,
+  bitsPerWeightFor,
+  parseFormat,
+  storedBits,
+  type NumberFormat,
+} from './formats';
+import { mixFallback, mixFormatsFor } from './gguf-mix-resolve';
 import {
   errorMetrics,
   kernelScratch,
@@ -57,6 +65,8 @@ export interface FormatResult {
   noise?: number;
   /** With --sample: the 95% bootstrap interval of the SQNR over the sampled rows. */
   sqnrDbCi?: [number, number];
+  /** A GGUF file type (q4_k_m): the type llama-quantize gives this tensor, which was measured. */
+  resolvedFormat?: string;
 }
 
 export interface QuantReport {
@@ -247,7 +257,7 @@ export function resolveFormats(names: string[], file: string): NumberFormat[] {
   return names.map((n) => {
     const f = parseFormat(n);
     if (!f) {
-      const hint = closest(n, FORMAT_NAMES);
+      const hint = closest(n, [...FORMAT_NAMES, ...FILE_TYPE_FORMATS]);
       throw new InputError(file, `unknown number format '${n}'${hint ? ` (did you mean '${hint}'?)` : ''}`);
     }
     if (f.decodeOnly) {
@@ -309,6 +319,10 @@ export async function quantModel(
   const layouts: { rows: number; cols: number }[] = new Array(chosen.length);
   const report: QuantReport = { tensors: [], summary: [], skipped };
   const names = formats.map((f) => f.name);
+  // GGUF file types: each tensor is measured in the type llama-quantize would give it.
+  const mixes = mixFormatsFor(graph, formats);
+  const namesFor = (t: GraphTensor) =>
+    formats.map((f) => (f.mix ? (mixes.get(f.mix)?.get(t.name) ?? mixFallback(f.mix, t)) : f.name));
   const measure: MeasureFn = options.measure ?? (async (v, r, c, f, clip) => measureFormats(v, r, c, f, clip));
   const results: (FormatResult[] | undefined)[] = new Array(chosen.length);
   let next = 0;
@@ -338,8 +352,13 @@ export async function quantModel(
         for (let r = 0, j = 0; r < layout.rows; r += stride, j++) {
           sub.set(values.subarray(r * layout.cols, (r + 1) * layout.cols), j * layout.cols);
         }
-        results[i] = measureSampled(sub, picked, layout.cols, names);
-      } else results[i] = await measure(values, layout.rows, layout.cols, names, !!options.clip);
+        results[i] = measureSampled(sub, picked, layout.cols, namesFor(t));
+      } else results[i] = await measure(values, layout.rows, layout.cols, namesFor(t), !!options.clip);
+      results[i]!.forEach((r, k) => {
+        if (!formats[k].mix) return;
+        r.resolvedFormat = r.format;
+        r.format = formats[k].mix!;
+      });
       options.onProgress?.(++done, chosen.length, t.name);
     }
   };
@@ -358,11 +377,14 @@ export async function quantModel(
       l.signal[k] += r.signal ?? 0;
       l.noise[k] += r.noise ?? 0;
       // Sampled rows measure the error; the storage is the whole tensor's.
-      r.bitsPerWeight = bitsPerWeightFor(formats[k], rows, cols);
-      totals[k].bits += storedBits(formats[k], rows, cols);
+      // A GGUF file type stores each tensor in the type it resolved to.
+      const stored = formats[k].mix && r.resolvedFormat ? (parseFormat(r.resolvedFormat) ?? formats[k]) : formats[k];
+      r.bitsPerWeight = bitsPerWeightFor(stored, rows, cols);
+      totals[k].bits += storedBits(stored, rows, cols);
       totals[k].signal += r.signal ?? 0;
       totals[k].noise += r.noise ?? 0;
       totals[k].parameters += t.elements;
+      totals[k].bits += t.elements * r.bitsPerWeight;
       delete r.signal;
       delete r.noise;
     });
@@ -375,7 +397,7 @@ export async function quantModel(
   });
   options.onProgress?.(chosen.length, chosen.length, '');
   report.summary = formats.map((f, k) => ({
-    format: f.name,
+    format: f.mix ?? f.name,
     // Every stored bit of the measured tensors over their parameters (the format's nominal figure when none was measured).
     bitsPerWeight: totals[k].parameters ? totals[k].bits / totals[k].parameters : f.bitsPerWeight,
     bytes: Math.ceil(totals[k].bits / 8),

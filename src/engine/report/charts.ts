@@ -50,8 +50,13 @@ export function ganttSvg(r: CostReport): string {
   const W = 420;
   const left = 64;
   const stages = r.stages.length;
-  const end = Math.max(1e-12, ...r.timeline.map((e) => e.end));
+  // The axis spans the whole iteration: the schedule, then the data-parallel gradient sync and the optimizer step
+  // (the summary's time per step is this end, not the last backward's).
+  const makespan = Math.max(0, ...r.timeline.map((e) => e.end));
+  const end = Math.max(1e-12, makespan, r.iterationSeconds);
   const scale = (W - left - 6) / end;
+  const optimizer = Math.min(r.optimizerSeconds, Math.max(0, end - makespan));
+  const sync = Math.max(0, end - makespan - optimizer);
   const out: string[] = [];
   for (let s = 0; s < stages; s++) {
     out.push(
@@ -67,8 +72,21 @@ export function ganttSvg(r: CostReport): string {
         `<title>stage ${e.stage}, micro-batch ${e.microBatch}${e.chunk ? `, chunk ${e.chunk}` : ''}: ${e.pass} ${secs(e.start)}–${secs(e.end)}</title></rect>`,
     );
   });
+  for (let s = 0; s < stages; s++) {
+    const y = s * rowH + 2;
+    if (sync > 0) {
+      out.push(
+        `<rect x="${n(left + makespan * scale)}" y="${y}" width="${Math.max(0.5, n(sync * scale))}" height="${rowH - 4}" class="sync"><title>gradient sync ${secs(makespan)}–${secs(makespan + sync)}</title></rect>`,
+      );
+    }
+    if (optimizer > 0) {
+      out.push(
+        `<rect x="${n(left + (makespan + sync) * scale)}" y="${y}" width="${Math.max(0.5, n(optimizer * scale))}" height="${rowH - 4}" class="opt"><title>optimizer step ${secs(makespan + sync)}–${secs(end)}</title></rect>`,
+      );
+    }
+  }
   out.push(
-    `<text x="${left}" y="${stages * rowH + 14}">0 … ${secs(end)} · forward / backward / idle (bubble ${(r.bubbleFraction * 100).toFixed(1)}%)</text>`,
+    `<text x="${left}" y="${stages * rowH + 14}">0 … ${secs(end)} · forward / backward / idle (bubble ${(r.bubbleFraction * 100).toFixed(1)}%)${sync + optimizer > 0 ? ' · sync / optimizer' : ''}</text>`,
   );
   const label = `Pipeline schedule: ${stages} stages, ${r.microBatches} micro-batches, bubble ${(r.bubbleFraction * 100).toFixed(1)}% idle`;
   return `<svg xmlns="http://www.w3.org/2000/svg" class="chart gantt" width="${W}" height="${stages * rowH + 18}" viewBox="0 0 ${W} ${stages * rowH + 18}" role="img" aria-label="${esc(label)}">${out.join('')}</svg>`;
@@ -79,4 +97,5 @@ export const CHART_CSS = `
 .chart text { font: 10px sans-serif; fill: #333; }
 .m-weights { fill: #3794ff; } .m-gradients { fill: #b180d7; } .m-optimizer { fill: #d18616; } .m-activations { fill: #4caf50; }
 .cap { stroke: #333; stroke-width: 1.5; } .cap.over { stroke: #e51400; stroke-width: 2.5; }
-.fwd { fill: #3794ff; } .bwd { fill: #4caf50; } .idle { fill: #f3f3f3; stroke: #bbb; stroke-dasharray: 2 2; }`;
+.fwd { fill: #3794ff; } .bwd { fill: #4caf50; } .idle { fill: #f3f3f3; stroke: #bbb; stroke-dasharray: 2 2; }
+.sync { fill: #b180d7; } .opt { fill: #d18616; }`;

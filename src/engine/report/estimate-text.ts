@@ -16,8 +16,58 @@ function memoryBar(r: CostReport['stages'][number], width: number): string {
   return bar;
 }
 
+/** A device's bar: weights █, KV cache ▓, compute ▒, free ·, over capacity ! */
+function deviceBar(d: NonNullable<CostReport['devices']>[number], width: number): string {
+  const cap = d.capacity ?? d.memory.total;
+  const scale = width / Math.max(cap, d.memory.total, 1);
+  const seg = (bytes: number, ch: string) => ch.repeat(Math.round(bytes * scale));
+  let bar = seg(d.memory.weights, '█') + seg(d.memory.kvCache, '▓') + seg(d.memory.compute, '▒');
+  const c = Math.round(cap * scale);
+  if (bar.length < c) bar += '·'.repeat(c - bar.length);
+  else if (bar.length > c) bar = bar.slice(0, c) + '!'.repeat(bar.length - c);
+  return bar;
+}
+
+/** An inference plan on its devices: speed, then memory per device. */
+function formatDevices(file: string, r: CostReport): string {
+  const rt = r.runtime!;
+  const devices = r.devices!;
+  const lines: string[] = [];
+  const model = rt.fileType
+    ? `, ${rt.fileType} (${(rt.modelBytes / GiB).toFixed(2)} GiB)`
+    : `, ${(rt.modelBytes / GiB).toFixed(2)} GiB of weights`;
+  lines.push(
+    `${file}: inference with ${rt.runtime} ${rt.version} on ${devices.map((d) => d.name).join(' + ')}, ${formatCount(r.parameters)} parameters${model}`,
+  );
+  const placement =
+    rt.placement === 'runtime'
+      ? ''
+      : `   placement: ${rt.placement}${rt.gpuLayers !== undefined ? ` (-ngl ${rt.gpuLayers}${rt.tensorSplit ? ` -ts ${rt.tensorSplit.join(',')}` : ''})` : ''}`;
+  lines.push(
+    `  prefill ${seconds(r.prefillSeconds!)}   decode ${r.decodeTokensPerSecond!.toFixed(1)} tokens/s (${seconds(rt.decodeStepSeconds)} per step)   context ${rt.contextCells} tokens${placement}`,
+  );
+  lines.push('', 'Memory per device   (█ weights ▓ KV cache ▒ compute · free)');
+  const name = Math.max(...devices.map((d) => d.name.length));
+  for (const d of devices) {
+    const m = d.memory;
+    const cap = d.capacity;
+    const over = cap !== null && m.total > cap ? `  OVER by ${((m.total - cap) / GiB).toFixed(2)} GiB` : '';
+    const layers = `layers ${d.layers || '-'}${d.output ? ' +out' : ''}`;
+    lines.push(
+      `  ${d.name.padEnd(name)} ${layers.padEnd(18)} ${deviceBar(d, 40)} ${(m.total / GiB).toFixed(2).padStart(6)} / ${cap === null ? '  ?  ' : (cap / GiB).toFixed(1)} GiB` +
+        `  (w ${(m.weights / GiB).toFixed(2)}, kv ${(m.kvCache / GiB).toFixed(2)}, c ${(m.compute / GiB).toFixed(2)})${over}`,
+    );
+  }
+  for (const n of rt.notes) lines.push(`note: ${n}`);
+  for (const p of rt.problems) lines.push(`${p.severity}: ${p.message}`);
+  if (rt.fix) lines.push(`quick fix: ${rt.fix.title}`);
+  for (const s of rt.suggestions) lines.push(`suggestion: ${s.title}`);
+  return lines.join('\n') + '\n';
+}
+
 /** The terminal report of `layerplan estimate`. */
 export function formatEstimate(file: string, r: CostReport): string {
+  if (r.runtime && r.devices) return formatDevices(file, r);
   const lines: string[] = [];
   lines.push(`${file}: ${r.mode} on ${r.gpus} × ${r.gpu}, ${formatCount(r.parameters)} parameters`);
   if (r.mode === 'training') {

@@ -1,4 +1,5 @@
 import type { CostReport } from '../cost/estimate';
+import type { Plan } from '../plan/plan';
 import { GiB, formatSeconds as secs } from '../units';
 import { CHART_CSS, MEMORY_PARTS, ganttSvg, memorySvg } from './charts';
 
@@ -42,6 +43,56 @@ function rows(r: CostReport): { summary: [string, string][]; stages: string[][];
   return { summary, stages, comm };
 }
 
+/** What the plan asks for, as the report's reader needs it: cluster, batch, parallel degrees, ZeRO, precision and its rules. */
+function planRows(p: Plan): { settings: [string, string][]; rules: string[][] } {
+  const settings: [string, string][] = [];
+  const c = p.cluster;
+  if (c) settings.push(['cluster', `${c.nodes ?? 1} node(s) × ${c.gpusPerNode ?? '(catalog)'} GPU(s) of ${c.gpu}`]);
+  if (p.training) {
+    const t = p.training;
+    settings.push(
+      ['global batch', String(t.globalBatch)],
+      ['micro-batch', String(t.microBatch)],
+      ['sequence length', String(t.seqLen ?? '(default)')],
+      ['dtype', t.dtype ?? 'bf16'],
+      ['recompute', t.recompute ?? 'none'],
+    );
+    if (t.optimizer) settings.push(['optimizer', t.optimizer]);
+    if (t.framework) settings.push(['framework', t.framework]);
+  }
+  if (p.inference) {
+    const i = p.inference;
+    settings.push(
+      ['batch', String(i.batch)],
+      ['prompt length', String(i.promptLen)],
+      ['generated tokens', String(i.genLen)],
+    );
+  }
+  const par = p.parallel ?? {};
+  settings.push(
+    [
+      'parallel degrees',
+      `data ${par.data ?? 1} × tensor ${par.tensor ?? 1} × pipeline ${par.pipeline ?? 1}` +
+        (par.context && par.context > 1 ? ` × context ${par.context}` : '') +
+        (par.expert && par.expert > 1 ? `, expert ${par.expert}` : ''),
+    ],
+    [
+      'schedule',
+      `${par.schedule ?? '1f1b'}${par.schedule === 'interleaved' ? ` (${par.virtualStages ?? 2} chunks)` : ''}`,
+    ],
+    ['sequence parallel', par.sequenceParallel ? 'on' : 'off'],
+    ['ZeRO stage', String(par.zero ?? 0)],
+  );
+  if (par.distributedOptimizer) settings.push(['distributed optimizer', 'on']);
+  if (p.stages) settings.push(['stages', p.stages.map((s) => s.layers).join(' | ')]);
+  const prec = p.precision;
+  settings.push(['precision', prec?.default ?? 'bf16']);
+  if (prec?.activations?.format) settings.push(['activations', prec.activations.format]);
+  if (prec?.errorBudgetDb !== undefined) settings.push(['error budget', `${prec.errorBudgetDb} dB output SQNR`]);
+  const rules = (prec?.rules ?? []).map((r, i) => [String(i), r.match, r.format]);
+  return { settings, rules };
+}
+
 function inferenceRows(r: CostReport): string[][] {
   const i = r.inference!;
   return [
@@ -66,15 +117,20 @@ const STAGE_HEAD = [
   'idle',
 ];
 
-export function planReportHtml(title: string, r: CostReport): string {
+export function planReportHtml(title: string, r: CostReport, plan?: Plan): string {
   const { summary, stages, comm } = rows(r);
   const table = (head: string[], body: string[][]) =>
     `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${body.map((row) => `<tr>${row.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
+  const p = plan ? planRows(plan) : undefined;
+  const planSection = p
+    ? `<h2>Plan</h2>${table(['', ''], p.settings)}${p.rules.length ? `<h3>Precision rules (the last match wins)</h3>${table(['#', 'match', 'format'], p.rules)}` : ''}`
+    : '';
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="UTF-8"><title>${esc(title)} — Layerplan report</title>
 <style>body { font: 14px system-ui, sans-serif; margin: 24px; color: #222; } table { border-collapse: collapse; margin: 8px 0 16px; } td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; } th { background: #f3f3f3; } .chart { max-width: 640px; display: block; }${CHART_CSS}</style></head>
 <body><h1>${esc(title)}</h1>
 ${table(['', ''], summary)}
+${planSection}
 <h2>Memory per GPU, by stage</h2>${memorySvg(r)}
 ${r.inference ? `<h2>Inference</h2>${table(['', ''], inferenceRows(r))}` : `<h2>Pipeline schedule</h2>${ganttSvg(r)}`}
 <h2>Stages</h2>${table(STAGE_HEAD, stages)}
@@ -89,6 +145,7 @@ export function planReportMarkdown(
   title: string,
   r: CostReport,
   base: string,
+  plan?: Plan,
 ): { markdown: string; files: Record<string, string> } {
   const { summary, stages, comm } = rows(r);
   const table = (head: string[], body: string[][]) =>
@@ -97,12 +154,16 @@ export function planReportMarkdown(
       `|${head.map(() => ' --- ').join('|')}|`,
       ...body.map((row) => `| ${row.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`),
     ].join('\n');
+  const p = plan ? planRows(plan) : undefined;
+  const planSection = p
+    ? `## Plan\n\n${table(['', ''], p.settings)}\n${p.rules.length ? `\n### Precision rules (the last match wins)\n\n${table(['#', 'match', 'format'], p.rules)}\n` : ''}\n`
+    : '';
   const style = (svg: string) => svg.replace('>', `><style>${CHART_CSS}</style>`);
   const markdown = `# ${title}
 
 ${table(['', ''], summary)}
 
-## Memory per GPU, by stage
+${planSection}## Memory per GPU, by stage
 
 ![memory per GPU](${base}-memory.svg)
 

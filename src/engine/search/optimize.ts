@@ -1,7 +1,7 @@
 import { OUTPUT_ERROR } from '../check/precision';
 import { estimate, rangeText, trainingLayerFigures, type CostReport } from '../cost/estimate';
 import { allGatherSeconds, reduceScatterSeconds } from '../cost/comm';
-import { resolveSetup } from '../cost/context';
+import { resolveSetup } from '../cost/resolve';
 import { runSettings } from '../cost/profiles';
 import { peakInFlight } from '../cost/schedule';
 import type { Workload } from '../cost/workload';
@@ -168,6 +168,11 @@ interface Evaluated {
 
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
 const GiB = 2 ** 30;
+/**
+ * The search's own estimates: no timeline, and degrees that need not use the plan's cluster (probes run one
+ * layer per stage on one data replica; the current plan may be off its GPU count, the search sets the degrees).
+ */
+const PROBE = { timeline: false, allowGpuCountMismatch: true } as const;
 
 export function optimize(base: Plan, workload: Workload, options: OptimizeOptions = {}): SearchResult {
   const now = options.now ?? (() => Date.now());
@@ -420,7 +425,7 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
 
 function safeEstimate(plan: Plan, workload: Workload, file: string): CostReport | undefined {
   try {
-    return estimate(plan, workload, file, { timeline: false });
+    return estimate(plan, workload, file, PROBE);
   } catch {
     return undefined;
   }
@@ -440,7 +445,7 @@ function capabilities(
     p.parallel = { data: 2, tensor: 1, pipeline: 1, ...par };
     p.training = { ...base.training!, globalBatch: 2, microBatch: 1 };
     delete p.stages;
-    const r = estimate(p, workload, file, { timeline: false });
+    const r = estimate(p, workload, file, PROBE);
     return JSON.stringify([r.iterationSeconds, r.gpus, r.stages.map((s) => s.memory)]);
   };
   const plain = probe({});
@@ -495,7 +500,7 @@ function probe(plan: Plan, workload: Workload, c: Config, graph: boolean, file: 
     p.training = { ...p.training, globalBatch: c.microBatch, microBatch: c.microBatch, recompute: c.recompute };
   } else p.parallel.data = c.data;
   p.stages = [{ layers: '' }, ...units.map((layers) => ({ layers })), { layers: '' }];
-  const r = estimate(p, w, file, { timeline: false });
+  const r = estimate(p, w, file, PROBE);
   type Stage = CostReport['stages'][number];
   const fields: Record<Field, (s: Stage) => number> = {
     time: (s) => (p.training ? s.forwardSeconds + s.backwardSeconds : s.computeSeconds),
@@ -817,7 +822,7 @@ function evaluate(
   }
   const full = clone(base);
   setPlanPaths(full, edits);
-  const report = estimate(full, workload, file, { timeline: false });
+  const report = estimate(full, workload, file, PROBE);
   const peak = peakOf(report);
   return {
     config: s.config,

@@ -9,7 +9,9 @@ import { format } from 'util';
 
 /** Entry point VS Code's extension host calls with extensionTestsPath: runs every *.itest.js here under mocha. */
 export function run(): Promise<void> {
-  const mocha = new Mocha({ ui: 'bdd', timeout: 60000, color: false, reporter: 'spec' });
+  // LAYERPLAN_GREP: run only the tests whose title matches (while working on them; npm test runs all).
+  const grep = process.env.LAYERPLAN_GREP;
+  const mocha = new Mocha({ ui: 'bdd', timeout: 60000, color: false, reporter: 'spec', ...(grep ? { grep } : {}) });
   for (const f of fs.readdirSync(__dirname)) if (f.endsWith('.itest.js')) mocha.addFile(path.join(__dirname, f));
   return new Promise((resolve, reject) => {
     const runner = mocha.run((failures) => {
