@@ -4,6 +4,7 @@ import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-label/index.js';
 import { balancedSplit, rangeText, type CostReport } from '../src/engine/cost/estimate';
+import { DEFAULT_FRAMEWORK, PROFILES } from '../src/engine/cost/profiles';
 import { ganttSvg, memorySvg } from '../src/engine/report/charts';
 import { formatCount, formatGiB as fmtBytes, formatSeconds as fmtS } from '../src/engine/units';
 import { coverPattern, globMatch } from '../src/engine/glob';
@@ -707,6 +708,19 @@ export class Planner {
       add('Micro-batch', ['training', 'microBatch'], p.training.microBatch);
       add('Sequence length', ['training', 'seqLen'], p.training.seqLen);
       add('Recompute', ['training', 'recompute'], p.training.recompute ?? 'none', ['none', 'selective', 'full'], false);
+      // The software profile: its defaults (overlaps, attention kernel, sharding) and calibrated efficiency.
+      const framework = p.training.framework ?? DEFAULT_FRAMEWORK;
+      add('Framework', ['training', 'framework'], framework, Object.keys(PROFILES), false);
+      add('Precision', ['training', 'dtype'], p.training.dtype ?? 'bf16', ['bf16', 'fp16', 'fp8', 'fp32'], false);
+      if (p.training.dtype === 'fp8') {
+        add(
+          'fp8 scaling',
+          ['training', 'fp8Recipe'],
+          p.training.fp8Recipe ?? 'delayed',
+          ['delayed', 'current', 'blockwise'],
+          false,
+        );
+      }
     } else if (p.inference) {
       heading('Inference');
       add('Batch', ['inference', 'batch'], p.inference.batch);
@@ -735,6 +749,10 @@ export class Planner {
     add('Data parallel', ['parallel', 'data'], p.parallel?.data ?? 1);
     add('Tensor parallel', ['parallel', 'tensor'], p.parallel?.tensor ?? 1);
     add('Pipeline stages', ['parallel', 'pipeline'], p.parallel?.pipeline ?? 1);
+    if (p.training) {
+      add('Context parallel', ['parallel', 'context'], p.parallel?.context ?? 1);
+      add('Expert parallel (MoE)', ['parallel', 'expert'], p.parallel?.expert ?? 1);
+    }
     add('Schedule', ['parallel', 'schedule'], p.parallel?.schedule ?? '1f1b', ['1f1b', 'gpipe', 'interleaved'], false);
     if (p.parallel?.schedule === 'interleaved') {
       add('Virtual stages per GPU', ['parallel', 'virtualStages'], p.parallel?.virtualStages ?? 2);
@@ -746,7 +764,17 @@ export class Planner {
       ['false', 'true'],
       false,
     );
-    add('ZeRO stage', ['parallel', 'zero'], String(p.parallel?.zero ?? 0), ['0', '1', '2', '3'], true);
+    const profile = p.training ? PROFILES[p.training.framework ?? DEFAULT_FRAMEWORK] : undefined;
+    add('ZeRO stage', ['parallel', 'zero'], String(p.parallel?.zero ?? profile?.zero ?? 0), ['0', '1', '2', '3'], true);
+    if (profile) {
+      add(
+        'Distributed optimizer',
+        ['parallel', 'distributedOptimizer'],
+        String(p.parallel?.distributedOptimizer ?? profile.distributedOptimizer),
+        ['false', 'true'],
+        false,
+      );
+    }
     heading('Precision');
     add('Error budget (min SQNR, dB)', ['precision', 'errorBudgetDb'], p.precision?.errorBudgetDb);
 
@@ -975,7 +1003,9 @@ export class Planner {
       const peak = Math.max(...r.stages.map((s) => s.memory.total));
       const cap = r.stages[0]?.capacity ?? 1;
       summary.textContent =
-        `${fmtBytes(peak)} / ${fmtBytes(cap)} per GPU · ${fmtS(r.iterationSeconds)}/step · MFU ${(r.mfu * 100).toFixed(1)}% · bubble ${(r.bubbleFraction * 100).toFixed(1)}% · ${r.gpus} × ${r.gpu}` +
+        `${fmtBytes(peak)} / ${fmtBytes(cap)} per GPU · ${fmtS(r.iterationSeconds)}/step · MFU ${(r.mfu * 100).toFixed(1)}%` +
+        (r.hfu !== undefined && r.hfu !== r.mfu ? ` · HFU ${(r.hfu * 100).toFixed(1)}%` : '') +
+        ` · bubble ${(r.bubbleFraction * 100).toFixed(1)}% · ${r.gpus} × ${r.gpu}` +
         (this.errors?.outputSqnrDb != null
           ? ` · output SQNR ≈ ${this.errors.outputSqnrDb.toFixed(1)} dB` +
             (this.errors.errorModel === 'calibrated' && this.errors.firstOrderSqnrDb != null

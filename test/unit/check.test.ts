@@ -115,6 +115,83 @@ describe('layerplan check', () => {
     assert.match(diagnostics[0].message, /unknown GPU 'b300' \(did you mean 'b200'\?\)/);
     assert.deepStrictEqual(diagnostics[0].range, rangeOf(text, '"gpu": "b300"'));
   });
+  it('plan: context and expert parallelism, framework and fp8, each at its field', () => {
+    const check = (plan: unknown) => {
+      const text = JSON.stringify(plan, null, 2);
+      const file = path.join(tmp, `sw${Math.random().toString(36).slice(2)}.plan.json`);
+      fs.writeFileSync(file, text);
+      const r = spawnSync(process.execPath, [CLI, 'check', file, '--json'], { encoding: 'utf8' });
+      return { text, diagnostics: JSON.parse(r.stdout).diagnostics as Issue[] };
+    };
+    const moe = {
+      arch: 'llama',
+      layers: 4,
+      hidden: 1024,
+      heads: 16,
+      kvHeads: 4,
+      vocab: 32000,
+      experts: 8,
+      expertsPerToken: 2,
+    };
+    const base = {
+      model: moe,
+      cluster: { gpu: 'h100-sxm', gpusPerNode: 8, nodes: 1 },
+      training: { globalBatch: 16, microBatch: 1, seqLen: 4096, dtype: 'fp8', fp8Recipe: 'current' },
+      parallel: { data: 4, context: 2, expert: 4 },
+    };
+    // A consistent plan: MoE with EP 4 over DP 4 x CP 2, fp8 on H100, CP 2 splits 4096 tokens into 4 chunks.
+    assert.deepStrictEqual(check(base).diagnostics, []);
+    const cases: [string, unknown, RegExp, string][] = [
+      [
+        'fp8 on a GPU without fp8 tensor cores',
+        { ...base, cluster: { ...base.cluster, gpu: 'a100-80gb' } },
+        /training\.dtype: fp8 needs fp8 tensor cores .* a100-80gb has none/,
+        '"dtype": "fp8"',
+      ],
+      [
+        'a scaling recipe without fp8',
+        { ...base, training: { ...base.training, dtype: 'bf16' } },
+        /training\.fp8Recipe: has no effect unless training\.dtype is "fp8"/,
+        '"fp8Recipe": "current"',
+      ],
+      [
+        'a context degree that cannot balance the causal mask',
+        { ...base, training: { ...base.training, seqLen: 4094 } },
+        /parallel\.context: the sequence \(4094 tokens\) must split into 2 × context = 4 equal chunks/,
+        '"context": 2',
+      ],
+      [
+        'context parallelism on a framework without it',
+        { ...base, training: { ...base.training, dtype: 'bf16', fp8Recipe: undefined, framework: 'fsdp' } },
+        /parallel\.context: framework 'fsdp': plain PyTorch FSDP has no context parallelism/,
+        '"context": 2',
+      ],
+      [
+        'an expert degree that does not divide the experts',
+        { ...base, model: { ...moe, experts: 6 } },
+        /parallel\.expert: 4 does not divide the experts \(6\)/,
+        '"expert": 4',
+      ],
+      [
+        'expert parallelism on a dense model',
+        { ...base, model: { ...moe, experts: undefined, expertsPerToken: undefined } },
+        /parallel\.expert: 4, but the model has no experts/,
+        '"expert": 4',
+      ],
+      [
+        'an unknown framework',
+        { ...base, training: { ...base.training, framework: 'megatron' } },
+        /training\.framework: 'megatron' is not one of megatron-lm-2021, megatron-core, nemo, deepspeed, fsdp, torchtitan/,
+        '"framework": "megatron"',
+      ],
+    ];
+    for (const [what, plan, pattern, at] of cases) {
+      const { text, diagnostics } = check(plan);
+      const hit = diagnostics.find((d) => pattern.test(d.message));
+      assert.ok(hit, `${what}: ${JSON.stringify(diagnostics.map((d) => d.message))}`);
+      assert.deepStrictEqual(hit.range, rangeOf(text, at), what);
+    }
+  });
 });
 
 describe('the plan JSON Schema (contributed to VS Code for completion and hover)', () => {

@@ -170,6 +170,8 @@ describe('Megatron-LM launch scripts as plans (core_v0.19.0 rules, at the flag)'
     assert.deepStrictEqual(errors(ok.issues), []);
     const sp = only(ok.issues, /--sequence-parallel has no effect/);
     assert.deepStrictEqual(sp.range, rangeOf(text, '--sequence-parallel'));
+    // The overlaps as the script sets them (--overlap-param-gather, no --tp-comm-overlap): the default
+    // Megatron-Core profile would otherwise assume both.
     assert.deepStrictEqual(ok.plan!.parallel, {
       data: 8,
       tensor: 1,
@@ -179,6 +181,8 @@ describe('Megatron-LM launch scripts as plans (core_v0.19.0 rules, at the flag)'
       sequenceParallel: false,
       zero: 1,
       distributedOptimizer: true,
+      overlapParamGather: true,
+      tpCommOverlap: false,
     });
     const m = ok.plan!.model as ArchSpec;
     assert.deepStrictEqual(
@@ -720,6 +724,58 @@ describe('round trip: plan → export → import → plan, the same estimate', (
       });
     }
   }
+  it('megatron: head size, expert tensor degree and the overlaps as flags, and back (header removed)', () => {
+    const moe: Plan = {
+      model: {
+        arch: 'llama',
+        layers: 8,
+        hidden: 2048,
+        heads: 16,
+        kvHeads: 4,
+        headDim: 192,
+        ffn: 5632,
+        vocab: 32000,
+        experts: 8,
+        expertsPerToken: 2,
+      },
+      cluster: cluster('h100-sxm', 1),
+      training: { globalBatch: 32, microBatch: 1, seqLen: 2048, dtype: 'bf16', framework: 'megatron-core' },
+      parallel: { data: 2, tensor: 2, pipeline: 2, expert: 2, expertTensor: 1, sequenceParallel: true },
+    };
+    for (const [tpCommOverlap, overlapParamGather] of [
+      [true, false],
+      [false, true],
+    ]) {
+      const plan: Plan = { ...moe, parallel: { ...moe.parallel, tpCommOverlap, overlapParamGather } };
+      const r = exported(plan, 'megatron');
+      const argv = bashArgv(r.files[Object.keys(r.files)[0]]);
+      const py = python('megatron', argv.slice(argv.indexOf('pretrain_gpt.py') + 1));
+      assert.ok(py.ok, py.error);
+      const flag = (f: string) => argv.includes(f);
+      assert.strictEqual(argv[argv.indexOf('--kv-channels') + 1], '192');
+      assert.strictEqual(argv[argv.indexOf('--expert-tensor-parallel-size') + 1], '1');
+      assert.deepStrictEqual(
+        [flag('--tp-comm-overlap'), flag('--overlap-param-gather')],
+        [tpCommOverlap, overlapParamGather],
+      );
+      const imp = reimport('megatron', r.files, true);
+      assert.deepStrictEqual(errors(imp.issues), []);
+      const m = imp.plan!.model as ArchSpec;
+      assert.deepStrictEqual([m.headDim, m.experts], [192, 8]);
+      const par = imp.plan!.parallel!;
+      assert.deepStrictEqual(
+        [par.expertTensor, par.tpCommOverlap, par.overlapParamGather],
+        [1, tpCommOverlap, overlapParamGather],
+      );
+      const workload = archWorkload(m);
+      completeImport(imp, '', workload);
+      assert.deepStrictEqual(
+        figures(estimate(imp.plan!, workload)),
+        figures(estimate(plan, archWorkload(plan.model as ArchSpec))),
+      );
+    }
+  });
+
   it('megatron and torchtitan carry an architecture in their own words (the header removed)', () => {
     for (const to of ['megatron', 'torchtitan'] as const) {
       const plan: Plan = {
@@ -804,7 +860,10 @@ describe('what each framework cannot express is said in the notes', () => {
     for (const to of ['megatron', 'deepspeed'] as const) assert.match(notes(to, c), /per-layer precision rules/);
     const uneven = byName('uneven').plan;
     assert.match(notes('deepspeed', uneven), /uneven stages/);
-    assert.match(notes('megatron', { ...uneven, stages: undefined }), /the layout gives each stage the layers/);
+    // 29 layers in 4 stages: neither Megatron's plain split nor its account-for-embedding/loss split (which is the
+    // default Megatron-Core profile's own for 30 layers) holds them, so the export writes a layout.
+    const odd: Plan = { ...uneven, model: { ...llama8b, layers: 29 }, stages: undefined };
+    assert.match(notes('megatron', odd), /the layout gives each stage the layers/);
     assert.match(notes('deepspeed', byName('fp8 with current').plan), /fp8 is not a DeepSpeed config option/);
     const fp16 = byName('data parallel ZeRO-1').plan;
     const selective: Plan = { ...fp16, training: { ...fp16.training!, recompute: 'selective' } };

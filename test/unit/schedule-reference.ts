@@ -30,6 +30,8 @@ export interface ScheduleResult {
   comm: number[];
   /** Most micro-batch chunks whose forward ran and whose backward had not finished, per stage. */
   peakInFlight: number[];
+  /** Each stage's end of its last backward (from the events). */
+  stageEnds: number[];
   bubbleFraction: number;
 }
 
@@ -156,5 +158,7 @@ export function simulate(schedule: Schedule, stages: StageTimes[], m: number, v 
   const makespan = Math.max(...free);
   const idle = busy.map((b) => makespan - b);
   const bubbleFraction = makespan > 0 ? idle.reduce((a, b) => a + b, 0) / (p * makespan) : 0;
-  return { makespan, events, busy, idle, comm, peakInFlight, bubbleFraction };
+  const stageEnds = new Array<number>(p).fill(0);
+  for (const e of events) if (e.pass === 'backward') stageEnds[e.stage] = Math.max(stageEnds[e.stage], e.end);
+  return { makespan, events, busy, idle, comm, peakInFlight, stageEnds, bubbleFraction };
 }

@@ -43,3 +43,23 @@ export function p2pSeconds(bytes: number, link: Link): number {
   if (bytes <= 0) return 0;
   return bytes / (link.bandwidthGBps * 1e9 * link.efficiency) + link.latencyUs * 1e-6;
 }
+
+/**
+ * All-to-all (expert-parallel dispatch / combine): each GPU sends `bytes` in total, an equal share to
+ * every member. Shares to peers in the node cross NVLink, the rest this GPU's NIC; the two run at once.
+ */
+export function allToAllSeconds(bytes: number, g: GroupTopology): number {
+  if (g.size <= 1 || bytes <= 0) return 0;
+  const share = bytes / g.size;
+  const intraPeers = Math.min(g.perNode, g.size) - 1;
+  const interPeers = g.size - 1 - intraPeers;
+  const intra = (intraPeers * share) / (g.intra.bandwidthGBps * 1e9 * g.intra.efficiency);
+  const inter = (interPeers * share) / (g.inter.bandwidthGBps * 1e9 * g.inter.efficiency);
+  const latency = (interPeers > 0 ? g.inter.latencyUs : g.intra.latencyUs) * 1e-6;
+  return Math.max(intra, inter) + latency;
+}
+
+/** The link a group's neighbours talk over: NVLink when the whole group is inside a node, else the network. */
+export function groupLink(g: GroupTopology): GroupTopology['intra'] {
+  return g.perNode >= g.size ? g.intra : g.inter;
+}

@@ -26,6 +26,8 @@ export interface Gemm {
   /** Bytes per element of the operands (2 for bf16, 1 for fp8, fractional for packed int4 weights). */
   bytesA: number;
   bytesB: number;
+  /** A weight GEMM (a linear layer): fp8 training runs these in fp8; attention cores and the output layer stay bf16. */
+  linear?: boolean;
 }
 
 export function gemmFlops(g: Gemm): number {
@@ -47,9 +49,14 @@ export function peakFlops(gpu: GpuSpec, dtype: ComputeDtype): number {
   return t * 1e12;
 }
 
-/** Seconds for one GEMM on one GPU. */
-export function gemmSeconds(g: Gemm, gpu: GpuSpec, dtype: ComputeDtype): number {
-  const compute = gemmFlops(g) / (peakFlops(gpu, dtype) * gpu.gemmEfficiency * gemmShapeEfficiency(g, gpu.sms));
+/** The best-shape matmul throughput of a GPU in a dtype, as a fraction of its dense peak (catalog, MAMF). */
+export function matmulCeiling(gpu: GpuSpec, dtype: ComputeDtype): number {
+  return gpu.matmulCeiling?.[dtype] ?? gpu.gemmEfficiency;
+}
+
+/** Seconds for one GEMM on one GPU; `efficiency` is the fraction of the peak a large, well-shaped GEMM reaches. */
+export function gemmSeconds(g: Gemm, gpu: GpuSpec, dtype: ComputeDtype, efficiency = gpu.gemmEfficiency): number {
+  const compute = gemmFlops(g) / (peakFlops(gpu, dtype) * efficiency * gemmShapeEfficiency(g, gpu.sms));
   const bytes = g.batch * (g.m * g.k * g.bytesA + g.k * g.n * g.bytesB + g.m * g.n * 2);
   const memory = bytes / (gpu.hbmGBps * 1e9 * gpu.hbmEfficiency);
   return Math.max(compute, memory) + KERNEL_OVERHEAD_S;

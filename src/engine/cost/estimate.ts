@@ -1,182 +1,40 @@
-import type { ComputeDtype, Link } from '../hardware/catalog';
-import { globMatch } from '../glob';
 import { InputError } from '../errors';
-import { parseLayerRange, type Fix, type Plan } from '../plan/plan';
-import { parseFormat } from '../quant/formats';
-import { allGatherSeconds, allReduceSeconds, p2pSeconds, type GroupTopology } from './comm';
-import { gemmFlops, gemmSeconds, memorySeconds, peakFlops } from './compute';
-import { simulateBounded, type StageTimes } from './schedule';
-import { blockPosition, type CostLayer, type LayerWork, type WorkContext, type Workload } from './workload';
-import { usesDevices } from './inference-devices';
+import type { ComputeDtype } from '../hardware/catalog';
+import type { Plan } from '../plan/plan';
+import { allGatherSeconds, allReduceSeconds, p2pSeconds, reduceScatterSeconds } from './comm';
+import { gemmFlops, memorySeconds, peakFlops } from './compute';
+import { bytesOfDtype, computeDtype, estimateContext, layerFormat, type EstimateContext } from './context';
 import { estimateInference, onDevices, withDevices } from './inference';
-import type { CostReport, MemoryBreakdown, StageReport } from './report';
-import { overCapacity, parametersPerGpu, rangeText, resolve } from './resolve';
+import { usesDevices } from './inference-devices';
+import {
+  forwardTime,
+  trainingLayerTime,
+  type KernelModel,
+  type LayerGroups,
+  type LayerTime,
+  type Recompute,
+} from './layer-time';
+import { runSettings, type ProfileOverrides, type RunSettings } from './profiles';
+import type { CommReport, CostReport, MemoryBreakdown, StageReport } from './report';
+import { overCapacity, parametersPerGpu } from './resolve';
+import { simulateBounded, type ScheduleResult, type StageTimes } from './schedule';
+import { assignLayers, rangeText } from './stages';
+import { blockPosition, type CostLayer, type LayerWork, type WorkContext, type Workload } from './workload';
 
 export type { CommReport, CostReport, MemoryBreakdown, StageReport } from './report';
-export { rangeText } from './resolve';
-
-/** Checks a plan against its model: degrees that must divide heads / hidden, stage coverage. Returns [path, message] pairs. */
-export function modelChecks(plan: Plan, workload: Workload): [(string | number)[], string][] {
-  const out: [(string | number)[], string][] = [];
-  const par = plan.parallel ?? {};
-  const tp = par.tensor ?? 1;
-  const pp = par.pipeline ?? 1;
-  const a = workload.arch;
-  if (a && tp > 1) {
-    if (a.heads % tp !== 0) {
-      out.push([['parallel', 'tensor'], `parallel.tensor: ${tp} does not divide the attention heads (${a.heads})`]);
-    } else if (a.kvHeads % tp !== 0 && tp % a.kvHeads !== 0) {
-      out.push([['parallel', 'tensor'], `parallel.tensor: ${tp} does not divide the key/value heads (${a.kvHeads})`]);
-    }
-    if (a.hidden % tp !== 0) {
-      out.push([['parallel', 'tensor'], `parallel.tensor: ${tp} does not divide hidden (${a.hidden})`]);
-    }
-    if (a.ffn % tp !== 0) {
-      out.push([['parallel', 'tensor'], `parallel.tensor: ${tp} does not divide the MLP width (${a.ffn})`]);
-    }
-  }
-  const blocks = workload.blockIndices.length;
-  const v = par.schedule === 'interleaved' ? Math.max(1, par.virtualStages ?? 2) : 1;
-  if (pp * v > blocks) {
-    out.push([
-      ['parallel', 'pipeline'],
-      `parallel.pipeline: ${pp} stages${v > 1 ? ` × ${v} chunks` : ''} for ${blocks} layers leaves stages empty`,
-    ]);
-  }
-  if (plan.stages) {
-    const seen = new Map<number, number>();
-    plan.stages.forEach((s, i) => {
-      for (const l of parseLayerRange(s.layers) ?? []) {
-        if (l >= blocks) {
-          out.push([
-            ['stages', i, 'layers'],
-            `stages[${i}].layers: layer ${l} does not exist (the model has ${blocks} layers, 0-${blocks - 1})`,
-          ]);
-        } else if (seen.has(l)) {
-          out.push([
-            ['stages', i, 'layers'],
-            `stages[${i}].layers: layer ${l} is already assigned to stage ${seen.get(l)}`,
-          ]);
-        } else seen.set(l, i);
-      }
-    });
-    const missing = [...Array(blocks).keys()].filter((l) => !seen.has(l));
-    if (missing.length) out.push([['stages'], `stages: layers ${rangeText(missing)} are not assigned to any stage`]);
-  }
-  return out;
-}
-
-/** The quick fix for stage problems: the blocks split into `parallel.pipeline` contiguous stages of even parameter counts. */
-export function rebalanceFix(plan: Plan, workload: Workload): Fix | undefined {
-  const parts = plan.parallel?.pipeline ?? 1;
-  const weights = workload.blockIndices.map((i) => Math.max(1, workload.layers[i].parameters));
-  if (parts < 1 || parts > weights.length) return undefined;
-  const stages = balancedSplit(weights, parts).map(([a, b]) => ({
-    layers: rangeText(Array.from({ length: b - a }, (_, i) => a + i)),
-  }));
-  return {
-    title: `Rebalance stages evenly (${stages.map((s) => s.layers).join(' | ')})`,
-    edits: [{ path: ['stages'], value: stages }],
-  };
-}
+export { layerFormat } from './context';
+export { balancedSplit, modelChecks, rangeText, rebalanceFix } from './stages';
 
 /**
- * Splits `weights` into `parts` contiguous groups minimizing the heaviest group (binary search on
- * the bound with a greedy fill). Returns each group's [from, to) indices.
+ * The estimate of a plan: memory per GPU, step time, communication and the pipeline's idle time.
+ *
+ * Training runs in phases around one context (EstimateContext + TrainingContext) and one per-layer
+ * time function (layer-time.ts): assign layers to stages → each stage's forward / backward per
+ * micro-batch (with FSDP's per-micro-batch gathers) → the pipeline schedule's event simulation →
+ * memory, data-parallel sync and optimizer per stage → FLOPs and utilization. Inference plans go
+ * to inference.ts.
  */
-export function balancedSplit(weights: number[], parts: number): [number, number][] {
-  const fits = (bound: number) => {
-    let groups = 1;
-    let sum = 0;
-    for (const w of weights) {
-      if (w > bound) return false;
-      if (sum + w > bound) {
-        groups++;
-        sum = 0;
-      }
-      sum += w;
-    }
-    return groups <= parts;
-  };
-  let lo = Math.max(0, ...weights);
-  let hi = weights.reduce((a, b) => a + b, 0);
-  for (let i = 0; i < 60 && hi - lo > 1e-12 * hi; i++) {
-    const mid = (lo + hi) / 2;
-    if (fits(mid)) hi = mid;
-    else lo = mid;
-  }
-  const out: [number, number][] = [];
-  let start = 0;
-  let sum = 0;
-  for (let i = 0; i < weights.length; i++) {
-    // Leave at least one item for each remaining group.
-    const remainingGroups = parts - out.length - 1;
-    if (i > start && (sum + weights[i] > hi || weights.length - i <= remainingGroups - 0) && out.length < parts - 1) {
-      out.push([start, i]);
-      start = i;
-      sum = 0;
-    }
-    sum += weights[i];
-  }
-  out.push([start, weights.length]);
-  while (out.length < parts) out.push([weights.length, weights.length]);
-  return out;
-}
-
-/** Which layers each (stage, chunk) runs: embedding on the first, head and final norm on the last. */
-function assignLayers(plan: Plan, w: Workload, pp: number, v: number, cost?: (layer: number) => number): number[][][] {
-  const blocks = w.blockIndices;
-  const chunks: number[][][] = Array.from({ length: pp }, () => Array.from({ length: v }, () => []));
-  if (plan.stages && v === 1) {
-    plan.stages.forEach((s, i) => {
-      for (const l of parseLayerRange(s.layers) ?? []) if (l < blocks.length) chunks[i][0].push(blocks[l]);
-    });
-  } else if (cost && !w.arch) {
-    // Graph models: layers differ, so balance the stages by their estimated time.
-    const groups = balancedSplit(blocks.map(cost), pp * v);
-    groups.forEach(([from, to], k) => {
-      for (let i = from; i < to; i++) chunks[k % pp][Math.floor(k / pp)].push(blocks[i]);
-    });
-  } else {
-    const parts = pp * v;
-    for (let k = 0; k < parts; k++) {
-      const stage = k % pp;
-      const chunk = Math.floor(k / pp);
-      const from = Math.floor((k * blocks.length) / parts);
-      const to = Math.floor(((k + 1) * blocks.length) / parts);
-      for (let i = from; i < to; i++) chunks[stage][chunk].push(blocks[i]);
-    }
-  }
-  const inBlocks = new Set(blocks);
-  const firstBlock = blocks.length ? blocks[0] : w.layers.length;
-  w.layers.forEach((_, i) => {
-    if (inBlocks.has(i)) return;
-    if (i < firstBlock) chunks[0][0].unshift(i);
-    else chunks[pp - 1][v - 1].push(i);
-  });
-  for (const st of chunks) for (const c of st) c.sort((a, b) => a - b);
-  return chunks;
-}
-
-function bytesOfDtype(dtype: string): number {
-  return dtype === 'fp32' ? 4 : dtype === 'fp8' ? 1 : 2;
-}
-
-function computeDtype(dtype: string): ComputeDtype {
-  return dtype === 'fp32' ? 'tf32' : dtype === 'fp8' ? 'fp8' : dtype === 'fp16' ? 'fp16' : 'bf16';
-}
-
-/** The precision format of a layer: the last matching rule (by layer name or any of its tensors), else the default. */
-export function layerFormat(plan: Plan, layer: CostLayer): string | undefined {
-  const rules = plan.precision?.rules ?? [];
-  let fmt = plan.precision?.default;
-  for (const r of rules) {
-    if (globMatch(r.match, layer.name) || layer.tensors.some((t) => globMatch(r.match, t))) fmt = r.format;
-  }
-  return fmt;
-}
-
-/** What a caller may leave out or allow: the optimizer estimates thousands of plans and reads no timeline. */
+/** What a caller may change of an estimate's work or allow: the optimizer estimates thousands of plans and reads no timeline. */
 export interface EstimateOptions {
   /**
    * Estimate although the parallel degrees do not use exactly the cluster's GPUs (the diagnostics
@@ -186,310 +44,513 @@ export interface EstimateOptions {
   allowGpuCountMismatch?: boolean;
   /** Build the pipeline timeline (the Gantt chart's events); default true. */
   timeline?: boolean;
+  /** Calibration (npm run calibrate) tries profile constants other than the fitted ones. */
+  overrides?: ProfileOverrides;
 }
 
 export function estimate(plan: Plan, workload: Workload, file = 'plan', options: EstimateOptions = {}): CostReport {
   if (usesDevices(plan)) return onDevices(plan, workload, file);
-  const R = resolve(plan, file);
-  const { gpu, tp, pp, dp, v } = R;
-  const cp = plan.parallel?.context ?? 1;
-  if (!options.allowGpuCountMismatch && !plan.devices && dp * tp * pp * cp !== R.gpusPerNode * R.nodes) {
+  const ctx = estimateContext(plan, workload, file);
+  const { data, tensor, pipeline, context, nodes, gpusPerNode } = ctx.setup;
+  if (!options.allowGpuCountMismatch && !plan.devices && ctx.gpus !== nodes * gpusPerNode) {
     throw new InputError(
       file,
-      `parallel: data × tensor × pipeline${cp > 1 ? ' × context' : ''} = ${dp * tp * pp * cp} GPUs, but the cluster has ${R.nodes} × ${R.gpusPerNode} = ${R.nodes * R.gpusPerNode}`,
+      `parallel: data × tensor × pipeline${context > 1 ? ' × context' : ''} = ${data * tensor * pipeline * context} GPUs, but the cluster has ${nodes} × ${gpusPerNode} = ${nodes * gpusPerNode}`,
     );
   }
-  const training = plan.training;
-  const dtype = training?.dtype ?? (plan.inference?.dtype as string | undefined) ?? 'bf16';
-  const actBytes = dtype === 'fp32' ? 4 : 2;
-  // What the model's reader could not know comes first: the numbers below miss it.
-  const warnings: string[] = [...(workload.warnings ?? [])];
-  const formatOf = (l: CostLayer) => {
-    const f = layerFormat(plan, l);
-    return f ? parseFormat(f) : undefined;
-  };
-  const weightBytes = (l: CostLayer) => {
-    const nf = formatOf(l);
-    return nf ? nf.bitsPerWeight / 8 : bytesOfDtype(dtype);
-  };
-  const layerCompute = (l: CostLayer): ComputeDtype => {
-    const nf = formatOf(l);
-    if (nf?.compute === 'fp8' && gpu.tflops.fp8) return 'fp8';
-    if (nf?.compute === 'fp4' && gpu.tflops.fp4) return 'fp4';
-    return computeDtype(dtype);
-  };
-
-  const gpn = R.gpusPerNode;
-  const tpGroup: GroupTopology = { size: tp, perNode: Math.min(tp, gpn), intra: R.intra, inter: R.inter };
-  const dpGroup: GroupTopology = {
-    size: dp,
-    perNode: Math.max(1, Math.min(dp, Math.floor(gpn / tp))),
-    intra: R.intra,
-    inter: R.inter,
-  };
-  const nodeOf = (rank: number) => Math.floor(rank / gpn);
-  const stageLink = (s: number) => (nodeOf(s * dp * tp) === nodeOf((s + 1) * dp * tp) ? R.intra : R.inter);
-  const linkName = (l: Link) => `${l.kind} (${l.bandwidthGBps} GB/s)`;
-  const groupLink = (g: GroupTopology) =>
-    g.size <= 1
-      ? 'none'
-      : g.perNode >= g.size
-        ? linkName(R.intra)
-        : g.perNode <= 1
-          ? linkName(R.inter)
-          : `${linkName(R.intra)}, then ${linkName(R.inter)}`;
-  const crossings = Array.from({ length: Math.max(0, pp - 1) }, (_, s) => stageLink(s) === R.inter).filter(
-    Boolean,
-  ).length;
-  const links = {
-    data: groupLink(dpGroup),
-    tensor: groupLink(tpGroup),
-    pipeline:
-      pp <= 1
-        ? 'none'
-        : crossings === 0
-          ? linkName(R.intra)
-          : crossings === pp - 1
-            ? linkName(R.inter)
-            : `${linkName(R.intra)}; ${crossings} of ${pp - 1} stage boundaries on ${linkName(R.inter)}`,
-  };
-
-  const gpus = dp * tp * pp;
-
-  if (!training) {
-    return withDevices(
-      estimateInference(
-        plan,
-        workload,
-        R,
-        assignLayers(plan, workload, pp, v),
-        weightBytes,
-        layerCompute,
-        actBytes,
-        warnings,
-      ),
-      plan,
-      workload,
-      R,
-      actBytes,
-    );
+  if (!plan.training) return withDevices(estimateInference(ctx), ctx);
+  const run = trainingContext(ctx, plan.training, options.overrides);
+  const { chunks } = ctx.setup;
+  const assignment = assignLayers(
+    plan,
+    workload,
+    pipeline,
+    chunks,
+    (i) => balanceCost(run, i),
+    run.settings.profile.balanceEdges,
+  );
+  const passes = pipelinePasses(run, assignment);
+  const schedule = simulateBounded(ctx.setup.schedule, passes.times, run.microBatches, chunks, undefined, {
+    events: options.timeline !== false,
+  });
+  if (schedule.approximation) ctx.warnings.push(schedule.approximation);
+  const perStage = stageReports(run, assignment, passes, schedule);
+  const embeddingSync = tiedEmbeddingSync(run);
+  const iterationSeconds = perStage.stepEnd + embeddingSync + perStage.optimizerSeconds + perStage.paramGatherSeconds;
+  const flops = iterationFlops(run);
+  const peak = peakFlops(ctx.setup.gpu, computeDtype(ctx.dtype));
+  if (ctx.setup.sequenceParallel && ctx.setup.tensor === 1) {
+    ctx.warnings.push('parallel.sequenceParallel has no effect without tensor parallelism');
   }
+  return {
+    mode: 'training',
+    iterationSeconds,
+    tflopsPerGpu: flops.hardwareFlops / (iterationSeconds * ctx.gpus) / 1e12,
+    mfu: flops.modelFlops / (iterationSeconds * ctx.gpus * peak),
+    hfu: flops.hardwareFlops / (iterationSeconds * ctx.gpus * peak),
+    modelTflopsPerGpu: flops.modelFlops / (iterationSeconds * ctx.gpus) / 1e12,
+    peakTflops: peak / 1e12,
+    framework: run.settings.profile.id,
+    bubbleFraction: schedule.bubbleFraction,
+    stages: perStage.stages,
+    communication: {
+      data: { ...perStage.dataComm, link: ctx.links.data },
+      tensor: {
+        bytes: passes.tensorComm.bytes / pipeline,
+        seconds: passes.tensorComm.seconds / pipeline,
+        link: ctx.links.tensor,
+      },
+      pipeline: {
+        bytes: perStage.pipelineBytes / Math.max(1, pipeline - 1),
+        seconds: schedule.comm.reduce((a, c) => a + c, 0) / pipeline,
+        link: ctx.links.pipeline,
+      },
+    },
+    gpus: ctx.gpus,
+    gpu: ctx.setup.gpu.id,
+    microBatches: run.microBatches,
+    modelFlops: flops.modelFlops,
+    hardwareFlops: flops.hardwareFlops,
+    parameters: workload.layers.reduce((a, l) => a + l.parameters, 0),
+    optimizerSeconds: perStage.optimizerSeconds,
+    timeline: schedule.events,
+    warnings: ctx.warnings,
+  };
+}
 
+/** The estimate context of a training plan: the step's shape, its software, each layer's work and time. */
+interface TrainingContext extends EstimateContext {
+  training: NonNullable<Plan['training']>;
+  settings: RunSettings;
+  kernels: KernelModel;
+  groups: LayerGroups;
+  seqLen: number;
+  microBatch: number;
+  /** Micro-batches per pipeline per step (global batch ÷ (micro-batch × data)). */
+  microBatches: number;
+  recompute: Recompute;
+  /** Bytes per gradient element kept and reduced (fp32 main gradients in Megatron and FSDP). */
+  gradientBytes: number;
+  work: WorkContext;
+  workOf: (layer: number) => LayerWork;
+  timeOf: (layer: number) => LayerTime;
+}
+
+/** Recomputation applies to the repeated layers; embeddings and the output layer keep their activations. */
+const isRecomputed = (kind: string) => kind === 'block' || kind === 'generic';
+
+function activationDtype(dtype: string): ComputeDtype {
+  return dtype === 'fp32' ? 'tf32' : dtype === 'fp16' ? 'fp16' : 'bf16';
+}
+
+function trainingContext(
+  ctx: EstimateContext,
+  training: NonNullable<Plan['training']>,
+  overrides?: ProfileOverrides,
+): TrainingContext {
+  const { plan, workload, setup } = ctx;
+  const settings = runSettings(plan, overrides);
   const seqLen = training.seqLen ?? (typeof plan.model === 'object' ? plan.model.seqLen : undefined) ?? 2048;
-  const b = training.microBatch;
-  const m = training.globalBatch / (b * dp);
+  const microBatch = training.microBatch;
   const recompute = training.recompute ?? 'none';
-  const ctx: WorkContext = {
-    microBatch: b,
+  const fp8 = ctx.dtype === 'fp8' ? (training.fp8Recipe ?? 'delayed') : undefined;
+  const work: WorkContext = {
+    microBatch,
     seqLen,
-    tensor: tp,
-    sequenceParallel: R.sp,
-    actBytes,
-    weightBytes,
+    tensor: setup.tensor,
+    sequenceParallel: setup.sequenceParallel,
+    actBytes: ctx.actBytes,
+    weightBytes: ctx.weightBytes,
     dropout: training.dropout ?? (typeof plan.model === 'object' && plan.model.arch === 'gpt'),
+    context: setup.context,
+    expert: setup.expert,
+    expertTensor: setup.expertTensor,
+    attention: settings.profile.attention,
+    ...(fp8 ? { fp8 } : {}),
   };
+  const kernels: KernelModel = {
+    gemmSustained: settings.profile.gemmSustained,
+    attention: settings.profile.attention,
+    activationDtype: activationDtype(ctx.dtype),
+    tpCommOverlap: settings.tpCommOverlap,
+    contextParallel: settings.profile.contextParallel,
+  };
+  const groups: LayerGroups = { tensor: ctx.tensorGroup, context: ctx.contextGroup, expert: ctx.expertGroup };
   const works = new Map<number, LayerWork>();
   const workOf = (i: number) => {
     let w = works.get(i);
-    if (!w) works.set(i, (w = workload.layers[i].work(ctx)));
+    if (!w) works.set(i, (w = workload.layers[i].work(work)));
     return w;
   };
-
-  const layerSeconds = (i: number) => {
-    const w = workOf(i);
-    const cd = layerCompute(workload.layers[i]);
-    const gemm =
-      w.gemms.reduce((x, g) => x + gemmSeconds(g, gpu, cd), 0) +
-      w.bulkMatmulFlops / (peakFlops(gpu, cd) * gpu.gemmEfficiency);
-    return 3 * (gemm + memorySeconds(w.memoryBytes, w.memoryKernels, gpu));
+  const times = new Map<number, LayerTime>();
+  const timeOf = (i: number) => {
+    let t = times.get(i);
+    if (!t) {
+      const layer = workload.layers[i];
+      t = trainingLayerTime(
+        workOf(i),
+        ctx.computeDtypeOf(layer),
+        setup.gpu,
+        groups,
+        kernels,
+        recompute,
+        isRecomputed(layer.kind),
+      );
+      times.set(i, t);
+    }
+    return t;
   };
-  const assignment = assignLayers(plan, workload, pp, v, layerSeconds);
+  return {
+    ...ctx,
+    training,
+    settings,
+    kernels,
+    groups,
+    seqLen,
+    microBatch,
+    microBatches: training.globalBatch / (microBatch * setup.data),
+    recompute,
+    gradientBytes: settings.profile.gradientBytes(ctx.dtype),
+    work,
+    workOf,
+    timeOf,
+  };
+}
 
-  let tpBytesTotal = 0;
-  let tpSecondsTotal = 0;
-  const times: StageTimes[] = [];
-  const stageForward: number[] = [];
-  const stageBackward: number[] = [];
-  for (let s = 0; s < pp; s++) {
-    let fwd = 0;
-    let bwd = 0;
-    let tpSec = 0;
-    let tpBytes = 0;
-    for (const chunk of assignment[s]) {
+/** What balancing graph models' stages weighs: a layer's compute (forward and backward, no communication). */
+function balanceCost(run: TrainingContext, i: number): number {
+  const fwd = forwardTime(run.workOf(i), run.computeDtypeOf(run.workload.layers[i]), run.setup.gpu, run.tensorGroup);
+  return 3 * (fwd.gemm + fwd.memory);
+}
+
+/** Bytes per element of the weights a step keeps and gathers: fp8 training keeps bf16 weights (Transformer Engine). */
+function keptWeightBytes(run: TrainingContext, layer: CostLayer): number {
+  if (run.dtype === 'fp8' && layerFormat(run.plan, layer) === undefined) return 2;
+  return run.weightBytes(layer);
+}
+
+/** A stage's weights on one GPU: dense and expert elements (they sync over different groups), and bytes. */
+interface StageWeights {
+  dense: number;
+  experts: number;
+  bytes: number;
+  /** The largest layer's bytes (FSDP holds it gathered while it runs). */
+  largestLayerBytes: number;
+}
+
+function stageWeights(run: TrainingContext, layers: number[]): StageWeights {
+  const { tensor, expert, expertTensor } = run.setup;
+  const out: StageWeights = { dense: 0, experts: 0, bytes: 0, largestLayerBytes: 0 };
+  for (const i of layers) {
+    const layer = run.workload.layers[i];
+    const perGpu = parametersPerGpu(layer, tensor, expert, expertTensor);
+    const expertPart = (layer.expertParameters ?? 0) / (expertTensor * Math.max(1, expert));
+    out.experts += expertPart;
+    out.dense += perGpu - expertPart;
+    const bytes = perGpu * keptWeightBytes(run, layer);
+    out.bytes += bytes;
+    out.largestLayerBytes = Math.max(out.largestLayerBytes, bytes);
+  }
+  return out;
+}
+
+/** FSDP / ZeRO-3: per micro-batch, weights are all-gathered for the forward and again for the backward, and gradients reduce-scattered. */
+function shardedWeightTraffic(run: TrainingContext, weights: StageWeights): { forward: number; backward: number } {
+  if (run.settings.zero < 3 || run.setup.data * run.setup.context <= 1) return { forward: 0, backward: 0 };
+  const elementBytes = weights.bytes / Math.max(1, weights.dense + weights.experts);
+  const gather = (dense: number, experts: number) =>
+    allGatherSeconds(dense * elementBytes, run.dataGroup) +
+    allGatherSeconds(experts * elementBytes, run.expertDataGroup);
+  const reduce =
+    reduceScatterSeconds(weights.dense * run.gradientBytes, run.dataGroup) +
+    reduceScatterSeconds(weights.experts * run.gradientBytes, run.expertDataGroup);
+  const allGather = gather(weights.dense, weights.experts);
+  return { forward: allGather, backward: allGather + reduce };
+}
+
+interface PipelinePasses {
+  /** Per stage: one micro-batch through one chunk, and the sends between stages (the simulator's input). */
+  times: StageTimes[];
+  /** Per stage: forward and backward of one micro-batch through all its chunks. */
+  stageForward: number[];
+  stageBackward: number[];
+  /** Tensor-parallel traffic of the whole step, summed over stages. */
+  tensorComm: { bytes: number; seconds: number };
+}
+
+function pipelinePasses(run: TrainingContext, assignment: number[][][]): PipelinePasses {
+  const { tensor, pipeline, chunks, sequenceParallel } = run.setup;
+  const out: PipelinePasses = { times: [], stageForward: [], stageBackward: [], tensorComm: { bytes: 0, seconds: 0 } };
+  for (let stage = 0; stage < pipeline; stage++) {
+    let forward = 0;
+    let backward = 0;
+    let tensorSeconds = 0;
+    let tensorBytes = 0;
+    for (const chunk of assignment[stage]) {
       for (const i of chunk) {
-        const w = workOf(i);
-        const cd = layerCompute(workload.layers[i]);
-        const peak = peakFlops(gpu, cd) * gpu.gemmEfficiency;
-        const gemmF = w.gemms.reduce((x, g) => x + gemmSeconds(g, gpu, cd), 0) + w.bulkMatmulFlops / peak;
-        const memF = memorySeconds(w.memoryBytes, w.memoryKernels, gpu);
-        const ar = w.tpAllReduceBytes.reduce((x, bytes) => x + allReduceSeconds(bytes, tpGroup), 0);
-        const arBytes = w.tpAllReduceBytes.reduce((x, y) => x + y, 0);
-        const f = gemmF + memF + ar;
-        const ag = w.tpBackwardAllGatherBytes.reduce((x, bytes) => x + allGatherSeconds(bytes, tpGroup), 0);
-        let back = 2 * gemmF + memorySeconds(2 * w.memoryBytes, 2 * w.memoryKernels, gpu) + ar + ag;
-        let passes = 2;
-        // Recomputation applies to the repeated layers; embeddings and the output layer keep their activations.
-        const recomputed = workload.layers[i].kind === 'block' || workload.layers[i].kind === 'generic';
-        if (!recomputed) {
-          // nothing to recompute
-        } else if (recompute === 'full') {
-          back += f;
-          passes++;
-        } else if (recompute === 'selective') {
-          back +=
-            w.selectiveGemms.reduce((x, g) => x + gemmSeconds(g, gpu, cd), 0) +
-            memorySeconds(w.selectiveMemoryBytes, 2, gpu);
-        }
-        fwd += f;
-        bwd += back;
-        tpSec += ar * passes + ag;
-        tpBytes += arBytes * passes + w.tpBackwardAllGatherBytes.reduce((x, y) => x + y, 0);
+        const t = run.timeOf(i);
+        forward += t.forward;
+        backward += t.backward;
+        tensorSeconds += t.tensorCommSeconds;
+        tensorBytes += t.tensorCommBytes;
       }
     }
-    const fwdPerChunk = fwd / v;
-    const bwdPerChunk = bwd / v;
-    stageForward.push(fwd);
-    stageBackward.push(bwd);
-    tpSecondsTotal += tpSec * m;
-    tpBytesTotal += tpBytes * m;
-    const sendBytes = pipelineSendBytes(workload, assignment[s][v - 1], ctx, workOf);
-    const send =
-      s < pp - 1 || v > 1
-        ? p2pSeconds(sendBytes / (tp > 1 && !R.sp ? tp : 1), stageLink(s)) +
-          (tp > 1 && !R.sp ? allGatherSeconds(sendBytes, tpGroup) : 0)
-        : 0;
-    times.push({ forward: fwdPerChunk, backward: bwdPerChunk, sendNext: send, sendPrev: send });
-  }
-  const sim = simulateBounded(R.schedule, times, m, v, undefined, { events: options.timeline !== false });
-  if (sim.approximation) warnings.push(sim.approximation);
-
-  // Memory per GPU of each stage.
-  const gradBytes = dtype === 'fp32' ? 4 : 2;
-  const optimizerBytes = training.optimizer === 'sgd' ? (dtype === 'fp32' ? 4 : 8) : dtype === 'fp32' ? 8 : 12;
-  const stages: StageReport[] = [];
-  let dataBytes = 0;
-  let dataSeconds = 0;
-  let optimizerSeconds = 0;
-  let pipeBytes = 0;
-  for (let s = 0; s < pp; s++) {
-    const idx = assignment[s].flat();
-    let params = 0;
-    let weightMem = 0;
-    let actPerMicroBatch = 0;
-    let worstLayer = 0;
-    for (const i of idx) {
-      const l = workload.layers[i];
-      const perGpu = parametersPerGpu(l, tp);
-      params += perGpu;
-      weightMem += perGpu * weightBytes(l);
-      const a = workOf(i).activations;
-      const kind = workload.layers[i].kind;
-      actPerMicroBatch += kind === 'block' || kind === 'generic' ? a[recompute] : a.none;
-      worstLayer = Math.max(worstLayer, a.none);
+    // FSDP's gathers and reductions run on their own stream, prefetched under the compute; what the
+    // compute of the pass cannot cover (plus the first layer's gather) is exposed.
+    const sharded = shardedWeightTraffic(run, stageWeights(run, assignment[stage].flat()));
+    const layersInStage = Math.max(1, assignment[stage].flat().length);
+    if (sharded.forward > 0) {
+      forward += Math.max(sharded.forward / layersInStage, sharded.forward - forward);
+      backward += Math.max(sharded.backward / layersInStage, sharded.backward - backward);
     }
-    const inFlightChunks = sim.peakInFlight[s];
-    let activations = (actPerMicroBatch / v) * inFlightChunks;
-    if (recompute === 'full') activations += worstLayer;
-    const shard = (level: number) => (R.zero >= level ? dp : 1);
+    out.stageForward.push(forward);
+    out.stageBackward.push(backward);
+    out.tensorComm.seconds += tensorSeconds * run.microBatches;
+    out.tensorComm.bytes += tensorBytes * run.microBatches;
+    // Each tensor rank sends 1/t of the activations: with sequence parallelism they are sharded
+    // already; without it Megatron scatters them and the next stage all-gathers them.
+    const sendBytes = pipelineSendBytes(run, assignment[stage][chunks - 1]);
+    const scattered = tensor > 1 && !sequenceParallel;
+    const send =
+      stage < pipeline - 1 || chunks > 1
+        ? p2pSeconds(sendBytes / tensor, run.stageLink(stage)) +
+          (scattered ? allGatherSeconds(sendBytes, run.tensorGroup) : 0)
+        : 0;
+    out.times.push({ forward: forward / chunks, backward: backward / chunks, sendNext: send, sendPrev: send });
+  }
+  return out;
+}
+
+/** Bytes one micro-batch's activations take crossing from the end of a stage chunk to the next. */
+function pipelineSendBytes(run: TrainingContext, chunk: number[]): number {
+  const arch = run.workload.arch;
+  if (arch) return (run.microBatch * run.seqLen * arch.hidden * run.actBytes) / run.setup.context;
+  const last = chunk[chunk.length - 1];
+  return last === undefined ? 0 : run.workOf(last).activations.full;
+}
+
+interface StageResults {
+  stages: StageReport[];
+  /** When the last stage finishes its gradient synchronization (the step's end before the optimizer). */
+  stepEnd: number;
+  /** Exposed data-parallel gradient synchronization (the slowest stage's). */
+  dataComm: CommReport;
+  optimizerSeconds: number;
+  /** Exposed all-gather of the updated weights (distributed optimizer, ZeRO 1–2). */
+  paramGatherSeconds: number;
+  pipelineBytes: number;
+}
+
+/**
+ * Each stage's end of its last backward in the simulated schedule (every schedule ends a stage with a
+ * backward; the simulator keeps these with or without the timeline's events); where the schedule was
+ * extrapolated the step's end stands for all.
+ */
+function lastBackwardEnds(schedule: ScheduleResult & { approximation?: string }, stages: number): number[] {
+  if (schedule.approximation) return new Array<number>(stages).fill(schedule.makespan);
+  return schedule.stageEnds;
+}
+
+/** Memory per GPU of each stage, its data-parallel gradient sync and its optimizer step. */
+function stageReports(
+  run: TrainingContext,
+  assignment: number[][][],
+  passes: PipelinePasses,
+  schedule: ScheduleResult,
+): StageResults {
+  const { gpu, pipeline, chunks, data, context } = run.setup;
+  const { dtype, recompute, workload, settings } = run;
+  const zero = settings.zero;
+  const replicas = data * context;
+  const gradBytes = run.gradientBytes;
+  const optimizerBytes = optimizerBytesPerParameter(run);
+  const shardStates = zero >= 1 || settings.distributedOptimizer;
+  const fsdp = zero >= 3;
+  const backwardEnds = lastBackwardEnds(schedule, pipeline);
+  const out: StageResults = {
+    stages: [],
+    stepEnd: 0,
+    dataComm: { bytes: 0, seconds: 0 },
+    optimizerSeconds: 0,
+    paramGatherSeconds: 0,
+    pipelineBytes: 0,
+  };
+  for (let stage = 0; stage < pipeline; stage++) {
+    const layers = assignment[stage].flat();
+    const weights = stageWeights(run, layers);
+    const parameters = weights.dense + weights.experts;
+    let activationsPerMicroBatch = 0;
+    let largestLayerActivations = 0;
+    for (const i of layers) {
+      const layer = workload.layers[i];
+      const kept = run.workOf(i).activations;
+      activationsPerMicroBatch += isRecomputed(layer.kind) ? kept[recompute] : kept.none;
+      largestLayerActivations = Math.max(largestLayerActivations, kept.none);
+    }
+    let activations = (activationsPerMicroBatch / chunks) * schedule.peakInFlight[stage];
+    // Full recomputation rebuilds one layer's activations at a time during the backward.
+    if (recompute === 'full') activations += largestLayerActivations;
+    // Sharded copies: weights by ZeRO-3, gradients by ZeRO-2+, optimizer states by ZeRO-1+ or the
+    // distributed optimizer. PyTorch FSDP gathers a whole block at a time: it holds the running block
+    // and the prefetched next one unsharded (DeepSpeed bounds its live parameters by configuration,
+    // and the ZeRO paper counts the sharded states only).
+    // With one replica nothing is sharded or gathered (torchtitan applies no FSDP with a shard degree of 1).
+    const gatheredBlocks = fsdp && replicas > 1 && settings.profile.gathersBlocks ? 2 * weights.largestLayerBytes : 0;
     const memory: MemoryBreakdown = {
-      weights: weightMem / shard(3),
-      gradients: (params * gradBytes) / shard(2),
-      optimizer: (params * optimizerBytes) / shard(1),
+      weights: fsdp ? weights.bytes / replicas + gatheredBlocks : weights.bytes,
+      gradients: (parameters * gradBytes) / (zero >= 2 ? replicas : 1),
+      optimizer: (parameters * optimizerBytes) / (shardStates ? replicas : 1),
       activations,
       total: 0,
     };
     memory.total = memory.weights + memory.gradients + memory.optimizer + memory.activations;
     const capacity = gpu.memoryGB * 1e9;
-    if (memory.total > capacity) warnings.push(overCapacity(s, memory.total, capacity, gpu));
-    // Data-parallel gradient reduction (all-reduce, or reduce-scatter + all-gather under ZeRO: the same volume).
-    const gradVolume = params * gradBytes;
-    let dpSec = allReduceSeconds(gradVolume, dpGroup);
-    if (R.zero >= 3) dpSec += 2 * m * allGatherSeconds(weightMem, dpGroup);
-    dataBytes = Math.max(dataBytes, dp > 1 ? gradVolume : 0);
-    const exposed = training.overlapGradReduce ? Math.max(0, dpSec - stageBackward[s] / v) : dpSec;
-    dataSeconds = Math.max(dataSeconds, exposed);
+    if (memory.total > capacity) run.warnings.push(overCapacity(stage, memory.total, capacity, gpu));
+
+    // Gradient synchronization after the stage's last backward: all-reduce, or reduce-scatter when
+    // the optimizer states are sharded (and an all-gather of the updated weights after the step).
+    // FSDP reduced its gradients micro-batch by micro-batch inside the passes.
+    const dense = weights.dense * gradBytes;
+    const experts = weights.experts * gradBytes;
+    let gradientSeconds = 0;
+    let gatherSeconds = 0;
+    if (!fsdp) {
+      if (shardStates) {
+        gradientSeconds =
+          reduceScatterSeconds(dense, run.dataGroup) + reduceScatterSeconds(experts, run.expertDataGroup);
+        const elementBytes = weights.bytes / Math.max(1, parameters);
+        gatherSeconds =
+          allGatherSeconds(weights.dense * elementBytes, run.dataGroup) +
+          allGatherSeconds(weights.experts * elementBytes, run.expertDataGroup);
+      } else {
+        gradientSeconds = allReduceSeconds(dense, run.dataGroup) + allReduceSeconds(experts, run.expertDataGroup);
+      }
+    }
+    out.dataComm.bytes = Math.max(out.dataComm.bytes, replicas > 1 ? parameters * gradBytes : 0);
+    // Overlapped: buckets reduce while the last micro-batch's backward still runs.
+    const exposed = settings.overlapGradReduce
+      ? Math.max(0, gradientSeconds - passes.stageBackward[stage])
+      : gradientSeconds;
+    out.dataComm.seconds = Math.max(out.dataComm.seconds, exposed);
+    out.stepEnd = Math.max(out.stepEnd, backwardEnds[stage] + exposed);
+    const exposedGather = settings.overlapParamGather
+      ? Math.max(0, gatherSeconds - passes.stageForward[stage])
+      : gatherSeconds;
+    out.paramGatherSeconds = Math.max(out.paramGatherSeconds, exposedGather);
     // Optimizer step: streams weights, gradients, master weights and moments (read + write), memory-bound.
-    const optParams = params / shard(1);
-    optimizerSeconds = Math.max(
-      optimizerSeconds,
-      memorySeconds(optParams * (gradBytes + 2 * (optimizerBytes + bytesOfDtype(dtype))), 6, gpu),
+    const optimizerParameters = parameters / (shardStates ? replicas : 1);
+    out.optimizerSeconds = Math.max(
+      out.optimizerSeconds,
+      memorySeconds(optimizerParameters * (gradBytes + 2 * (optimizerBytes + bytesOfDtype(dtype))), 6, gpu),
     );
-    pipeBytes += s < pp - 1 || v > 1 ? 2 * m * v * pipelineSendBytes(workload, assignment[s][v - 1], ctx, workOf) : 0;
-    stages.push({
-      index: s,
-      layers: rangeText(idx.map((i) => blockPosition(workload, i)).filter((x) => x >= 0)),
-      layerNames: idx.map((i) => workload.layers[i].name),
-      parameters: params,
+    out.pipelineBytes +=
+      stage < pipeline - 1 || chunks > 1
+        ? 2 * run.microBatches * chunks * pipelineSendBytes(run, assignment[stage][chunks - 1])
+        : 0;
+    out.stages.push({
+      index: stage,
+      layers: rangeText(layers.map((i) => blockPosition(workload, i)).filter((x) => x >= 0)),
+      layerNames: layers.map((i) => workload.layers[i].name),
+      parameters,
       memory,
       capacity,
-      computeSeconds: sim.busy[s],
-      commSeconds: sim.comm[s],
-      idleSeconds: sim.idle[s],
-      forwardSeconds: stageForward[s],
-      backwardSeconds: stageBackward[s],
+      computeSeconds: schedule.busy[stage],
+      commSeconds: schedule.comm[stage],
+      idleSeconds: schedule.idle[stage],
+      forwardSeconds: passes.stageForward[stage],
+      backwardSeconds: passes.stageBackward[stage],
     });
   }
-  // Tied word embeddings live on the first and the last stage; their gradients are all-reduced between the two.
-  let embeddingSync = 0;
-  if (workload.arch?.tied && pp > 1) {
-    const e = workload.layers.find((l) => l.kind === 'embedding');
-    if (e) {
-      embeddingSync = allReduceSeconds((e.shardedParameters / tp) * gradBytes, {
-        size: 2,
-        perNode: 1,
-        intra: R.intra,
-        inter: R.inter,
-      });
-    }
-  }
-  const iterationSeconds = sim.makespan + dataSeconds + embeddingSync + optimizerSeconds;
-  const microBatchesTotal = m * dp;
-  let modelFlops = 0;
-  let extraFlops = 0;
-  workload.layers.forEach((l, i) => {
-    const w = workOf(i);
-    modelFlops += 3 * w.flops;
-    if (l.kind !== 'block' && l.kind !== 'generic') return;
-    if (recompute === 'full') extraFlops += w.flops;
-    else if (recompute === 'selective') extraFlops += w.selectiveFlops;
-  });
-  modelFlops *= microBatchesTotal;
-  const hardwareFlops = modelFlops + extraFlops * microBatchesTotal;
-  const peak = peakFlops(gpu, computeDtype(dtype));
-  if (R.sp && tp === 1) warnings.push('parallel.sequenceParallel has no effect without tensor parallelism');
-  return {
-    mode: 'training',
-    iterationSeconds,
-    tflopsPerGpu: hardwareFlops / (iterationSeconds * gpus) / 1e12,
-    mfu: modelFlops / (iterationSeconds * gpus * peak),
-    bubbleFraction: sim.bubbleFraction,
-    stages,
-    communication: {
-      data: { bytes: dataBytes, seconds: dataSeconds, link: links.data },
-      tensor: { bytes: tpBytesTotal / pp, seconds: tpSecondsTotal / pp, link: links.tensor },
-      pipeline: {
-        bytes: pipeBytes / Math.max(1, pp - 1),
-        seconds: sim.comm.reduce((a, c) => a + c, 0) / pp,
-        link: links.pipeline,
-      },
-    },
-    gpus,
-    gpu: gpu.id,
-    microBatches: m,
-    modelFlops,
-    hardwareFlops,
-    parameters: workload.layers.reduce((a, l) => a + l.parameters, 0),
-    optimizerSeconds,
-    timeline: sim.events,
-    warnings,
-  };
+  return out;
 }
 
-/** Bytes one micro-batch's activations take crossing from the end of a stage chunk to the next. */
-function pipelineSendBytes(w: Workload, chunk: number[], ctx: WorkContext, workOf: (i: number) => LayerWork): number {
-  if (w.arch) return ctx.microBatch * ctx.seqLen * w.arch.hidden * ctx.actBytes;
-  const last = chunk[chunk.length - 1];
-  return last === undefined ? 0 : workOf(last).activations.full;
+/** Bytes of optimizer state per parameter: fp32 master weights (unless training in fp32) and the moments. */
+function optimizerBytesPerParameter(run: TrainingContext): number {
+  const fp32 = run.dtype === 'fp32';
+  return run.training.optimizer === 'sgd' ? (fp32 ? 4 : 8) : fp32 ? 8 : 12;
+}
+
+/** Per layer of a training plan, for one micro-batch on one GPU: the figures each stage adds up. */
+export interface LayerFigures {
+  /** Forward and backward seconds (trainingLayerTime, as pipelinePasses sums them; FSDP's gathers not included). */
+  forward: Float64Array;
+  backward: Float64Array;
+  /** Bytes of weights, gradients and optimizer states, unsharded (ZeRO and the distributed optimizer divide them). */
+  weights: Float64Array;
+  gradients: Float64Array;
+  optimizer: Float64Array;
+  /** Activation bytes kept for the backward (with the plan's recomputation), per micro-batch in flight. */
+  activations: Float64Array;
+}
+
+/**
+ * The per-layer phase of a training estimate on its own: what estimate() sums over each stage's layers —
+ * forward and backward times, weights, gradients, optimizer states and kept activations — with the same
+ * context, kernels and communication groups, without the stage assignment, the schedule or the step's
+ * synchronization. The optimizer bounds whole layouts from these (a stage's figures are sums of its layers').
+ */
+export function trainingLayerFigures(
+  plan: Plan,
+  workload: Workload,
+  file = 'plan',
+  options: Pick<EstimateOptions, 'overrides'> = {},
+): LayerFigures {
+  const ctx = estimateContext(plan, workload, file);
+  if (!plan.training) throw new Error('trainingLayerFigures: not a training plan');
+  const run = trainingContext(ctx, plan.training, options.overrides);
+  const n = workload.layers.length;
+  const out: LayerFigures = {
+    forward: new Float64Array(n),
+    backward: new Float64Array(n),
+    weights: new Float64Array(n),
+    gradients: new Float64Array(n),
+    optimizer: new Float64Array(n),
+    activations: new Float64Array(n),
+  };
+  const optimizerBytes = optimizerBytesPerParameter(run);
+  for (let i = 0; i < n; i++) {
+    const layer = workload.layers[i];
+    const t = run.timeOf(i);
+    out.forward[i] = t.forward;
+    out.backward[i] = t.backward;
+    const w = stageWeights(run, [i]);
+    const parameters = w.dense + w.experts;
+    out.weights[i] = w.bytes;
+    out.gradients[i] = parameters * run.gradientBytes;
+    out.optimizer[i] = parameters * optimizerBytes;
+    const kept = run.workOf(i).activations;
+    out.activations[i] = isRecomputed(layer.kind) ? kept[run.recompute] : kept.none;
+  }
+  return out;
+}
+
+/** Tied word embeddings live on the first and the last stage; their gradients are all-reduced between the two. */
+function tiedEmbeddingSync(run: TrainingContext): number {
+  if (!run.workload.arch?.tied || run.setup.pipeline <= 1) return 0;
+  const embedding = run.workload.layers.find((l) => l.kind === 'embedding');
+  if (!embedding) return 0;
+  return allReduceSeconds((embedding.shardedParameters / run.setup.tensor) * run.gradientBytes, {
+    size: 2,
+    perNode: 1,
+    intra: run.setup.intra,
+    inter: run.setup.inter,
+  });
+}
+
+/** Model FLOPs of the step (forward and backward, as MFU counts them) and the hardware's (recomputation included). */
+function iterationFlops(run: TrainingContext): { modelFlops: number; hardwareFlops: number } {
+  const microBatchesTotal = run.microBatches * run.setup.data;
+  let modelFlops = 0;
+  let recomputedFlops = 0;
+  run.workload.layers.forEach((layer, i) => {
+    const w = run.workOf(i);
+    modelFlops += 3 * w.flops;
+    if (!isRecomputed(layer.kind)) return;
+    if (run.recompute === 'full') recomputedFlops += w.flops;
+    else if (run.recompute === 'selective') recomputedFlops += w.selectiveFlops;
+  });
+  modelFlops *= microBatchesTotal;
+  return { modelFlops, hardwareFlops: modelFlops + recomputedFlops * microBatchesTotal };
 }
 
 /** Model FLOPs of one micro-batch forward, for tests and reports. */

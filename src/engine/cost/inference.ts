@@ -1,37 +1,32 @@
 /**
  * Inference estimates: the homogeneous cluster's prefill and decode per pipeline stage
- * (estimateInference, moved here unchanged from estimate.ts), its per-device view (DESIGN.md), and
- * plans on their own devices under a runtime's rules (inference-plan.ts) as a CostReport.
+ * (estimateInference), its per-device view (DESIGN.md), and plans on their own devices under a
+ * runtime's rules (inference-plan.ts) as a CostReport.
  */
-import type { ComputeDtype } from '../hardware/catalog';
 import { parseLayerRange, type Plan } from '../plan/plan';
-import { allReduceSeconds, p2pSeconds, type GroupTopology } from './comm';
-import { gemmSeconds, memorySeconds, peakFlops } from './compute';
+import { allReduceSeconds, p2pSeconds } from './comm';
+import { memorySeconds, peakFlops } from './compute';
+import type { EstimateContext } from './context';
 import type { InferenceDevice } from './inference-devices';
 import { estimateDevices } from './inference-plan';
+import { forwardTime } from './layer-time';
 import type { CostReport, MemoryBreakdown, StageReport } from './report';
-import { overCapacity, parametersPerGpu, rangeText, type Resolved } from './resolve';
-import { blockPosition, type CostLayer, type WorkContext, type Workload } from './workload';
+import { overCapacity, parametersPerGpu, rangeText } from './resolve';
+import { assignLayers } from './stages';
+import { blockPosition, type WorkContext, type Workload } from './workload';
 
-export function estimateInference(
-  plan: Plan,
-  workload: Workload,
-  R: Resolved,
-  assignment: number[][][],
-  weightBytes: (l: CostLayer) => number,
-  layerCompute: (l: CostLayer) => ComputeDtype,
-  actBytes: number,
-  warnings: string[],
-): CostReport {
+/** An inference plan: prefill of the prompt, then decoding token by token, per pipeline stage. */
+export function estimateInference(ctx: EstimateContext): CostReport {
+  const { plan, workload, weightBytes, actBytes, warnings, tensorGroup } = ctx;
   const inf = plan.inference!;
-  const { gpu, tp, pp, dp } = R;
-  const tpGroup: GroupTopology = { size: tp, perNode: Math.min(tp, R.gpusPerNode), intra: R.intra, inter: R.inter };
+  const { gpu, tensor: tp, pipeline: pp, data: dp, chunks: v } = ctx.setup;
+  const assignment = assignLayers(plan, workload, pp, v);
   const batch = Math.ceil(inf.batch / dp);
   const ctxPrefill: WorkContext = {
     microBatch: batch,
     seqLen: inf.promptLen,
     tensor: tp,
-    sequenceParallel: R.sp,
+    sequenceParallel: ctx.setup.sequenceParallel,
     actBytes,
     weightBytes,
     dropout: false,
@@ -59,13 +54,9 @@ export function estimateInference(
       const wb = perGpu * weightBytes(l);
       weightMem += wb;
       const w = l.work(ctxPrefill);
-      const cd = layerCompute(l);
-      const ar = w.tpAllReduceBytes.reduce((x, bytes) => x + allReduceSeconds(bytes, tpGroup), 0);
-      stagePrefill +=
-        w.gemms.reduce((x, g) => x + gemmSeconds(g, gpu, cd), 0) +
-        w.bulkMatmulFlops / (peakFlops(gpu, cd) * gpu.gemmEfficiency) +
-        memorySeconds(w.memoryBytes, w.memoryKernels, gpu) +
-        ar;
+      const fwd = forwardTime(w, ctx.computeDtypeOf(l), gpu, tensorGroup);
+      const ar = fwd.tensorComm;
+      stagePrefill += fwd.gemm + fwd.memory + ar;
       act = Math.max(act, w.activations.none);
       modelFlops += w.flops;
       if (l.kind === 'block' && a) {
@@ -73,7 +64,7 @@ export function estimateInference(
         const kvBytes = (2 * batch * ctxLen * a.kvHeads * a.headDim * actBytes) / Math.min(tp, a.kvHeads);
         kv += kvBytes;
         const avgKv = (kvBytes * (inf.promptLen + inf.genLen / 2)) / ctxLen;
-        const decodeAr = tp > 1 ? 2 * allReduceSeconds(batch * a.hidden * actBytes, tpGroup) : 0;
+        const decodeAr = tp > 1 ? 2 * allReduceSeconds(batch * a.hidden * actBytes, tensorGroup) : 0;
         stageDecode += memorySeconds(wb + avgKv, 10, gpu) + decodeAr;
         tpBytes += tp > 1 ? 2 * batch * a.hidden * actBytes * inf.genLen : 0;
         tpSeconds += decodeAr * inf.genLen;
@@ -89,9 +80,10 @@ export function estimateInference(
     };
     const capacity = gpu.memoryGB * 1e9;
     if (memory.total > capacity) warnings.push(overCapacity(s, memory.total, capacity, gpu));
-    const send = s < pp - 1 ? p2pSeconds(batch * (a?.hidden ?? 1) * actBytes, R.intra) : 0;
+    const send = s < pp - 1 ? p2pSeconds(batch * (a?.hidden ?? 1) * actBytes, ctx.setup.intra) : 0;
     prefill +=
-      stagePrefill + (s < pp - 1 ? p2pSeconds(batch * inf.promptLen * (a?.hidden ?? 1) * actBytes, R.intra) : 0);
+      stagePrefill +
+      (s < pp - 1 ? p2pSeconds(batch * inf.promptLen * (a?.hidden ?? 1) * actBytes, ctx.setup.intra) : 0);
     decode += stageDecode + send;
     kvTotal += kv;
     stages.push({
@@ -146,18 +138,19 @@ export function estimateInference(
  * DESIGN.md's per-device view of a homogeneous inference plan: each GPU of a pipeline stage (one data-
  * parallel replica) with its weights, KV cache and the rest of its activations.
  */
-export function withDevices(r: CostReport, plan: Plan, workload: Workload, R: Resolved, actBytes: number): CostReport {
+export function withDevices(r: CostReport, ctx: EstimateContext): CostReport {
+  const { plan, workload, actBytes, setup } = ctx;
   const inf = plan.inference!;
   const a = workload.arch;
-  const batch = Math.ceil(inf.batch / R.dp);
+  const batch = Math.ceil(inf.batch / setup.data);
   const kvPerBlock = a
-    ? (2 * batch * (inf.promptLen + inf.genLen) * a.kvHeads * a.headDim * actBytes) / Math.min(R.tp, a.kvHeads)
+    ? (2 * batch * (inf.promptLen + inf.genLen) * a.kvHeads * a.headDim * actBytes) / Math.min(setup.tensor, a.kvHeads)
     : 0;
   const devices: InferenceDevice[] = [];
   for (const st of r.stages) {
     const blocks = parseLayerRange(st.layers) ?? [];
     const kv = kvPerBlock * blocks.length;
-    for (let t = 0; t < R.tp; t++) {
+    for (let t = 0; t < setup.tensor; t++) {
       const i = devices.length;
       const memory = {
         weights: st.memory.weights,
@@ -166,7 +159,7 @@ export function withDevices(r: CostReport, plan: Plan, workload: Workload, R: Re
         total: st.memory.total,
       };
       devices.push({
-        name: `${i}:${R.gpu.id}`,
+        name: `${i}:${setup.gpu.id}`,
         index: i,
         kind: 'gpu',
         memory,

@@ -6,6 +6,7 @@ import type { InferenceDevice } from './inference-devices';
 import type { InferencePlanReport } from './inference-plan';
 import type { TimelineEvent } from './schedule';
 
+/** Bytes per GPU of one pipeline stage. */
 export interface MemoryBreakdown {
   weights: number;
   gradients: number;
@@ -36,11 +37,22 @@ export interface CommReport {
   link?: string;
 }
 
+/** What `estimate` returns (DESIGN.md's `layerplan estimate --json` document, plus detail for the views). */
 export interface CostReport {
   mode: 'training' | 'inference';
   iterationSeconds: number;
+  /** Hardware FLOP/s per GPU, recomputation included (what Megatron-LM logs as TFLOPs). */
   tflopsPerGpu: number;
+  /** Model FLOPs utilization (Chowdhery et al. 2022; Korthikanti et al. 2022): model FLOPs ÷ (time × GPUs × peak). */
   mfu: number;
+  /** Hardware FLOPs utilization (Korthikanti et al. 2022): the FLOPs executed, recomputation included. */
+  hfu?: number;
+  /** Model FLOP/s per GPU (what NeMo and Megatron-Bridge print as model TFLOP/s/GPU). */
+  modelTflopsPerGpu?: number;
+  /** The dense peak MFU and HFU divide by, TFLOP/s per GPU (the training dtype's). */
+  peakTflops?: number;
+  /** The software profile the estimate used (training). */
+  framework?: string;
   bubbleFraction: number;
   stages: StageReport[];
   communication: { data: CommReport; tensor: CommReport; pipeline: CommReport };

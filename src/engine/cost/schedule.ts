@@ -32,6 +32,8 @@ export interface ScheduleResult {
   comm: number[];
   /** Most micro-batch chunks whose forward ran and whose backward had not finished, per stage. */
   peakInFlight: number[];
+  /** When each stage ends its last op (a backward in every schedule), with or without the timeline. */
+  stageEnds: number[];
   bubbleFraction: number;
 }
 
@@ -195,6 +197,7 @@ export function simulate(
     idle,
     comm: Array.from(comm),
     peakInFlight: Array.from(peakInFlight),
+    stageEnds: Array.from(free),
     bubbleFraction,
   };
 }
@@ -248,6 +251,7 @@ export function simulateBounded(
       busy,
       comm,
       idle,
+      stageEnds: new Array<number>(p).fill(makespan),
       bubbleFraction: makespan > 0 ? idle.reduce((a, b) => a + b, 0) / (p * makespan) : 0,
       approximation: `schedule simulated for ${simulated} of ${m} micro-batches (${2 * p * m * chunks} ops is past the ${cap} simulated); the rest at the measured steady-state pace`,
     };
@@ -264,6 +268,7 @@ export function simulateBounded(
     idle,
     comm: stages.map((s) => m * chunks * (s.sendNext + s.sendPrev)),
     peakInFlight: stages.map((_, s) => (schedule === 'gpipe' ? m : Math.min(m * chunks, (p - s) * chunks))),
+    stageEnds: new Array<number>(p).fill(makespan),
     bubbleFraction: makespan > 0 ? idle.reduce((a, b) => a + b, 0) / (p * makespan) : 0,
     approximation: `${p} stages: the closed form (m·v + p − 1)·(f + b) with the slowest stage, no timeline (simulating would take ${2 * p * m * chunks} ops)`,
   };

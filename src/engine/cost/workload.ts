@@ -7,7 +7,17 @@ import type { TransformerSpec } from '../graph/transformer-spec';
 import type { GgufModel } from '../formats/gguf-model';
 import type { Gemm } from './compute';
 
-/** What one layer costs for one micro-batch, per GPU, with tensor parallelism applied. */
+/** A flash-attention core: timed from the kernel's measured throughput, not as GEMMs. */
+export interface AttentionCore {
+  /** Executed forward FLOPs on this GPU (a causal mask halves them). */
+  flops: number;
+  /** Keys each query attends to in one kernel call (the sequence, or one context-parallel chunk). */
+  seq: number;
+  headDim: number;
+  causal: boolean;
+}
+
+/** What one layer costs for one micro-batch, per GPU, with tensor, context and expert parallelism applied. */
 export interface LayerWork {
   /** Forward GEMMs; the backward runs two GEMMs of the same size for each (data and weight gradients). */
   gemms: Gemm[];
@@ -24,12 +34,22 @@ export interface LayerWork {
   tpBackwardAllGatherBytes: number[];
   /** Activation bytes this layer keeps for its backward, per recompute mode. */
   activations: { none: number; selective: number; full: number };
-  /** Model FLOPs of the forward (matmuls only, as Megatron-LM counts them). */
+  /** Model FLOPs of the forward (matmuls only, as Megatron-LM counts them), for the whole micro-batch. */
   flops: number;
   selectiveFlops: number;
   /** Matmul FLOPs known only as a total (graphs from model files), per GPU: timed at the GEMM roofline. */
   bulkMatmulFlops: number;
+  /** The attention core when it runs as a flash kernel (else it is in `gemms` as two batched GEMMs). */
+  attention?: AttentionCore;
+  /** Context parallelism: K/V bytes this GPU receives in the forward (ring: cp − 1 chunks), and the exchange steps. */
+  contextExchange?: { bytes: number; steps: number };
+  /** Expert parallelism: bytes this GPU sends in each forward all-to-all (dispatch, combine). */
+  allToAllBytes?: number[];
+  /** fp8 training: cast / transpose / amax traffic of the fp8 GEMMs' operands, forward and backward. */
+  fp8Casts?: { forwardBytes: number; backwardBytes: number; kernels: number };
 }
+
+export type AttentionKernelChoice = 'unfused' | 'flash2' | 'flash3';
 
 export interface WorkContext {
   microBatch: number;
@@ -41,6 +61,16 @@ export interface WorkContext {
   /** Bytes per weight element as the GEMM reads it (precision rules). */
   weightBytes: (layer: CostLayer) => number;
   dropout: boolean;
+  /** Context-parallel degree (the sequence split across GPUs); default 1. */
+  context?: number;
+  /** Expert-parallel degree (experts split across GPUs); default 1. */
+  expert?: number;
+  /** Tensor parallelism inside each expert; default: tensor. */
+  expertTensor?: number;
+  /** How the attention core runs: batched GEMMs + softmax kernels (Megatron-LM 2021), or a flash kernel. Default unfused. */
+  attention?: AttentionKernelChoice;
+  /** fp8 training (Transformer Engine): the linear GEMMs run in fp8 with this scaling recipe. */
+  fp8?: 'delayed' | 'current' | 'blockwise';
 }
 
 export interface CostLayer {
@@ -52,6 +82,8 @@ export interface CostLayer {
   tensors: string[];
   /** Weight elements that tensor parallelism splits; the rest (norms, position embeddings) replicate. */
   shardedParameters: number;
+  /** Weight elements in MoE experts (part of shardedParameters): expert parallelism splits them further. */
+  expertParameters?: number;
   work(ctx: WorkContext): LayerWork;
 }
 
@@ -91,67 +123,131 @@ function block(name: string, a: TransformerSpec): CostLayer {
   const F = a.ffn;
   const E = Math.max(1, a.experts);
   const K = a.experts > 1 ? a.topK : 1;
+  const moe = a.experts > 1;
   const attnParams = h * Q + 2 * h * KV + Q * h + (a.qkvBias ? Q + 2 * KV : 0) + (a.denseBias ? h : 0);
   const expertParams = h * F * (a.gated ? 3 : 2) + (a.denseBias ? F + h : 0);
-  const mlpParams = E * expertParams + (a.experts > 1 ? h * E : 0);
+  const mlpParams = E * expertParams + (moe ? h * E : 0);
   const normParams = a.norm === 'layernorm' ? 4 * h : 2 * h;
   const replicatedBiases = a.denseBias ? 2 * h : 0;
+  const causal = !a.encoder;
   return {
     name,
     kind: 'block',
     tensors: [],
     parameters: attnParams + mlpParams + normParams,
     shardedParameters: attnParams + mlpParams - replicatedBiases,
+    expertParameters: moe ? E * expertParams : 0,
     work(ctx) {
       const { microBatch: b, seqLen: s, tensor: t, actBytes: e } = ctx;
-      const T = b * s;
+      const cp = ctx.context ?? 1;
+      const ep = moe ? (ctx.expert ?? 1) : 1;
+      const flash = ctx.attention !== undefined && ctx.attention !== 'unfused';
+      // Tokens of this GPU's share of the micro-batch (context parallelism splits the sequence).
+      const T = (b * s) / cp;
       const r = ctx.sequenceParallel ? 1 / t : 1;
       const w = ctx.weightBytes(this);
       const headsPerGpu = a.heads / t;
-      // Tokens each expert's MLP sees (balanced routing); a dense MLP is one expert that sees every token.
-      const expertTokens = (T * K) / E;
+      const kvHeadsPerGpu = Math.max(1, a.kvHeads / t);
+      // Tokens each local expert's MLP sees: balanced routing over E experts, E/ep of them on this GPU,
+      // padded to the capacity factor when tokens are dropped; a dense MLP is one expert that sees every token.
+      // With expert tensor parallelism below the attention's (etp < t), each rank routes its own
+      // sequence-parallel share of the tokens and holds whole (less split) experts.
+      const etp = moe ? (ctx.expertTensor ?? t) : t;
+      const localExperts = E / ep;
+      const expertTokens = ((T * K * ep) / E) * (etp / t) * (moe ? (a.capacityFactor ?? 1) : 1);
+      const linear = (m: number, n: number, k: number, batch = 1): Gemm => ({
+        m,
+        n,
+        k,
+        batch,
+        bytesA: e,
+        bytesB: w,
+        linear: true,
+      });
       const gemms: Gemm[] = [
-        { m: T, n: (Q + 2 * KV) / t, k: h, batch: 1, bytesA: e, bytesB: w },
-        { m: T, n: h, k: Q / t, batch: 1, bytesA: e, bytesB: w },
-        { m: expertTokens, n: (F * (a.gated ? 2 : 1)) / t, k: h, batch: E, bytesA: e, bytesB: w },
-        { m: expertTokens, n: h, k: F / t, batch: E, bytesA: e, bytesB: w },
+        linear(T, (Q + 2 * KV) / t, h),
+        linear(T, h, Q / t),
+        linear(expertTokens, (F * (a.gated ? 2 : 1)) / etp, h, localExperts),
+        linear(expertTokens, h, F / etp, localExperts),
       ];
-      if (a.experts > 1) gemms.push({ m: T, n: E, k: h, batch: 1, bytesA: e, bytesB: w });
+      if (moe) gemms.push({ m: T, n: E, k: h, batch: 1, bytesA: e, bytesB: w });
+      // Attention core: queries of this GPU's chunk against the whole sequence (causal load balancing
+      // gives every context-parallel rank the same share of the causal triangle).
+      const queries = s / cp;
       const core: Gemm[] = [
-        { m: s, n: s, k: a.headDim, batch: b * headsPerGpu, bytesA: e, bytesB: e },
-        { m: s, n: a.headDim, k: s, batch: b * headsPerGpu, bytesA: e, bytesB: e },
+        { m: queries, n: s, k: a.headDim, batch: b * headsPerGpu, bytesA: e, bytesB: e },
+        { m: queries, n: a.headDim, k: s, batch: b * headsPerGpu, bytesA: e, bytesB: e },
       ];
-      const scores = b * headsPerGpu * s * s;
-      const dropout = ctx.dropout;
+      const scores = b * headsPerGpu * queries * s;
+      const dropout = ctx.dropout && !flash;
       // Memory-bound kernels (fused as Megatron-LM fuses them): 2 norms, 2 bias-dropout-adds, the MLP activation, softmax (+ dropout), rotary embeddings.
       const norms = 2 * (2 * T * h * e) * r;
-      const residual = 2 * (3 * T * h * e + (dropout ? T * h : 0)) * r;
+      const residual = 2 * (3 * T * h * e + (ctx.dropout ? T * h : 0)) * r;
       const act = ((a.gated ? 3 : 2) * (T * K * F * e)) / t;
-      const softmax = 2 * scores * e + (dropout ? 2 * scores * e + scores : 0);
+      const softmax = flash ? 0 : 2 * scores * e + (dropout ? 2 * scores * e + scores : 0);
       const rotary = a.positions ? 0 : (2 * (2 * T * (Q + KV) * e)) / t;
+      // MoE: the router's softmax / top-k and the token permutation before and after the experts.
+      const permute = moe ? 2 * (2 * T * K * h * e) * r : 0;
       // Activations kept for the backward (Korthikanti et al. 2022, generalized to GQA, head size, SwiGLU, MoE and no-dropout).
       const replicated =
-        (2 /* LN1 in */ + 2 /* QKV in */ + 2 /* LN2 in */ + 2) /* MLP in */ * T * h * r + (dropout ? 2 * T * h * r : 0);
+        (2 /* LN1 in */ + 2 /* QKV in */ + 2 /* LN2 in */ + 2) /* MLP in */ * T * h * r +
+        (ctx.dropout ? 2 * T * h * r : 0);
       const sharded =
         ((2 * Q /* Q */ + 2 * KV /* K */ + 2 * KV /* V */ + 2 * Q) /* proj in */ * T) / t +
         ((a.gated ? 6 : 4) * T * K * F) / t;
-      const attnCore = (2 + (dropout ? 3 : 0)) * scores;
+      // Unfused attention keeps the scores, the softmax output and the dropout mask; a flash kernel
+      // keeps only the softmax statistics (fp32 per query and head).
+      const attnCore = flash ? 4 * b * headsPerGpu * queries : (2 + (dropout ? 3 : 0)) * scores;
       const full = 2 * T * h * r;
       const allReduce = T * h * e;
-      return {
-        gemms: [...gemms, ...core],
-        selectiveGemms: core,
-        memoryBytes: norms + residual + act + softmax + rotary,
-        memoryKernels: 8,
+      // Model FLOPs of the whole micro-batch (all tensor and context ranks): linear GEMMs and the
+      // attention core counted over the full s × s scores, as Megatron-LM counts them.
+      const modelCoreFlops = 2 * 2 * b * s * s * Q;
+      // (Capacity padding is work the GPUs do, not model FLOPs.)
+      const padding = moe ? (a.capacityFactor ?? 1) : 1;
+      const linearFlops = gemms.reduce((x, g, i) => x + (gflops(g) * t * cp) / (i === 2 || i === 3 ? padding : 1), 0);
+      const attention: AttentionCore | undefined = flash
+        ? { flops: (modelCoreFlops / (t * cp)) * (causal ? 0.5 : 1), seq: s / cp, headDim: a.headDim, causal }
+        : undefined;
+      const work: LayerWork = {
+        gemms: flash ? gemms : [...gemms, ...core],
+        selectiveGemms: flash ? [] : core,
+        memoryBytes: norms + residual + act + softmax + rotary + permute,
+        memoryKernels: 8 + (moe ? 4 : 0),
         selectiveMemoryBytes: softmax,
         tpAllReduceBytes: t > 1 ? [allReduce, allReduce] : [],
         // Korthikanti et al. §4.2.2: with SP the column-parallel GEMMs' inputs are stored sharded and all-gathered again in the backward.
         tpBackwardAllGatherBytes: t > 1 && ctx.sequenceParallel ? [allReduce, allReduce] : [],
         activations: { none: replicated + sharded + attnCore, selective: replicated + sharded, full },
-        flops: [...gemms, ...core].reduce((x, g) => x + gflops(g) * t, 0),
-        selectiveFlops: core.reduce((x, g) => x + gflops(g) * t, 0),
+        flops: linearFlops + modelCoreFlops,
+        selectiveFlops: modelCoreFlops,
         bulkMatmulFlops: 0,
+        attention,
       };
+      if (cp > 1) {
+        // Ring exchange: each step passes one chunk of K and V (this GPU's KV heads) to the next rank.
+        work.contextExchange = { bytes: (cp - 1) * 2 * b * queries * kvHeadsPerGpu * a.headDim * e, steps: cp - 1 };
+      }
+      if (moe && ep > 1) {
+        // Dispatch and combine: every routed copy of this GPU's tokens goes to its expert's rank and back.
+        const routed = ((T * etp) / t) * K * h * e;
+        work.allToAllBytes = [routed, routed];
+      }
+      if (ctx.fp8) {
+        // Transformer Engine: each fp8 GEMM casts its input to fp8 with a transposed copy for the weight
+        // gradient (read 2 bytes, write 1 + 1) and, in the backward, the output gradient likewise;
+        // current and blockwise scaling read each tensor once more for its amax.
+        const amax = ctx.fp8 === 'delayed' ? 0 : 2;
+        let forwardBytes = 0;
+        let backwardBytes = 0;
+        for (const g of gemms) {
+          if (!g.linear) continue;
+          forwardBytes += g.batch * g.m * g.k * (4 + amax);
+          backwardBytes += g.batch * g.m * g.n * (4 + amax);
+        }
+        work.fp8Casts = { forwardBytes, backwardBytes, kernels: (ctx.fp8 === 'delayed' ? 1 : 2) * 4 };
+      }
+      return work;
     },
   };
 }
@@ -165,8 +261,9 @@ export function archToSpec(spec: ArchSpec): TransformerSpec {
     hidden: spec.hidden,
     heads: spec.heads,
     kvHeads: spec.kvHeads ?? spec.heads,
-    headDim: spec.hidden / spec.heads,
-    ffn: spec.ffn ?? (gpt ? 4 * spec.hidden : Math.round((8 * spec.hidden) / 3 / 256) * 256),
+    headDim: spec.headDim ?? spec.hidden / spec.heads,
+    // A mixture of experts: each expert's MLP is the block's MLP (expertFfn, else ffn).
+    ffn: spec.expertFfn ?? spec.ffn ?? (gpt ? 4 * spec.hidden : Math.round((8 * spec.hidden) / 3 / 256) * 256),
     vocab: spec.vocab,
     positions: gpt ? (spec.seqLen ?? 2048) : 0,
     gated: !gpt,
@@ -174,8 +271,9 @@ export function archToSpec(spec: ArchSpec): TransformerSpec {
     norm: gpt ? 'layernorm' : 'rmsnorm',
     qkvBias: gpt,
     denseBias: gpt,
-    experts: 1,
-    topK: 1,
+    experts: spec.experts ?? 1,
+    topK: (spec.experts ?? 1) > 1 ? (spec.expertsPerToken ?? 2) : 1,
+    ...(spec.capacityFactor !== undefined ? { capacityFactor: spec.capacityFactor } : {}),
     dropout: gpt,
     encoder: false,
     tokenTypes: 0,
@@ -199,7 +297,7 @@ export function transformerWorkload(arch: TransformerSpec): Workload {
     parameters: arch.vocab * h + (arch.positions + arch.tokenTypes) * h,
     shardedParameters: arch.vocab * h,
     work(ctx) {
-      const T = ctx.microBatch * ctx.seqLen;
+      const T = (ctx.microBatch * ctx.seqLen) / (ctx.context ?? 1);
       const w = emptyWork();
       w.memoryBytes = 3 * T * h * ctx.actBytes;
       w.memoryKernels = 3;
@@ -221,7 +319,7 @@ export function transformerWorkload(arch: TransformerSpec): Workload {
     parameters: arch.norm === 'layernorm' ? 2 * h : h,
     shardedParameters: 0,
     work(ctx) {
-      const T = ctx.microBatch * ctx.seqLen;
+      const T = (ctx.microBatch * ctx.seqLen) / (ctx.context ?? 1);
       const r = ctx.sequenceParallel ? 1 / ctx.tensor : 1;
       const w = emptyWork();
       w.memoryBytes = 4 * T * h * ctx.actBytes * r;
@@ -240,11 +338,12 @@ export function transformerWorkload(arch: TransformerSpec): Workload {
     shardedParameters: arch.vocab * h,
     work(ctx) {
       const { microBatch: b, seqLen: s, tensor: t, actBytes: e } = ctx;
-      const T = b * s;
+      const cp = ctx.context ?? 1;
+      const T = (b * s) / cp;
       const w = emptyWork();
       const g: Gemm = { m: T, n: arch.vocab / t, k: h, batch: 1, bytesA: e, bytesB: ctx.weightBytes(this) };
       w.gemms = [g];
-      w.flops = gflops(g) * t;
+      w.flops = gflops(g) * t * cp;
       // fp32 softmax cross-entropy over vocab-parallel logits: write logits, read for max/sum/loss.
       w.memoryBytes = (3 * T * arch.vocab * 4) / t;
       w.memoryKernels = 4;

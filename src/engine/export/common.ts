@@ -9,6 +9,7 @@ import { parseLayerRange, type Plan } from '../plan/plan';
 import { evenSplit } from '../check/launch/megatron';
 import { estimatedSplit } from '../check/launch';
 import { estimate } from '../cost/estimate';
+import { runSettings } from '../cost/profiles';
 import type { ExportContext } from './target';
 
 /** A plan with every value the estimate would default filled in. */
@@ -26,6 +27,8 @@ export interface Effective {
   v: number;
   schedule: 'gpipe' | '1f1b' | 'interleaved';
   sp: boolean;
+  /** Tensor parallelism inside each expert (default: tensor). */
+  expertTensor: number;
   zero: number;
   distOpt: boolean;
   globalBatch: number;
@@ -38,6 +41,10 @@ export interface Effective {
   optimizer: 'adam' | 'adamw' | 'sgd';
   recompute: 'none' | 'selective' | 'full';
   overlapGradReduce: boolean;
+  /** All-gather of the updated parameters during the next forward (distributed optimizer / ZeRO). */
+  overlapParamGather: boolean;
+  /** Tensor-parallel communication overlapped with the GEMMs (Megatron --tp-comm-overlap, torchtitan async TP). */
+  tpCommOverlap: boolean;
   dropout: boolean;
   /** Transformer layers per pipeline stage (in stage order; pp × v entries when interleaved), as the estimate splits them. */
   stageSizes: number[];
@@ -49,6 +56,9 @@ export interface Effective {
 export function effective(plan: Plan, ctx: ExportContext): Effective {
   const tr = plan.training!;
   const par = plan.parallel ?? {};
+  // What the plan leaves out its software profile sets (the estimate's defaults: Megatron-Core's
+  // distributed optimizer and overlaps unless the plan names another framework).
+  const settings = runSettings(plan);
   const gpu = findGpu(plan.cluster.gpu);
   const gpusPerNode = plan.cluster.gpusPerNode ?? gpu?.gpusPerNode ?? 8;
   const nodes = plan.cluster.nodes ?? 1;
@@ -79,11 +89,12 @@ export function effective(plan: Plan, ctx: ExportContext): Effective {
     pp,
     cp: par.context ?? 1,
     ep: par.expert ?? 1,
+    expertTensor: par.expertTensor ?? par.tensor ?? 1,
     v,
     schedule,
     sp: par.sequenceParallel ?? false,
-    zero: par.zero ?? 0,
-    distOpt: par.distributedOptimizer ?? false,
+    zero: settings.zero,
+    distOpt: settings.distributedOptimizer,
     globalBatch: tr.globalBatch,
     microBatch: tr.microBatch,
     microBatches: tr.globalBatch / (tr.microBatch * dp),
@@ -92,7 +103,9 @@ export function effective(plan: Plan, ctx: ExportContext): Effective {
     fp8Recipe: tr.fp8Recipe ?? 'delayed',
     optimizer: tr.optimizer ?? 'adam',
     recompute: tr.recompute ?? 'none',
-    overlapGradReduce: tr.overlapGradReduce ?? false,
+    overlapGradReduce: settings.overlapGradReduce,
+    overlapParamGather: settings.overlapParamGather,
+    tpCommOverlap: settings.tpCommOverlap,
     dropout: tr.dropout ?? (typeof plan.model === 'object' && plan.model.arch === 'gpt'),
     stageSizes,
     stagesExpressible,

@@ -115,7 +115,16 @@ export function megatronArgs(
     if (experts) parallel.push(['--expert-model-parallel-size', String(e.ep)]);
     else notes.push(`parallel.expert ${e.ep} has no experts to split in this model; not written`);
   }
+  if (experts && e.expertTensor !== e.tp) parallel.push(['--expert-tensor-parallel-size', String(e.expertTensor)]);
   if (e.sp && e.tp > 1) parallel.push(['--sequence-parallel']);
+  if (e.tpCommOverlap && e.tp > 1) {
+    if (e.sp) parallel.push(['--tp-comm-overlap']);
+    else {
+      notes.push(
+        'Megatron overlaps tensor-parallel communication (--tp-comm-overlap) only with --sequence-parallel: not written, so re-importing estimates it exposed',
+      );
+    }
+  }
   if (e.pp > 1) {
     // The estimate's split, in Megatron's words: its default, its account-for-embedding/loss split, or a layout.
     const sizes = e.stageSizes.join();
@@ -156,9 +165,16 @@ export function megatronArgs(
       notes.push("ZeRO-1 is written as Megatron's distributed optimizer (optimizer states sharded over data ranks)");
     }
   }
-  if (e.overlapGradReduce) {
-    parallel.push(['--overlap-grad-reduce']);
-    if (e.distOpt || e.zero >= 1) parallel.push(['--overlap-param-gather']);
+  if (e.overlapGradReduce) parallel.push(['--overlap-grad-reduce']);
+  // The updated weights' all-gather overlaps the next forward: Megatron needs the gradient reduction
+  // overlapped too (arguments.py), and something sharded to gather.
+  if (e.overlapParamGather && (e.distOpt || e.zero >= 1)) {
+    if (e.overlapGradReduce) parallel.push(['--overlap-param-gather']);
+    else {
+      notes.push(
+        'Megatron overlaps the parameter all-gather (--overlap-param-gather) only with --overlap-grad-reduce: not written, so re-importing estimates the gather exposed',
+      );
+    }
   }
 
   // ---- recomputation

@@ -161,6 +161,11 @@ export const torchtitan: ExportTarget = {
         "torchtitan's tensor parallelism always shards the norms' activations along the sequence (sequence parallel)",
       );
     }
+    if (e.tp > 1 && e.tpCommOverlap) {
+      notes.push(
+        "tensor-parallel communication overlap is torchtitan's async tensor parallel, which needs torch.compile of the model: not written, so re-importing estimates it exposed",
+      );
+    }
     if (e.pp > 1) {
       const schedule = e.schedule === 'gpipe' ? 'GPipe' : e.v > 1 ? 'Interleaved1F1B' : '1F1B';
       par.push(['pipeline_parallel_schedule', schedule], ['pipeline_parallel_microbatch_size', e.microBatch]);

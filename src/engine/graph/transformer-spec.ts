@@ -23,6 +23,8 @@ export interface TransformerSpec {
   denseBias: boolean;
   experts: number;
   topK: number;
+  /** MoE: expert capacity as a multiple of the fair share (token dropping); absent = dropless, balanced. */
+  capacityFactor?: number;
   dropout: boolean;
   /** bert: token-type embeddings and a pooler; encoder-only. */
   encoder: boolean;

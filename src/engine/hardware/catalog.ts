@@ -29,6 +29,14 @@ export interface GpuSpec {
   hbmGBps: number;
   sms: number;
   gemmEfficiency: number;
+  /**
+   * Best-shape matmul throughput as a fraction of the dense peak, per dtype, where it was measured
+   * (Maximum Achievable Matmul FLOPS, stas00/ml-engineering compute/accelerator/README.md, commit
+   * 7bc7c305: torch.matmul, mean of 100 iterations after 50 warm-ups, best of a shape sweep). The
+   * training estimate scales it by its software profile's sustained fraction and by each GEMM's
+   * tile and wave quantization; dtypes without a measurement fall back to `gemmEfficiency`.
+   */
+  matmulCeiling?: Partial<Record<ComputeDtype, number>>;
   hbmEfficiency: number;
   intraNode: Link;
   interNode: Link;
@@ -64,6 +72,8 @@ export const GPUS: GpuSpec[] = [
     hbmGBps: 1555,
     sms: 108,
     gemmEfficiency: 0.8,
+    // MAMF A100 SXM: 271.2 of 312 TFLOP/s bf16 (torch 2.6.0+cu126, best shape 1024x10240x5120).
+    matmulCeiling: { bf16: 0.869, fp16: 0.869 },
     hbmEfficiency: 0.85,
     intraNode: { bandwidthGBps: 300, latencyUs: 3, efficiency: 0.78, kind: 'NVLink 3 (NVSwitch)' },
     interNode: ib(200),
@@ -79,6 +89,8 @@ export const GPUS: GpuSpec[] = [
     hbmGBps: 2039,
     sms: 108,
     gemmEfficiency: 0.8,
+    // MAMF A100 SXM: 271.2 of 312 TFLOP/s bf16 (torch 2.6.0+cu126, best shape 1024x10240x5120).
+    matmulCeiling: { bf16: 0.869, fp16: 0.869 },
     hbmEfficiency: 0.85,
     intraNode: { bandwidthGBps: 300, latencyUs: 3, efficiency: 0.78, kind: 'NVLink 3 (NVSwitch)' },
     interNode: ib(200),
@@ -95,6 +107,8 @@ export const GPUS: GpuSpec[] = [
     hbmGBps: 3350,
     sms: 132,
     gemmEfficiency: 0.75,
+    // MAMF H100 SXM: 794.5 of 989 bf16 (2.7.0+cu126, 2048x2048x13312); 1,402.6 of 1,979 fp8 e4m3 (1024x9216x14336).
+    matmulCeiling: { bf16: 0.803, fp16: 0.803, fp8: 0.709 },
     hbmEfficiency: 0.85,
     intraNode: { bandwidthGBps: 450, latencyUs: 3, efficiency: 0.8, kind: 'NVLink 4 (NVSwitch)' },
     interNode: ib(400),
@@ -126,6 +140,8 @@ export const GPUS: GpuSpec[] = [
     hbmGBps: 4800,
     sms: 132,
     gemmEfficiency: 0.75,
+    // MAMF: bf16 as H100 SXM ('H200 is the same'), 794.5 of 989; fp8 1,453.4 of 1,979 (2.7.1+cu128, 1280x4096x12032).
+    matmulCeiling: { bf16: 0.803, fp16: 0.803, fp8: 0.734 },
     hbmEfficiency: 0.85,
     intraNode: { bandwidthGBps: 450, latencyUs: 3, efficiency: 0.8, kind: 'NVLink 4 (NVSwitch)' },
     interNode: ib(400),
@@ -142,12 +158,32 @@ export const GPUS: GpuSpec[] = [
     hbmGBps: 7700,
     sms: 148,
     gemmEfficiency: 0.7,
+    // MAMF B200 SXM: 1,745.0 of 2,250 bf16 (2.7.1+cu128, 1792x16128x3072); 3,432.5 of 4,500 fp8 (15360x4096x3072).
+    matmulCeiling: { bf16: 0.776, fp16: 0.776, fp8: 0.763 },
     hbmEfficiency: 0.85,
     intraNode: { bandwidthGBps: 900, latencyUs: 3, efficiency: 0.8, kind: 'NVLink 5 (NVSwitch)' },
     interNode: ib(400),
     gpusPerNode: 8,
     source: 'NVIDIA HGX B200 datasheet',
     pricePerGpuHour: perSecond(0.0024),
+  },
+  {
+    id: 'gb200',
+    name: 'NVIDIA GB200 (Blackwell GPU of a GB200 NVL72)',
+    // GB200 NVL72 datasheet, per GPU: FP4 10, FP8 5, BF16/FP16 2.5 PFLOPS dense (half of the sparse figures), TF32 1.25;
+    // 186 GB HBM3e at 8 TB/s; NVLink 5 1.8 TB/s bidirectional, 72 GPUs in one NVLink domain.
+    tflops: { tf32: 1250, bf16: 2500, fp16: 2500, fp8: 5000, int8: 5000, fp4: 10000 },
+    memoryGB: 186,
+    hbmGBps: 8000,
+    sms: 148,
+    gemmEfficiency: 0.7,
+    // MAMF GB200 SXM: 1,822 of 2,500 bf16 (torch 2.10 dev, 4096x9728x2048); 3,615.6 of 5,000 fp8 (19456x5120x1536).
+    matmulCeiling: { bf16: 0.729, fp16: 0.729, fp8: 0.723 },
+    hbmEfficiency: 0.85,
+    intraNode: { bandwidthGBps: 900, latencyUs: 3, efficiency: 0.8, kind: 'NVLink 5 (NVL72)' },
+    interNode: ib(400),
+    gpusPerNode: 72,
+    source: 'NVIDIA GB200 NVL72 datasheet',
   },
   {
     id: 'l40s',

@@ -82,6 +82,7 @@ const archSpec: FieldSpec = {
     hidden: posInt('Hidden size.', LIMITS.hidden),
     heads: posInt('Attention heads.', LIMITS.heads),
     kvHeads: posInt('Key/value heads (grouped-query attention); default: heads.', LIMITS.heads),
+    headDim: posInt('Attention head size; default hidden ÷ heads.', LIMITS.hidden),
     ffn: posInt('MLP inner size; default 4 × hidden (gpt) or the llama rule.', LIMITS.hidden),
     vocab: posInt('Vocabulary size.', LIMITS.vocab),
     seqLen: posInt('Context length the model is built for.', LIMITS.seqLen),
@@ -251,6 +252,10 @@ export function planFields(catalog: {
           pipeline: posInt('Pipeline stages.', LIMITS.degree),
           context: posInt('Context parallel: the sequence split across GPUs (K/V exchanged).', LIMITS.degree),
           expert: posInt('Expert parallel for MoE layers (all-to-all dispatch / combine).', LIMITS.degree),
+          expertTensor: posInt(
+            'Tensor parallelism inside each expert (expert-tensor-parallel size); default: tensor. Experts fold expert × expertTensor over the tensor × context × data ranks.',
+            LIMITS.degree,
+          ),
           schedule: { kind: 'enum', values: ['gpipe', '1f1b', 'interleaved'], description: 'Pipeline schedule.' },
           virtualStages: posInt('Interleaved schedule: model chunks per device.', LIMITS.virtualStages),
           sequenceParallel: { kind: 'bool', description: 'Megatron sequence parallelism (with tensor parallelism).' },
@@ -263,6 +268,16 @@ export function planFields(catalog: {
           distributedOptimizer: {
             kind: 'bool',
             description: "Megatron's distributed optimizer: optimizer states sharded over data-parallel ranks.",
+          },
+          overlapParamGather: {
+            kind: 'bool',
+            description:
+              'All-gather the updated parameters during the next forward (distributed optimizer, FSDP prefetch); default: the framework’s (Megatron: only with training.overlapGradReduce).',
+          },
+          tpCommOverlap: {
+            kind: 'bool',
+            description:
+              'Overlap tensor-parallel communication with the GEMMs (Transformer Engine userbuffers, async TP); default: the framework’s (Megatron: only with sequenceParallel).',
           },
         },
       },

@@ -19,6 +19,8 @@ export interface ArchSpec {
   hidden: number;
   heads: number;
   kvHeads?: number;
+  /** Attention head size; default hidden ÷ heads (Qwen3 and Gemma use wider heads). */
+  headDim?: number;
   ffn?: number;
   vocab: number;
   seqLen?: number;
@@ -93,11 +95,17 @@ export interface Plan {
     pipeline?: number;
     context?: number;
     expert?: number;
+    /** Tensor parallelism inside each expert (Megatron's expert-tensor-parallel size); default: tensor. */
+    expertTensor?: number;
     schedule?: 'gpipe' | '1f1b' | 'interleaved';
     virtualStages?: number;
     sequenceParallel?: boolean;
     zero?: number;
     distributedOptimizer?: boolean;
+    /** All-gather the updated parameters during the next step's forward (distributed optimizer, FSDP prefetch). */
+    overlapParamGather?: boolean;
+    /** Overlap tensor-parallel communication with the GEMMs (Transformer Engine userbuffers, async TP). */
+    tpCommOverlap?: boolean;
   };
   stages?: { layers: string; device?: number }[];
   devices?: DeviceRef[];
@@ -247,7 +255,7 @@ export const PLAN_FIELDS = planFields({
  * Structural validation of a plan: every field against the field table (types, ranges, limits,
  * unknown names), then the rules that tie fields together (degrees that must multiply to the GPU
  * count, batch divisibility, stages vs pipeline). Model-dependent checks (heads divisible by the
- * tensor degree, stage coverage) need the model: see validatePlanAgainstModel in cost/estimate.ts.
+ * tensor degree, stage coverage) need the model: see modelChecks in cost/stages.ts.
  */
 export function validatePlan(text: string): {
   plan?: Plan;
@@ -271,7 +279,7 @@ export function validatePlan(text: string): {
   // model
   if (p.model && typeof p.model === 'object') {
     const m = p.model as Record<string, unknown>;
-    if (isPosInt(m.hidden) && isPosInt(m.heads) && m.hidden % m.heads !== 0) {
+    if (isPosInt(m.hidden) && isPosInt(m.heads) && m.headDim === undefined && m.hidden % m.heads !== 0) {
       c.error(['model', 'heads'], `model.heads: ${m.heads} does not divide hidden (${m.hidden})`);
     }
     if (isPosInt(m.heads) && isPosInt(m.kvHeads) && m.heads % m.kvHeads !== 0) {
@@ -330,11 +338,21 @@ export function validatePlan(text: string): {
       );
     }
   }
-  // Expert parallelism splits the experts over ranks drawn from the data (and context) parallel
-  // group, as Megatron-Core does: it must divide data × context.
-  if (isPosInt(ep) && ep > 1 && isPosInt(dp) && isPosInt(cp) && (dp * cp) % ep !== 0) {
-    c.error(['parallel', 'expert'], `parallel.expert: ${ep} does not divide data × context = ${dp} × ${cp}`);
+  // Expert parallelism folds expert × expertTensor ranks over the tensor × context × data ranks of a
+  // pipeline stage (Megatron-Core MoE parallel folding); with expertTensor = tensor (the default) that
+  // is: expert divides data × context.
+  const etp = (par.expertTensor as number) ?? tp;
+  if (isPosInt(ep) && ep > 1 && isPosInt(dp) && isPosInt(cp) && isPosInt(tp) && isPosInt(etp)) {
+    if ((dp * cp * tp) % (ep * etp) !== 0) {
+      c.error(
+        ['parallel', 'expert'],
+        etp === tp
+          ? `parallel.expert: ${ep} does not divide data × context = ${dp} × ${cp}`
+          : `parallel.expert: expert × expertTensor = ${ep} × ${etp} does not divide tensor × context × data = ${tp} × ${cp} × ${dp}`,
+      );
+    }
   }
+  if (tr) checkTrainingSoftware(c, tr, par, p.model, cl);
   if (par.sequenceParallel === true && isPosInt(tp) && tp === 1) {
     c.warn(
       ['parallel', 'sequenceParallel'],
@@ -462,6 +480,71 @@ function withoutBadFields(value: Record<string, unknown>, problems: FieldProblem
   const plan = copy as unknown as Plan;
   if (!plan.model || !plan.cluster || typeof plan.cluster !== 'object') return undefined;
   return plan;
+}
+
+/** Frameworks without context parallelism, expert parallelism or fp8 training (their profiles' sources). */
+const NO_CONTEXT_PARALLEL: Partial<Record<Framework, string>> = {
+  'megatron-lm-2021': 'Megatron-LM of 2021 has no context parallelism (Megatron-Core added it)',
+  deepspeed: 'Megatron-DeepSpeed splits sequences with Ulysses, not ring context parallelism',
+  fsdp: 'plain PyTorch FSDP has no context parallelism (torchtitan and Megatron-Core do)',
+};
+const NO_EXPERT_PARALLEL: Partial<Record<Framework, string>> = {
+  'megatron-lm-2021': 'Megatron-LM of 2021 has no expert parallelism',
+};
+const NO_FP8: Partial<Record<Framework, string>> = {
+  'megatron-lm-2021': 'Megatron-LM of 2021 trains in fp16 / bf16 only (Transformer Engine came with Megatron-Core)',
+  deepspeed: 'Megatron-DeepSpeed trains in fp16 / bf16',
+};
+
+/**
+ * What a plan's training software and precision must agree on: fp8 needs fp8 tensor cores and a
+ * framework with fp8 training; a scaling recipe needs fp8; context parallelism splits the sequence
+ * into 2 × context chunks (causal load balancing) and needs a framework that has it; expert
+ * parallelism likewise. Model-dependent checks (experts divisible by the expert degree) are in
+ * cost/stages.ts modelChecks.
+ */
+function checkTrainingSoftware(
+  c: IssueCollector,
+  tr: Record<string, unknown>,
+  par: Record<string, unknown>,
+  model: unknown,
+  cl: Record<string, unknown> | undefined,
+): void {
+  const framework = (typeof tr.framework === 'string' ? tr.framework : 'megatron-core') as Framework;
+  const cp = par.context;
+  const ep = par.expert;
+  if (tr.dtype === 'fp8') {
+    const gpu = typeof cl?.gpu === 'string' ? findGpu(cl.gpu) : undefined;
+    if (gpu && !gpu.tflops.fp8) {
+      c.warn(
+        ['training', 'dtype'],
+        `training.dtype: fp8 needs fp8 tensor cores (Hopper or later); ${gpu.id} has none, so the estimate runs the GEMMs in bf16`,
+      );
+    }
+    const why = NO_FP8[framework];
+    if (why) c.warn(['training', 'dtype'], `training.dtype: fp8 with framework '${framework}': ${why}`);
+  } else if (tr.fp8Recipe !== undefined && tr.dtype !== undefined) {
+    c.warn(['training', 'fp8Recipe'], `training.fp8Recipe: has no effect unless training.dtype is "fp8"`, {
+      title: 'Set training.dtype to fp8',
+      edits: [{ path: ['training', 'dtype'], value: 'fp8' }],
+    });
+  }
+  if (isPosInt(cp) && cp > 1) {
+    const modelSeq = model && typeof model === 'object' ? (model as Record<string, unknown>).seqLen : undefined;
+    const seq = isPosInt(tr.seqLen) ? tr.seqLen : isPosInt(modelSeq) ? modelSeq : 2048;
+    if (seq % (2 * cp) !== 0) {
+      c.error(
+        ['parallel', 'context'],
+        `parallel.context: the sequence (${seq} tokens) must split into 2 × context = ${2 * cp} equal chunks (causal load balancing)`,
+      );
+    }
+    const why = NO_CONTEXT_PARALLEL[framework];
+    if (why) c.warn(['parallel', 'context'], `parallel.context: framework '${framework}': ${why}`);
+  }
+  if (isPosInt(ep) && ep > 1) {
+    const why = NO_EXPERT_PARALLEL[framework];
+    if (why) c.warn(['parallel', 'expert'], `parallel.expert: framework '${framework}': ${why}`);
+  }
 }
 
 /** The precision a plan gives each tensor: its last matching rule (by tensor or layer name), else the default. */

@@ -74,6 +74,13 @@ export function formatEstimate(file: string, r: CostReport): string {
     lines.push(
       `  iteration ${seconds(r.iterationSeconds)}   ${r.tflopsPerGpu.toFixed(1)} TFLOP/s per GPU   MFU ${(r.mfu * 100).toFixed(1)}%   pipeline bubble ${(r.bubbleFraction * 100).toFixed(1)}%   ${r.microBatches} micro-batches per pipeline`,
     );
+    if (r.hfu !== undefined) {
+      // Named as the papers name them: MFU counts the model's FLOPs (Chowdhery et al. 2022), HFU the
+      // FLOPs the GPUs execute, recomputation included (Korthikanti et al. 2022; Megatron-LM's TFLOP/s).
+      lines.push(
+        `  MFU ${(r.mfu * 100).toFixed(1)}% (model FLOPs, ${(r.modelTflopsPerGpu ?? 0).toFixed(1)} TFLOP/s per GPU) · HFU ${(r.hfu * 100).toFixed(1)}% (hardware FLOPs with recomputation, ${r.tflopsPerGpu.toFixed(1)} TFLOP/s per GPU) of the ${(r.peakTflops ?? 0).toFixed(0)} TFLOP/s dense peak; software profile ${r.framework}`,
+      );
+    }
   } else if (r.inference) {
     const i = r.inference;
     lines.push(

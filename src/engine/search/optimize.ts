@@ -1,9 +1,12 @@
 import { OUTPUT_ERROR } from '../check/precision';
-import { estimate, rangeText, type CostReport } from '../cost/estimate';
+import { estimate, rangeText, trainingLayerFigures, type CostReport } from '../cost/estimate';
+import { allGatherSeconds, reduceScatterSeconds } from '../cost/comm';
+import { resolveSetup } from '../cost/resolve';
+import { runSettings } from '../cost/profiles';
 import { peakInFlight } from '../cost/schedule';
 import type { Workload } from '../cost/workload';
 import { InputError } from '../errors';
-import { findGpu } from '../hardware/catalog';
+import { findGpu, type Link } from '../hardware/catalog';
 import { setPlanPaths, type PlanEdit } from '../plan/edits';
 import { formatFor, parseLayerRange, type Plan } from '../plan/plan';
 import { parseFormat } from '../quant/formats';
@@ -126,15 +129,20 @@ export interface SearchResult {
   complete: boolean;
 }
 
-/** Per probe stage (one layer, or one block with the embedding / head at the ends): the engine's figures. */
-interface Probe {
+/** The figures the search reads per probe stage. */
+type Field = 'time' | 'forward' | 'weights' | 'gradients' | 'optimizer' | 'activations';
+const FIELDS: readonly Field[] = ['time', 'forward', 'weights', 'gradients', 'optimizer', 'activations'];
+
+/**
+ * Per probe unit (one block, or a group of consecutive layers of a model file): the engine's figures, with the
+ * layers before the first block (embedding) and after the last (final norm, output layer) apart in `first` and
+ * `last` — the engine puts them on the first and the last stage whatever the split of the blocks.
+ */
+interface Probe extends Record<Field, Float64Array> {
   /** Layer boundaries of the probe's units: every layer its own unit, or groups of consecutive layers. */
   cuts: number[];
-  time: Float64Array;
-  weights: Float64Array;
-  gradients: Float64Array;
-  optimizer: Float64Array;
-  activations: Float64Array;
+  first: Record<Field, number>;
+  last: Record<Field, number>;
 }
 
 interface Scored {
@@ -247,6 +255,7 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
       c.tensor,
       c.context,
       c.expert,
+      c.expertTensor,
       c.microBatch,
       c.recompute,
       c.sequenceParallel,
@@ -270,6 +279,13 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
     ? trainingConfigs(plan, shape, { gpuCounts, gpusPerNode: gpn, locks, models }, rejected)
     : inferenceConfigs(plan, shape, { gpuCounts, gpusPerNode: gpn, locks, models }, rejected);
   const stagesLocked = isLocked(locks, 'stages') && !!base.stages;
+  // The engine's even split of an architecture's blocks counts the embedding and the output layer as blocks
+  // where the plan's framework does (the framework is not searched).
+  const edgesAsBlocks = !!workload.arch && runSettings(base).profile.balanceEdges;
+  const setup = resolveSetup(base, file);
+  const fsdp: FsdpTraffic | undefined = workload.layers.every((l) => !l.expertParameters)
+    ? { intra: setup.intra, inter: setup.inter }
+    : undefined;
   let searched = 0;
   const scored: Scored[] = [];
   // Memory grows with the micro-batch: once one does not fit, larger ones of the same layout are skipped unprobed.
@@ -296,6 +312,7 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
       c.pipeline,
       c.context,
       c.expert,
+      c.expertTensor,
       c.schedule,
       c.virtualStages,
       c.recompute,
@@ -304,7 +321,7 @@ export function optimize(base: Plan, workload: Workload, options: OptimizeOption
       c.distributedOptimizer,
     ].join();
     if (!exhaustive && c.microBatch >= (tooBig.get(family) ?? Infinity)) continue;
-    const s = bound(c, probeOf(c), inFlightOf, graph, blocks, capacity, stagesLocked ? base : undefined);
+    const s = bound(c, probeOf(c), inFlightOf, graph, blocks, capacity, base, stagesLocked, edgesAsBlocks, fsdp);
     if (!s || (!exhaustive && s.lowerMemory > capacity)) {
       tooBig.set(family, Math.min(c.microBatch, tooBig.get(family) ?? Infinity));
       continue;
@@ -436,15 +453,20 @@ function capabilities(
   return {
     context: seq % 4 === 0 && probe({ context: 2 }) !== plain,
     expert: (workload.arch?.experts ?? 1) > 1 && probe({ expert: 2 }) !== plain,
-    distributedOptimizer: probe({ distributedOptimizer: true }) !== plain,
+    // The framework's default may be either: compare the two explicitly.
+    distributedOptimizer:
+      probe({ distributedOptimizer: true, zero: 0 }) !== probe({ distributedOptimizer: false, zero: 0 }),
   };
 }
 
 /**
- * One estimate with one layer (block) per stage and one micro-batch: per-layer times, states and activations.
- * An architecture whose blocks are alike (same parameters, same format) is probed with three of its blocks —
- * stage 0 the embedding and a block, stage 1 a block, stage 2 a block and the output layers — and the figures
- * spread over all of them: the same sums at a fraction of the work.
+ * One estimate with one unit (a block, or a group of a model file's layers) per stage, the embedding and the
+ * output layers each on a stage of their own (explicit stages, empty at the ends), and one micro-batch: per-unit
+ * times, states and activations — the very sums the engine adds per stage (a stage's forward and backward are
+ * the sums of its layers' times, trainingLayerTime; its states and activations the sums of its layers'). The
+ * probe runs without data parallelism and without sharding (zero 0, no distributed optimizer): the bound divides
+ * the states itself. An architecture whose blocks are alike (same parameters, same format) is probed with three
+ * of its blocks and the figures spread over all of them: the same sums at a fraction of the work.
  */
 function probe(plan: Plan, workload: Workload, c: Config, graph: boolean, file: string, perLayer = false): Probe {
   const layers = workload.blockIndices.length;
@@ -453,45 +475,111 @@ function probe(plan: Plan, workload: Workload, c: Config, graph: boolean, file: 
   const n = cuts.length - 1;
   const compact = graph ? undefined : compactWorkload(plan, workload);
   const w = compact ?? workload;
-  const stages = compact ? 3 : n;
+  if (plan.training) return probeTraining(plan, w, c, cuts, !!compact, file);
+  const units = compact
+    ? [0, 1, 2].map((i) => `${i}`)
+    : Array.from({ length: n }, (_, k) => rangeText(range(cuts[k], cuts[k + 1])));
   const p = clone(plan);
+  // The plan's own settings the search does not choose (tensor-parallel overlap, expert tensor, …) stay.
+  const own = { ...(plan.parallel ?? {}) };
+  delete own.virtualStages;
   p.parallel = {
+    ...own,
     data: 1,
     tensor: c.tensor,
-    pipeline: stages,
+    pipeline: units.length + 2,
     context: c.context,
     expert: c.expert,
+    expertTensor: c.expertTensor,
     schedule: '1f1b',
     sequenceParallel: c.sequenceParallel,
     zero: 0,
+    distributedOptimizer: false,
   };
   if (p.training) {
     p.training = { ...p.training, globalBatch: c.microBatch, microBatch: c.microBatch, recompute: c.recompute };
   } else p.parallel.data = c.data;
-  if (graph) p.stages = Array.from({ length: n }, (_, k) => ({ layers: rangeText(range(cuts[k], cuts[k + 1])) }));
-  else delete p.stages;
+  p.stages = [{ layers: '' }, ...units.map((layers) => ({ layers })), { layers: '' }];
   const r = estimate(p, w, file, PROBE);
-  const fields = {
-    time: (s: CostReport['stages'][number]) => (p.training ? s.forwardSeconds + s.backwardSeconds : s.computeSeconds),
-    weights: (s: CostReport['stages'][number]) => s.memory.weights,
-    gradients: (s: CostReport['stages'][number]) => s.memory.gradients,
-    optimizer: (s: CostReport['stages'][number]) => s.memory.optimizer,
+  type Stage = CostReport['stages'][number];
+  const fields: Record<Field, (s: Stage) => number> = {
+    time: (s) => (p.training ? s.forwardSeconds + s.backwardSeconds : s.computeSeconds),
+    forward: (s) => (p.training ? s.forwardSeconds : 0),
+    weights: (s) => s.memory.weights,
+    gradients: (s) => s.memory.gradients,
+    optimizer: (s) => s.memory.optimizer,
     // Full recomputation adds the one layer being recomputed, not a sum over layers: the bound leaves it out.
-    activations: (s: CostReport['stages'][number]) => (c.recompute === 'full' ? 0 : s.memory.activations),
+    activations: (s) => (c.recompute === 'full' ? 0 : s.memory.activations),
   };
-  const out = { cuts } as Probe;
-  for (const [name, get] of Object.entries(fields) as [
-    Exclude<keyof Probe, 'cuts'>,
-    (s: CostReport['stages'][number]) => number,
-  ][]) {
+  const out = { cuts, first: {}, last: {} } as Probe;
+  for (const name of FIELDS) {
+    const get = fields[name];
     const a = new Float64Array(n);
-    if (compact) {
-      const [first, block, last] = r.stages.map(get);
-      a.fill(block);
-      a[0] += first - block;
-      a[n - 1] += last - block;
-    } else r.stages.forEach((s, k) => (a[k] = get(s)));
+    if (compact) a.fill(get(r.stages[2]));
+    else for (let k = 0; k < n; k++) a[k] = get(r.stages[k + 1]);
     out[name] = a;
+    out.first[name] = get(r.stages[0]);
+    out.last[name] = get(r.stages[r.stages.length - 1]);
+  }
+  return out;
+}
+
+/**
+ * A training probe from the engine's per-layer phase (trainingLayerFigures): the layers' figures summed into
+ * the probe's units, and the layers the engine puts on the first stage (before the first block) and on the last
+ * (every other layer that is not a block) apart. The plan runs without data parallelism or sharding; its
+ * unsearched settings stay.
+ */
+function probeTraining(plan: Plan, w: Workload, c: Config, cuts: number[], compact: boolean, file: string): Probe {
+  const own = { ...(plan.parallel ?? {}) };
+  delete own.virtualStages;
+  const p: Plan = {
+    ...plan,
+    parallel: {
+      ...own,
+      data: 1,
+      tensor: c.tensor,
+      pipeline: 1,
+      context: c.context,
+      expert: c.expert,
+      expertTensor: c.expertTensor,
+      schedule: '1f1b',
+      sequenceParallel: c.sequenceParallel,
+      zero: 0,
+      distributedOptimizer: false,
+    },
+    training: { ...plan.training!, globalBatch: c.microBatch, microBatch: c.microBatch, recompute: c.recompute },
+  };
+  delete p.stages;
+  const fig = trainingLayerFigures(p, w, file);
+  const value: Record<Field, (i: number) => number> = {
+    time: (i) => fig.forward[i] + fig.backward[i],
+    forward: (i) => fig.forward[i],
+    weights: (i) => fig.weights[i],
+    gradients: (i) => fig.gradients[i],
+    optimizer: (i) => fig.optimizer[i],
+    activations: (i) => fig.activations[i],
+  };
+  const n = cuts.length - 1;
+  const blocks = w.blockIndices;
+  const inBlocks = new Set(blocks);
+  const firstBlock = blocks.length ? blocks[0] : w.layers.length;
+  const out = { cuts, first: {}, last: {} } as Probe;
+  for (const f of FIELDS) {
+    const get = value[f];
+    const a = new Float64Array(n);
+    if (compact) a.fill(get(blocks[1]));
+    else for (let k = 0; k < n; k++) for (let u = cuts[k]; u < cuts[k + 1]; u++) a[k] += get(blocks[u]);
+    out[f] = a;
+    let first = 0;
+    let last = 0;
+    for (let i = 0; i < w.layers.length; i++) {
+      if (inBlocks.has(i)) continue;
+      if (i < firstBlock) first += get(i);
+      else last += get(i);
+    }
+    out.first[f] = first;
+    out.last[f] = last;
   }
   return out;
 }
@@ -516,46 +604,68 @@ function compactWorkload(plan: Plan, w: Workload): Workload | undefined {
   return { layers, arch: w.arch, blockIndices: [first, first + 1, first + 2] };
 }
 
-/** Sums over layer ranges from prefix sums: the probe's figures for a stage in O(ranges). */
-interface Sums {
-  time: number[];
-  weights: number[];
-  gradients: number[];
-  optimizer: number[];
-  activations: number[];
-}
+/** Sums over unit ranges from prefix sums: the probe's figures for a stage in O(ranges). */
+type Sums = Record<Field, number[]>;
 
 const sumsOf = new WeakMap<Probe, Sums>();
 function sums(pr: Probe): Sums {
   let s = sumsOf.get(pr);
   if (!s) {
-    s = {
-      time: prefix(pr.time),
-      weights: prefix(pr.weights),
-      gradients: prefix(pr.gradients),
-      optimizer: prefix(pr.optimizer),
-      activations: prefix(pr.activations),
-    };
+    s = {} as Sums;
+    for (const f of FIELDS) s[f] = prefix(pr[f]);
     sumsOf.set(pr, s);
   }
   return s;
 }
 
-/** The [from, to) layer ranges of each stage of an architecture: uniform chunks, chunk k on stage k mod p. */
+/**
+ * The [from, to) block ranges of each stage of an architecture as the engine assigns them (assignLayers): the
+ * blocks split evenly into pipeline × chunks parts, part k on stage k mod p — with the embedding and the output
+ * layer counted as a block each where the framework does (Megatron-Core's account-for-embedding/loss split).
+ */
 const archRanges = new Map<string, [number, number][][]>();
-function archStageRanges(blocks: number, pp: number, v: number): [number, number][][] {
-  const key = `${blocks},${pp},${v}`;
+function archStageRanges(blocks: number, pp: number, v: number, edgesAsBlocks: boolean): [number, number][][] {
+  const key = `${blocks},${pp},${v},${edgesAsBlocks}`;
   let out = archRanges.get(key);
   if (!out) {
     out = Array.from({ length: pp }, () => [] as [number, number][]);
-    for (let k = 0; k < pp * v; k++) {
-      out[k % pp].push([Math.floor((k * blocks) / (pp * v)), Math.floor(((k + 1) * blocks) / (pp * v))]);
+    const parts = pp * v;
+    const edge = edgesAsBlocks && parts > 1 ? 1 : 0;
+    const units = blocks + 2 * edge;
+    for (let k = 0; k < parts; k++) {
+      const from = Math.max(0, Math.floor((k * units) / parts) - edge);
+      const to = Math.min(blocks, Math.floor(((k + 1) * units) / parts) - edge);
+      if (to > from) out[k % pp].push([from, to]);
     }
     archRanges.set(key, out);
   }
   return out;
 }
 
+/**
+ * What the FSDP term of the time bound needs: the links (the data-parallel group's are built as the engine
+ * builds them, context.ts), given only where no layer has experts (their weights gather over another group).
+ */
+interface FsdpTraffic {
+  intra: Link;
+  inter: Link;
+}
+
+/**
+ * Lower bounds of a configuration's step time and peak memory per GPU, from the probe's per-unit figures. Why
+ * each is a lower bound of what estimate() returns (estimate.ts):
+ *  - time: the simulated schedule runs stage s's forward and backward of each micro-batch chunk as F_s / v and
+ *    B_s / v, where F_s + B_s is the sum of its layers' times (the probe's units) plus FSDP's exposed gathers
+ *    (≥ 0). Stage s cannot start before micro-batch 0 has gone forward through chunk 0 of the stages before
+ *    it, and after its last backward (chunk 0) the stages before it still run theirs, so the schedule's end is
+ *    ≥ Σ_{j<s} (F_j + B_j) / v + m (F_s + B_s); sends only add. The step adds to that end the exposed gradient
+ *    reduction, the tied-embedding sync, the optimizer and the exposed parameter gather — all ≥ 0, left out.
+ *    Tensor-parallel overlap, the context-parallel ring exchange, all-to-alls and the attention kernels are in
+ *    the layers' own times (the probe runs the plan's settings), so the bound holds whatever they cost.
+ *  - memory: each stage holds its layers' weights, gradients and optimizer states, sharded as the plan's ZeRO
+ *    stage and distributed optimizer say, and (flight / v) micro-batches of its layers' activations; FSDP's
+ *    gathered blocks and full recomputation's one rebuilt layer only add.
+ */
 function bound(
   c: Config,
   pr: Probe,
@@ -563,7 +673,10 @@ function bound(
   graph: boolean,
   blocks: number,
   capacity: number,
-  locked: Plan | undefined,
+  base: Plan,
+  stagesLocked: boolean,
+  edgesAsBlocks: boolean,
+  fsdp: FsdpTraffic | undefined,
 ): Scored | undefined {
   const m = c.microBatches;
   const v = c.virtualStages;
@@ -578,44 +691,80 @@ function bound(
   const span = (a: number[], from: number, to: number) => a[to] - a[from];
   const states = (from: number, to: number) =>
     span(P.weights, from, to) / s3 + span(P.gradients, from, to) / s2 + span(P.optimizer, from, to) / s1;
+  const edge = (stage: number, f: Field) => (stage === 0 ? pr.first[f] : 0) + (stage === pp - 1 ? pr.last[f] : 0);
+  const edgeStates = (stage: number) =>
+    edge(stage, 'weights') / s3 + edge(stage, 'gradients') / s2 + edge(stage, 'optimizer') / s1;
   let ranges: [number, number][][];
   let split: [number, number][] | undefined;
-  if (locked?.stages) {
-    ranges = locked.stages.map((st) =>
+  // A plan's own stages stay where the engine reads them: one chunk per stage, as many stages as it lists
+  // (evaluate() keeps them then; a model file's are the split's unless they are locked).
+  if (base.stages && pp === base.stages.length && v === 1 && (stagesLocked || !graph)) {
+    ranges = base.stages.map((st) =>
       (parseLayerRange(st.layers) ?? []).filter((i) => i < blocks).map((i) => [i, i + 1] as [number, number]),
     );
   } else if (graph) {
     // Alpa's inter-op pass: the split minimizing the slowest stage, each stage within its memory bound, over the
-    // probe's units (layers, or groups of them past SPLIT_UNITS: the DP is quadratic in its units).
+    // probe's units (layers, or groups of them past SPLIT_UNITS: the DP is quadratic in its units). Its stages
+    // are contiguous and not empty: the first holds unit 0 and the embedding, the last the output layers.
     // Layouts that differ only where the split does not look (data degree without ZeRO, …) share it.
     const key = [pp, s1, s2, s3, capacity, flight.join()].join();
     let memo = splits.get(pr);
     if (!memo) splits.set(pr, (memo = new Map()));
     let found = memo.get(key);
     if (found === undefined) {
+      const time = Array.from(pr.time);
+      time[0] += pr.first.time;
+      time[time.length - 1] += pr.last.time;
       found =
         splitStages(
-          Array.from(pr.time),
+          time,
           pp,
-          (stage, from, to) => states(from, to) + flight[stage] * span(P.activations, from, to) <= capacity,
+          (stage, from, to) =>
+            states(from, to) +
+              edgeStates(stage) +
+              flight[stage] * (span(P.activations, from, to) + edge(stage, 'activations')) <=
+            capacity,
         ) ?? null;
       memo.set(key, found);
     }
     if (!found) return undefined;
     ranges = found.bounds.map((r) => [r]);
     split = found.bounds.map(([a, b]) => [pr.cuts[a], pr.cuts[b]]);
-  } else ranges = archStageRanges(blocks, pp, v);
+  } else ranges = archStageRanges(blocks, pp, v, edgesAsBlocks);
+  // FSDP / ZeRO-3 gathers the stage's weights for each micro-batch's forward and again for its backward (and
+  // reduce-scatters its gradients): the engine adds max(gather / layers, gather − compute) to each pass, so a
+  // pass takes at least max(its compute, its traffic) (estimate.ts pipelinePasses).
+  const dataGroup =
+    fsdp && c.zero >= 3 && ranks > 1
+      ? {
+          size: ranks,
+          perNode: Math.max(1, Math.min(ranks, Math.floor(c.gpusPerNode / c.tensor))),
+          intra: fsdp.intra,
+          inter: fsdp.inter,
+        }
+      : undefined;
   let lower = 0;
   let ramp = 0;
   let memory = 0;
   for (let s = 0; s < pp; s++) {
-    let t = 0;
-    let st = 0;
-    let act = 0;
+    let t = edge(s, 'time');
+    let f = edge(s, 'forward');
+    let w = edge(s, 'weights');
+    let g = edge(s, 'gradients');
+    let st = edgeStates(s);
+    let act = edge(s, 'activations');
     for (const [from, to] of ranges[s]) {
       t += span(P.time, from, to);
+      f += span(P.forward, from, to);
+      w += span(P.weights, from, to);
+      g += span(P.gradients, from, to);
       st += states(from, to);
       act += span(P.activations, from, to);
+    }
+    if (dataGroup) {
+      const gather = allGatherSeconds(w, dataGroup);
+      const reduce = reduceScatterSeconds(g, dataGroup);
+      t = Math.max(f, gather) + Math.max(t - f, gather + reduce);
     }
     lower = Math.max(lower, ramp + m * t);
     ramp += t / v;
@@ -791,6 +940,7 @@ function choosePrecision(
     pipeline: 1,
     context: 1,
     expert: 1,
+    expertTensor: par.expertTensor ?? par.tensor ?? 1,
     schedule: '1f1b',
     virtualStages: 1,
     sequenceParallel: par.sequenceParallel ?? false,

@@ -1,3 +1,4 @@
+import { runSettings } from '../cost/profiles';
 import type { TransformerSpec } from '../graph/transformer-spec';
 import type { PlanEdit } from '../plan/edits';
 import type { Framework, Plan } from '../plan/plan';
@@ -31,6 +32,8 @@ export interface FrameworkOptions {
   unevenPipeline: boolean;
   context: boolean;
   expert: boolean;
+  /** Tensor parallelism inside the experts of its own degree (Megatron-Core's --expert-tensor-parallel-size). */
+  expertTensor: boolean;
   /** Where these facts come from. */
   source: string;
 }
@@ -52,6 +55,7 @@ const MEGATRON_CORE: FrameworkOptions = {
   unevenPipeline: false,
   context: true,
   expert: true,
+  expertTensor: true,
   source:
     'Megatron-LM core_v0.19.0 megatron/training/arguments.py validate_args (research/frameworks/megatron-rules.md)',
 };
@@ -70,6 +74,7 @@ export const FRAMEWORKS: Record<Framework, FrameworkOptions> = {
     unevenPipeline: false,
     context: false,
     expert: false,
+    expertTensor: false,
     source: 'Narayanan et al. SC21; Megatron-LM examples/academic_paper_scripts/sc21 (commit 6985e58)',
   },
   'megatron-core': MEGATRON_CORE,
@@ -90,6 +95,7 @@ export const FRAMEWORKS: Record<Framework, FrameworkOptions> = {
     unevenPipeline: true,
     context: false,
     expert: false,
+    expertTensor: false,
     source: 'DeepSpeed v0.19.5 runtime/pipe/engine.py, runtime/zero/config.py (research/frameworks/deepspeed-rules.md)',
   },
   fsdp: {
@@ -107,6 +113,7 @@ export const FRAMEWORKS: Record<Framework, FrameworkOptions> = {
     unevenPipeline: false,
     context: false,
     expert: false,
+    expertTensor: false,
     source: 'PyTorch FullyShardedDataParallel sharding strategies (NO_SHARD, SHARD_GRAD_OP, FULL_SHARD)',
   },
   torchtitan: {
@@ -120,6 +127,8 @@ export const FRAMEWORKS: Record<Framework, FrameworkOptions> = {
     unevenPipeline: true,
     context: true,
     expert: true,
+    // Expert tensor parallelism is left at the tensor degree here (not searched).
+    expertTensor: false,
     source:
       'torchtitan v0.2.2 distributed/parallel_dims.py, pipeline_parallel.py (research/frameworks/torchtitan-rules.md)',
   },
@@ -158,6 +167,8 @@ export interface Config {
   pipeline: number;
   context: number;
   expert: number;
+  /** Tensor parallelism inside each expert (the tensor degree unless the search or the plan says). */
+  expertTensor: number;
   schedule: Schedule;
   /** Chunks per device (interleaved), else 1. */
   virtualStages: number;
@@ -284,17 +295,31 @@ export function* trainingConfigs(
             reject('data must divide the global batch');
             continue;
           }
-          const experts = a && a.experts > 1 && fw.expert && opts.models.expert ? divisors(a.experts) : [1];
+          const moe = !!a && a.experts > 1;
+          const experts = moe && fw.expert && opts.models.expert ? divisors(a.experts) : [1];
+          // Expert tensor parallelism at most the tensor degree, dividing the experts' MLP width; a dense model
+          // keeps whatever the plan says (the engine reads it for experts only).
+          const expertTensors =
+            moe && fw.expertTensor && opts.models.expert ? divisors(tp).filter((e) => a.ffn % e === 0) : [tp];
           for (const ep of keep('parallel.expert', par.expert ?? 1, experts)) {
-            if (ep > 1 && (dp * cp) % ep !== 0) {
-              reject('expert must divide data × context');
-              continue;
-            }
-            const perRank = tr.globalBatch / dp;
-            for (const mb of keep('training.microBatch', tr.microBatch, divisors(perRank))) {
-              if (perRank % mb !== 0) continue;
-              const m = perRank / mb;
-              yield* variants(plan, fw, opts, { gpus, gpn, nodes, tp, pp, cp, dp, ep, mb, m }, shape, rejected);
+            for (const etp of moe
+              ? keep('parallel.expertTensor', par.expertTensor ?? tp, expertTensors)
+              : [par.expertTensor ?? tp]) {
+              // Megatron-Core's MoE parallel folding: expert × expertTensor ranks over tensor × context × data.
+              if (moe && (tp * cp * dp) % (ep * etp) !== 0) {
+                reject(
+                  etp === tp
+                    ? 'expert must divide data × context'
+                    : 'expert × expertTensor must divide tensor × context × data',
+                );
+                continue;
+              }
+              const perRank = tr.globalBatch / dp;
+              for (const mb of keep('training.microBatch', tr.microBatch, divisors(perRank))) {
+                if (perRank % mb !== 0) continue;
+                const m = perRank / mb;
+                yield* variants(plan, fw, opts, { gpus, gpn, nodes, tp, pp, cp, dp, ep, etp, mb, m }, shape, rejected);
+              }
             }
           }
         }
@@ -316,6 +341,7 @@ function* variants(
     cp: number;
     dp: number;
     ep: number;
+    etp: number;
     mb: number;
     m: number;
   },
@@ -362,14 +388,12 @@ function* variants(
         ? [par.sequenceParallel ?? false]
         : fw.sequenceParallel === 'optional'
           ? [false, true]
-          : [fw.sequenceParallel === 'always'];
-  const own: Sharding = {
-    zero: (par.zero ?? 0) as Sharding['zero'],
-    distributedOptimizer: par.distributedOptimizer ?? false,
-  };
+          : // The plan's own choice stays in the space, as its recomputation does (what the user runs is ranked).
+            [...new Set([fw.sequenceParallel === 'always', par.sequenceParallel ?? fw.sequenceParallel === 'always'])];
+  const own = ownSharding(plan);
   const shardings: Sharding[] =
     l.dp * l.cp === 1
-      ? [{ zero: 0, distributedOptimizer: false }]
+      ? [own]
       : locked('parallel.zero') || locked('parallel.distributedOptimizer')
         ? [own]
         : fw.sharding
@@ -396,6 +420,7 @@ function* variants(
             pipeline: l.pp,
             context: l.cp,
             expert: l.ep,
+            expertTensor: l.etp,
             schedule,
             virtualStages: v,
             sequenceParallel,
@@ -451,6 +476,7 @@ export function* inferenceConfigs(
           pipeline: pp,
           context: 1,
           expert: 1,
+          expertTensor: par.expertTensor ?? tp,
           schedule: '1f1b',
           virtualStages: 1,
           sequenceParallel: false,
@@ -463,6 +489,15 @@ export function* inferenceConfigs(
       }
     }
   }
+}
+
+/**
+ * The sharding a plan runs with: its own fields, else its framework's defaults as the cost engine takes them
+ * (Megatron-Core's distributed optimizer, FSDP's full shard, DeepSpeed's ZeRO-1).
+ */
+export function ownSharding(plan: Plan): Sharding {
+  const run = runSettings(plan);
+  return { zero: run.zero as Sharding['zero'], distributedOptimizer: run.distributedOptimizer };
 }
 
 /**
@@ -488,12 +523,20 @@ export function configEdits(plan: Plan, c: Config): PlanEdit[] {
   set(['parallel', 'context'], c.context, par.context, 1);
   set(['parallel', 'expert'], c.expert, par.expert, 1);
   if (plan.training) {
+    set(['parallel', 'expertTensor'], c.expertTensor, par.expertTensor, c.tensor);
     set(['parallel', 'schedule'], c.schedule, par.schedule, '1f1b');
     if (c.schedule === 'interleaved') set(['parallel', 'virtualStages'], c.virtualStages, par.virtualStages, 2);
     else if (par.virtualStages !== undefined) edits.push({ path: ['parallel', 'virtualStages'], value: undefined });
     set(['parallel', 'sequenceParallel'], c.sequenceParallel, par.sequenceParallel, false);
-    set(['parallel', 'zero'], c.zero, par.zero, 0);
-    set(['parallel', 'distributedOptimizer'], c.distributedOptimizer, par.distributedOptimizer, false);
+    // Unspelled sharding is the framework's default (the cost engine's profile), not zero.
+    const own = ownSharding(plan);
+    set(['parallel', 'zero'], c.zero, par.zero, own.zero);
+    set(
+      ['parallel', 'distributedOptimizer'],
+      c.distributedOptimizer,
+      par.distributedOptimizer,
+      own.distributedOptimizer,
+    );
     set(['training', 'microBatch'], c.microBatch, plan.training.microBatch, undefined);
     set(['training', 'recompute'], c.recompute, plan.training.recompute, 'none');
   }

@@ -809,6 +809,8 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
     origin('parallel.zero', 'use_torch_fsdp2');
   }
   origin('parallel.distributedOptimizer', 'use_distributed_optimizer');
+  origin('parallel.overlapParamGather', 'overlap_param_gather');
+  origin('parallel.tpCommOverlap', 'tp_comm_overlap');
 
   // ---- recomputation (arguments.py L1370-1388, transformer_config.py L1719-1760)
   let granularity = get<string>('recompute_granularity');
@@ -953,9 +955,7 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
       );
     }
   }
-  if (etp !== tp) {
-    notes.push(`--expert-tensor-parallel-size ${etp}: Layerplan splits experts with the tensor degree (${tp})`);
-  }
+  origin('parallel.expertTensor', 'expert_tensor_parallel_size');
 
   // ---- vocabulary (build_tokenizer.py vocab_size_with_padding)
   const tokenizer = get<string>('tokenizer_type');
@@ -999,9 +999,6 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
     if (llama && positions === 'learned_absolute') mixed.push('learned positions');
     if (!llama && positions !== 'learned_absolute') mixed.push(`${positions} positions`);
     if (!llama && !bias) mixed.push('no linear biases');
-    if (kvChannels !== undefined && hidden && heads && kvChannels !== hidden / heads) {
-      mixed.push(`--kv-channels ${kvChannels} (head size ≠ hidden / heads)`);
-    }
     if (mixed.length) {
       c.info(
         anchor,
@@ -1024,6 +1021,8 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
       hidden,
       heads,
       ...(groups !== heads && groups ? { kvHeads: groups } : {}),
+      // --kv-channels: the head size when it is not hidden / heads (model.headDim).
+      ...(kvChannels !== undefined && kvChannels !== hidden / heads ? { headDim: kvChannels } : {}),
       ffn,
       vocab,
       seqLen: maxPos ?? seq,
@@ -1079,12 +1078,16 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
     pipeline: pp,
     ...(cp > 1 ? { context: cp } : {}),
     ...(ep > 1 ? { expert: ep } : {}),
+    ...(experts && etp !== tp ? { expertTensor: etp } : {}),
     ...(pp > 1 ? { schedule: vpp > 1 ? 'interleaved' : '1f1b' } : {}),
     ...(vpp > 1 ? { virtualStages: vpp } : {}),
     sequenceParallel: sp,
     // The distributed optimizer shards optimizer states over data ranks: ZeRO-1 (written both ways).
     zero: zero ?? (distOpt ? 1 : 0),
     distributedOptimizer: distOpt,
+    // The overlaps as the script sets them: the megatron-core profile would default them on.
+    overlapParamGather: !!get<boolean>('overlap_param_gather'),
+    tpCommOverlap: !!get<boolean>('tp_comm_overlap') && sp,
   };
   out.plan = {
     model: model!,

@@ -668,11 +668,17 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
       pipeline: pp,
       ...(cp > 1 ? { context: cp } : {}),
       ...(ep > 1 ? { expert: ep } : {}),
+      // torchtitan's expert tensor degree (default 1) where it is not the tensor degree.
+      ...(ep > 1 && etp !== tp ? { expertTensor: etp } : {}),
       ...(schedule ? { schedule } : {}),
       ...(v > 1 ? { virtualStages: v } : {}),
       sequenceParallel: tp > 1,
       zero: fsdp ? 3 : 0,
       distributedOptimizer: false,
+      // Async tensor parallel (with torch.compile) overlaps the tensor-parallel collectives with the GEMMs.
+      ...(tp > 1 && compile && get<boolean>('parallelism', 'enable_async_tensor_parallel')
+        ? { tpCommOverlap: true }
+        : {}),
     },
   };
   if (stageSizes && pp > 1) out.split = stageSizes;
