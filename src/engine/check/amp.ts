@@ -22,10 +22,14 @@ export interface AmpIssue {
  */
 export function ampIssues(precision: Plan['precision'], source: WorkloadSource): AmpIssue[] {
   const out: AmpIssue[] = [];
-  const layers: PrecisionLayer[] = source.kind === 'graph' ? source.layers : transformerPrecisionLayers(source.arch);
+  // An architecture's layers are named only when a rule needs them (100,000 layers' names are 100 MiB of strings).
+  let cached: PrecisionLayer[] | undefined;
+  const precisionLayers = () =>
+    (cached ??= source.kind === 'graph' ? source.layers : transformerPrecisionLayers(source.arch));
   (precision?.rules ?? []).forEach((rule, i) => {
     const format = parseFormat(rule.format);
     if (!format || format.bitsPerWeight >= 32) return;
+    const layers = precisionLayers();
     const m = (name: string) => globMatch(rule.match, name);
     // Broad: the rule reaches matrix weights (by their names or their layer's); AMP keeps its fp32 ops in fp32.
     if (layers.some((l) => l.matrices?.length && (m(l.name) || l.matrices.some(m)))) return;

@@ -176,17 +176,40 @@ function trainingContext(
     contextParallel: settings.profile.contextParallel,
   };
   const groups: LayerGroups = { tensor: ctx.tensorGroup, context: ctx.contextGroup, expert: ctx.expertGroup };
+  // Per layer, computed once; layers that share `sameWorkAs` and the same weight bytes share one figure (the
+  // 100,000 blocks of a huge architecture cost one computation, not 100,000).
+  const sharedKey = (layer: CostLayer) =>
+    layer.sameWorkAs === undefined ? undefined : `${layer.sameWorkAs}:${work.weightBytes(layer)}`;
   const works = new Map<number, LayerWork>();
+  const sharedWorks = new Map<string, LayerWork>();
   const workOf = (i: number) => {
     let w = works.get(i);
-    if (!w) works.set(i, (w = workload.layers[i].work(work)));
+    if (!w) {
+      const layer = workload.layers[i];
+      const key = sharedKey(layer);
+      w = key === undefined ? undefined : sharedWorks.get(key);
+      if (!w) {
+        w = layer.work(work);
+        if (key !== undefined) sharedWorks.set(key, w);
+      }
+      works.set(i, w);
+    }
     return w;
   };
   const times = new Map<number, LayerTime>();
+  const sharedTimes = new Map<string, LayerTime>();
   const timeOf = (i: number) => {
     let t = times.get(i);
     if (!t) {
       const layer = workload.layers[i];
+      const shared = sharedKey(layer);
+      const key =
+        shared === undefined ? undefined : `${shared}:${ctx.computeDtypeOf(layer)}:${isRecomputed(layer.kind)}`;
+      t = key === undefined ? undefined : sharedTimes.get(key);
+      if (t) {
+        times.set(i, t);
+        return t;
+      }
       t = trainingLayerTime(
         workOf(i),
         ctx.computeDtypeOf(layer),
@@ -197,6 +220,7 @@ function trainingContext(
         isRecomputed(layer.kind),
       );
       times.set(i, t);
+      if (key !== undefined) sharedTimes.set(key, t);
     }
     return t;
   };

@@ -84,6 +84,11 @@ export interface CostLayer {
   shardedParameters: number;
   /** Weight elements in MoE experts (part of shardedParameters): expert parallelism splits them further. */
   expertParameters?: number;
+  /**
+   * Layers with the same key compute the same work for the same context and weight bytes (a transformer's
+   * blocks, built from one spec): the estimate computes it once for all of them.
+   */
+  sameWorkAs?: string;
   work(ctx: WorkContext): LayerWork;
 }
 
@@ -310,7 +315,7 @@ export function transformerWorkload(arch: TransformerSpec): Workload {
   const blockIndices: number[] = [];
   for (let i = 0; i < arch.layers; i++) {
     blockIndices.push(layers.length);
-    layers.push(block(`layers.${i}`, arch));
+    layers.push({ ...block(`layers.${i}`, arch), sameWorkAs: 'block' });
   }
   layers.push({
     name: 'final_norm',
