@@ -15,6 +15,7 @@ import {
   readHeader,
   splitWorld,
   type LaunchContext,
+  type LaunchHeader,
   type LaunchImport,
   type Origin,
 } from './common';
@@ -353,8 +354,29 @@ export function layoutString(sizes: number[]): string {
 /** Tokenizers whose vocabulary Layerplan knows without reading the tokenizer (GPT-2 BPE: 50,257; Llama 2 SentencePiece: 32,000). */
 const TOKENIZER_VOCAB: Record<string, number> = { GPT2BPETokenizer: 50257, Llama2Tokenizer: 32000 };
 
-/** Reads a Megatron-LM launch script (or argument list) as a plan, with Megatron's own checks. */
-export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImport {
+/** What the sections of importMegatron share: the flags as parsed, where they were written, and what is collected. */
+interface MegatronImport {
+  c: OffsetIssues;
+  ctx: LaunchContext;
+  launch: MegatronLaunch;
+  header: LaunchHeader | undefined;
+  a: Map<string, MegatronArg>;
+  anchor: Span;
+  origins: Map<string, Origin>;
+  notes: string[];
+  out: LaunchImport;
+  /** The flag's value, else Megatron's default for it. */
+  get<T>(dest: string): T | undefined;
+  /** Where the flag's value was written (else `fallback`: the launch command). */
+  at(dest: string, fallback?: Span): Span;
+  /** Where the flag itself was written (else `fallback`: the launch command). */
+  flagAt(dest: string, fallback?: Span): Span;
+  has(dest: string): boolean;
+  /** Records that plan field `key` comes from flag `dest`. */
+  origin(key: string, dest: string, name?: string): void;
+}
+
+function megatronImport(text: string, ctx: LaunchContext): MegatronImport {
   const c = new OffsetIssues(text);
   const launch = readMegatronLaunch(text, c);
   const header = readHeader(text);
@@ -371,7 +393,6 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
     notes,
     header,
   };
-  if (!a.size) return out;
   const get = <T>(dest: string): T | undefined => {
     const v = a.get(dest);
     return (v ? v.value : megatronDefault(dest)) as T | undefined;
@@ -383,7 +404,31 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
     const arg = a.get(dest);
     if (arg) origins.set(key, { span: arg.valueSpan, name: name ?? arg.flag });
   };
+  return { c, ctx, launch, header, a, anchor, origins, notes, out, get, at, flagAt, has, origin };
+}
 
+/** Reads a Megatron-LM launch script (or argument list) as a plan, with Megatron's own checks. */
+export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImport {
+  const cx = megatronImport(text, ctx);
+  if (!cx.a.size) return cx.out;
+  checkDeprecatedFlags(cx);
+  const degrees = readDegrees(cx);
+  const shape = readModelShape(cx, degrees);
+  const batch = readBatch(cx, degrees);
+  const pipeline = readPipeline(cx, degrees, shape.layers);
+  const dataParallel = readDataParallel(cx, degrees);
+  const recompute = readRecompute(cx, degrees, shape.layers, dataParallel.sp);
+  const precision = readPrecision(cx);
+  const experts = checkExperts(cx, degrees);
+  const vocabulary = readVocabulary(cx, degrees.tp);
+  const model = readModel(cx, shape, vocabulary, experts);
+  if (model === undefined) return cx.out;
+  writePlan(cx, model, { degrees, shape, batch, pipeline, dataParallel, recompute, precision, experts });
+  return cx.out;
+}
+
+function checkDeprecatedFlags(cx: MegatronImport): void {
+  const { a, c, get, flagAt, has } = cx;
   // Deprecated flags that validate_args asserts are unset (arguments.py L583-590, L603-617).
   for (const [dest, use] of [
     ['batch_size', '--micro-batch-size'],
@@ -409,8 +454,11 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
       '--recompute-activations is deprecated; Megatron reads it as --recompute-granularity selective',
     );
   }
+}
 
-  // ---- world, degrees (arguments.py L411-446)
+/** World, degrees (arguments.py L411-446). */
+function readDegrees(cx: MegatronImport) {
+  const { a, c, ctx, launch, header, anchor, origins, get, at, has, origin } = cx;
   const tp = get<number>('tensor_model_parallel_size') ?? 1;
   const pp = get<number>('pipeline_model_parallel_size') ?? 1;
   const cp = get<number>('context_parallel_size') ?? 1;
@@ -479,8 +527,13 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
   origin('parallel.expert', 'expert_model_parallel_size');
   origins.set('parallel', { span: a.get('tensor_model_parallel_size')?.valueSpan ?? launcherSpan });
   origins.set('parallel.data', { span: launcherSpan });
+  return { tp, pp, cp, ep, etp, headerCluster, gpusPerNode, nodes, world, modelSize, dp, launcherSpan };
+}
+type Degrees = ReturnType<typeof readDegrees>;
 
-  // ---- model shape (arguments.py L1262-1319, transformer_config.py L1323-1345)
+/** Model shape (arguments.py L1262-1319, transformer_config.py L1323-1345). */
+function readModelShape(cx: MegatronImport, { tp, cp }: Degrees) {
+  const { a, c, anchor, get, at, has } = cx;
   for (const dest of ['num_layers', 'hidden_size', 'num_attention_heads', 'max_position_embeddings']) {
     if (get(dest) === undefined && !a.get(dest)?.unknown) {
       c.error(anchor, `--${dest.replace(/_/g, '-')} is required (validate_args: _check_arg_is_not_none)`);
@@ -531,8 +584,13 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
       `--seq-length: ${seq} is not divisible by 2 × --context-parallel-size = ${2 * cp} (arguments.py)`,
     );
   }
+  return { layers, hidden, heads, seq, maxPos, swiglu, gqa, groups, kvChannels };
+}
+type ModelShape = ReturnType<typeof readModelShape>;
 
-  // ---- batch (arguments.py L675-692, num_microbatches_calculator.py)
+/** Batch (arguments.py L675-692, num_microbatches_calculator.py). */
+function readBatch(cx: MegatronImport, { dp }: Degrees) {
+  const { a, c, anchor, get, at, flagAt, has, origin } = cx;
   const mbs = get<number>('micro_batch_size');
   if (mbs === undefined && !a.get('micro_batch_size')?.unknown) {
     c.error(anchor, '--micro-batch-size is required (arguments.py asserts micro_batch_size is not None)');
@@ -559,8 +617,24 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
   origin('training.globalBatch', 'global_batch_size');
   origin('training.microBatch', 'micro_batch_size');
   origin('training.seqLen', 'seq_length');
+  return { mbs, gbs };
+}
 
-  // ---- virtual pipeline and stages (arguments.py L893-983, transformer_block.py get_num_layers_to_build)
+/** Virtual pipeline and stages (arguments.py L893-983, transformer_block.py get_num_layers_to_build). */
+function readPipeline(cx: MegatronImport, { pp }: Degrees, layers: number | undefined) {
+  const flags = readPipelineFlags(cx);
+  const { vpp, stageSizes, chunkSizes } = readVirtualStages(cx, flags, pp, layers);
+  return {
+    ...flags,
+    vpp,
+    stageSizes:
+      flags.layoutArg === undefined && layers !== undefined ? readStageSizes(cx, flags, pp, layers, vpp) : stageSizes,
+    chunkSizes,
+  };
+}
+
+function readPipelineFlags(cx: MegatronImport) {
+  const { get } = cx;
   const nlpv = get<number>('num_layers_per_virtual_pipeline_stage');
   const nvs = get<number>('num_virtual_stages_per_pipeline_rank');
   const layoutArg = get<string>('pipeline_model_parallel_layout');
@@ -568,6 +642,14 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
   const last = get<number>('decoder_last_pipeline_num_layers');
   const accEmb = !!get<boolean>('account_for_embedding_in_pipeline_split');
   const accLoss = !!get<boolean>('account_for_loss_in_pipeline_split');
+  return { nlpv, nvs, layoutArg, first, last, accEmb, accLoss };
+}
+type PipelineFlags = ReturnType<typeof readPipelineFlags>;
+
+/** The virtual stages per pipeline rank (and the stage sizes a layout gives). */
+function readVirtualStages(cx: MegatronImport, flags: PipelineFlags, pp: number, layers: number | undefined) {
+  const { c, get, at, flagAt, origin } = cx;
+  const { nlpv, nvs, layoutArg, first, last, accEmb, accLoss } = flags;
   const set = [nlpv, nvs, layoutArg].filter((x) => x !== undefined).length;
   let vpp = 1;
   let stageSizes: number[] | undefined;
@@ -670,66 +752,81 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
       );
     }
   }
-  if (layoutArg === undefined && layers !== undefined) {
-    if (first !== undefined || last !== undefined) {
-      if (accEmb || accLoss) {
-        c.error(
-          flagAt('decoder_first_pipeline_num_layers', flagAt('decoder_last_pipeline_num_layers')),
-          'uneven first/last stages cannot be combined with --account-for-embedding/loss-in-pipeline-split (transformer_config.py)',
-        );
-      }
-      let rest = layers;
-      let stagesLeft = pp;
-      if (first !== undefined) {
-        rest -= first;
-        stagesLeft--;
-      }
-      if (last !== undefined) {
-        rest -= last;
-        stagesLeft--;
-      }
-      const middle = stagesLeft > 0 ? exactDiv(rest, stagesLeft) : rest === 0 ? 0 : undefined;
-      if (middle === undefined || rest < 0) {
-        c.error(
-          flagAt('decoder_first_pipeline_num_layers', flagAt('decoder_last_pipeline_num_layers')),
-          `with uneven pipelining the ${rest} left-over layers must be divisible by the ${stagesLeft} left-over stages (transformer_config.py)`,
-        );
-      } else {
-        stageSizes = Array.from({ length: pp }, (_, i) =>
-          i === 0 && first !== undefined ? first : i === pp - 1 && last !== undefined ? last : middle,
-        );
-        if (vpp > 1 && stageSizes.some((n) => n % vpp !== 0)) {
-          c.error(
-            flagAt('decoder_first_pipeline_num_layers', flagAt('decoder_last_pipeline_num_layers')),
-            `each stage's layers must be divisible by the ${vpp} virtual stages (transformer_config.py)`,
-          );
-        }
-      }
-      origin('stages', first !== undefined ? 'decoder_first_pipeline_num_layers' : 'decoder_last_pipeline_num_layers');
+  return { vpp, stageSizes, chunkSizes };
+}
+
+/** The stage sizes without a layout: uneven first/last stages, or the embedding and loss counted as layers. */
+function readStageSizes(
+  cx: MegatronImport,
+  { first, last, accEmb, accLoss }: PipelineFlags,
+  pp: number,
+  layers: number,
+  vpp: number,
+): number[] | undefined {
+  const { c, anchor, at, flagAt, origin } = cx;
+  let stageSizes: number[] | undefined;
+  if (first !== undefined || last !== undefined) {
+    if (accEmb || accLoss) {
+      c.error(
+        flagAt('decoder_first_pipeline_num_layers', flagAt('decoder_last_pipeline_num_layers')),
+        'uneven first/last stages cannot be combined with --account-for-embedding/loss-in-pipeline-split (transformer_config.py)',
+      );
+    }
+    let rest = layers;
+    let stagesLeft = pp;
+    if (first !== undefined) {
+      rest -= first;
+      stagesLeft--;
+    }
+    if (last !== undefined) {
+      rest -= last;
+      stagesLeft--;
+    }
+    const middle = stagesLeft > 0 ? exactDiv(rest, stagesLeft) : rest === 0 ? 0 : undefined;
+    if (middle === undefined || rest < 0) {
+      c.error(
+        flagAt('decoder_first_pipeline_num_layers', flagAt('decoder_last_pipeline_num_layers')),
+        `with uneven pipelining the ${rest} left-over layers must be divisible by the ${stagesLeft} left-over stages (transformer_config.py)`,
+      );
     } else {
-      const L = layers + (accEmb ? 1 : 0) + (accLoss ? 1 : 0);
-      if (L % pp !== 0) {
+      stageSizes = Array.from({ length: pp }, (_, i) =>
+        i === 0 && first !== undefined ? first : i === pp - 1 && last !== undefined ? last : middle,
+      );
+      if (vpp > 1 && stageSizes.some((n) => n % vpp !== 0)) {
         c.error(
-          at('pipeline_model_parallel_size'),
-          `Number of layers (${L}${accEmb || accLoss ? `, counting the ${[accEmb && 'embedding', accLoss && 'loss'].filter(Boolean).join(' and ')}` : ''}) should be divisible by the pipeline-model-parallel size ${pp} (arguments.py)`,
+          flagAt('decoder_first_pipeline_num_layers', flagAt('decoder_last_pipeline_num_layers')),
+          `each stage's layers must be divisible by the ${vpp} virtual stages (transformer_config.py)`,
         );
-      } else if (vpp > 1 && (L / pp) % vpp !== 0) {
-        c.error(
-          flagAt('num_virtual_stages_per_pipeline_rank', anchor),
-          `the ${L / pp} layers per pipeline rank are not divisible by ${vpp} virtual stages (transformer_block.py get_num_layers_to_build)`,
-        );
-      } else if (accEmb || accLoss) {
-        const per = L / pp;
-        stageSizes = Array.from(
-          { length: pp },
-          (_, i) => per - (i === 0 && accEmb ? 1 : 0) - (i === pp - 1 && accLoss ? 1 : 0),
-        );
-        origin('stages', accEmb ? 'account_for_embedding_in_pipeline_split' : 'account_for_loss_in_pipeline_split');
       }
     }
+    origin('stages', first !== undefined ? 'decoder_first_pipeline_num_layers' : 'decoder_last_pipeline_num_layers');
+  } else {
+    const L = layers + (accEmb ? 1 : 0) + (accLoss ? 1 : 0);
+    if (L % pp !== 0) {
+      c.error(
+        at('pipeline_model_parallel_size'),
+        `Number of layers (${L}${accEmb || accLoss ? `, counting the ${[accEmb && 'embedding', accLoss && 'loss'].filter(Boolean).join(' and ')}` : ''}) should be divisible by the pipeline-model-parallel size ${pp} (arguments.py)`,
+      );
+    } else if (vpp > 1 && (L / pp) % vpp !== 0) {
+      c.error(
+        flagAt('num_virtual_stages_per_pipeline_rank', anchor),
+        `the ${L / pp} layers per pipeline rank are not divisible by ${vpp} virtual stages (transformer_block.py get_num_layers_to_build)`,
+      );
+    } else if (accEmb || accLoss) {
+      const per = L / pp;
+      stageSizes = Array.from(
+        { length: pp },
+        (_, i) => per - (i === 0 && accEmb ? 1 : 0) - (i === pp - 1 && accLoss ? 1 : 0),
+      );
+      origin('stages', accEmb ? 'account_for_embedding_in_pipeline_split' : 'account_for_loss_in_pipeline_split');
+    }
   }
+  return stageSizes;
+}
 
-  // ---- sequence parallel, overlaps, optimizer (arguments.py L990-1040, L1370-1402)
+/** Sequence parallel, overlaps, optimizer (arguments.py L990-1040, L1370-1402). */
+function readDataParallel(cx: MegatronImport, { tp, cp, pp, ep }: Degrees) {
+  const { c, launch, get, at, flagAt, origin } = cx;
   let sp = !!get<boolean>('sequence_parallel');
   if (sp && tp === 1) {
     c.warn(
@@ -811,8 +908,17 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
   origin('parallel.distributedOptimizer', 'use_distributed_optimizer');
   origin('parallel.overlapParamGather', 'overlap_param_gather');
   origin('parallel.tpCommOverlap', 'tp_comm_overlap');
+  return { sp, distOpt, zero, optimizer };
+}
 
-  // ---- recomputation (arguments.py L1370-1388, transformer_config.py L1719-1760)
+/** Recomputation (arguments.py L1370-1388, transformer_config.py L1719-1760). */
+function readRecompute(
+  cx: MegatronImport,
+  { tp, pp }: Degrees,
+  layers: number | undefined,
+  sp: boolean,
+): 'none' | 'selective' | 'full' {
+  const { c, notes, get, at, flagAt, origin } = cx;
   let granularity = get<string>('recompute_granularity');
   if (get<boolean>('recompute_activations')) granularity = 'selective';
   const method = get<string>('recompute_method');
@@ -891,8 +997,12 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
     if (sp) c.error(f, '--distribute-saved-activations must be off with sequence parallelism (transformer_config.py)');
   }
   origin('training.recompute', 'recompute_granularity');
+  return recompute;
+}
 
-  // ---- precision (arguments.py L1060-1077, L1171-1193; transformer_config.py L1314-1460)
+/** Precision (arguments.py L1060-1077, L1171-1193; transformer_config.py L1314-1460). */
+function readPrecision(cx: MegatronImport) {
+  const { c, notes, get, at, flagAt, origin } = cx;
   const fp16 = !!get<boolean>('fp16');
   const bf16 = !!get<boolean>('bf16');
   const fp8 = get<string>('fp8');
@@ -936,8 +1046,12 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
       '--first-last-layers-bf16: the first and last layers run in bf16; Layerplan estimates every layer in fp8',
     );
   }
+  return { dtype, planRecipe };
+}
 
-  // ---- experts (arguments.py L1593-1606, parallel_state.py initialize_model_parallel)
+/** Experts (arguments.py L1593-1606, parallel_state.py initialize_model_parallel). */
+function checkExperts(cx: MegatronImport, { ep, etp, pp, world }: Degrees): number | undefined {
+  const { c, get, at, origin } = cx;
   const experts = get<number>('num_experts') || undefined;
   if (ep > 1) {
     if (!experts) {
@@ -956,93 +1070,154 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
     }
   }
   origin('parallel.expertTensor', 'expert_tensor_parallel_size');
+  return experts;
+}
 
-  // ---- vocabulary (build_tokenizer.py vocab_size_with_padding)
+/** Vocabulary (build_tokenizer.py vocab_size_with_padding). */
+function readVocabulary(cx: MegatronImport, tp: number) {
+  const { get } = cx;
   const tokenizer = get<string>('tokenizer_type');
   const divisible = get<number>('make_vocab_size_divisible_by') ?? 128;
   const pad = (raw: number) =>
     get<boolean>('pad_vocab_size') === false ? raw : Math.ceil(raw / (divisible * tp)) * (divisible * tp);
   const rawVocab = get<number>('vocab_size') ?? (tokenizer ? TOKENIZER_VOCAB[tokenizer] : undefined);
-  let vocab = get<number>('padded_vocab_size') ?? (rawVocab !== undefined ? pad(rawVocab) : undefined);
+  const vocab = get<number>('padded_vocab_size') ?? (rawVocab !== undefined ? pad(rawVocab) : undefined);
+  return { vocab, pad };
+}
+type Vocabulary = ReturnType<typeof readVocabulary>;
 
-  // ---- the model: the header's file when it is there, else the architecture the flags describe
-  let model: string | ArchSpec | undefined = ctx.model ?? header?.model;
-  const spec = ctx.modelSpec;
-  if (spec) {
-    // The file's shape flags against the model Layerplan read.
-    const compare: [string, number | undefined, number][] = [
-      ['num_layers', layers, spec.layers],
-      ['hidden_size', hidden, spec.hidden],
-      ['num_attention_heads', heads, spec.heads],
-      ['ffn_hidden_size', get<number>('ffn_hidden_size'), spec.ffn],
-    ];
-    if (gqa || spec.kvHeads !== spec.heads) compare.push(['num_query_groups', groups, spec.kvHeads]);
-    for (const [dest, v, m] of compare) {
-      if (v !== undefined && v !== m) {
-        c.error(
-          at(dest),
-          `--${dest.replace(/_/g, '-')}: ${v}, but the model (${typeof model === 'string' ? model : 'its architecture'}) has ${m}`,
-        );
-      }
-    }
-  }
+/** The model: the header's file when it is there, else the architecture the flags describe. */
+function readModel(
+  cx: MegatronImport,
+  shape: ModelShape,
+  vocabulary: Vocabulary,
+  experts: number | undefined,
+): string | ArchSpec | undefined {
+  const { a, ctx, header, anchor, origins } = cx;
+  const model: string | ArchSpec | undefined = ctx.model ?? header?.model;
+  if (ctx.modelSpec) checkModelShape(cx, shape, ctx.modelSpec, model);
   if (model === undefined) {
-    if (layers === undefined || hidden === undefined || heads === undefined) return out;
-    const norm = get<string>('normalization') ?? 'LayerNorm';
-    const llama = norm === 'RMSNorm' || swiglu;
-    const positions = get<string>('position_embedding_type') ?? 'learned_absolute';
-    const bias = get<boolean>('add_bias_linear') !== false;
-    const mixed: string[] = [];
-    if (llama && norm !== 'RMSNorm') mixed.push('LayerNorm');
-    if (llama && !swiglu) mixed.push('a GELU MLP');
-    if (llama && bias) mixed.push('linear biases');
-    if (llama && positions === 'learned_absolute') mixed.push('learned positions');
-    if (!llama && positions !== 'learned_absolute') mixed.push(`${positions} positions`);
-    if (!llama && !bias) mixed.push('no linear biases');
-    if (mixed.length) {
-      c.info(
-        anchor,
-        `Layerplan's ${llama ? 'llama' : 'gpt'} architecture does not have ${mixed.join(', ')}; the estimate uses the ${llama ? 'llama' : 'gpt'} one`,
-      );
-      notes.push(`the model is estimated as a ${llama ? 'llama' : 'gpt'} architecture without ${mixed.join(', ')}`);
-    }
-    if (vocab === undefined) {
-      const assumed = llama ? 32000 : 50257;
-      vocab = pad(assumed);
-      c.warn(
-        at('tokenizer_type'),
-        `the vocabulary comes from the tokenizer at run time; Layerplan assumes ${assumed}${vocab !== assumed ? `, padded to ${vocab}` : ''} (set --vocab-size or --padded-vocab-size)`,
-      );
-    }
-    const ffn = get<number>('ffn_hidden_size') ?? (swiglu ? Math.floor((4 * hidden * 2) / 3 / 64) * 64 : 4 * hidden);
-    const arch: ArchSpec = {
-      arch: llama ? 'llama' : 'gpt',
-      layers,
-      hidden,
-      heads,
-      ...(groups !== heads && groups ? { kvHeads: groups } : {}),
-      // --kv-channels: the head size when it is not hidden / heads (model.headDim).
-      ...(kvChannels !== undefined && kvChannels !== hidden / heads ? { headDim: kvChannels } : {}),
-      ffn,
-      vocab,
-      seqLen: maxPos ?? seq,
-      tiedEmbeddings: !get<boolean>('untie_embeddings_and_output_weights'),
-    };
-    if (experts) {
-      arch.experts = experts;
-      arch.expertsPerToken = get<number>('moe_router_topk') ?? 2;
-      const moeFfn = get<number>('moe_ffn_hidden_size');
-      if (moeFfn !== undefined && moeFfn !== ffn) arch.expertFfn = moeFfn;
-      const cf = get<number>('moe_expert_capacity_factor');
-      if (cf !== undefined) arch.capacityFactor = cf;
-    }
-    model = arch;
+    const { layers, hidden, heads } = shape;
+    if (layers === undefined || hidden === undefined || heads === undefined) return undefined;
+    const arch = archFromFlags(cx, { ...shape, layers, hidden, heads }, vocabulary, experts);
     origins.set('model', { span: a.get('num_layers')?.flagSpan ?? anchor, name: '--num-layers' });
-  } else if (header?.model !== undefined && ctx.model === undefined) {
+    return arch;
+  }
+  if (header?.model !== undefined && ctx.model === undefined) {
     origins.set('model', { span: header.span });
   }
+  return model;
+}
 
-  // ---- the plan
+function checkModelShape(
+  cx: MegatronImport,
+  { layers, hidden, heads, gqa, groups }: ModelShape,
+  spec: NonNullable<LaunchContext['modelSpec']>,
+  model: string | ArchSpec | undefined,
+): void {
+  const { c, get, at } = cx;
+  // The file's shape flags against the model Layerplan read.
+  const compare: [string, number | undefined, number][] = [
+    ['num_layers', layers, spec.layers],
+    ['hidden_size', hidden, spec.hidden],
+    ['num_attention_heads', heads, spec.heads],
+    ['ffn_hidden_size', get<number>('ffn_hidden_size'), spec.ffn],
+  ];
+  if (gqa || spec.kvHeads !== spec.heads) compare.push(['num_query_groups', groups, spec.kvHeads]);
+  for (const [dest, v, m] of compare) {
+    if (v !== undefined && v !== m) {
+      c.error(
+        at(dest),
+        `--${dest.replace(/_/g, '-')}: ${v}, but the model (${typeof model === 'string' ? model : 'its architecture'}) has ${m}`,
+      );
+    }
+  }
+}
+
+/** The architecture the shape flags describe, when no model file is given. */
+function archFromFlags(
+  cx: MegatronImport,
+  shape: ModelShape & { layers: number; hidden: number; heads: number },
+  { pad, vocab: flagsVocab }: Vocabulary,
+  experts: number | undefined,
+): ArchSpec {
+  const { c, notes, anchor, get, at } = cx;
+  const { layers, hidden, heads, swiglu, groups, kvChannels, maxPos, seq } = shape;
+  let vocab = flagsVocab;
+  const norm = get<string>('normalization') ?? 'LayerNorm';
+  const llama = norm === 'RMSNorm' || swiglu;
+  const positions = get<string>('position_embedding_type') ?? 'learned_absolute';
+  const bias = get<boolean>('add_bias_linear') !== false;
+  const mixed: string[] = [];
+  if (llama && norm !== 'RMSNorm') mixed.push('LayerNorm');
+  if (llama && !swiglu) mixed.push('a GELU MLP');
+  if (llama && bias) mixed.push('linear biases');
+  if (llama && positions === 'learned_absolute') mixed.push('learned positions');
+  if (!llama && positions !== 'learned_absolute') mixed.push(`${positions} positions`);
+  if (!llama && !bias) mixed.push('no linear biases');
+  if (mixed.length) {
+    c.info(
+      anchor,
+      `Layerplan's ${llama ? 'llama' : 'gpt'} architecture does not have ${mixed.join(', ')}; the estimate uses the ${llama ? 'llama' : 'gpt'} one`,
+    );
+    notes.push(`the model is estimated as a ${llama ? 'llama' : 'gpt'} architecture without ${mixed.join(', ')}`);
+  }
+  if (vocab === undefined) {
+    const assumed = llama ? 32000 : 50257;
+    vocab = pad(assumed);
+    c.warn(
+      at('tokenizer_type'),
+      `the vocabulary comes from the tokenizer at run time; Layerplan assumes ${assumed}${vocab !== assumed ? `, padded to ${vocab}` : ''} (set --vocab-size or --padded-vocab-size)`,
+    );
+  }
+  const ffn = get<number>('ffn_hidden_size') ?? (swiglu ? Math.floor((4 * hidden * 2) / 3 / 64) * 64 : 4 * hidden);
+  const arch: ArchSpec = {
+    arch: llama ? 'llama' : 'gpt',
+    layers,
+    hidden,
+    heads,
+    ...(groups !== heads && groups ? { kvHeads: groups } : {}),
+    // --kv-channels: the head size when it is not hidden / heads (model.headDim).
+    ...(kvChannels !== undefined && kvChannels !== hidden / heads ? { headDim: kvChannels } : {}),
+    ffn,
+    vocab,
+    seqLen: maxPos ?? seq,
+    tiedEmbeddings: !get<boolean>('untie_embeddings_and_output_weights'),
+  };
+  if (experts) {
+    arch.experts = experts;
+    arch.expertsPerToken = get<number>('moe_router_topk') ?? 2;
+    const moeFfn = get<number>('moe_ffn_hidden_size');
+    if (moeFfn !== undefined && moeFfn !== ffn) arch.expertFfn = moeFfn;
+    const cf = get<number>('moe_expert_capacity_factor');
+    if (cf !== undefined) arch.capacityFactor = cf;
+  }
+  return arch;
+}
+
+/** The plan. */
+function writePlan(
+  cx: MegatronImport,
+  model: string | ArchSpec,
+  parts: {
+    degrees: Degrees;
+    shape: ModelShape;
+    batch: ReturnType<typeof readBatch>;
+    pipeline: ReturnType<typeof readPipeline>;
+    dataParallel: ReturnType<typeof readDataParallel>;
+    recompute: 'none' | 'selective' | 'full';
+    precision: ReturnType<typeof readPrecision>;
+    experts: number | undefined;
+  },
+): void {
+  const { c, ctx, header, anchor, out, origins, notes, get, at, origin } = cx;
+  const { tp, pp, cp, ep, etp, world, modelSize, dp, gpusPerNode, nodes, launcherSpan, headerCluster } = parts.degrees;
+  const { layers, seq } = parts.shape;
+  const { gbs, mbs } = parts.batch;
+  const { layoutArg, chunkSizes, stageSizes, first, last, vpp, accEmb, accLoss } = parts.pipeline;
+  const { sp, zero, distOpt, optimizer } = parts.dataParallel;
+  const { dtype, planRecipe } = parts.precision;
+  const { recompute, experts } = parts;
   const gpu = ctx.gpu ?? headerCluster?.gpu;
   if (!gpu) {
     c.info(anchor, `Megatron-LM does not name the GPU; estimated on ${DEFAULT_GPU} (pass --gpu)`);
@@ -1090,14 +1265,13 @@ export function importMegatron(text: string, ctx: LaunchContext = {}): LaunchImp
     tpCommOverlap: !!get<boolean>('tp_comm_overlap') && sp,
   };
   out.plan = {
-    model: model!,
+    model,
     cluster: { ...(headerCluster ?? {}), gpu: gpu ?? DEFAULT_GPU, gpusPerNode, nodes },
     training,
     parallel,
   };
   origins.set('cluster', { span: launcherSpan });
   origins.set('cluster.gpu', { span: header?.span ?? anchor });
-  return out;
 }
 
 /**
