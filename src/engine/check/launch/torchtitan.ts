@@ -15,6 +15,7 @@ import {
   readHeader,
   splitWorld,
   type LaunchContext,
+  type LaunchHeader,
   type LaunchImport,
   type Origin,
 } from './common';
@@ -185,8 +186,27 @@ function typeOk(f: TorchtitanField, v: unknown): boolean {
   }
 }
 
-/** Reads a torchtitan TOML as a plan, with torchtitan's own checks at the key's range. */
-export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchImport {
+/** What the sections of importTorchtitan share: the TOML, where its keys are, and what is collected. */
+interface TorchtitanImport {
+  c: OffsetIssues;
+  ctx: LaunchContext;
+  header: LaunchHeader | undefined;
+  doc: TomlDoc;
+  anchor: Span;
+  origins: Map<string, Origin>;
+  notes: string[];
+  out: LaunchImport;
+  entry(table: string, key: string): Entry | undefined;
+  /** The key's value when it has the field's type, else torchtitan's default. */
+  get<T>(table: string, key: string): T;
+  /** Where the key's value is written (else `fallback`: the [parallelism] table or the first one). */
+  at(table: string, key: string, fallback?: Span): Span;
+  /** Records that plan field `path` comes from `table.key`. */
+  origin(path: string, table: string, key: string): void;
+}
+
+/** Reads the TOML; the context is undefined when it cannot be read (the result then holds the syntax error). */
+function torchtitanImport(text: string, ctx: LaunchContext): { out: LaunchImport; cx?: TorchtitanImport } {
   const c = new OffsetIssues(text);
   const origins = new Map<string, Origin>();
   const notes: string[] = [];
@@ -201,14 +221,45 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
     header,
   };
   const doc = readToml(text, c);
-  if (!doc) return out;
+  if (!doc) return { out };
   const first = [...doc.tables.values()][0];
   out.anchor = doc.tables.get('parallelism')?.span ?? first?.span ?? { start: 0, end: 0 };
   const anchor = out.anchor;
+  const entry = (table: string, key: string) => doc.tables.get(table)?.entries.get(key);
+  const get = <T>(table: string, key: string): T => {
+    const e = entry(table, key);
+    const f = TORCHTITAN_TABLES[table]?.[key];
+    return (e && typeOk(f ?? ['any', null, null], e.value) ? e.value : f?.[2]) as T;
+  };
+  const at = (table: string, key: string, fallback: Span = anchor) => entry(table, key)?.valueSpan ?? fallback;
+  const origin = (path: string, table: string, key: string) => {
+    const e = entry(table, key);
+    if (e) origins.set(path, { span: e.valueSpan, name: `${table}.${key}` });
+  };
+  return { out, cx: { c, ctx, header, doc, anchor, origins, notes, out, entry, get, at, origin } };
+}
+
+/** Reads a torchtitan TOML as a plan, with torchtitan's own checks at the key's range. */
+export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchImport {
+  const { out, cx } = torchtitanImport(text, ctx);
+  if (!cx) return out;
+  checkKeys(cx);
+  const model = readModel(cx);
+  const degrees = readDegrees(cx, model.seqLen);
+  const batch = readBatch(cx, degrees);
+  const pipeline = readPipeline(cx, degrees, batch, model.layers);
+  const precision = readPrecision(cx, degrees);
+  const recompute = readRecompute(cx);
+  const optName = checkOptimizer(cx, degrees);
+  writePlan(cx, { model, degrees, batch, pipeline, precision, recompute, optName });
+  return out;
+}
+
+/** Keys and types against JobConfig (manager.py _dict_to_dataclass). */
+function checkKeys(cx: TorchtitanImport): void {
+  const { c, doc } = cx;
   const custom = doc.tables.get('job')?.entries.get('custom_config_module');
   const extended = typeof custom?.value === 'string' && custom.value !== '';
-
-  // ---- keys and types against JobConfig (manager.py _dict_to_dataclass)
   for (const [name, t] of doc.tables) {
     const known = TORCHTITAN_TABLES[name];
     if (!known) {
@@ -245,19 +296,11 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
       }
     }
   }
-  const entry = (table: string, key: string) => doc.tables.get(table)?.entries.get(key);
-  const get = <T>(table: string, key: string): T => {
-    const e = entry(table, key);
-    const f = TORCHTITAN_TABLES[table]?.[key];
-    return (e && typeOk(f ?? ['any', null, null], e.value) ? e.value : f?.[2]) as T;
-  };
-  const at = (table: string, key: string, fallback: Span = anchor) => entry(table, key)?.valueSpan ?? fallback;
-  const origin = (path: string, table: string, key: string) => {
-    const e = entry(table, key);
-    if (e) origins.set(path, { span: e.valueSpan, name: `${table}.${key}` });
-  };
+}
 
-  // ---- model
+/** Model. */
+function readModel(cx: TorchtitanImport) {
+  const { c, ctx, header, origins, get, at } = cx;
   const modelName = get<string>('model', 'name');
   const flavor = get<string>('model', 'flavor');
   const seqLen = get<number>('training', 'seq_len');
@@ -273,8 +316,12 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
   if (header?.model !== undefined && ctx.model === undefined) origins.set('model', { span: header.span });
   else origins.set('model', { span: at('model', 'flavor'), name: 'model.flavor' });
   const layers = ctx.modelSpec?.layers ?? (typeof model === 'object' ? model.layers : undefined);
+  return { modelName, flavor, seqLen, model, layers };
+}
 
-  // ---- parallel degrees (parallel_dims.py _validate)
+/** Parallel degrees (parallel_dims.py _validate). */
+function readDegrees(cx: TorchtitanImport, seqLen: number) {
+  const { c, ctx, header, get, at, origin } = cx;
   const rep = get<number>('parallelism', 'data_parallel_replicate_degree');
   let shard = get<number>('parallelism', 'data_parallel_shard_degree');
   const cp = get<number>('parallelism', 'context_parallel_degree');
@@ -373,8 +420,13 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
   ]) {
     origin(path, 'parallelism', key);
   }
+  return { rep, shard, cp, tp, pp, ep, etp, gpusPerNode, nodes, world, fsdp };
+}
+type Degrees = ReturnType<typeof readDegrees>;
 
-  // ---- batch (train.py L98-215)
+/** Batch (train.py L98-215). */
+function readBatch(cx: TorchtitanImport, { rep, shard, pp }: Degrees) {
+  const { c, get, at, origin } = cx;
   const local = get<number>('training', 'local_batch_size');
   const gbsRaw = get<number>('training', 'global_batch_size');
   const batchDegree = rep * shard;
@@ -390,8 +442,13 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
   origin('training.globalBatch', 'training', gbsRaw < 0 ? 'local_batch_size' : 'global_batch_size');
   origin('training.microBatch', 'training', pp > 1 ? 'local_batch_size' : 'local_batch_size');
   origin('training.seqLen', 'training', 'seq_len');
+  return { local, accum };
+}
+type Batch = ReturnType<typeof readBatch>;
 
-  // ---- pipeline (pipeline_parallel.py)
+/** Pipeline (pipeline_parallel.py). */
+function readPipeline(cx: TorchtitanImport, { pp }: Degrees, batch: Batch, layers: number | undefined) {
+  const { c, get, at } = cx;
   const scheduleName = get<string>('parallelism', 'pipeline_parallel_schedule');
   const scheduleKey = scheduleName.toLowerCase();
   if (!TORCHTITAN_SCHEDULES.some((s) => s.toLowerCase() === scheduleKey)) {
@@ -403,110 +460,127 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
   }
   const single = SINGLE.has(scheduleKey);
   const ppMicro = get<number>('parallelism', 'pipeline_parallel_microbatch_size');
-  let microBatch = local;
-  let v = 1;
+  const stages =
+    pp > 1
+      ? readPipelineStages(cx, { pp, single, scheduleName, scheduleKey, ppMicro }, batch, layers)
+      : { microBatch: batch.local, v: 1, stageSizes: undefined };
+  return { scheduleKey, ppMicro, ...stages };
+}
+
+/** With pipeline parallelism: the micro-batch, the stages per rank and the layers per stage. */
+function readPipelineStages(
+  cx: TorchtitanImport,
+  schedule: { pp: number; single: boolean; scheduleName: string; scheduleKey: string; ppMicro: number },
+  { local, accum }: Batch,
+  layers: number | undefined,
+): { microBatch: number; v: number; stageSizes: number[] | undefined } {
+  const { c, notes, entry, get, at, origin } = cx;
+  const { pp, single, scheduleName, scheduleKey, ppMicro } = schedule;
+  let v: number;
   let stageSizes: number[] | undefined;
-  if (pp > 1) {
-    if (local % ppMicro !== 0) {
+  if (local % ppMicro !== 0) {
+    c.error(
+      at('parallelism', 'pipeline_parallel_microbatch_size'),
+      `Batch size ${local} must be divisible by microbatch_size ${ppMicro} (pipeline_parallel.py build_pipeline_schedule)`,
+    );
+  }
+  const microBatch = ppMicro;
+  origin('training.microBatch', 'parallelism', 'pipeline_parallel_microbatch_size');
+  const lps = get<number | null>('parallelism', 'pipeline_parallel_layers_per_stage');
+  const inW = get<number>('parallelism', 'pipeline_parallel_first_stage_less_layers');
+  const outW = get<number>('parallelism', 'pipeline_parallel_last_stage_less_layers');
+  let stagesPerRank = single ? 1 : 2;
+  if (typeof lps === 'number' && layers !== undefined) {
+    const nvs = Math.ceil((layers + inW + outW) / lps);
+    if (nvs % pp !== 0) {
       c.error(
-        at('parallelism', 'pipeline_parallel_microbatch_size'),
-        `Batch size ${local} must be divisible by microbatch_size ${ppMicro} (pipeline_parallel.py build_pipeline_schedule)`,
+        at('parallelism', 'pipeline_parallel_layers_per_stage'),
+        `Number of virtual stages (${nvs}) must be divisible by pipeline parallel size (${pp}) (pipeline_parallel.py)`,
       );
-    }
-    microBatch = ppMicro;
-    origin('training.microBatch', 'parallelism', 'pipeline_parallel_microbatch_size');
-    const lps = get<number | null>('parallelism', 'pipeline_parallel_layers_per_stage');
-    const inW = get<number>('parallelism', 'pipeline_parallel_first_stage_less_layers');
-    const outW = get<number>('parallelism', 'pipeline_parallel_last_stage_less_layers');
-    let stagesPerRank = single ? 1 : 2;
-    if (typeof lps === 'number' && layers !== undefined) {
-      const nvs = Math.ceil((layers + inW + outW) / lps);
-      if (nvs % pp !== 0) {
+    } else {
+      stagesPerRank = nvs / pp;
+      if (single && stagesPerRank !== 1) {
         c.error(
           at('parallelism', 'pipeline_parallel_layers_per_stage'),
-          `Number of virtual stages (${nvs}) must be divisible by pipeline parallel size (${pp}) (pipeline_parallel.py)`,
+          `Single stage schedule requires exactly 1 stage per rank, but got ${stagesPerRank} (pipeline_parallel.py)`,
         );
-      } else {
-        stagesPerRank = nvs / pp;
-        if (single && stagesPerRank !== 1) {
-          c.error(
-            at('parallelism', 'pipeline_parallel_layers_per_stage'),
-            `Single stage schedule requires exactly 1 stage per rank, but got ${stagesPerRank} (pipeline_parallel.py)`,
-          );
-        }
-        if (!single && stagesPerRank < 2) {
-          c.error(
-            at('parallelism', 'pipeline_parallel_layers_per_stage'),
-            `Multi-stage schedule requires at least 2 stages per rank, but got ${stagesPerRank} (pipeline_parallel.py)`,
-          );
-        }
+      }
+      if (!single && stagesPerRank < 2) {
+        c.error(
+          at('parallelism', 'pipeline_parallel_layers_per_stage'),
+          `Multi-stage schedule requires at least 2 stages per rank, but got ${stagesPerRank} (pipeline_parallel.py)`,
+        );
       }
     }
-    if (['zbvzerobubble', 'dualpipev'].includes(scheduleKey) && stagesPerRank !== 2) {
-      c.error(
-        at('parallelism', 'pipeline_parallel_schedule'),
-        `${scheduleName} places two stages per rank in a V; it got ${stagesPerRank} (pipeline_parallel.py)`,
-      );
-    }
-    v = single ? 1 : stagesPerRank;
-    const fqns = get<string[][] | null>('parallelism', 'module_fqns_per_model_part');
-    if (Array.isArray(fqns)) {
-      if (fqns.length % pp !== 0) {
-        c.error(
-          at('parallelism', 'module_fqns_per_model_part'),
-          `module_fqns_per_model_part: ${fqns.length} parts are not divisible by the ${pp} pipeline ranks (pipeline_parallel.py)`,
-        );
-      } else {
-        v = single ? 1 : fqns.length / pp;
-        const ix = fqns.map((part) =>
-          part
-            .map((m) => /^layers\.(\d+)$/.exec(m))
-            .filter((m) => m)
-            .map((m) => Number(m![1])),
-        );
-        const flat = ix.flat();
-        if (layers !== undefined && (flat.length !== layers || flat.some((l, i) => l !== i))) {
-          c.warn(
-            at('parallelism', 'module_fqns_per_model_part'),
-            `module_fqns_per_model_part: the parts should hold layers.0 … layers.${layers - 1} once each, in order`,
-          );
-        } else stageSizes = ix.map((p) => p.length);
-      }
-      origin('stages', 'parallelism', 'module_fqns_per_model_part');
-    } else if (layers !== undefined) {
-      const sizes = torchtitanStages(pp * v, layers, inW, outW);
-      if (typeof sizes === 'string') {
-        c.error(
-          at('parallelism', 'pipeline_parallel_degree'),
-          `${sizes} (pipeline_parallel.py generate_llm_fqn_per_model_part)`,
-        );
-      } else stageSizes = sizes;
-      origin(
-        'stages',
-        'parallelism',
-        entry('parallelism', 'pipeline_parallel_first_stage_less_layers')
-          ? 'pipeline_parallel_first_stage_less_layers'
-          : 'pipeline_parallel_degree',
-      );
-    }
-    if (!['1f1b', 'gpipe', 'interleaved1f1b'].includes(scheduleKey)) {
-      c.info(
-        at('parallelism', 'pipeline_parallel_schedule'),
-        `Layerplan simulates ${scheduleName} as interleaved 1F1B with ${v} stages per rank`,
-      );
-      notes.push(`the ${scheduleName} schedule is estimated as interleaved 1F1B`);
-    }
-    const perSchedule = local / ppMicro;
-    if (accum > 1) {
-      notes.push(
-        `torchtitan runs ${accum} pipeline schedules of ${perSchedule} micro-batches per step (gradient accumulation); Layerplan simulates one schedule of ${accum * perSchedule}, with less idle time`,
-      );
-    }
-    origin('parallel.schedule', 'parallelism', 'pipeline_parallel_schedule');
-    origin('parallel.virtualStages', 'parallelism', 'pipeline_parallel_layers_per_stage');
   }
+  if (['zbvzerobubble', 'dualpipev'].includes(scheduleKey) && stagesPerRank !== 2) {
+    c.error(
+      at('parallelism', 'pipeline_parallel_schedule'),
+      `${scheduleName} places two stages per rank in a V; it got ${stagesPerRank} (pipeline_parallel.py)`,
+    );
+  }
+  v = single ? 1 : stagesPerRank;
+  const fqns = get<string[][] | null>('parallelism', 'module_fqns_per_model_part');
+  if (Array.isArray(fqns)) {
+    if (fqns.length % pp !== 0) {
+      c.error(
+        at('parallelism', 'module_fqns_per_model_part'),
+        `module_fqns_per_model_part: ${fqns.length} parts are not divisible by the ${pp} pipeline ranks (pipeline_parallel.py)`,
+      );
+    } else {
+      v = single ? 1 : fqns.length / pp;
+      const ix = fqns.map((part) =>
+        part
+          .map((m) => /^layers\.(\d+)$/.exec(m))
+          .filter((m) => m)
+          .map((m) => Number(m![1])),
+      );
+      const flat = ix.flat();
+      if (layers !== undefined && (flat.length !== layers || flat.some((l, i) => l !== i))) {
+        c.warn(
+          at('parallelism', 'module_fqns_per_model_part'),
+          `module_fqns_per_model_part: the parts should hold layers.0 … layers.${layers - 1} once each, in order`,
+        );
+      } else stageSizes = ix.map((p) => p.length);
+    }
+    origin('stages', 'parallelism', 'module_fqns_per_model_part');
+  } else if (layers !== undefined) {
+    const sizes = torchtitanStages(pp * v, layers, inW, outW);
+    if (typeof sizes === 'string') {
+      c.error(
+        at('parallelism', 'pipeline_parallel_degree'),
+        `${sizes} (pipeline_parallel.py generate_llm_fqn_per_model_part)`,
+      );
+    } else stageSizes = sizes;
+    origin(
+      'stages',
+      'parallelism',
+      entry('parallelism', 'pipeline_parallel_first_stage_less_layers')
+        ? 'pipeline_parallel_first_stage_less_layers'
+        : 'pipeline_parallel_degree',
+    );
+  }
+  if (!['1f1b', 'gpipe', 'interleaved1f1b'].includes(scheduleKey)) {
+    c.info(
+      at('parallelism', 'pipeline_parallel_schedule'),
+      `Layerplan simulates ${scheduleName} as interleaved 1F1B with ${v} stages per rank`,
+    );
+    notes.push(`the ${scheduleName} schedule is estimated as interleaved 1F1B`);
+  }
+  const perSchedule = local / ppMicro;
+  if (accum > 1) {
+    notes.push(
+      `torchtitan runs ${accum} pipeline schedules of ${perSchedule} micro-batches per step (gradient accumulation); Layerplan simulates one schedule of ${accum * perSchedule}, with less idle time`,
+    );
+  }
+  origin('parallel.schedule', 'parallelism', 'pipeline_parallel_schedule');
+  origin('parallel.virtualStages', 'parallelism', 'pipeline_parallel_layers_per_stage');
+  return { microBatch, v, stageSizes };
+}
 
-  // ---- precision (train.py, distributed/utils.py maybe_enable_amp, components/quantization)
+/** Precision (train.py, distributed/utils.py maybe_enable_amp, components/quantization). */
+function readPrecision(cx: TorchtitanImport, { fsdp, tp, pp }: Degrees) {
+  const { c, get, at, origin } = cx;
   const trainingDtype = get<string>('training', 'dtype');
   const mpParam = get<string>('training', 'mixed_precision_param');
   let dtype: NonNullable<Plan['training']>['dtype'];
@@ -565,8 +639,12 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
       'MXFP8 (a shared scale per 32 elements) is estimated as fp8 with blockwise scaling',
     );
   }
+  return { dtype, fp8Recipe };
+}
 
-  // ---- activation checkpointing (activation_checkpoint.py)
+/** Activation checkpointing (activation_checkpoint.py). */
+function readRecompute(cx: TorchtitanImport) {
+  const { c, notes, get, at, origin } = cx;
   const mode = get<string>('activation_checkpoint', 'mode');
   const option = get<string>('activation_checkpoint', 'selective_ac_option');
   let recompute: 'none' | 'selective' | 'full' = mode === 'full' ? 'full' : mode === 'none' ? 'none' : 'selective';
@@ -608,8 +686,12 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
       'async tensor parallel needs compile.enable with "model" in compile.components (tensor_parallel.py maybe_enable_async_tp)',
     );
   }
+  return { recompute, compile };
+}
 
-  // ---- optimizer (components/optimizer.py)
+/** Optimizer (components/optimizer.py). */
+function checkOptimizer(cx: TorchtitanImport, { ep, pp, rep, shard }: Degrees): string {
+  const { c, notes, get, at } = cx;
   const optName = get<string>('optimizer', 'name');
   if (!['Adam', 'AdamW'].includes(optName)) {
     c.error(
@@ -633,13 +715,36 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
   if (get<boolean>('training', 'enable_cpu_offload')) {
     notes.push('training.enable_cpu_offload: the estimate keeps parameters, gradients and optimizer states on the GPU');
   }
+  return optName;
+}
 
+/** The plan, when the model is known. */
+function writePlan(
+  cx: TorchtitanImport,
+  parts: {
+    model: ReturnType<typeof readModel>;
+    degrees: Degrees;
+    batch: Batch;
+    pipeline: ReturnType<typeof readPipeline>;
+    precision: ReturnType<typeof readPrecision>;
+    recompute: ReturnType<typeof readRecompute>;
+    optName: string;
+  },
+): void {
+  const { c, ctx, header, anchor, out, origins, get, at } = cx;
+  const { model, modelName, flavor, seqLen } = parts.model;
+  const { rep, shard, cp, tp, pp, ep, etp, gpusPerNode, nodes, fsdp } = parts.degrees;
+  const { local, accum } = parts.batch;
+  const { scheduleKey, ppMicro, microBatch, v, stageSizes } = parts.pipeline;
+  const { dtype, fp8Recipe } = parts.precision;
+  const { recompute, compile } = parts.recompute;
+  const { optName } = parts;
   if (model === undefined) {
     c.info(
       at('model', 'flavor'),
       `torchtitan builds ${modelName} ${flavor} from its Python flavor table, which Layerplan does not have: give the model (--model, or a config.json in hf_assets_path) for the memory and time checks`,
     );
-    return out;
+    return;
   }
   const gpu = ctx.gpu ?? header?.cluster?.gpu;
   if (!gpu) c.info(anchor, `torchtitan does not name the GPU; estimated on ${DEFAULT_GPU} (pass --gpu)`);
@@ -684,5 +789,4 @@ export function importTorchtitan(text: string, ctx: LaunchContext = {}): LaunchI
   if (stageSizes && pp > 1) out.split = stageSizes;
   origins.set('cluster', { span: anchor });
   origins.set('cluster.gpu', { span: header?.span ?? anchor });
-  return out;
 }
