@@ -13,6 +13,7 @@ import {
   readHeader,
   splitWorld,
   type LaunchContext,
+  type LaunchHeader,
   type LaunchImport,
   type Origin,
 } from './common';
@@ -161,12 +162,24 @@ export function readDeepSpeedScript(text: string, c?: OffsetIssues): DeepSpeedLa
   return out;
 }
 
-/**
- * Reads a DeepSpeed config as a plan. The config does not name the model, the GPUs or the world size:
- * they come from `ctx` (the command line's --model, --gpu, --world-size …), from the launch script that
- * runs this config (`ctx.companion`), or from Layerplan's header in that script.
- */
-export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchImport {
+/** What the sections of importDeepSpeed share: the config, where its keys are, and what is collected. */
+interface DeepSpeedImport {
+  c: IssueCollector;
+  ctx: LaunchContext;
+  /** The config's top-level object. */
+  j: Record<string, unknown>;
+  /** The first key's path: whole-file remarks go there. */
+  firstPath: (string | number)[];
+  anchor: Span;
+  origins: Map<string, Origin>;
+  notes: string[];
+  out: LaunchImport;
+  /** Records that plan field `key` comes from the JSON path `path`. */
+  origin(key: string, path: (string | number)[], name?: string): void;
+}
+
+/** Parses the config; the context is undefined when it is not a JSON object (the result then holds the syntax errors). */
+function deepSpeedImport(text: string, ctx: LaunchContext): { out: LaunchImport; cx?: DeepSpeedImport } {
   const { value, root, syntax } = parseJsonWithTree(text);
   const c = new IssueCollector(text, root);
   c.issues.push(...syntax);
@@ -177,7 +190,7 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
     ? { start: firstKey.offset, end: firstKey.offset + firstKey.length }
     : { start: 0, end: 0 };
   const out: LaunchImport = { kind: 'deepspeed', version: DEEPSPEED_VERSION, issues: c.issues, origins, anchor, notes };
-  if (syntax.length || !value || typeof value !== 'object' || Array.isArray(value)) return out;
+  if (syntax.length || !value || typeof value !== 'object' || Array.isArray(value)) return { out };
   const j = value as Record<string, unknown>;
   // Whole-file remarks go on the first key, not on the whole document.
   const firstPath: (string | number)[] = firstKey?.children?.[0] ? [firstKey.children[0].value as string] : [];
@@ -185,8 +198,33 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
     const span = jsonSpan(root, path);
     if (span) origins.set(key, { span, name: name ?? path.join('.') });
   };
+  return { out, cx: { c, ctx, j, firstPath, anchor, origins, notes, out, origin } };
+}
 
-  // ---- keys and value types against DeepSpeed's own config classes
+/**
+ * Reads a DeepSpeed config as a plan. The config does not name the model, the GPUs or the world size:
+ * they come from `ctx` (the command line's --model, --gpu, --world-size …), from the launch script that
+ * runs this config (`ctx.companion`), or from Layerplan's header in that script.
+ */
+export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchImport {
+  const { out, cx } = deepSpeedImport(text, ctx);
+  if (!cx) return out;
+  checkKeys(cx);
+  const companion = readCompanion(cx);
+  const degrees = readDegrees(cx);
+  const world = readWorld(cx, companion);
+  const batch = readBatch(cx, degrees, world.world);
+  const dtype = readPrecision(cx);
+  const zero = readZero(cx, degrees.pp);
+  const optimizer = readOptimizer(cx);
+  const recompute = readRecompute(cx, degrees);
+  writePlan(cx, { header: companion.header, degrees, world, batch, dtype, zero, optimizer, recompute });
+  return out;
+}
+
+/** Keys and value types against DeepSpeed's own config classes. */
+function checkKeys(cx: DeepSpeedImport): void {
+  const { c, j } = cx;
   for (const [k, v] of Object.entries(j)) {
     const f = DEEPSPEED_TOP[k];
     const section = DEEPSPEED_SECTIONS[k];
@@ -204,13 +242,20 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
       checkSection(c, [k], v as Record<string, unknown>, section.fields, section.strict);
     }
   }
+}
 
-  // ---- the companion launch script: world size, header
+/** The companion launch script: world size, header. */
+function readCompanion(cx: DeepSpeedImport) {
+  const { ctx, out } = cx;
   const script = ctx.companion ? readDeepSpeedScript(ctx.companion.text) : undefined;
   const header = script?.header;
   out.header = header;
+  return { script, header };
+}
 
-  // ---- parallel degrees DeepSpeed knows from the config
+/** Parallel degrees DeepSpeed knows from the config. */
+function readDegrees(cx: DeepSpeedImport) {
+  const { j, origin } = cx;
   const tpSection = (j.tensor_parallel ?? {}) as Record<string, unknown>;
   const tp = posInt(tpSection.autotp_size) ? tpSection.autotp_size : 1;
   const sp = posInt(j.sequence_parallel_size) ? j.sequence_parallel_size : 1;
@@ -219,8 +264,13 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
   origin('parallel.tensor', ['tensor_parallel', 'autotp_size']);
   origin('parallel.context', ['sequence_parallel_size']);
   origin('parallel.pipeline', ['pipeline', 'stages']);
+  return { tp, sp, pipe, pp };
+}
+type Degrees = ReturnType<typeof readDegrees>;
 
-  // ---- world size: options, then the script that runs this config, then Layerplan's header
+/** World size: options, then the script that runs this config, then Layerplan's header. */
+function readWorld(cx: DeepSpeedImport, { script, header }: ReturnType<typeof readCompanion>) {
+  const { ctx } = cx;
   let gpusPerNode = ctx.gpusPerNode ?? script?.gpusPerNode ?? header?.cluster?.gpusPerNode;
   let nodes = ctx.nodes ?? script?.nodes ?? header?.cluster?.nodes;
   if (ctx.worldSize !== undefined && ctx.gpusPerNode === undefined && ctx.nodes === undefined) {
@@ -232,10 +282,16 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
     nodes ??= 1;
   }
   const world = gpusPerNode !== undefined && nodes !== undefined ? gpusPerNode * nodes : ctx.worldSize;
+  return { gpusPerNode, nodes, world };
+}
 
-  // ---- batch identity (config.py _set_batch_related_parameters, _batch_assertion). DeepSpeed's world size
-  // is the data-parallel one: world / pipeline stages (PipelineModule's topology), / sequence_parallel_size
-  // (Ulysses); with AutoTP the config is built before the TP groups exist, so the whole world counts.
+/**
+ * Batch identity (config.py _set_batch_related_parameters, _batch_assertion). DeepSpeed's world size
+ * is the data-parallel one: world / pipeline stages (PipelineModule's topology), / sequence_parallel_size
+ * (Ulysses); with AutoTP the config is built before the TP groups exist, so the whole world counts.
+ */
+function readBatch(cx: DeepSpeedImport, { pp, sp }: Degrees, world: number | undefined) {
+  const { c, j, firstPath, origin } = cx;
   const dsWorld = world !== undefined ? world / pp / sp : undefined;
   let tbs = j.train_batch_size;
   let mbs = j.train_micro_batch_size_per_gpu;
@@ -314,8 +370,12 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
   }
   origin('training.globalBatch', ['train_batch_size']);
   origin('training.microBatch', ['train_micro_batch_size_per_gpu']);
+  return { mbs, gas };
+}
 
-  // ---- precision (precision_config.py; config.py _initialize_params)
+/** Precision (precision_config.py; config.py _initialize_params). */
+function readPrecision(cx: DeepSpeedImport): NonNullable<Plan['training']>['dtype'] {
+  const { c, j, origin } = cx;
   const enabled = (k: string) => {
     const v = j[k] as Record<string, unknown> | undefined;
     return !!v && typeof v === 'object' && (v.enabled === true || v.enabled === 'auto');
@@ -341,8 +401,12 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
           : 'fp16'
         : 'fp32';
   origin('training.dtype', [bf16 ? 'bf16' : 'fp16']);
+  return dtype;
+}
 
-  // ---- ZeRO (zero/config.py, _do_error_check, pipe/engine.py)
+/** ZeRO (zero/config.py, _do_error_check, pipe/engine.py). */
+function readZero(cx: DeepSpeedImport, pp: number) {
+  const { c, j, notes, origin } = cx;
   const zeroSection = j.zero_optimization;
   const zeroObj = (zeroSection && typeof zeroSection === 'object' ? zeroSection : {}) as Record<string, unknown>;
   let zero =
@@ -380,8 +444,12 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
   const overlap = typeof zeroObj.overlap_comm === 'boolean' ? zeroObj.overlap_comm : zero === 3;
   origin('parallel.zero', ['zero_optimization', 'stage']);
   origin('training.overlapGradReduce', ['zero_optimization', 'overlap_comm']);
+  return { zero, overlap };
+}
 
-  // ---- optimizer (engine.py _configure_basic_optimizer)
+/** Optimizer (engine.py _configure_basic_optimizer). */
+function readOptimizer(cx: DeepSpeedImport): NonNullable<Plan['training']>['optimizer'] {
+  const { c, j, origin } = cx;
   const opt = j.optimizer as Record<string, unknown> | undefined;
   const params = opt?.params as Record<string, unknown> | undefined;
   if (params && 'max_grad_norm' in params) {
@@ -404,8 +472,12 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
     );
   }
   origin('training.optimizer', ['optimizer', 'type']);
+  return optimizer;
+}
 
-  // ---- activation checkpointing: DeepSpeed configures it; the model code decides which layers
+/** Activation checkpointing: DeepSpeed configures it; the model code decides which layers. */
+function readRecompute(cx: DeepSpeedImport, { pipe }: Degrees): 'none' | 'full' {
+  const { c, j, notes, origin } = cx;
   const ac = j.activation_checkpointing as Record<string, unknown> | undefined;
   const interval = typeof pipe.activation_checkpoint_interval === 'number' ? pipe.activation_checkpoint_interval : 0;
   const recompute: 'none' | 'full' = (ac && typeof ac === 'object') || interval > 0 ? 'full' : 'none';
@@ -422,8 +494,30 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
       `pipeline.activation_checkpoint_interval ${interval}: checkpoints every ${interval} layers; estimated as full recomputation of every layer`,
     );
   }
+  return recompute;
+}
 
-  // ---- the plan
+/** The plan, when the model is known. */
+function writePlan(
+  cx: DeepSpeedImport,
+  parts: {
+    header: LaunchHeader | undefined;
+    degrees: Degrees;
+    world: ReturnType<typeof readWorld>;
+    batch: ReturnType<typeof readBatch>;
+    dtype: NonNullable<Plan['training']>['dtype'];
+    zero: ReturnType<typeof readZero>;
+    optimizer: NonNullable<Plan['training']>['optimizer'];
+    recompute: 'none' | 'full';
+  },
+): void {
+  const { c, ctx, firstPath, anchor, out, origins, notes } = cx;
+  const { header, dtype, optimizer, recompute } = parts;
+  const { tp, sp, pp } = parts.degrees;
+  const { world } = parts.world;
+  let { gpusPerNode, nodes } = parts.world;
+  const { mbs, gas } = parts.batch;
+  const { zero, overlap } = parts.zero;
   const model = ctx.model ?? header?.model;
   if (model === undefined) {
     c.at(
@@ -431,7 +525,7 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
       'information',
       'a DeepSpeed config does not name the model or the GPUs: give the model (layerplan --model, or New Plan from Launch Configuration) for the memory and time checks',
     );
-    return out;
+    return;
   }
   if (world === undefined || gpusPerNode === undefined || nodes === undefined) {
     gpusPerNode ??= 8;
@@ -492,7 +586,6 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
   if (pp > 1) notes.push('the pipeline schedule is DeepSpeed’s 1F1B (its PipelineEngine)');
   origins.set('parallel', { span: anchor });
   origins.set('cluster', { span: anchor });
-  return out;
 }
 
 /** The issues of a DeepSpeed config (what `layerplan check` prints for one). */
