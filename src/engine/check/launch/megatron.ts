@@ -648,8 +648,8 @@ type PipelineFlags = ReturnType<typeof readPipelineFlags>;
 
 /** The virtual stages per pipeline rank (and the stage sizes a layout gives). */
 function readVirtualStages(cx: MegatronImport, flags: PipelineFlags, pp: number, layers: number | undefined) {
-  const { c, get, at, flagAt, origin } = cx;
-  const { nlpv, nvs, layoutArg, first, last, accEmb, accLoss } = flags;
+  const { c, flagAt, origin } = cx;
+  const { nlpv, nvs, layoutArg } = flags;
   const set = [nlpv, nvs, layoutArg].filter((x) => x !== undefined).length;
   let vpp = 1;
   let stageSizes: number[] | undefined;
@@ -660,99 +660,133 @@ function readVirtualStages(cx: MegatronImport, flags: PipelineFlags, pp: number,
       'No more than one of --num-layers-per-virtual-pipeline-stage, --num-virtual-stages-per-pipeline-rank and --pipeline-model-parallel-layout can be set (arguments.py)',
     );
   } else if (layoutArg !== undefined) {
-    const stages = parseLayout(layoutArg);
-    if (!stages) {
-      c.error(
-        at('pipeline_model_parallel_layout'),
-        `--pipeline-model-parallel-layout: '${layoutArg}' is not a layout (letters E, L, t, m; | between stages; x*n and (…)*n repeat)`,
-      );
-    } else if (stages.length % pp !== 0) {
-      c.error(
-        at('pipeline_model_parallel_layout'),
-        `--pipeline-model-parallel-layout: ${stages.length} stages are not divisible by --pipeline-model-parallel-size ${pp}`,
-      );
-    } else {
-      vpp = stages.length / pp;
-      const flat = stages.flat();
-      const count = flat.filter((x) => x === 't').length;
-      if (
-        flat[0] !== 'E' ||
-        flat[flat.length - 1] !== 'L' ||
-        flat.filter((x) => x === 'E').length !== 1 ||
-        flat.filter((x) => x === 'L').length !== 1
-      ) {
-        c.error(
-          at('pipeline_model_parallel_layout'),
-          '--pipeline-model-parallel-layout: the embedding (E) must come first and the loss (L) last, each exactly once (pipeline_parallel_layer_layout.py)',
-        );
-      } else if (layers !== undefined && count !== layers) {
-        c.error(
-          at('pipeline_model_parallel_layout'),
-          `--pipeline-model-parallel-layout: ${count} transformer layers (t), but --num-layers is ${layers}`,
-        );
-      } else if (first !== undefined || last !== undefined || accEmb || accLoss) {
-        c.error(
-          at('pipeline_model_parallel_layout'),
-          'a pipeline layout cannot be combined with --decoder-first/last-pipeline-num-layers or --account-for-* (transformer_config.py)',
-        );
-      } else {
-        const sizes = stages.map((st) => st.filter((x) => x === 't').length);
-        if (vpp === 1) stageSizes = sizes;
-        else chunkSizes = sizes;
-      }
-    }
-    origin('stages', 'pipeline_model_parallel_layout');
-    origin('parallel.virtualStages', 'pipeline_model_parallel_layout');
+    ({ vpp, stageSizes, chunkSizes } = readLayout(cx, flags, layoutArg, pp, layers));
   } else if (nlpv !== undefined || nvs !== undefined) {
     if (nvs === undefined && nlpv !== undefined) {
-      if (first !== undefined || last !== undefined) {
-        c.error(
-          flagAt('num_layers_per_virtual_pipeline_stage'),
-          'please use --num-virtual-stages-per-pipeline-rank to specify virtual pipeline parallel degree when enable uneven pipeline parallelism (arguments.py)',
-        );
-      } else if (layers !== undefined) {
-        const L = layers + (accEmb ? 1 : 0) + (accLoss ? 1 : 0);
-        const perStage = exactDiv(L, pp);
-        if (perStage === undefined) {
-          c.error(
-            at('pipeline_model_parallel_size'),
-            `number of layers (${L}) of the model must be divisible by --pipeline-model-parallel-size ${pp} (arguments.py)`,
-          );
-        } else if (perStage % nlpv !== 0) {
-          c.error(
-            at('num_layers_per_virtual_pipeline_stage'),
-            `--num-layers-per-virtual-pipeline-stage: ${nlpv} does not divide the ${perStage} layers per pipeline stage (arguments.py); Megatron derives the virtual stages per rank as layers per stage ÷ this`,
-          );
-        } else {
-          vpp = perStage / nlpv;
-          c.info(
-            at('num_layers_per_virtual_pipeline_stage'),
-            `Megatron reads this as ${vpp} virtual stages per pipeline rank (${perStage} layers per stage ÷ ${nlpv})`,
-          );
-        }
-      }
-      origin('parallel.virtualStages', 'num_layers_per_virtual_pipeline_stage');
+      vpp = virtualStagesFromLayers(cx, flags, nlpv, pp, layers);
     } else if (nvs !== undefined) {
       vpp = nvs;
       origin('parallel.virtualStages', 'num_virtual_stages_per_pipeline_rank');
     }
   }
-  if (vpp > 1) {
-    const p2p = get<boolean>('overlap_p2p_comm') !== false;
-    if (p2p ? pp <= 1 : pp <= 2) {
+  if (vpp > 1) checkInterleaved(cx, flags, pp);
+  return { vpp, stageSizes, chunkSizes };
+}
+
+/** --pipeline-model-parallel-layout: the virtual stages per rank and the layers per stage (or per chunk) it gives. */
+function readLayout(
+  cx: MegatronImport,
+  { first, last, accEmb, accLoss }: PipelineFlags,
+  layoutArg: string,
+  pp: number,
+  layers: number | undefined,
+): { vpp: number; stageSizes?: number[]; chunkSizes?: number[] } {
+  const { c, at, origin } = cx;
+  let vpp = 1;
+  let stageSizes: number[] | undefined;
+  let chunkSizes: number[] | undefined;
+  const stages = parseLayout(layoutArg);
+  if (!stages) {
+    c.error(
+      at('pipeline_model_parallel_layout'),
+      `--pipeline-model-parallel-layout: '${layoutArg}' is not a layout (letters E, L, t, m; | between stages; x*n and (…)*n repeat)`,
+    );
+  } else if (stages.length % pp !== 0) {
+    c.error(
+      at('pipeline_model_parallel_layout'),
+      `--pipeline-model-parallel-layout: ${stages.length} stages are not divisible by --pipeline-model-parallel-size ${pp}`,
+    );
+  } else {
+    vpp = stages.length / pp;
+    const flat = stages.flat();
+    const count = flat.filter((x) => x === 't').length;
+    if (
+      flat[0] !== 'E' ||
+      flat[flat.length - 1] !== 'L' ||
+      flat.filter((x) => x === 'E').length !== 1 ||
+      flat.filter((x) => x === 'L').length !== 1
+    ) {
       c.error(
-        flagAt(
-          nvs !== undefined
-            ? 'num_virtual_stages_per_pipeline_rank'
-            : nlpv !== undefined
-              ? 'num_layers_per_virtual_pipeline_stage'
-              : 'pipeline_model_parallel_layout',
-        ),
-        `the interleaved schedule needs --pipeline-model-parallel-size greater than ${p2p ? 1 : 2}${p2p ? '' : ' when p2p communication overlap is disabled'} (arguments.py)`,
+        at('pipeline_model_parallel_layout'),
+        '--pipeline-model-parallel-layout: the embedding (E) must come first and the loss (L) last, each exactly once (pipeline_parallel_layer_layout.py)',
+      );
+    } else if (layers !== undefined && count !== layers) {
+      c.error(
+        at('pipeline_model_parallel_layout'),
+        `--pipeline-model-parallel-layout: ${count} transformer layers (t), but --num-layers is ${layers}`,
+      );
+    } else if (first !== undefined || last !== undefined || accEmb || accLoss) {
+      c.error(
+        at('pipeline_model_parallel_layout'),
+        'a pipeline layout cannot be combined with --decoder-first/last-pipeline-num-layers or --account-for-* (transformer_config.py)',
+      );
+    } else {
+      const sizes = stages.map((st) => st.filter((x) => x === 't').length);
+      if (vpp === 1) stageSizes = sizes;
+      else chunkSizes = sizes;
+    }
+  }
+  origin('stages', 'pipeline_model_parallel_layout');
+  origin('parallel.virtualStages', 'pipeline_model_parallel_layout');
+  return { vpp, stageSizes, chunkSizes };
+}
+
+/** --num-layers-per-virtual-pipeline-stage: the virtual stages per rank Megatron derives from it (1 where it refuses it). */
+function virtualStagesFromLayers(
+  cx: MegatronImport,
+  { first, last, accEmb, accLoss }: PipelineFlags,
+  nlpv: number,
+  pp: number,
+  layers: number | undefined,
+): number {
+  const { c, at, flagAt, origin } = cx;
+  let vpp = 1;
+  if (first !== undefined || last !== undefined) {
+    c.error(
+      flagAt('num_layers_per_virtual_pipeline_stage'),
+      'please use --num-virtual-stages-per-pipeline-rank to specify virtual pipeline parallel degree when enable uneven pipeline parallelism (arguments.py)',
+    );
+  } else if (layers !== undefined) {
+    const L = layers + (accEmb ? 1 : 0) + (accLoss ? 1 : 0);
+    const perStage = exactDiv(L, pp);
+    if (perStage === undefined) {
+      c.error(
+        at('pipeline_model_parallel_size'),
+        `number of layers (${L}) of the model must be divisible by --pipeline-model-parallel-size ${pp} (arguments.py)`,
+      );
+    } else if (perStage % nlpv !== 0) {
+      c.error(
+        at('num_layers_per_virtual_pipeline_stage'),
+        `--num-layers-per-virtual-pipeline-stage: ${nlpv} does not divide the ${perStage} layers per pipeline stage (arguments.py); Megatron derives the virtual stages per rank as layers per stage ÷ this`,
+      );
+    } else {
+      vpp = perStage / nlpv;
+      c.info(
+        at('num_layers_per_virtual_pipeline_stage'),
+        `Megatron reads this as ${vpp} virtual stages per pipeline rank (${perStage} layers per stage ÷ ${nlpv})`,
       );
     }
   }
-  return { vpp, stageSizes, chunkSizes };
+  origin('parallel.virtualStages', 'num_layers_per_virtual_pipeline_stage');
+  return vpp;
+}
+
+/** The interleaved schedule's condition on the pipeline degree (with more than one virtual stage per rank). */
+function checkInterleaved(cx: MegatronImport, { nlpv, nvs }: PipelineFlags, pp: number): void {
+  const { c, get, flagAt } = cx;
+  const p2p = get<boolean>('overlap_p2p_comm') !== false;
+  if (p2p ? pp <= 1 : pp <= 2) {
+    c.error(
+      flagAt(
+        nvs !== undefined
+          ? 'num_virtual_stages_per_pipeline_rank'
+          : nlpv !== undefined
+            ? 'num_layers_per_virtual_pipeline_stage'
+            : 'pipeline_model_parallel_layout',
+      ),
+      `the interleaved schedule needs --pipeline-model-parallel-size greater than ${p2p ? 1 : 2}${p2p ? '' : ' when p2p communication overlap is disabled'} (arguments.py)`,
+    );
+  }
 }
 
 /** The stage sizes without a layout: uneven first/last stages, or the embedding and loss counted as layers. */
