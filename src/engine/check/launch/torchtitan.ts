@@ -467,17 +467,24 @@ function readPipeline(cx: TorchtitanImport, { pp }: Degrees, batch: Batch, layer
   return { scheduleKey, ppMicro, ...stages };
 }
 
+/** The pipeline schedule as the config names it, and its micro-batch size. */
+interface PipelineSchedule {
+  pp: number;
+  single: boolean;
+  scheduleName: string;
+  scheduleKey: string;
+  ppMicro: number;
+}
+
 /** With pipeline parallelism: the micro-batch, the stages per rank and the layers per stage. */
 function readPipelineStages(
   cx: TorchtitanImport,
-  schedule: { pp: number; single: boolean; scheduleName: string; scheduleKey: string; ppMicro: number },
+  schedule: PipelineSchedule,
   { local, accum }: Batch,
   layers: number | undefined,
 ): { microBatch: number; v: number; stageSizes: number[] | undefined } {
-  const { c, notes, entry, get, at, origin } = cx;
-  const { pp, single, scheduleName, scheduleKey, ppMicro } = schedule;
-  let v: number;
-  let stageSizes: number[] | undefined;
+  const { c, notes, get, at, origin } = cx;
+  const { single, scheduleName, scheduleKey, ppMicro } = schedule;
   if (local % ppMicro !== 0) {
     c.error(
       at('parallelism', 'pipeline_parallel_microbatch_size'),
@@ -486,9 +493,38 @@ function readPipelineStages(
   }
   const microBatch = ppMicro;
   origin('training.microBatch', 'parallelism', 'pipeline_parallel_microbatch_size');
-  const lps = get<number | null>('parallelism', 'pipeline_parallel_layers_per_stage');
   const inW = get<number>('parallelism', 'pipeline_parallel_first_stage_less_layers');
   const outW = get<number>('parallelism', 'pipeline_parallel_last_stage_less_layers');
+  const perRank = countStagesPerRank(cx, schedule, layers, inW, outW);
+  const { v, stageSizes } = readStageSplit(cx, schedule, single ? 1 : perRank, layers, inW, outW);
+  if (!['1f1b', 'gpipe', 'interleaved1f1b'].includes(scheduleKey)) {
+    c.info(
+      at('parallelism', 'pipeline_parallel_schedule'),
+      `Layerplan simulates ${scheduleName} as interleaved 1F1B with ${v} stages per rank`,
+    );
+    notes.push(`the ${scheduleName} schedule is estimated as interleaved 1F1B`);
+  }
+  const perSchedule = local / ppMicro;
+  if (accum > 1) {
+    notes.push(
+      `torchtitan runs ${accum} pipeline schedules of ${perSchedule} micro-batches per step (gradient accumulation); Layerplan simulates one schedule of ${accum * perSchedule}, with less idle time`,
+    );
+  }
+  origin('parallel.schedule', 'parallelism', 'pipeline_parallel_schedule');
+  origin('parallel.virtualStages', 'parallelism', 'pipeline_parallel_layers_per_stage');
+  return { microBatch, v, stageSizes };
+}
+
+/** The stages per rank: two for a multi-stage schedule, else what pipeline_parallel_layers_per_stage gives. */
+function countStagesPerRank(
+  cx: TorchtitanImport,
+  { pp, single, scheduleName, scheduleKey }: PipelineSchedule,
+  layers: number | undefined,
+  inW: number,
+  outW: number,
+): number {
+  const { c, get, at } = cx;
+  const lps = get<number | null>('parallelism', 'pipeline_parallel_layers_per_stage');
   let stagesPerRank = single ? 1 : 2;
   if (typeof lps === 'number' && layers !== undefined) {
     const nvs = Math.ceil((layers + inW + outW) / lps);
@@ -519,7 +555,21 @@ function readPipelineStages(
       `${scheduleName} places two stages per rank in a V; it got ${stagesPerRank} (pipeline_parallel.py)`,
     );
   }
-  v = single ? 1 : stagesPerRank;
+  return stagesPerRank;
+}
+
+/** The layers per stage: module_fqns_per_model_part, else torchtitan's own split (and the stages per rank the parts give). */
+function readStageSplit(
+  cx: TorchtitanImport,
+  { pp, single }: PipelineSchedule,
+  perRank: number,
+  layers: number | undefined,
+  inW: number,
+  outW: number,
+): { v: number; stageSizes: number[] | undefined } {
+  const { c, entry, get, at, origin } = cx;
+  let v = perRank;
+  let stageSizes: number[] | undefined;
   const fqns = get<string[][] | null>('parallelism', 'module_fqns_per_model_part');
   if (Array.isArray(fqns)) {
     if (fqns.length % pp !== 0) {
@@ -560,22 +610,7 @@ function readPipelineStages(
         : 'pipeline_parallel_degree',
     );
   }
-  if (!['1f1b', 'gpipe', 'interleaved1f1b'].includes(scheduleKey)) {
-    c.info(
-      at('parallelism', 'pipeline_parallel_schedule'),
-      `Layerplan simulates ${scheduleName} as interleaved 1F1B with ${v} stages per rank`,
-    );
-    notes.push(`the ${scheduleName} schedule is estimated as interleaved 1F1B`);
-  }
-  const perSchedule = local / ppMicro;
-  if (accum > 1) {
-    notes.push(
-      `torchtitan runs ${accum} pipeline schedules of ${perSchedule} micro-batches per step (gradient accumulation); Layerplan simulates one schedule of ${accum * perSchedule}, with less idle time`,
-    );
-  }
-  origin('parallel.schedule', 'parallelism', 'pipeline_parallel_schedule');
-  origin('parallel.virtualStages', 'parallelism', 'pipeline_parallel_layers_per_stage');
-  return { microBatch, v, stageSizes };
+  return { v, stageSizes };
 }
 
 /** Precision (train.py, distributed/utils.py maybe_enable_amp, components/quantization). */
