@@ -319,9 +319,42 @@ function readModel(cx: TorchtitanImport) {
   return { modelName, flavor, seqLen, model, layers };
 }
 
+/**
+ * The world size: the command line's, else the header's, else what the degrees fix (data_parallel_shard_degree
+ * given), else 8 GPUs. `rest` is replicate × context × tensor × pipeline.
+ */
+function readWorld(cx: TorchtitanImport, rest: number, shard: number) {
+  const { c, ctx, header, at } = cx;
+  let gpusPerNode = ctx.gpusPerNode ?? header?.cluster?.gpusPerNode;
+  let nodes = ctx.nodes ?? header?.cluster?.nodes;
+  if (ctx.worldSize !== undefined && ctx.gpusPerNode === undefined && ctx.nodes === undefined) {
+    ({ nodes, gpusPerNode } = splitWorld(ctx.worldSize, gpusPerNode));
+  }
+  // One of nodes / GPUs per node given: the other from the degrees when they fix the world size, else the default.
+  if ((nodes === undefined) !== (gpusPerNode === undefined)) {
+    const fixed = shard >= 1 ? rest * shard : undefined;
+    if (nodes !== undefined) gpusPerNode = fixed && fixed % nodes === 0 ? fixed / nodes : 8;
+    else nodes = fixed && gpusPerNode && fixed % gpusPerNode === 0 ? fixed / gpusPerNode : 1;
+  }
+  let world = gpusPerNode !== undefined && nodes !== undefined ? gpusPerNode * nodes : undefined;
+  if (world === undefined && shard >= 1) {
+    world = rest * shard;
+    ({ nodes, gpusPerNode } = splitWorld(world));
+  }
+  if (world === undefined) {
+    world = 8;
+    ({ nodes, gpusPerNode } = splitWorld(world));
+    c.warn(
+      at('parallelism', 'data_parallel_shard_degree'),
+      'the world size is not in a torchtitan config (NGPU / torchrun --nproc_per_node × --nnodes) and data_parallel_shard_degree is -1; Layerplan assumes 8 GPUs (pass --nodes / --gpus-per-node)',
+    );
+  }
+  return { gpusPerNode, nodes, world };
+}
+
 /** Parallel degrees (parallel_dims.py _validate). */
 function readDegrees(cx: TorchtitanImport, seqLen: number) {
-  const { c, ctx, header, get, at, origin } = cx;
+  const { c, get, at, origin } = cx;
   const rep = get<number>('parallelism', 'data_parallel_replicate_degree');
   let shard = get<number>('parallelism', 'data_parallel_shard_degree');
   const cp = get<number>('parallelism', 'context_parallel_degree');
@@ -345,31 +378,8 @@ function readDegrees(cx: TorchtitanImport, seqLen: number) {
       `parallelism.data_parallel_shard_degree: ${shard} must be -1 (the rest) or at least 1 (parallel_dims.py)`,
     );
   }
-  let gpusPerNode = ctx.gpusPerNode ?? header?.cluster?.gpusPerNode;
-  let nodes = ctx.nodes ?? header?.cluster?.nodes;
-  if (ctx.worldSize !== undefined && ctx.gpusPerNode === undefined && ctx.nodes === undefined) {
-    ({ nodes, gpusPerNode } = splitWorld(ctx.worldSize, gpusPerNode));
-  }
   const rest = rep * cp * tp * pp;
-  // One of nodes / GPUs per node given: the other from the degrees when they fix the world size, else the default.
-  if ((nodes === undefined) !== (gpusPerNode === undefined)) {
-    const fixed = shard >= 1 ? rest * shard : undefined;
-    if (nodes !== undefined) gpusPerNode = fixed && fixed % nodes === 0 ? fixed / nodes : 8;
-    else nodes = fixed && gpusPerNode && fixed % gpusPerNode === 0 ? fixed / gpusPerNode : 1;
-  }
-  let world = gpusPerNode !== undefined && nodes !== undefined ? gpusPerNode * nodes : undefined;
-  if (world === undefined && shard >= 1) {
-    world = rest * shard;
-    ({ nodes, gpusPerNode } = splitWorld(world));
-  }
-  if (world === undefined) {
-    world = 8;
-    ({ nodes, gpusPerNode } = splitWorld(world));
-    c.warn(
-      at('parallelism', 'data_parallel_shard_degree'),
-      'the world size is not in a torchtitan config (NGPU / torchrun --nproc_per_node × --nnodes) and data_parallel_shard_degree is -1; Layerplan assumes 8 GPUs (pass --nodes / --gpus-per-node)',
-    );
-  }
+  const { gpusPerNode, nodes, world } = readWorld(cx, rest, shard);
   if (shard === -1) shard = Math.floor(world / rest);
   if (shard < 1 || rep * shard * cp * tp * pp !== world) {
     c.error(
