@@ -178,7 +178,10 @@ interface DeepSpeedImport {
   origin(key: string, path: (string | number)[], name?: string): void;
 }
 
-/** Parses the config; the context is undefined when it is not a JSON object (the result then holds the syntax errors). */
+/**
+ * Parses the config; the context is undefined when it is not a JSON object (the result then holds the syntax
+ * errors).
+ */
 function deepSpeedImport(text: string, ctx: LaunchContext): { out: LaunchImport; cx?: DeepSpeedImport } {
   const { value, root, syntax } = parseJsonWithTree(text);
   const c = new IssueCollector(text, root);

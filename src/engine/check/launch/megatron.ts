@@ -731,7 +731,7 @@ function readLayout(
   return { vpp, stageSizes, chunkSizes };
 }
 
-/** --num-layers-per-virtual-pipeline-stage: the virtual stages per rank Megatron derives from it (1 where it refuses it). */
+/** --num-layers-per-virtual-pipeline-stage: the virtual stages per rank Megatron derives (1 where it refuses it). */
 function virtualStagesFromLayers(
   cx: MegatronImport,
   { first, last, accEmb, accLoss }: PipelineFlags,

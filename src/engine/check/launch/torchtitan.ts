@@ -568,7 +568,10 @@ function countStagesPerRank(
   return stagesPerRank;
 }
 
-/** The layers per stage: module_fqns_per_model_part, else torchtitan's own split (and the stages per rank the parts give). */
+/**
+ * The layers per stage: module_fqns_per_model_part, else torchtitan's own split (and the stages per rank the parts
+ * give).
+ */
 function readStageSplit(
   cx: TorchtitanImport,
   { pp, single }: PipelineSchedule,
