@@ -142,6 +142,8 @@ function block(name: string, a: TransformerSpec): CostLayer {
     parameters: attnParams + mlpParams + normParams,
     shardedParameters: attnParams + mlpParams - replicatedBiases,
     expertParameters: moe ? E * expertParams : 0,
+    // Every block of one spec computes the same work for the same context and weight bytes.
+    sameWorkAs: 'block',
     work(ctx) {
       const { microBatch: b, seqLen: s, tensor: t, actBytes: e } = ctx;
       const cp = ctx.context ?? 1;
@@ -315,7 +317,7 @@ export function transformerWorkload(arch: TransformerSpec): Workload {
   const blockIndices: number[] = [];
   for (let i = 0; i < arch.layers; i++) {
     blockIndices.push(layers.length);
-    layers.push({ ...block(`layers.${i}`, arch), sameWorkAs: 'block' });
+    layers.push(block(`layers.${i}`, arch));
   }
   layers.push({
     name: 'final_norm',
