@@ -85,12 +85,51 @@ describe('layers from the structure when names carry no scope', () => {
       ['shufflenet', [4, 8, 4]],
       ['inception_v1', [2, 2, 5, 2]],
       ['densenet121', [6 + 1, 12 + 1, 24 + 1, 16]],
+      // SqueezeNet 1.1's fire modules fire2–fire9 between its max pools 2/2/4 (Iandola et al. 2016; the caffe2
+      // model names them fire2…fire9). Before: each fire split into its squeeze and expand halves.
+      ['squeezenet', [2, 2, 4]],
+      // AlexNet's and ZFNet's five convolutions: conv1 at 55×55, conv2 at 27×27, conv3–5 at 13×13.
+      ['bvlc_alexnet', [1, 3]],
+      ['zfnet512', [1, 3]],
     ];
     for (const [model, sizes] of want) {
       const r = await inspectFile(light(model));
       const names = r.layers.map((l) => l.name);
-      assert.deepStrictEqual(stageSizes(names).slice(0, sizes.length), sizes, `${model}: ${names.join(', ')}`);
+      assert.deepStrictEqual(stageSizes(names), sizes, `${model}: ${names.join(', ')}`);
       assert.strictEqual(names[0], 'backbone.stem', model);
+    }
+    // VGG-19 (configuration E): 2, 2, 4, 4, 4 convolutions between its five max pools, no stem (Simonyan &
+    // Zisserman 2015, Table 1), then three fully connected layers. Before: the first two stages were one unit each.
+    const vgg = (await inspectFile(light('vgg19'))).layers.map((l) => l.name);
+    assert.deepStrictEqual(stageSizes(vgg), [2, 2, 4, 4, 4], vgg.join(', '));
+    assert.deepStrictEqual(vgg.slice(-3), ['head.fc0', 'head.fc1', 'head.fc2']);
+    // Classifiers that are 1×1 convolutions (SqueezeNet's conv10, DenseNet's fc6 after the global pool) are the head.
+    for (const model of ['squeezenet', 'densenet121']) {
+      const names = (await inspectFile(light(model))).layers.map((l) => l.name);
+      assert.strictEqual(names[names.length - 1], 'head.conv0', `${model}: ${names.slice(-3).join(', ')}`);
+    }
+  });
+
+  it("an unused initializer sits in '(unused weights)', not in a layer named by its scope that other weights join", async () => {
+    // caffe2's ZFNet-512 and ResNet-50 carry `gpu_0/imagenet1k_blobs_queue_…`, read by no node. Before: a node-less
+    // layer "gpu_0" that then took the 34 other `gpu_0/…` weights whose owner is a real layer.
+    for (const model of ['zfnet512', 'resnet50']) {
+      const g = await open(light(model));
+      const names = g.layers.map((l) => l.name);
+      assert.ok(!names.includes('gpu_0'), `${model}: ${names.join(', ')}`);
+      const unused = g.layers.find((l) => l.name === '(unused weights)')!;
+      assert.deepStrictEqual(
+        unused.weights.map((w) => w.replace(/_[0-9a-f-]{36}_0$/, '')),
+        ['gpu_0/imagenet1k_blobs_queue'],
+      );
+      // Every weight a node reads sits in the layer of a node that reads it.
+      for (const t of g.tensors.values()) {
+        if (!t.isWeight || !t.consumers.length) continue;
+        assert.ok(
+          t.consumers.some((c) => g.nodes[c].layer === t.layer),
+          `${model}: ${t.name} in ${g.layers[t.layer!].name}`,
+        );
+      }
     }
   });
 

@@ -254,15 +254,19 @@ export function groupLayers(graph: ModelGraph): void {
       }
     }
   }
+  // Only the layers the graph's nodes form are named by weights: an unused initializer (caffe2's
+  // `gpu_0/imagenet1k_blobs_queue_…`) must not open a layer that every later `gpu_0/…` weight then joins.
+  const grouped = new Map(byName);
   for (const t of graph.tensors.values()) {
     if (!t.isWeight) continue;
     const weightScope = scopeOf(t.name, true, strip);
     let layer: Layer | undefined;
-    if (weightScope && byName.has(weightScope)) layer = byName.get(weightScope);
+    if (weightScope && grouped.has(weightScope)) layer = grouped.get(weightScope);
     else if (owner.has(t.name)) layer = owner.get(t.name);
     else if (t.consumers.length) layer = layers[graph.nodes[t.consumers[0]].layer];
     else if (t.producer !== undefined) layer = layers[graph.nodes[t.producer].layer];
-    else layer = get(weightScope ?? (graph.nodes.length ? '(unused weights)' : t.name.replace(/\.(weight|bias)$/, '')));
+    else if (graph.nodes.length) layer = get('(unused weights)');
+    else layer = get(weightScope ?? t.name.replace(/\.(weight|bias)$/, ''));
     t.layer = layer!.index;
     layer!.weights.push(t.name);
     layer!.parameters += t.elements;

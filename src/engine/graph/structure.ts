@@ -382,6 +382,18 @@ const ACTIVATIONS = new Set([
   'Mish',
 ]);
 const lastOp = (signature: string) => signature.slice(signature.lastIndexOf(',') + 1);
+const POOLING = new Set(['MaxPool', 'AveragePool', 'LpPool', 'Dropout']);
+const withoutPooling = (signature: string) =>
+  signature
+    .split(',')
+    .filter((op) => !POOLING.has(op))
+    .join(',');
+/** The ops of a signature that compute with weights (convolutions of each kind, matrix products, recurrences). */
+const weightedOps = (signature: string) =>
+  signature
+    .split(',')
+    .filter((op) => /Conv|MatMul|Gemm|LSTM|GRU|RNN|Attention|Einsum/.test(op))
+    .join(',');
 
 function kindOf(nodes: GraphNode[]): string {
   for (const op of ['LSTM', 'GRU', 'RNN']) if (nodes.some((x) => x.opType === op)) return op.toLowerCase();
@@ -416,7 +428,10 @@ function signatureOf(nodes: GraphNode[]): string {
  * project) becomes one unit per repetition.
  */
 function mergeRepeats(units: Unit[]): Unit[] {
-  const sig = units.map((u) => u.signature);
+  // A pooling or dropout that ends a repetition (SqueezeNet's fire3 before its max pool) does not change the pattern.
+  const sig = units.map((u) => withoutPooling(u.signature));
+  // Units that do the same weighted work (VGG's conv, conv + pool) are not a pattern of their own: each stays a unit.
+  const work = units.map((u) => weightedOps(u.signature));
   for (let p = 2; p <= 4; p++) {
     const out: Unit[] = [];
     let merged = false;
@@ -424,7 +439,11 @@ function mergeRepeats(units: Unit[]): Unit[] {
     while (i < units.length) {
       const window = sig.slice(i, i + p);
       let reps = 0;
-      if (window.length === p && new Set(window).size > 1 && units.slice(i, i + p - 1).every((u) => u.simple)) {
+      if (
+        window.length === p &&
+        new Set(work.slice(i, i + p)).size > 1 &&
+        units.slice(i, i + p - 1).every((u) => u.simple)
+      ) {
         while (
           i + (reps + 1) * p <= units.length &&
           sig.slice(i + reps * p, i + (reps + 1) * p).join('|') === window.join('|')
@@ -470,6 +489,14 @@ function nameUnits(graph: ModelGraph, units: Unit[], member: (k: number) => numb
   const isMap = shapes.map((s, i) => s?.length === 4 && units[i].kind === 'conv');
   let backbone = 0;
   while (backbone < units.length && isMap[backbone]) backbone++;
+  // Last convolutions that classify are the head: a plain 1×1 convolution unit ending in a global pool or a softmax (SqueezeNet's
+  // conv10), or one on a 1×1 map (DenseNet's fc6, a 1×1 convolution after the global pool).
+  const classifies = (i: number) =>
+    units[i].simple &&
+    weightedOps(units[i].signature) === 'Conv1x1' &&
+    (/(^|,)(GlobalAveragePool|GlobalMaxPool|ReduceMean|Softmax|LogSoftmax)(,|$)/.test(units[i].signature) ||
+      (shapes[i]!.slice(2).every((d) => d === 1) && shapes[i - 1]!.slice(2).some((d) => d !== 1)));
+  if (backbone === units.length) while (backbone > 2 && classifies(backbone - 1)) backbone--;
   const names: string[] = new Array(units.length);
   const counters = new Map<string, number>();
   const next = (prefix: string) => {
@@ -479,10 +506,13 @@ function nameUnits(graph: ModelGraph, units: Unit[], member: (k: number) => numb
   };
   if (backbone >= 2) {
     const key = (i: number) => (shapes[i] ?? []).slice(2).join('x');
+    // The first unit is a stem when the map it makes differs from the next unit's (ResNet's strided conv1); a first
+    // unit at the next one's resolution (VGG's conv1_1 before conv1_2) opens the first stage.
+    const stem = key(0) !== key(1);
     const stageOf: number[] = [];
-    let stage = 0;
+    let stage = stem ? 0 : 1;
     for (let i = 0; i < backbone; i++) {
-      if (i === 1 || (i > 1 && key(i) !== key(i - 1))) stage++;
+      if ((stem && i === 1) || (i > 1 && key(i) !== key(i - 1))) stage++;
       stageOf.push(stage);
     }
     for (let i = 0; i < backbone; i++) {
