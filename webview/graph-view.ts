@@ -528,7 +528,7 @@ export class GraphCanvas {
       this.viewport.querySelectorAll('.selected').forEach((x) => x.classList.remove('selected'));
       box.classList.add('selected');
       this.toggleLayer(index, box);
-      const l = this.summary?.layers[index];
+      const l = this.summary?.layers.find((x) => x.index === index);
       if (l) {
         this.details.show(
           [

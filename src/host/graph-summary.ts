@@ -1,4 +1,4 @@
-import { groupLevel } from '../engine/graph/layers';
+import { groupLevel, runFlops } from '../engine/graph/layers';
 import type { ModelGraph } from '../engine/graph/model-graph';
 import { analyzeGraph, isParameter, levelAncestor } from '../engine/graph/structure';
 import { graphWarnings } from '../engine/graph/warnings';
@@ -31,6 +31,13 @@ interface Level {
 }
 
 const levels = new WeakMap<ModelGraph, Map<string, Level>>();
+
+const runs = new WeakMap<ModelGraph, ReturnType<typeof runFlops>>();
+const runOf = (graph: ModelGraph) => {
+  let r = runs.get(graph);
+  if (!r) runs.set(graph, (r = runFlops(graph)));
+  return r;
+};
 
 /** One level of the graph ('' the top, else a subgraph id), or undefined when there is no such subgraph. */
 export function levelOf(graph: ModelGraph, id: string): Level | undefined {
@@ -96,8 +103,17 @@ export function levelInfo(graph: ModelGraph, id: string, file: string): LevelInf
   return { id, crumbs };
 }
 
+const holderSets = new WeakMap<ModelGraph, Set<number>>();
+/** The nodes that hold subgraphs. */
+function insideOf(graph: ModelGraph): Set<number> {
+  let set = holderSets.get(graph);
+  if (!set) holderSets.set(graph, (set = new Set([...(graph.subgraphs?.values() ?? [])].map((sg) => sg.parent))));
+  return set;
+}
+
 /** The nodes under a level node (itself and everything inside its subgraphs). */
 function withInside(graph: ModelGraph, nodes: number[]): number[] {
+  if (!graph.subgraphs?.size || !nodes.some((i) => insideOf(graph).has(i))) return nodes;
   const out = [...nodes];
   const holders = new Set(nodes);
   for (const n of graph.nodes) {
@@ -127,8 +143,9 @@ function io(graph: ModelGraph, names: string[], level: Level, kind: 'input' | 'o
 export function modelSummary(file: string, graph: ModelGraph, levelId = ''): ModelSummary {
   const level = levelOf(graph, levelId) ?? levelOf(graph, '')!;
   const a = analyzeGraph(graph);
-  const layers: LayerBox[] = level.groups.map((g, index) => {
-    const all = level.id === '' ? graph.layers[index].nodes : withInside(graph, g.nodes);
+  const run = runOf(graph);
+  const boxes: LayerBox[] = level.groups.map((g, index) => {
+    const all = withInside(graph, g.nodes);
     const ops = new Map<string, number>();
     for (const i of all) if (!a.foldable[i]) ops.set(graph.nodes[i].opType, (ops.get(graph.nodes[i].opType) ?? 0) + 1);
     const top = [...ops]
@@ -138,17 +155,20 @@ export function modelSummary(file: string, graph: ModelGraph, levelId = ''): Mod
       .join(', ');
     let parameters: number;
     let flops = 0;
-    if (level.id === '') [parameters, flops] = [graph.layers[index].parameters, graph.layers[index].flops];
-    else {
+    if (level.id === '' && all.length === graph.layers[index].nodes.length) {
+      [parameters, flops] = [graph.layers[index].parameters, graph.layers[index].flops];
+    } else {
+      // A box holding subgraphs: one run of them (an If's dearer branch), and every weight they read.
       const weights = new Set<string>();
-      for (const i of all) {
-        flops += graph.nodes[i].flops;
-        for (const w of a.nodeSources(i)) if (isParameter(graph, w)) weights.add(w);
-      }
+      for (const i of g.nodes) flops += graph.nodes[i].flops + (run.inside.get(i) ?? 0);
+      for (const i of all) for (const w of a.nodeSources(i)) if (isParameter(graph, w)) weights.add(w);
       parameters = [...weights].reduce((s, w) => s + graph.tensors.get(w)!.elements, 0);
     }
     return { index, name: g.name, nodes: all.length, parameters, flops, ops: top };
   });
+  // A layer made of a subgraph's nodes only (an If's branch, when its bodies hold the model) has no box at the top:
+  // its nodes show in the box of the If that holds them, and as a group when the user enters the branch.
+  const layers = boxes.filter((b) => level.groups[b.index].nodes.length > 0);
   const inLevel = new Set(level.nodes);
   const at = (i: number) => levelAncestor(graph, i, (x) => inLevel.has(x));
   const seen = new Set<string>();

@@ -1,4 +1,4 @@
-import type { Layer, ModelGraph } from './model-graph';
+import type { Layer, ModelGraph, Subgraph } from './model-graph';
 import { analyzeGraph, isParameter, levelAncestor, structuralGroups, type GraphAnalysis } from './structure';
 
 /**
@@ -187,14 +187,67 @@ export function groupLevel(
     groupOf.set(i, g);
   }
   for (const i of level) groups[groupOf.get(i)!].nodes.push(i);
+  // spox inlines a function into a branch with the prefix `If_0_then_branch__Inline_0__` on every name: a
+  // body's groups are named without it (the body itself says which branch).
+  for (const g of groups) g.name = g.name.replace(INLINED, '') || BODY;
   return groups.filter((g) => g.nodes.length > 0);
+}
+const INLINED = /^[^.]*_(then|else)_branch__Inline_\d+__\.?/;
+/** The group of a body's nodes outside any of its scopes. */
+const BODY = '(body)';
+
+/**
+ * An If / Loop / Scan whose bodies hold at least this share of the graph's nodes (Silero VAD v5: the
+ * whole model in the branches of one If on the sample rate) has its bodies' groups as layers: one
+ * layer holding the model would leave the planner nothing to place.
+ */
+const DOMINANT_SHARE = 0.5;
+
+/** The group name a body's group gets as a layer: the holder's layer, the body (then, else, body), the group. */
+const bodyLabel = (attribute: string) => attribute.replace(/_branch$/, '');
+
+/** Top-level groups, with the groups of dominant subgraph holders' bodies after the group that holds them. */
+function layerGroups(graph: ModelGraph, a: GraphAnalysis): LevelGroup[] {
+  const top: number[] = [];
+  for (const n of graph.nodes) if (n.parent < 0) top.push(n.index);
+  const groups = groupLevel(graph, top, graph.outputs, a);
+  if (!graph.subgraphs?.size) return groups;
+  // Nodes inside each holder, all levels down (a subgraph's nodes follow their holder: one pass upward).
+  const inside = new Int32Array(graph.nodes.length);
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const p = graph.nodes[i].parent;
+    if (p >= 0) inside[p] += inside[i] + 1;
+  }
+  const bodies = new Map<number, Subgraph[]>();
+  for (const sg of graph.subgraphs.values()) bodies.set(sg.parent, [...(bodies.get(sg.parent) ?? []), sg]);
+  const out: LevelGroup[] = [];
+  // A body's group is named after the holder's layer and the body: `If_0.then.encoder.0`; a name that already
+  // starts with the holder's layer (torch's `model.decoder.rnn` in model.decoder's If) says it once:
+  // `model.decoder.then.rnn`; the body's own leftovers are the body (`If_0.then`).
+  const expand = (level: LevelGroup[], prefix: string, holder: string, depth: number) => {
+    for (const g of level) {
+      let rest = g.name === BODY ? '' : g.name;
+      if (holder && (rest === holder || rest.startsWith(`${holder}.`))) rest = rest.slice(holder.length + 1);
+      const name = prefix && rest ? `${prefix}.${rest}` : prefix || rest;
+      out.push({ name, nodes: g.nodes });
+      if (depth > 8) continue;
+      for (const i of g.nodes) {
+        if (inside[i] < DOMINANT_SHARE * graph.nodes.length) continue;
+        for (const sg of bodies.get(i) ?? []) {
+          expand(groupLevel(graph, sg.nodes, sg.outputs, a), `${name}.${bodyLabel(sg.attribute)}`, name, depth + 1);
+        }
+      }
+    }
+  };
+  expand(groups, '', '', 0);
+  return out;
 }
 
 export function groupLayers(graph: ModelGraph): void {
   const a = analyzeGraph(graph);
+  const groups = layerGroups(graph, a);
   const top: number[] = [];
   for (const n of graph.nodes) if (n.parent < 0) top.push(n.index);
-  const groups = groupLevel(graph, top, graph.outputs, a);
   const layers: Layer[] = [];
   const byName = new Map<string, Layer>();
   const get = (name: string): Layer => {
@@ -206,13 +259,17 @@ export function groupLayers(graph: ModelGraph): void {
     }
     return l;
   };
+  const placed = new Uint8Array(graph.nodes.length);
   for (const g of groups) {
     const l = get(g.name);
-    for (const i of g.nodes) graph.nodes[i].layer = l.index;
+    for (const i of g.nodes) {
+      graph.nodes[i].layer = l.index;
+      placed[i] = 1;
+    }
   }
-  // Subgraph nodes belong to the layer of the If / Loop / Scan that holds them.
+  // Other subgraph nodes belong to the layer of the If / Loop / Scan that holds them.
   for (const node of graph.nodes) {
-    if (node.parent >= 0) node.layer = graph.nodes[node.parent].layer;
+    if (node.parent >= 0 && !placed[node.index]) node.layer = graph.nodes[node.parent].layer;
     layers[node.layer].nodes.push(node.index);
   }
   // The scope every top-level name shares, if any, to match weight names against layer names.
@@ -277,6 +334,57 @@ export function groupLayers(graph: ModelGraph): void {
       l.parameters += graph.tensors.get(w)!.elements;
     }
   }
-  for (const node of graph.nodes) layers[node.layer].flops += node.flops;
+  const run = runFlops(graph);
+  layers.forEach((l, k) => (l.flops = run.layers[k] ?? 0));
+  graph.flops = run.total;
   graph.layers = layers;
+}
+
+/**
+ * FLOPs of one run, per layer and in all: an If runs one of its branches, so it counts the dearer
+ * one (per layer, where a layer holds both branches, and in the total); a Loop's or Scan's body
+ * counts once (its trip count is not known before it runs).
+ */
+export function runFlops(graph: ModelGraph): {
+  layers: number[];
+  total: number;
+  /** Per subgraph holder: the FLOPs of one run of what it holds (an If: its dearer branch), itself not included. */
+  inside: Map<number, number>;
+} {
+  const layers: number[] = [];
+  const inside = new Map<number, number>();
+  let total = 0;
+  // Per holder, per body, per layer (the key -1: all layers) the FLOPs of its nodes, filled children first.
+  const pending = new Map<number, Map<string, Map<number, number>>>();
+  const add = (into: Map<number, number>, layer: number, flops: number) =>
+    into.set(layer, (into.get(layer) ?? 0) + flops);
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const node = graph.nodes[i];
+    let own: Map<number, number> | undefined;
+    const sub = pending.get(i);
+    if (sub) {
+      own = new Map();
+      const pick = node.opType === 'If' ? Math.max : (x: number, y: number) => x + y;
+      for (const body of sub.values()) for (const [layer, f] of body) own.set(layer, pick(own.get(layer) ?? 0, f));
+      pending.delete(i);
+      inside.set(i, own.get(-1) ?? 0);
+    }
+    if (node.parent < 0) {
+      layers[node.layer] = (layers[node.layer] ?? 0) + node.flops;
+      total += node.flops;
+      for (const [layer, f] of own ?? []) {
+        if (layer < 0) total += f;
+        else layers[layer] = (layers[layer] ?? 0) + f;
+      }
+      continue;
+    }
+    const bodies = pending.get(node.parent) ?? new Map<string, Map<number, number>>();
+    pending.set(node.parent, bodies);
+    const body = bodies.get(node.subgraph ?? '') ?? new Map<number, number>();
+    bodies.set(node.subgraph ?? '', body);
+    add(body, node.layer, node.flops);
+    add(body, -1, node.flops);
+    for (const [layer, f] of own ?? []) add(body, layer, f);
+  }
+  return { layers, total, inside };
 }

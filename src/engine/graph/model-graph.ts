@@ -71,6 +71,8 @@ export interface ModelGraph {
   layers: Layer[];
   inputs: string[];
   outputs: string[];
+  /** FLOPs of one run (an If counts its dearer branch; see runFlops in layers.ts), set with the layers. */
+  flops?: number;
   /** Values bound to symbolic dims when counting FLOPs and bytes. */
   bindings: Record<string, number>;
   metadata: Record<string, string>;

@@ -32,7 +32,7 @@ export function formatInspect(file: string, r: InspectReport): string {
     ? `${r.unboundDims.join(', ')} not bound, counted as 1: set with --dim name=value`
     : '';
   lines.push(
-    `  FLOPs per run ${formatCount(r.layers.reduce((s, l) => s + l.flops, 0))} (symbolic dims ${[dims, unbound].filter(Boolean).join('; ') || 'none'})`,
+    `  FLOPs per run ${formatCount(r.flops)} (symbolic dims ${[dims, unbound].filter(Boolean).join('; ') || 'none'})`,
   );
   for (const io of r.inputs) {
     lines.push(`  input  ${io.name}: ${io.dtype}[${io.shape.map((d) => d ?? '?').join(', ')}]`);

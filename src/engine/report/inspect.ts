@@ -19,6 +19,8 @@ export interface InspectReport {
   outputs: { name: string; dtype: string; shape: (number | string | null)[] }[];
   bindings: Record<string, number>;
   layers: { name: string; parameters: number; flops: number; nodes: number }[];
+  /** FLOPs of one run: the layers' FLOPs, except that an If counts only its dearer branch. */
+  flops: number;
   /** Symbolic dims the shapes use that `bindings` leaves unbound: FLOPs and bytes count each as 1. */
   unboundDims: string[];
   /** What the numbers miss and why (a checkpoint without its config.json, ops whose shape rule failed). */
@@ -72,6 +74,7 @@ export function inspectGraph(graph: ModelGraph): InspectReport {
       flops: l.flops,
       nodes: l.nodes.length,
     })),
+    flops: graph.flops ?? graph.layers.reduce((sum, l) => sum + l.flops, 0),
     unboundDims: unboundSymbols(graph),
     warnings: graphWarnings(graph, { unboundDims: false }),
   };

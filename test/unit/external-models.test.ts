@@ -1,0 +1,98 @@
+import * as assert from 'assert';
+import * as path from 'path';
+import { openModel } from '../../src/engine/formats/registry';
+import type { ModelGraph } from '../../src/engine/graph/model-graph';
+import { formatInspect } from '../../src/engine/report/inspect-text';
+import { modelSummary } from '../../src/host/graph-summary';
+import { inspectFile } from '../../src/node/inspect-file';
+import { FileByteSource } from '../../src/node/file-source';
+import { REPO } from '../helpers';
+
+/** Real exports made outside this repository (test/fixtures/external/SOURCES.md says where each comes from). */
+const external = (name: string) => path.join(REPO, 'test', 'fixtures', 'external', name);
+
+async function open(file: string): Promise<ModelGraph> {
+  const src = await FileByteSource.open(file);
+  try {
+    return await openModel(src);
+  } finally {
+    await src.close();
+  }
+}
+
+describe('models exported outside this repository: control flow', () => {
+  // Silero VAD v5 (spox export): Constant, Equal(sr, 16000), If — the 16 kHz network in the then branch, the 8 kHz
+  // one in the else branch. silero_vad_16k_op15.onnx is the same 16 kHz network exported by torch without the If.
+  const v5 = external('silero_vad.onnx');
+  const op15 = external('silero_vad_16k_op15.onnx');
+
+  it("Silero VAD v5: the layers are its branches' modules, not one If_0 layer holding the whole model", async () => {
+    const r = await inspectFile(v5);
+    const names = r.layers.map((l) => l.name);
+    // Before: (input) and If_0, the latter with 687 of 689 nodes and every parameter.
+    for (const branch of ['then', 'else']) {
+      for (const m of ['stft', 'encoder.0', 'encoder.1', 'encoder.2', 'encoder.3', 'decoder']) {
+        assert.ok(names.includes(`If_0.${branch}.${m}`), `If_0.${branch}.${m} in ${names.join(', ')}`);
+      }
+    }
+    const largest = Math.max(...r.layers.map((l) => l.parameters));
+    assert.ok(largest < 0.3 * r.parameters, `largest layer ${largest} of ${r.parameters}`);
+    assert.strictEqual(
+      r.layers.reduce((a, l) => a + l.parameters, 0),
+      r.parameters,
+    );
+    // The 16 kHz branch's encoder is the network the op15 export holds: the same parameters per block.
+    const other = await inspectFile(op15);
+    const params = (x: typeof r, n: string) => x.layers.find((l) => l.name === n)?.parameters;
+    for (const k of [0, 1, 2, 3]) {
+      assert.strictEqual(params(r, `If_0.then.encoder.${k}`), params(other, `model.encoder.${k}`), `encoder.${k}`);
+    }
+    // The 8 kHz network is another one (its STFT has half the filters).
+    assert.ok(params(r, 'If_0.else.stft')! < params(r, 'If_0.then.stft')!);
+  });
+
+  it('an If counts the branch that runs: one run of Silero v5 costs what the 16 kHz export costs', async () => {
+    const r = await inspectFile(v5);
+    const other = await inspectFile(op15);
+    // Before: 1.61M, the 16 kHz and the 8 kHz branches added together. (The two exports differ by a few scalar ops.)
+    assert.ok(Math.abs(r.flops - other.flops) < 1e-4 * other.flops, `${r.flops} vs ${other.flops}`);
+    const sum = r.layers.reduce((a, l) => a + l.flops, 0);
+    const branch = (b: string) =>
+      r.layers.filter((l) => l.name.startsWith(`If_0.${b}.`)).reduce((a, l) => a + l.flops, 0);
+    assert.strictEqual(r.flops, sum - Math.min(branch('then'), branch('else')));
+    // The op15 export's decoder runs one of two LSTMs (hidden 128 over 128 inputs, one step: 2·4·128·(128+128)
+    // multiply-adds), chosen by an If: its layers show both, one run counts one.
+    const lstm = 2 * 4 * 128 * (128 + 128);
+    const then = other.layers.find((l) => l.name === 'model.decoder.then.rnn')!;
+    const otherwise = other.layers.find((l) => l.name === 'model.decoder.else.rnn_1')!;
+    for (const l of [then, otherwise]) assert.ok(l.flops >= lstm && l.flops < lstm * 1.01, `${l.name}: ${l.flops}`);
+    assert.strictEqual(
+      other.flops,
+      other.layers.reduce((a, l) => a + l.flops, 0) - Math.min(then.flops, otherwise.flops),
+    );
+    assert.match(formatInspect(v5, r), new RegExp(`FLOPs per run ${(r.flops / 1e3).toFixed(0)}k`));
+  });
+
+  it("the graph view's top level shows the If holding the branches, with one run's FLOPs and every parameter", async () => {
+    const g = await open(v5);
+    const s = modelSummary('silero_vad.onnx', g);
+    // Layers made of branch nodes only have no box at the top: they show when the user enters the branch.
+    assert.deepStrictEqual(
+      s.layers.map((l) => l.name),
+      ['(input)', 'If_0'],
+    );
+    const box = s.layers.find((l) => l.name === 'If_0')!;
+    assert.strictEqual(box.nodes, 687);
+    // Every float weight the branches read (int64 shape constants aside).
+    assert.ok(box.parameters > 0.99 * s.parameters && box.parameters <= s.parameters, String(box.parameters));
+    assert.strictEqual(box.flops, g.flops! - s.layers[0].flops);
+    // Entering the then branch shows its modules, named without spox's `If_0_then_branch__Inline_0__` prefix.
+    const then = modelSummary('silero_vad.onnx', g, '2:then_branch');
+    for (const m of ['stft', 'encoder.0', 'encoder.3', 'decoder']) {
+      assert.ok(
+        then.layers.some((l) => l.name === m),
+        then.layers.map((l) => l.name).join(', '),
+      );
+    }
+  });
+});
