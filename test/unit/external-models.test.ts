@@ -96,3 +96,76 @@ describe('models exported outside this repository: control flow', () => {
     }
   });
 });
+
+describe('models exported outside this repository: names', () => {
+  it('Hugging Face TF BERT (keras2onnx): one layer per encoder block `layer_._N`, not one per TF op scope', async () => {
+    const file = external('ort_TFBertForQuestionAnswering.onnx');
+    const r = await inspectFile(file);
+    const g = await open(file);
+    const blocks = r.layers.filter((l) => /\.encoder\.layer_\._\d+$/.test(l.name));
+    // Before: 587 layers (`…layer_._0.attention.self.query.Tensordot`, `….LayerNorm.moments`, …).
+    assert.strictEqual(blocks.length, 24, `${r.layers.length} layers: ${r.layers.slice(0, 12).map((l) => l.name)} …`);
+    assert.ok(r.layers.length <= 40, `${r.layers.length} layers`);
+    // Each block holds one BERT layer's weights (Devlin et al. 2019): Q, K, V and the output projection with biases,
+    // two LayerNorms, and the feed-forward pair — h and the feed-forward width i read from the block's kernels
+    // (keras2onnx stores each kernel as `…/Tensordot/Reshape_1:0_resize`); scalars (epsilons, GELU's constants) aside.
+    const float = (name: string) =>
+      g.layers
+        .find((l) => l.name === name)!
+        .weights.filter((w) => g.tensors.get(w)!.dtype === 'float' && g.tensors.get(w)!.elements > 1)
+        .map((w) => g.tensors.get(w)!);
+    for (const b of blocks) {
+      const ws = float(b.name);
+      const query = ws.find((t) => /attention\/self\/query\/Tensordot\/Reshape_1/.test(t.name))!.shape as number[];
+      const inter = ws.find((t) => /intermediate\/dense\/Tensordot\/Reshape_1/.test(t.name))!.shape as number[];
+      const [h, i] = [query[0], inter[1]];
+      const want = 4 * (h * h + h) + 2 * 2 * h + (h * i + i) + (i * h + h);
+      assert.strictEqual(
+        ws.reduce((a, t) => a + t.elements, 0),
+        want,
+        b.name,
+      );
+    }
+  });
+
+  it('weighted nodes with neither name nor named weights join the module they feed (GTCRN, torch 1.11)', async () => {
+    const r = await inspectFile(external('gtcrn.onnx'));
+    const g = await open(external('gtcrn.onnx'));
+    const names = r.layers.map((l) => l.name);
+    // Before: GRU_153, MatMul_156, GRU_700, … as layers of their own, and encoder.en_convs.2 held only its attention's
+    // tail. GTCRN's GTConvBlocks end in temporal recurrent attention (a GRU and a linear layer; Rong et al. 2024).
+    assert.ok(!names.some((n) => /^GRU_\d+$/.test(n)), names.join(', '));
+    for (const k of [2, 3, 4]) {
+      const l = g.layers.find((x) => x.name === `encoder.en_convs.${k}`)!;
+      assert.ok(
+        l.nodes.some((i) => g.nodes[i].opType === 'GRU'),
+        `encoder.en_convs.${k}`,
+      );
+    }
+    assert.strictEqual(
+      r.layers.reduce((a, l) => a + l.parameters, 0),
+      r.parameters,
+    );
+  });
+
+  it("a node the file writes out of order joins the block it belongs to (GPT-2's QKV Split after onnxruntime's optimizer)", async () => {
+    const g = await open(external('ort_gpt2_past.onnx'));
+    const splits = g.nodes.filter((n) => n.opType === 'Split');
+    assert.strictEqual(splits.length, 12);
+    // Each Split cuts one block's c_attn output into query, key and value: it belongs to that block (before: ln_f).
+    for (const s of splits) {
+      const from = g.tensors.get(s.inputs[0])!.producer!;
+      assert.strictEqual(g.layers[s.layer].name, g.layers[g.nodes[from].layer].name, s.name);
+      assert.match(g.layers[s.layer].name, /^h\.\d+$/);
+    }
+  });
+
+  it('TensorFlow exports: a Keras layer is one layer (tf2onnx / keras2onnx scopes)', async () => {
+    const r = await inspectFile(external('dtln_model_2.onnx'));
+    const names = r.layers.map((l) => l.name);
+    // Before: `conv1d_3` (the Conv, keras2onnx dropped its model scope) beside `model_2.conv1d_3` (its Pad).
+    assert.ok(!names.includes('conv1d_3'), names.join(', '));
+    const conv = r.layers.find((l) => l.name === 'model_2.conv1d_3')!;
+    assert.ok(conv.parameters > 131072, String(conv.parameters));
+  });
+});

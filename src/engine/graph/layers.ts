@@ -32,18 +32,30 @@ function computeScope(name: string, strip?: string): string | undefined {
     .replace(/^[/.]+/, '')
     .split(/[/.]+/)
     .filter(Boolean);
+  // TensorFlow's function-call wrappers (tf2onnx of a SavedModel: `StatefulPartitionedCall/vad_model/lstm/…`).
+  while (segs.length > 1 && TF_CALL.test(segs[0])) segs = segs.slice(1);
   if (strip !== undefined && segs[0] === strip) segs = segs.slice(1);
   if (segs.length < 2) return undefined;
   for (let i = 0; i < segs.length - 1; i++) {
-    if (/^\d+$/.test(segs[i + 1]) && i + 1 < segs.length - 1) return segs.slice(0, i + 2).join('.');
+    // A numbered block: `layers.3`, and Hugging Face TF's `layer_._3` (split on '.' into `layer_`, `_3`).
+    if (/^_?\d+$/.test(segs[i + 1]) && i + 1 < segs.length - 1) return segs.slice(0, i + 2).join('.');
     if (BLOCK_SEGMENT.test(segs[i])) return segs.slice(0, i + 1).join('.');
   }
-  // No numbered block: the scope without its last segment (the op or the parameter name).
-  const scope = segs.slice(0, segs.length - 1);
+  // No numbered block: the scope without its last segment (the op or the parameter name), and without the name
+  // scopes TensorFlow opens inside one Keras layer (`dense/Tensordot/MatMul`, `LayerNorm/moments/mean`).
+  let end = segs.length - 1;
+  // (Keras's separable convolutions open one more: `separable_conv1d/separable_conv2d/depthwise`.)
+  while (end > 1 && (TF_OP_SCOPE.test(segs[end - 1]) || innerConv(segs[end - 2], segs[end - 1]))) end--;
+  const scope = segs.slice(0, end);
   return scope.length ? scope.join('.') : undefined;
 }
 
 const BLOCK_SEGMENT = /^(block|blk|layer|h|layers)[_-]?\d+$/i;
+const innerConv = (outer: string, inner: string) => inner === 'separable_conv2d' && /^separable_conv/.test(outer);
+const TF_CALL = /^(StatefulPartitionedCall|PartitionedCall)(_\d+)?$/;
+/** Name scopes TensorFlow ops open inside a Keras layer: they name no layer of their own. */
+const TF_OP_SCOPE =
+  /^(Tensordot|BiasAdd|MatMul|moments|batchnorm|ReadVariableOp|Reshape(_\d+)?|split|Squeeze|ExpandDims|transpose|PartitionedCall|StatefulPartitionedCall)$/;
 
 /** A node's scope from its own name, unless the scope only repeats its op type (`p2o.Conv.12` → `p2o.Conv`). */
 function nodeScope(name: string, opType: string, strip?: string): string | undefined {
@@ -125,27 +137,82 @@ export function groupLevel(
       return g;
     };
     const holders = new Set([...(graph.subgraphs?.values() ?? [])].map((sg) => sg.parent));
+    // Each member's scope: its own, or its weights' (an If / Loop / Scan: the scope all the weights inside share).
+    const scope = members.map((i, k) => {
+      if (own[k] || holders.has(i)) return own[k] ?? commonScope(params[k].map((w) => scopeOf(w, true, strip)));
+      for (const w of a.nodeSources(i)) {
+        const s = scopeOf(w, true, strip);
+        if (s) return s;
+      }
+      return undefined;
+    });
+    const at = new Map<number, number>();
+    members.forEach((i, k) => at.set(i, k));
+    // Members that feed member k / that k feeds, along the data flow (foldable chains left out).
+    const producers = (k: number): number[] =>
+      graph.nodes[members[k]].inputs.flatMap((t) => {
+        const p = t ? graph.tensors.get(t)?.producer : undefined;
+        return p !== undefined && at.has(p) ? [at.get(p)!] : [];
+      });
+    const consumers = (k: number) =>
+      graph.nodes[members[k]].outputs.flatMap((t) =>
+        (graph.tensors.get(t)?.consumers ?? []).flatMap((c) => (at.has(c) ? [at.get(c)!] : [])),
+      );
+    // A node doing weighted work whose name and weights say nothing (tf2onnx's `LSTM__73`, torch 1.x's `Conv_149` on
+    // BN-folded `onnx::Conv_3392`) belongs to the next named module in the file when its output reaches that module
+    // within a few ops (exporters write a module's unnamed ops before its named ones: the Keras LSTM's Transpose,
+    // the block's attention). Otherwise it keeps its own name: a skip connection reaching a far module says nothing.
+    const nextNamed = new Int32Array(members.length + 1).fill(-1);
+    for (let k = members.length - 1; k >= 0; k--) nextNamed[k] = scope[k + 1] ? k + 1 : nextNamed[k + 1];
+    const nearest = (k: number): string | undefined => {
+      const want = nextNamed[k] >= 0 ? scope[nextNamed[k]] : undefined;
+      if (!want) return undefined;
+      let frontier = [k];
+      const seen = new Set(frontier);
+      for (let hop = 0; hop < 8 && frontier.length; hop++) {
+        const next: number[] = [];
+        for (const x of frontier) {
+          for (const y of consumers(x)) {
+            if (seen.has(y)) continue;
+            seen.add(y);
+            if (scope[y] === want) return want;
+            if (!scope[y]) next.push(y);
+          }
+        }
+        frontier = next.slice(0, 64);
+      }
+      return undefined;
+    };
     let current: number | undefined;
     members.forEach((i, k) => {
       const node = graph.nodes[i];
-      let scope = own[k];
-      const sources = a.nodeSources(i);
-      if (!scope && holders.has(i)) {
-        // An If / Loop / Scan: the scope all the weights inside share (none: its own name).
-        scope = commonScope(params[k].map((w) => scopeOf(w, true, strip)));
-      } else if (!scope) {
-        for (const w of sources) {
-          scope = scopeOf(w, true, strip);
-          if (scope) break;
-        }
-      }
       let g: number;
-      if (scope) g = get(scope);
-      else if (params[k].length) g = get(node.name || params[k][0] || `${node.opType}_${i}`);
-      else g = current ?? get('(input)');
+      if (scope[k]) g = get(scope[k]!);
+      else if (params[k].length) g = get(nearest(k) ?? (node.name || params[k][0] || `${node.opType}_${i}`));
+      else {
+        // A node with neither joins the node before it in the file, unless the file has it out of order (onnxruntime's
+        // optimizer writes GPT-2's `Split_72` of h.0's QKV after the whole graph, though h.0 reads it): then it joins
+        // its latest producer.
+        const from = consumers(k).some((c) => c < k) ? producers(k).filter((p) => groupOf.has(members[p])) : [];
+        g = from.length ? groupOf.get(members[Math.max(...from)])! : (current ?? get('(input)'));
+      }
       groupOf.set(i, g);
       current = g;
     });
+    // keras2onnx drops the model's scope from some nodes (`conv1d_3` beside `model_2/conv1d_3/Pad`): a top-level
+    // name that exactly one scoped group ends with is that group.
+    const byLast = new Map<string, string[]>();
+    for (const n of index.keys()) {
+      if (n.includes('.'))
+        byLast.set(n.slice(n.lastIndexOf('.') + 1), [...(byLast.get(n.slice(n.lastIndexOf('.') + 1)) ?? []), n]);
+    }
+    for (const [name, g] of index) {
+      const longer = name.includes('.') ? [] : (byLast.get(name) ?? []);
+      if (longer.length !== 1) continue;
+      const to = index.get(longer[0])!;
+      for (const [i, x] of groupOf) if (x === g) groupOf.set(i, to);
+      index.set(name, to);
+    }
     // Foldable nodes with a scope of their own that names a group (torch's `/h.0/attn/Constant`) join it.
     for (const i of level) {
       if (!a.foldable[i]) continue;
