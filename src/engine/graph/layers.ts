@@ -203,8 +203,9 @@ export function groupLevel(
     // name that exactly one scoped group ends with is that group.
     const byLast = new Map<string, string[]>();
     for (const n of index.keys()) {
-      if (n.includes('.'))
-        byLast.set(n.slice(n.lastIndexOf('.') + 1), [...(byLast.get(n.slice(n.lastIndexOf('.') + 1)) ?? []), n]);
+      if (!n.includes('.')) continue;
+      const last = n.slice(n.lastIndexOf('.') + 1);
+      byLast.set(last, [...(byLast.get(last) ?? []), n]);
     }
     for (const [name, g] of index) {
       const longer = name.includes('.') ? [] : (byLast.get(name) ?? []);
