@@ -2,6 +2,7 @@ import * as assert from 'assert';
 import * as path from 'path';
 import { openModel } from '../../src/engine/formats/registry';
 import type { ModelGraph } from '../../src/engine/graph/model-graph';
+import { analyzeGraph } from '../../src/engine/graph/structure';
 import { formatInspect } from '../../src/engine/report/inspect-text';
 import { modelSummary } from '../../src/host/graph-summary';
 import { inspectFile } from '../../src/node/inspect-file';
@@ -167,5 +168,25 @@ describe('models exported outside this repository: names', () => {
     assert.ok(!names.includes('conv1d_3'), names.join(', '));
     const conv = r.layers.find((l) => l.name === 'model_2.conv1d_3')!;
     assert.ok(conv.parameters > 131072, String(conv.parameters));
+  });
+});
+
+describe('models exported outside this repository: tied weights', () => {
+  it("BERT's masked-LM head, tied to the word embeddings, is the head's work, not the embedding's (onnxruntime's bert_toy)", async () => {
+    const g = await open(external('ort_bert_toy_optimized.onnx'));
+    const emb = 'bert.embeddings.word_embeddings.weight';
+    const users = g.nodes.filter(
+      (n) => !n.subgraph && n.inputs.some((i) => i === emb || analyzeGraph(g).sourcesOf(i).includes(emb)),
+    );
+    // Two users: the embedding's Gather and the head's MatMul by its transpose (Devlin et al. 2019 tie them).
+    const head = users.find((n) => n.opType === 'MatMul')!;
+    assert.ok(head, users.map((n) => n.opType).join(', '));
+    const layer = g.layers[head.layer];
+    assert.strictEqual(layer.name, 'cls.predictions');
+    // Its FLOPs: 2 · tokens · hidden · vocab, counted in the head (before: in word_embeddings, which gathers only).
+    assert.ok(layer.flops >= head.flops && head.flops > 0, `${layer.flops} vs ${head.flops}`);
+    assert.strictEqual(g.layers.find((l) => l.name === 'bert.embeddings.word_embeddings')!.flops, 0);
+    // The weight itself is stored once, in the embedding layer.
+    assert.strictEqual(g.layers[g.tensors.get(emb)!.layer!].name, 'bert.embeddings.word_embeddings');
   });
 });

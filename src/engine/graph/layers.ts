@@ -138,13 +138,19 @@ export function groupLevel(
     };
     const holders = new Set([...(graph.subgraphs?.values() ?? [])].map((sg) => sg.parent));
     // Each member's scope: its own, or its weights' (an If / Loop / Scan: the scope all the weights inside share).
+    // A weight names the layer of its first user only: a later user (BERT's MLM head, tied to the word embeddings
+    // it multiplies by) goes by its neighbours, not into the embedding layer.
+    const firstUse = new Map<string, number>();
     const scope = members.map((i, k) => {
       if (own[k] || holders.has(i)) return own[k] ?? commonScope(params[k].map((w) => scopeOf(w, true, strip)));
+      let found: string | undefined;
       for (const w of a.nodeSources(i)) {
-        const s = scopeOf(w, true, strip);
-        if (s) return s;
+        const first = firstUse.get(w) ?? k;
+        firstUse.set(w, first);
+        const s = first === k ? scopeOf(w, true, strip) : undefined;
+        if (s && !found) found = s;
       }
-      return undefined;
+      return found;
     });
     const at = new Map<number, number>();
     members.forEach((i, k) => at.set(i, k));
