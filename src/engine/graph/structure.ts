@@ -263,20 +263,6 @@ export function structuralGroups(
     for (const p of preds[k]) d = d === -2 ? p : intersect(d, p);
     idom[k] = d === -2 ? -1 : d;
   }
-  let sinkDom = -2;
-  for (let k = 0; k < n; k++) if (toSink[k]) sinkDom = sinkDom === -2 ? k : intersect(sinkDom, k);
-  // The articulation chain: the nodes every path from the inputs to the outputs passes.
-  const chain: number[] = [];
-  for (let x = sinkDom; x >= 0; x = idom[x]) chain.push(x);
-  chain.reverse();
-  const chainIndex = new Map(chain.map((c, i) => [c, i]));
-  const seg = new Int32Array(n);
-  for (let k = 0; k < n; k++) {
-    const d = idom[k];
-    seg[k] = d < 0 ? 0 : chainIndex.has(d) ? chainIndex.get(d)! + 1 : seg[d];
-  }
-  const segments: number[][] = Array.from({ length: chain.length + 1 }, () => []);
-  for (let k = 0; k < n; k++) segments[seg[k]].push(k);
   const nodeOf = (k: number) => graph.nodes[members[k]];
   // A node doing weighted work: a compute op reading a constant tensor (a stored weight, or one computed from
   // constants: ConstantOfShape, DequantizeLinear of an int8 weight, …), or a subgraph holder.
@@ -290,40 +276,303 @@ export function structuralGroups(
       return t.producer === undefined ? t.isWeight : a.foldable[t.producer] === 1;
     });
   };
-  // Blocks: a segment that does weighted work starts one; the others join the block before (or the first).
-  let blocks: { ks: number[]; anchored: boolean }[] = [];
-  for (const s of segments) {
-    if (!s.length) continue;
-    const anchored = s.some(anchor);
-    const last = blocks[blocks.length - 1];
-    if (!last || (anchored && last.anchored)) blocks.push({ ks: [...s], anchored });
-    else {
-      last.ks.push(...s);
-      last.anchored ||= anchored;
+  const toUnit = (ks: number[]): Unit => {
+    ks.sort((x, y) => x - y);
+    const weighted = ks.filter(anchor);
+    const exit = weighted.length ? weighted[weighted.length - 1] : ks[ks.length - 1];
+    const inBlock = new Set(ks);
+    // A merge inside (a residual's or a dense layer's Add / Concat, also of the unit's input; two paths of its own
+    // meeting in a product, such as hard-swish's x · relu6(x + 3)) makes a unit that is not one plain chain.
+    const simple = ks.every((k) => {
+      const inside = preds[k].filter((p) => inBlock.has(p)).length;
+      return inside < 2 && !(inside === 1 && preds[k].length > 1 && RESIDUAL_MERGES.has(nodeOf(k).opType));
+    });
+    return { nodes: ks, exit, kind: kindOf(ks.map(nodeOf)), signature: signatureOf(ks.map(nodeOf)), simple };
+  };
+  // Blocks of a set of nodes (all of the level, or one part of it): the articulation chain from the set's entry to its
+  // sinks, a block per stretch of it that does weighted work.
+  const local = new Int32Array(n);
+  const seg = new Int32Array(n);
+  const inSet = new Uint8Array(n);
+  const blocksOf = (ks: number[], sink: (k: number) => boolean): number[][] => {
+    for (const k of ks) inSet[k] = 1;
+    const intersect = (x: number, y: number) => {
+      while (x !== y) {
+        while (x > y) x = local[x];
+        while (y > x) y = local[y];
+      }
+      return x;
+    };
+    let sinkDom = -2;
+    for (const k of ks) {
+      let d = -2;
+      for (const p of preds[k]) {
+        const q = p >= 0 && inSet[p] ? p : -1;
+        d = d === -2 ? q : intersect(d, q);
+      }
+      local[k] = d === -2 ? -1 : d;
+      if (sink(k)) sinkDom = sinkDom === -2 ? k : intersect(sinkDom, k);
     }
-  }
-  // One region with no articulation point inside (everything in parallel): split at each weighted node instead.
-  if (blocks.length === 1 && n > 24) {
-    blocks = [];
-    for (let k = 0; k < n; k++) {
+    for (const k of ks) inSet[k] = 0;
+    // The articulation chain: the nodes every path from the inputs to the outputs passes.
+    const chain: number[] = [];
+    for (let x = sinkDom; x >= 0; x = local[x]) chain.push(x);
+    chain.reverse();
+    const chainIndex = new Map(chain.map((c, i) => [c, i]));
+    const segments: number[][] = Array.from({ length: chain.length + 1 }, () => []);
+    for (const k of ks) {
+      const d = local[k];
+      seg[k] = d < 0 ? 0 : chainIndex.has(d) ? chainIndex.get(d)! + 1 : seg[d];
+      segments[seg[k]].push(k);
+    }
+    // Blocks: a segment that does weighted work starts one; the others join the block before (or the first).
+    let blocks: { ks: number[]; anchored: boolean }[] = [];
+    for (const s of segments) {
+      if (!s.length) continue;
+      const anchored = s.some(anchor);
       const last = blocks[blocks.length - 1];
-      if (!last || (anchor(k) && last.anchored)) blocks.push({ ks: [k], anchored: anchor(k) });
+      if (!last || (anchored && last.anchored)) blocks.push({ ks: [...s], anchored });
       else {
-        last.ks.push(k);
-        last.anchored ||= anchor(k);
+        last.ks.push(...s);
+        last.anchored ||= anchored;
       }
     }
+    // One region with no articulation point inside (everything in parallel): split at each weighted node instead.
+    if (blocks.length === 1 && ks.length > 24) {
+      blocks = [];
+      for (const k of ks) {
+        const last = blocks[blocks.length - 1];
+        if (!last || (anchor(k) && last.anchored)) blocks.push({ ks: [k], anchored: anchor(k) });
+        else {
+          last.ks.push(k);
+          last.anchored ||= anchor(k);
+        }
+      }
+    }
+    return blocks.map((b) => b.ks);
+  };
+  const all = members.map((_, k) => k);
+  const neck = findNeck(graph, members, preds, idom, anchor);
+  if (!neck) {
+    const units = blocksOf(all, (k) => toSink[k] === 1).map(toUnit);
+    return nameUnits(graph, mergeRepeats(mergeBottlenecks(units)), (k) => members[k]);
   }
-  const units: Unit[] = blocks.map((b) => {
-    b.ks.sort((x, y) => x - y);
-    const weighted = b.ks.filter(anchor);
-    const exit = weighted.length ? weighted[weighted.length - 1] : b.ks[b.ks.length - 1];
-    const inBlock = new Set(b.ks);
-    const simple = b.ks.every((k) => preds[k].filter((p) => inBlock.has(p)).length < 2);
-    return { nodes: b.ks, exit, kind: kindOf(b.ks.map(nodeOf)), signature: signatureOf(b.ks.map(nodeOf)), simple };
+  // A detector or segmenter: the backbone up to the feature map its neck starts from, split like any network; the
+  // neck's units (one per lateral, merge and resampling step) and the head's (one per output branch) after it.
+  const backbone = all.filter((k) => neck.role[k] === BACKBONE);
+  const end = backbone[backbone.length - 1];
+  const units = mergeRepeats(mergeBottlenecks(blocksOf(backbone, (k) => k === end).map(toUnit)));
+  const rest = [...neckUnits(neck, anchor), ...headUnits(neck, anchor, blocksOf)]
+    .map(toUnit)
+    .sort((x, y) => x.nodes[x.nodes.length - 1] - y.nodes[y.nodes.length - 1]);
+  return nameUnits(
+    graph,
+    [...units, ...rest],
+    (k) => members[k],
+    rest.map((u) => (neck.role[u.nodes[0]] === NECK ? 'neck' : 'head')),
+  );
+}
+
+const BACKBONE = 0;
+const NECK = 1;
+const HEAD = 2;
+
+/** Where a detector's or segmenter's backbone ends: the role of each member, and the data flow it was found from. */
+interface Neck {
+  role: Uint8Array;
+  idom: Int32Array;
+  succs: number[][];
+  /** Merges of feature maps at different scales (an FPN's top-down and bottom-up steps). */
+  scaleMerge: Uint8Array;
+}
+
+const strides = (node: GraphNode) => {
+  const s = node.attributes.strides;
+  return Array.isArray(s) && s.some((v) => typeof v === 'number' && v > 1);
+};
+/** An op that enlarges a feature map (an FPN's top-down step). */
+const upsamples = (node: GraphNode) =>
+  node.opType === 'Resize' ||
+  node.opType === 'Upsample' ||
+  node.opType === 'DepthToSpace' ||
+  (node.opType === 'ConvTranspose' && strides(node));
+/** An op that changes a feature map's resolution either way (an FPN's bottom-up step is a strided convolution). */
+const resamples = (node: GraphNode) =>
+  upsamples(node) ||
+  node.opType === 'SpaceToDepth' ||
+  (/^(Conv|QLinearConv|ConvInteger|MaxPool|AveragePool|LpPool)$/.test(node.opType) && strides(node));
+
+/**
+ * The neck of a multi-scale model, found from its first merge of an upsampled map (feature pyramid networks, PAN,
+ * U-Net decoders): the backbone is what the deepest feature map the neck reads is computed from. Where the
+ * merge's other input reaches it through lateral convolutions, the upsampled side has the same ones before its
+ * upsampling (FPN's lateral 1×1 convolution on the last stage too): they are the neck's. The neck is every other
+ * node that leads to a merge of maps at different scales; the head what follows it (one branch per output).
+ */
+function findNeck(
+  graph: ModelGraph,
+  members: number[],
+  preds: number[][],
+  idom: Int32Array,
+  anchor: (k: number) => boolean,
+): Neck | undefined {
+  const n = members.length;
+  const nodeOf = (k: number) => graph.nodes[members[k]];
+  // Whether a merge's input comes from `test`'s kind of node on its own path (its dominators up to the merge's).
+  const along = (m: number, p: number, test: (node: GraphNode) => boolean) => {
+    for (let x = p, steps = 0; x >= 0 && x !== idom[m] && steps < 16; x = idom[x], steps++) {
+      if (test(nodeOf(x))) return true;
+    }
+    return false;
+  };
+  const inputs = (k: number) => preds[k].filter((p) => p >= 0);
+  let m0 = -1;
+  for (let k = 0; k < n && m0 < 0; k++) {
+    const ps = inputs(k);
+    if (ps.length >= 2 && ps.some((p) => along(k, p, upsamples))) m0 = k;
+  }
+  if (m0 < 0) return undefined;
+  const d = idom[m0];
+  const ps = inputs(m0);
+  const up = ps.find((p) => along(m0, p, upsamples))!;
+  const lateral = ps.find((p) => !along(m0, p, upsamples));
+  let lateralWork = 0;
+  if (lateral !== undefined) {
+    for (let x = lateral, steps = 0; x >= 0 && x !== d && steps < 64; x = idom[x], steps++)
+      if (anchor(x)) lateralWork++;
+  }
+  let end = d;
+  let passed = false;
+  let work = 0;
+  for (let x = up, steps = 0; x >= 0 && x !== d && steps < 256; x = idom[x], steps++) {
+    const node = nodeOf(x);
+    if (upsamples(node)) {
+      passed = true;
+      if (lateralWork === 0) {
+        end = idom[x];
+        break;
+      }
+      continue;
+    }
+    if (passed && anchor(x) && ++work === lateralWork) {
+      end = idom[x];
+      break;
+    }
+  }
+  if (end < 0) return undefined;
+  const role = new Uint8Array(n).fill(HEAD);
+  const succs: number[][] = members.map(() => []);
+  for (let k = 0; k < n; k++) for (const p of inputs(k)) succs[p].push(k);
+  // The backbone: the end and everything it is computed from.
+  role[end] = BACKBONE;
+  const stack = [end];
+  while (stack.length) {
+    for (const p of inputs(stack.pop()!)) {
+      if (role[p] === BACKBONE) continue;
+      role[p] = BACKBONE;
+      stack.push(p);
+    }
+  }
+  const scaleMerge = new Uint8Array(n);
+  for (let k = 0; k < n; k++) {
+    if (role[k] === BACKBONE) continue;
+    const ks = inputs(k);
+    if (ks.length >= 2 && ks.some((p) => along(k, p, resamples))) {
+      scaleMerge[k] = 1;
+      role[k] = NECK;
+      stack.push(k);
+    }
+  }
+  scaleMerge[m0] = 1;
+  role[m0] = NECK;
+  stack.push(m0);
+  while (stack.length) {
+    for (const p of inputs(stack.pop()!)) {
+      if (role[p] !== HEAD) continue;
+      role[p] = NECK;
+      stack.push(p);
+    }
+  }
+  return { role, idom, succs, scaleMerge };
+}
+
+/**
+ * The neck's units: one per merge of scales with what follows it up to the next merge or fan-out, one per lateral
+ * or resampling path; a path that only feeds one merge (a lateral 1×1 convolution, a strided downsampling) is part
+ * of that merge's unit.
+ */
+function neckUnits(neck: Neck, anchor: (k: number) => boolean): number[][] {
+  const { role, idom, succs, scaleMerge } = neck;
+  const n = role.length;
+  const unit = new Int32Array(n).fill(-1);
+  const units: number[][] = [];
+  for (let k = 0; k < n; k++) {
+    if (role[k] !== NECK) continue;
+    const d = idom[k];
+    if (scaleMerge[k] || d < 0 || role[d] !== NECK || (anchor(k) && succs[d].length >= 2)) {
+      unit[k] = units.length;
+      units.push([k]);
+    } else {
+      unit[k] = unit[d];
+      units[unit[k]].push(k);
+    }
+  }
+  const parent = units.map((_, i) => i);
+  const find = (u: number): number => {
+    while (parent[u] !== u) u = parent[u] = parent[parent[u]];
+    return u;
+  };
+  for (let u = 0; u < units.length; u++) {
+    const consumers = new Set<number>();
+    let elsewhere = false;
+    for (const k of units[u]) {
+      for (const s of succs[k]) {
+        if (role[s] !== NECK) elsewhere = true;
+        else if (find(unit[s]) !== find(u)) consumers.add(find(unit[s]));
+      }
+    }
+    if (elsewhere || consumers.size !== 1) continue;
+    const v = [...consumers][0];
+    const starter = units[v][0];
+    if ((scaleMerge[starter] && !scaleMerge[units[u][0]]) || !units[u].some(anchor)) parent[find(u)] = v;
+  }
+  const out = new Map<number, number[]>();
+  units.forEach((ks, u) => {
+    const r = find(u);
+    out.set(r, [...(out.get(r) ?? []), ...ks]);
   });
-  const merged = mergeRepeats(mergeBottlenecks(units));
-  return nameUnits(graph, merged, (k) => members[k]);
+  return [...out.values()];
+}
+
+/**
+ * The head's units: one per branch off the neck (a detector's per-level classification and box branches); a branch
+ * that is one chain to one output (a segmenter's convolution and upsampling layers) is split into its blocks.
+ */
+function headUnits(
+  neck: Neck,
+  anchor: (k: number) => boolean,
+  blocksOf: (ks: number[], sink: (k: number) => boolean) => number[][],
+): number[][] {
+  const { role, idom, succs } = neck;
+  const n = role.length;
+  const unit = new Int32Array(n).fill(-1);
+  const units: number[][] = [];
+  for (let k = 0; k < n; k++) {
+    if (role[k] !== HEAD) continue;
+    const d = idom[k];
+    if (d < 0 || role[d] !== HEAD) {
+      unit[k] = units.length;
+      units.push([k]);
+    } else {
+      unit[k] = unit[d];
+      units[unit[k]].push(k);
+    }
+  }
+  return units.flatMap((ks) => {
+    const mine = new Set(ks);
+    const sinks = ks.filter((k) => !succs[k].some((s) => mine.has(s)));
+    return sinks.length === 1 && ks.filter(anchor).length > 1 ? blocksOf(ks, (k) => k === sinks[0]) : [ks];
+  });
 }
 
 /**
@@ -345,13 +594,16 @@ function mergeBottlenecks(units: Unit[]): Unit[] {
       };
       continue;
     }
-    const ops = u.signature.split(',');
-    const closes = ops[0] === 'Conv1x1' && !ACTIVATIONS.has(ops[ops.length - 1]) && !u.signature.includes('DwConv');
+    // A 1×1 convolution after a depthwise one closes the unit: the pointwise half of a depthwise separable
+    // convolution (MobileNetV1, LCNet: activated), or an inverted residual's linear projection, whose unit also
+    // holds the activated 1×1 expansion before the depthwise convolution (MobileNetV2 / V3).
+    const closes = u.signature.split(',')[0] === 'Conv1x1' && !u.signature.includes('DwConv');
     const dw = out[out.length - 1];
     if (closes && dw && dw.signature.startsWith('DwConv')) {
       const expand = out[out.length - 2];
+      const linear = !endsActivated(u.signature);
       const take =
-        expand && expand.signature.startsWith('Conv1x1') && ACTIVATIONS.has(lastOp(expand.signature)) ? 2 : 1;
+        linear && expand && expand.signature.startsWith('Conv1x1') && endsActivated(expand.signature) ? 2 : 1;
       const part = [...out.splice(out.length - take, take), u];
       out.push({
         nodes: part.flatMap((x) => x.nodes).sort((x, y) => x - y),
@@ -382,6 +634,13 @@ const ACTIVATIONS = new Set([
   'Mish',
 ]);
 const lastOp = (signature: string) => signature.slice(signature.lastIndexOf(',') + 1);
+const RESIDUAL_MERGES = new Set(['Add', 'Sum', 'Concat']);
+/**
+ * A signature that ends in an activation: one op (Relu, HardSwish, …), or hard-swish written out as
+ * x · relu6(x + 3) / 6 (Paddle2ONNX: Add, Clip, Mul, Div) or x · hardsigmoid(x).
+ */
+const endsActivated = (signature: string) =>
+  ACTIVATIONS.has(lastOp(signature)) || /(^|,)(Add,Clip|Clip|HardSigmoid|Sigmoid),Mul,Div$/.test(signature);
 const POOLING = new Set(['MaxPool', 'AveragePool', 'LpPool', 'Dropout']);
 const withoutPooling = (signature: string) =>
   signature
@@ -478,7 +737,12 @@ function mergeRepeats(units: Unit[]): Unit[] {
  * with weighted work are the neck, that one and what follows the head. Models without feature maps
  * (recurrent, MLP) name each unit by what it is: lstm0, gru1, fc2.
  */
-function nameUnits(graph: ModelGraph, units: Unit[], member: (k: number) => number): NodeGroup[] {
+function nameUnits(
+  graph: ModelGraph,
+  units: Unit[],
+  member: (k: number) => number,
+  roles?: readonly ('neck' | 'head')[],
+): NodeGroup[] {
   const outShape = (u: Unit) => {
     const node = graph.nodes[member(u.exit)];
     const t = graph.tensors.get(node.outputs.find(Boolean) ?? '');
@@ -488,7 +752,8 @@ function nameUnits(graph: ModelGraph, units: Unit[], member: (k: number) => numb
   // Feature maps: convolution units with an [N, C, H, W] output (an LSTM's output is 4-D too, but not a map).
   const isMap = shapes.map((s, i) => s?.length === 4 && units[i].kind === 'conv');
   let backbone = 0;
-  while (backbone < units.length && isMap[backbone]) backbone++;
+  if (roles) backbone = units.length - roles.length;
+  else while (backbone < units.length && isMap[backbone]) backbone++;
   // Last convolutions that classify are the head: a plain 1×1 convolution unit ending in a global pool or a softmax (SqueezeNet's
   // conv10), or one on a 1×1 map (DenseNet's fc6, a 1×1 convolution after the global pool).
   const classifies = (i: number) =>
@@ -496,7 +761,7 @@ function nameUnits(graph: ModelGraph, units: Unit[], member: (k: number) => numb
     weightedOps(units[i].signature) === 'Conv1x1' &&
     (/(^|,)(GlobalAveragePool|GlobalMaxPool|ReduceMean|Softmax|LogSoftmax)(,|$)/.test(units[i].signature) ||
       (shapes[i]!.slice(2).every((d) => d === 1) && shapes[i - 1]!.slice(2).some((d) => d !== 1)));
-  if (backbone === units.length) while (backbone > 2 && classifies(backbone - 1)) backbone--;
+  if (!roles && backbone === units.length) while (backbone > 2 && classifies(backbone - 1)) backbone--;
   const names: string[] = new Array(units.length);
   const counters = new Map<string, number>();
   const next = (prefix: string) => {
@@ -508,7 +773,10 @@ function nameUnits(graph: ModelGraph, units: Unit[], member: (k: number) => numb
     const key = (i: number) => (shapes[i] ?? []).slice(2).join('x');
     // The first unit is a stem when the map it makes differs from the next unit's (ResNet's strided conv1); a first
     // unit at the next one's resolution (VGG's conv1_1 before conv1_2) opens the first stage.
-    const stem = key(0) !== key(1);
+    // A single convolution before units of another kind (LCNet's and MobileNetV3's strided 3×3 convolution before
+    // their depthwise separable units at the same resolution) is a stem too.
+    const stem =
+      key(0) !== key(1) || (weightedOps(units[0].signature) === 'Conv' && weightedOps(units[1].signature) !== 'Conv');
     const stageOf: number[] = [];
     let stage = stem ? 0 : 1;
     for (let i = 0; i < backbone; i++) {
@@ -529,7 +797,7 @@ function nameUnits(graph: ModelGraph, units: Unit[], member: (k: number) => numb
     }
     if (headStart === units.length && headStart > backbone) headStart--;
     for (let i = backbone; i < units.length; i++) {
-      const role = i >= headStart ? 'head' : 'neck';
+      const role = roles ? roles[i - backbone] : i >= headStart ? 'head' : 'neck';
       const kind = units[i].kind === 'block' ? 'out' : units[i].kind;
       names[i] = `${role}.${kind}${next(`${role}.${kind}`)}`;
     }
