@@ -6,7 +6,9 @@ import type { GraphNode, ModelGraph } from './model-graph';
  * reach a node through them, and structural groups — blocks between the articulation points of the
  * data flow (the nodes every path from the inputs to the outputs passes: residual and skip merges),
  * repeated block patterns merged into units, stages where the feature map's resolution changes,
- * and the roles a vision or recognition model has (backbone, neck, head).
+ * and the roles a vision or recognition model has (backbone, neck, head). A multi-scale model (a
+ * feature pyramid, PAN or U-Net decoder) has no articulation point after its backbone fans out into
+ * the neck: its backbone, neck and head are found from its first merge of an upsampled map (findNeck).
  */
 
 /** Ops whose result depends on something other than their inputs, or that hold subgraphs: never folded. */
@@ -326,16 +328,46 @@ export function structuralGroups(
       segments[seg[k]].push(k);
     }
     // Blocks: a segment that does weighted work starts one; the others join the block before (or the first).
+    // A normalization right after a merge, with its activation, opens the next block (DenseNet's transition
+    // layer and pre-activation units: BN, ReLU, conv), unless no weighted work follows it.
     let blocks: { ks: number[]; anchored: boolean }[] = [];
-    for (const s of segments) {
+    let pending: number[] = [];
+    for (let si = 0; si < segments.length; si++) {
+      let s = segments[si];
       if (!s.length) continue;
       const anchored = s.some(anchor);
+      const entry = si > 0 ? chain[si - 1] : -1;
+      // (an affine Mul / Add by constants after the normalization is part of it: caffe2's SpatialBN, Paddle's)
+      const preActivation = s.every((k) => {
+        const op = nodeOf(k).opType;
+        return NORMALIZATIONS.has(op) || PLAIN_ACTIVATIONS.has(op) || (AFFINE.has(op) && preds[k].length === 1);
+      });
+      if (
+        !anchored &&
+        preActivation &&
+        (pending.length ||
+          (entry >= 0 &&
+            preds[entry].length > 1 &&
+            RESIDUAL_MERGES.has(nodeOf(entry).opType) &&
+            NORMALIZATIONS.has(nodeOf(s[0]).opType)))
+      ) {
+        pending.push(...s);
+        continue;
+      }
+      if (pending.length) {
+        s = [...pending, ...s];
+        pending = [];
+      }
       const last = blocks[blocks.length - 1];
       if (!last || (anchored && last.anchored)) blocks.push({ ks: [...s], anchored });
       else {
         last.ks.push(...s);
         last.anchored ||= anchored;
       }
+    }
+    if (pending.length) {
+      if (blocks.length) blocks[blocks.length - 1].ks.push(...pending);
+      else blocks.push({ ks: pending, anchored: false });
     }
     // One region with no articulation point inside (everything in parallel): split at each weighted node instead.
     if (blocks.length === 1 && ks.length > 24) {
@@ -355,7 +387,7 @@ export function structuralGroups(
   const neck = findNeck(graph, members, preds, idom, anchor);
   if (!neck) {
     const units = blocksOf(all, (k) => toSink[k] === 1).map(toUnit);
-    return nameUnits(graph, mergeRepeats(mergeBottlenecks(units)), (k) => members[k]);
+    return nameUnits(graph, mergeRepeats(mergeBottlenecks(units)), (k) => members[k], idom);
   }
   // A detector or segmenter: the backbone up to the feature map its neck starts from, split like any network; the
   // neck's units (one per lateral, merge and resampling step) and the head's (one per output branch) after it.
@@ -369,6 +401,7 @@ export function structuralGroups(
     graph,
     [...units, ...rest],
     (k) => members[k],
+    idom,
     rest.map((u) => (neck.role[u.nodes[0]] === NECK ? 'neck' : 'head')),
   );
 }
@@ -539,7 +572,9 @@ function neckUnits(neck: Neck, anchor: (k: number) => boolean): number[][] {
   const out = new Map<number, number[]>();
   units.forEach((ks, u) => {
     const r = find(u);
-    out.set(r, [...(out.get(r) ?? []), ...ks]);
+    const list = out.get(r);
+    if (list) for (const k of ks) list.push(k);
+    else out.set(r, [...ks]);
   });
   return [...out.values()];
 }
@@ -635,13 +670,24 @@ const ACTIVATIONS = new Set([
 ]);
 const lastOp = (signature: string) => signature.slice(signature.lastIndexOf(',') + 1);
 const RESIDUAL_MERGES = new Set(['Add', 'Sum', 'Concat']);
+const NORMALIZATIONS = new Set([
+  'BatchNormalization',
+  'InstanceNormalization',
+  'LayerNormalization',
+  'GroupNormalization',
+  'LpNormalization',
+]);
+const AFFINE = new Set(['Mul', 'Add', 'Sub', 'Div']);
+const PLAIN_ACTIVATIONS = new Set([...ACTIVATIONS].filter((op) => op !== 'Mul'));
 /**
  * A signature that ends in an activation: one op (Relu, HardSwish, …), or hard-swish written out as
  * x · relu6(x + 3) / 6 (Paddle2ONNX: Add, Clip, Mul, Div) or x · hardsigmoid(x).
  */
 const endsActivated = (signature: string) =>
   ACTIVATIONS.has(lastOp(signature)) || /(^|,)(Add,Clip|Clip|HardSigmoid|Sigmoid),Mul,Div$/.test(signature);
-const POOLING = new Set(['MaxPool', 'AveragePool', 'LpPool', 'Dropout']);
+// Pooling, with the padding an exporter puts before it (CoreML's SqueezeNet: Pad, MaxPool) and the global pool and
+// flattening that end a backbone.
+const POOLING = new Set(['MaxPool', 'AveragePool', 'LpPool', 'Dropout', 'Pad', 'GlobalAveragePool', 'GlobalMaxPool']);
 const withoutPooling = (signature: string) =>
   signature
     .split(',')
@@ -741,6 +787,7 @@ function nameUnits(
   graph: ModelGraph,
   units: Unit[],
   member: (k: number) => number,
+  idom: Int32Array,
   roles?: readonly ('neck' | 'head')[],
 ): NodeGroup[] {
   const outShape = (u: Unit) => {
@@ -750,7 +797,8 @@ function nameUnits(
   };
   const shapes = units.map(outShape);
   // Feature maps: convolution units with an [N, C, H, W] output (an LSTM's output is 4-D too, but not a map).
-  const isMap = shapes.map((s, i) => s?.length === 4 && units[i].kind === 'conv');
+  // Without shapes (an op shape inference does not know came first), a convolution unit is taken for a map.
+  const isMap = shapes.map((s, i) => (s === undefined || s.length === 4) && units[i].kind === 'conv');
   let backbone = 0;
   if (roles) backbone = units.length - roles.length;
   else while (backbone < units.length && isMap[backbone]) backbone++;
@@ -760,7 +808,8 @@ function nameUnits(
     units[i].simple &&
     weightedOps(units[i].signature) === 'Conv1x1' &&
     (/(^|,)(GlobalAveragePool|GlobalMaxPool|ReduceMean|Softmax|LogSoftmax)(,|$)/.test(units[i].signature) ||
-      (shapes[i]!.slice(2).every((d) => d === 1) && shapes[i - 1]!.slice(2).some((d) => d !== 1)));
+      (!!shapes[i]?.slice(2).every((d) => d === 1) && !!shapes[i - 1]?.slice(2).some((d) => d !== 1)) ||
+      /^(GlobalAveragePool|GlobalMaxPool|ReduceMean)$/.test(lastOp(units[i - 1].signature)));
   if (!roles && backbone === units.length) while (backbone > 2 && classifies(backbone - 1)) backbone--;
   const names: string[] = new Array(units.length);
   const counters = new Map<string, number>();
@@ -770,7 +819,26 @@ function nameUnits(
     return c;
   };
   if (backbone >= 2) {
-    const key = (i: number) => (shapes[i] ?? []).slice(2).join('x');
+    // A stage is a run of units at one resolution: the output's spatial size, or where shapes are unknown, the units
+    // that downsample (a strided convolution or pool before the unit's output; one after it, such as the max pool
+    // after SqueezeNet's fire3 or ZFNet's conv2, counts for the next unit). A unit's parallel strided branches count once.
+    const known = shapes.slice(0, backbone).every((s) => s?.length === 4);
+    const level: number[] = [];
+    let carry = false;
+    for (let i = 0; i < backbone; i++) {
+      const strided = units[i].nodes.filter((k) => {
+        const node = graph.nodes[member(k)];
+        return resamples(node) && !upsamples(node);
+      });
+      const down = strided.some((k) => k <= units[i].exit);
+      level.push((level[i - 1] ?? 0) + (down || carry ? 1 : 0));
+      // Only a strided op the unit's output passes (its dominators after the exit), not a parallel shortcut's pool.
+      carry = false;
+      for (let x = units[i].nodes[units[i].nodes.length - 1]; x > units[i].exit && !carry; x = idom[x]) {
+        carry = strided.includes(x);
+      }
+    }
+    const key = (i: number) => (known ? shapes[i]!.slice(2).join('x') : String(level[i]));
     // The first unit is a stem when the map it makes differs from the next unit's (ResNet's strided conv1); a first
     // unit at the next one's resolution (VGG's conv1_1 before conv1_2) opens the first stage.
     // A single convolution before units of another kind (LCNet's and MobileNetV3's strided 3×3 convolution before
