@@ -268,20 +268,24 @@ export function structuralGroups(
   const nodeOf = (k: number) => graph.nodes[members[k]];
   // A node doing weighted work: a compute op reading a constant tensor (a stored weight, or one computed from
   // constants: ConstantOfShape, DequantizeLinear of an int8 weight, …), or a subgraph holder.
-  const anchor = (k: number) => {
+  const weighted = new Uint8Array(n);
+  for (let k = 0; k < n; k++) {
     const node = nodeOf(k);
-    if (CONTROL_FLOW.has(node.opType)) return true;
-    if (!WEIGHT_COMPUTE_OPS.has(node.opType)) return false;
-    return node.inputs.some((i) => {
-      const t = i ? graph.tensors.get(i) : undefined;
-      if (!t || /^u?int(64|32)$|^bool$/.test(t.dtype)) return false;
-      return t.producer === undefined ? t.isWeight : a.foldable[t.producer] === 1;
-    });
-  };
+    if (CONTROL_FLOW.has(node.opType)) weighted[k] = 1;
+    else if (WEIGHT_COMPUTE_OPS.has(node.opType)) {
+      const reads = node.inputs.some((i) => {
+        const t = i ? graph.tensors.get(i) : undefined;
+        if (!t || /^u?int(64|32)$|^bool$/.test(t.dtype)) return false;
+        return t.producer === undefined ? t.isWeight : a.foldable[t.producer] === 1;
+      });
+      weighted[k] = reads ? 1 : 0;
+    }
+  }
+  const anchor = (k: number) => weighted[k] === 1;
   const toUnit = (ks: number[]): Unit => {
     ks.sort((x, y) => x - y);
-    const weighted = ks.filter(anchor);
-    const exit = weighted.length ? weighted[weighted.length - 1] : ks[ks.length - 1];
+    const work = ks.filter(anchor);
+    const exit = work.length ? work[work.length - 1] : ks[ks.length - 1];
     const inBlock = new Set(ks);
     // A merge inside (a residual's or a dense layer's Add / Concat, also of the unit's input; two paths of its own
     // meeting in a product, such as hard-swish's x · relu6(x + 3)) makes a unit that is not one plain chain.
@@ -471,8 +475,9 @@ function findNeck(
   const lateral = ps.find((p) => !along(m0, p, upsamples));
   let lateralWork = 0;
   if (lateral !== undefined) {
-    for (let x = lateral, steps = 0; x >= 0 && x !== d && steps < 64; x = idom[x], steps++)
+    for (let x = lateral, steps = 0; x >= 0 && x !== d && steps < 64; x = idom[x], steps++) {
       if (anchor(x)) lateralWork++;
+    }
   }
   let end = d;
   let passed = false;
