@@ -121,6 +121,8 @@ async function fieldValues(tensor: OnnxTensor, source: ByteSource): Promise<numb
   return out;
 }
 
+const INT64_MAX = 2n ** 63n - 1n;
+
 /** Converts typed repeated fields (float_data, int32_data, …) to the raw_data layout. */
 async function fieldsToRaw(tensor: OnnxTensor, source: ByteSource, byteLength: number): Promise<Uint8Array> {
   const values = await fieldValues(tensor, source);
@@ -161,8 +163,12 @@ async function fieldsToRaw(tensor: OnnxTensor, source: ByteSource, byteLength: n
         dv.setUint32(i * 4, v >>> 0, true);
         break;
       case DataType.INT64:
+        // The varint reader returns a double: INT64_MAX (keras2onnx's "to the end" in Slice) rounds up to 2^63,
+        // which BigInt64 would wrap to INT64_MIN. Saturate instead.
+        dv.setBigInt64(i * 8, v >= 2 ** 63 ? INT64_MAX : v <= -(2 ** 63) ? -INT64_MAX - 1n : BigInt(v), true);
+        break;
       case DataType.UINT64:
-        dv.setBigInt64(i * 8, BigInt(v), true);
+        dv.setBigUint64(i * 8, v >= 2 ** 64 ? 2n ** 64n - 1n : BigInt.asUintN(64, BigInt(v)), true);
         break;
       case DataType.INT16:
       case DataType.UINT16:

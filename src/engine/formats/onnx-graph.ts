@@ -49,6 +49,7 @@ export async function onnxToGraph(
   const pending: Promise<void>[] = [];
   addGraph(graph, model.graph, -1, 0, source, pending, options.ignoreValueInfo ?? false);
   await Promise.all(pending);
+  await loadResizeScales(graph, source);
   inferShapes(graph);
   groupLayers(graph);
   return graph;
@@ -58,7 +59,8 @@ function valueInfoTensor(v: OnnxValueInfo): GraphTensor {
   const t: GraphTensor = { name: v.name, dtype: 'unknown', isWeight: false, elements: 0, bytes: 0, consumers: [] };
   if (v.type && (v.type.kind === 'tensor' || v.type.kind === 'sparse_tensor')) {
     t.dtype = onnxDtypeName(v.type.elemType);
-    if (v.type.shape) t.shape = v.type.shape.map((d): Dim => (typeof d === 'string' ? symbol(d) : d));
+    // A negative dim_value (Paddle writes -1 for "any") is a dynamic dim of no name.
+    if (v.type.shape) t.shape = v.type.shape.map((d): Dim => (typeof d === 'string' ? symbol(d) : d !== null && d < 0 ? null : d));
   }
   return t;
 }
@@ -85,11 +87,57 @@ function isSmallInt(t: OnnxTensor): boolean {
   );
 }
 
-function loadSmallValue(gt: GraphTensor, t: OnnxTensor, source: ByteSource, pending: Promise<void>[]): void {
+/** Loads a small integer tensor's values into gt.value; `still` (when given) says whether gt is still this tensor's. */
+function loadSmallValue(
+  gt: GraphTensor,
+  t: OnnxTensor,
+  source: ByteSource,
+  pending: Promise<void>[],
+  still: () => boolean = () => true,
+): void {
   if (!isSmallInt(t) || t.data.kind === 'external') return;
   pending.push(
     loadTensorBytes(t, source).then((bytes) => {
-      gt.value = Array.from(rawToNumbers(bytes, t.dataType, t.elements));
+      if (still()) gt.value = Array.from(rawToNumbers(bytes, t.dataType, t.elements));
+    }),
+  );
+}
+
+/**
+ * Resize / Upsample scales are float: read the few stored ones (Paddle's and torch's constant ×2
+ * upsampling) so shape inference can size the output. Only these, so opening reads no other weights.
+ */
+async function loadResizeScales(graph: ModelGraph, source: ByteSource): Promise<void> {
+  const loads: Promise<void>[] = [];
+  for (const n of graph.nodes) {
+    if (n.opType !== 'Resize' && n.opType !== 'Upsample') continue;
+    const t = graph.tensors.get(n.inputs[n.inputs.length === 2 ? 1 : 2] ?? '');
+    const ref = t?.ref as OnnxTensorRef | undefined;
+    if (!t || t.value || !ref || ref.format !== 'onnx') continue;
+    const x = ref.tensor;
+    if (x.elements > SMALL_VALUE_ELEMENTS || x.dims.length > 1 || x.data.kind === 'external') continue;
+    if (x.dataType !== DataType.FLOAT && x.dataType !== DataType.DOUBLE && x.dataType !== DataType.FLOAT16) continue;
+    loads.push(
+      loadTensorBytes(x, source).then((bytes) => {
+        t.value = Array.from(rawToNumbers(bytes, x.dataType, x.elements));
+      }),
+    );
+  }
+  await Promise.all(loads);
+}
+
+/** ConstantOfShape's fill value and type (one element), so that shape arithmetic built on it can be followed. */
+function loadFillValue(node: GraphNode, attributes: OnnxAttribute[], source: ByteSource, pending: Promise<void>[]) {
+  const a = attributes.find((x) => x.name === 'value');
+  const held = node.attributes.value;
+  const t = a?.t;
+  if (!t || t.elements !== 1 || t.data.kind === 'external' || !held || typeof held !== 'object' || !('tensor' in held)) {
+    return;
+  }
+  held.dtype = onnxDtypeName(t.dataType);
+  pending.push(
+    loadTensorBytes(t, source).then((bytes) => {
+      held.values = Array.from(rawToNumbers(bytes, t.dataType, 1));
     }),
   );
 }
@@ -257,11 +305,16 @@ function addGraph(
           bytes: Math.ceil((c.elements * bits) / 8),
           ref: c.tensor ? { format: 'onnx', tensor: c.tensor } : undefined,
         });
-        if (c.tensor) loadSmallValue(out, c.tensor, source, pending);
+        // Exporters may write two Constants with one output name (onnxruntime's GPT-2 test model): the
+        // last one is the tensor's value, as in onnxruntime ("the model will use the latest encountered").
+        delete out.value;
+        const index = node.index;
+        if (c.tensor) loadSmallValue(out, c.tensor, source, pending, () => out.producer === index);
         const a = n.attributes.find((x) => x.name === 'value_ints' || x.name === 'value_int');
         if (a) out.value = a.name === 'value_int' ? [a.i ?? 0] : [...a.ints];
       }
     }
+    if (n.opType === 'ConstantOfShape') loadFillValue(node, n.attributes, source, pending);
     for (const a of n.attributes) {
       if (a.g) addGraph(graph, a.g, node.index, depth + 1, source, pending, ignoreValueInfo, a.name);
       a.graphs.forEach((sub, i) =>

@@ -11,17 +11,35 @@ interface Mono {
   syms: string[];
 }
 
-const parsed = new Map<string, Mono>();
+/**
+ * A symbolic dim is a sum of monomials (KV caches: "seq_len + 1", torch's `ns - nd`), written with
+ * " + " / " - " between terms; a single monomial keeps the product form ("2*batch*sequence").
+ */
+type Poly = Mono[];
 
-function parse(d: Dim): Mono | null {
+const parsed = new Map<string, Poly>();
+
+function parse(d: Dim): Poly | null {
   if (d === null) return null;
-  if (typeof d === 'number') return { coef: d, syms: [] };
+  if (typeof d === 'number') return [{ coef: d, syms: [] }];
   let m = parsed.get(d);
   if (!m) {
-    m = parseProduct(d);
+    m = parseSum(d);
     if (parsed.size < 10000) parsed.set(d, m);
   }
-  return { coef: m.coef, syms: [...m.syms] };
+  return m.map((t) => ({ coef: t.coef, syms: [...t.syms] }));
+}
+
+function parseSum(d: string): Poly {
+  if (!d.includes(' + ') && !d.includes(' - ')) return [parseProduct(d)];
+  const parts = d.split(/ ([+-]) /);
+  const out: Poly = [parseProduct(parts[0])];
+  for (let i = 1; i + 1 < parts.length; i += 2) {
+    const t = parseProduct(parts[i + 1]);
+    if (parts[i] === '-') t.coef = -t.coef;
+    out.push(t);
+  }
+  return normalize(out);
 }
 
 function parseProduct(d: string): Mono {
@@ -34,44 +52,93 @@ function parseProduct(d: string): Mono {
   return { coef, syms: syms.sort() };
 }
 
-function format(m: Mono): Dim {
-  if (!m.syms.length) return m.coef;
-  if (m.coef === 0) return 0;
+/** Adds like terms, drops zeros, orders terms by their symbols with the constant last. */
+function normalize(p: Poly): Poly {
+  const by = new Map<string, Mono>();
+  for (const t of p) {
+    const key = t.syms.join('*');
+    const have = by.get(key);
+    if (have) have.coef += t.coef;
+    else by.set(key, { coef: t.coef, syms: t.syms });
+  }
+  return [...by.entries()]
+    .filter(([, t]) => t.coef !== 0)
+    .sort(([a], [b]) => (a === '' ? 1 : b === '' ? -1 : a < b ? -1 : a > b ? 1 : 0))
+    .map(([, t]) => t);
+}
+
+function formatMono(m: Mono): string {
+  if (!m.syms.length) return String(m.coef);
   return (m.coef === 1 ? '' : `${m.coef}*`) + m.syms.join('*');
 }
 
-/** Turns a dim_param into a symbol safe for this algebra (no '*', not numeric). */
+function format(p: Poly): Dim {
+  const n = normalize(p);
+  if (!n.length) return 0;
+  if (n.length === 1 && !n[0].syms.length) return n[0].coef;
+  let out = formatMono(n[0]);
+  for (let i = 1; i < n.length; i++) {
+    const t = n[i];
+    out += t.coef < 0 ? ` - ${formatMono({ coef: -t.coef, syms: t.syms })}` : ` + ${formatMono(t)}`;
+  }
+  return out;
+}
+
+/** Turns a dim_param into a symbol safe for this algebra (no '*', not numeric; WinML's "None" is no name). */
 export function symbol(name: string): Dim {
   const clean = name.replace(/\*/g, '×').trim();
-  return clean === '' || /^-?\d+$/.test(clean) ? null : clean;
+  if (clean === '' || clean === 'None' || clean === '?' || /^-?\d+$/.test(clean)) return null;
+  // onnxruntime's symbolic shape inference writes sums ("past_seq_len + 1"): read them as sums.
+  if (/ [+-] /.test(clean)) {
+    const p = parseSum(clean);
+    if (p.every((t) => Number.isInteger(t.coef) && t.syms.every((s) => !/\s/.test(s)))) return format(p);
+  }
+  return clean;
 }
 
 export function mulDims(a: Dim, b: Dim): Dim {
   const x = parse(a);
   const y = parse(b);
   if (!x || !y) return null;
-  return format({ coef: x.coef * y.coef, syms: [...x.syms, ...y.syms].sort() });
+  const out: Poly = [];
+  for (const s of x) for (const t of y) out.push({ coef: s.coef * t.coef, syms: [...s.syms, ...t.syms].sort() });
+  return format(out);
 }
 
 export function divDims(a: Dim, b: Dim): Dim {
   const x = parse(a);
   const y = parse(b);
-  if (!x || !y || y.coef === 0) return null;
-  const syms = [...x.syms];
-  for (const s of y.syms) {
-    const i = syms.indexOf(s);
-    if (i < 0) return null;
-    syms.splice(i, 1);
+  if (!x || !y || y.length !== 1 || y[0].coef === 0) return null;
+  const [d] = y;
+  const out: Poly = [];
+  for (const t of x) {
+    const syms = [...t.syms];
+    for (const s of d.syms) {
+      const i = syms.indexOf(s);
+      if (i < 0) return null;
+      syms.splice(i, 1);
+    }
+    if (t.coef % d.coef !== 0) return null;
+    out.push({ coef: t.coef / d.coef, syms });
   }
-  if (x.coef % y.coef !== 0) return null;
-  return format({ coef: x.coef / y.coef, syms });
+  return format(out);
 }
 
 export function addDims(a: Dim, b: Dim): Dim {
   if (typeof a === 'number' && typeof b === 'number') return a + b;
   if (a === 0) return b;
   if (b === 0) return a;
-  return null;
+  const x = parse(a);
+  const y = parse(b);
+  return x && y ? format([...x, ...y]) : null;
+}
+
+export function subDims(a: Dim, b: Dim): Dim {
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  if (b === 0) return a;
+  const x = parse(a);
+  const y = parse(b);
+  return x && y ? format([...x, ...y.map((t) => ({ coef: -t.coef, syms: t.syms }))]) : null;
 }
 
 export function productOf(dims: Shape): Dim {
@@ -85,10 +152,18 @@ export function evalDim(d: Dim, bindings: Record<string, number>): number {
   if (typeof d === 'number') return d;
   if (d === null) return 1;
   // Read-only use of the cached parse (parse() copies it for callers that change it).
-  const m = parsed.get(d) ?? parseProduct(d);
-  let v = m.coef;
-  for (const s of m.syms) v *= bindings[s] ?? 1;
-  return v;
+  let p = parsed.get(d);
+  if (!p) {
+    p = parseSum(d);
+    if (parsed.size < 10000) parsed.set(d, p);
+  }
+  let sum = 0;
+  for (const m of p) {
+    let v = m.coef;
+    for (const s of m.syms) v *= bindings[s] ?? 1;
+    sum += v;
+  }
+  return sum;
 }
 
 export function evalShape(shape: Shape | undefined, bindings: Record<string, number>): number {
@@ -116,5 +191,7 @@ export function broadcast(a: Shape, b: Shape): Shape {
 }
 
 export function symbolsIn(d: Dim): string[] {
-  return parse(d)?.syms ?? [];
+  const p = parse(d);
+  if (!p) return [];
+  return p.length === 1 ? p[0].syms : [...new Set(p.flatMap((t) => t.syms))];
 }

@@ -2,7 +2,14 @@ import type { Dim, Shape } from './dims';
 import type { TransformerSpec } from './transformer-spec';
 
 /** An attribute value in a format-neutral form (subgraphs are expanded into the node list; `graph` is the subgraph's id). */
-export type AttrValue = number | string | number[] | string[] | { tensor: string } | { graph: string } | null;
+export type AttrValue =
+  | number
+  | string
+  | number[]
+  | string[]
+  | { tensor: string; dtype?: string; values?: number[] }
+  | { graph: string }
+  | null;
 
 /** A tensor of the graph: a weight (initializer / Constant), a graph input, or an intermediate value. */
 export interface GraphTensor {

@@ -1,5 +1,16 @@
 import { onnxDtypeName } from './dtypes';
-import { addDims, broadcast, divDims, evalShape, mulDims, productOf, type Dim, type Shape } from './dims';
+import {
+  addDims,
+  broadcast,
+  divDims,
+  evalShape,
+  mulDims,
+  productOf,
+  subDims,
+  symbolsIn,
+  type Dim,
+  type Shape,
+} from './dims';
 import type { AttrValue, GraphNode, GraphTensor, ModelGraph } from './model-graph';
 
 /**
@@ -52,9 +63,53 @@ function elementwise(dtype?: string): Handler {
       s = s && t ? broadcast(s, t) : undefined;
     }
     c.flops = c.bind(s);
-    const value = foldArithmetic(c);
-    return [{ shape: s, dtype: dtype ?? (c.node.opType === 'Where' ? dtypeOf(c, 1) : dtypeOf(c, 0)), value }];
+    const op = c.node.opType;
+    const value = op === 'Where' ? foldWhere(c) : op === 'Equal' ? foldEqual(c) : foldArithmetic(c);
+    return [{ shape: s, dtype: dtype ?? (op === 'Where' ? dtypeOf(c, 1) : dtypeOf(c, 0)), value }];
   };
+}
+
+/** Element i of a value broadcast to n elements (a 1-element value repeats), or undefined when it cannot be. */
+function pick(v: Dim[], i: number, n: number): Dim | undefined {
+  return v.length === n ? v[i] : v.length === 1 ? v[0] : undefined;
+}
+
+/**
+ * Equal on shape values (torch's expand: Where(Equal(shape, -1), 1, shape)): 1 / 0 where it can
+ * tell. A symbol is a size, so it is never negative; two equal symbol products are equal.
+ */
+function foldEqual(c: Ctx): Dim[] | undefined {
+  const a = c.ins[0]?.value;
+  const b = c.ins[1]?.value;
+  if (!a || !b) return undefined;
+  const n = Math.max(a.length, b.length);
+  const out: Dim[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = pick(a, i, n);
+    const y = pick(b, i, n);
+    if (x === undefined || y === undefined) return undefined;
+    if (x === null || y === null) out.push(null);
+    else if (x === y) out.push(1);
+    else if (typeof x === 'number' && typeof y === 'number') out.push(0);
+    else if ((typeof x === 'number' && x < 0) || (typeof y === 'number' && y < 0)) out.push(0);
+    else out.push(null);
+  }
+  return out;
+}
+
+function foldWhere(c: Ctx): Dim[] | undefined {
+  const [cond, a, b] = [c.ins[0]?.value, c.ins[1]?.value, c.ins[2]?.value];
+  if (!cond || !a || !b) return undefined;
+  const n = Math.max(cond.length, a.length, b.length);
+  const out: Dim[] = [];
+  for (let i = 0; i < n; i++) {
+    const k = pick(cond, i, n);
+    const x = pick(a, i, n);
+    const y = pick(b, i, n);
+    if (k === undefined || x === undefined || y === undefined) return undefined;
+    out.push(typeof k !== 'number' ? null : k ? x : y);
+  }
+  return out;
 }
 
 /** Constant folding of small shape arithmetic (Add/Sub/Mul/Div on shape values). */
@@ -73,7 +128,7 @@ function foldArithmetic(c: Ctx): Dim[] | undefined {
         out.push(addDims(x, y));
         break;
       case 'Sub':
-        out.push(typeof x === 'number' && typeof y === 'number' ? x - y : null);
+        out.push(subDims(x, y));
         break;
       case 'Mul':
         out.push(mulDims(x, y));
@@ -141,7 +196,14 @@ function spatialOut(
   autoPad: string,
   ceil: boolean,
 ): Dim {
-  if (typeof inDim !== 'number') return autoPad.startsWith('SAME') && stride === 1 ? inDim : null;
+  if (typeof inDim !== 'number') {
+    if (autoPad.startsWith('SAME')) return stride === 1 ? inDim : null;
+    if (inDim === null) return null;
+    // A symbolic length: (in + pads − window) / stride + 1 when the division is exact term by term.
+    const span = addDims(inDim, padBegin + padEnd - dil * (k - 1) - 1);
+    const q = stride === 1 ? span : divDims(span, stride);
+    return q === null ? null : addDims(q, 1);
+  }
   if (autoPad.startsWith('SAME')) return Math.ceil(inDim / stride);
   const eff = dil * (k - 1) + 1;
   const v = (inDim + padBegin + padEnd - eff) / stride + 1;
@@ -251,7 +313,23 @@ const transpose: Handler = (c) => {
   const x = shapeOf(c, 0);
   if (!x) return [{ dtype: dtypeOf(c, 0) }];
   const perm = c.ints('perm') ?? x.map((_, i) => x.length - 1 - i);
-  return [{ shape: perm.map((p) => x[p] ?? null), dtype: dtypeOf(c, 0) }];
+  const s = perm.map((p) => x[p] ?? null);
+  const v = c.ins[0]?.value;
+  let value: Dim[] | undefined;
+  if (v && isSizes(x) && v.length === x.reduce((p, d) => p * d, 1) && perm.length === x.length) {
+    // Walk the output in order; each output index maps back through perm to a source offset.
+    const strides = x.map((_, i) => x.slice(i + 1).reduce((p, d) => p * d, 1));
+    value = [];
+    const out = s as number[];
+    const idx = new Array<number>(out.length).fill(0);
+    for (let n = 0; n < v.length; n++) {
+      let o = 0;
+      for (let k = 0; k < out.length; k++) o += idx[k] * strides[perm[k]];
+      value.push(v[o] ?? null);
+      for (let k = out.length - 1; k >= 0 && ++idx[k] === out[k]; k--) idx[k] = 0;
+    }
+  }
+  return [{ shape: s, dtype: dtypeOf(c, 0), value }];
 };
 
 const gather: Handler = (c) => {
@@ -330,7 +408,7 @@ const slice: Handler = (c) => {
       en = ends[i],
       step = steps[i] ?? 1;
     if (typeof d !== 'number' || typeof st !== 'number' || typeof en !== 'number' || typeof step !== 'number') {
-      s[ax] = typeof st === 'number' && st === 0 && typeof en === 'number' && en >= 2 ** 31 - 1 ? d : null;
+      s[ax] = step === 1 ? symbolicSlice(d, st, en) : null;
       continue;
     }
     const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v));
@@ -343,9 +421,55 @@ const slice: Handler = (c) => {
   if (v && x.length === 1 && typeof s[0] === 'number' && typeof starts[0] === 'number' && steps[0] === 1) {
     const b = starts[0] < 0 ? Math.max(0, starts[0] + v.length) : Math.min(starts[0], v.length);
     value = v.slice(b, b + s[0]);
+  } else if (v && isSizes(x) && v.length === x.reduce((p, d) => p * d, 1)) {
+    // An N-d value (torch's F.pad flips its pads: Reshape(-1, 2) → Slice(step -1) → Transpose).
+    const picks = x.map((d) => Array.from({ length: d }, (_, i) => i));
+    let ok = true;
+    axes.forEach((a, i) => {
+      const [ax, st, en, step] = [norm(a, x.length), starts[i], ends[i], steps[i] ?? 1];
+      if (typeof st !== 'number' || typeof en !== 'number' || typeof step !== 'number' || !step) return (ok = false);
+      const d = x[ax];
+      const lo = step > 0 ? 0 : -1;
+      const hi = step > 0 ? d : d - 1;
+      const clamp = (u: number) => Math.max(lo, Math.min(hi, u < 0 ? u + d : u));
+      const idx: number[] = [];
+      for (let k = clamp(st); step > 0 ? k < clamp(en) : k > clamp(en); k += step) idx.push(k);
+      picks[ax] = idx;
+    });
+    if (ok) value = gatherValue(v, x, picks);
   }
   return [{ shape: s, dtype: dtypeOf(c, 0), value }];
 };
+
+const isSizes = (x: Shape): x is number[] => x.every((d) => typeof d === 'number');
+
+/** The elements of a row-major value of shape x at the cartesian product of picks[axis] (index lists). */
+function gatherValue(v: Dim[], x: number[], picks: number[][]): Dim[] {
+  const strides = x.map((_, i) => x.slice(i + 1).reduce((p, d) => p * d, 1));
+  let offsets = [0];
+  picks.forEach((idx, ax) => {
+    const next: number[] = [];
+    for (const o of offsets) for (const i of idx) next.push(o + i * strides[ax]);
+    offsets = next;
+  });
+  return offsets.map((o) => v[o] ?? null);
+}
+
+/**
+ * The length of x[st:en] (step 1) when a bound or the dim is symbolic. Symbolic bounds are taken to
+ * lie inside the dim (torch's `bias[:, :, ns - nd:ns, :ns]` in GPT-2 with a KV cache): what a
+ * valid model computes; a constant end on a symbolic dim likewise.
+ */
+function symbolicSlice(d: Dim, st: Dim, en: Dim): Dim {
+  if (d === null || st === null || en === null) return null;
+  const big = 2 ** 31 - 1;
+  const begin = typeof st === 'number' && st < 0 ? addDims(d, st) : st;
+  const end =
+    typeof en === 'number' ? (en >= big || (typeof d === 'number' && en > d) ? d : en < 0 ? addDims(d, en) : en) : en;
+  if (typeof begin === 'number' && begin >= big) return 0;
+  const n = subDims(end, begin);
+  return typeof n === 'number' && n < 0 ? 0 : n;
+}
 
 const split: Handler = (c) => {
   const x = shapeOf(c, 0);
@@ -386,7 +510,18 @@ function reduce(c: Ctx): Out[] {
   const set = new Set(axes.map((a) => norm(a, x.length)));
   c.flops = c.bind(x);
   const s = keep ? x.map((d, i) => (set.has(i) ? 1 : d)) : x.filter((_, i) => !set.has(i));
-  return [{ shape: s, dtype: c.node.opType.startsWith('Arg') ? 'int64' : dtypeOf(c, 0) }];
+  // Keras' Dense (Tensordot) sizes its Reshape with ReduceProd over a Shape: fold it on a known 1-D value.
+  const v = c.ins[0]?.value;
+  let value: Dim[] | undefined;
+  if (v && x.length === 1 && set.has(0) && v.length) {
+    const op = c.node.opType;
+    if (op === 'ReduceProd') value = [productOf(v)];
+    else if (op === 'ReduceSum') value = [v.reduce<Dim>((p, d) => addDims(p, d), 0)];
+    else if ((op === 'ReduceMax' || op === 'ReduceMin') && v.every((d) => typeof d === 'number')) {
+      value = [(op === 'ReduceMax' ? Math.max : Math.min)(...(v as number[]))];
+    }
+  }
+  return [{ shape: s, dtype: dtypeOf(c, 0), value }];
 }
 
 function argReduce(c: Ctx): Out[] {
@@ -512,7 +647,14 @@ const dynamicQuantizeLinear: Handler = (c) => {
 
 const constantOfShape: Handler = (c) => {
   const v = c.ins[0]?.value;
-  return [{ shape: v, dtype: 'float' }];
+  const fill = c.attr('value');
+  const held = fill && typeof fill === 'object' && 'tensor' in fill ? fill : undefined;
+  // The fill value (0 when absent), as a value when it is an integer and the output is a short vector.
+  const x = held ? held.values?.[0] : 0;
+  const n = v?.length === 1 ? v[0] : undefined;
+  const value =
+    typeof n === 'number' && n <= 64 && x !== undefined && Number.isInteger(x) ? new Array<Dim>(n).fill(x) : undefined;
+  return [{ shape: v, dtype: held?.dtype ?? 'float', value }];
 };
 
 const range: Handler = (c) => {
@@ -520,15 +662,23 @@ const range: Handler = (c) => {
   const n =
     typeof a === 'number' && typeof b === 'number' && typeof d === 'number' && d !== 0
       ? Math.max(0, Math.ceil((b - a) / d))
-      : a === 0 && d === 1
-        ? (b ?? null)
+      : d === 1 && a !== undefined && b !== undefined
+        ? subDims(b, a)
         : null;
-  return [{ shape: [n], dtype: dtypeOf(c, 0) }];
+  const value =
+    typeof n === 'number' && n <= 64 && typeof a === 'number' && typeof d === 'number'
+      ? Array.from({ length: n }, (_, i) => a + i * d)
+      : undefined;
+  return [{ shape: [n], dtype: dtypeOf(c, 0), value }];
 };
 
 const cast: Handler = (c) => {
   const s = shapeOf(c, 0);
-  return [{ shape: s, dtype: onnxDtypeName(c.int('to', 1)), value: c.ins[0]?.value }];
+  const dtype = onnxDtypeName(c.int('to', 1));
+  const v = c.ins[0]?.value;
+  // Casting to an integer type truncates toward zero (what onnxruntime does).
+  const value = v && /int/.test(dtype) ? v.map((d) => (typeof d === 'number' ? Math.trunc(d) : d)) : v;
+  return [{ shape: s, dtype, value }];
 };
 
 const identity: Handler = (c) => [{ shape: shapeOf(c, 0), dtype: dtypeOf(c, 0), value: c.ins[0]?.value }];
@@ -552,6 +702,107 @@ const tile: Handler = (c) => {
   const x = shapeOf(c, 0);
   const reps = c.ins[1]?.value;
   return [{ shape: x && reps ? x.map((d, i) => mulDims(d, reps[i] ?? null)) : undefined, dtype: dtypeOf(c, 0) }];
+};
+
+/**
+ * Resize (opset 10: X, scales; 11+: X, roi, scales, sizes; 18: axes, keep_aspect_ratio_policy) and
+ * Upsample (scales input, or attribute before opset 9). Output dims are floor(in × scale), or the
+ * sizes. FLOPs: nearest copies (0); linear interpolates 2^k inputs per output over the k resized
+ * axes (2 FLOPs each: a multiply-add), cubic 4^k.
+ */
+const resize: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  const dtype = dtypeOf(c, 0);
+  if (!x) return [{ dtype }];
+  const opset10 = c.node.opType === 'Upsample' || c.node.inputs.length === 2;
+  const scalesIn = c.ins[opset10 ? 1 : 2];
+  const scales = scalesIn?.value?.length ? scalesIn.value : c.node.opType === 'Upsample' ? c.ints('scales') : undefined;
+  const floats = c.attr('scales');
+  const scaleList = scales ?? (Array.isArray(floats) && floats.length ? (floats as number[]) : undefined);
+  const sizes = opset10 ? undefined : c.ins[3]?.value;
+  const axes = (c.ints('axes') ?? x.map((_, i) => i)).map((a) => norm(a, x.length));
+  let s: Shape | undefined;
+  if (sizes && sizes.length === axes.length) {
+    s = [...x];
+    const policy = String(c.attr('keep_aspect_ratio_policy') ?? 'stretch');
+    if (policy !== 'stretch') {
+      // One scale for every axis: the smallest (not_larger) or largest (not_smaller) of sizes / in.
+      const ratios = axes.map((a, i) => {
+        const [n, d] = [sizes[i], x[a]];
+        return typeof n === 'number' && typeof d === 'number' && d > 0 ? n / d : null;
+      });
+      if (ratios.some((r) => r === null)) axes.forEach((a) => (s![a] = null));
+      else {
+        const r = (policy === 'not_larger' ? Math.min : Math.max)(...(ratios as number[]));
+        axes.forEach((a) => (s![a] = Math.round(r * (x[a] as number))));
+      }
+    } else axes.forEach((a, i) => (s![a] = sizes[i]));
+  } else if (scaleList && scaleList.length === axes.length) {
+    s = [...x];
+    axes.forEach((a, i) => {
+      const k = scaleList[i];
+      const d = x[a];
+      if (typeof k !== 'number') s![a] = null;
+      else if (typeof d === 'number') s![a] = Math.floor(d * k + 1e-9);
+      else s![a] = Number.isInteger(k) ? mulDims(d, k) : null;
+    });
+  }
+  if (!s) return [{ shape: x.map(() => null), dtype }];
+  const mode = String(c.attr('mode') ?? 'nearest');
+  const resized = s.filter((d, i) => d !== x[i]).length;
+  const taps = mode === 'nearest' ? 0 : (mode === 'cubic' ? 4 : 2) ** resized;
+  c.flops = 2 * taps * c.bind(s);
+  return [{ shape: s, dtype }];
+};
+
+/** Scatter / ScatterND / ScatterElements: the output is `data` with some elements replaced (one copy per update). */
+const scatter: Handler = (c) => [{ shape: shapeOf(c, 0), dtype: dtypeOf(c, 0) }];
+
+/** GatherND: indices [..., k] pick slices of data past its first batch_dims + k axes. */
+const gatherND: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  const idx = shapeOf(c, 1);
+  const k = idx?.[idx.length - 1];
+  if (!x || !idx || typeof k !== 'number') return [{ dtype: dtypeOf(c, 0) }];
+  const b = c.int('batch_dims', 0);
+  return [{ shape: [...idx.slice(0, -1), ...x.slice(b + k)], dtype: dtypeOf(c, 0) }];
+};
+
+/** ai.onnx.ml ArrayFeatureExtractor: picks entries of the last axis (one row of indices). */
+const arrayFeatureExtractor: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  const idx = shapeOf(c, 1);
+  if (!x || !idx) return [{ dtype: dtypeOf(c, 0) }];
+  const n = productOf(idx);
+  return [{ shape: x.length === 1 ? [1, n] : [...x.slice(0, -1), n], dtype: dtypeOf(c, 0) }];
+};
+
+/** DepthToSpace / SpaceToDepth: [N, C, H, W] ↔ [N, C/b², H·b, W·b]. */
+function spaceDepth(toSpace: boolean): Handler {
+  return (c) => {
+    const x = shapeOf(c, 0);
+    const b = c.int('blocksize', 1);
+    if (!x || x.length !== 4) return [{ dtype: dtypeOf(c, 0) }];
+    const [n, ch, h, w] = x;
+    const s = toSpace
+      ? [n, divDims(ch, b * b), mulDims(h, b), mulDims(w, b)]
+      : [n, mulDims(ch, b * b), divDims(h, b), divDims(w, b)];
+    return [{ shape: s, dtype: dtypeOf(c, 0) }];
+  };
+}
+
+/** TopK: the axis becomes K (input 1, or the attribute before opset 10); values and int64 indices. */
+const topK: Handler = (c) => {
+  const x = shapeOf(c, 0);
+  const k = c.ins[1]?.value?.[0] ?? c.attr('k');
+  if (!x) return [{ dtype: dtypeOf(c, 0) }, { dtype: 'int64' }];
+  const axis = norm(c.int('axis', -1), x.length);
+  const s = x.map((d, i) => (i === axis ? (typeof k === 'number' || typeof k === 'string' ? k : null) : d));
+  c.flops = c.bind(x);
+  return [
+    { shape: s, dtype: dtypeOf(c, 0) },
+    { shape: s, dtype: 'int64' },
+  ];
 };
 
 const handlers: Record<string, Handler> = {
@@ -655,7 +906,10 @@ const handlers: Record<string, Handler> = {
   Expand: expand,
   Flatten: flatten,
   Shape: shapeOp,
-  Size: () => [{ shape: [], dtype: 'int64' }],
+  Size: (c) => {
+    const x = shapeOf(c, 0);
+    return [{ shape: [], dtype: 'int64', value: x ? [productOf(x)] : undefined }];
+  },
   ConstantOfShape: constantOfShape,
   Range: range,
   Pad: pad,
@@ -683,7 +937,46 @@ const handlers: Record<string, Handler> = {
   Trilu: same(1),
   CumSum: same(1),
   Einsum: einsum,
+  Resize: resize,
+  Upsample: resize,
+  Scatter: scatter,
+  ScatterND: scatter,
+  ScatterElements: scatter,
+  GatherND: gatherND,
+  GatherElements: (c) => [{ shape: shapeOf(c, 1), dtype: dtypeOf(c, 0) }],
+  DepthToSpace: spaceDepth(true),
+  SpaceToDepth: spaceDepth(false),
+  TopK: topK,
+  LpNormalization: normalization(3),
+  ReduceLogSum: reduce,
+  ThresholdedRelu: same(1),
+  Shrink: same(2),
+  // Caffe / CoreML's ImageScaler (experimental, removed in opset 10): scale × x + per-channel bias.
+  ImageScaler: same(2),
+  ArrayFeatureExtractor: arrayFeatureExtractor,
+  // ai.onnx.ml ZipMap: its output is a sequence of maps, not a tensor: known, with no shape.
+  ZipMap: () => [{ dtype: 'map' }],
 };
+
+/**
+ * A declared shape (value_info, graph output) completed by the inferred one: a dynamic dim of no
+ * name, or a name the exporter made up for an output ("N", "Transposeenh_dim_0"), gives way to a
+ * size inference knows.
+ */
+function merged(declared: Shape, inferred: Shape, given: Set<string>): Shape {
+  let out: Shape | undefined;
+  for (let i = 0; i < declared.length; i++) {
+    const d = declared[i];
+    const u = inferred[i];
+    if (typeof d === 'number' || u === null || u === d) continue;
+    // A name the model's inputs use (batch, sequence) stays; a name only an output uses ("seq_len_plus_1")
+    // gives way to what inference computed from the inputs ("seq_len + 1"), which the inputs' bindings size.
+    if (typeof d === 'string' && typeof u !== 'number' && symbolsIn(d).some((x) => given.has(x))) continue;
+    out ??= [...declared];
+    out[i] = u;
+  }
+  return out ?? declared;
+}
 
 /** A dim a handler may produce: a non-negative integer, a symbol product, or null (unknown). */
 const validDim = (d: unknown) =>
@@ -695,13 +988,58 @@ export function isKnownOp(opType: string): boolean {
 }
 
 /**
+ * The nodes in an order where every producer comes before its consumers (and an If / Loop / Scan
+ * before its subgraph's nodes). ONNX requires file order to be one, but exporters break it and
+ * onnxruntime sorts anyway: torch 1.6 writes GPT-2's qkv Split nodes at the end of the file, after
+ * the nodes that read them. File order is kept where it is already valid (one pass to check).
+ */
+export function topologicalOrder(graph: ModelGraph): GraphNode[] {
+  const nodes = graph.nodes;
+  const producerOf = (name: string) => (name ? graph.tensors.get(name)?.producer : undefined);
+  const before = (n: GraphNode) => {
+    const deps: number[] = [];
+    if (n.parent >= 0) deps.push(n.parent);
+    for (const i of n.inputs) {
+      const p = producerOf(i);
+      if (p !== undefined && p !== n.index) deps.push(p);
+    }
+    return deps;
+  };
+  if (nodes.every((n) => before(n).every((p) => p < n.index))) return nodes;
+  // Depth-first, iteratively (a chain may be 100,000 nodes long), visiting nodes in file order.
+  const state = new Uint8Array(nodes.length); // 0 new, 1 on the stack, 2 placed
+  const order: GraphNode[] = [];
+  for (const root of nodes) {
+    if (state[root.index]) continue;
+    const stack: [GraphNode, number[]][] = [[root, before(root)]];
+    state[root.index] = 1;
+    while (stack.length) {
+      const [n, deps] = stack[stack.length - 1];
+      const d = deps.pop();
+      if (d === undefined) {
+        stack.pop();
+        state[n.index] = 2;
+        order.push(n);
+      } else if (!state[d]) {
+        state[d] = 1;
+        stack.push([nodes[d], before(nodes[d])]);
+      }
+      // state 1 on a dependency: a cycle (not a valid model); the node runs without that input's shape.
+    }
+  }
+  return order;
+}
+
+/**
  * Runs shape inference over the graph's nodes in order (ONNX nodes are topologically sorted),
  * filling output tensors' shapes, dtypes and known small values, and each node's FLOPs and bytes.
  */
 export function inferShapes(graph: ModelGraph): void {
   const bindings = graph.bindings;
   const bind = (s: Shape | undefined) => evalShape(s, bindings);
-  for (const node of graph.nodes) {
+  const given = new Set<string>();
+  for (const name of graph.inputs) for (const d of graph.tensors.get(name)?.shape ?? []) for (const x of symbolsIn(d)) given.add(x);
+  for (const node of topologicalOrder(graph)) {
     const ins = node.inputs.map((n) => (n ? graph.tensors.get(n) : undefined));
     const handler = handlers[node.opType];
     const ctx: Ctx = {
@@ -746,6 +1084,7 @@ export function inferShapes(graph: ModelGraph): void {
       const o = outs[i];
       if (o && !t.isWeight) {
         if (o.shape && !t.shape) t.shape = o.shape;
+        else if (o.shape && t.shape && o.shape.length === t.shape.length) t.shape = merged(t.shape, o.shape, given);
         if (o.dtype && (t.dtype === 'unknown' || !t.dtype)) t.dtype = o.dtype;
         if (o.value && !t.value && o.value.length <= 64) t.value = o.value;
       }

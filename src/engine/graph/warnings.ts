@@ -1,5 +1,6 @@
 import { symbolsIn } from './dims';
-import type { ModelGraph } from './model-graph';
+import type { GraphNode, GraphTensor, ModelGraph } from './model-graph';
+import { topologicalOrder } from './shapes';
 
 /**
  * Symbolic dims that the graph's shapes use and its bindings leave unbound. evalDim counts each as
@@ -34,11 +35,59 @@ export function graphWarnings(graph: ModelGraph, options: { unboundDims?: boolea
     );
   }
   const failed = graph.nodes.filter((n) => n.shapeError !== undefined);
+  const stops = whereShapesStop(graph);
   if (failed.length) {
     const first = failed[0];
     out.push(
       `shape inference failed at ${failed.length} node${failed.length === 1 ? '' : 's'} (first: '${first.name || first.opType}' (${first.opType}): ${first.shapeError}): their outputs have no shapes and no FLOPs are counted for them`,
     );
   }
+  if (stops.origins.length) {
+    const first = stops.origins[0];
+    const why = first.known
+      ? 'its output size depends on values shape inference cannot compute'
+      : `shape inference does not know the op ${first.domain && first.domain !== 'ai.onnx' ? `${first.domain}.` : ''}${first.opType}`;
+    const n = stops.origins.length;
+    const m = stops.downstream;
+    out.push(
+      `shape inference stops at ${n} node${n === 1 ? '' : 's'} (first: '${first.name || first.opType}' (${first.opType}): ${why})` +
+        (m
+          ? `: ${m} node${m === 1 ? '' : 's'} after ${n === 1 ? 'it' : 'them'} ${m === 1 ? 'has' : 'have'} inputs of unknown shape, so ${m === 1 ? 'its' : 'their'} FLOPs are not known (counted as 0, or with the unknown dims as 1)`
+          : ''),
+    );
+  }
   return out;
+}
+
+const incomplete = (t: GraphTensor | undefined) => !t || !t.shape || t.shape.some((d) => d === null);
+
+/**
+ * Where shape inference stops: nodes whose op it does not know, or whose output it cannot size
+ * although every input is sized (a Reshape whose target is computed from values it cannot follow),
+ * and how many nodes after them read a tensor of unknown shape. Nodes whose rule failed are
+ * reported apart (shapeError); If / Loop / Scan bodies are left to their holders.
+ */
+export function whereShapesStop(graph: ModelGraph): { origins: GraphNode[]; downstream: number } {
+  const tainted = new Set<string>();
+  const origins: GraphNode[] = [];
+  let downstream = 0;
+  const used = (name: string) => {
+    const t = graph.tensors.get(name);
+    return t !== undefined && t.dtype !== 'map' && (t.consumers.length > 0 || graph.outputs.includes(name));
+  };
+  for (const node of topologicalOrder(graph)) {
+    if (node.opType === 'Constant' || node.depth > 0) continue;
+    const ins = node.inputs.filter((i) => i);
+    const fromTaint = ins.some((i) => tainted.has(i));
+    const outs = node.outputs.filter((o) => o && used(o));
+    const unsized = outs.filter((o) => incomplete(graph.tensors.get(o)));
+    if (fromTaint) downstream++;
+    else if (node.shapeError === undefined && unsized.length) {
+      const sized = ins.every((i) => !incomplete(graph.tensors.get(i)));
+      if (!node.known || sized) origins.push(node);
+      else continue;
+    } else if (node.shapeError === undefined) continue;
+    for (const o of unsized) tainted.add(o);
+  }
+  return { origins, downstream };
 }
