@@ -84,11 +84,23 @@ async function runOnce(name: string): Promise<Run> {
     );
     const n = dims.reduce((a, b) => a * b, 1);
     if (tt.elemType === onnx.TensorProto.DataType.FLOAT) {
-      feeds[input.name!] = new ort.Tensor('float32', Float32Array.from({ length: n }, (_, k) => Math.sin(k) / 2), dims);
+      feeds[input.name!] = new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: n }, (_, k) => Math.sin(k) / 2),
+        dims,
+      );
     } else if (tt.elemType === onnx.TensorProto.DataType.INT64) {
-      feeds[input.name!] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, k) => BigInt(k % 2)), dims);
+      feeds[input.name!] = new ort.Tensor(
+        'int64',
+        BigInt64Array.from({ length: n }, (_, k) => BigInt(k % 2)),
+        dims,
+      );
     } else if (tt.elemType === onnx.TensorProto.DataType.INT32) {
-      feeds[input.name!] = new ort.Tensor('int32', Int32Array.from({ length: n }, (_, k) => k % 2), dims);
+      feeds[input.name!] = new ort.Tensor(
+        'int32',
+        Int32Array.from({ length: n }, (_, k) => k % 2),
+        dims,
+      );
     } else throw new Error(`${name}: input type ${tt.elemType}`);
   }
   // Expose every node output (ZipMap's sequence of maps is not a tensor: left out).
@@ -105,7 +117,10 @@ async function runOnce(name: string): Promise<Run> {
   }
   const copyFile = path.join(tmp, name);
   fs.writeFileSync(copyFile, onnx.ModelProto.encode(copy).finish());
-  const session = await ort.InferenceSession.create(copyFile, { graphOptimizationLevel: 'disabled', logSeverityLevel: 3 });
+  const session = await ort.InferenceSession.create(copyFile, {
+    graphOptimizationLevel: 'disabled',
+    logSeverityLevel: 3,
+  });
   const out = await session.run(feeds);
   const real = new Map(Object.entries(out).map(([k, t]) => [k, t.dims.map(Number)]));
   await session.release();
@@ -143,7 +158,9 @@ describe('shapes and FLOPs of external ONNX exports, against onnxruntime', funct
         if (mine && JSON.stringify(mine) === JSON.stringify(real)) same++;
         else if (!c.unsized?.[t]) {
           const p = r.graph.tensors.get(t)?.producer;
-          wrong.push(`${t} (${p === undefined ? '?' : r.graph.nodes[p].opType}): onnxruntime ${JSON.stringify(real)}, ours ${JSON.stringify(r.graph.tensors.get(t)?.shape)}`);
+          wrong.push(
+            `${t} (${p === undefined ? '?' : r.graph.nodes[p].opType}): onnxruntime ${JSON.stringify(real)}, ours ${JSON.stringify(r.graph.tensors.get(t)?.shape)}`,
+          );
         }
       }
       assert.deepStrictEqual(wrong.slice(0, 10), [], `${wrong.length} of ${r.real.size} differ`);
@@ -237,7 +254,8 @@ describe('shapes and FLOPs of external ONNX exports, against onnxruntime', funct
       [384, 64, 256, 14],
       [512, 64, 256, 14],
     ];
-    const macs = 113 ** 2 * 64 * 3 * 9 + fires.reduce((s, [c, q, e, hw]) => s + hw * hw * (q * c + e * q + e * q * 9), 0);
+    const macs =
+      113 ** 2 * 64 * 3 * 9 + fires.reduce((s, [c, q, e, hw]) => s + hw * hw * (q * c + e * q + e * q * 9), 0);
     assert.strictEqual(flops('Conv'), 2 * macs);
     assert.strictEqual(flops('Gemm'), 2 * 512 * 10 + 10);
     const report = await inspectFile(path.join(EXTERNAL, 'ort_squeezenet_tensor_input.onnx'));
@@ -277,7 +295,10 @@ describe('where shape inference stops, in the warnings', () => {
       // x [4, 8] → custom op (unknown to us) → MatMul w [8, 8] → Relu: two nodes after the stop.
       const bytes = onnx.ModelProto.encode({
         irVersion: 8,
-        opsetImport: [{ domain: '', version: 17 }, { domain: 'com.example', version: 1 }],
+        opsetImport: [
+          { domain: '', version: 17 },
+          { domain: 'com.example', version: 1 },
+        ],
         graph: {
           name: 'g',
           node: [
@@ -286,7 +307,9 @@ describe('where shape inference stops, in the warnings', () => {
             { name: 'act', opType: 'Relu', input: ['y'], output: ['z'] },
           ],
           initializer: [{ name: 'w', dims: [8, 8], dataType: 1, floatData: new Array(64).fill(0.5) }],
-          input: [{ name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 4 }, { dimValue: 8 }] } } } }],
+          input: [
+            { name: 'x', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 4 }, { dimValue: 8 }] } } } },
+          ],
           output: [{ name: 'z', type: { tensorType: { elemType: 1 } } }],
         },
       }).finish();

@@ -60,7 +60,8 @@ function valueInfoTensor(v: OnnxValueInfo): GraphTensor {
   if (v.type && (v.type.kind === 'tensor' || v.type.kind === 'sparse_tensor')) {
     t.dtype = onnxDtypeName(v.type.elemType);
     // A negative dim_value (Paddle writes -1 for "any") is a dynamic dim of no name.
-    if (v.type.shape) t.shape = v.type.shape.map((d): Dim => (typeof d === 'string' ? symbol(d) : d !== null && d < 0 ? null : d));
+    if (v.type.shape)
+      t.shape = v.type.shape.map((d): Dim => (typeof d === 'string' ? symbol(d) : d !== null && d < 0 ? null : d));
   }
   return t;
 }
@@ -131,7 +132,14 @@ function loadFillValue(node: GraphNode, attributes: OnnxAttribute[], source: Byt
   const a = attributes.find((x) => x.name === 'value');
   const held = node.attributes.value;
   const t = a?.t;
-  if (!t || t.elements !== 1 || t.data.kind === 'external' || !held || typeof held !== 'object' || !('tensor' in held)) {
+  if (
+    !t ||
+    t.elements !== 1 ||
+    t.data.kind === 'external' ||
+    !held ||
+    typeof held !== 'object' ||
+    !('tensor' in held)
+  ) {
     return;
   }
   held.dtype = onnxDtypeName(t.dataType);
