@@ -60,8 +60,9 @@ function valueInfoTensor(v: OnnxValueInfo): GraphTensor {
   if (v.type && (v.type.kind === 'tensor' || v.type.kind === 'sparse_tensor')) {
     t.dtype = onnxDtypeName(v.type.elemType);
     // A negative dim_value (Paddle writes -1 for "any") is a dynamic dim of no name.
-    if (v.type.shape)
+    if (v.type.shape) {
       t.shape = v.type.shape.map((d): Dim => (typeof d === 'string' ? symbol(d) : d !== null && d < 0 ? null : d));
+    }
   }
   return t;
 }

@@ -1038,8 +1038,9 @@ export function inferShapes(graph: ModelGraph): void {
   const bindings = graph.bindings;
   const bind = (s: Shape | undefined) => evalShape(s, bindings);
   const given = new Set<string>();
-  for (const name of graph.inputs)
+  for (const name of graph.inputs) {
     for (const d of graph.tensors.get(name)?.shape ?? []) for (const x of symbolsIn(d)) given.add(x);
+  }
   for (const node of topologicalOrder(graph)) {
     const ins = node.inputs.map((n) => (n ? graph.tensors.get(n) : undefined));
     const handler = handlers[node.opType];

@@ -45,7 +45,7 @@ export function graphWarnings(graph: ModelGraph, options: { unboundDims?: boolea
   if (stops.origins.length) {
     const first = stops.origins[0];
     const why = first.known
-      ? 'its output size depends on values shape inference cannot compute'
+      ? 'its output cannot be sized from what is known of its inputs (shapes and values)'
       : `shape inference does not know the op ${first.domain && first.domain !== 'ai.onnx' ? `${first.domain}.` : ''}${first.opType}`;
     const n = stops.origins.length;
     const m = stops.downstream;
