@@ -993,6 +993,19 @@ export function isKnownOp(opType: string): boolean {
  * onnxruntime sorts anyway: torch 1.6 writes GPT-2's qkv Split nodes at the end of the file, after
  * the nodes that read them. File order is kept where it is already valid (one pass to check).
  */
+function isSorted(graph: ModelGraph): boolean {
+  const tensors = graph.tensors;
+  for (const n of graph.nodes) {
+    if (n.parent >= n.index) return false;
+    for (const i of n.inputs) {
+      if (!i) continue;
+      const p = tensors.get(i)?.producer;
+      if (p !== undefined && p > n.index) return false;
+    }
+  }
+  return true;
+}
+
 export function topologicalOrder(graph: ModelGraph): GraphNode[] {
   const nodes = graph.nodes;
   const producerOf = (name: string) => (name ? graph.tensors.get(name)?.producer : undefined);
@@ -1005,7 +1018,7 @@ export function topologicalOrder(graph: ModelGraph): GraphNode[] {
     }
     return deps;
   };
-  if (nodes.every((n) => before(n).every((p) => p < n.index))) return nodes;
+  if (isSorted(graph)) return nodes;
   // Depth-first, iteratively (a chain may be 100,000 nodes long), visiting nodes in file order.
   const state = new Uint8Array(nodes.length); // 0 new, 1 on the stack, 2 placed
   const order: GraphNode[] = [];

@@ -35,7 +35,13 @@ export function graphWarnings(graph: ModelGraph, options: { unboundDims?: boolea
     );
   }
   const failed = graph.nodes.filter((n) => n.shapeError !== undefined);
-  const stops = whereShapesStop(graph);
+  // Only a graph with an unsized tensor or an unknown op can have a place where inference stops.
+  const stops =
+    unknownDims.length ||
+    graph.nodes.some((n) => !n.known && n.opType !== 'Constant') ||
+    [...graph.tensors.values()].some((t) => t.producer !== undefined && !t.shape && t.consumers.length > 0)
+      ? whereShapesStop(graph)
+      : { origins: [], downstream: 0 };
   if (failed.length) {
     const first = failed[0];
     out.push(
