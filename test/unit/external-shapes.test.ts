@@ -4,7 +4,7 @@ import * as os from 'os';
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import * as path from 'path';
-import { evalDim } from '../../src/engine/graph/dims';
+import { addDims, divDims, evalDim, mulDims, subDims, symbol, symbolsIn } from '../../src/engine/graph/dims';
 import type { ModelGraph } from '../../src/engine/graph/model-graph';
 import { openModel } from '../../src/engine/formats/registry';
 import { FileByteSource } from '../../src/node/file-source';
@@ -287,6 +287,27 @@ function constantDims(g: onnx.IGraphProto, name: string): number[] | undefined {
   const c = (g.node ?? []).find((n) => n.opType === 'Constant' && n.output![0] === name);
   return c?.attribute?.find((a) => a.name === 'value')?.t?.dims?.map(Number);
 }
+
+describe('symbolic dims with sums (a KV cache: seq_len + 1)', () => {
+  it('adds, subtracts, multiplies and divides term by term, and evaluates with bindings', () => {
+    assert.strictEqual(addDims('seq_len', 1), 'seq_len + 1');
+    assert.strictEqual(subDims(addDims('seq_len', 1), 'seq_len'), 1);
+    assert.strictEqual(subDims(addDims('seq_len', 1), 1), 'seq_len');
+    assert.strictEqual(subDims(64, 'n'), '-1*n + 64');
+    assert.strictEqual(mulDims('seq_len + 1', 2), '2*seq_len + 2');
+    assert.strictEqual(mulDims('a + 1', 'b'), 'a*b + b');
+    assert.strictEqual(divDims('2*seq_len + 2', 2), 'seq_len + 1');
+    assert.strictEqual(divDims('seq_len + 1', 2), null);
+    assert.strictEqual(addDims('sequence - 192', 'sequence'), '2*sequence - 192');
+    assert.strictEqual(evalDim('2*seq_len - 3', { seq_len: 4 }), 5);
+    assert.deepStrictEqual(symbolsIn('a*b + c'), ['a', 'b', 'c']);
+    // onnxruntime's symbolic shape inference writes sums as dim names; WinML writes "None" for no name.
+    assert.strictEqual(symbol('past_seq_len + 1'), 'past_seq_len + 1');
+    assert.strictEqual(symbol('1 + past_seq_len'), 'past_seq_len + 1');
+    assert.strictEqual(symbol('None'), null);
+    assert.strictEqual(symbol('batch'), 'batch');
+  });
+});
 
 describe('where shape inference stops, in the warnings', () => {
   it('names the op and the first node, and counts the nodes after it whose FLOPs are unknown', async () => {

@@ -136,8 +136,21 @@ function foldArithmetic(c: Ctx): Dim[] | undefined {
       case 'Div':
         out.push(typeof x === 'number' && typeof y === 'number' ? Math.trunc(x / y) : divDims(x, y));
         break;
-      default:
-        return undefined;
+      default: {
+        // The rest only on numbers (ONNX's expanded Attention tests heads with Mod / And / Not).
+        if (typeof x !== 'number' || typeof y !== 'number') {
+          out.push(null);
+          break;
+        }
+        const op = c.node.opType;
+        if (op === 'Mod') {
+          // fmod = 0 (integers): the sign of the divisor, as Python's %.
+          out.push(y === 0 ? null : c.int('fmod', 0) ? x % y : ((x % y) + y) % y);
+        } else if (op === 'Max' || op === 'Min') out.push(op === 'Max' ? Math.max(x, y) : Math.min(x, y));
+        else if (op === 'And' || op === 'Or') out.push((op === 'And' ? x && y : x || y) ? 1 : 0);
+        else if (op === 'Less' || op === 'Greater') out.push((op === 'Less' ? x < y : x > y) ? 1 : 0);
+        else return undefined;
+      }
     }
   }
   return out;
@@ -867,7 +880,13 @@ const handlers: Record<string, Handler> = {
   Sin: same(1),
   Cos: same(1),
   Tan: same(1),
-  Not: same(1, 'bool'),
+  Not: (c) => {
+    const v = c.ins[0]?.value;
+    c.flops = c.bind(shapeOf(c, 0));
+    return [
+      { shape: shapeOf(c, 0), dtype: 'bool', value: v?.map((d) => (typeof d === 'number' ? (d ? 0 : 1) : null)) },
+    ];
+  },
   IsNaN: same(1, 'bool'),
   IsInf: same(1, 'bool'),
   Clip: same(2),
