@@ -22,10 +22,19 @@ const builds = [
     format: 'cjs',
     external: ['vscode', 'webgpu', 'onnxruntime-node'],
   },
+  // The command line: dist/cli.js is the executable, a launcher that runs the bundle dist/cli-main.js
+  // with V8's code cache (src/cli-launch.ts, src/node/code-cache.ts).
+  {
+    ...common,
+    entryPoints: ['src/cli-launch.ts'],
+    outfile: 'dist/cli.js',
+    platform: 'node',
+    format: 'cjs',
+  },
   {
     ...common,
     entryPoints: ['src/cli.ts'],
-    outfile: 'dist/cli.js',
+    outfile: 'dist/cli-main.js',
     platform: 'node',
     format: 'cjs',
     external: ['onnxruntime-node', 'webgpu'],

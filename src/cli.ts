@@ -109,18 +109,21 @@ export function reportError(e: unknown, command: string, file: string | undefine
   return 2;
 }
 
-if (require.main === module) {
+/** Runs the command line on `argv` and sets the exit code; dist/cli.js (src/cli-launch.ts) calls it. */
+export function runCli(argv: string[] = process.argv.slice(2)): void {
   // `layerplan … | head`: a reader that stops early is not an error.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw e;
   });
-  main(process.argv.slice(2)).then(
+  main(argv).then(
     (code) => {
       process.exitCode = code;
     },
     (e) => {
-      process.exitCode = reportError(e, process.argv[2] ?? '', undefined);
+      process.exitCode = reportError(e, argv[0] ?? '', undefined);
     },
   );
 }
+
+if (require.main === module) runCli();

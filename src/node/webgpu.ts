@@ -2,6 +2,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import { adapterName } from '../gpu/runner';
+import { esmImport } from './esm-import';
 
 /** Debian's chromium package ships SwiftShader's Vulkan driver: Dawn runs on it where no GPU is. */
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -22,7 +23,7 @@ export async function nodeGpu(): Promise<NodeGpu> {
   if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = os.tmpdir();
   let mod: { create: (flags: string[]) => GPU };
   try {
-    mod = (await import('webgpu')) as unknown as typeof mod;
+    mod = (await esmImport('webgpu')) as typeof mod;
   } catch (e) {
     return {
       reason: `the npm package 'webgpu' (Dawn) is not installed or does not load here: ${(e as Error).message.split('\n')[0]}`,
