@@ -23,7 +23,7 @@ export const MAX_CACHE_FILES = 24;
 const PREFIX = 'cli-';
 const SUFFIX = '.v8cache';
 
-/** The per-user cache folder: LAYERPLAN_CACHE_DIR ('' turns the cache off), else the platform's. */
+/** The per-user folder of the code cache: LAYERPLAN_CACHE_DIR ('' turns the cache off), else code-cache/ in the platform's cache folder. */
 export function codeCacheDir(
   env: NodeJS.ProcessEnv = process.env,
   platform: NodeJS.Platform = process.platform,
@@ -38,12 +38,12 @@ export function codeCacheDir(
   }
   if (platform === 'win32') {
     const local = env.LOCALAPPDATA || (home && path.join(home, 'AppData', 'Local'));
-    return local ? path.join(local, 'layerplan', 'Cache') : undefined;
+    return local ? path.join(local, 'layerplan', 'Cache', 'code-cache') : undefined;
   }
-  if (platform === 'darwin') return home ? path.join(home, 'Library', 'Caches', 'layerplan') : undefined;
+  if (platform === 'darwin') return home ? path.join(home, 'Library', 'Caches', 'layerplan', 'code-cache') : undefined;
   const xdg = env.XDG_CACHE_HOME;
-  if (xdg && path.isAbsolute(xdg)) return path.join(xdg, 'layerplan');
-  return home ? path.join(home, '.cache', 'layerplan') : undefined;
+  if (xdg && path.isAbsolute(xdg)) return path.join(xdg, 'layerplan', 'code-cache');
+  return home ? path.join(home, '.cache', 'layerplan', 'code-cache') : undefined;
 }
 
 /** Creates `dir` if needed; returns whether it is ours alone (POSIX: owned by us, writable by no one else). */

@@ -139,13 +139,19 @@ describe('the CLI code cache (src/node/code-cache.ts, dist/cli.js)', () => {
   it('the per-user folder: LAYERPLAN_CACHE_DIR, XDG_CACHE_HOME, the platform’s cache folder', () => {
     assert.strictEqual(codeCacheDir({ LAYERPLAN_CACHE_DIR: '' }, 'linux'), undefined);
     assert.strictEqual(codeCacheDir({ LAYERPLAN_CACHE_DIR: '/x/y' }, 'linux'), path.resolve('/x/y'));
-    assert.strictEqual(codeCacheDir({ XDG_CACHE_HOME: '/xdg' }, 'linux'), path.join('/xdg', 'layerplan'));
+    assert.strictEqual(codeCacheDir({ XDG_CACHE_HOME: '/xdg' }, 'linux'), path.join('/xdg', 'layerplan', 'code-cache'));
     assert.strictEqual(
       codeCacheDir({ XDG_CACHE_HOME: 'rel' }, 'linux'),
-      path.join(os.homedir(), '.cache', 'layerplan'),
+      path.join(os.homedir(), '.cache', 'layerplan', 'code-cache'),
     );
-    assert.strictEqual(codeCacheDir({}, 'darwin'), path.join(os.homedir(), 'Library', 'Caches', 'layerplan'));
-    assert.strictEqual(codeCacheDir({ LOCALAPPDATA: 'C:\\L' }, 'win32'), path.join('C:\\L', 'layerplan', 'Cache'));
+    assert.strictEqual(
+      codeCacheDir({}, 'darwin'),
+      path.join(os.homedir(), 'Library', 'Caches', 'layerplan', 'code-cache'),
+    );
+    assert.strictEqual(
+      codeCacheDir({ LOCALAPPDATA: 'C:\\L' }, 'win32'),
+      path.join('C:\\L', 'layerplan', 'Cache', 'code-cache'),
+    );
   });
 
   it('dist/cli.js: the same output without a cache, on a miss and on a hit; one file per command', function () {
