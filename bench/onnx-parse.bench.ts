@@ -83,7 +83,7 @@ function main(): void {
   rows.push(['layerplan inspect, big model', inspectBig]);
   const noCache = best(node, ['--require', preload, cli, 'inspect', big, '--json'], {
     ...process.env,
-    LAYERPLAN_CACHE_DIR: '',
+    LAYERPLAN_CODE_CACHE: '',
   });
   rows.push(['  the same without the code cache', noCache]);
   const nodeStart = best(node, ['--require', preload, '-e', '0']);

@@ -23,12 +23,12 @@ export const MAX_CACHE_FILES = 24;
 const PREFIX = 'cli-';
 const SUFFIX = '.v8cache';
 
-/** The per-user folder of the code cache: LAYERPLAN_CACHE_DIR ('' turns the cache off), else code-cache/ in the platform's cache folder. */
+/** The per-user folder of the code cache: LAYERPLAN_CODE_CACHE ('' turns the cache off), else code-cache/ in the platform's cache folder. */
 export function codeCacheDir(
   env: NodeJS.ProcessEnv = process.env,
   platform: NodeJS.Platform = process.platform,
 ): string | undefined {
-  const own = env.LAYERPLAN_CACHE_DIR;
+  const own = env.LAYERPLAN_CODE_CACHE;
   if (own !== undefined) return own ? path.resolve(own) : undefined;
   let home: string;
   try {

@@ -136,9 +136,9 @@ describe('the CLI code cache (src/node/code-cache.ts, dist/cli.js)', () => {
     assert.ok(!left.includes('cli-old0-0.v8cache') && left.includes(`cli-old${MAX_CACHE_FILES + 4}-0.v8cache`));
   });
 
-  it('the per-user folder: LAYERPLAN_CACHE_DIR, XDG_CACHE_HOME, the platform’s cache folder', () => {
-    assert.strictEqual(codeCacheDir({ LAYERPLAN_CACHE_DIR: '' }, 'linux'), undefined);
-    assert.strictEqual(codeCacheDir({ LAYERPLAN_CACHE_DIR: '/x/y' }, 'linux'), path.resolve('/x/y'));
+  it('the per-user folder: LAYERPLAN_CODE_CACHE, XDG_CACHE_HOME, the platform’s cache folder', () => {
+    assert.strictEqual(codeCacheDir({ LAYERPLAN_CODE_CACHE: '' }, 'linux'), undefined);
+    assert.strictEqual(codeCacheDir({ LAYERPLAN_CODE_CACHE: '/x/y' }, 'linux'), path.resolve('/x/y'));
     assert.strictEqual(codeCacheDir({ XDG_CACHE_HOME: '/xdg' }, 'linux'), path.join('/xdg', 'layerplan', 'code-cache'));
     assert.strictEqual(
       codeCacheDir({ XDG_CACHE_HOME: 'rel' }, 'linux'),
@@ -165,10 +165,10 @@ describe('the CLI code cache (src/node/code-cache.ts, dist/cli.js)', () => {
       assert.strictEqual(r.status, 0, r.stderr);
       return { out: r.stdout, cache: /code cache (\w+)/.exec(r.stderr)?.[1] };
     };
-    const plain = run({ LAYERPLAN_CACHE_DIR: '' }, 'inspect', MODEL, '--json');
+    const plain = run({ LAYERPLAN_CODE_CACHE: '' }, 'inspect', MODEL, '--json');
     assert.strictEqual(plain.cache, 'off');
-    const miss = run({ LAYERPLAN_CACHE_DIR: dir }, 'inspect', MODEL, '--json');
-    const hit = run({ LAYERPLAN_CACHE_DIR: dir }, 'inspect', MODEL, '--json');
+    const miss = run({ LAYERPLAN_CODE_CACHE: dir }, 'inspect', MODEL, '--json');
+    const hit = run({ LAYERPLAN_CODE_CACHE: dir }, 'inspect', MODEL, '--json');
     assert.deepStrictEqual([miss.cache, hit.cache], ['miss', 'hit']);
     assert.strictEqual(miss.out, plain.out);
     assert.strictEqual(hit.out, plain.out);
@@ -178,7 +178,7 @@ describe('the CLI code cache (src/node/code-cache.ts, dist/cli.js)', () => {
       const r = spawnSync(
         process.execPath,
         [CLI, 'verify', MODEL, '--tensor', 'onnx::MatMul_304', '--format', 'q4_0', '--json'],
-        { encoding: 'utf8', env: { ...process.env, LAYERPLAN_CACHE_DIR: dir, LAYERPLAN_DEBUG_CACHE: '1' } },
+        { encoding: 'utf8', env: { ...process.env, LAYERPLAN_CODE_CACHE: dir, LAYERPLAN_DEBUG_CACHE: '1' } },
       );
       assert.doesNotMatch(r.stdout + r.stderr, /dynamic import/i);
       return { status: r.status, device: JSON.parse(r.stdout).device, cache: /code cache (\w+)/.exec(r.stderr)?.[1] };
@@ -186,10 +186,10 @@ describe('the CLI code cache (src/node/code-cache.ts, dist/cli.js)', () => {
     const [verifyMiss, verifyHit] = [verify(), verify()];
     assert.deepStrictEqual([verifyMiss.cache, verifyHit.cache], ['miss', 'hit']);
     assert.deepStrictEqual({ ...verifyHit, cache: '' }, { ...verifyMiss, cache: '' });
-    run({ LAYERPLAN_CACHE_DIR: dir }, '--help');
+    run({ LAYERPLAN_CODE_CACHE: dir }, '--help');
     const bad = spawnSync(process.execPath, [CLI, 'no-such-command'], {
       encoding: 'utf8',
-      env: { ...process.env, LAYERPLAN_CACHE_DIR: dir },
+      env: { ...process.env, LAYERPLAN_CODE_CACHE: dir },
     });
     assert.strictEqual(bad.status, 2);
     assert.deepStrictEqual(
