@@ -1171,6 +1171,7 @@ function fixture(name: string): vscode.Uri {
   const from = [
     path.join(folder.uri.fsPath, name),
     path.join(folder.uri.fsPath, '..', 'test', 'fixtures', 'models', name),
+    path.join(folder.uri.fsPath, '..', 'test', 'fixtures', 'external', name),
   ].find((f) => fs.existsSync(f))!;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerplan-view-'));
   fs.copyFileSync(from, path.join(dir, name));
@@ -1340,6 +1341,40 @@ describe('what Netron users expect of the graph view', () => {
     await viewUntil(uri, 'back in the branch', (x) => x.crumbs.length === 2);
     await ui([{ click: 'header .crumbs a >> nth=0' }]);
     await viewUntil(uri, 'back at the top', (x) => x.crumbs.length === 1 && x.level === '');
+  });
+
+  it('opens Silero VAD v5 (the model inside one If) as the If at the top and its modules inside each branch', async function () {
+    this.timeout(120000);
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    const uri = fixture('silero_vad.onnx');
+    await vscode.commands.executeCommand('vscode.openWith', uri, 'layerplan.modelGraph');
+    // The top: the sample-rate test and the If; the branches' layers are not boxes of their own here.
+    let v = await viewUntil(uri, 'the top level', (x) => x.textNames.includes('If_0'));
+    assert.ok(!v.textNames.some((n) => n.startsWith('If_0.then.')), v.textNames.join(','));
+    await ui([
+      { click: '.box.layer[aria-label="Layer If_0"]' },
+      { wait: '.box.node[data-enters]' },
+      { dblclick: '.box.node[data-enters]' },
+    ]);
+    v = await viewUntil(uri, 'inside a branch', (x) => x.crumbs.length === 2 && x.layers > 1);
+    assert.match(v.crumbs[1], /^If_0 · (then|else)_branch$/);
+    // Named without spox's `If_0_then_branch__Inline_0__` prefix.
+    for (const n of ['stft', 'encoder.0', 'encoder.3', 'decoder']) {
+      assert.ok(v.textNames.includes(n), v.textNames.join(','));
+    }
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+
+  it('opens a Paddle detector (PicoDet) as backbone stages, neck and one head per level', async function () {
+    this.timeout(60000);
+    const uri = fixture('paddle_picodet_xs_416_lcnet.onnx');
+    await vscode.commands.executeCommand('vscode.openWith', uri, 'layerplan.modelGraph');
+    const v = await viewUntil(uri, 'the detector', (x) => x.layers > 0);
+    for (const n of ['backbone.stem', 'backbone.stage4.block5', 'neck.conv0', 'head.conv3']) {
+      assert.ok(v.textNames.includes(n), v.textNames.join(','));
+    }
+    for (const c of ['backbone', 'neck', 'head']) assert.ok(v.clusters.includes(c), v.clusters.join(','));
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
   });
 
   it('opens a Paddle recognizer as backbone / neck / head, not as one layer per op type', async function () {
