@@ -1,6 +1,6 @@
 import { groupLevel, runFlops } from '../engine/graph/layers';
 import type { ModelGraph } from '../engine/graph/model-graph';
-import { analyzeGraph, isParameter, levelAncestor } from '../engine/graph/structure';
+import { analyzeGraph, isParameter, levelAncestor, type GraphAnalysis } from '../engine/graph/structure';
 import { graphWarnings } from '../engine/graph/warnings';
 import type {
   Edge,
@@ -103,26 +103,10 @@ export function levelInfo(graph: ModelGraph, id: string, file: string): LevelInf
   return { id, crumbs };
 }
 
-const holderSets = new WeakMap<ModelGraph, Set<number>>();
-/** The nodes that hold subgraphs. */
-function insideOf(graph: ModelGraph): Set<number> {
-  let set = holderSets.get(graph);
-  if (!set) holderSets.set(graph, (set = new Set([...(graph.subgraphs?.values() ?? [])].map((sg) => sg.parent))));
-  return set;
-}
-
 /** The nodes under a level node (itself and everything inside its subgraphs). */
-function withInside(graph: ModelGraph, nodes: number[]): number[] {
-  if (!graph.subgraphs?.size || !nodes.some((i) => insideOf(graph).has(i))) return nodes;
-  const out = [...nodes];
-  const holders = new Set(nodes);
-  for (const n of graph.nodes) {
-    if (n.parent >= 0 && holders.has(n.parent)) {
-      out.push(n.index);
-      holders.add(n.index);
-    }
-  }
-  return out;
+function withInside(a: GraphAnalysis, nodes: number[]): number[] {
+  const within = nodes.flatMap((i) => a.inside(i));
+  return within.length ? [...nodes, ...within] : nodes;
 }
 
 function io(graph: ModelGraph, names: string[], level: Level, kind: 'input' | 'output'): IoEntry[] {
@@ -145,7 +129,7 @@ export function modelSummary(file: string, graph: ModelGraph, levelId = ''): Mod
   const a = analyzeGraph(graph);
   const run = runOf(graph);
   const boxes: LayerBox[] = level.groups.map((g, index) => {
-    const all = withInside(graph, g.nodes);
+    const all = withInside(a, g.nodes);
     const ops = new Map<string, number>();
     for (const i of all) if (!a.foldable[i]) ops.set(graph.nodes[i].opType, (ops.get(graph.nodes[i].opType) ?? 0) + 1);
     const top = [...ops]

@@ -281,17 +281,9 @@ const DOMINANT_SHARE = 0.5;
 const bodyLabel = (attribute: string) => attribute.replace(/_branch$/, '');
 
 /** Top-level groups, with the groups of dominant subgraph holders' bodies after the group that holds them. */
-function layerGroups(graph: ModelGraph, a: GraphAnalysis): LevelGroup[] {
-  const top: number[] = [];
-  for (const n of graph.nodes) if (n.parent < 0) top.push(n.index);
+function layerGroups(graph: ModelGraph, top: number[], a: GraphAnalysis): LevelGroup[] {
   const groups = groupLevel(graph, top, graph.outputs, a);
   if (!graph.subgraphs?.size) return groups;
-  // Nodes inside each holder, all levels down (a subgraph's nodes follow their holder: one pass upward).
-  const inside = new Int32Array(graph.nodes.length);
-  for (let i = graph.nodes.length - 1; i >= 0; i--) {
-    const p = graph.nodes[i].parent;
-    if (p >= 0) inside[p] += inside[i] + 1;
-  }
   const bodies = new Map<number, Subgraph[]>();
   for (const sg of graph.subgraphs.values()) bodies.set(sg.parent, [...(bodies.get(sg.parent) ?? []), sg]);
   const out: LevelGroup[] = [];
@@ -306,7 +298,7 @@ function layerGroups(graph: ModelGraph, a: GraphAnalysis): LevelGroup[] {
       out.push({ name, nodes: g.nodes });
       if (depth > 8) continue;
       for (const i of g.nodes) {
-        if (inside[i] < DOMINANT_SHARE * graph.nodes.length) continue;
+        if (a.inside(i).length < DOMINANT_SHARE * graph.nodes.length) continue;
         for (const sg of bodies.get(i) ?? []) {
           expand(groupLevel(graph, sg.nodes, sg.outputs, a), `${name}.${bodyLabel(sg.attribute)}`, name, depth + 1);
         }
@@ -319,9 +311,9 @@ function layerGroups(graph: ModelGraph, a: GraphAnalysis): LevelGroup[] {
 
 export function groupLayers(graph: ModelGraph): void {
   const a = analyzeGraph(graph);
-  const groups = layerGroups(graph, a);
   const top: number[] = [];
   for (const n of graph.nodes) if (n.parent < 0) top.push(n.index);
+  const groups = layerGroups(graph, top, a);
   const layers: Layer[] = [];
   const byName = new Map<string, Layer>();
   const get = (name: string): Layer => {

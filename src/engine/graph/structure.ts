@@ -82,6 +82,8 @@ export interface GraphAnalysis {
    * parameters once and hands each use its own Identity, so each copy stands for a parameter of its own.
    */
   copiesOf(tensor: string): readonly WeightCopy[];
+  /** The nodes inside a subgraph holder (If / Loop / Scan), all levels down; none for other nodes. */
+  inside(node: number): readonly number[];
 }
 
 /** A weight handed out by an Identity node: the copy (the Identity's output) and the stored weight behind it. */
@@ -100,6 +102,7 @@ export function analyzeGraph(graph: ModelGraph): GraphAnalysis {
   const derived = new Map<string, readonly string[]>();
   const copies = new Map<string, readonly WeightCopy[]>();
   const NO_COPIES: readonly WeightCopy[] = [];
+  const NO_NODES: readonly number[] = [];
   const EMPTY: readonly string[] = [];
   const sourcesOf = (name: string): readonly string[] => {
     const d = derived.get(name);
@@ -156,6 +159,7 @@ export function analyzeGraph(graph: ModelGraph): GraphAnalysis {
       return [...set];
     },
     copiesOf: (name) => copies.get(name) ?? NO_COPIES,
+    inside: (node) => inside.get(node) ?? NO_NODES,
   };
   cache.set(graph, analysis);
   return analysis;
