@@ -409,9 +409,9 @@ export function ggufTensorsOf(spec: TransformerSpec, matrixType = 'F16'): GgufTe
 
 const GGUF_ARCH: Record<string, string> = { gpt_neox: 'gptneox', mistral: 'llama', mixtral: 'llama' };
 
-/** A transformer as llama.cpp would load it from a GGUF of `fileTypeName` made by llama-quantize from its F16 conversion. */
-export function synthesizeGguf(spec: TransformerSpec, fileTypeName: string, options: QuantizeOptions = {}): GgufModel {
-  const model: GgufModel = {
+/** A transformer as llama.cpp would load it from its F16 conversion: its hyperparameters and F16 / F32 tensors. */
+export function ggufModelOf(spec: TransformerSpec): GgufModel {
+  return {
     arch: GGUF_ARCH[spec.family] ?? spec.family,
     nLayer: spec.layers,
     nEmbd: spec.hidden,
@@ -426,6 +426,11 @@ export function synthesizeGguf(spec: TransformerSpec, fileTypeName: string, opti
     nCtxTrain: spec.maxSeqLen ?? spec.positions ?? 4096,
     tensors: ggufTensorsOf(spec),
   };
+}
+
+/** A transformer as llama.cpp would load it from a GGUF of `fileTypeName` made by llama-quantize from its F16 conversion. */
+export function synthesizeGguf(spec: TransformerSpec, fileTypeName: string, options: QuantizeOptions = {}): GgufModel {
+  const model = ggufModelOf(spec);
   const ft = fileType(fileTypeName);
   if (!ft) throw new Error(`unknown GGUF file type ${fileTypeName}`);
   return { ...model, tensors: quantizeTypes(model, ft, options), fileType: ft };

@@ -6,8 +6,7 @@
 import { ggufToHfName } from '../formats/gguf';
 import type { GraphTensor, ModelGraph } from '../graph/model-graph';
 import type { NumberFormat } from './formats';
-import { ggufTensorsOf, quantizeTypes } from './gguf-filetypes';
-import type { GgufModel } from '../formats/gguf-model';
+import { ggufModelOf, quantizeTypes } from './gguf-filetypes';
 
 /** ggml type → the format name this build quantizes it with. */
 const FORMAT_OF: Record<string, string> = {
@@ -32,26 +31,8 @@ export function mixFormatsFor(graph: ModelGraph, formats: NumberFormat[]): Map<s
   const spec = graph.transformer;
   const mixes = [...new Set(formats.filter((f) => f.mix).map((f) => f.mix!))];
   if (!spec || !mixes.length) return out;
-  const model: GgufModel = {
-    arch:
-      spec.family === 'gpt_neox'
-        ? 'gptneox'
-        : spec.family === 'mistral' || spec.family === 'mixtral'
-          ? 'llama'
-          : spec.family,
-    nLayer: spec.layers,
-    nEmbd: spec.hidden,
-    nHead: spec.heads,
-    nHeadKv: spec.kvHeads,
-    headDimK: spec.headDim,
-    headDimV: spec.headDim,
-    nFf: spec.ffn,
-    nVocab: spec.vocab,
-    nExpert: spec.experts > 1 ? spec.experts : 0,
-    nExpertUsed: spec.experts > 1 ? spec.topK : 0,
-    nCtxTrain: spec.maxSeqLen ?? 4096,
-    tensors: ggufTensorsOf(spec),
-  };
+  // Which rule applies reads the hyperparameters and tensor names, not the training context.
+  const model = ggufModelOf(spec);
   for (const mix of mixes) {
     const map = new Map<string, string>();
     for (const t of quantizeTypes(model, mix)) {
