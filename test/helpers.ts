@@ -1,11 +1,36 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { MemoryByteSource } from '../src/engine/bytes';
+import { openModel } from '../src/engine/formats/registry';
+import type { ModelGraph } from '../src/engine/graph/model-graph';
+import { FileByteSource } from '../src/node/file-source';
 import { nodeGpu, type NodeGpu } from '../src/node/webgpu';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const SHARED_FIXTURES = path.resolve(REPO, '..', 'shared', 'fixtures');
 export const OUR_MODELS = path.join(REPO, 'test', 'fixtures', 'models');
+/** Real exports made outside this repository (test/fixtures/external/SOURCES.md says where each comes from). */
+export const EXTERNAL_MODELS = path.join(REPO, 'test', 'fixtures', 'external');
+
+/** A model file opened as a graph (its dims bound as `bindings` says). */
+export async function openGraph(file: string, bindings?: Record<string, number>): Promise<ModelGraph> {
+  const src = await FileByteSource.open(file);
+  try {
+    return await openModel(src, { bindings });
+  } finally {
+    await src.close();
+  }
+}
+
+/** Blocks per stage: the backbone.stageN.blockK layer names counted by N (0 for a stage with none). */
+export function stageSizes(names: string[]): number[] {
+  const sizes: number[] = [];
+  for (const n of names) {
+    const m = /^backbone\.stage(\d+)\.block\d+$/.exec(n);
+    if (m) sizes[Number(m[1]) - 1] = (sizes[Number(m[1]) - 1] ?? 0) + 1;
+  }
+  return [...sizes].map((s) => s ?? 0);
+}
 
 /** Every file under `dir` whose name ends with `suffix`. */
 export function walk(dir: string, suffix: string): string[] {

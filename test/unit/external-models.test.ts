@@ -1,25 +1,12 @@
 import * as assert from 'assert';
 import * as path from 'path';
-import { openModel } from '../../src/engine/formats/registry';
-import type { ModelGraph } from '../../src/engine/graph/model-graph';
 import { analyzeGraph } from '../../src/engine/graph/structure';
 import { formatInspect } from '../../src/engine/report/inspect-text';
 import { modelSummary } from '../../src/host/graph-summary';
 import { inspectFile } from '../../src/node/inspect-file';
-import { FileByteSource } from '../../src/node/file-source';
-import { REPO } from '../helpers';
+import { EXTERNAL_MODELS, openGraph as open } from '../helpers';
 
-/** Real exports made outside this repository (test/fixtures/external/SOURCES.md says where each comes from). */
-const external = (name: string) => path.join(REPO, 'test', 'fixtures', 'external', name);
-
-async function open(file: string): Promise<ModelGraph> {
-  const src = await FileByteSource.open(file);
-  try {
-    return await openModel(src);
-  } finally {
-    await src.close();
-  }
-}
+const external = (name: string) => path.join(EXTERNAL_MODELS, name);
 
 describe('models exported outside this repository: control flow', () => {
   // Silero VAD v5 (spox export): Constant, Equal(sr, 16000), If — the 16 kHz network in the then branch, the 8 kHz

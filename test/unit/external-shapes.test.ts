@@ -9,7 +9,7 @@ import type { ModelGraph } from '../../src/engine/graph/model-graph';
 import { openModel } from '../../src/engine/formats/registry';
 import { FileByteSource } from '../../src/node/file-source';
 import { inspectFile } from '../../src/node/inspect-file';
-import { REPO } from '../helpers';
+import { EXTERNAL_MODELS } from '../helpers';
 
 /**
  * Shapes and FLOPs on real exports made outside this repository (test/fixtures/external, SOURCES.md),
@@ -20,7 +20,6 @@ import { REPO } from '../helpers';
  * weights' shapes (onnx-proto), with the FLOP convention of src/engine/graph/shapes.ts.
  * The Silero VAD models are left out: their work sits in If branches (handled apart).
  */
-const EXTERNAL = path.join(REPO, 'test', 'fixtures', 'external');
 
 interface Case {
   /** Sizes for the model's symbolic input dims, used both to run it and to evaluate our shapes. */
@@ -67,7 +66,7 @@ function run(name: string): Promise<Run> {
 }
 
 async function runOnce(name: string): Promise<Run> {
-  const file = path.join(EXTERNAL, name);
+  const file = path.join(EXTERNAL_MODELS, name);
   const { bindings } = CASES[name];
   const proto = onnx.ModelProto.decode(fs.readFileSync(file));
   const copy = onnx.ModelProto.decode(fs.readFileSync(file));
@@ -229,7 +228,7 @@ describe('shapes and FLOPs of external ONNX exports, against onnxruntime', funct
     assert.strictEqual(sum('MatMul'), 12 * attention);
     // The present caches hold seq_len + 1 positions: the output names the inputs' symbols, not its own seq_len_plus_1.
     assert.deepStrictEqual(r.graph.tensors.get('present_0')?.shape, [2, 'batch_size', 2, 'seq_len + 1', 2]);
-    const report = await inspectFile(path.join(EXTERNAL, 'ort_gpt2_past.onnx'), { batch_size: 1, seq_len: 4 });
+    const report = await inspectFile(path.join(EXTERNAL_MODELS, 'ort_gpt2_past.onnx'), { batch_size: 1, seq_len: 4 });
     assert.deepStrictEqual(report.unboundDims, []);
     assert.deepStrictEqual(report.warnings, []);
     for (let i = 0; i < 12; i++) {
@@ -258,7 +257,7 @@ describe('shapes and FLOPs of external ONNX exports, against onnxruntime', funct
       113 ** 2 * 64 * 3 * 9 + fires.reduce((s, [c, q, e, hw]) => s + hw * hw * (q * c + e * q + e * q * 9), 0);
     assert.strictEqual(flops('Conv'), 2 * macs);
     assert.strictEqual(flops('Gemm'), 2 * 512 * 10 + 10);
-    const report = await inspectFile(path.join(EXTERNAL, 'ort_squeezenet_tensor_input.onnx'));
+    const report = await inspectFile(path.join(EXTERNAL_MODELS, 'ort_squeezenet_tensor_input.onnx'));
     // The input's batch dim is named "None": no symbol a user could bind.
     assert.deepStrictEqual(report.unboundDims, []);
     assert.deepStrictEqual(report.unknownOps, []);
@@ -267,7 +266,7 @@ describe('shapes and FLOPs of external ONNX exports, against onnxruntime', funct
   it("DTLN's second model: the unrolled Keras LSTMs lstm_6 and lstm_7 count their MatMuls, and no dim N is left unbound", async () => {
     // DTLN (Westhausen & Meyer 2020): two LSTM(128) over the 256-filter encoder, one step: x·W [1,in]×[in,512] and
     // h·U [1,128]×[128,512], in = 256 for lstm_6 and 128 for lstm_7.
-    const report = await inspectFile(path.join(EXTERNAL, 'dtln_model_2.onnx'));
+    const report = await inspectFile(path.join(EXTERNAL_MODELS, 'dtln_model_2.onnx'));
     const r = await run('dtln_model_2.onnx');
     for (const [cell, width] of [
       ['lstm_6', 256],
@@ -348,7 +347,7 @@ describe('where shape inference stops, in the warnings', () => {
   });
 
   it('is silent where every shape is known (TF BERT, whose Dense reshapes are computed at run time)', async () => {
-    const r = await inspectFile(path.join(EXTERNAL, 'ort_TFBertForQuestionAnswering.onnx'), { batch_size: 1 });
+    const r = await inspectFile(path.join(EXTERNAL_MODELS, 'ort_TFBertForQuestionAnswering.onnx'), { batch_size: 1 });
     assert.deepStrictEqual(r.warnings, []);
   });
 });

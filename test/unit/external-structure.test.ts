@@ -1,36 +1,15 @@
 import * as assert from 'assert';
 import * as path from 'path';
-import { openModel } from '../../src/engine/formats/registry';
 import { groupLevel } from '../../src/engine/graph/layers';
 import type { Layer, ModelGraph } from '../../src/engine/graph/model-graph';
-import { FileByteSource } from '../../src/node/file-source';
-import { REPO, SHARED_FIXTURES } from '../helpers';
+import { EXTERNAL_MODELS, SHARED_FIXTURES, openGraph as open, stageSizes } from '../helpers';
 
 /**
  * Layers found from the structure of real exports made outside this repository (test/fixtures/external/SOURCES.md),
  * checked against the published architectures. These graphs carry no name scopes (Paddle2ONNX's `Conv_12`, CoreML's
  * `convolution4`), so every layer below comes from src/engine/graph/structure.ts.
  */
-const external = (name: string) => path.join(REPO, 'test', 'fixtures', 'external', name);
-
-async function open(file: string): Promise<ModelGraph> {
-  const src = await FileByteSource.open(file);
-  try {
-    return await openModel(src);
-  } finally {
-    await src.close();
-  }
-}
-
-/** Blocks per stage: backbone.stageN.blockK layers counted by N. */
-function stageSizes(layers: Layer[]): number[] {
-  const sizes: number[] = [];
-  for (const l of layers) {
-    const m = /^backbone\.stage(\d+)\.block\d+$/.exec(l.name);
-    if (m) sizes[Number(m[1]) - 1] = (sizes[Number(m[1]) - 1] ?? 0) + 1;
-  }
-  return [...sizes].map((s) => s ?? 0);
-}
+const external = (name: string) => path.join(EXTERNAL_MODELS, name);
 
 /** How many of a layer's nodes have each op type (a depthwise convolution, group > 1, counts as DwConv). */
 function ops(g: ModelGraph, l: Layer): Record<string, number> {
@@ -91,7 +70,7 @@ describe('detectors and recognizers exported outside this repository: backbone, 
     // PP-LCNet (Cui et al. 2021, Table 1; PaddleClas NET_CONFIG blocks2–blocks6): a 3×3 stride-2 convolution, then
     // 1, 2, 2, 6 and 2 DepthSepConv blocks, each a depthwise and a pointwise convolution, the last two with SE.
     assert.strictEqual(names[0], 'backbone.stem');
-    assert.deepStrictEqual(stageSizes(g.layers), [1, 2, 2, 6, 2], names.join(', '));
+    assert.deepStrictEqual(stageSizes(g.layers.map((l) => l.name)), [1, 2, 2, 6, 2], names.join(', '));
     const blocks = backboneOf(g).slice(1);
     for (const l of blocks) assert.strictEqual(ops(g, l).DwConv, 1, `${l.name}: ${JSON.stringify(ops(g, l))}`);
     assert.deepStrictEqual(
@@ -126,7 +105,7 @@ describe('detectors and recognizers exported outside this repository: backbone, 
     // This export has no SE (PaddleOCR's disable_se), so every bneck is expand, depthwise, project.
     assert.ok(!g.nodes.some((n) => n.opType === 'GlobalAveragePool'));
     assert.strictEqual(names[0], 'backbone.stem');
-    assert.deepStrictEqual(stageSizes(g.layers), [1, 2, 3, 6, 3 + 1], names.join(', '));
+    assert.deepStrictEqual(stageSizes(g.layers.map((l) => l.name)), [1, 2, 3, 6, 3 + 1], names.join(', '));
     const bnecks = backboneOf(g).slice(1, 16);
     for (const l of bnecks) {
       const o = ops(g, l);
@@ -177,7 +156,7 @@ describe('CNNs whose exports break the pattern of their blocks', () => {
     // Huang et al. 2017, Table 1: 6 / 12 / 24 / 16 dense layers (BN-ReLU-Conv 1×1, BN-ReLU-Conv 3×3 in DenseNet-B),
     // a transition (BN, 1×1 convolution, 2×2 average pool) after each of the first three blocks. Before: the
     // transition's BN and ReLU sat in the last dense layer before it.
-    assert.deepStrictEqual(stageSizes(g.layers), [6 + 1, 12 + 1, 24 + 1, 16]);
+    assert.deepStrictEqual(stageSizes(g.layers.map((l) => l.name)), [6 + 1, 12 + 1, 24 + 1, 16]);
     for (const l of backboneOf(g).slice(1)) {
       const o = ops(g, l);
       const transition = (o.AveragePool ?? 0) > 0;
@@ -199,7 +178,7 @@ describe('CNNs whose exports break the pattern of their blocks', () => {
     // max pool, fire6–9, then the classifier. Before: conv0 … conv13 (no shapes after ImageScaler), fire2–5 and 9 split
     // into their squeeze and expand halves.
     assert.strictEqual(names[0], 'backbone.stem');
-    assert.deepStrictEqual(stageSizes(g.layers), [2, 2, 4], names.join(', '));
+    assert.deepStrictEqual(stageSizes(g.layers.map((l) => l.name)), [2, 2, 4], names.join(', '));
     // Each fire module: a 1×1 squeeze and the 1×1 and 3×3 expand convolutions, concatenated.
     for (const l of backboneOf(g).slice(1)) {
       assert.deepStrictEqual([ops(g, l).Conv, ops(g, l).Concat], [3, 1], `${l.name}: ${JSON.stringify(ops(g, l))}`);

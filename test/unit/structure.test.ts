@@ -1,31 +1,9 @@
 import * as assert from 'assert';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { openModel } from '../../src/engine/formats/registry';
 import { groupLevel } from '../../src/engine/graph/layers';
-import type { ModelGraph } from '../../src/engine/graph/model-graph';
 import { inspectFile } from '../../src/node/inspect-file';
-import { FileByteSource } from '../../src/node/file-source';
-import { OUR_MODELS, SHARED_FIXTURES } from '../helpers';
-
-async function open(file: string, bindings?: Record<string, number>): Promise<ModelGraph> {
-  const src = await FileByteSource.open(file);
-  try {
-    return await openModel(src, { bindings });
-  } finally {
-    await src.close();
-  }
-}
-
-/** Blocks per stage: backbone.stageN.blockK layers counted by N. */
-function stageSizes(names: string[]): number[] {
-  const sizes: number[] = [];
-  for (const n of names) {
-    const m = /^backbone\.stage(\d+)\.block\d+$/.exec(n);
-    if (m) sizes[Number(m[1]) - 1] = (sizes[Number(m[1]) - 1] ?? 0) + 1;
-  }
-  return sizes;
-}
+import { OUR_MODELS, SHARED_FIXTURES, openGraph as open, stageSizes } from '../helpers';
 
 describe('layers from the structure when names carry no scope', () => {
   it("Paddle2ONNX's recognizer: backbone stages, a BiLSTM neck and a CTC head — not one layer per op type", async () => {
