@@ -6,6 +6,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import { spawnSync } from 'child_process';
 import { formatCount } from '../../../src/engine/units';
+import type { ViewReport } from '../../../src/protocol';
 
 /**
  * The `layerplan` launcher that *Layerplan: Install Command Line* writes: the installed extension's own
@@ -1141,19 +1142,8 @@ describe('a check that cannot run', () => {
   });
 });
 
-type View = {
-  boxes: number;
-  layers: number;
-  nodes: number;
-  textNames: string[];
-  level: string;
-  crumbs: string[];
-  clusters: string[];
-  details: string;
-  search: string;
-  constants: boolean;
-  expanded: string[];
-};
+/** What the graph view reports after each render (src/protocol.ts). */
+type View = ViewReport;
 /** Waits until the graph view of `uri` reports a state that satisfies `ok`. */
 async function viewUntil(uri: vscode.Uri, what: string, ok: (v: View) => boolean, ms = 30000): Promise<View> {
   return until(
