@@ -132,25 +132,46 @@ import type { DeepSpeedField, MegatronFlag, TorchtitanField } from './options';
 
 export const MEGATRON_VERSION = ${JSON.stringify(`Megatron-LM ${megatron.source.git_tag}`)};
 export const MEGATRON_COMMIT = ${JSON.stringify(megatron.source.commit)};
-/**
- * Every flag of megatron/training/arguments.py: [value kind, choices, nargs, dest, default] for flags that take a
- * value; ['flag', null, null, dest, the value it sets, default] for store_true / store_false / --x/--no-x.
- */
-export const MEGATRON_FLAGS: Record<string, MegatronFlag> = ${JSON.stringify(flags)};
-
 export const DEEPSPEED_VERSION = ${JSON.stringify(`DeepSpeed ${ds.source.git_tag}`)};
 export const DEEPSPEED_COMMIT = ${JSON.stringify(ds.source.commit)};
-export const DEEPSPEED_TOP: Record<string, DeepSpeedField> = ${JSON.stringify(dsTop)};
-export const DEEPSPEED_SECTIONS: Record<string, { strict: boolean; fields: Record<string, DeepSpeedField> }> = ${JSON.stringify(dsSections)};
-/** The deepspeed launcher's flags (launcher/runner.py parse_args): [kind, dest]. */
-export const DEEPSPEED_LAUNCHER: Record<string, ['flag' | 'int' | 'str', string]> = ${JSON.stringify(launcher)};
-
 export const TORCHTITAN_VERSION = ${JSON.stringify(`torchtitan ${tt.source.git_tag}`)};
 export const TORCHTITAN_COMMIT = ${JSON.stringify(tt.source.commit)};
-/** Every TOML table of JobConfig and its fields: [kind, choices, default]. */
-export const TORCHTITAN_TABLES: Record<string, Record<string, TorchtitanField>> = ${JSON.stringify(ttTables)};
-export const TORCHTITAN_SCHEDULES: string[] = ${JSON.stringify(schedules)};
-export const TORCHTITAN_CONVERTERS: string[] = ${JSON.stringify(converters)};
+
+export interface FrameworkOptions {
+  /**
+   * Every flag of megatron/training/arguments.py: [value kind, choices, nargs, dest, default] for flags that take a
+   * value; ['flag', null, null, dest, the value it sets, default] for store_true / store_false / --x/--no-x.
+   */
+  MEGATRON_FLAGS: Record<string, MegatronFlag>;
+  DEEPSPEED_TOP: Record<string, DeepSpeedField>;
+  DEEPSPEED_SECTIONS: Record<string, { strict: boolean; fields: Record<string, DeepSpeedField> }>;
+  /** The deepspeed launcher's flags (launcher/runner.py parse_args): [kind, dest]. */
+  DEEPSPEED_LAUNCHER: Record<string, ['flag' | 'int' | 'str', string]>;
+  /** Every TOML table of JobConfig and its fields: [kind, choices, default]. */
+  TORCHTITAN_TABLES: Record<string, Record<string, TorchtitanField>>;
+  TORCHTITAN_SCHEDULES: string[];
+  TORCHTITAN_CONVERTERS: string[];
+}
+
+let parsed: FrameworkOptions | undefined;
+
+/**
+ * The tables, parsed on first use: as an object literal evaluated when the module loads, the 90 KB
+ * cost every start of the command line ~2.5 ms, though only the launch checks read them.
+ */
+export function frameworkOptions(): FrameworkOptions {
+  return (parsed ??= JSON.parse(${JSON.stringify(
+    JSON.stringify({
+      MEGATRON_FLAGS: flags,
+      DEEPSPEED_TOP: dsTop,
+      DEEPSPEED_SECTIONS: dsSections,
+      DEEPSPEED_LAUNCHER: launcher,
+      TORCHTITAN_TABLES: ttTables,
+      TORCHTITAN_SCHEDULES: schedules,
+      TORCHTITAN_CONVERTERS: converters,
+    }),
+  )}) as FrameworkOptions);
+}
 `;
 
 const out = path.join(root, 'src', 'engine', 'check', 'launch', 'options.generated.ts');

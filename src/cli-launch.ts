@@ -8,6 +8,9 @@
 import * as path from 'path';
 import { codeCacheDir, runBundleCached } from './node/code-cache';
 
+/** The SHA-256 of dist/cli-main.js, written in by the build (scripts/build.mjs); absent in watch builds. */
+declare const __LAYERPLAN_CLI_MAIN_SHA256__: string | undefined;
+
 interface CliBundle {
   COMMANDS: { name: string }[];
   runCli(argv: string[]): void;
@@ -15,7 +18,12 @@ interface CliBundle {
 
 const argv = process.argv.slice(2);
 const command = argv[0] ?? '';
-const bundle = runBundleCached(path.join(__dirname, 'cli-main.js'), command, codeCacheDir());
+const bundle = runBundleCached(
+  path.join(__dirname, 'cli-main.js'),
+  command,
+  codeCacheDir(),
+  typeof __LAYERPLAN_CLI_MAIN_SHA256__ === 'string' ? __LAYERPLAN_CLI_MAIN_SHA256__ : undefined,
+);
 const cli = bundle.exports as unknown as CliBundle;
 // Only the commands the bundle has get a cache file: `layerplan <anything>` cannot fill the folder.
 if (bundle.state !== 'off' && bundle.state !== 'hit' && cli.COMMANDS.some((c) => c.name === command)) {

@@ -7,7 +7,7 @@
 import { parseArgs } from 'util';
 import { InputError } from './engine/errors';
 import { check } from './cli/check';
-import { UsageError, type Command } from './cli/command';
+import { UsageError, out, type Command } from './cli/command';
 import { estimate } from './cli/estimate';
 import { exportCommand } from './cli/export';
 import { importCommand } from './cli/import';
@@ -45,7 +45,7 @@ options:
 export async function main(argv: string[]): Promise<number> {
   const name = argv[0] ?? '';
   if (!name || name === '--help' || name === 'help' || name === '-h') {
-    process.stdout.write(usage() + '\n');
+    out(usage() + '\n');
     return name ? 0 : 2;
   }
   const command = COMMANDS.find((c) => c.name === name);
@@ -69,7 +69,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (values.help) {
-    process.stdout.write(`usage: layerplan ${command.usage}\n`);
+    out(`usage: layerplan ${command.usage}\n`);
     return 0;
   }
   const file = positional[0];
@@ -111,11 +111,6 @@ export function reportError(e: unknown, command: string, file: string | undefine
 
 /** Runs the command line on `argv` and sets the exit code; dist/cli.js (src/cli-launch.ts) calls it. */
 export function runCli(argv: string[] = process.argv.slice(2)): void {
-  // `layerplan … | head`: a reader that stops early is not an error.
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw e;
-  });
   main(argv).then(
     (code) => {
       process.exitCode = code;

@@ -6,7 +6,7 @@ import { InputError } from '../engine/errors';
 import { GPUS } from '../engine/hardware/catalog';
 import { setJsonPaths, type PlanEdit } from '../engine/plan/edits';
 import { parseJsonWithTree, validatePlan, type Plan } from '../engine/plan/plan';
-import { OFFERED_FORMATS, parseFormat } from '../engine/quant/formats';
+import { offeredFormats, parseFormat } from '../engine/quant/formats';
 import type { Checker } from '../node/checker';
 import { planLayerErrors, planWorkloadSource, tryEstimatePlan } from '../node/plan-file';
 import { measureLayerSqnr, planForSearch } from '../node/optimize-file';
@@ -263,7 +263,7 @@ export class PlanSession implements vscode.Disposable {
       exists: text !== undefined || unreadable !== undefined,
       issues: unreadable ? [{ severity: 'error', message: unreadable }] : [],
       catalog: GPUS.map((g) => ({ id: g.id, name: g.name, memoryGB: g.memoryGB })),
-      formats: OFFERED_FORMATS.map((name) => ({ name, bitsPerWeight: parseFormat(name)!.bitsPerWeight })),
+      formats: offeredFormats().map((name) => ({ name, bitsPerWeight: parseFormat(name)!.bitsPerWeight })),
     };
     if (text !== undefined) {
       // An invalid plan (degrees that do not multiply to the GPU count…) still shows: the planner is how it gets fixed.

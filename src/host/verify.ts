@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { InputError } from '../engine/errors';
-import { OFFERED_FORMATS, parseFormat } from '../engine/quant/formats';
+import { offeredFormats, parseFormat } from '../engine/quant/formats';
 import { finishVerify, type VerifyReport } from '../engine/quant/verify';
 import { formatVerify } from '../engine/report/verify-text';
 import { loadLayerWeight, verifiableTensors, verifyJob } from '../node/verify-file';
@@ -66,7 +66,7 @@ export function verifyCommand(editors: GraphViews, output: vscode.OutputChannel)
       if (!tensor) return undefined;
       let format = formatArg;
       if (!format) {
-        const items = OFFERED_FORMATS.map((f) => ({
+        const items = offeredFormats().map((f) => ({
           label: f,
           description: `${parseFormat(f)!.bitsPerWeight.toFixed(3)} bits/weight`,
         }));

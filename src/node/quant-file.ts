@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Worker } from 'worker_threads';
+import type { Worker } from 'worker_threads';
 import { openModel } from '../engine/formats/registry';
 import {
   quantModel,
@@ -16,6 +16,8 @@ import { FileByteSource, FolderResolver } from './file-source';
 function workerPool(size: number): { measure: MeasureFn; close: () => Promise<void> } | undefined {
   const script = path.join(__dirname, 'quant-worker.js');
   if (size < 2 || !fs.existsSync(script)) return undefined;
+  // Loaded here, not at the top: worker_threads costs every CLI start ~2 ms, and only quantizing uses it.
+  const { Worker } = require('worker_threads') as typeof import('worker_threads');
   const workers = Array.from({ length: size }, () => new Worker(script));
   const idle = [...workers];
   const waiting: ((w: Worker) => void)[] = [];

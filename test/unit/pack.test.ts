@@ -1,5 +1,5 @@
 import * as assert from 'assert';
-import { parseFormat, FORMAT_NAMES, OFFERED_FORMATS, storedBits } from '../../src/engine/quant/formats';
+import { parseFormat, FORMAT_NAMES, offeredFormats, storedBits } from '../../src/engine/quant/formats';
 import { dequantizePacked, packWeight } from '../../src/engine/quant/pack';
 import { generatedInputs } from '../../src/engine/quant/verify';
 
@@ -17,7 +17,7 @@ function sameValues(a: Float32Array, b: Float32Array, name: string): void {
 export const ALL_FORMATS = [
   ...new Set([
     ...FORMAT_NAMES,
-    ...OFFERED_FORMATS,
+    ...offeredFormats(),
     'int8-g32-asym',
     'int2-g64',
     'int4-tensor',

@@ -91,7 +91,8 @@ async function fieldValues(tensor: OnnxTensor, source: ByteSource): Promise<numb
     r.pos = range.offset;
     const end = range.offset + range.length;
     if (!range.packed) {
-      const [, wire] = await r.tag(end);
+      r.field(end);
+      const wire = r.wire;
       if (wire === Wire.Len) r.fail(`tensor '${tensor.name}': unexpected packed value`);
       if (d.field === 'floatData') out.push(await r.float(wire, end));
       else if (d.field === 'doubleData') {

@@ -98,11 +98,24 @@ function loadSmallValue(
   still: () => boolean = () => true,
 ): void {
   if (!isSmallInt(t) || t.data.kind === 'external') return;
-  pending.push(
-    loadTensorBytes(t, source).then((bytes) => {
-      if (still()) gt.value = Array.from(rawToNumbers(bytes, t.dataType, t.elements));
-    }),
-  );
+  smallTensorBytes(t, source, pending, (bytes) => {
+    if (still()) gt.value = Array.from(rawToNumbers(bytes, t.dataType, t.elements));
+  });
+}
+
+/**
+ * Hands a small tensor's bytes to `use`: raw data at once, with one positioned read of a few bytes
+ * (awaiting each of a model's hundreds of shape constants was a trip through the thread pool);
+ * any other storage as loadTensorBytes reads it, added to `pending`.
+ */
+function smallTensorBytes(
+  t: OnnxTensor,
+  source: ByteSource,
+  pending: Promise<void>[],
+  use: (bytes: Uint8Array) => void,
+): void {
+  if (t.data.kind === 'raw') use(source.readSync(t.data.offset, t.data.length));
+  else pending.push(loadTensorBytes(t, source).then(use));
 }
 
 /**
@@ -119,11 +132,9 @@ async function loadResizeScales(graph: ModelGraph, source: ByteSource): Promise<
     const x = ref.tensor;
     if (x.elements > SMALL_VALUE_ELEMENTS || x.dims.length > 1 || x.data.kind === 'external') continue;
     if (x.dataType !== DataType.FLOAT && x.dataType !== DataType.DOUBLE && x.dataType !== DataType.FLOAT16) continue;
-    loads.push(
-      loadTensorBytes(x, source).then((bytes) => {
-        t.value = Array.from(rawToNumbers(bytes, x.dataType, x.elements));
-      }),
-    );
+    smallTensorBytes(x, source, loads, (bytes) => {
+      t.value = Array.from(rawToNumbers(bytes, x.dataType, x.elements));
+    });
   }
   await Promise.all(loads);
 }
@@ -144,11 +155,9 @@ function loadFillValue(node: GraphNode, attributes: OnnxAttribute[], source: Byt
     return;
   }
   held.dtype = onnxDtypeName(t.dataType);
-  pending.push(
-    loadTensorBytes(t, source).then((bytes) => {
-      held.values = Array.from(rawToNumbers(bytes, t.dataType, 1));
-    }),
-  );
+  smallTensorBytes(t, source, pending, (bytes) => {
+    held.values = Array.from(rawToNumbers(bytes, t.dataType, 1));
+  });
 }
 
 /** The value of an attribute of the node about to be added (its index is graph.nodes.length at that point). */

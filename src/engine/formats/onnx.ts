@@ -201,7 +201,8 @@ function readModel(r: ProtoReader, end: number): OnnxModel {
   };
   const M = F.ModelProto;
   while (r.pos < end) {
-    const [field, wire] = r.tag(end);
+    const field = r.field(end);
+    const wire = r.wire;
     switch (field) {
       case M.irVersion:
         m.irVersion = r.scalar(wire, end);
@@ -272,7 +273,8 @@ function readTrainingInfo(c: Ctx, end: number): OnnxGraph[] {
   const r = c.r;
   const graphs: OnnxGraph[] = [];
   while (r.pos < end) {
-    const [field, wire] = r.tag(end);
+    const field = r.field(end);
+    const wire = r.wire;
     if (
       (field === F.TrainingInfoProto.initialization || field === F.TrainingInfoProto.algorithm) &&
       wire === Wire.Len
@@ -287,7 +289,8 @@ function readOpset(c: Ctx, end: number): OpsetId {
   const r = c.r;
   const o: OpsetId = { domain: '', version: 0 };
   while (r.pos < end) {
-    const [field, wire] = r.tag(end);
+    const field = r.field(end);
+    const wire = r.wire;
     if (field === F.OperatorSetIdProto.domain && wire === Wire.Len) o.domain = r.string(end);
     else if (field === F.OperatorSetIdProto.version) o.version = r.scalar(wire, end);
     else r.skip(wire, end);
@@ -300,7 +303,8 @@ function readEntry(c: Ctx, end: number): [string, string] {
   let key = '';
   let value = '';
   while (r.pos < end) {
-    const [field, wire] = r.tag(end);
+    const field = r.field(end);
+    const wire = r.wire;
     if (field === F.StringStringEntryProto.key && wire === Wire.Len) key = r.string(end);
     else if (field === F.StringStringEntryProto.value && wire === Wire.Len) value = r.string(end);
     else r.skip(wire, end);
@@ -313,7 +317,8 @@ function readGraph(c: Ctx, end: number): OnnxGraph {
   const g = emptyGraph();
   const G = F.GraphProto;
   while (r.pos < end) {
-    const [field, wire] = r.tag(end);
+    const field = r.field(end);
+    const wire = r.wire;
     switch (field) {
       case G.node:
         expectLen(r, wire, 'node');
@@ -369,7 +374,8 @@ function readNode(c: Ctx, end: number): OnnxNode {
   };
   const N = F.NodeProto;
   while (r.pos < end) {
-    const [field, wire] = r.tag(end);
+    const field = r.field(end);
+    const wire = r.wire;
     switch (field) {
       case N.input:
         expectLen(r, wire, 'node input');
@@ -428,7 +434,8 @@ function readAttribute(c: Ctx, end: number): OnnxAttribute {
   };
   const A = F.AttributeProto;
   while (r.pos < end) {
-    const [field, wire] = r.tag(end);
+    const field = r.field(end);
+    const wire = r.wire;
     switch (field) {
       case A.name:
         expectLen(r, wire, 'attribute name');
@@ -531,7 +538,8 @@ function readTensor(c: Ctx, end: number): OnnxTensor {
   const strings: Uint8Array[] = [];
   let fields: Extract<TensorData, { kind: 'fields' }> | undefined;
   while (r.pos < end) {
-    const [field, wire] = r.tag(end);
+    const field = r.field(end);
+    const wire = r.wire;
     switch (field) {
       case T.dims:
         r.int64s(wire, end, t.dims, 64);
@@ -656,7 +664,8 @@ function readSparse(c: Ctx, end: number): OnnxSparseTensor {
   const r = c.r;
   const s: OnnxSparseTensor = { dims: [] };
   while (r.pos < end) {
-    const [field, wire] = r.tag(end);
+    const field = r.field(end);
+    const wire = r.wire;
     if (field === F.SparseTensorProto.values && wire === Wire.Len) {
       s.values = c.nested(end, 'sparse values', (e) => readTensor(c, e));
     } else if (field === F.SparseTensorProto.indices && wire === Wire.Len) {
@@ -671,7 +680,8 @@ function readValueInfo(c: Ctx, end: number): OnnxValueInfo {
   const r = c.r;
   const v: OnnxValueInfo = { name: '', docString: '' };
   while (r.pos < end) {
-    const [field, wire] = r.tag(end);
+    const field = r.field(end);
+    const wire = r.wire;
     if (field === F.ValueInfoProto.name && wire === Wire.Len) v.name = r.string(end);
     else if (field === F.ValueInfoProto.type && wire === Wire.Len) {
       v.type = c.nested(end, 'type', (e) => readType(c, e));
@@ -687,14 +697,16 @@ function readType(c: Ctx, end: number): OnnxType {
   let denotation: string | undefined;
   const P = F.TypeProto;
   while (r.pos < end) {
-    const [field, wire] = r.tag(end);
+    const field = r.field(end);
+    const wire = r.wire;
     if (field === P.denotation && wire === Wire.Len) denotation = r.string(end);
     else if ((field === P.tensorType || field === P.sparseTensorType) && wire === Wire.Len) {
       const kind = field === P.tensorType ? 'tensor' : 'sparse_tensor';
       t = c.nested(end, 'tensor type', (e) => {
         const out: { kind: 'tensor' | 'sparse_tensor'; elemType: number; shape?: Dim[] } = { kind, elemType: 0 };
         while (r.pos < e) {
-          const [f2, w2] = r.tag(e);
+          const f2 = r.field(e);
+          const w2 = r.wire;
           if (f2 === F.TypeProtoTensor.elemType) out.elemType = r.scalar(w2, e);
           else if (f2 === F.TypeProtoTensor.shape && w2 === Wire.Len) {
             out.shape = c.nested(e, 'shape', (e2) => readShape(c, e2));
@@ -707,7 +719,8 @@ function readType(c: Ctx, end: number): OnnxType {
       t = c.nested(end, `${kind} type`, (e) => {
         let elem: OnnxType | undefined;
         while (r.pos < e) {
-          const [f2, w2] = r.tag(e);
+          const f2 = r.field(e);
+          const w2 = r.wire;
           if (f2 === 1 && w2 === Wire.Len) elem = c.nested(e, 'element type', (e2) => readType(c, e2));
           else r.skip(w2, e);
         }
@@ -717,7 +730,8 @@ function readType(c: Ctx, end: number): OnnxType {
       t = c.nested(end, 'map type', (e) => {
         const out: { kind: 'map'; keyType: number; value?: OnnxType } = { kind: 'map', keyType: 0 };
         while (r.pos < e) {
-          const [f2, w2] = r.tag(e);
+          const f2 = r.field(e);
+          const w2 = r.wire;
           if (f2 === F.TypeProtoMap.keyType) out.keyType = r.scalar(w2, e);
           else if (f2 === F.TypeProtoMap.valueType && w2 === Wire.Len) {
             out.value = c.nested(e, 'value type', (e2) => readType(c, e2));
@@ -735,13 +749,15 @@ function readShape(c: Ctx, end: number): Dim[] {
   const r = c.r;
   const dims: Dim[] = [];
   while (r.pos < end) {
-    const [field, wire] = r.tag(end);
+    const field = r.field(end);
+    const wire = r.wire;
     if (field === F.TensorShapeProto.dim && wire === Wire.Len) {
       dims.push(
         c.nested(end, 'dimension', (e) => {
           let d: Dim = null;
           while (r.pos < e) {
-            const [f2, w2] = r.tag(e);
+            const f2 = r.field(e);
+            const w2 = r.wire;
             if (f2 === F.Dimension.dimValue) d = r.scalar(w2, e);
             else if (f2 === F.Dimension.dimParam && w2 === Wire.Len) d = r.string(e);
             else r.skip(w2, e);
@@ -772,7 +788,8 @@ function readFunction(c: Ctx, end: number): OnnxFunction {
   };
   const P = F.FunctionProto;
   while (r.pos < end) {
-    const [field, wire] = r.tag(end);
+    const field = r.field(end);
+    const wire = r.wire;
     if (wire === Wire.Len) {
       switch (field) {
         case P.name:

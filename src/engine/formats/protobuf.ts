@@ -159,14 +159,21 @@ export class ProtoReader {
     return this.bytes(len).slice();
   }
 
-  /** Reads a tag; returns [field, wire]. */
-  tag(end: number): [number, number] {
+  /** The wire type of the tag `field()` read last. */
+  wire = 0;
+
+  /**
+   * Reads a tag; returns its field number and leaves its wire type in `wire` (no [field, wire] pair:
+   * a model has tens of thousands of tags, and unoptimized code allocates for the pair and its
+   * destructuring).
+   */
+  field(end: number): number {
     this.need(10, end);
     const t = this.uvarint();
     const field = Math.floor(t / 8);
-    const wire = t & 7;
+    this.wire = t & 7;
     if (field === 0) this.fail(`invalid field number 0 at offset ${this.pos}`);
-    return [field, wire];
+    return field;
   }
 
   /** Reads the length prefix of a length-delimited field; returns the absolute end of its payload. */

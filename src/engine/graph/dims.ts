@@ -19,15 +19,20 @@ type Poly = Mono[];
 
 const parsed = new Map<string, Poly>();
 
-function parse(d: Dim): Poly | null {
-  if (d === null) return null;
-  if (typeof d === 'number') return [{ coef: d, syms: [] }];
+/** The parse of a symbolic dim, shared: read it, never change it (parse() copies it). */
+function parsedDim(d: string): Poly {
   let m = parsed.get(d);
   if (!m) {
     m = parseSum(d);
     if (parsed.size < 10000) parsed.set(d, m);
   }
-  return m.map((t) => ({ coef: t.coef, syms: [...t.syms] }));
+  return m;
+}
+
+function parse(d: Dim): Poly | null {
+  if (d === null) return null;
+  if (typeof d === 'number') return [{ coef: d, syms: [] }];
+  return parsedDim(d).map((t) => ({ coef: t.coef, syms: [...t.syms] }));
 }
 
 function parseSum(d: string): Poly {
@@ -97,6 +102,11 @@ export function symbol(name: string): Dim {
 }
 
 export function mulDims(a: Dim, b: Dim): Dim {
+  // Most products in a real graph are of numbers, or by 1: no algebra (opening a model multiplies thousands).
+  if (typeof a === 'number' && typeof b === 'number') return a * b;
+  if (a === null || b === null) return null;
+  if (a === 1) return b;
+  if (b === 1) return a;
   const x = parse(a);
   const y = parse(b);
   if (!x || !y) return null;
@@ -143,7 +153,9 @@ export function subDims(a: Dim, b: Dim): Dim {
 
 export function productOf(dims: Shape): Dim {
   let p: Dim = 1;
-  for (const d of dims) p = mulDims(p, d);
+  // Indexed loops here and below: these run for every tensor while a model opens, mostly before V8
+  // optimizes them, and an unoptimized for…of allocates an iterator and a result per step.
+  for (let i = 0; i < dims.length; i++) p = mulDims(p, dims[i]);
   return p;
 }
 
@@ -151,16 +163,12 @@ export function productOf(dims: Shape): Dim {
 export function evalDim(d: Dim, bindings: Record<string, number>): number {
   if (typeof d === 'number') return d;
   if (d === null) return 1;
-  // Read-only use of the cached parse (parse() copies it for callers that change it).
-  let p = parsed.get(d);
-  if (!p) {
-    p = parseSum(d);
-    if (parsed.size < 10000) parsed.set(d, p);
-  }
+  const p = parsedDim(d);
   let sum = 0;
-  for (const m of p) {
+  for (let i = 0; i < p.length; i++) {
+    const m = p[i];
     let v = m.coef;
-    for (const s of m.syms) v *= bindings[s] ?? 1;
+    for (let j = 0; j < m.syms.length; j++) v *= bindings[m.syms[j]] ?? 1;
     sum += v;
   }
   return sum;
@@ -169,7 +177,10 @@ export function evalDim(d: Dim, bindings: Record<string, number>): number {
 export function evalShape(shape: Shape | undefined, bindings: Record<string, number>): number {
   if (!shape) return 0;
   let v = 1;
-  for (const d of shape) v *= evalDim(d, bindings);
+  for (let i = 0; i < shape.length; i++) {
+    const d = shape[i];
+    v *= typeof d === 'number' ? d : evalDim(d, bindings);
+  }
   return v;
 }
 
@@ -191,7 +202,7 @@ export function broadcast(a: Shape, b: Shape): Shape {
 }
 
 export function symbolsIn(d: Dim): string[] {
-  const p = parse(d);
-  if (!p) return [];
-  return p.length === 1 ? p[0].syms : [...new Set(p.flatMap((t) => t.syms))];
+  if (typeof d !== 'string') return [];
+  const p = parsedDim(d);
+  return p.length === 1 ? [...p[0].syms] : [...new Set(p.flatMap((t) => t.syms))];
 }

@@ -8,9 +8,15 @@ import { topologicalOrder } from './shapes';
  */
 export function unboundSymbols(graph: ModelGraph): string[] {
   const out = new Set<string>();
+  // Each distinct symbolic dim once (a model has thousands of tensors and a handful of dims).
+  const seen = new Set<string>();
   for (const t of graph.tensors.values()) {
-    for (const d of t.shape ?? []) {
-      if (typeof d !== 'string') continue;
+    const shape = t.shape;
+    if (!shape) continue;
+    for (let i = 0; i < shape.length; i++) {
+      const d = shape[i];
+      if (typeof d !== 'string' || seen.has(d)) continue;
+      seen.add(d);
       for (const s of symbolsIn(d)) if (graph.bindings[s] === undefined) out.add(s);
     }
   }

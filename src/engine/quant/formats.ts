@@ -366,7 +366,16 @@ export const FORMAT_NAMES = [
   'kmeans4',
 ];
 
-/** The formats pickers offer (verify, the planner's precision list): the contract's (docs/ARCHITECTURE.md) names plus common granularities; not the decode-only IQ types. */
-export const OFFERED_FORMATS: readonly string[] = [
-  ...new Set([...FORMAT_NAMES, 'int8-g32-asym', 'int4-tensor', 'int4-g32-perm', 'int8-channel+o1']),
-].filter((n) => !parseFormat(n)?.decodeOnly);
+let offered: readonly string[] | undefined;
+
+/**
+ * The formats pickers offer (verify, the planner's precision list): the contract's (docs/ARCHITECTURE.md) names plus
+ * common granularities; not the decode-only IQ types. Worked out on first use (parsing each name when the module
+ * loaded cost every start of the command line ~1 ms).
+ */
+export function offeredFormats(): readonly string[] {
+  offered ??= [
+    ...new Set([...FORMAT_NAMES, 'int8-g32-asym', 'int4-tensor', 'int4-g32-perm', 'int8-channel+o1']),
+  ].filter((n) => !parseFormat(n)?.decodeOnly);
+  return offered;
+}

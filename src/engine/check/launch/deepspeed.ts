@@ -17,7 +17,7 @@ import {
   type LaunchImport,
   type Origin,
 } from './common';
-import { DEEPSPEED_LAUNCHER, DEEPSPEED_SECTIONS, DEEPSPEED_TOP, DEEPSPEED_VERSION } from './options.generated';
+import { DEEPSPEED_VERSION, frameworkOptions } from './options.generated';
 import { suggest, type DeepSpeedField } from './options';
 import { runShell, type Span } from './shell';
 import { wordSpan } from './megatron';
@@ -134,9 +134,9 @@ export function readDeepSpeedScript(text: string, c?: OffsetIssues): DeepSpeedLa
     let k = 1;
     for (; k < w.length && w[k].text.startsWith('-'); k++) {
       const [flag, inline] = w[k].text.split('=', 2);
-      const spec = DEEPSPEED_LAUNCHER[flag];
+      const spec = frameworkOptions().DEEPSPEED_LAUNCHER[flag];
       if (!spec) {
-        const hint = suggest(flag, Object.keys(DEEPSPEED_LAUNCHER));
+        const hint = suggest(flag, Object.keys(frameworkOptions().DEEPSPEED_LAUNCHER));
         c?.error(
           wordSpan(w[k]),
           `unrecognized launcher option ${flag} (${DEEPSPEED_VERSION} launcher/runner.py)${hint ? `; did you mean ${hint}?` : ''}`,
@@ -229,11 +229,11 @@ export function importDeepSpeed(text: string, ctx: LaunchContext = {}): LaunchIm
 function checkKeys(cx: DeepSpeedImport): void {
   const { c, j } = cx;
   for (const [k, v] of Object.entries(j)) {
-    const f = DEEPSPEED_TOP[k];
-    const section = DEEPSPEED_SECTIONS[k];
+    const f = frameworkOptions().DEEPSPEED_TOP[k];
+    const section = frameworkOptions().DEEPSPEED_SECTIONS[k];
     if (!f && !section) {
       if (k === 'bfloat16' || k === 'layerplan') continue;
-      const hint = suggest(k, Object.keys(DEEPSPEED_TOP));
+      const hint = suggest(k, Object.keys(frameworkOptions().DEEPSPEED_TOP));
       c.warn(
         [k],
         `${k}: ${DEEPSPEED_VERSION} does not read this key (unknown top-level keys are ignored)${hint ? `; did you mean ${hint}?` : ''}`,

@@ -19,7 +19,7 @@ import {
   type LaunchImport,
   type Origin,
 } from './common';
-import { MEGATRON_FLAGS, MEGATRON_VERSION } from './options.generated';
+import { MEGATRON_VERSION, frameworkOptions } from './options.generated';
 import { megatronDefault, suggest } from './options';
 import { runShell, type ShellCommand, type ShellWord, type Span } from './shell';
 
@@ -93,10 +93,10 @@ export function parseMegatronArgs(words: ShellWord[], c: OffsetIssues): Map<stri
     const eq = w.text.startsWith('--') ? w.text.indexOf('=') : -1;
     const flag = eq > 0 ? w.text.slice(0, eq) : w.text;
     const flagSpan = wordSpan(w);
-    const spec = MEGATRON_FLAGS[flag];
+    const spec = frameworkOptions().MEGATRON_FLAGS[flag];
     i++;
     if (!spec) {
-      const hint = suggest(flag, Object.keys(MEGATRON_FLAGS));
+      const hint = suggest(flag, Object.keys(frameworkOptions().MEGATRON_FLAGS));
       c.error(
         flagSpan,
         `unrecognized argument ${flag}: ${MEGATRON_VERSION} has no such flag${hint ? ` (did you mean ${hint}?)` : ''}`,
@@ -267,7 +267,7 @@ export function readMegatronLaunch(text: string, c: OffsetIssues): MegatronLaunc
   let foundCmd: ShellCommand | undefined;
   for (const cmd of result.commands) {
     const f = splitCommand(cmd);
-    if (f && f.args.some((a) => MEGATRON_FLAGS[a.text.split('=')[0]])) {
+    if (f && f.args.some((a) => frameworkOptions().MEGATRON_FLAGS[a.text.split('=')[0]])) {
       found = f;
       foundCmd = cmd;
     }

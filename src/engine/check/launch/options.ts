@@ -3,7 +3,7 @@
  * test/fixtures/frameworks/ by scripts/gen-framework-options.cjs) and lookups over them.
  */
 import { closest } from '../../hardware/catalog';
-import { MEGATRON_FLAGS } from './options.generated';
+import { frameworkOptions } from './options.generated';
 
 /**
  * A Megatron-LM flag: [value kind, choices, nargs, dest, default] for a flag that takes a value;
@@ -38,19 +38,26 @@ export type TorchtitanField = [
   d: unknown,
 ];
 
-/** Megatron flags by dest (the first spelling of each), for reading values and defaults. */
-const byDest = new Map<string, string>();
-for (const [flag, spec] of Object.entries(MEGATRON_FLAGS)) {
-  if (!byDest.has(spec[3]) && !(spec[0] === 'flag' && spec[4] === false && /^--(disable|no)-/.test(flag))) {
-    byDest.set(spec[3], flag);
+let byDestMap: Map<string, string> | undefined;
+
+/** Megatron flags by dest (the first spelling of each), for reading values and defaults; made on first use. */
+function byDest(): Map<string, string> {
+  if (byDestMap) return byDestMap;
+  byDestMap = new Map();
+  for (const [flag, spec] of Object.entries(frameworkOptions().MEGATRON_FLAGS)) {
+    if (!byDestMap.has(spec[3]) && !(spec[0] === 'flag' && spec[4] === false && /^--(disable|no)-/.test(flag))) {
+      byDestMap.set(spec[3], flag);
+    }
   }
+  return byDestMap;
 }
 
 /** The default Megatron gives a dest when no flag sets it (argparse's default, before validate_args). */
 export function megatronDefault(dest: string): unknown {
-  const flag = byDest.get(dest) ?? [...Object.entries(MEGATRON_FLAGS)].find(([, s]) => s[3] === dest)?.[0];
+  const flags = frameworkOptions().MEGATRON_FLAGS;
+  const flag = byDest().get(dest) ?? Object.entries(flags).find(([, s]) => s[3] === dest)?.[0];
   if (!flag) return undefined;
-  const s = MEGATRON_FLAGS[flag];
+  const s = flags[flag];
   return (s[0] === 'flag' ? s[5] : s[4]) ?? undefined;
 }
 

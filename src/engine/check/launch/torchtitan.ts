@@ -19,12 +19,7 @@ import {
   type LaunchImport,
   type Origin,
 } from './common';
-import {
-  TORCHTITAN_CONVERTERS,
-  TORCHTITAN_SCHEDULES,
-  TORCHTITAN_TABLES,
-  TORCHTITAN_VERSION,
-} from './options.generated';
+import { TORCHTITAN_VERSION, frameworkOptions } from './options.generated';
 import { suggest, type TorchtitanField } from './options';
 import type { Span } from './shell';
 
@@ -228,7 +223,7 @@ function torchtitanImport(text: string, ctx: LaunchContext): { out: LaunchImport
   const entry = (table: string, key: string) => doc.tables.get(table)?.entries.get(key);
   const get = <T>(table: string, key: string): T => {
     const e = entry(table, key);
-    const f = TORCHTITAN_TABLES[table]?.[key];
+    const f = frameworkOptions().TORCHTITAN_TABLES[table]?.[key];
     return (e && typeOk(f ?? ['any', null, null], e.value) ? e.value : f?.[2]) as T;
   };
   const at = (table: string, key: string, fallback: Span = anchor) => entry(table, key)?.valueSpan ?? fallback;
@@ -261,10 +256,10 @@ function checkKeys(cx: TorchtitanImport): void {
   const custom = doc.tables.get('job')?.entries.get('custom_config_module');
   const extended = typeof custom?.value === 'string' && custom.value !== '';
   for (const [name, t] of doc.tables) {
-    const known = TORCHTITAN_TABLES[name];
+    const known = frameworkOptions().TORCHTITAN_TABLES[name];
     if (!known) {
       if (name === '') continue;
-      const hint = suggest(name, Object.keys(TORCHTITAN_TABLES));
+      const hint = suggest(name, Object.keys(frameworkOptions().TORCHTITAN_TABLES));
       c.add(
         extended ? 'information' : 'error',
         t.span,
@@ -461,8 +456,8 @@ function readPipeline(cx: TorchtitanImport, { pp }: Degrees, batch: Batch, layer
   const { c, get, at } = cx;
   const scheduleName = get<string>('parallelism', 'pipeline_parallel_schedule');
   const scheduleKey = scheduleName.toLowerCase();
-  if (!TORCHTITAN_SCHEDULES.some((s) => s.toLowerCase() === scheduleKey)) {
-    const hint = suggest(scheduleName, TORCHTITAN_SCHEDULES);
+  if (!frameworkOptions().TORCHTITAN_SCHEDULES.some((s) => s.toLowerCase() === scheduleKey)) {
+    const hint = suggest(scheduleName, frameworkOptions().TORCHTITAN_SCHEDULES);
     c.error(
       at('parallelism', 'pipeline_parallel_schedule'),
       `parallelism.pipeline_parallel_schedule: '${scheduleName}' is not a schedule torch.distributed.pipelining knows${hint ? ` (did you mean '${hint}'?)` : ''}`,
@@ -647,8 +642,8 @@ function readPrecision(cx: TorchtitanImport, { fsdp, tp, pp }: Degrees) {
   const converters = get<string[]>('model', 'converters') ?? [];
   let fp8Recipe: NonNullable<Plan['training']>['fp8Recipe'];
   for (const conv of converters) {
-    if (!TORCHTITAN_CONVERTERS.includes(conv)) {
-      const hint = suggest(conv, TORCHTITAN_CONVERTERS);
+    if (!frameworkOptions().TORCHTITAN_CONVERTERS.includes(conv)) {
+      const hint = suggest(conv, frameworkOptions().TORCHTITAN_CONVERTERS);
       c.error(
         at('model', 'converters'),
         `model.converters: '${conv}' is not a registered converter (protocols/model_converter.py)${hint ? `; did you mean '${hint}'?` : ''}`,
