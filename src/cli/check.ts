@@ -1,4 +1,3 @@
-import { checkAnyFile } from '../node/launch-file';
 import { json, needFile, out, type Command } from './command';
 import { LAUNCH_OPTIONS, LAUNCH_USAGE, launchOptions } from './launch-options';
 
@@ -11,6 +10,7 @@ export const check: Command = {
                                                      ${LAUNCH_USAGE}`,
   options: { ...LAUNCH_OPTIONS },
   async run(positional, values) {
+    const { checkAnyFile } = require('../node/launch-file') as typeof import('../node/launch-file');
     const file = needFile(positional, 'check', 'a file');
     const r = await checkAnyFile(file, launchOptions(values));
     const shape = (ds: typeof r.diagnostics) =>

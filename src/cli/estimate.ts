@@ -1,7 +1,4 @@
-import { formatEstimate } from '../engine/report/estimate-text';
 import type { CostReport } from '../engine/cost/estimate';
-import { estimateLaunchFile, launchKindOf } from '../node/launch-file';
-import { estimatePlanFile, readTextFile } from '../node/plan-file';
 import { json, needFile, out, type Command } from './command';
 import { LAUNCH_OPTIONS, LAUNCH_USAGE, launchOptions } from './launch-options';
 
@@ -14,6 +11,10 @@ export const estimate: Command = {
                                                      ${LAUNCH_USAGE}`,
   options: { ...LAUNCH_OPTIONS },
   async run(positional, values) {
+    const { formatEstimate } =
+      require('../engine/report/estimate-text') as typeof import('../engine/report/estimate-text');
+    const { estimateLaunchFile, launchKindOf } = require('../node/launch-file') as typeof import('../node/launch-file');
+    const { estimatePlanFile, readTextFile } = require('../node/plan-file') as typeof import('../node/plan-file');
     const file = needFile(positional, 'estimate', 'a plan file or a launch configuration');
     let report: CostReport;
     let imported: { version: string; notes: string[]; plan: unknown } | undefined;

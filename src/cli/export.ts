@@ -1,8 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { InputError } from '../engine/errors';
-import { EXPORT_TARGETS, exportPlan } from '../engine/export';
-import { checkPlanFile } from '../node/plan-file';
 import { UsageError, json, needFile, out, type Command } from './command';
 
 export const exportCommand: Command = {
@@ -13,6 +11,8 @@ export const exportCommand: Command = {
                                                      accelerate); --out writes its files into dir`,
   options: { to: { type: 'string' }, out: { type: 'string' } },
   async run(positional, values) {
+    const { EXPORT_TARGETS, exportPlan } = require('../engine/export') as typeof import('../engine/export');
+    const { checkPlanFile } = require('../node/plan-file') as typeof import('../node/plan-file');
     const file = needFile(positional, 'export', 'a plan file');
     const to = values.to as string | undefined;
     if (!to) {

@@ -1,7 +1,5 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { planText } from '../engine/check/launch';
-import { importLaunchFile } from '../node/launch-file';
 import { InputError } from '../engine/errors';
 import { json, needFile, out, type Command } from './command';
 import { LAUNCH_OPTIONS, LAUNCH_USAGE, launchOptions } from './launch-options';
@@ -15,6 +13,8 @@ export const importCommand: Command = {
                                                      ${LAUNCH_USAGE}`,
   options: { ...LAUNCH_OPTIONS, out: { type: 'string' } },
   async run(positional, values) {
+    const { planText } = require('../engine/check/launch') as typeof import('../engine/check/launch');
+    const { importLaunchFile } = require('../node/launch-file') as typeof import('../node/launch-file');
     const file = needFile(positional, 'import', 'a launch configuration');
     const r = await importLaunchFile(file, launchOptions(values));
     const errors = [{ file: r.file, diagnostics: r.diagnostics }, ...r.related].flatMap((x) =>

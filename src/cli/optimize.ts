@@ -1,6 +1,5 @@
 import { promises as fsp } from 'fs';
 import type { Objective } from '../engine/search/optimize';
-import { applyCandidate, optimizeFile } from '../node/optimize-file';
 import { UsageError, json, listOption, needFile, out, type Command } from './command';
 
 const secs = (x: number) => (x >= 1 ? `${x.toFixed(2)} s` : `${(x * 1e3).toFixed(1)} ms`);
@@ -25,6 +24,7 @@ export const optimizeCommand: Command = {
     write: { type: 'boolean' },
   },
   async run(positional, values) {
+    const { applyCandidate, optimizeFile } = require('../node/optimize-file') as typeof import('../node/optimize-file');
     const file = needFile(positional, 'optimize', 'a plan file');
     const objective = (values.objective ?? 'time') as string;
     if (!['time', 'gpus', 'cost'].includes(objective)) {

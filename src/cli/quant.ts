@@ -1,6 +1,5 @@
-import { assignmentReport } from '../engine/check/precision';
 import { InputError } from '../engine/errors';
-import { validatePlan, type Plan } from '../engine/plan/plan';
+import type { Plan } from '../engine/plan/plan';
 import {
   formatActivations,
   formatAssignment,
@@ -8,10 +7,6 @@ import {
   formatExport,
   formatQuant,
 } from '../engine/report/quant-text';
-import { calibrateFile } from '../node/calibrate';
-import { readTextFile } from '../node/plan-file';
-import { quantFile } from '../node/quant-file';
-import { planFormats, quantPlan } from '../node/quant-plan';
 import { UsageError, dimsOption, intOption, json, listOption, needFile, out, type Command } from './command';
 
 export const quant: Command = {
@@ -46,6 +41,12 @@ export const quant: Command = {
     logits: { type: 'string' },
   },
   async run(positional, values) {
+    const { assignmentReport } = require('../engine/check/precision') as typeof import('../engine/check/precision');
+    const { validatePlan } = require('../engine/plan/plan') as typeof import('../engine/plan/plan');
+    const { calibrateFile } = require('../node/calibrate') as typeof import('../node/calibrate');
+    const { readTextFile } = require('../node/plan-file') as typeof import('../node/plan-file');
+    const { quantFile } = require('../node/quant-file') as typeof import('../node/quant-file');
+    const { planFormats, quantPlan } = require('../node/quant-plan') as typeof import('../node/quant-plan');
     const file = needFile(positional, 'quant', 'a model file');
     const sample = values.sample === undefined ? undefined : Number(values.sample);
     if (sample !== undefined && !(sample > 0 && sample <= 1)) {

@@ -1,5 +1,3 @@
-import { formatVerify } from '../engine/report/verify-text';
-import { verifyFile } from '../node/verify-file';
 import { UsageError, intOption, json, needFile, out, type Command } from './command';
 
 export const verify: Command = {
@@ -20,6 +18,8 @@ export const verify: Command = {
     inputs: { type: 'string' },
   },
   async run(positional, values) {
+    const { formatVerify } = require('../engine/report/verify-text') as typeof import('../engine/report/verify-text');
+    const { verifyFile } = require('../node/verify-file') as typeof import('../node/verify-file');
     const file = needFile(positional, 'verify', 'a model file');
     if (!values.tensor || !values.format) throw new UsageError('verify needs --tensor <name> and --format <format>');
     const report = await verifyFile(file, {

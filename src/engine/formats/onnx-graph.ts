@@ -303,13 +303,12 @@ function addGraph(
       graph.subgraphs!.get(subgraphId)!.nodes.push(node.index);
     }
     graph.nodes.push(node);
-    for (const a of n.attributes) node.attributes[a.name] = attrValue(a, graph);
-    for (const i of n.inputs) if (i) ensure(i).consumers.push(node.index);
-    for (const o of n.outputs) {
-      if (!o) continue;
-      const t = ensure(o);
-      t.producer = node.index;
+    // Indexed loops: once per node and input while a model opens, mostly before V8 optimizes this.
+    for (let k = 0; k < n.attributes.length; k++) {
+      node.attributes[n.attributes[k].name] = attrValue(n.attributes[k], graph);
     }
+    for (let k = 0; k < n.inputs.length; k++) if (n.inputs[k]) ensure(n.inputs[k]).consumers.push(node.index);
+    for (let k = 0; k < n.outputs.length; k++) if (n.outputs[k]) ensure(n.outputs[k]).producer = node.index;
     if (n.opType === 'Constant' && (n.domain === '' || n.domain === 'ai.onnx') && n.outputs[0]) {
       const c = constantTensor(n);
       if (c) {
@@ -333,11 +332,12 @@ function addGraph(
       }
     }
     if (n.opType === 'ConstantOfShape') loadFillValue(node, n.attributes, source, pending);
-    for (const a of n.attributes) {
+    for (let k = 0; k < n.attributes.length; k++) {
+      const a = n.attributes[k];
       if (a.g) addGraph(graph, a.g, node.index, depth + 1, source, pending, ignoreValueInfo, a.name);
-      a.graphs.forEach((sub, i) =>
-        addGraph(graph, sub, node.index, depth + 1, source, pending, ignoreValueInfo, `${a.name}[${i}]`),
-      );
+      for (let i = 0; i < a.graphs.length; i++) {
+        addGraph(graph, a.graphs[i], node.index, depth + 1, source, pending, ignoreValueInfo, `${a.name}[${i}]`);
+      }
     }
   }
 }

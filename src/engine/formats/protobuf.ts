@@ -58,7 +58,7 @@ export class ProtoReader {
     if (this.pos + want > this.source.size) {
       this.fail(`truncated: needs ${want} bytes at offset ${this.pos}, file has ${this.source.size}`);
     }
-    const jumped = this.pos > this.bufStart + this.buf.length + JUMP_WINDOW;
+    const jumped = this.pos > this.bufStart + this.buf.length;
     const len = Math.min(Math.max(want, jumped ? JUMP_WINDOW : this.windowSize), this.source.size - this.pos);
     // The window is only referenced until the next refill (strings and bytes are copied out).
     if (!this.spare || this.spare.length < len) this.spare = new Uint8Array(Math.max(len, this.windowSize));

@@ -101,9 +101,14 @@ export function groupLevel(
   const members = level.filter((i) => !a.foldable[i]);
   // A prefix that every name shares (caffe2's 'gpu_0/…') says nothing about layers: strip it.
   const scopes = new Set<string | undefined>();
-  for (const i of level) if (graph.nodes[i].name) scopes.add(scopeOf(graph.nodes[i].name, false));
-  for (const i of level) {
-    for (const inp of graph.nodes[i].inputs) if (graph.tensors.get(inp)?.isWeight) scopes.add(scopeOf(inp, true));
+  // Indexed loops: every node and input of the level, mostly before V8 optimizes this (for…of allocates per step).
+  for (let k = 0; k < level.length; k++) {
+    const node = graph.nodes[level[k]];
+    if (node.name) scopes.add(scopeOf(node.name, false));
+    for (let j = 0; j < node.inputs.length; j++) {
+      const inp = node.inputs[j];
+      if (graph.tensors.get(inp)?.isWeight) scopes.add(scopeOf(inp, true));
+    }
   }
   scopes.delete(undefined);
   const only = scopes.size === 1 ? [...scopes][0] : undefined;
@@ -351,30 +356,34 @@ export function groupLayers(graph: ModelGraph): void {
   // where the weight lives; every other instance counts once more, in the layer that first uses it.
   const instances = new Map<string, Set<string>>();
   const extra = new Map<Layer, Map<string, string>>();
+  const use = (l: Layer, weight: string, key: string) => {
+    if (!owner.has(weight)) owner.set(weight, l);
+    const seen = instances.get(weight) ?? new Set<string>();
+    if (seen.has(key)) return;
+    seen.add(key);
+    instances.set(weight, seen);
+    if (seen.size === 1) return;
+    const more = extra.get(l) ?? new Map<string, string>();
+    more.set(key, weight);
+    extra.set(l, more);
+  };
   for (const node of graph.nodes) {
     if (a.foldable[node.index]) continue;
     const l = layers[node.layer];
-    for (const i of node.inputs) {
+    const inputs = node.inputs;
+    // Indexed loops: this runs for every input of every node while a model opens, mostly unoptimized.
+    for (let k = 0; k < inputs.length; k++) {
+      const i = inputs[k];
       if (!i) continue;
       const copies = a.copiesOf(i);
       const direct = a.sourcesOf(i);
-      if (!copies.length && !direct.length) continue;
-      const behindCopy = new Set(copies.map((c) => c.weight));
-      const uses = [
-        ...direct.filter((w) => !behindCopy.has(w)).map((w) => ({ weight: w, key: '' })),
-        ...copies.map((c) => ({ weight: c.weight, key: c.copy })),
-      ];
-      for (const { weight, key } of uses) {
-        if (!owner.has(weight)) owner.set(weight, l);
-        const seen = instances.get(weight) ?? new Set<string>();
-        if (seen.has(key)) continue;
-        seen.add(key);
-        instances.set(weight, seen);
-        if (seen.size === 1) continue;
-        const more = extra.get(l) ?? new Map<string, string>();
-        more.set(key, weight);
-        extra.set(l, more);
+      if (!copies.length) {
+        for (let j = 0; j < direct.length; j++) use(l, direct[j], '');
+        continue;
       }
+      const behindCopy = new Set(copies.map((c) => c.weight));
+      for (const w of direct) if (!behindCopy.has(w)) use(l, w, '');
+      for (const c of copies) use(l, c.weight, c.copy);
     }
   }
   // Only the layers the graph's nodes form are named by weights: an unused initializer (caffe2's

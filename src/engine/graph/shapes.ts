@@ -1014,9 +1014,14 @@ export function isKnownOp(opType: string): boolean {
  */
 function isSorted(graph: ModelGraph): boolean {
   const tensors = graph.tensors;
-  for (const n of graph.nodes) {
+  const nodes = graph.nodes;
+  // Indexed loops: every input of every node, while a model opens (an unoptimized for…of allocates per step).
+  for (let k = 0; k < nodes.length; k++) {
+    const n = nodes[k];
     if (n.parent >= n.index) return false;
-    for (const i of n.inputs) {
+    const inputs = n.inputs;
+    for (let j = 0; j < inputs.length; j++) {
+      const i = inputs[j];
       if (!i) continue;
       const p = tensors.get(i)?.producer;
       if (p !== undefined && p > n.index) return false;
@@ -1110,11 +1115,15 @@ export function inferShapes(graph: ModelGraph): void {
     } else node.known = false;
     node.flops = Number.isFinite(ctx.flops) ? ctx.flops : 0;
     let moved = 0;
-    for (const t of ins) if (t?.shape) moved += bind(t.shape) * bytesPerElement(t.dtype);
-    node.outputs.forEach((name, i) => {
-      if (!name) return;
+    for (let k = 0; k < ins.length; k++) {
+      const t = ins[k];
+      if (t?.shape) moved += bind(t.shape) * bytesPerElement(t.dtype);
+    }
+    for (let i = 0; i < node.outputs.length; i++) {
+      const name = node.outputs[i];
+      if (!name) continue;
       const t = graph.tensors.get(name);
-      if (!t) return;
+      if (!t) continue;
       const o = outs[i];
       if (o && !t.isWeight) {
         if (o.shape && !t.shape) t.shape = o.shape;
@@ -1123,7 +1132,7 @@ export function inferShapes(graph: ModelGraph): void {
         if (o.value && !t.value && o.value.length <= 64) t.value = o.value;
       }
       if (t.shape) moved += bind(t.shape) * bytesPerElement(t.dtype);
-    });
+    }
     node.bytesMoved = moved;
   }
 }

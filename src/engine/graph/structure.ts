@@ -75,8 +75,8 @@ export interface GraphAnalysis {
    * DequantizeLinear, Reshape, Concat of weights…); a weight is its own source.
    */
   sourcesOf(tensor: string): readonly string[];
-  /** The weights a node reads, directly or through foldable chains. */
-  nodeSources(node: number): string[];
+  /** The weights a node reads, directly or through foldable chains (worked out once per node: do not change it). */
+  nodeSources(node: number): readonly string[];
   /**
    * The weights a tensor reaches through an `Identity` copy: torch's exporter stores identical
    * parameters once and hands each use its own Identity, so each copy stands for a parameter of its own.
@@ -146,17 +146,28 @@ export function analyzeGraph(graph: ModelGraph): GraphAnalysis {
       inside.set(p, list);
     }
   }
+  const nodeSourcesOf: (readonly string[] | undefined)[] = new Array(nodes.length);
   const analysis: GraphAnalysis = {
     foldable,
     sourcesOf,
     nodeSources(node) {
+      const known = nodeSourcesOf[node];
+      if (known) return known;
+      const inputs = nodes[node].inputs;
+      const within = inside.get(node);
+      // Most nodes read one weight or none, directly: no set needed.
+      if (!within && inputs.length <= 2) {
+        const a = inputs[0] ? sourcesOf(inputs[0]) : EMPTY;
+        const b = inputs.length > 1 && inputs[1] ? sourcesOf(inputs[1]) : EMPTY;
+        if (!b.length || (!a.length && b.length)) return (nodeSourcesOf[node] = a.length ? a : b);
+      }
       const set = new Set<string>();
-      for (const i of nodes[node].inputs) if (i) for (const s of sourcesOf(i)) set.add(s);
+      for (const i of inputs) if (i) for (const s of sourcesOf(i)) set.add(s);
       // An If / Loop / Scan reads what its subgraphs read (their own weights, and the outer ones they capture).
-      for (const d of inside.get(node) ?? []) {
+      for (const d of within ?? NO_NODES) {
         for (const i of nodes[d].inputs) if (i) for (const s of sourcesOf(i)) set.add(s);
       }
-      return [...set];
+      return (nodeSourcesOf[node] = [...set]);
     },
     copiesOf: (name) => copies.get(name) ?? NO_COPIES,
     inside: (node) => inside.get(node) ?? NO_NODES,
