@@ -198,6 +198,44 @@ describe('element types', () => {
   });
 });
 
+describe('names', () => {
+  it('reads every name as written: short ASCII (decoded without TextDecoder), UTF-8, long, at the fast path’s edges', async () => {
+    const names = [
+      'a',
+      '/model/layers.3/self_attn/q_proj/MatMul',
+      'ünïcode/層.0/MatMul',
+      'x'.repeat(128),
+      `${'y'.repeat(127)}é`,
+      `${'z'.repeat(127)}\u007f`,
+      'w'.repeat(300),
+      '',
+      'tab\there',
+    ];
+    const bytes = onnx.ModelProto.encode({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'ŋraph',
+        node: names.map((name, i) => ({ name, opType: 'Identity', input: [`in${i}`], output: [`${name}→${i}`] })),
+      },
+    }).finish();
+    const model = await readOnnxModel(new MemoryByteSource('names.onnx', bytes));
+    assert.strictEqual(model.graph.name, 'ŋraph');
+    assert.deepStrictEqual(
+      model.graph.nodes.map((n) => n.name),
+      names,
+    );
+    assert.deepStrictEqual(
+      model.graph.nodes.map((n) => n.outputs[0]),
+      names.map((n, i) => `${n}→${i}`),
+    );
+    assert.deepStrictEqual(
+      model.graph.nodes.map((n) => n.opType),
+      names.map(() => 'Identity'),
+    );
+  });
+});
+
 describe('ONNX reader agrees with onnx-proto', function () {
   it('finds the fixtures', () => {
     assert.ok(files.length > 150, `only ${files.length} ONNX fixtures found under ${SHARED_FIXTURES}`);
