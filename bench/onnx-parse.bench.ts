@@ -6,6 +6,11 @@
  *   - onnx-proto's full decode of the big file (the JS baseline),
  *   - python's onnx.load, when /usr/bin/python3 has onnx.
  * and the ratios between them. Nothing here is asserted: machines are noisy; read the ratios.
+ *
+ * NODE_EXTRA_CA_CERTS: Node 20 reads and parses that certificate file at every start, before any
+ * of the program runs (+50 ms on this sandbox, whose environment sets it to the system's whole CA
+ * bundle). Neither command opens a connection, so the rows run without it; where the environment
+ * sets it, the main ratio is measured with it too and printed after.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -23,7 +28,7 @@ interface Sample {
   maxRssBytes: number;
 }
 
-function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Sample {
+function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv = ENV): Sample {
   const started = process.hrtime.bigint();
   const r = spawnSync(cmd, args, {
     stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
@@ -68,6 +73,10 @@ function pythonHasOnnx(): boolean {
   return r.status === 0;
 }
 
+/** The environment without NODE_EXTRA_CA_CERTS (see the top). */
+const ENV: NodeJS.ProcessEnv = { ...process.env };
+delete ENV.NODE_EXTRA_CA_CERTS;
+
 function main(): void {
   const cli = path.join(REPO, 'dist', 'cli.js');
   if (!fs.existsSync(cli)) throw new Error('dist/cli.js is missing: npm run build first');
@@ -82,7 +91,7 @@ function main(): void {
   const inspectBig = best(node, ['--require', preload, cli, 'inspect', big, '--json']);
   rows.push(['layerplan inspect, big model', inspectBig]);
   const noCache = best(node, ['--require', preload, cli, 'inspect', big, '--json'], {
-    ...process.env,
+    ...ENV,
     LAYERPLAN_CODE_CACHE: '',
   });
   rows.push(['  the same without the code cache', noCache]);
@@ -90,13 +99,14 @@ function main(): void {
   rows.push(["node -e 0 (Node's own start)", nodeStart]);
   const inspectTiny = best(node, ['--require', preload, cli, 'inspect', tiny, '--json']);
   rows.push(['layerplan inspect, tiny weights', inspectTiny]);
-  const protoBig = best(node, [
+  const protoArgs = [
     '--max-old-space-size=8192',
     '--require',
     preload,
     path.join(REPO, 'bench', 'onnx-proto-load.js'),
     big,
-  ]);
+  ];
+  const protoBig = best(node, protoArgs);
   rows.push(['onnx-proto read + decode, big', protoBig]);
   if (pythonHasOnnx()) {
     const py =
@@ -133,6 +143,19 @@ function main(): void {
   console.log(
     `  layerplan peak RSS on the big model: ${(inspectBig.maxRssBytes / 2 ** 20).toFixed(0)} MiB (goal <= 200 MiB)`,
   );
+  const ca = process.env.NODE_EXTRA_CA_CERTS;
+  if (ca) {
+    const withCa = { ...ENV, NODE_EXTRA_CA_CERTS: ca };
+    const start = best(node, ['--require', preload, '-e', '0'], withCa);
+    const inspectCa = best(node, ['--require', preload, cli, 'inspect', big, '--json'], withCa);
+    const protoCa = best(node, protoArgs, withCa);
+    console.log(
+      `this environment sets NODE_EXTRA_CA_CERTS=${ca}: Node reads it at every start (node -e 0 ${start.ms.toFixed(0)} ms with it, ${nodeStart.ms.toFixed(0)} ms without); with it:`,
+    );
+    console.log(
+      `  layerplan inspect ${inspectCa.ms.toFixed(0)} ms, onnx-proto ${protoCa.ms.toFixed(0)} ms: onnx-proto / layerplan ${(protoCa.ms / inspectCa.ms).toFixed(2)}x, ${(inspectCa.ms - start.ms).toFixed(0)} ms beyond Node's own start`,
+    );
+  }
 }
 
 main();
