@@ -39,6 +39,30 @@ interface Ctx {
   flops: number;
 }
 
+/** A node's Ctx: methods on the prototype, not five closures for each of a model's nodes. */
+class NodeCtx implements Ctx {
+  flops = 0;
+  constructor(
+    readonly node: GraphNode,
+    readonly ins: (GraphTensor | undefined)[],
+    private readonly bindings: Record<string, number>,
+  ) {}
+  attr(name: string): AttrValue | undefined {
+    return this.node.attributes[name];
+  }
+  int(name: string, dflt: number): number {
+    const v = this.node.attributes[name];
+    return typeof v === 'number' ? v : dflt;
+  }
+  ints(name: string): number[] | undefined {
+    const v = this.node.attributes[name];
+    return Array.isArray(v) && v.every((x) => typeof x === 'number') ? (v as number[]) : undefined;
+  }
+  bind(s: Shape | undefined): number {
+    return evalShape(s, this.bindings);
+  }
+}
+
 type Handler = (c: Ctx) => Out[];
 
 const norm = (axis: number, r: number) => (axis < 0 ? axis + r : axis);
@@ -1079,23 +1103,10 @@ export function inferShapes(graph: ModelGraph): void {
     for (const d of graph.tensors.get(name)?.shape ?? []) for (const x of symbolsIn(d)) given.add(x);
   }
   for (const node of topologicalOrder(graph)) {
-    const ins = node.inputs.map((n) => (n ? graph.tensors.get(n) : undefined));
+    const ins: (GraphTensor | undefined)[] = new Array(node.inputs.length);
+    for (let k = 0; k < ins.length; k++) ins[k] = node.inputs[k] ? graph.tensors.get(node.inputs[k]) : undefined;
     const handler = handlers[node.opType];
-    const ctx: Ctx = {
-      node,
-      ins,
-      flops: 0,
-      bind,
-      attr: (name) => node.attributes[name],
-      int: (name, dflt) => {
-        const v = node.attributes[name];
-        return typeof v === 'number' ? v : dflt;
-      },
-      ints: (name) => {
-        const v = node.attributes[name];
-        return Array.isArray(v) && v.every((x) => typeof x === 'number') ? (v as number[]) : undefined;
-      },
-    };
+    const ctx = new NodeCtx(node, ins, bindings);
     let outs: Out[] = [];
     if (node.opType === 'Constant') {
       node.known = true;
