@@ -23,6 +23,10 @@ const SHORT_STRING = 128;
  * refills it on demand, so length-delimited payloads (tensor data) can be skipped without
  * being read. Every position is an absolute file offset. All reads check bounds and throw an
  * InputError naming the file.
+ *
+ * The hot paths (a tag, a length, a name: tens of thousands per model, mostly run before V8
+ * optimizes them) test the window inline and call need() only to refill: in unoptimized code a
+ * call costs more than the test.
  */
 export class ProtoReader {
   private buf: Uint8Array = new Uint8Array(0);
@@ -89,6 +93,12 @@ export class ProtoReader {
 
   /** Reads a varint as an unsigned value below 2^53 (lengths, tags, enums). Call after need(10). */
   uvarint(): number {
+    // One byte (tags of fields 1–15, lengths below 128: most of them) without the loop.
+    const i = this.pos - this.bufStart;
+    if (i >= 0 && i < this.buf.length && this.buf[i] < 0x80) {
+      this.pos++;
+      return this.buf[i];
+    }
     let result = 0;
     let mul = 1;
     for (let i = 0; i < 10; i++) {
@@ -146,10 +156,10 @@ export class ProtoReader {
   }
 
   string(end: number): string {
-    this.need(10, end);
+    if (this.pos < this.bufStart || this.pos + 10 > this.bufStart + this.buf.length) this.need(10, end);
     const len = this.uvarint();
-    this.checkLength(len, end, 'string');
-    this.need(len, end);
+    if (len < 0 || this.pos + len > end) this.checkLength(len, end, 'string');
+    if (this.pos + len > this.bufStart + this.buf.length) this.need(len, end);
     // Names (nodes, tensors, op types) are short and ASCII: decoded here, without a call into
     // TextDecoder for each of a model's thousands of them (a fifth of reading the graph).
     if (len <= SHORT_STRING) {
@@ -184,7 +194,7 @@ export class ProtoReader {
    * destructuring).
    */
   field(end: number): number {
-    this.need(10, end);
+    if (this.pos < this.bufStart || this.pos + 10 > this.bufStart + this.buf.length) this.need(10, end);
     const t = this.uvarint();
     const field = Math.floor(t / 8);
     this.wire = t & 7;
@@ -194,9 +204,9 @@ export class ProtoReader {
 
   /** Reads the length prefix of a length-delimited field; returns the absolute end of its payload. */
   lengthPrefix(end: number, what: string): number {
-    this.need(10, end);
+    if (this.pos < this.bufStart || this.pos + 10 > this.bufStart + this.buf.length) this.need(10, end);
     const len = this.uvarint();
-    this.checkLength(len, end, what);
+    if (len < 0 || this.pos + len > end) this.checkLength(len, end, what);
     return this.pos + len;
   }
 
