@@ -4,7 +4,17 @@ import * as os from 'os';
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import * as path from 'path';
-import { addDims, divDims, evalDim, mulDims, subDims, symbol, symbolsIn } from '../../src/engine/graph/dims';
+import {
+  addDims,
+  divDims,
+  evalDim,
+  mulDims,
+  productOf,
+  subDims,
+  symbol,
+  symbolsIn,
+  type Dim,
+} from '../../src/engine/graph/dims';
 import type { ModelGraph } from '../../src/engine/graph/model-graph';
 import { openModel } from '../../src/engine/formats/registry';
 import { FileByteSource } from '../../src/node/file-source';
@@ -305,6 +315,36 @@ describe('symbolic dims with sums (a KV cache: seq_len + 1)', () => {
     assert.strictEqual(symbol('1 + past_seq_len'), 'past_seq_len + 1');
     assert.strictEqual(symbol('None'), null);
     assert.strictEqual(symbol('batch'), 'batch');
+  });
+});
+
+describe('productOf', () => {
+  it('is the product mulDims gives factor by factor (its fast path for numbers and monomials included)', () => {
+    const pool: Dim[] = [
+      1,
+      2,
+      0,
+      -1,
+      1024,
+      'batch',
+      'sequence',
+      '2*sequence',
+      'a*b',
+      '3*a',
+      'seq_len + 1',
+      'n - 2',
+      null,
+    ];
+    let seed = 7;
+    const pick = () => pool[(seed = (seed * 1103515245 + 12345) % 2 ** 31) % pool.length];
+    const shapes: Dim[][] = [[], ['batch'], [0, 'batch'], ['batch', 'batch'], [-1, 'sequence', 64]];
+    for (let i = 0; i < 300; i++) shapes.push(Array.from({ length: 1 + (i % 5) }, pick));
+    for (const shape of shapes) {
+      const byFactor = shape.reduce<Dim>((p, d) => mulDims(p, d), 1);
+      assert.strictEqual(productOf(shape), byFactor, JSON.stringify(shape));
+    }
+    assert.strictEqual(productOf(['sequence', 2, 'batch', 512]), '1024*batch*sequence');
+    assert.strictEqual(productOf(['n - 2', 2]), '2*n - 4');
   });
 });
 

@@ -103,7 +103,7 @@ export function symbol(name: string): Dim {
 
 export function mulDims(a: Dim, b: Dim): Dim {
   // Most products in a real graph are of numbers, or by 1: no algebra (opening a model multiplies thousands).
-  if (typeof a === 'number' && typeof b === 'number') return a * b;
+  if (typeof a === 'number' && typeof b === 'number') return a * b === 0 ? 0 : a * b; // never -0
   if (a === null || b === null) return null;
   if (a === 1) return b;
   if (b === 1) return a;
@@ -152,9 +152,31 @@ export function subDims(a: Dim, b: Dim): Dim {
 }
 
 export function productOf(dims: Shape): Dim {
-  let p: Dim = 1;
+  // A product of numbers and monomials ("batch", "2*sequence": every shape a Reshape or a MatMul sees
+  // in a transformer) is one monomial: multiplied here, without a parse and a format per factor.
   // Indexed loops here and below: these run for every tensor while a model opens, mostly before V8
   // optimizes them, and an unoptimized for…of allocates an iterator and a result per step.
+  let coef = 1;
+  let syms: string[] | undefined;
+  for (let i = 0; i < dims.length; i++) {
+    const d = dims[i];
+    if (typeof d === 'number') coef *= d;
+    else if (d === null) return null;
+    else if (d.includes(' + ') || d.includes(' - ')) return productOfSums(dims);
+    else {
+      const m = parsedDim(d)[0];
+      coef *= m.coef;
+      syms ??= [];
+      for (let j = 0; j < m.syms.length; j++) syms.push(m.syms[j]);
+    }
+  }
+  if (coef === 0) return 0; // never -0
+  if (!syms) return coef;
+  return formatMono({ coef, syms: syms.sort() });
+}
+
+function productOfSums(dims: Shape): Dim {
+  let p: Dim = 1;
   for (let i = 0; i < dims.length; i++) p = mulDims(p, dims[i]);
   return p;
 }
