@@ -123,13 +123,27 @@ describe('models exported outside this repository: names', () => {
     // Before: GRU_153, MatMul_156, GRU_700, … as layers of their own, and encoder.en_convs.2 held only its attention's
     // tail. GTCRN's GTConvBlocks end in temporal recurrent attention (a GRU and a linear layer; Rong et al. 2024).
     assert.ok(!names.some((n) => /^GRU_\d+$/.test(n)), names.join(', '));
+    // Each GTConvBlock whole: its BN-folded point and depthwise convolutions (unnamed `Conv_139`, `Conv_147`, …, 9–16
+    // ops before the attention) in it, so the three blocks, alike but for their dilation, hold the same convolutions and
+    // (to a few shape constants) the same parameters. The first two encoder blocks have no name in the file at all.
+    const convs: number[] = [];
+    const params: number[] = [];
     for (const k of [2, 3, 4]) {
       const l = g.layers.find((x) => x.name === `encoder.en_convs.${k}`)!;
       assert.ok(
         l.nodes.some((i) => g.nodes[i].opType === 'GRU'),
         `encoder.en_convs.${k}`,
       );
+      convs.push(l.nodes.filter((i) => g.nodes[i].opType === 'Conv').length);
+      params.push(l.parameters);
     }
+    assert.deepStrictEqual(convs, [convs[0], convs[0], convs[0]]);
+    assert.ok(convs[0] >= 3, `${convs[0]} convolutions`);
+    assert.ok(Math.max(...params) - Math.min(...params) <= 10, params.join(', '));
+    assert.deepStrictEqual(
+      names.filter((n) => /^Conv_\d+$/.test(n)),
+      ['Conv_75', 'Conv_77'],
+    );
     assert.strictEqual(
       r.layers.reduce((a, l) => a + l.parameters, 0),
       r.parameters,

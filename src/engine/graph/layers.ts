@@ -64,6 +64,13 @@ function segments(name: string): string[] {
   return out;
 }
 
+/**
+ * How far an unnamed weighted node's output may travel, through unnamed ops, to the next named module it joins:
+ * GTCRN's GTConvBlock computes its temporal attention 9–16 ops after its two BN-folded convolutions (8 left them
+ * as layers `Conv_139`, `Conv_147`); over the 211 ONNX fixtures only GTCRN's grouping changed from 8.
+ */
+const NEAREST_HOPS = 16;
+
 const BLOCK_SEGMENT = /^(block|blk|layer|h|layers)[_-]?\d+$/i;
 const innerConv = (outer: string, inner: string) => inner === 'separable_conv2d' && /^separable_conv/.test(outer);
 const TF_CALL = /^(StatefulPartitionedCall|PartitionedCall)(_\d+)?$/;
@@ -185,8 +192,9 @@ export function groupLevel(
       );
     // A node doing weighted work whose name and weights say nothing (tf2onnx's `LSTM__73`, torch 1.x's `Conv_149` on
     // BN-folded `onnx::Conv_3392`) belongs to the next named module in the file when its output reaches that module
-    // within a few ops (exporters write a module's unnamed ops before its named ones: the Keras LSTM's Transpose,
-    // the block's attention). Otherwise it keeps its own name: a skip connection reaching a far module says nothing.
+    // within NEAREST_HOPS ops through unnamed ones (exporters write a module's unnamed ops before its named ones: the
+    // Keras LSTM's Transpose, the block's attention). Otherwise it keeps its own name: a skip connection reaching a
+    // far module says nothing.
     const nextNamed = new Int32Array(members.length + 1).fill(-1);
     for (let k = members.length - 1; k >= 0; k--) nextNamed[k] = scope[k + 1] ? k + 1 : nextNamed[k + 1];
     const nearest = (k: number): string | undefined => {
@@ -194,7 +202,7 @@ export function groupLevel(
       if (!want) return undefined;
       let frontier = [k];
       const seen = new Set(frontier);
-      for (let hop = 0; hop < 8 && frontier.length; hop++) {
+      for (let hop = 0; hop < NEAREST_HOPS && frontier.length; hop++) {
         const next: number[] = [];
         for (const x of frontier) {
           for (const y of consumers(x)) {
