@@ -23,17 +23,33 @@ export interface Command {
 
 // Windows consoles take text through process.stdout (WriteConsoleW), not raw bytes.
 let stdoutStream = process.platform === 'win32';
+/** The reader went away (EPIPE): the rest of the output goes nowhere, the command still ends with its own exit code. */
+let stdoutGone = false;
+let listening = false;
+
+function stdout(): NodeJS.WriteStream {
+  if (!listening) {
+    listening = true;
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') stdoutGone = true;
+      else throw e;
+    });
+  }
+  return process.stdout;
+}
 
 /**
  * Writes text to stdout: straight to file descriptor 1 while that takes it (a file, a terminal, a
  * blocking pipe), so a command that prints one report never sets up process.stdout (Node's stream
  * machinery costs every start ~2 ms, a pipe's ~4 ms); on a non-blocking pipe (EAGAIN) the rest, and
  * everything after it, goes through process.stdout in order. A reader that stops early
- * (`layerplan … | head`, EPIPE) ends the command with its exit code so far, not an error.
+ * (`layerplan … | head`, EPIPE) is not an error: later output is dropped, and the command finishes
+ * (its messages on stderr, its exit code) as it would have.
  */
 export function out(text: string): void {
+  if (stdoutGone) return;
   if (stdoutStream) {
-    process.stdout.write(text);
+    stdout().write(text);
     return;
   }
   const bytes = Buffer.from(text, 'utf8');
@@ -42,14 +58,13 @@ export function out(text: string): void {
     while (done < bytes.length) done += writeSync(1, bytes, done, bytes.length - done);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    if (code === 'EPIPE') {
+      stdoutGone = true;
+      return;
+    }
     if (code !== 'EAGAIN') throw e;
     stdoutStream = true;
-    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-      throw err;
-    });
-    process.stdout.write(bytes.subarray(done));
+    stdout().write(bytes.subarray(done));
   }
 }
 

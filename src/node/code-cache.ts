@@ -92,7 +92,16 @@ export function runBundleCached(
   if (sourceMapsEnabled()) {
     return { exports: createRequire(bundle)(bundle) as Record<string, unknown>, state: 'off', save: () => false };
   }
-  const bytes = fs.readFileSync(bundle);
+  // Read and stat through one descriptor: the cache's name describes the very bytes compiled.
+  let bytes: Buffer;
+  let stat: fs.BigIntStats;
+  const fd = fs.openSync(bundle, 'r');
+  try {
+    stat = fs.fstatSync(fd, { bigint: true });
+    bytes = fs.readFileSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
   // esbuild writes ASCII: decoding it as Latin-1 is the same text, without the UTF-8 decoder's cost.
   let source = typeof isAscii === 'function' && isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
   // A hashbang is valid only at a script's start: keep the columns, make it a comment.
@@ -100,7 +109,7 @@ export function runBundleCached(
   let file: string | undefined;
   let cachedData: Buffer | undefined;
   if (dir && /^[a-z][a-z0-9-]{0,31}$/.test(key) && privateDir(dir)) {
-    const hash = bundleHash(bundle, bytes, builtSha256);
+    const hash = bundleHash(stat, bytes, builtSha256);
     file = path.join(dir, `${PREFIX}${key}-${hash}${SUFFIX}`);
     try {
       cachedData = fs.readFileSync(file);
@@ -132,17 +141,10 @@ export function runBundleCached(
 }
 
 /** 24 hex digits naming the bundle's text and the runtime (V8's version, the architecture). */
-function bundleHash(bundle: string, bytes: Buffer, builtSha256: string | undefined): string {
+function bundleHash(st: fs.BigIntStats, bytes: Buffer, builtSha256: string | undefined): string {
   const runtime = `\0${process.versions.v8}\0${process.arch}`;
-  if (builtSha256 && /^[0-9a-f]{64}$/.test(builtSha256)) {
-    try {
-      const st = fs.statSync(bundle, { bigint: true });
-      if (st.size === BigInt(bytes.length)) {
-        return `${builtSha256.slice(0, 8)}${cyrb53(`${builtSha256}\0${st.size}\0${st.mtimeNs}\0${st.ino}${runtime}`)}`;
-      }
-    } catch {
-      // hash the bytes instead
-    }
+  if (builtSha256 && /^[0-9a-f]{64}$/.test(builtSha256) && st.size === BigInt(bytes.length)) {
+    return `${builtSha256.slice(0, 8)}${cyrb53(`${builtSha256}\0${st.size}\0${st.mtimeNs}\0${st.ino}${runtime}`)}`;
   }
   // Only here, not at the module's top: most starts never load crypto.
   const { createHash } = require('crypto') as typeof import('crypto');

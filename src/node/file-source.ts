@@ -14,6 +14,9 @@ const call = <T>(f: (done: (e: NodeJS.ErrnoException | null, v: T) => void) => v
 /** A ByteSource over a file on disk, reading with positioned reads (no whole-file buffer). */
 export class FileByteSource implements ByteSource {
   private closed: Promise<void> | undefined;
+  /** Asynchronous reads in flight, and what close() waits on for them to end. */
+  private reading = 0;
+  private idle: (() => void) | undefined;
 
   private constructor(
     readonly name: string,
@@ -54,15 +57,22 @@ export class FileByteSource implements ByteSource {
   async read(offset: number, length: number): Promise<Uint8Array> {
     this.check(offset, length);
     const out = new Uint8Array(length);
-    let done = 0;
-    while (done < length) {
-      const n = Math.min(MAX_CHUNK, length - done);
-      const at = done;
-      const bytesRead = await call<number>((cb) => read(this.fd, out, at, n, offset + at, cb));
-      if (bytesRead === 0) throw new InputError(this.name, `file shrank while reading at offset ${offset + done}`);
-      done += bytesRead;
+    // Counted in flight: close() waits for it (as FileHandle's did), so the descriptor is never
+    // closed, or its number reused, under a read.
+    this.reading++;
+    try {
+      let done = 0;
+      while (done < length) {
+        const n = Math.min(MAX_CHUNK, length - done);
+        const at = done;
+        const bytesRead = await call<number>((cb) => read(this.fd, out, at, n, offset + at, cb));
+        if (bytesRead === 0) throw new InputError(this.name, `file shrank while reading at offset ${offset + done}`);
+        done += bytesRead;
+      }
+      return out;
+    } finally {
+      if (--this.reading === 0) this.idle?.();
     }
-    return out;
   }
 
   readSync(offset: number, length: number, into?: Uint8Array): Uint8Array {
@@ -85,9 +95,12 @@ export class FileByteSource implements ByteSource {
     }
   }
 
-  /** Closes the file once; a second call waits for the first. */
+  /** Closes the file once, after the reads in flight; a second call waits for the first. */
   close(): Promise<void> {
-    this.closed ??= call<void>((done) => close(this.fd, (err) => done(err, undefined)));
+    this.closed ??= (async () => {
+      if (this.reading > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+      await call<void>((done) => close(this.fd, (err) => done(err, undefined)));
+    })();
     return this.closed;
   }
 }
@@ -170,6 +183,8 @@ export class FolderResolver implements SiblingResolver {
   }
 
   async close(): Promise<void> {
+    // Opens still under way finish first: a file they open is closed here too, never left open.
+    await Promise.allSettled([...this.cache.values()]);
     await Promise.all(this.opened.map((f) => f.close()));
   }
 }

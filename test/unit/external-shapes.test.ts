@@ -333,6 +333,7 @@ describe('productOf', () => {
       '3*a',
       'seq_len + 1',
       'n - 2',
+      '1 + past len',
       null,
     ];
     let seed = 7;
@@ -345,6 +346,9 @@ describe('productOf', () => {
     }
     assert.strictEqual(productOf(['sequence', 2, 'batch', 512]), '1024*batch*sequence');
     assert.strictEqual(productOf(['n - 2', 2]), '2*n - 4');
+    // A sum as symbol() leaves it (a name with a space): by 1, still written in format()'s order.
+    assert.strictEqual(mulDims(1, '1 + past len'), 'past len + 1');
+    assert.strictEqual(productOf(['1 + past len']), 'past len + 1');
   });
 });
 

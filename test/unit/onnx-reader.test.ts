@@ -13,6 +13,7 @@ import {
   type OnnxType,
 } from '../../src/engine/formats/onnx';
 import { loadTensorBytes } from '../../src/engine/formats/onnx-data';
+import { onnxToGraph } from '../../src/engine/formats/onnx-graph';
 import { DataType } from '../../src/engine/formats/onnx-schema.generated';
 import { FolderResolver } from '../../src/node/file-source';
 import { OUR_MODELS, SHARED_FIXTURES, memorySource, walk } from '../helpers';
@@ -233,6 +234,43 @@ describe('names', () => {
       model.graph.nodes.map((n) => n.opType),
       names.map(() => 'Identity'),
     );
+  });
+});
+
+describe('small constant values', () => {
+  it('a tensor a later node writes again keeps no Constant value; a later Constant of the same name wins', async () => {
+    const int64s = (v: number[]) => ({
+      dataType: 7,
+      dims: [v.length],
+      rawData: new Uint8Array(new BigInt64Array(v.map(BigInt)).buffer),
+    });
+    const constant = (out: string, v: number[]) => ({
+      opType: 'Constant',
+      output: [out],
+      attribute: [{ name: 'value', type: 4, t: int64s(v) }],
+    });
+    const bytes = onnx.ModelProto.encode({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'g',
+        input: [
+          { name: 'in', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 2 }, { dimValue: 3 }] } } } },
+        ],
+        node: [
+          constant('taken', [1, 6]),
+          { opType: 'Shape', input: ['in'], output: ['taken'] },
+          constant('twice', [6, 1]),
+          constant('twice', [3, 2]),
+        ],
+      },
+    }).finish();
+    const graph = await onnxToGraph(
+      await readOnnxModel(new MemoryByteSource('m.onnx', bytes)),
+      new MemoryByteSource('m.onnx', bytes),
+    );
+    assert.strictEqual(graph.tensors.get('taken')!.value, undefined);
+    assert.deepStrictEqual(graph.tensors.get('twice')!.value, [3, 2]);
   });
 });
 

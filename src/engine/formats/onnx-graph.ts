@@ -104,9 +104,10 @@ function loadSmallValue(
 }
 
 /**
- * Hands a small tensor's bytes to `use`: raw data at once, with one positioned read of a few bytes
- * (awaiting each of a model's hundreds of shape constants was a trip through the thread pool);
- * any other storage as loadTensorBytes reads it, added to `pending`.
+ * Hands a small tensor's bytes to `use` once the graph's nodes are all added (a later node may take
+ * over the tensor: `still()` in loadSmallValue). Raw data is read at once, with one positioned read
+ * of a few bytes (awaiting each of a model's hundreds of shape constants was a trip through the
+ * thread pool); any other storage as loadTensorBytes reads it.
  */
 function smallTensorBytes(
   t: OnnxTensor,
@@ -114,8 +115,8 @@ function smallTensorBytes(
   pending: Promise<void>[],
   use: (bytes: Uint8Array) => void,
 ): void {
-  if (t.data.kind === 'raw') use(source.readSync(t.data.offset, t.data.length));
-  else pending.push(loadTensorBytes(t, source).then(use));
+  const bytes = t.data.kind === 'raw' ? source.readSync(t.data.offset, t.data.length) : loadTensorBytes(t, source);
+  pending.push(Promise.resolve(bytes).then(use));
 }
 
 /**

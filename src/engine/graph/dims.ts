@@ -105,8 +105,9 @@ export function mulDims(a: Dim, b: Dim): Dim {
   // Most products in a real graph are of numbers, or by 1: no algebra (opening a model multiplies thousands).
   if (typeof a === 'number' && typeof b === 'number') return a * b === 0 ? 0 : a * b; // never -0
   if (a === null || b === null) return null;
-  if (a === 1) return b;
-  if (b === 1) return a;
+  // By 1: the other factor as it is, unless it is a sum (format() writes sums in one order).
+  if (a === 1 && (typeof b === 'number' || !isSum(b))) return b;
+  if (b === 1 && (typeof a === 'number' || !isSum(a))) return a;
   const x = parse(a);
   const y = parse(b);
   if (!x || !y) return null;
@@ -162,7 +163,7 @@ export function productOf(dims: Shape): Dim {
     const d = dims[i];
     if (typeof d === 'number') coef *= d;
     else if (d === null) return null;
-    else if (d.includes(' + ') || d.includes(' - ')) return productOfSums(dims);
+    else if (isSum(d)) return productOfSums(dims);
     else {
       const m = parsedDim(d)[0];
       coef *= m.coef;
@@ -174,6 +175,8 @@ export function productOf(dims: Shape): Dim {
   if (!syms) return coef;
   return formatMono({ coef, syms: syms.sort() });
 }
+
+const isSum = (d: string) => d.includes(' + ') || d.includes(' - ');
 
 function productOfSums(dims: Shape): Dim {
   let p: Dim = 1;
