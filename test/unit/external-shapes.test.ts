@@ -7,6 +7,7 @@ import * as path from 'path';
 import {
   addDims,
   divDims,
+  divPoly,
   evalDim,
   mulDims,
   productOf,
@@ -346,6 +347,15 @@ describe('productOf', () => {
     }
     assert.strictEqual(productOf(['sequence', 2, 'batch', 512]), '1024*batch*sequence');
     assert.strictEqual(productOf(['n - 2', 2]), '2*n - 4');
+    assert.strictEqual(divDims('1024*batch*sequence', '16*sequence'), '64*batch');
+    assert.strictEqual(divDims('2*batch', 'sequence'), null);
+    assert.strictEqual(divDims(0, -4), 0);
+    // divDims: its fast path (monomials) against the general term-by-term division, on every pair of the pool.
+    for (const a of pool) {
+      for (const b of pool) {
+        assert.strictEqual(divDims(a, b), divPoly(a, b), `${a} / ${b}`);
+      }
+    }
     // A sum as symbol() leaves it (a name with a space): by 1, still written in format()'s order.
     assert.strictEqual(mulDims(1, '1 + past len'), 'past len + 1');
     assert.strictEqual(productOf(['1 + past len']), 'past len + 1');

@@ -117,6 +117,33 @@ export function mulDims(a: Dim, b: Dim): Dim {
 }
 
 export function divDims(a: Dim, b: Dim): Dim {
+  if (a === null || b === null) return null;
+  // A monomial by a monomial (a Reshape's -1: the input's size over the other target dims): without
+  // copying the cached parses, then formatting a one-term sum.
+  if ((typeof a === 'number' || !isSum(a)) && (typeof b === 'number' || !isSum(b))) {
+    const x = typeof a === 'number' ? { coef: a, syms: NO_SYMS } : parsedDim(a)[0];
+    const y = typeof b === 'number' ? { coef: b, syms: NO_SYMS } : parsedDim(b)[0];
+    if (y.coef === 0 || x.coef % y.coef !== 0) return null;
+    let syms = x.syms;
+    if (y.syms.length) {
+      syms = [...x.syms];
+      for (const s of y.syms) {
+        const i = syms.indexOf(s);
+        if (i < 0) return null;
+        syms.splice(i, 1);
+      }
+    }
+    const coef = x.coef / y.coef;
+    if (coef === 0) return 0; // never -0
+    return syms.length ? formatMono({ coef, syms }) : coef;
+  }
+  return divPoly(a, b);
+}
+
+const NO_SYMS: string[] = [];
+
+/** Division term by term, for any dims: divDims' general case (tests check its fast path against this). */
+export function divPoly(a: Dim, b: Dim): Dim {
   const x = parse(a);
   const y = parse(b);
   if (!x || !y || y.length !== 1 || y[0].coef === 0) return null;
