@@ -11,6 +11,8 @@ const MAX_CHUNK = 512 * 1024 * 1024;
 const call = <T>(f: (done: (e: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> =>
   new Promise((resolve, reject) => f((e, v) => (e ? reject(e) : resolve(v))));
 
+const closeFd = (fd: number) => call<void>((done) => close(fd, (err) => done(err, undefined)));
+
 /** A ByteSource over a file on disk, reading with positioned reads (no whole-file buffer). */
 export class FileByteSource implements ByteSource {
   private closed: Promise<void> | undefined;
@@ -44,11 +46,11 @@ export class FileByteSource implements ByteSource {
     try {
       stat = await call<Stats>((done) => fstat(fd, done));
     } catch (e) {
-      await call<void>((done) => close(fd, (err) => done(err, undefined)));
+      await closeFd(fd);
       throw new InputError(name, `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
     }
     if (!stat.isFile()) {
-      await call<void>((done) => close(fd, (err) => done(err, undefined)));
+      await closeFd(fd);
       throw new InputError(name, 'is not a regular file');
     }
     return new FileByteSource(name, stat.size, fd);
@@ -99,7 +101,7 @@ export class FileByteSource implements ByteSource {
   close(): Promise<void> {
     this.closed ??= (async () => {
       if (this.reading > 0) await new Promise<void>((resolve) => (this.idle = resolve));
-      await call<void>((done) => close(this.fd, (err) => done(err, undefined)));
+      await closeFd(this.fd);
     })();
     return this.closed;
   }

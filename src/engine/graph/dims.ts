@@ -35,8 +35,11 @@ function parse(d: Dim): Poly | null {
   return parsedDim(d).map((t) => ({ coef: t.coef, syms: [...t.syms] }));
 }
 
+/** Whether a symbolic dim is written as a sum (" + " / " - " between its terms). */
+const isSum = (d: string) => d.includes(' + ') || d.includes(' - ');
+
 function parseSum(d: string): Poly {
-  if (!d.includes(' + ') && !d.includes(' - ')) return [parseProduct(d)];
+  if (!isSum(d)) return [parseProduct(d)];
   const parts = d.split(/ ([+-]) /);
   const out: Poly = [parseProduct(parts[0])];
   for (let i = 1; i + 1 < parts.length; i += 2) {
@@ -202,8 +205,6 @@ export function productOf(dims: Shape): Dim {
   if (!syms) return coef;
   return formatMono({ coef, syms: syms.sort() });
 }
-
-const isSum = (d: string) => d.includes(' + ') || d.includes(' - ');
 
 function productOfSums(dims: Shape): Dim {
   let p: Dim = 1;

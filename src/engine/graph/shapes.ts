@@ -1097,7 +1097,6 @@ export function topologicalOrder(graph: ModelGraph): GraphNode[] {
  */
 export function inferShapes(graph: ModelGraph): void {
   const bindings = graph.bindings;
-  const bind = (s: Shape | undefined) => evalShape(s, bindings);
   const given = new Set<string>();
   for (const name of graph.inputs) {
     for (const d of graph.tensors.get(name)?.shape ?? []) for (const x of symbolsIn(d)) given.add(x);
@@ -1128,7 +1127,7 @@ export function inferShapes(graph: ModelGraph): void {
     let moved = 0;
     for (let k = 0; k < ins.length; k++) {
       const t = ins[k];
-      if (t?.shape) moved += bind(t.shape) * bytesPerElement(t.dtype);
+      if (t?.shape) moved += ctx.bind(t.shape) * bytesPerElement(t.dtype);
     }
     for (let i = 0; i < node.outputs.length; i++) {
       const name = node.outputs[i];
@@ -1142,7 +1141,7 @@ export function inferShapes(graph: ModelGraph): void {
         if (o.dtype && (t.dtype === 'unknown' || !t.dtype)) t.dtype = o.dtype;
         if (o.value && !t.value && o.value.length <= 64) t.value = o.value;
       }
-      if (t.shape) moved += bind(t.shape) * bytesPerElement(t.dtype);
+      if (t.shape) moved += ctx.bind(t.shape) * bytesPerElement(t.dtype);
     }
     node.bytesMoved = moved;
   }

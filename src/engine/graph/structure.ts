@@ -159,7 +159,7 @@ export function analyzeGraph(graph: ModelGraph): GraphAnalysis {
       if (!within && inputs.length <= 2) {
         const a = inputs[0] ? sourcesOf(inputs[0]) : EMPTY;
         const b = inputs.length > 1 && inputs[1] ? sourcesOf(inputs[1]) : EMPTY;
-        if (!b.length || (!a.length && b.length)) return (nodeSourcesOf[node] = a.length ? a : b);
+        if (!a.length || !b.length) return (nodeSourcesOf[node] = a.length ? a : b);
       }
       const set = new Set<string>();
       for (const i of inputs) if (i) for (const s of sourcesOf(i)) set.add(s);
@@ -550,19 +550,22 @@ function findNeck(
 }
 
 /**
- * The neck's units: one per merge of scales with what follows it up to the next merge or fan-out, one per lateral
- * or resampling path; a path that only feeds one merge (a lateral 1×1 convolution, a strided downsampling) is part
- * of that merge's unit.
+ * The nodes of one role (`of`: NECK or HEAD) in units along the dominator tree: a node starts a unit
+ * when its immediate dominator `d` is not of the role, or when `starts(k, d)` says so; else it joins
+ * its dominator's unit. `unit[k]` is node k's unit (-1: another role).
  */
-function neckUnits(neck: Neck, anchor: (k: number) => boolean): number[][] {
-  const { role, idom, succs, scaleMerge } = neck;
-  const n = role.length;
-  const unit = new Int32Array(n).fill(-1);
+function dominatorUnits(
+  neck: Neck,
+  of: number,
+  starts: (k: number, d: number) => boolean,
+): { unit: Int32Array; units: number[][] } {
+  const { role, idom } = neck;
+  const unit = new Int32Array(role.length).fill(-1);
   const units: number[][] = [];
-  for (let k = 0; k < n; k++) {
-    if (role[k] !== NECK) continue;
+  for (let k = 0; k < role.length; k++) {
+    if (role[k] !== of) continue;
     const d = idom[k];
-    if (scaleMerge[k] || d < 0 || role[d] !== NECK || (anchor(k) && succs[d].length >= 2)) {
+    if (d < 0 || role[d] !== of || starts(k, d)) {
       unit[k] = units.length;
       units.push([k]);
     } else {
@@ -570,6 +573,21 @@ function neckUnits(neck: Neck, anchor: (k: number) => boolean): number[][] {
       units[unit[k]].push(k);
     }
   }
+  return { unit, units };
+}
+
+/**
+ * The neck's units: one per merge of scales with what follows it up to the next merge or fan-out, one per lateral
+ * or resampling path; a path that only feeds one merge (a lateral 1×1 convolution, a strided downsampling) is part
+ * of that merge's unit.
+ */
+function neckUnits(neck: Neck, anchor: (k: number) => boolean): number[][] {
+  const { role, succs, scaleMerge } = neck;
+  const { unit, units } = dominatorUnits(
+    neck,
+    NECK,
+    (k, d) => scaleMerge[k] !== 0 || (anchor(k) && succs[d].length >= 2),
+  );
   const parent = units.map((_, i) => i);
   const find = (u: number): number => {
     while (parent[u] !== u) u = parent[u] = parent[parent[u]];
@@ -608,21 +626,8 @@ function headUnits(
   anchor: (k: number) => boolean,
   blocksOf: (ks: number[], sink: (k: number) => boolean) => number[][],
 ): number[][] {
-  const { role, idom, succs } = neck;
-  const n = role.length;
-  const unit = new Int32Array(n).fill(-1);
-  const units: number[][] = [];
-  for (let k = 0; k < n; k++) {
-    if (role[k] !== HEAD) continue;
-    const d = idom[k];
-    if (d < 0 || role[d] !== HEAD) {
-      unit[k] = units.length;
-      units.push([k]);
-    } else {
-      unit[k] = unit[d];
-      units[unit[k]].push(k);
-    }
-  }
+  const { succs } = neck;
+  const { units } = dominatorUnits(neck, HEAD, () => false);
   return units.flatMap((ks) => {
     const mine = new Set(ks);
     const sinks = ks.filter((k) => !succs[k].some((s) => mine.has(s)));
